@@ -1,0 +1,1 @@
+"""The ``activelab`` command line: a thin layer over the Python API."""

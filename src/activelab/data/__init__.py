@@ -1,0 +1,1 @@
+"""Reading images and tables: folders, ImageFolder trees, CSV/parquet, bundled datasets."""

@@ -1,0 +1,142 @@
+"""Enumerating what an import should read: folders, ImageFolder trees, tables.
+
+Each source yields :class:`SourceItem` rows (a path and maybe a label) without
+opening any image; checking the files is the importer's job.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from activelab.exceptions import InputError, NotFoundError
+
+SOURCE_FORMATS = ("auto", "folder", "imagefolder", "table")
+TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+
+
+@dataclass(frozen=True)
+class SourceItem:
+    """One candidate image: ``path`` None when a table row had no path; ``row`` is the table row (1-based)."""
+
+    path: Path | None
+    label: str | None
+    row: int | None
+    raw_path: str
+
+
+def _walk_files(root: Path) -> Iterator[Path]:
+    """Every non-hidden regular file below ``root``, in a stable (sorted) order."""
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root)
+        if any(part.startswith(".") for part in rel.parts):
+            continue
+        if path.is_file() or path.is_symlink():
+            yield path
+
+
+def folder_items(root: str | Path) -> Iterator[SourceItem]:
+    """All files below ``root`` (recursive), unlabeled."""
+    root = _existing_dir(root)
+    for path in _walk_files(root):
+        yield SourceItem(path, None, None, str(path))
+
+
+def imagefolder_items(root: str | Path) -> Iterator[SourceItem]:
+    """An ImageFolder tree: ``root/<class>/**/<image>``; the first folder level is the label."""
+    root = _existing_dir(root)
+    class_dirs = [p for p in sorted(root.iterdir()) if p.is_dir() and not p.name.startswith(".")]
+    if not class_dirs:
+        raise InputError(
+            f"{root} has no class sub-folders; an ImageFolder tree looks like {root}/cat/1.jpg. "
+            "For a flat folder of unlabeled images use --format folder."
+        )
+    for class_dir in class_dirs:
+        for path in _walk_files(class_dir):
+            yield SourceItem(path, class_dir.name, None, str(path))
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a CSV, TSV or parquet table, with errors that name the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise NotFoundError(f"no table at {path}")
+    kind = TABLE_SUFFIXES.get(path.suffix.lower())
+    if kind is None:
+        raise InputError(f"{path}: unknown table type {path.suffix!r}; use one of {sorted(TABLE_SUFFIXES)}")
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", dtype=str, keep_default_na=False)
+    except Exception as exc:  # pandas raises many types for malformed files
+        raise InputError(f"cannot read {path} as {kind}: {exc}") from exc
+
+
+def table_items(
+    table: pd.DataFrame,
+    *,
+    path_col: str = "filepath",
+    label_col: str | None = "label",
+    base_dir: str | Path | None = None,
+    name: str = "the table",
+) -> Iterator[SourceItem]:
+    """Rows of a table with a file-path column and an optional label column.
+
+    Relative paths are resolved against ``base_dir`` (the table's folder when it
+    came from a file). A ``label_col`` that is absent means an unlabeled import
+    only when it is the default ``label``; a named one must exist.
+    """
+    columns = [str(c) for c in table.columns]
+    if path_col not in table.columns:
+        raise InputError(
+            f"{name} has no column {path_col!r} (columns: {columns}); name the file-path column with --path-col"
+        )
+    if label_col is not None and label_col not in table.columns:
+        if label_col != "label":
+            raise InputError(
+                f"{name} has no column {label_col!r} (columns: {columns}); name the label column with --label-col"
+            )
+        label_col = None
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    labels = table[label_col].tolist() if label_col is not None else [None] * len(table)
+    for row, (raw, label) in enumerate(zip(table[path_col].tolist(), labels), start=1):
+        raw_str = "" if _is_blank(raw) else str(raw).strip()
+        path = None if not raw_str else (Path(raw_str) if Path(raw_str).is_absolute() else base / raw_str)
+        clean_label = None if _is_blank(label) else str(label).strip()
+        yield SourceItem(path, clean_label, row, raw_str)
+
+
+def _is_blank(value: object) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, float) and value != value:  # NaN
+        return True
+    return isinstance(value, str) and not value.strip()
+
+
+def _existing_dir(root: str | Path) -> Path:
+    root = Path(root)
+    if not root.exists():
+        raise NotFoundError(f"no folder at {root}")
+    if not root.is_dir():
+        raise InputError(f"{root} is a file; pass a folder, or a .csv/.parquet table")
+    return root
+
+
+def resolve_format(source: str | Path, fmt: str) -> str:
+    """Turn ``auto`` into ``table`` for table files and ``folder`` for directories."""
+    if fmt not in SOURCE_FORMATS:
+        raise InputError(f"--format must be one of {SOURCE_FORMATS}, got {fmt!r}")
+    if fmt != "auto":
+        return fmt
+    path = Path(source)
+    if not path.exists():
+        raise NotFoundError(f"no file or folder at {path}")
+    if path.is_dir():
+        return "folder"
+    if path.suffix.lower() in TABLE_SUFFIXES:
+        return "table"
+    raise InputError(f"{path} is neither a folder nor a table ({', '.join(sorted(TABLE_SUFFIXES))})")

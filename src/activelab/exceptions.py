@@ -1,0 +1,33 @@
+"""Exceptions raised by activelab.
+
+Every error a user can cause derives from :class:`ActivelabError`, so the CLI can
+print its message (which names the file, row or value and the fix) instead of a
+traceback. Subclasses also derive from the matching built-in where one fits, so
+``except ValueError`` keeps working for library users.
+"""
+
+from __future__ import annotations
+
+
+class ActivelabError(Exception):
+    """Base class of every error activelab raises on purpose."""
+
+
+class InputError(ActivelabError, ValueError):
+    """Bad arguments or data: wrong shapes, NaN, unknown names, missing columns."""
+
+
+class NotFoundError(ActivelabError, FileNotFoundError):
+    """A path, project, image or class that does not exist."""
+
+
+class StoreError(ActivelabError):
+    """The project store cannot be opened or written as asked."""
+
+
+class SchemaVersionError(StoreError):
+    """The store was written by a newer activelab than this one."""
+
+
+class OfflineError(ActivelabError, RuntimeError):
+    """Pretrained weights or data must be downloaded but no network is reachable."""

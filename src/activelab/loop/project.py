@@ -1,0 +1,82 @@
+"""A project: a folder with ``activelab.yaml`` and (by default) an SQLite store."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from activelab.exceptions import InputError, NotFoundError
+from activelab.loop.settings import SETTINGS_FILE, Settings, load_settings, save_settings
+from activelab.store import Store, open_store
+
+DEFAULT_DB_FILE = "activelab.db"
+
+
+@dataclass
+class Project:
+    """An opened project: its folder, settings and store."""
+
+    root: Path
+    settings: Settings
+    store: Store
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Project:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def cache_dir(self) -> Path:
+        return self.root / "cache"
+
+
+def resolve_db_url(root: Path, db: str) -> str:
+    """SQLite URLs with a relative path are relative to the project folder."""
+    prefix = "sqlite:///"
+    if db.startswith(prefix) and not db.startswith(prefix + "/"):
+        return prefix + str((root / db[len(prefix) :]).resolve())
+    return db
+
+
+def init_project(
+    root: str | Path,
+    classes: Sequence[str] = (),
+    *,
+    db: str | None = None,
+    name: str | None = None,
+) -> Project:
+    """Create a project folder with its settings file and store (refuses an existing project)."""
+    root = Path(root)
+    settings_path = root / SETTINGS_FILE
+    if settings_path.exists():
+        raise InputError(f"{root} is already an activelab project ({settings_path} exists); use it as it is")
+    root.mkdir(parents=True, exist_ok=True)
+    settings = Settings(name=name or root.resolve().name, db=db or f"sqlite:///{DEFAULT_DB_FILE}")
+    store = open_store(resolve_db_url(root, settings.db), create=True)
+    try:
+        store.add_classes(classes)
+    except Exception:
+        store.close()
+        raise
+    save_settings(settings, settings_path)
+    return Project(root, settings, store)
+
+
+def open_project(root: str | Path) -> Project:
+    """Open an existing project folder."""
+    root = Path(root)
+    settings_path = root / SETTINGS_FILE
+    if not settings_path.is_file():
+        raise NotFoundError(f"{root} is not an activelab project (no {SETTINGS_FILE}); create it with `activelab init {root}`")
+    settings = load_settings(settings_path)
+    store = open_store(resolve_db_url(root, settings.db), create=False)
+    return Project(root, settings, store)

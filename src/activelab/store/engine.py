@@ -1,0 +1,83 @@
+"""Opening a store: engine set-up (WAL, busy timeout, write locks) and schema checks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import ArgumentError, OperationalError
+from sqlalchemy.pool import NullPool
+
+from activelab.exceptions import InputError, StoreError
+from activelab.store.migrations import ensure_schema
+from activelab.store.store import Store
+
+SQLITE_BUSY_TIMEOUT_S = 60
+
+
+def sqlite_url(path: str | Path) -> str:
+    """The SQLAlchemy URL of a SQLite file."""
+    return f"sqlite:///{Path(path).resolve()}"
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL journal, foreign keys, and explicit BEGIN so writers take the lock up front."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # we emit BEGIN ourselves below
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.execute("PRAGMA synchronous=NORMAL")
+        cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        write = conn.get_execution_options().get("activelab_write", False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+def open_store(url: str, *, create: bool = True) -> Store:
+    """Open (and with ``create``, create or migrate) the store at a SQLAlchemy URL.
+
+    ``sqlite:///path/to/file.db`` is the embedded default; a PostgreSQL URL
+    (``postgresql+psycopg://user@host:port/db``) works the same.
+    """
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise InputError(f"not a database URL: {url!r} (expected e.g. sqlite:///project.db)") from exc
+    kwargs: dict[str, Any] = {}
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database in (None, "", ":memory:"):
+            raise InputError("an in-memory SQLite store would lose everything on exit; give a file path")
+        db_file = Path(parsed.database)
+        if not create and not db_file.exists():
+            raise StoreError(f"no store at {db_file}; create a project with `activelab init`")
+        db_file.parent.mkdir(parents=True, exist_ok=True)
+        kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
+        kwargs["poolclass"] = NullPool
+    try:
+        engine = create_engine(parsed, **kwargs)
+    except ModuleNotFoundError as exc:
+        raise StoreError(
+            f"the driver for {parsed.drivername} is not installed ({exc.name}); "
+            "for PostgreSQL: pip install 'activelab[postgres]'"
+        ) from exc
+    if parsed.get_backend_name() == "sqlite":
+        _configure_sqlite(engine)
+    store = Store(engine)
+    try:
+        with store._write() as conn:
+            ensure_schema(conn, store.url, create=create)
+    except OperationalError as exc:
+        engine.dispose()
+        raise StoreError(f"cannot open the store at {store.url}: {exc.orig}") from exc
+    except Exception:
+        engine.dispose()
+        raise
+    return store

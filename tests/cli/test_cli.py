@@ -1,0 +1,49 @@
+"""CLI behaviour: clear one-line errors with exit status 2, the demo, status output."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from activelab.cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(*args: str):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_demo_creates_labeled_seed_and_eval(tmp_path: Path) -> None:
+    result = invoke("demo", tmp_path / "demo")
+    assert result.exit_code == 0, result.output
+    status = json.loads(invoke("status", tmp_path / "demo", "--json").output)
+    assert status["images"] == {"pool": 500, "eval": 200}
+    assert status["labeled"] == {"pool": 20, "eval": 200}
+    assert all(c["pool"] == 2 for c in status["per_class"].values())
+    again = invoke("demo", tmp_path / "demo")
+    assert again.exit_code == 0 and "created demo" not in again.output
+
+
+def test_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
+    result = invoke("status", tmp_path / "nothing")
+    assert result.exit_code == 2
+    assert "error:" in result.output and "activelab init" in result.output
+    assert "Traceback" not in result.output
+    invoke("init", tmp_path / "p", "--classes", "a,b")
+    (tmp_path / "t.csv").write_text("path,label\nx.png,a\n")
+    result = invoke("import", tmp_path / "p", tmp_path / "t.csv")
+    assert result.exit_code == 2 and "no column 'filepath'" in result.output and "--path-col" in result.output
+    result = invoke("export", tmp_path / "p", tmp_path / "o", "--format", "coco")
+    assert result.exit_code == 2 and "--format must be one of" in result.output
+
+
+def test_import_reports_rejections(tmp_path: Path, broken_files: dict[str, Path]) -> None:
+    invoke("init", tmp_path / "p")
+    folder = next(iter(broken_files.values())).parent
+    result = invoke("import", tmp_path / "p", folder, "--report", tmp_path / "r.csv")
+    assert result.exit_code == 0, result.output
+    assert "0 added" in result.output and "4 rejected" in result.output
+    assert (tmp_path / "r.csv").read_text().count("rejected") == 4

@@ -1,0 +1,79 @@
+"""Sources: folders, ImageFolder trees and tables become path/label items without opening images."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from activelab.data.sources import folder_items, imagefolder_items, read_table, resolve_format, table_items
+from activelab.exceptions import InputError, NotFoundError
+
+
+def test_folder_is_recursive_sorted_and_skips_hidden(tmp_path: Path) -> None:
+    (tmp_path / "b" / "c").mkdir(parents=True)
+    for rel in ["z.png", "b/a.png", "b/c/d.jpg", ".hidden.png", "b/.DS_Store"]:
+        (tmp_path / rel).write_bytes(b"x")
+    items = list(folder_items(tmp_path))
+    assert [p.path.relative_to(tmp_path).as_posix() for p in items] == ["b/a.png", "b/c/d.jpg", "z.png"]
+    assert all(i.label is None for i in items)
+
+
+def test_imagefolder_labels_from_first_level(tmp_path: Path) -> None:
+    for rel in ["cat/1.png", "cat/sub/2.png", "dog/3.png"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    assert [(i.path.name, i.label) for i in imagefolder_items(tmp_path)] == [
+        ("1.png", "cat"), ("2.png", "cat"), ("3.png", "dog"),
+    ]
+
+
+def test_imagefolder_without_class_folders_explains(tmp_path: Path) -> None:
+    (tmp_path / "1.png").write_bytes(b"x")
+    with pytest.raises(InputError, match="no class sub-folders.*--format folder"):
+        list(imagefolder_items(tmp_path))
+
+
+def test_table_resolves_relative_paths_and_blank_cells(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"filepath": ["a.png", "/abs/b.png", "", "c.png"], "label": ["cat", "", "dog", None]})
+    items = list(table_items(frame, base_dir=tmp_path))
+    assert items[0].path == tmp_path / "a.png" and items[0].label == "cat" and items[0].row == 1
+    assert items[1].path == Path("/abs/b.png") and items[1].label is None
+    assert items[2].path is None and items[2].row == 3
+    assert items[3].label is None
+
+
+def test_table_column_errors_name_the_columns() -> None:
+    frame = pd.DataFrame({"path": ["a.png"], "y": ["cat"]})
+    with pytest.raises(InputError, match=r"no column 'filepath' \(columns: \['path', 'y'\]\).*--path-col"):
+        list(table_items(frame))
+    with pytest.raises(InputError, match="no column 'klass'.*--label-col"):
+        list(table_items(frame, path_col="path", label_col="klass"))
+    assert [i.label for i in table_items(frame, path_col="path")] == [None]
+
+
+def test_read_table_formats(tmp_path: Path) -> None:
+    frame = pd.DataFrame({"filepath": ["a.png"], "label": ["cat"]})
+    frame.to_csv(tmp_path / "t.csv", index=False)
+    frame.to_parquet(tmp_path / "t.parquet")
+    for name in ["t.csv", "t.parquet"]:
+        assert read_table(tmp_path / name).to_dict("records") == [{"filepath": "a.png", "label": "cat"}]
+    (tmp_path / "t.json").write_text("{}")
+    with pytest.raises(InputError, match="unknown table type '.json'"):
+        read_table(tmp_path / "t.json")
+    with pytest.raises(NotFoundError):
+        read_table(tmp_path / "missing.csv")
+    (tmp_path / "bad.parquet").write_text("not parquet")
+    with pytest.raises(InputError, match="cannot read .*bad.parquet"):
+        read_table(tmp_path / "bad.parquet")
+
+
+def test_resolve_format(tmp_path: Path) -> None:
+    (tmp_path / "t.csv").write_text("filepath\n")
+    assert resolve_format(tmp_path, "auto") == "folder"
+    assert resolve_format(tmp_path / "t.csv", "auto") == "table"
+    with pytest.raises(NotFoundError):
+        resolve_format(tmp_path / "nope", "auto")
+    with pytest.raises(InputError, match="--format"):
+        resolve_format(tmp_path, "zip")

@@ -1,0 +1,114 @@
+"""The store on SQLite and PostgreSQL: append-only labels, derived current label, rounds."""
+
+from __future__ import annotations
+
+import pytest
+
+from activelab.exceptions import InputError, NotFoundError, StoreError
+from activelab.store import ImageRecord, Store
+
+
+def rec(n: int, label: str | None = None, split: str = "pool") -> ImageRecord:
+    return ImageRecord(sha256=f"{n:064x}", path=f"/img/{n}.png", width=28, height=28, n_bytes=100 + n,
+                       split=split, label=label)
+
+
+def test_classes_keep_order_and_ignore_repeats(store: Store) -> None:
+    assert store.add_classes(["cat", "dog"]) == ["cat", "dog"]
+    assert store.add_classes(["dog", "bird", "bird"]) == ["bird"]
+    assert store.class_names() == ["cat", "dog", "bird"]
+
+
+def test_bad_class_names_are_refused(store: Store) -> None:
+    with pytest.raises(InputError, match="empty"):
+        store.add_classes([" "])
+    with pytest.raises(InputError, match="comma"):
+        store.add_classes(["a,b"])
+
+
+def test_add_images_dedupes_by_content_and_records_labels(store: Store) -> None:
+    store.add_classes(["cat", "dog"])
+    out = store.add_images([rec(1, "cat"), rec(2), rec(1)], author="ann")
+    assert out.status == ["added", "added", "duplicate"]
+    assert out.image_id[0] == out.image_id[2]
+    assert out.labels_added == 1
+    again = store.add_images([rec(1, "cat"), rec(2, "dog"), rec(1, "dog")], author="bob")
+    assert again.status == ["duplicate", "labeled", "label_conflict"]
+    labels = store.current_labels()
+    assert {labels[i].label for i in labels} == {"cat", "dog"}
+    assert labels[out.image_id[0]].author == "ann"
+    assert labels[out.image_id[1]].author == "bob"
+
+
+def test_unknown_class_writes_nothing(store: Store) -> None:
+    store.add_classes(["cat"])
+    with pytest.raises(InputError, match="unknown class name.*'zebra'"):
+        store.add_images([rec(1, "cat"), rec(2, "zebra")], author="ann")
+    assert store.images() == []
+    assert store.n_label_events() == 0
+
+
+def test_correction_appends_and_history_keeps_everything(store: Store) -> None:
+    store.add_classes(["cat", "dog"])
+    (iid,) = store.add_images([rec(1, "cat")], author="ann").image_id
+    store.add_label(iid, "dog", author="rev", source="correction", note="ears")
+    store.add_label(iid, None, author="rev2", source="review")
+    assert iid not in store.current_labels()
+    store.add_label(iid, "cat", author="rev3", source="correction")
+    history = store.label_history(iid)
+    assert [(e.label, e.author, e.source) for e in history] == [
+        ("cat", "ann", "import"), ("dog", "rev", "correction"), (None, "rev2", "review"), ("cat", "rev3", "correction"),
+    ]
+    assert history[1].note == "ears"
+    assert store.current_labels()[iid].author == "rev3"
+
+
+def test_label_checks(store: Store) -> None:
+    store.add_classes(["cat"])
+    (iid,) = store.add_images([rec(1)], author="a").image_id
+    with pytest.raises(NotFoundError, match="999"):
+        store.add_label(999, "cat", author="a")
+    with pytest.raises(InputError, match="unknown class"):
+        store.add_label(iid, "dog", author="a")
+    with pytest.raises(InputError, match="label source"):
+        store.add_label(iid, "cat", author="a", source="guess")
+    with pytest.raises(InputError, match="author"):
+        store.add_label(iid, "cat", author="")
+    assert store.n_label_events() == 0
+
+
+def test_splits_and_summary(store: Store) -> None:
+    store.add_classes(["cat", "dog"])
+    store.add_images([rec(1, "cat"), rec(2), rec(3, "dog", split="eval")], author="a")
+    assert [i.sha256 for i in store.images("eval")] == [f"{3:064x}"]
+    assert set(store.current_labels("pool")) == {store.images("pool")[0].id}
+    summary = store.summary()
+    assert summary["images"] == {"pool": 2, "eval": 1}
+    assert summary["labeled"] == {"pool": 1, "eval": 1}
+    assert summary["per_class"] == {"cat": {"pool": 1, "eval": 0}, "dog": {"pool": 0, "eval": 1}}
+    with pytest.raises(InputError, match="split"):
+        store.images("train")
+
+
+def test_rounds_record_selection_and_advance_label_round(store: Store) -> None:
+    store.add_classes(["cat"])
+    ids = store.add_images([rec(1, "cat"), rec(2), rec(3)], author="a").image_id
+    number = store.start_round(strategy="margin", model="m", config={"k": 2}, n_labeled=1)
+    assert number == 1 and store.round_index() == 0
+    store.finish_round(number, metrics={"accuracy": 0.5}, selection=[(ids[2], 0.9), (ids[1], 0.1)])
+    assert store.round_index() == 1
+    assert store.round_selection(1) == [(ids[2], 0.9), (ids[1], 0.1)]
+    store.add_label(ids[2], "cat", author="a")
+    assert store.current_labels()[ids[2]].round_index == 1
+    (rnd,) = store.rounds()
+    assert (rnd.status, rnd.metrics, rnd.config) == ("done", {"accuracy": 0.5}, {"k": 2})
+    with pytest.raises(StoreError, match="already done"):
+        store.finish_round(1, metrics={}, selection=[])
+
+
+def test_failed_round_does_not_count(store: Store) -> None:
+    number = store.start_round(strategy="margin", model="m", config={}, n_labeled=0)
+    store.fail_round(number, "killed")
+    assert store.rounds()[0].status == "failed"
+    assert store.round_index() == 0
+    assert store.start_round(strategy="margin", model="m", config={}, n_labeled=0) == 2
