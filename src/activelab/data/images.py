@@ -15,6 +15,8 @@ from pathlib import Path
 
 from PIL import Image, UnidentifiedImageError
 
+from activelab.exceptions import InputError, NotFoundError
+
 # Pillow's own default limit (about 89.5 megapixels); larger images are refused
 # as possible decompression bombs unless the caller raises the limit.
 DEFAULT_MAX_PIXELS = 89_478_485
@@ -89,6 +91,14 @@ def inspect_image(path: str | Path, *, max_pixels: int = DEFAULT_MAX_PIXELS) -> 
 
 
 def load_rgb(path: str | Path) -> Image.Image:
-    """Open an image as RGB (grayscale and palette images are converted)."""
-    with Image.open(path) as im:
-        return im.convert("RGB")
+    """Open an image file as RGB (grayscale is replicated to 3 channels, alpha dropped)."""
+    try:
+        with Image.open(path) as im:
+            im.load()
+            return im if im.mode == "RGB" else im.convert("RGB")
+    except FileNotFoundError as e:
+        raise NotFoundError(f"image file not found: {path}") from e
+    except (UnidentifiedImageError, OSError) as e:
+        raise InputError(
+            f"cannot read {path} as an image ({e}); remove it from the set or re-export it as PNG/JPEG"
+        ) from e

@@ -1,0 +1,296 @@
+"""The model-adapter interface the loop and the strategies' inputs come from.
+
+A *model adapter* turns image files into what query strategies need, and nothing
+framework-specific:
+
+- ``predict_proba(paths) -> (N, C)`` float32 class probabilities, rows sum to 1;
+- ``embed(paths) -> (N, d)`` float32 features (see each adapter for which layer);
+- ``mc_predict(paths, n_samples=T) -> (T, N, C)`` MC-dropout probabilities
+  (Gal & Ghahramani, 2016), where the adapter has dropout;
+- ``grad_embed(paths) -> (N, C * h)`` last-layer gradient embeddings for BADGE
+  (Ash et al., 2020), where the adapter has a linear last layer.
+
+``supports`` says which of ``{"probs", "embeddings", "mc_probs", "grad_embeddings"}``
+an adapter can provide, so the loop computes what a strategy's ``requires`` names
+and never special-cases an adapter by type.
+
+Labels are integer positions into ``classes``; image ``keys`` are content hashes
+(sha256 hex) that let the fast path cache backbone embeddings across rounds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+import numpy as np
+
+from activelab.exceptions import ActivelabError, InputError
+
+#: Everything an adapter may be able to provide (see :attr:`ModelAdapter.supports`).
+CAPABILITIES: frozenset[str] = frozenset({"probs", "embeddings", "mc_probs", "grad_embeddings"})
+
+#: Version of the file format written by ``save``; ``load`` refuses newer ones.
+FORMAT_VERSION = 1
+
+PathLike = str | os.PathLike[str]
+
+
+class UnsupportedError(ActivelabError, NotImplementedError):
+    """The adapter cannot provide what was asked (e.g. MC dropout without dropout)."""
+
+
+class NotFittedError(ActivelabError, RuntimeError):
+    """A method that needs a trained model was called before ``fit``."""
+
+
+class MissingDependencyError(ActivelabError, ImportError):
+    """An optional package (transformers, lightly, fastai) is needed but not installed."""
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What one ``fit`` call did.
+
+    ``epochs`` is the number of epochs run, ``best_epoch`` (1-based) the one whose
+    weights were kept (early stopping on the validation split; the last epoch when
+    there is no validation split). ``val_*`` are ``None`` without a validation split.
+    ``cache_hits`` / ``cache_misses`` count images whose backbone embedding was found
+    in / added to the embedding cache (fast path only; 0 on the full path).
+    ``history`` holds one dict per epoch (``epoch``, ``train_loss`` and, with a
+    validation split, ``val_loss`` and ``val_accuracy``).
+    """
+
+    n_train: int
+    n_val: int
+    epochs: int
+    best_epoch: int
+    train_loss: float
+    val_loss: float | None
+    val_accuracy: float | None
+    seconds: float
+    device: str
+    cache_hits: int = 0
+    cache_misses: int = 0
+    history: tuple[dict[str, float], ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable copy, for recording a round."""
+        d = asdict(self)
+        d["history"] = [dict(h) for h in self.history]
+        return d
+
+
+@runtime_checkable
+class ModelAdapter(Protocol):
+    """What the loop needs from a model. See the module docstring for shapes."""
+
+    name: str
+    classes: list[str]
+    supports: frozenset[str]
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """JSON-serialisable configuration (model name, path, options), for recording."""
+        ...
+
+    def fit(
+        self,
+        paths: Sequence[PathLike],
+        labels: Sequence[int],
+        *,
+        keys: Sequence[str] | None = None,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> FitReport: ...
+
+    def predict_proba(
+        self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
+    ) -> np.ndarray: ...
+
+    def embed(
+        self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
+    ) -> np.ndarray: ...
+
+    def mc_predict(
+        self,
+        paths: Sequence[PathLike],
+        *,
+        n_samples: int = 10,
+        seed: int = 0,
+        keys: Sequence[str] | None = None,
+        progress: bool = False,
+    ) -> np.ndarray: ...
+
+    def grad_embed(
+        self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
+    ) -> np.ndarray: ...
+
+    def save(self, path: PathLike) -> None: ...
+
+    @classmethod
+    def load(cls, path: PathLike, *, device: str | None = None) -> ModelAdapter: ...
+
+
+# ---------------------------------------------------------------------------
+# helpers shared by the adapters
+
+
+def pick_device(device: str | None = None) -> str:
+    """``device`` if given, else ``"cuda"`` when available, then ``"mps"``, then ``"cpu"``."""
+    import torch
+
+    if device is not None:
+        dev = str(device)
+        if dev.startswith("cuda") and not torch.cuda.is_available():
+            raise InputError(f"device={dev!r} was asked for but CUDA is not available; use device='cpu'")
+        return dev
+    if torch.cuda.is_available():
+        return "cuda"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+@contextmanager
+def seeded(seed: int, device: str = "cpu") -> Iterator[None]:
+    """Run a block with torch's global RNG seeded, restoring the caller's RNG state after.
+
+    Model initialisation, dropout and torchvision's random transforms draw from
+    torch's global generator; forking it keeps ``fit(seed=...)`` reproducible
+    without leaking state into the caller.
+    """
+    import torch
+
+    devices = [torch.cuda.current_device()] if device.startswith("cuda") and torch.cuda.is_available() else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(int(seed))
+        yield
+
+
+def file_key(path: PathLike) -> str:
+    """sha256 hex of a file's bytes: the key used when callers pass no ``keys``."""
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except FileNotFoundError as e:
+        from activelab.exceptions import NotFoundError
+
+        raise NotFoundError(f"image file not found: {os.fspath(path)}") from e
+    return h.hexdigest()
+
+
+def check_paths(paths: Sequence[PathLike], keys: Sequence[str] | None = None) -> list[str]:
+    """Paths as strings; checks ``keys`` (if given) has one string per path."""
+    if isinstance(paths, (str, bytes, os.PathLike)):
+        raise InputError("paths must be a sequence of image paths, not a single path; wrap it in a list")
+    out = [os.fspath(p) for p in paths]
+    if keys is not None:
+        if isinstance(keys, str) or len(keys) != len(out):
+            raise InputError(
+                f"keys must have one entry per path: got {len(keys) if not isinstance(keys, str) else 'a string'}"
+                f" keys for {len(out)} paths"
+            )
+        for i, k in enumerate(keys):
+            if not isinstance(k, str) or not k or "\n" in k:
+                raise InputError(f"keys[{i}] must be a non-empty one-line string (the image's sha256), got {k!r}")
+    return out
+
+
+def resolve_keys(paths: Sequence[str], keys: Sequence[str] | None) -> list[str]:
+    """``keys`` as a list, or the files' sha256 when ``keys`` is None."""
+    return list(keys) if keys is not None else [file_key(p) for p in paths]
+
+
+def check_labels(labels: Sequence[int], n: int, n_classes: int | None) -> np.ndarray:
+    """Labels as an int64 array of length ``n`` with values in ``[0, n_classes)``."""
+    arr = np.asarray(labels)
+    if arr.ndim != 1 or arr.shape[0] != n:
+        raise InputError(f"labels must be a 1-d sequence with one label per path: got shape {arr.shape} for {n} paths")
+    if n == 0:
+        raise InputError("fit needs at least one labeled image; got none")
+    if arr.dtype.kind not in "iu":
+        if arr.dtype.kind == "f" and np.all(np.isfinite(arr)) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise InputError(
+                f"labels must be integer class positions (0..C-1), got dtype {arr.dtype}; "
+                "map class names to positions in `classes` first"
+            )
+    arr = arr.astype(np.int64)
+    if arr.min() < 0:
+        raise InputError(f"labels must be >= 0; found {int(arr.min())} at position {int(np.argmin(arr))}")
+    if n_classes is not None and arr.max() >= n_classes:
+        bad = int(np.argmax(arr >= n_classes))
+        raise InputError(
+            f"label {int(arr[bad])} at position {bad} is out of range for {n_classes} classes; "
+            "pass num_classes= or classes= covering every label to create_model"
+        )
+    return arr
+
+
+def check_n_samples(n_samples: int) -> int:
+    if not isinstance(n_samples, (int, np.integer)) or isinstance(n_samples, bool) or n_samples < 1:
+        raise InputError(f"n_samples must be a positive integer, got {n_samples!r}")
+    return int(n_samples)
+
+
+def normalise_rows(p: np.ndarray) -> np.ndarray:
+    """Float32 probabilities whose rows sum to 1 (renormalised in float64 first)."""
+    p64 = np.asarray(p, dtype=np.float64)
+    p64 = np.clip(p64, 0.0, None)
+    p64 /= p64.sum(axis=-1, keepdims=True)
+    return p64.astype(np.float32)
+
+
+def grad_embedding(probs: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+    """BADGE gradient embeddings (Ash et al., 2020, "Deep Batch Active Learning by
+    Diverse, Uncertain Gradient Lower Bounds").
+
+    probs: (N, C) softmax outputs; hidden: (N, h) input of the last linear layer.
+    Returns (N, C * h) float32: the gradient of the cross-entropy loss with respect
+    to the last layer's weights, taking the predicted class as the label, i.e.
+    ``(p - onehot(argmax p)) ⊗ hidden`` (sign flipped; only norms and distances matter).
+    """
+    n, c = probs.shape
+    g = probs.astype(np.float32).copy()  # (N, C)
+    g[np.arange(n), probs.argmax(axis=1)] -= 1.0
+    g = -g
+    return (g[:, :, None] * hidden.astype(np.float32)[:, None, :]).reshape(n, -1)
+
+
+def check_format(obj: Any, path: PathLike, kind: str | None = None) -> dict[str, Any]:
+    if not isinstance(obj, dict) or obj.get("format") != "activelab-model":
+        raise InputError(f"{os.fspath(path)} is not an activelab model file (saved with adapter.save)")
+    if int(obj.get("version", 0)) > FORMAT_VERSION:
+        raise InputError(
+            f"{os.fspath(path)} was saved by a newer activelab (format {obj.get('version')}); upgrade activelab"
+        )
+    if kind is not None and obj.get("kind") != kind:
+        raise InputError(
+            f"{os.fspath(path)} holds a {obj.get('kind')!r} model, not {kind!r}; "
+            "use activelab.models.load_model(path) to load any kind"
+        )
+    return obj
+
+
+class _Named:
+    """Mixin: a readable repr from ``name`` and ``config``."""
+
+    name: str
+    _kind: ClassVar[str] = ""
+
+    def __repr__(self) -> str:  # pragma: no cover - cosmetic
+        return f"{type(self).__name__}({self.name!r})"
+
+
+def as_path(p: PathLike) -> Path:
+    return Path(os.fspath(p))

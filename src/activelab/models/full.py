@@ -1,0 +1,409 @@
+"""The full path: fine-tune a whole network (timm / torchvision / small_cnn /
+efficientnet_lite0 / Hugging Face) with augmentation, mixed precision on CUDA, early
+stopping on a validation split and a checkpoint of the best epoch.
+
+The network is the backbone body, then dropout, then a new linear classifier; each
+``fit`` starts again from the pretrained (or seeded random) weights, the usual practice
+in active learning (no warm-start bias from earlier rounds).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from activelab.exceptions import InputError
+from activelab.models._adapter import AdapterBase, forward_images, init_classes
+from activelab.models.backbones import BackboneSpec, Body, build_body
+from activelab.models.base import (
+    FitReport,
+    PathLike,
+    UnsupportedError,
+    check_labels,
+    check_n_samples,
+    check_paths,
+    grad_embedding,
+    normalise_rows,
+    pick_device,
+    seeded,
+)
+from activelab.models.images import ImageDataset, Preprocess, make_loader
+
+#: options of the full path and their defaults
+FULL_DEFAULTS: dict[str, Any] = {
+    "epochs": 10,
+    "lr": 1e-3,
+    "batch_size": 32,
+    "weight_decay": 1e-4,
+    "val_fraction": 0.1,  # held out for early stopping when >= min_val_size images result
+    "min_val_size": 8,
+    "patience": 3,  # epochs without val-loss improvement before stopping
+    "augment": True,  # random resized crop (+ flip) during training
+    "hflip": True,
+    "dropout": 0.2,  # before the classifier: MC-dropout samples
+    "label_smoothing": 0.0,
+    "amp": True,  # mixed precision on CUDA (ignored on cpu/mps)
+    "num_workers": 0,
+    "checkpoint_dir": None,  # write best.pt there whenever val loss improves
+    "width": 32,  # small_cnn only
+    "body_dropout": 0.25,  # small_cnn only
+}
+
+
+class ClassifierNet(nn.Module):
+    """``body -> dropout -> linear``; ``features(x)`` is the penultimate layer."""
+
+    def __init__(
+        self,
+        body: nn.Module,
+        features: Callable[[nn.Module, torch.Tensor], torch.Tensor],
+        dim: int,
+        n_classes: int,
+        dropout: float,
+    ) -> None:
+        super().__init__()
+        self.body = body
+        self._features_fn = features
+        self.dropout = nn.Dropout(dropout)
+        self.fc = nn.Linear(dim, n_classes)
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        return self._features_fn(self.body, x).float()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(self.dropout(self.features(x)))
+
+
+def _split(n: int, fraction: float, min_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    n_val = int(round(n * fraction)) if fraction > 0 else 0
+    if n_val < min_val or n - n_val < 1:
+        return np.arange(n), np.arange(0)
+    perm = np.random.default_rng(seed).permutation(n)
+    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+
+class FullAdapter(AdapterBase):
+    """Fine-tunes the whole network. ``embed`` returns the penultimate layer (the
+    classifier's input; before ``fit``, the pretrained body's features)."""
+
+    kind = "full"
+    path = "full"
+
+    def __init__(
+        self,
+        spec: BackboneSpec,
+        *,
+        classes: Sequence[str] | None = None,
+        num_classes: int | None = None,
+        device: str | None = None,
+        **options: Any,
+    ) -> None:
+        unknown = sorted(set(options) - set(FULL_DEFAULTS))
+        if unknown:
+            raise InputError(
+                f"unknown option(s) for the full path: {', '.join(unknown)}; known: {', '.join(sorted(FULL_DEFAULTS))}"
+            )
+        self.spec = spec
+        self.name = spec.display_name
+        self.classes = init_classes(classes, num_classes)
+        self.options = {**FULL_DEFAULTS, **options}
+        if self.options["checkpoint_dir"] is not None:
+            self.options["checkpoint_dir"] = os.fspath(self.options["checkpoint_dir"])
+        self._device_arg = device
+        self.device = device or "cpu"
+        self._template: Body | None = None  # pretrained body, as loaded
+        self._preprocess: Preprocess | None = None
+        self._dim: int | None = None
+        self._net: ClassifierNet | None = None
+
+    @property
+    def supports(self) -> frozenset[str]:  # type: ignore[override]
+        s = {"probs", "embeddings", "grad_embeddings"}
+        if float(self.options["dropout"]) > 0 or self.spec.source == "small_cnn":
+            s.add("mc_probs")
+        return frozenset(s)
+
+    def _body_options(self) -> dict[str, Any]:
+        return {"width": self.options["width"], "body_dropout": self.options["body_dropout"]}
+
+    def build(self) -> FullAdapter:
+        """Load the pretrained body (downloading if needed); returns self."""
+        if self._template is not None:
+            return self
+        self.device = pick_device(self._device_arg)
+        body = build_body(self.spec, load_weights=True, options=self._body_options())
+        self._template = body
+        self._preprocess = body.preprocess
+        self._dim = body.dim
+        return self
+
+    def _new_body(self) -> Body:
+        """A fresh body: the pretrained weights, or new random ones from torch's RNG."""
+        self.build()
+        assert self._template is not None
+        if self.spec.pretrained or self.spec.weights_file:
+            return copy.deepcopy(self._template)
+        return build_body(self.spec, load_weights=False, options=self._body_options())
+
+    # --- training ----------------------------------------------------------------
+
+    def fit(
+        self,
+        paths: Sequence[PathLike],
+        labels: Sequence[int],
+        *,
+        keys: Sequence[str] | None = None,
+        seed: int = 0,
+        progress: bool = False,
+    ) -> FitReport:
+        """Fine-tune a fresh network on ``paths`` / ``labels`` (``keys`` unused)."""
+        t0 = time.perf_counter()
+        ps = check_paths(paths, keys)
+        y = check_labels(labels, len(ps), self.n_classes or None)
+        self._classes_for_fit(y)
+        self.build()
+        assert self._preprocess is not None and self._dim is not None
+        o = self.options
+        dev = self.device
+        use_amp = bool(o["amp"]) and dev.startswith("cuda")
+        tr, va = _split(len(ps), float(o["val_fraction"]), int(o["min_val_size"]), seed)
+        bs = int(o["batch_size"])
+        with seeded(seed, dev):
+            body = self._new_body()
+            net = ClassifierNet(body.module, body.features, self._dim, self.n_classes, float(o["dropout"])).to(dev)
+            train_ds = ImageDataset([ps[i] for i in tr], y[tr], self._preprocess.train_transform(
+                augment=bool(o["augment"]), hflip=bool(o["hflip"])))  # fmt: skip
+            loader = make_loader(train_ds, batch_size=bs, shuffle=True, seed=seed,
+                                 num_workers=int(o["num_workers"]), device=dev)  # fmt: skip
+            if len(tr) > bs and len(tr) % bs == 1:  # a batch of one breaks BatchNorm
+                loader = torch.utils.data.DataLoader(
+                    train_ds, batch_size=bs, shuffle=True, generator=loader.generator, drop_last=True,
+                    num_workers=int(o["num_workers"]), pin_memory=dev.startswith("cuda"))  # fmt: skip
+            val_loader = None
+            if len(va):
+                val_ds = ImageDataset([ps[i] for i in va], y[va], self._preprocess.eval_transform())
+                val_loader = make_loader(val_ds, batch_size=bs, num_workers=int(o["num_workers"]), device=dev)
+            opt = torch.optim.AdamW(net.parameters(), lr=float(o["lr"]), weight_decay=float(o["weight_decay"]))
+            epochs = int(o["epochs"])
+            if epochs < 1:
+                raise InputError(f"epochs must be >= 1, got {epochs}")
+            steps = max(1, epochs * len(loader))
+            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+            scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+            loss_fn = nn.CrossEntropyLoss(label_smoothing=float(o["label_smoothing"]))
+            history: list[dict[str, float]] = []
+            best_state: dict[str, torch.Tensor] | None = None
+            best_epoch, best_val, bad = 0, math.inf, 0
+            bar = tqdm(total=epochs * len(loader), desc=f"fine-tuning {self.name}", unit="batch",
+                       disable=not progress, leave=False)  # fmt: skip
+            try:
+                for epoch in range(1, epochs + 1):
+                    net.train()
+                    total, count = 0.0, 0
+                    for xb, yb in loader:
+                        xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
+                        opt.zero_grad(set_to_none=True)
+                        with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                            loss = loss_fn(net(xb), yb)
+                        scaler.scale(loss).backward()
+                        scaler.step(opt)
+                        scaler.update()
+                        sched.step()
+                        total += float(loss.detach()) * len(yb)
+                        count += len(yb)
+                        bar.update(1)
+                    rec: dict[str, float] = {"epoch": float(epoch), "train_loss": total / max(count, 1)}
+                    if val_loader is not None:
+                        vl, vacc = self._evaluate(net, val_loader, loss_fn, use_amp)
+                        rec.update(val_loss=vl, val_accuracy=vacc)
+                        improved = vl < best_val - 1e-6
+                    else:
+                        improved = True
+                    history.append(rec)
+                    bar.set_postfix({k: round(v, 4) for k, v in rec.items() if k != "epoch"})
+                    if improved:
+                        best_val = rec.get("val_loss", math.inf)
+                        best_epoch, bad = epoch, 0
+                        best_state = {k: v.detach().to("cpu", copy=True) for k, v in net.state_dict().items()}
+                        if o["checkpoint_dir"]:
+                            self._checkpoint(net, Path(o["checkpoint_dir"]))
+                    else:
+                        bad += 1
+                        if bad >= int(o["patience"]):
+                            break
+            finally:
+                bar.close()
+        assert best_state is not None
+        net.load_state_dict(best_state)
+        net.eval()
+        self._net = net
+        best = history[best_epoch - 1]
+        return FitReport(
+            n_train=len(tr),
+            n_val=len(va),
+            epochs=len(history),
+            best_epoch=best_epoch,
+            train_loss=best["train_loss"],
+            val_loss=best.get("val_loss"),
+            val_accuracy=best.get("val_accuracy"),
+            seconds=time.perf_counter() - t0,
+            device=dev,
+            history=tuple(history),
+        )
+
+    def _evaluate(self, net: nn.Module, loader: Any, loss_fn: nn.Module, use_amp: bool) -> tuple[float, float]:
+        net.eval()
+        total, correct, count = 0.0, 0, 0
+        with torch.no_grad():
+            for xb, yb in loader:
+                xb, yb = xb.to(self.device), yb.to(self.device)
+                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                    logits = net(xb)
+                total += float(loss_fn(logits.float(), yb)) * len(yb)
+                correct += int((logits.argmax(1) == yb).sum())
+                count += len(yb)
+        return total / count, correct / count
+
+    def _checkpoint(self, net: ClassifierNet, folder: Path) -> None:
+        prev = self._net
+        self._net = net
+        try:
+            self.save(folder / "best.pt")
+        finally:
+            self._net = prev
+
+    # --- inference ----------------------------------------------------------------
+
+    def _fitted(self) -> ClassifierNet:
+        self._require_fitted(self._net is not None)
+        assert self._net is not None
+        return self._net
+
+    def _run(self, fn: Callable[[torch.Tensor], Any], paths: Sequence[PathLike], keys: Sequence[str] | None,
+             progress: bool, desc: str) -> list[Any]:  # fmt: skip
+        ps = check_paths(paths, keys)
+        if self._preprocess is None:
+            self.build()
+        assert self._preprocess is not None
+        return forward_images(
+            fn, ps, self._preprocess, device=self.device, batch_size=int(self.options["batch_size"]),
+            num_workers=int(self.options["num_workers"]), progress=progress, desc=desc, amp=bool(self.options["amp"]),
+        )  # fmt: skip
+
+    def predict_proba(
+        self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
+    ) -> np.ndarray:
+        """(N, C) float32 class probabilities, rows sum to 1."""
+        net = self._fitted().eval()
+        outs = self._run(lambda x: torch.softmax(net(x).float(), 1).cpu(), paths, keys, progress, "predicting")
+        return normalise_rows(torch.cat(outs).numpy()) if outs else np.zeros((0, self.n_classes), np.float32)
+
+    def embed(self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False) -> np.ndarray:
+        """(N, d) float32 penultimate features (the classifier's input)."""
+        if self._net is not None:
+            net = self._net.eval()
+            fn: Callable[[torch.Tensor], Any] = lambda x: net.features(x).cpu()  # noqa: E731
+        else:
+            self.build()
+            assert self._template is not None
+            body = self._template
+            body.module.eval().to(self.device)
+            fn = lambda x: body(x).float().cpu()  # noqa: E731
+        outs = self._run(fn, paths, keys, progress, "embedding")
+        return torch.cat(outs).numpy().astype(np.float32) if outs else np.zeros((0, self._dim or 0), np.float32)
+
+    def mc_predict(
+        self,
+        paths: Sequence[PathLike],
+        *,
+        n_samples: int = 10,
+        seed: int = 0,
+        keys: Sequence[str] | None = None,
+        progress: bool = False,
+    ) -> np.ndarray:
+        """(T, N, C) float32 MC-dropout probabilities (dropout on, BatchNorm frozen)."""
+        t = check_n_samples(n_samples)
+        if "mc_probs" not in self.supports:
+            raise UnsupportedError(
+                f"{self.name} was created with dropout=0, so it has no MC-dropout samples; create it with dropout>0"
+            )
+        net = self._fitted().eval()
+        drops = [m for m in net.modules() if isinstance(m, nn.Dropout)]
+        body_has_dropout = any(isinstance(m, nn.Dropout) and m.p > 0 for m in net.body.modules())
+
+        def fn(x: torch.Tensor) -> torch.Tensor:
+            for m in drops:
+                m.train()
+            try:
+                if body_has_dropout:
+                    return torch.stack([torch.softmax(net(x).float(), 1) for _ in range(t)]).cpu()
+                h = net.features(x)
+                return torch.stack([torch.softmax(net.fc(net.dropout(h)).float(), 1) for _ in range(t)]).cpu()
+            finally:
+                for m in drops:
+                    m.eval()
+
+        with seeded(seed, self.device):
+            outs = self._run(fn, paths, keys, progress, "MC dropout")
+        if not outs:
+            return np.zeros((t, 0, self.n_classes), np.float32)
+        return normalise_rows(torch.cat(outs, dim=1).numpy())
+
+    def grad_embed(
+        self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
+    ) -> np.ndarray:
+        """(N, C * d) float32 BADGE gradient embeddings of the classifier layer."""
+        net = self._fitted().eval()
+
+        def fn(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+            h = net.features(x)
+            return torch.softmax(net.fc(h).float(), 1).cpu(), h.float().cpu()
+
+        outs = self._run(fn, paths, keys, progress, "gradient embeddings")
+        if not outs:
+            return np.zeros((0, self.n_classes * (self._dim or 0)), np.float32)
+        p = torch.cat([o[0] for o in outs]).numpy()
+        h = torch.cat([o[1] for o in outs]).numpy()
+        return grad_embedding(p, h)
+
+    # --- persistence -----------------------------------------------------------------
+
+    def save(self, path: PathLike) -> None:
+        """Write the fine-tuned network, class map and config to one file."""
+        net = self._fitted()
+        assert self._preprocess is not None
+        payload = self._payload()
+        payload.update(
+            dim=int(self._dim or 0),
+            preprocess=self._preprocess.to_dict(),
+            net_state={k: v.detach().cpu() for k, v in net.state_dict().items()},
+        )
+        self._write(path, payload)
+
+    @classmethod
+    def load(cls, path: PathLike, *, device: str | None = None) -> FullAdapter:
+        """Restore a saved full-path model (no download: the weights are in the file)."""
+        obj = cls._read(path, "full")
+        spec = BackboneSpec.from_dict(obj["spec"])
+        m = cls(spec, classes=obj["classes"], device=device, **obj["options"])
+        m.device = pick_device(device)
+        body = build_body(spec, load_weights=False, options=m._body_options())
+        m._dim = int(obj["dim"])
+        m._preprocess = Preprocess.from_dict(obj["preprocess"])
+        net = ClassifierNet(body.module, body.features, m._dim, len(m.classes), float(m.options["dropout"]))
+        net.load_state_dict(obj["net_state"])
+        m._net = net.to(m.device).eval()
+        # embed() before a new fit uses the loaded network; a new fit restarts from the spec
+        body.preprocess = m._preprocess
+        m._template = body if not (spec.pretrained or spec.weights_file) else None
+        return m

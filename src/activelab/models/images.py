@@ -1,0 +1,136 @@
+"""Reading image files for the models: PIL -> RGB -> resized, normalised tensors."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+from torch.utils.data import Dataset
+
+from activelab.data.images import load_rgb
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """How images are turned into a model's input tensor.
+
+    Evaluation: resize the whole image to ``size x size`` (no crop, so small objects
+    near the border are kept), scale to [0, 1], normalise with ``mean`` / ``std``.
+    Training (full path, ``augment=True``): random resized crop (scale 0.7-1) and, if
+    ``hflip``, a random horizontal flip, then the same normalisation.
+    """
+
+    size: int
+    mean: tuple[float, float, float] = IMAGENET_MEAN
+    std: tuple[float, float, float] = IMAGENET_STD
+    interpolation: str = "bilinear"
+
+    @property
+    def id(self) -> str:
+        """A string naming this preprocessing, part of the embedding-cache key."""
+        m = ",".join(f"{v:.4f}" for v in self.mean)
+        s = ",".join(f"{v:.4f}" for v in self.std)
+        return f"size={self.size};mean={m};std={s};interp={self.interpolation}"
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["mean"] = list(self.mean)
+        d["std"] = list(self.std)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Preprocess:
+        return cls(
+            size=int(d["size"]),
+            mean=tuple(float(v) for v in d["mean"]),  # type: ignore[arg-type]
+            std=tuple(float(v) for v in d["std"]),  # type: ignore[arg-type]
+            interpolation=str(d.get("interpolation", "bilinear")),
+        )
+
+    def _interp(self) -> Any:
+        from torchvision.transforms import InterpolationMode
+
+        return {
+            "bilinear": InterpolationMode.BILINEAR,
+            "bicubic": InterpolationMode.BICUBIC,
+            "nearest": InterpolationMode.NEAREST,
+        }.get(self.interpolation, InterpolationMode.BILINEAR)
+
+    def eval_transform(self) -> Callable[[Image.Image], torch.Tensor]:
+        from torchvision import transforms as T
+
+        return T.Compose(
+            [
+                T.Resize((self.size, self.size), interpolation=self._interp(), antialias=True),
+                T.ToTensor(),
+                T.Normalize(self.mean, self.std),
+            ]
+        )
+
+    def train_transform(self, *, augment: bool = True, hflip: bool = True) -> Callable[[Image.Image], torch.Tensor]:
+        from torchvision import transforms as T
+
+        if not augment:
+            return self.eval_transform()
+        steps: list[Any] = [
+            T.RandomResizedCrop(
+                (self.size, self.size), scale=(0.7, 1.0), ratio=(0.85, 1.18), interpolation=self._interp(), antialias=True
+            )
+        ]
+        if hflip:
+            steps.append(T.RandomHorizontalFlip())
+        steps += [T.ToTensor(), T.Normalize(self.mean, self.std)]
+        return T.Compose(steps)
+
+
+class ImageDataset(Dataset):  # type: ignore[type-arg]
+    """A torch Dataset over image paths; items are ``tensor`` or ``(tensor, label)``."""
+
+    def __init__(
+        self,
+        paths: Sequence[str],
+        labels: Sequence[int] | None = None,
+        transform: Callable[[Image.Image], torch.Tensor] | None = None,
+    ) -> None:
+        self.paths = list(paths)
+        self.labels = None if labels is None else [int(v) for v in labels]
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> Any:
+        im = load_rgb(self.paths[i])
+        x = self.transform(im) if self.transform is not None else im
+        if self.labels is None:
+            return x
+        return x, self.labels[i]
+
+
+def make_loader(
+    dataset: Dataset,  # type: ignore[type-arg]
+    *,
+    batch_size: int,
+    shuffle: bool = False,
+    seed: int = 0,
+    num_workers: int = 0,
+    device: str = "cpu",
+) -> torch.utils.data.DataLoader:  # type: ignore[type-arg]
+    """A DataLoader with an explicit, seeded generator for shuffling."""
+    g = torch.Generator()
+    g.manual_seed(int(seed))
+    return torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        generator=g if shuffle else None,
+        num_workers=num_workers,
+        pin_memory=device.startswith("cuda"),
+        persistent_workers=False,
+    )
