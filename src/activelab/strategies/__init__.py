@@ -1,0 +1,61 @@
+"""Query strategies: pure functions over arrays that pick what to label next.
+
+Every strategy has the signature ``(inputs..., k, *, rng, labeled=None, **params)``
+and returns unique int64 positions ``0..N-1`` of unlabeled items, most informative
+first (all unlabeled items, still ordered, when ``k`` exceeds them). Call them
+directly or by name through :func:`select`::
+
+    from activelab.strategies import select, required_inputs
+    needed = required_inputs("badge")            # {'probs', 'embeddings'}
+    picks = select("badge", 100, rng=np.random.default_rng(0), labeled=mask,
+                   probs=probs, embeddings=emb)
+
+See ``docs/strategies.md`` for the guide and :mod:`.registry` for the input vocabulary.
+"""
+
+from __future__ import annotations
+
+from . import bayesian, diversity, hybrid, uncertainty
+from .bayesian import bald_scores, mean_std_scores, variation_ratio_scores
+from .diversity import outlier_scores
+from .hybrid import gradient_factors
+from .registry import (
+    VOCABULARY,
+    StrategyContractError,
+    StrategySpec,
+    get_strategy,
+    list_strategies,
+    register,
+    required_inputs,
+    select,
+    unregister,
+)
+from .selection import top_k
+from .uncertainty import egl_scores, entropy_scores, least_confidence_scores, margin_scores, ratio_scores
+
+__all__ = [
+    "VOCABULARY",
+    "StrategyContractError",
+    "StrategySpec",
+    "bald_scores",
+    "bayesian",
+    "diversity",
+    "egl_scores",
+    "entropy_scores",
+    "get_strategy",
+    "gradient_factors",
+    "hybrid",
+    "least_confidence_scores",
+    "list_strategies",
+    "margin_scores",
+    "mean_std_scores",
+    "outlier_scores",
+    "ratio_scores",
+    "register",
+    "required_inputs",
+    "select",
+    "top_k",
+    "uncertainty",
+    "unregister",
+    "variation_ratio_scores",
+]

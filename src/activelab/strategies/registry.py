@@ -1,0 +1,293 @@
+"""The strategy registry: one name per strategy, everywhere (CLI flag, config key, loop).
+
+A strategy is registered with the inputs it needs, named from a fixed vocabulary::
+
+    @register("margin", requires={"probs"}, paper="Scheffer et al., IDA 2001")
+    def margin(probs, k, *, rng, labeled=None): ...
+
+The loop reads :meth:`StrategySpec.requires_for` (or the module-level
+:func:`required_inputs`) to know which arrays to compute, and calls only :func:`select`.
+
+Input vocabulary (every array indexes the same N pool items, in the same order):
+
+``probs``
+    ``(N, C)`` class probabilities, rows sum to 1.
+``mc_probs``
+    ``(T, N, C)`` T stochastic predictions (MC-dropout passes or ensemble members).
+``embeddings``
+    ``(N, d)`` float features (penultimate layer / backbone embedding).
+``grad_embeddings``
+    BADGE-style last-layer gradient embeddings, passed in *factored* form: the caller
+    passes ``probs`` and ``embeddings`` and the strategy uses
+    ``<g_i, g_j> = (a_i . a_j)(h_i . h_j)`` with ``a_i = p_i - onehot(argmax p_i)``;
+    the ``N x (C*d)`` matrix is never built. :attr:`StrategySpec.inputs` expands it.
+``labels``
+    ``(N,)`` int class per item, ``-1`` for unlabeled (used for class balance).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import inspect
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from activelab.exceptions import ActivelabError, InputError
+
+from ._validation import check_k, check_labeled, check_rng
+
+StrategyFn = Callable[..., NDArray[np.int64]]
+
+#: Names a strategy may list in ``requires``.
+VOCABULARY: frozenset[str] = frozenset({"probs", "mc_probs", "embeddings", "grad_embeddings", "labels"})
+#: The arrays the caller computes for each vocabulary entry.
+CONCRETE_INPUTS: Mapping[str, frozenset[str]] = {
+    "probs": frozenset({"probs"}),
+    "mc_probs": frozenset({"mc_probs"}),
+    "embeddings": frozenset({"embeddings"}),
+    "grad_embeddings": frozenset({"probs", "embeddings"}),
+    "labels": frozenset({"labels"}),
+}
+#: Array keywords ``select`` accepts and forwards only to strategies that take them.
+ARRAY_INPUTS: frozenset[str] = frozenset({"probs", "mc_probs", "embeddings", "labels"})
+
+_NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+
+
+class StrategyContractError(ActivelabError, RuntimeError):
+    """A (usually user-registered) strategy returned positions that break the contract."""
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """A registered strategy.
+
+    Attributes:
+        name: the registry name, e.g. ``"margin"``.
+        fn: the strategy function ``(inputs..., k, *, rng, labeled=None, **params) -> (k,) int64``.
+        requires: vocabulary names it needs with its default parameters.
+        paper: the reference it implements.
+        doc: the first line of the function's docstring.
+        inner: for wrappers, the name of the parameter that names the inner strategy
+            (its inputs are added by :meth:`requires_for`); ``None`` otherwise.
+    """
+
+    name: str
+    fn: StrategyFn
+    requires: frozenset[str]
+    paper: str = ""
+    doc: str = ""
+    inner: str | None = None
+    _own: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
+
+    @property
+    def inputs(self) -> frozenset[str]:
+        """The concrete arrays to compute for :attr:`requires` (``grad_embeddings`` expanded)."""
+        return _concrete(self.requires)
+
+    def requires_for(self, **params: Any) -> frozenset[str]:
+        """Vocabulary names needed when called with ``params`` (wrappers add their inner strategy's)."""
+        if self.inner is None:
+            return self.requires
+        inner_name = params.get(self.inner, _default_param(self.fn, self.inner))
+        inner_params = params.get("params") or {}
+        inner = get_strategy(str(inner_name))
+        return self._own | inner.requires_for(**inner_params)
+
+
+_REGISTRY: dict[str, StrategySpec] = {}
+
+
+def _concrete(names: frozenset[str]) -> frozenset[str]:
+    out: set[str] = set()
+    for n in names:
+        out |= CONCRETE_INPUTS[n]
+    return frozenset(out)
+
+
+def _default_param(fn: StrategyFn, name: str) -> Any:
+    p = inspect.signature(fn).parameters.get(name)
+    if p is None or p.default is inspect.Parameter.empty:
+        raise InputError(f"strategy function {fn.__name__} has no default for parameter {name!r}")
+    return p.default
+
+
+def register(name: str, *, requires: set[str] | frozenset[str], paper: str = "",
+             inner: str | None = None) -> Callable[[StrategyFn], StrategyFn]:
+    """Decorator registering a strategy function under ``name``.
+
+    Args:
+        name: lower_snake_case registry name; registering a taken name raises.
+        requires: inputs the function needs, from :data:`VOCABULARY`.
+        paper: the reference it implements (shown by ``activelab strategies``).
+        inner: for wrappers, the parameter naming the inner strategy.
+
+    The function must accept its inputs and ``k`` as keywords plus keyword-only
+    ``rng`` and ``labeled``, and return unique int64 positions, best first.
+    """
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise InputError(f"strategy name must be lower_snake_case (e.g. 'my_margin'), got {name!r}.")
+    req = frozenset(requires)
+    unknown = req - VOCABULARY
+    if unknown:
+        raise InputError(f"strategy {name!r} requires unknown input(s) {sorted(unknown)}; "
+                         f"choose from {sorted(VOCABULARY)}.")
+
+    def deco(fn: StrategyFn) -> StrategyFn:
+        if name in _REGISTRY:
+            raise InputError(f"a strategy named {name!r} is already registered "
+                             f"({_REGISTRY[name].fn.__module__}.{_REGISTRY[name].fn.__qualname__}); "
+                             "pick another name or unregister the old one first.")
+        params = inspect.signature(fn).parameters
+        for needed in ("k", "rng"):
+            if needed not in params:
+                raise InputError(f"strategy function {fn.__qualname__} must take a {needed!r} argument.")
+        doc = (inspect.getdoc(fn) or "").strip().split("\n", 1)[0]
+        full = req
+        if inner is not None:
+            inner_default = _default_param(fn, inner)
+            full = req | get_strategy(str(inner_default)).requires
+        _REGISTRY[name] = StrategySpec(name=name, fn=fn, requires=full, paper=paper, doc=doc,
+                                       inner=inner, _own=req)
+        return fn
+
+    return deco
+
+
+def unregister(name: str) -> None:
+    """Remove a registered strategy (mainly for tests and notebooks re-running cells)."""
+    get_strategy(name)
+    del _REGISTRY[name]
+
+
+def get_strategy(name: str) -> StrategySpec:
+    """The :class:`StrategySpec` registered as ``name``; unknown names raise listing the known ones."""
+    try:
+        return _REGISTRY[name]
+    except (KeyError, TypeError):
+        raise InputError(f"unknown strategy {name!r}; known strategies: {', '.join(sorted(_REGISTRY))}.") from None
+
+
+def list_strategies(pattern: str = "*") -> list[str]:
+    """Sorted registered names matching a shell-style ``pattern`` (e.g. ``"*bald*"``)."""
+    return sorted(n for n in _REGISTRY if fnmatch.fnmatchcase(n, pattern))
+
+
+def required_inputs(name: str, **params: Any) -> frozenset[str]:
+    """The concrete arrays (``probs``, ``mc_probs``, ``embeddings``, ``labels``) that
+    ``select(name, ..., **params)`` needs; this is what the loop computes."""
+    return _concrete(get_strategy(name).requires_for(**params))
+
+
+def _pool_size(inputs: Mapping[str, Any], labeled: Any, params: Mapping[str, Any]) -> int | None:
+    if labeled is not None:
+        return int(np.shape(labeled)[0]) if np.ndim(labeled) >= 1 else None
+    for key in ("probs", "embeddings", "labels"):
+        if key in inputs and np.ndim(inputs[key]) >= 1:
+            return int(np.shape(inputs[key])[0])
+    if "mc_probs" in inputs and np.ndim(inputs["mc_probs"]) >= 2:
+        return int(np.shape(inputs["mc_probs"])[1])
+    n = params.get("n_samples")
+    return int(n) if isinstance(n, (int, np.integer)) else None
+
+
+def _check_pool_sizes(arrays: Mapping[str, Any], labeled: Any) -> int | None:
+    """The pool size all given arrays agree on (``None`` when none is given); raise on disagreement."""
+    sizes: dict[str, int] = {}
+    for key, v in arrays.items():
+        if v is None:
+            continue
+        axis = 1 if key == "mc_probs" else 0
+        if np.ndim(v) > axis:
+            sizes[key] = int(np.shape(v)[axis])
+    if labeled is not None and np.ndim(labeled) == 1:
+        sizes["labeled"] = int(np.shape(labeled)[0])
+    if not sizes:
+        return None
+    if len(set(sizes.values())) > 1:
+        desc = ", ".join(f"{key}: {m}" for key, m in sizes.items())
+        raise InputError(f"inputs disagree on the number of pool items ({desc}); every array must cover "
+                         "the same N items in the same order (mc_probs along axis 1).")
+    n = next(iter(sizes.values()))
+    if n == 0:
+        raise InputError("the pool is empty (0 items); add images to the pool before selecting.")
+    return n
+
+
+def select(name: str, k: int, *, rng: np.random.Generator, labeled: Any = None, **inputs_and_params: Any
+           ) -> NDArray[np.int64]:
+    """Run the strategy registered as ``name``: the single entry point the loop calls.
+
+    Args:
+        name: a registered strategy name (see :func:`list_strategies`).
+        k: how many items to select (``>= 1``).
+        rng: the only source of randomness.
+        labeled: ``(N,)`` bool mask of already-labeled items (never returned).
+        **inputs_and_params: arrays from the vocabulary (``probs``, ``mc_probs``,
+            ``embeddings``, ``labels``) and the strategy's parameters. Arrays the
+            strategy does not use are ignored, so a caller may pass everything it has.
+
+    Returns:
+        ``(min(k, #unlabeled),)`` unique int64 positions in ``0..N-1``, best first.
+
+    Raises:
+        InputError: unknown strategy, missing or malformed input, unknown parameter.
+        StrategyContractError: the strategy returned positions breaking the contract.
+    """
+    spec = get_strategy(name)
+    check_rng(rng)
+    k = check_k(k)
+    arrays = {key: v for key, v in inputs_and_params.items() if key in ARRAY_INPUTS}
+    params = {key: v for key, v in inputs_and_params.items() if key not in ARRAY_INPUTS}
+    needed = _concrete(spec.requires_for(**params))
+    missing = sorted(n for n in needed if arrays.get(n) is None)
+    if missing:
+        raise InputError(f"strategy {name!r} needs {', '.join(sorted(needed))}; missing: {', '.join(missing)}. "
+                         f"Compute them with the model adapter (see docs/strategies.md) and pass them as keywords.")
+    sig = inspect.signature(spec.fn).parameters
+    takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values())
+    call: dict[str, Any] = {}
+    for key, v in arrays.items():
+        if key in sig or (takes_any and key in needed) or (takes_any and spec.inner is not None):
+            call[key] = v
+    unknown = [p for p in params if p not in sig and not takes_any]
+    if unknown:
+        accepted = [p for p in sig if p not in ("k", "rng", "labeled") and p not in ARRAY_INPUTS]
+        raise InputError(f"strategy {name!r} got unknown parameter(s) {unknown}; "
+                         f"it accepts: {', '.join(accepted) or 'no parameters'}.")
+    call.update(params)
+    n = _check_pool_sizes(arrays, labeled)
+    if n is None:
+        n = _pool_size(arrays, labeled, params)
+    if "n_samples" in sig and call.get("n_samples") is None and labeled is None and n is not None:
+        call["n_samples"] = n
+    out = spec.fn(k=k, rng=rng, labeled=labeled, **call)
+    _check_output(name, out, n, labeled, k)
+    return np.asarray(out, dtype=np.int64)
+
+
+def _check_output(name: str, out: Any, n: int | None, labeled: Any, k: int) -> None:
+    arr = np.asarray(out)
+    if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
+        raise StrategyContractError(f"strategy {name!r} must return a 1-D integer array, got "
+                                    f"shape {arr.shape} dtype {arr.dtype}.")
+    if arr.size > k:
+        raise StrategyContractError(f"strategy {name!r} returned {arr.size} positions for k={k}.")
+    if np.unique(arr).size != arr.size:
+        raise StrategyContractError(f"strategy {name!r} returned duplicate positions.")
+    if n is not None and arr.size and (arr.min() < 0 or arr.max() >= n):
+        raise StrategyContractError(f"strategy {name!r} returned positions outside 0..{n - 1}.")
+    if n is None:
+        return
+    mask = check_labeled(labeled, n) if labeled is not None else np.zeros(n, dtype=bool)
+    if arr.size and mask[arr].any():
+        raise StrategyContractError(f"strategy {name!r} returned already-labeled positions.")
+    expected = min(k, int((~mask).sum()))
+    if arr.size != expected:
+        raise StrategyContractError(f"strategy {name!r} returned {arr.size} positions; expected {expected} "
+                                    "(k, or every unlabeled item when k is larger).")

@@ -1,0 +1,192 @@
+"""One contract suite, parametrised over every registered strategy.
+
+Inputs are built from each spec's ``requires``, so a newly registered strategy is
+checked without editing this file: unique in-range positions, reproducible for a
+seed, labeled items excluded, ``k >= N`` handled, bad shapes and NaN rejected.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from activelab.exceptions import InputError
+from activelab.strategies import get_strategy, list_strategies, select
+
+ALL = list_strategies()
+N_CLASSES = 3
+
+
+def make_inputs(name: str, n: int, seed: int = 0, labeled: np.ndarray | None = None) -> dict[str, Any]:
+    """Pool arrays for ``name``'s required inputs (plus labels consistent with ``labeled``)."""
+    g = np.random.default_rng(seed)
+    need = get_strategy(name).inputs
+    out: dict[str, Any] = {}
+    probs = g.dirichlet(np.ones(N_CLASSES), size=n)
+    if "probs" in need:
+        out["probs"] = probs
+    if "mc_probs" in need:
+        out["mc_probs"] = g.dirichlet(np.ones(N_CLASSES), size=(5, n))
+    if "embeddings" in need:
+        out["embeddings"] = g.standard_normal((n, 4))
+    if "labels" in need:
+        labels = np.full(n, -1)
+        if labeled is not None and labeled.dtype == bool and labeled.shape == (n,):
+            labels[labeled] = probs[labeled].argmax(1)
+        out["labels"] = labels
+    if not need:
+        out["n_samples"] = n
+    return out
+
+
+def run(name: str, k: int, n: int = 40, seed: int = 0, labeled: np.ndarray | None = None,
+        **overrides: Any) -> np.ndarray:
+    inputs = make_inputs(name, n, seed, labeled)
+    inputs.update(overrides)
+    if labeled is not None and "n_samples" not in overrides:
+        inputs.pop("n_samples", None)
+    return select(name, k, rng=np.random.default_rng(seed), labeled=labeled, **inputs)
+
+
+def some_labeled(n: int, seed: int = 1) -> np.ndarray:
+    m = np.zeros(n, dtype=bool)
+    m[np.random.default_rng(seed).choice(n, size=n // 4, replace=False)] = True
+    return m
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_returns_unique_in_range_unlabeled_positions(name: str) -> None:
+    labeled = some_labeled(40)
+    out = run(name, 7, labeled=labeled)
+    assert out.dtype == np.int64 and out.ndim == 1
+    assert len(out) == 7 and len(set(out.tolist())) == 7
+    assert out.min() >= 0 and out.max() < 40
+    assert not labeled[out].any()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_same_seed_same_result(name: str) -> None:
+    labeled = some_labeled(40)
+    assert run(name, 6, seed=3, labeled=labeled).tolist() == run(name, 6, seed=3, labeled=labeled).tolist()
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_k_at_least_pool_returns_every_unlabeled_item(name: str) -> None:
+    labeled = some_labeled(20)
+    out = run(name, 1000, n=20, labeled=labeled)
+    assert sorted(out.tolist()) == np.flatnonzero(~labeled).tolist()
+    out = run(name, 20, n=20)
+    assert sorted(out.tolist()) == list(range(20))
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_single_unlabeled_item(name: str) -> None:
+    labeled = np.ones(12, dtype=bool)
+    labeled[5] = False
+    assert run(name, 3, n=12, labeled=labeled).tolist() == [5]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_bad_k_rejected(name: str) -> None:
+    for k in (0, -1, 2.5, True):
+        with pytest.raises(InputError, match="k must"):
+            run(name, k)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_labeled_mask_of_wrong_length_or_type_rejected(name: str) -> None:
+    extra: dict[str, Any] = {} if get_strategy(name).inputs else {"n_samples": 40}
+    with pytest.raises(InputError, match="labeled"):
+        run(name, 3, labeled=np.zeros(39, dtype=bool), **extra)
+    with pytest.raises(InputError, match="labeled must be a boolean mask"):
+        run(name, 3, labeled=np.zeros(40, dtype=int))
+    with pytest.raises(InputError, match="nothing is left"):
+        run(name, 3, labeled=np.ones(40, dtype=bool))
+
+
+def _corruptions(name: str) -> list[tuple[str, Any]]:
+    """(input, bad value) pairs: NaN, inf, wrong ndim, wrong N, empty pool."""
+    base = make_inputs(name, 40)
+    bad: list[tuple[str, Any]] = []
+    for key in sorted(get_strategy(name).inputs):
+        v = np.asarray(base[key])
+        if key == "labels":
+            bad += [(key, v[:-1]), (key, np.full(40, -5)), (key, v.astype(float) + 0.5), (key, v[:, None])]
+            continue
+        nan = v.astype(float).copy()
+        nan.flat[3] = np.nan
+        inf = v.astype(float).copy()
+        inf.flat[5] = np.inf
+        short = v[:, :-1] if key == "mc_probs" else v[:-1]
+        empty = v[:, :0] if key == "mc_probs" else v[:0]
+        bad += [(key, nan), (key, inf), (key, v[..., None]), (key, v.reshape(-1)), (key, empty)]
+        if len(get_strategy(name).inputs) > 1:
+            bad.append((key, short))
+    if not get_strategy(name).inputs:
+        bad += [("n_samples", 0), ("n_samples", -3)]
+    return bad
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_bad_shapes_nan_and_empty_pools_rejected(name: str) -> None:
+    for key, value in _corruptions(name):
+        with pytest.raises(InputError):
+            run(name, 3, **{key: value})
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_unnormalised_probabilities_rejected(name: str) -> None:
+    need = get_strategy(name).inputs
+    for key in ("probs", "mc_probs"):
+        if key in need:
+            v = make_inputs(name, 40)[key] * 2.0
+            with pytest.raises(InputError, match="sum to 1"):
+                run(name, 3, **{key: v})
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_unknown_parameter_rejected(name: str) -> None:
+    with pytest.raises(InputError, match="unknown parameter"):
+        run(name, 3, not_a_param=1)
+
+
+# --------------------------------------------------------------------------- property tests
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(n=st.integers(1, 30), k=st.integers(1, 40), seed=st.integers(0, 2**16), frac=st.floats(0.0, 0.9))
+@pytest.mark.parametrize("name", ALL)
+def test_invariants_hold_on_random_pools(name: str, n: int, k: int, seed: int, frac: float) -> None:
+    g = np.random.default_rng(seed + 1)
+    labeled = g.random(n) < frac
+    if labeled.all():
+        labeled[g.integers(n)] = False
+    out = run(name, k, n=n, seed=seed, labeled=labeled)
+    n_unl = int((~labeled).sum())
+    assert len(out) == min(k, n_unl)
+    assert len(set(out.tolist())) == len(out)
+    assert ((out >= 0) & (out < n)).all()
+    assert not labeled[out].any()
+    assert out.tolist() == run(name, k, n=n, seed=seed, labeled=labeled).tolist()
+
+
+@settings(max_examples=25, deadline=None)
+@given(n=st.integers(1, 60), k=st.integers(1, 70), seed=st.integers(0, 2**16),
+       ties=st.booleans())
+def test_top_k_properties(n: int, k: int, seed: int, ties: bool) -> None:
+    from activelab.strategies import top_k
+
+    g = np.random.default_rng(seed)
+    scores = g.integers(0, 3, n).astype(float) if ties else g.random(n)
+    labeled = g.random(n) < 0.3
+    if labeled.all():
+        labeled[0] = False
+    out = top_k(scores, k, rng=np.random.default_rng(seed), labeled=labeled)
+    assert len(out) == min(k, int((~labeled).sum()))
+    assert not labeled[out].any()
+    assert np.all(np.diff(scores[out]) <= 0)                 # best first
+    rest = np.setdiff1d(np.flatnonzero(~labeled), out)
+    if rest.size and out.size:
+        assert scores[rest].max() <= scores[out].min()        # nothing better was left out
