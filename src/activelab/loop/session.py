@@ -1,0 +1,292 @@
+"""The active-learning session: train on the current labels, score the pool, select, record.
+
+This is the only place that converts between the store's stable image ids and
+the positions 0..N-1 that strategies and models see. A round is recorded as
+``running`` when it starts and completed (metrics + ranked selection) in one
+transaction at the end, so a round killed half-way leaves no half-written
+result; the next round marks it ``failed`` and starts afresh.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from activelab.exceptions import InputError, StoreError
+from activelab.loop.evaluate import classification_metrics, prediction_agreement
+from activelab.loop.project import Project
+from activelab.loop.stopping import CurvePoint, StoppingRules, stop_reason
+from activelab.models import ModelAdapter, create_model, load_model
+from activelab.store import Image, Store
+from activelab.strategies import get_strategy, required_inputs, select
+
+ModelFactory = Callable[[list[str]], ModelAdapter]
+
+
+@dataclass(frozen=True)
+class LabeledSet:
+    """Images with a current label, in store order: paths, content hashes, class indices."""
+
+    image_ids: list[int]
+    paths: list[str]
+    keys: list[str]
+    y: np.ndarray
+
+
+@dataclass
+class RoundResult:
+    """What one round did: the ranked selection (image ids, best first) and its metrics."""
+
+    number: int
+    strategy: str
+    selected: list[int]
+    scores: list[float | None]
+    metrics: dict[str, Any]
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+class ActiveSession:
+    """Rounds of train -> score -> select over one project.
+
+    ``model_factory(classes)`` builds a fresh adapter each round; by default it
+    follows the project's ``model`` settings, with the embedding cache in the
+    project's ``cache/`` folder.
+    """
+
+    def __init__(
+        self,
+        project: Project,
+        *,
+        model_factory: ModelFactory | None = None,
+        progress: bool = False,
+    ) -> None:
+        self.project = project
+        self.model_factory = model_factory or self._settings_model
+        self.progress = progress
+
+    @property
+    def store(self) -> Store:
+        return self.project.store
+
+    @property
+    def models_dir(self) -> Path:
+        return self.project.root / "models"
+
+    @property
+    def rounds_dir(self) -> Path:
+        return self.project.root / "rounds"
+
+    def _settings_model(self, classes: list[str]) -> ModelAdapter:
+        m = self.project.settings.model
+        train = self.project.settings.train
+        options: dict[str, Any] = {"head": m.head} if m.path == "fast" else {
+            "epochs": train.epochs, "lr": train.lr, "batch_size": train.batch_size,
+        }
+        return create_model(
+            m.name,
+            classes=classes,
+            path=m.path,
+            pretrained=m.pretrained,
+            device=m.device,
+            image_size=m.image_size,
+            cache_dir=self.project.cache_dir / "embeddings",
+            **options,
+        )
+
+    # ----------------------------------------------------------- data views
+    def labeled_set(self, split: str) -> LabeledSet:
+        """Images of ``split`` with a current label, and their class indices."""
+        classes = {name: i for i, name in enumerate(self.store.class_names())}
+        labels = self.store.current_labels(split)
+        images = [img for img in self.store.images(split) if img.id in labels]
+        return LabeledSet(
+            [img.id for img in images],
+            [img.path for img in images],
+            [img.sha256 for img in images],
+            np.array([classes[labels[img.id].label] for img in images], dtype=np.int64),
+        )
+
+    def pool(self) -> tuple[list[Image], np.ndarray, np.ndarray]:
+        """Pool images, the mask of those never to select again, and class indices (-1 unlabeled).
+
+        An image is excluded from selection once it has any label event, even
+        one that withdrew its label ("unsure"): nobody is asked twice.
+        """
+        images = self.store.images("pool")
+        classes = {name: i for i, name in enumerate(self.store.class_names())}
+        current = self.store.current_labels("pool")
+        touched = self.store.labeled_image_ids()
+        mask = np.array([img.id in touched for img in images], dtype=bool)
+        labels = np.array([classes[current[img.id].label] if img.id in current else -1 for img in images],
+                          dtype=np.int64)
+        return images, mask, labels
+
+    # --------------------------------------------------------------- rounds
+    def recover(self) -> list[int]:
+        """Mark rounds left ``running`` by a dead process as failed; return their numbers."""
+        failed = []
+        for rnd in self.store.rounds():
+            if rnd.status != "running":
+                continue
+            owner = rnd.config.get("_owner", {})
+            if owner.get("host") == socket.gethostname() and _pid_alive(owner.get("pid")):
+                raise StoreError(
+                    f"round {rnd.number} is running in process {owner['pid']}; wait for it to finish"
+                )
+            self.store.fail_round(rnd.number, "interrupted: the process running it stopped")
+            failed.append(rnd.number)
+        return failed
+
+    def train(self, *, seed: int | None = None) -> tuple[ModelAdapter, dict[str, Any]]:
+        """Fit a fresh model on the current pool labels; evaluate it on the eval split."""
+        classes = self.store.class_names()
+        train = self.labeled_set("pool")
+        if len(train.image_ids) == 0:
+            raise InputError("no labeled pool images yet: label a few (or import labels) before training")
+        present = np.unique(train.y)
+        if len(present) < 2:
+            raise InputError(
+                f"all {len(train.image_ids)} labeled images are of class {classes[int(present[0])]!r}; "
+                "label at least one image of another class before training"
+            )
+        seed = self.project.settings.train.seed if seed is None else seed
+        model = self.model_factory(classes)
+        report = model.fit(train.paths, train.y.tolist(), keys=train.keys, seed=seed, progress=self.progress)
+        metrics: dict[str, Any] = {"n_labeled": len(train.image_ids), "fit": report.to_dict()}
+        metrics.update(self.evaluate(model))
+        return model, metrics
+
+    def evaluate(self, model: ModelAdapter) -> dict[str, Any]:
+        """Eval-split metrics (empty when no eval image is labeled)."""
+        evals = self.labeled_set("eval")
+        if not evals.image_ids:
+            return {}
+        probs = model.predict_proba(evals.paths, keys=evals.keys, progress=self.progress)
+        out = classification_metrics(evals.y, probs, self.store.class_names())
+        out["eval_predictions"] = {str(i): p for i, p in zip(evals.image_ids, probs.argmax(axis=1).tolist())}
+        return {"eval": out}
+
+    def run_round(self, strategy: str | None = None, k: int | None = None, *, seed: int | None = None,
+                  **params: Any) -> RoundResult:
+        """One round: train, evaluate, score the unlabeled pool, select ``k``, record it all."""
+        al = self.project.settings.active_learner
+        strategy = strategy or al.strategy
+        k = k or al.batch_size
+        seed = al.seed if seed is None else seed
+        get_strategy(strategy)  # unknown names fail before any work
+        needed = required_inputs(strategy, **params)
+        self.recover()
+        images, mask, labels = self.pool()
+        if mask.all():
+            raise InputError("every pool image is already labeled: import more images to select from")
+        config = {"strategy": strategy, "k": k, "seed": seed, "params": params,
+                  "model": self.project.settings.model.model_dump(),
+                  "_owner": {"host": socket.gethostname(), "pid": os.getpid()}}
+        number = self.store.start_round(strategy=strategy, model=self.project.settings.model.name, config=config,
+                                        n_labeled=int((labels >= 0).sum()))
+        try:
+            t0 = time.perf_counter()
+            model, metrics = self.train(seed=seed)
+            t1 = time.perf_counter()
+            inputs = self._strategy_inputs(model, needed, images, labels, seed)
+            t2 = time.perf_counter()
+            positions = select(strategy, k, rng=np.random.default_rng([seed, number]), labeled=mask, **inputs,
+                               **params)
+            t3 = time.perf_counter()
+        except BaseException as exc:
+            self.store.fail_round(number, f"{type(exc).__name__}: {exc}")
+            raise
+        selected = [images[int(p)].id for p in positions]
+        confidence = inputs["probs"].max(axis=1) if "probs" in inputs else None
+        scores = [None if confidence is None else float(confidence[int(p)]) for p in positions]
+        metrics = self._with_agreement(number, metrics)
+        metrics["seconds"] = {"train": t1 - t0, "score_pool": t2 - t1, "select": t3 - t2}
+        self.models_dir.mkdir(parents=True, exist_ok=True)
+        model.save(self.models_dir / "latest")
+        self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)))
+        return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"])
+
+    def _strategy_inputs(self, model: ModelAdapter, needed: frozenset[str], images: Sequence[Image],
+                         labels: np.ndarray, seed: int) -> dict[str, np.ndarray]:
+        """Compute exactly the arrays the strategy asked for, over the whole pool in pool order."""
+        missing = set(needed) - set(model.supports) - {"labels"}
+        if missing:
+            raise InputError(
+                f"model {model.name!r} cannot provide {sorted(missing)} (it provides {sorted(model.supports)}); "
+                "pick a strategy that needs less, or a model/head that provides it (e.g. head: mlp for mc_probs)"
+            )
+        paths = [img.path for img in images]
+        keys = [img.sha256 for img in images]
+        out: dict[str, np.ndarray] = {}
+        if "probs" in needed:
+            out["probs"] = model.predict_proba(paths, keys=keys, progress=self.progress)
+        if "embeddings" in needed:
+            out["embeddings"] = model.embed(paths, keys=keys, progress=self.progress)
+        if "mc_probs" in needed:
+            out["mc_probs"] = model.mc_predict(paths, keys=keys, seed=seed, progress=self.progress)
+        if "labels" in needed:
+            out["labels"] = labels
+        return out
+
+    def _with_agreement(self, number: int, metrics: dict[str, Any]) -> dict[str, Any]:
+        """Add kappa between this round's and the previous finished round's eval predictions."""
+        current = metrics.get("eval", {}).get("eval_predictions")
+        previous_rounds = [r for r in self.store.rounds() if r.status == "done" and r.number < number]
+        if current is None or not previous_rounds:
+            return metrics
+        prev = (previous_rounds[-1].metrics or {}).get("eval", {}).get("eval_predictions") or {}
+        common = [iid for iid in current if iid in prev]
+        if common:
+            a = np.array([prev[i] for i in common])
+            b = np.array([current[i] for i in common])
+            metrics["agreement"] = prediction_agreement(a, b)
+        return metrics
+
+    # ------------------------------------------------------------ learning curve
+    def curve(self) -> list[CurvePoint]:
+        """The learning curve of finished rounds, oldest first."""
+        points = []
+        for rnd in self.store.rounds():
+            if rnd.status != "done" or rnd.metrics is None:
+                continue
+            acc = rnd.metrics.get("eval", {}).get("accuracy")
+            points.append(CurvePoint(rnd.n_labeled, acc, rnd.metrics.get("agreement")))
+        return points
+
+    def stop_reason(self, rules: StoppingRules) -> str | None:
+        """Why to stop labeling now (see :class:`StoppingRules`), or None."""
+        return stop_reason(self.curve(), rules)
+
+    def queue(self) -> list[int]:
+        """Image ids of the latest round's selection not yet labeled, best first."""
+        done = [r for r in self.store.rounds() if r.status == "done"]
+        if not done:
+            return []
+        touched = self.store.labeled_image_ids()
+        return [iid for iid, _ in self.store.round_selection(done[-1].number) if iid not in touched]
+
+    def latest_model(self) -> ModelAdapter:
+        """The model saved by the latest round (or ``activelab train``)."""
+        path = self.models_dir / "latest"
+        if not path.exists():
+            raise InputError("no trained model yet: run `activelab train` or a round first")
+        return load_model(path)
+
+
+def _pid_alive(pid: Any) -> bool:
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

@@ -1,0 +1,76 @@
+"""ActiveLearner: the active-vision README workflow, run as written with activelab's names."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from activelab import ActiveLearner
+from activelab.exceptions import ActivelabError, InputError, NotFoundError
+
+
+def frames(sample: Path) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+    pool = pd.read_csv(sample / "pool.csv").assign(filepath=lambda f: [str(sample / p) for p in f.filepath])
+    eval_df = pd.read_csv(sample / "eval.csv").assign(filepath=lambda f: [str(sample / p) for p in f.filepath])
+    train_df = pool.groupby("label").head(5)
+    unlabeled = pool.drop(train_df.index)["filepath"].tolist()
+    return train_df, eval_df, unlabeled
+
+
+def test_readme_workflow(sample: Path, tmp_path: Path) -> None:
+    train_df, eval_df, filepaths = frames(sample)
+    truth = pd.read_csv(sample / "pool.csv").assign(filepath=lambda f: [str(sample / p) for p in f.filepath])
+
+    al = ActiveLearner("efficientnet_lite0", cache_dir=tmp_path / "cache", image_size=64)
+    al.load_dataset(train_df, filepath_col="filepath", label_col="label")
+    al.train(epochs=3, lr=1e-3)
+    accuracy = al.evaluate(eval_df, filepath_col="filepath", label_col="label")
+    assert accuracy > 0.45, accuracy  # 50 labels, 10 classes: chance is 0.1
+    assert al.last_eval["confusion_matrix"].shape == (10, 10)
+    assert list(al.last_eval["report"].columns) == ["precision", "recall", "f1", "support"]
+
+    pred_df = al.predict(filepaths)
+    assert list(pred_df.columns) == ["filepath", "pred_label", "pred_conf", "probs"]
+    assert np.allclose(np.stack(pred_df.probs).sum(axis=1), 1, atol=1e-5)
+
+    uncertain_df = al.sample_uncertain(pred_df, num_samples=10)
+    assert len(uncertain_df) == 10
+    assert uncertain_df.pred_conf.max() <= pred_df.pred_conf.sort_values().iloc[9] + 1e-9
+    with pytest.raises(ActivelabError, match="labeling web app"):
+        al.label(uncertain_df, output_filename="uncertain")
+
+    labeled_df = truth[truth.filepath.isin(uncertain_df.filepath)]
+    al.add_to_train_set(labeled_df, output_filename=tmp_path / "active_labeled")
+    assert len(pd.read_parquet(tmp_path / "active_labeled.parquet")) == 60
+    al.train()
+    assert al.evaluate(eval_df) > 0.45
+
+    diverse = al.sample_diverse(pred_df[~pred_df.filepath.isin(labeled_df.filepath)], num_samples=5)
+    random_df = al.sample_random(pred_df, num_samples=5)
+    balanced = al.sample(pred_df, num_samples=10, strategy="class_balanced")
+    assert len(diverse) == len(random_df) == 5 and len(balanced) == 10
+    assert not set(diverse.filepath) & set(al.train_df.filepath)
+
+    al.save(tmp_path / "learner")
+    again = ActiveLearner.load(tmp_path / "learner")
+    assert again.classes == al.classes
+    assert np.allclose(np.stack(again.predict(filepaths[:20]).probs), np.stack(al.predict(filepaths[:20]).probs),
+                       atol=1e-6)
+
+
+def test_clear_errors(sample: Path, tmp_path: Path) -> None:
+    train_df, _, _ = frames(sample)
+    al = ActiveLearner("efficientnet_lite0", cache_dir=tmp_path)
+    with pytest.raises(InputError, match="load_dataset"):
+        al.train()
+    with pytest.raises(InputError, match=r"no column\(s\) \['path'\]"):
+        al.load_dataset(train_df, filepath_col="path")
+    with pytest.raises(InputError, match="without a label"):
+        al.load_dataset(train_df.assign(label=None))
+    with pytest.raises(NotFoundError, match="do not exist"):
+        al.load_dataset(train_df.assign(filepath="/nope.png"))
+    with pytest.raises(InputError, match="call train"):
+        al.predict(train_df.filepath)
