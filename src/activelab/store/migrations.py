@@ -16,10 +16,16 @@ from sqlalchemy.dialects import postgresql, sqlite
 from activelab.exceptions import SchemaVersionError, StoreError
 from activelab.store import schema as t
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+
+def _v2_labeling_app(conn: Connection) -> None:
+    """Version 2: leases, skips, undos, review flags, predictions and service state (the labeling app)."""
+    t.metadata.create_all(conn, tables=list(t.V2_TABLES))
+
 
 # MIGRATIONS[n] upgrades a store from version n - 1 to version n.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {}
+MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_labeling_app}
 
 
 def stored_version(conn: Connection) -> int | None:

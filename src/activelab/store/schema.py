@@ -92,3 +92,65 @@ label_events = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Index("ix_label_events_image_id_id", "image_id", "id"),
 )
+
+# ---------------------------------------------------------------- version 2: the labeling app
+# Leases: which labeler an image is currently shown to, until when (one live lease per image).
+leases = Table(
+    "leases",
+    metadata,
+    Column("image_id", Integer, ForeignKey("images.id"), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False, index=True),
+)
+
+# Skips: a labeler said "not now" to an image; it is not shown to that labeler again.
+skips = Table(
+    "skips",
+    metadata,
+    Column("image_id", Integer, ForeignKey("images.id"), primary_key=True),
+    Column("author", String(200), primary_key=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Undos: label event ``event_id`` was undone by the (appended) event ``undo_event_id``.
+label_undos = Table(
+    "label_undos",
+    metadata,
+    Column("event_id", Integer, ForeignKey("label_events.id"), primary_key=True),
+    Column("undo_event_id", Integer, ForeignKey("label_events.id"), nullable=False, unique=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+# Review flags: images whose labels need a second look (e.g. two labelers disagreed).
+review_flags = Table(
+    "review_flags",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("image_id", Integer, ForeignKey("images.id"), nullable=False, index=True),
+    Column("reason", String(32), nullable=False),
+    Column("details", JSON, nullable=True),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("resolved_at", DateTime(timezone=True), nullable=True),
+    Column("resolved_by", String(200), nullable=True),
+)
+
+# Model predictions of a finished round (the hint shown to labelers).
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("round_number", Integer, primary_key=True),
+    Column("image_id", Integer, ForeignKey("images.id"), primary_key=True),
+    Column("class_id", Integer, ForeignKey("classes.id"), nullable=False),
+    Column("confidence", Float, nullable=False),
+)
+
+# Small persistent state of long-running services (the background trainer's status), as JSON.
+service_state = Table(
+    "service_state",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", JSON, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+)
+
+V2_TABLES = (leases, skips, label_undos, review_flags, predictions, service_state)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, insert, select, update
+from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
 from activelab.exceptions import InputError, NotFoundError, StoreError
 from activelab.store import schema as t
@@ -92,6 +92,38 @@ class Round:
     metrics: dict[str, Any] | None
     started_at: datetime
     finished_at: datetime | None
+
+
+@dataclass(frozen=True)
+class SubmitOutcome:
+    """What :meth:`Store.submit_label` did: the event id, and whether it was flagged / held out."""
+
+    event_id: int
+    flagged: bool
+    held_out: bool
+
+
+@dataclass(frozen=True)
+class UndoOutcome:
+    """What :meth:`Store.undo_last_label` did: the undone event, the restoring event, the image."""
+
+    undone_event_id: int
+    undo_event_id: int
+    image_id: int
+    restored_label: str | None
+
+
+@dataclass(frozen=True)
+class ReviewFlag:
+    """An image flagged for review (``reason`` e.g. ``disagreement``; ``details`` as JSON)."""
+
+    id: int
+    image_id: int
+    reason: str
+    details: dict[str, Any]
+    created_at: datetime
+    resolved_at: datetime | None
+    resolved_by: str | None
 
 
 @dataclass
@@ -382,6 +414,11 @@ class Store:
                 for r in conn.execute(query)
             ]
 
+    def labeled_image_ids(self) -> set[int]:
+        """Ids of images with any label event (including ones whose label was withdrawn)."""
+        with self._read() as conn:
+            return set(conn.scalars(select(t.label_events.c.image_id).distinct()))
+
     def n_label_events(self) -> int:
         with self._read() as conn:
             return int(conn.scalar(select(func.count()).select_from(t.label_events)) or 0)
@@ -502,6 +539,318 @@ class Store:
             "rounds": len([r for r in rounds if r.status == "done"]),
             "label_events": self.n_label_events(),
         }
+
+    # ------------------------------------------------- labeling app (schema v2)
+    def submit_label(
+        self,
+        image_id: int,
+        label: str | None,
+        *,
+        author: str,
+        source: str = "human",
+        note: str | None = None,
+        hold_out: bool = False,
+    ) -> SubmitOutcome:
+        """Record one labeler's answer in one transaction and return what happened.
+
+        Appends the label event (``label=None``: "not sure", the label is withdrawn),
+        releases the author's lease on the image, moves a ``pool`` image to the
+        ``eval`` split when ``hold_out`` (the held-out evaluation rule of the app),
+        flags a disagreement for review when the image's current label came from
+        another person and differs, and resolves open review flags when
+        ``source="review"``.
+        """
+        _check_source(source)
+        if not author:
+            raise InputError("a label event needs an author (a user name)")
+        with self._write() as conn:
+            row = conn.execute(select(t.images.c.id, t.images.c.split).where(t.images.c.id == image_id)).first()
+            if row is None:
+                raise NotFoundError(f"no image with id {image_id} in {self.url}")
+            class_ids = self._class_ids(conn)
+            if label is not None and label not in class_ids:
+                raise InputError(f"unknown class name {label!r}; known classes: {sorted(class_ids)}")
+            ev = t.label_events
+            prev = conn.execute(
+                select(ev.c.id, ev.c.class_id, ev.c.author, ev.c.source)
+                .where(ev.c.image_id == image_id)
+                .order_by(ev.c.id.desc())
+                .limit(1)
+            ).first()
+            now = utcnow()
+            cid = None if label is None else class_ids[label]
+            event_id = conn.execute(
+                insert(ev).returning(ev.c.id),
+                _event(image_id, cid, author, source, self._round_index(conn), now, note),
+            ).scalar_one()
+            conn.execute(delete(t.leases).where(t.leases.c.image_id == image_id, t.leases.c.holder == author))
+            held_out = False
+            if hold_out and row.split == "pool":
+                conn.execute(update(t.images).where(t.images.c.id == image_id).values(split="eval"))
+                held_out = True
+            flagged = False
+            if (
+                source == "human"
+                and cid is not None
+                and prev is not None
+                and prev.class_id is not None
+                and prev.class_id != cid
+                and prev.author != author
+                and prev.source in ("human", "review", "correction")
+            ):
+                names = {v: k for k, v in class_ids.items()}
+                conn.execute(
+                    insert(t.review_flags),
+                    {
+                        "image_id": image_id,
+                        "reason": "disagreement",
+                        "details": {
+                            "labels": {prev.author: names[prev.class_id], author: label},
+                            "events": [prev.id, event_id],
+                        },
+                        "created_at": now,
+                    },
+                )
+                flagged = True
+            if source == "review":
+                conn.execute(
+                    update(t.review_flags)
+                    .where(t.review_flags.c.image_id == image_id, t.review_flags.c.resolved_at.is_(None))
+                    .values(resolved_at=now, resolved_by=author)
+                )
+        return SubmitOutcome(event_id, flagged, held_out)
+
+    def undo_last_label(self, author: str) -> UndoOutcome | None:
+        """Undo the author's latest label event not undone yet (None when there is none).
+
+        Append-only: a new event restores the image's label from before the undone
+        event (or withdraws it when there was none), and ``label_undos`` links the two.
+        The image is leased to the author again for ``lease_seconds`` of the old lease,
+        so it comes back to them first.
+        """
+        ev = t.label_events
+        with self._write() as conn:
+            undone = select(t.label_undos.c.event_id)
+            undos = select(t.label_undos.c.undo_event_id)
+            target = conn.execute(
+                select(ev)
+                .where(
+                    ev.c.author == author,
+                    ev.c.source.in_(("human", "review")),
+                    ev.c.id.not_in(undone),
+                    ev.c.id.not_in(undos),
+                )
+                .order_by(ev.c.id.desc())
+                .limit(1)
+            ).first()
+            if target is None:
+                return None
+            before = conn.execute(
+                select(ev.c.class_id)
+                .where(ev.c.image_id == target.image_id, ev.c.id < target.id)
+                .order_by(ev.c.id.desc())
+                .limit(1)
+            ).first()
+            now = utcnow()
+            restored = None if before is None else before.class_id
+            undo_id = conn.execute(
+                insert(ev).returning(ev.c.id),
+                _event(target.image_id, restored, author, target.source, self._round_index(conn), now,
+                       f"undo of event {target.id}"),
+            ).scalar_one()
+            conn.execute(insert(t.label_undos), {"event_id": target.id, "undo_event_id": undo_id, "created_at": now})
+            names = {v: k for k, v in self._class_ids(conn).items()}
+        return UndoOutcome(target.id, undo_id, target.image_id, None if restored is None else names[restored])
+
+    def lease_next(
+        self,
+        holder: str,
+        n: int,
+        *,
+        ttl_seconds: float,
+        preferred: Sequence[int] = (),
+        exclude: Sequence[int] = (),
+        split: str = "pool",
+    ) -> list[int]:
+        """Lease up to ``n`` images to ``holder`` for ``ttl_seconds``, in one transaction.
+
+        Order: images an undo gave back to ``holder``, then ``preferred`` (the
+        active-learning queue, best first), then images still leased to ``holder``
+        without a label, then the rest of ``split`` by id. Never returned: images with
+        any label event (except those an undo gave back), with a live lease of someone
+        else, or skipped by ``holder``. ``exclude`` are images the caller already
+        holds: neither returned nor released; the holder's other leases not chosen
+        again are released. Expired leases are dropped first.
+        """
+        if n <= 0:
+            return []
+        ls, ev = t.leases, t.label_events
+        with self._write() as conn:
+            now = utcnow()
+            conn.execute(delete(ls).where(ls.c.expires_at <= now))
+            leased = dict(conn.execute(select(ls.c.image_id, ls.c.holder)).all())
+            skipped = set(conn.scalars(select(t.skips.c.image_id).where(t.skips.c.author == holder)))
+            mine = sorted(iid for iid, h in leased.items() if h == holder)
+            current = self._current_class_ids(conn, mine)
+            excluded = set(exclude)
+            touched_mine: set[int] = set()
+            for chunk in _chunks(mine, 500):
+                touched_mine.update(conn.scalars(select(ev.c.image_id).where(ev.c.image_id.in_(chunk)).distinct()))
+            mine_open = [i for i in mine if i not in current and i not in skipped and i not in excluded]
+            # 1. images given back to the holder (an undo): no other way brings them back
+            chosen: list[int] = [i for i in mine_open if i in touched_mine][:n]
+            taken = set(chosen) | excluded
+            others = {i for i, h in leased.items() if h != holder}
+
+            def free(ids: Sequence[int]) -> list[int]:
+                ids = [i for i in ids if i not in taken and i not in others and i not in skipped]
+                touched: set[int] = set()
+                for chunk in _chunks(ids, 500):
+                    touched.update(conn.scalars(select(ev.c.image_id).where(ev.c.image_id.in_(chunk)).distinct()))
+                return [i for i in ids if i not in touched]
+
+            # 2. the active-learning queue, then 3. the holder's other open leases, then 4. the rest
+            for iid in free(list(dict.fromkeys(preferred))) + free(mine_open):
+                if len(chosen) >= n:
+                    break
+                if iid not in taken:
+                    chosen.append(iid)
+                    taken.add(iid)
+            if len(chosen) < n:
+                rest = (
+                    select(t.images.c.id)
+                    .where(
+                        t.images.c.split == _check_split(split),
+                        ~select(ev.c.id).where(ev.c.image_id == t.images.c.id).exists(),
+                        ~select(ls.c.image_id).where(ls.c.image_id == t.images.c.id).exists(),
+                        ~select(t.skips.c.image_id)
+                        .where(t.skips.c.image_id == t.images.c.id, t.skips.c.author == holder)
+                        .exists(),
+                    )
+                    .order_by(t.images.c.id)
+                    .limit(n - len(chosen) + len(taken))
+                )
+                for iid in conn.scalars(rest):
+                    if len(chosen) >= n:
+                        break
+                    if iid not in taken:
+                        chosen.append(iid)
+                        taken.add(iid)
+            expires = now + timedelta(seconds=ttl_seconds)
+            # the holder now holds exactly ``exclude`` + ``chosen``: release the rest of their leases
+            conn.execute(delete(ls).where(ls.c.holder == holder, ls.c.image_id.not_in(list(excluded))))
+            conn.execute(delete(ls).where(ls.c.image_id.in_(chosen)))
+            if excluded:  # the images the caller holds stay theirs while they keep asking
+                conn.execute(update(ls).where(ls.c.holder == holder, ls.c.image_id.in_(list(excluded)))
+                             .values(expires_at=expires))
+            if chosen:
+                conn.execute(insert(ls), [{"image_id": i, "holder": holder, "expires_at": expires} for i in chosen])
+        return chosen
+
+    def lease_image(self, image_id: int, holder: str, *, ttl_seconds: float) -> None:
+        """(Re-)lease one image to ``holder`` (e.g. the image an undo brought back)."""
+        with self._write() as conn:
+            conn.execute(delete(t.leases).where(t.leases.c.image_id == image_id))
+            conn.execute(insert(t.leases), {"image_id": image_id, "holder": holder,
+                                            "expires_at": utcnow() + timedelta(seconds=ttl_seconds)})
+
+    def live_leases(self) -> dict[int, str]:
+        """Image id -> holder of every unexpired lease."""
+        with self._read() as conn:
+            rows = conn.execute(select(t.leases.c.image_id, t.leases.c.holder).where(t.leases.c.expires_at > utcnow()))
+            return dict(rows.all())
+
+    def skip_image(self, image_id: int, author: str) -> None:
+        """``author`` skips an image: their lease is released and it is not shown to them again."""
+        with self._write() as conn:
+            if conn.scalar(select(t.images.c.id).where(t.images.c.id == image_id)) is None:
+                raise NotFoundError(f"no image with id {image_id} in {self.url}")
+            conn.execute(delete(t.leases).where(t.leases.c.image_id == image_id, t.leases.c.holder == author))
+            if conn.scalar(select(t.skips.c.image_id).where(t.skips.c.image_id == image_id,
+                                                            t.skips.c.author == author)) is None:
+                conn.execute(insert(t.skips), {"image_id": image_id, "author": author, "created_at": utcnow()})
+
+    def review_flags(self, *, open_only: bool = True, offset: int = 0, limit: int = 50) -> list[ReviewFlag]:
+        """Review flags, oldest first, one page."""
+        rf = t.review_flags
+        query = select(rf).order_by(rf.c.id).offset(offset).limit(limit)
+        if open_only:
+            query = query.where(rf.c.resolved_at.is_(None))
+        with self._read() as conn:
+            return [
+                ReviewFlag(r.id, r.image_id, r.reason, dict(r.details or {}), _as_utc(r.created_at),  # type: ignore[arg-type]
+                           _as_utc(r.resolved_at), r.resolved_by)
+                for r in conn.execute(query)
+            ]
+
+    def n_review_flags(self, *, open_only: bool = True) -> int:
+        rf = t.review_flags
+        query = select(func.count()).select_from(rf)
+        if open_only:
+            query = query.where(rf.c.resolved_at.is_(None))
+        with self._read() as conn:
+            return int(conn.scalar(query) or 0)
+
+    def save_predictions(self, round_number: int, rows: Sequence[tuple[int, str, float]]) -> None:
+        """Store a round's ``(image_id, predicted class name, confidence)`` rows, replacing that round's."""
+        with self._write() as conn:
+            class_ids = self._class_ids(conn)
+            conn.execute(delete(t.predictions).where(t.predictions.c.round_number == round_number))
+            if rows:
+                conn.execute(
+                    insert(t.predictions),
+                    [{"round_number": round_number, "image_id": iid, "class_id": class_ids[name],
+                      "confidence": float(conf)} for iid, name, conf in rows],
+                )
+
+    def latest_predictions(self, image_ids: Sequence[int]) -> dict[int, tuple[str, float, int]]:
+        """Image id -> (class name, confidence, round number) from the latest round that predicted it."""
+        pr = t.predictions
+        out: dict[int, tuple[str, float, int]] = {}
+        with self._read() as conn:
+            for chunk in _chunks(list(image_ids), 500):
+                latest = (
+                    select(pr.c.image_id, func.max(pr.c.round_number).label("rn"))
+                    .where(pr.c.image_id.in_(chunk))
+                    .group_by(pr.c.image_id)
+                    .subquery()
+                )
+                rows = conn.execute(
+                    select(pr.c.image_id, t.classes.c.name, pr.c.confidence, pr.c.round_number)
+                    .join(latest, (latest.c.image_id == pr.c.image_id) & (latest.c.rn == pr.c.round_number))
+                    .join(t.classes, t.classes.c.id == pr.c.class_id)
+                )
+                out.update({r.image_id: (r.name, float(r.confidence), int(r.round_number)) for r in rows})
+        return out
+
+    def set_service_state(self, key: str, value: dict[str, Any]) -> None:
+        """Persist a service's state (JSON) under ``key``, replacing what was there."""
+        with self._write() as conn:
+            conn.execute(delete(t.service_state).where(t.service_state.c.key == key))
+            conn.execute(insert(t.service_state), {"key": key, "value": value, "updated_at": utcnow()})
+
+    def service_state(self, key: str) -> dict[str, Any] | None:
+        with self._read() as conn:
+            value = conn.scalar(select(t.service_state.c.value).where(t.service_state.c.key == key))
+        return None if value is None else dict(value)
+
+    def label_event_times(self, *, sources: Sequence[str] = ("human", "review")) -> list[datetime]:
+        """Times of label events from ``sources`` that set a class, oldest first (for labels-over-time)."""
+        ev = t.label_events
+        query = (
+            select(ev.c.created_at)
+            .where(ev.c.source.in_(list(sources)), ev.c.class_id.is_not(None))
+            .order_by(ev.c.id)
+        )
+        with self._read() as conn:
+            return [_as_utc(v) for v in conn.scalars(query)]  # type: ignore[misc]
+
+    def n_images(self, split: str | None = None) -> int:
+        query = select(func.count()).select_from(t.images)
+        if split is not None:
+            query = query.where(t.images.c.split == _check_split(split))
+        with self._read() as conn:
+            return int(conn.scalar(query) or 0)
 
 
 def _event(

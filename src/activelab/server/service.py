@@ -1,0 +1,228 @@
+"""What the API does, over one project: the routes only parse, call this and serialise.
+
+Everything durable lives in the project's store; this object holds the opened
+project, the background trainer and nothing a restart could lose.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from activelab.exceptions import InputError, NotFoundError
+from activelab.loop.export import export_labels
+from activelab.loop.project import Project
+from activelab.loop.session import ActiveSession
+from activelab.loop.stopping import StoppingRules
+from activelab.server.settings import ServerSettings
+from activelab.server.trainer import BackgroundTrainer
+from activelab.store.store import Image
+
+HOLDOUT_KEY = "holdout"
+MAX_CURVE_POINTS = 200
+
+
+def holdout_rule(sha256: str, fraction: float, seed: int) -> bool:
+    """Whether a human-labeled pool image is held out for evaluation.
+
+    Deterministic in the image content and the seed: the first 8 bytes of
+    ``sha256(f"{seed}:{image sha256}")`` read as a number in [0, 1) below
+    ``fraction``. The same image is always held out (or not), whoever labels it.
+    """
+    digest = hashlib.sha256(f"{seed}:{sha256}".encode()).hexdigest()
+    return int(digest[:16], 16) / 16**16 < fraction
+
+
+@dataclass
+class LabelingService:
+    """The labeling app's operations on one opened project."""
+
+    project: Project
+    settings: ServerSettings
+    trainer: BackgroundTrainer
+
+    @property
+    def store(self):  # type: ignore[no-untyped-def]
+        return self.project.store
+
+    def session(self) -> ActiveSession:
+        return self.trainer.session_factory(self.project)
+
+    # ------------------------------------------------------------ hold-out
+    def holdout(self) -> dict[str, Any]:
+        """The evaluation hold-out decision, made once per project and persisted.
+
+        A project with an ``eval`` split evaluates on it; one without holds out
+        ``active_learner.eval_fraction`` of human labels (see :func:`holdout_rule`).
+        """
+        state = self.store.service_state(HOLDOUT_KEY)
+        if state is None:
+            al = self.project.settings.active_learner
+            enabled = self.store.n_images("eval") == 0 and al.eval_fraction > 0
+            state = {"enabled": enabled, "fraction": al.eval_fraction if enabled else 0.0, "seed": al.seed,
+                     "rule": "sha256(f'{seed}:{image sha256}')[:16 hex] / 16**16 < fraction"}
+            self.store.set_service_state(HOLDOUT_KEY, state)
+        return state
+
+    # --------------------------------------------------------------- items
+    def item(self, image: Image, *, rank: int | None = None, origin: str = "pool",
+             history: bool = False) -> dict[str, Any]:
+        pred = self.store.latest_predictions([image.id]).get(image.id)
+        out: dict[str, Any] = {
+            "image_id": image.id,
+            "url": f"/api/images/{image.id}/file",
+            "width": image.width,
+            "height": image.height,
+            "split": image.split,
+            "rank": rank,
+            "origin": origin,
+            "prediction": None if pred is None else {"label": pred[0], "confidence": pred[1], "round": pred[2]},
+            "history": None,
+        }
+        if history:
+            out["history"] = [self._event(e) for e in self.store.label_history(image.id)]
+        return out
+
+    @staticmethod
+    def _event(e: Any) -> dict[str, Any]:
+        return {"event_id": e.id, "label": e.label, "author": e.author, "source": e.source, "round": e.round_index,
+                "note": e.note, "created_at": e.created_at.isoformat()}
+
+    def next_items(self, user: str, n: int, *, mode: str = "label", exclude: list[int] | None = None
+                   ) -> list[dict[str, Any]]:
+        """Lease the next ``n`` images to ``user``: the active-learning queue first, then the pool."""
+        exclude = exclude or []
+        if mode == "review":
+            seen = set(exclude)
+            out: list[dict[str, Any]] = []
+            offset = 0
+            while len(out) < n:
+                flags = self.store.review_flags(offset=offset, limit=100)
+                if not flags:
+                    break
+                offset += len(flags)
+                for flag in flags:
+                    if flag.image_id in seen:
+                        continue
+                    seen.add(flag.image_id)
+                    item = self.item(self.store.get_image(flag.image_id), origin="review", history=True)
+                    item["flag"] = {"id": flag.id, "reason": flag.reason, "details": flag.details}
+                    out.append(item)
+                    if len(out) >= n:
+                        break
+            return out
+        queue = self.session().queue()
+        ranks = {iid: r for r, iid in enumerate(queue)}
+        ids = self.store.lease_next(user, n, ttl_seconds=self.settings.lease_seconds, preferred=queue,
+                                    exclude=exclude)
+        return [self.item(self.store.get_image(i), rank=ranks.get(i), origin="queue" if i in ranks else "pool")
+                for i in ids]
+
+    # -------------------------------------------------------------- labels
+    def submit(self, user: str, image_id: int, label: str | None, *, note: str | None, review: bool
+               ) -> dict[str, Any]:
+        image = self.store.get_image(image_id)
+        hold = self.holdout()
+        hold_out = bool(hold["enabled"]) and image.split == "pool" and label is not None and not review and \
+            holdout_rule(image.sha256, float(hold["fraction"]), int(hold["seed"]))
+        outcome = self.store.submit_label(image_id, label, author=user, source="review" if review else "human",
+                                          note=note, hold_out=hold_out)
+        self.trainer.notify()
+        return {"event_id": outcome.event_id, "image_id": image_id, "label": label, "flagged": outcome.flagged,
+                "held_out": outcome.held_out}
+
+    def undo(self, user: str) -> dict[str, Any]:
+        outcome = self.store.undo_last_label(user)
+        if outcome is None:
+            raise NotFoundError(f"{user} has no label to undo")
+        self.store.lease_image(outcome.image_id, user, ttl_seconds=self.settings.lease_seconds)
+        image = self.store.get_image(outcome.image_id)
+        return {"undone_event_id": outcome.undone_event_id, "undo_event_id": outcome.undo_event_id,
+                "restored_label": outcome.restored_label, "item": self.item(image, origin="undo")}
+
+    def skip(self, user: str, image_id: int) -> None:
+        self.store.skip_image(image_id, user)
+
+    def add_class(self, name: str) -> list[str]:
+        self.store.add_classes([name])
+        return self.store.class_names()
+
+    # ---------------------------------------------------------------- lists
+    def queue_page(self, offset: int, limit: int) -> dict[str, Any]:
+        queue = self.session().queue()
+        leases = self.store.live_leases()
+        page = queue[offset: offset + limit]
+        preds = self.store.latest_predictions(page)
+        return {
+            "total": len(queue), "offset": offset, "limit": limit,
+            "items": [{"image_id": iid, "rank": offset + i, "leased_by": leases.get(iid),
+                       "url": f"/api/images/{iid}/file",
+                       "prediction": None if iid not in preds else
+                       {"label": preds[iid][0], "confidence": preds[iid][1], "round": preds[iid][2]}}
+                      for i, iid in enumerate(page)],
+        }
+
+    def review_page(self, offset: int, limit: int) -> dict[str, Any]:
+        flags = self.store.review_flags(offset=offset, limit=limit)
+        return {
+            "total": self.store.n_review_flags(), "offset": offset, "limit": limit,
+            "items": [{"flag_id": f.id, "image_id": f.image_id, "reason": f.reason, "details": f.details,
+                       "created_at": f.created_at.isoformat(), "url": f"/api/images/{f.image_id}/file"}
+                      for f in flags],
+        }
+
+    def image_detail(self, image_id: int) -> dict[str, Any]:
+        image = self.store.get_image(image_id)
+        item = self.item(image, history=True)
+        current = [e for e in item["history"]]
+        item["label"] = current[-1]["label"] if current else None
+        return item
+
+    def image_path(self, image_id: int) -> Path:
+        """The file of a stored image (ids only: no client path is ever opened)."""
+        return Path(self.store.get_image(image_id).path)
+
+    # ----------------------------------------------------------------- stats
+    def stats(self) -> dict[str, Any]:
+        summary = self.store.summary()
+        session = self.session()
+        curve = session.curve()
+        times = self.store.label_event_times()
+        step = max(1, len(times) // MAX_CURVE_POINTS)
+        over_time = [{"t": times[i].isoformat(), "n": i + 1} for i in range(0, len(times), step)]
+        if times and over_time[-1]["n"] != len(times):
+            over_time.append({"t": times[-1].isoformat(), "n": len(times)})
+        rounds = [r for r in self.store.rounds() if r.status == "done"]
+        return {
+            "project": self.project.settings.name,
+            "strategy": self.project.settings.active_learner.strategy,
+            "model": self.project.settings.model.name,
+            "classes": self.store.class_names(),
+            "images": summary["images"],
+            "labeled": summary["labeled"],
+            "per_class": summary["per_class"],
+            "label_events": summary["label_events"],
+            "rounds": summary["rounds"],
+            "open_review_flags": self.store.n_review_flags(),
+            "queue_length": len(session.queue()),
+            "labels_over_time": over_time,
+            "curve": [{"n_labeled": p.n_labeled, "accuracy": p.accuracy, "agreement": p.agreement} for p in curve],
+            "latest_round": None if not rounds else {
+                "number": rounds[-1].number, "n_labeled": rounds[-1].n_labeled,
+                "finished_at": rounds[-1].finished_at.isoformat() if rounds[-1].finished_at else None},
+            "stop_reason": session.stop_reason(StoppingRules(plateau_rounds=3)) if curve else None,
+            "trainer": self.trainer.status(),
+            "holdout": self.holdout(),
+            "live_leases": len(self.store.live_leases()),
+        }
+
+    def export(self, fmt: str, include_eval: bool) -> Path:
+        if fmt not in ("csv", "parquet"):
+            raise InputError(f"format must be csv or parquet, got {fmt!r}")
+        folder = Path(tempfile.mkdtemp(prefix="activelab-export-"))
+        stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+        return export_labels(self.store, folder / f"labels-{stamp}.{fmt}", fmt=fmt, include_eval=include_eval)

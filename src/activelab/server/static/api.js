@@ -1,0 +1,94 @@
+// The one way pages talk to the server: the REST API (see /docs).
+"use strict";
+const api = {
+  async call(method, path, body) {
+    const opts = { method, headers: { "X-Activelab-Client": "1" }, credentials: "same-origin" };
+    if (body !== undefined) {
+      opts.headers["Content-Type"] = "application/json";
+      opts.body = JSON.stringify(body);
+    }
+    const res = await fetch(path, opts);
+    const data = res.headers.get("content-type")?.includes("json") ? await res.json() : null;
+    if (!res.ok) {
+      const detail = data && data.detail ? (typeof data.detail === "string" ? data.detail : JSON.stringify(data.detail)) : res.statusText;
+      const err = new Error(detail);
+      err.status = res.status;
+      throw err;
+    }
+    return data;
+  },
+  get(path) { return this.call("GET", path); },
+  post(path, body) { return this.call("POST", path, body || {}); },
+};
+
+function toast(text, kind) {
+  const el = document.getElementById("toast");
+  el.textContent = text;
+  el.className = "toast show " + (kind || "");
+  clearTimeout(toast._t);
+  toast._t = setTimeout(() => { el.className = "toast"; }, 2500);
+}
+
+function currentUser() {
+  const params = new URLSearchParams(location.search);
+  const input = document.getElementById("user");
+  let name = params.get("user") || localStorage.getItem("activelab.user") || "";
+  if (params.get("user")) localStorage.setItem("activelab.user", name);
+  input.value = name;
+  input.addEventListener("change", () => {
+    localStorage.setItem("activelab.user", input.value.trim());
+    document.dispatchEvent(new CustomEvent("userchange"));
+  });
+  input.addEventListener("keydown", (e) => { if (e.key === "Enter") input.blur(); });
+  return () => input.value.trim();
+}
+
+function trainerText(t) {
+  let s = t.paused ? "trainer: paused" : t.state === "training" ? `trainer: training round ${t.round}…` : "trainer: idle";
+  const m = t.last_metrics;
+  if (m) {
+    const acc = m.accuracy == null ? "no eval labels" : `eval accuracy ${(100 * m.accuracy).toFixed(1)}% on ${m.n_eval}`;
+    s += ` · last round ${m.round}: ${acc}, ${m.n_labeled} labels`;
+  }
+  s += ` · retrains every ${t.retrain_every} labels`;
+  if (t.last_error) s += ` · last error: ${t.last_error}`;
+  return s;
+}
+
+async function refreshTrainer() {
+  try {
+    const t = await api.get("/api/trainer");
+    const box = document.getElementById("trainer");
+    document.getElementById("trainer-text").textContent = trainerText(t);
+    box.dataset.state = t.paused ? "paused" : t.state;
+    box.classList.toggle("error", !!t.last_error);
+    document.getElementById("trainer-pause").textContent = t.paused ? "Resume" : "Pause";
+    document.getElementById("trainer-pause").dataset.paused = t.paused ? "1" : "";
+    if (refreshTrainer.lastRound !== undefined && t.last_round !== refreshTrainer.lastRound) {
+      document.dispatchEvent(new CustomEvent("newround", { detail: t }));
+    }
+    refreshTrainer.lastRound = t.last_round;
+    return t;
+  } catch (e) { return null; }
+}
+
+function setupTrainerControls() {
+  document.getElementById("trainer-run").addEventListener("click", async () => {
+    await api.post("/api/trainer/run"); toast("a round will start shortly"); refreshTrainer();
+  });
+  document.getElementById("trainer-pause").addEventListener("click", async (e) => {
+    await api.post(e.target.dataset.paused ? "/api/trainer/resume" : "/api/trainer/pause"); refreshTrainer();
+  });
+  refreshTrainer();
+  setInterval(refreshTrainer, 3000);
+}
+
+async function refreshHeader() {
+  try {
+    const p = await api.get("/api/project");
+    document.getElementById("project-name").textContent = `${p.name} · ${p.strategy}`;
+    const r = await api.get("/api/review?limit=1");
+    document.getElementById("nav-flags").textContent = r.total ? String(r.total) : "";
+    return p;
+  } catch (e) { toast(e.message, "error"); return null; }
+}

@@ -1,0 +1,222 @@
+// Labeling page: one image large (or a grid), keyboard first, talks only to the API.
+"use strict";
+(function () {
+  const root = document.getElementById("label-app");
+  const mode = root.dataset.mode;              // "label" or "review"
+  const user = currentUser();
+  const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
+  const state = { classes: [], items: [], cursor: 0, grid: false, fetching: null, labeled: 0,
+                  hint: localStorage.getItem("activelab.hint") !== "off", busy: false };
+  const $ = (id) => document.getElementById(id);
+
+  function current() { return state.items[state.cursor] || null; }
+
+  function renderClasses() {
+    const box = $("classes");
+    box.innerHTML = "";
+    state.classes.forEach((name, i) => {
+      const b = document.createElement("button");
+      b.type = "button";
+      b.className = "class";
+      b.dataset.label = name;
+      b.innerHTML = (i < KEYS.length ? `<kbd>${KEYS[i]}</kbd> ` : "") + escapeHtml(name);
+      b.addEventListener("click", () => label(name));
+      box.appendChild(b);
+    });
+  }
+
+  function escapeHtml(s) {
+    return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  }
+
+  function hintText(item) {
+    if (!item || !item.prediction) return item ? "model: no prediction yet" : "";
+    const p = item.prediction;
+    return `model: ${p.label} (${Math.round(100 * p.confidence)}%, round ${p.round})`;
+  }
+
+  function render() {
+    const item = current();
+    $("empty").hidden = !!item;
+    $("single").hidden = state.grid || !item;
+    $("grid").hidden = !state.grid || !item;
+    const hint = $("hint");
+    hint.hidden = !state.hint;
+    hint.textContent = hintText(item);
+    $("toggle-hint").classList.toggle("on", state.hint);
+    $("toggle-grid").classList.toggle("on", state.grid);
+    if (item) {
+      const img = $("image");
+      img.src = item.url;
+      img.dataset.imageId = item.image_id;
+      const where = item.rank != null ? `queue #${item.rank + 1}` : item.origin;
+      $("image-meta").textContent = `image ${item.image_id} · ${where}`;
+    }
+    $("progress").textContent = `${state.labeled} labeled in this session · ${state.items.length} ready`;
+    renderGrid();
+    renderReview(item);
+    state.items.slice(state.cursor + 1, state.cursor + 4).forEach((it) => { const im = new Image(); im.src = it.url; });
+  }
+
+  function renderGrid() {
+    const grid = $("grid");
+    if (!state.grid) { grid.innerHTML = ""; return; }
+    grid.innerHTML = "";
+    state.items.slice(0, 24).forEach((it, i) => {
+      const cell = document.createElement("button");
+      cell.type = "button";
+      cell.className = "cell" + (i === state.cursor ? " selected" : "");
+      cell.dataset.imageId = it.image_id;
+      cell.innerHTML = `<img src="${it.url}" alt="image ${it.image_id}">` +
+        (state.hint && it.prediction ? `<span class="cell-hint">${escapeHtml(it.prediction.label)}</span>` : "");
+      cell.addEventListener("click", () => { state.cursor = i; render(); });
+      grid.appendChild(cell);
+    });
+  }
+
+  function renderReview(item) {
+    const banner = $("review-banner"), list = $("history");
+    if (mode !== "review" || !item) { banner.hidden = true; list.hidden = true; return; }
+    banner.hidden = false;
+    const labels = item.flag && item.flag.details && item.flag.details.labels;
+    banner.textContent = labels
+      ? "Labelers disagree: " + Object.entries(labels).map(([who, l]) => `${who} said ${l}`).join(", ") + ". Pick the right class."
+      : "Flagged for review. Pick the right class.";
+    list.hidden = false;
+    list.innerHTML = (item.history || []).map((e) =>
+      `<li>${escapeHtml(e.created_at.slice(0, 19).replace("T", " "))} · <b>${escapeHtml(e.label ?? "—")}</b> by ${escapeHtml(e.author)} (${escapeHtml(e.source)})${e.note ? " · " + escapeHtml(e.note) : ""}</li>`).join("");
+  }
+
+  async function fill() {
+    if (!user()) { $("empty").hidden = false; $("empty").textContent = "Type your name (top right) to start labeling."; return; }
+    if (state.fetching) return state.fetching;
+    const want = (state.grid ? 24 : 6) - (state.items.length - state.cursor);
+    if (want <= 0) return;
+    state.fetching = (async () => {
+      try {
+        const res = await api.post("/api/next", { user: user(), n: Math.min(want, 50), mode,
+          exclude: state.items.map((i) => i.image_id) });
+        const have = new Set(state.items.map((i) => i.image_id));
+        res.items.forEach((it) => { if (!have.has(it.image_id)) state.items.push(it); });
+      } catch (e) { toast(e.message, "error"); }
+      finally { state.fetching = null; }
+    })();
+    await state.fetching;
+    $("empty").textContent = mode === "review" ? "Nothing to review." : "Nothing to label right now: the queue is empty. The trainer re-ranks the pool as labels arrive.";
+    render();
+  }
+
+  function advance(removedIndex) {
+    state.items.splice(removedIndex, 1);
+    if (state.cursor >= state.items.length) state.cursor = Math.max(0, state.items.length - 1);
+    $("note").value = "";
+    render();
+    fill();
+  }
+
+  async function send(body) {
+    const item = current();
+    if (!item || state.busy) return;
+    state.busy = true;
+    const index = state.cursor;
+    try {
+      const note = $("note").value.trim() || null;
+      const res = await api.post("/api/labels", Object.assign({ user: user(), image_id: item.image_id, note, review: mode === "review" }, body));
+      state.labeled += 1;
+      if (res.flagged) toast("another labeler chose differently: flagged for review", "warn");
+      else if (res.held_out) toast(`${res.label} (kept aside for evaluation)`);
+      else toast(body.unsure ? "not sure" : res.label);
+      advance(index);
+    } catch (e) { toast(e.message, "error"); }
+    finally { state.busy = false; }
+  }
+
+  function label(name) { return send({ label: name }); }
+  function unsure() { return send({ unsure: true }); }
+
+  async function skip() {
+    const item = current();
+    if (!item || state.busy) return;
+    try {
+      await api.post("/api/skip", { user: user(), image_id: item.image_id });
+      toast("skipped");
+      advance(state.cursor);
+    } catch (e) { toast(e.message, "error"); }
+  }
+
+  async function undo() {
+    if (state.busy) return;
+    state.busy = true;
+    try {
+      const res = await api.post("/api/undo", { user: user() });
+      state.items = state.items.filter((i) => i.image_id !== res.item.image_id);
+      state.items.splice(state.cursor, 0, res.item);
+      state.labeled = Math.max(0, state.labeled - 1);
+      toast(`undone: image ${res.item.image_id}`);
+      render();
+    } catch (e) { toast(e.status === 404 ? "nothing to undo" : e.message, "error"); }
+    finally { state.busy = false; }
+  }
+
+  async function addClass() {
+    const input = $("new-class");
+    const name = input.value.trim();
+    if (!name) return;
+    try {
+      const res = await api.post("/api/classes", { name });
+      state.classes = res.classes;
+      renderClasses();
+      input.value = "";
+      input.blur();
+      toast(`class added: ${name}`);
+    } catch (e) { toast(e.message, "error"); }
+  }
+
+  function toggleHint() { state.hint = !state.hint; localStorage.setItem("activelab.hint", state.hint ? "on" : "off"); render(); }
+  function toggleGrid() { state.grid = !state.grid; render(); fill(); }
+
+  document.addEventListener("keydown", (e) => {
+    const tag = (e.target.tagName || "").toLowerCase();
+    if (tag === "input" || tag === "textarea") {
+      if (e.key === "Escape" || (e.key === "Enter" && e.target.id === "note")) { e.target.blur(); e.preventDefault(); }
+      if (e.key === "Enter" && e.target.id === "new-class") { addClass(); e.preventDefault(); }
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey) {
+      if ((e.ctrlKey || e.metaKey) && e.key === "z") { undo(); e.preventDefault(); }
+      return;
+    }
+    const idx = KEYS.indexOf(e.key);
+    if (idx >= 0 && idx < state.classes.length) { label(state.classes[idx]); e.preventDefault(); return; }
+    const actions = { s: skip, n: unsure, u: undo, h: toggleHint, g: toggleGrid,
+      "/": () => $("note").focus(), c: () => $("new-class").focus(),
+      ArrowRight: () => { state.cursor = Math.min(state.items.length - 1, state.cursor + 1); render(); fill(); },
+      ArrowLeft: () => { state.cursor = Math.max(0, state.cursor - 1); render(); } };
+    const fn = actions[e.key];
+    if (fn) { fn(); e.preventDefault(); }
+  });
+  $("skip").addEventListener("click", skip);
+  $("unsure").addEventListener("click", unsure);
+  $("undo").addEventListener("click", undo);
+  $("toggle-hint").addEventListener("click", toggleHint);
+  $("toggle-grid").addEventListener("click", toggleGrid);
+  $("add-class").addEventListener("click", addClass);
+  // a new round re-ranked the queue: keep the image on screen, fetch the rest in the new order
+  document.addEventListener("newround", () => {
+    if (mode !== "label") return;
+    const keep = current();
+    state.items = keep ? [keep] : [];
+    state.cursor = 0;
+    fill();
+  });
+  document.addEventListener("userchange", () => { state.items = []; state.cursor = 0; fill(); });
+
+  (async function start() {
+    setupTrainerControls();
+    const p = await refreshHeader();
+    if (p) { state.classes = p.classes; renderClasses(); }
+    render();
+    await fill();
+    root.dataset.ready = "1";
+  })();
+})();

@@ -1,0 +1,122 @@
+"""Fixtures for the labeling app: a real demo project (bundled Fashion-MNIST) and app clients.
+
+The demo project is built once per session with ``activelab demo`` and copied per
+test. Its model is switched to the small CNN at 28 px so a round takes seconds on
+two CPU cores; everything else (store, loop, strategies) is the real thing.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, Self
+
+import pytest
+from fastapi.testclient import TestClient
+from typer.testing import CliRunner
+
+from activelab.loop.settings import load_settings, save_settings
+from activelab.server import ServerSettings, create_app
+
+CLIENT_HEADERS = {"X-Activelab-Client": "1"}
+
+
+def fast_settings(root: Path, **active_learner: Any) -> None:
+    """Make a project's rounds quick: small CNN, 28 px, 2 epochs, batches of 20."""
+    path = root / "activelab.yaml"
+    settings = load_settings(path)
+    settings.model.name = "small_cnn"
+    settings.model.path = "full"
+    settings.model.pretrained = False
+    settings.model.image_size = 28
+    settings.model.device = "cpu"
+    settings.train.epochs = 2
+    settings.active_learner.batch_size = 20
+    for key, value in active_learner.items():
+        setattr(settings.active_learner, key, value)
+    save_settings(settings, path)
+
+
+@pytest.fixture(scope="session")
+def demo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``activelab demo``: 500 pool images (20 labeled), 200 labeled eval images, 10 classes."""
+    from activelab.cli.main import app
+
+    root = tmp_path_factory.mktemp("demo") / "project"
+    result = CliRunner().invoke(app, ["demo", str(root), "--no-serve"])
+    assert result.exit_code == 0, result.output
+    fast_settings(root)
+    return root
+
+
+@pytest.fixture
+def project_dir(tmp_path: Path, demo_template: Path) -> Path:
+    dest = tmp_path / "project"
+    shutil.copytree(demo_template, dest)
+    return dest
+
+
+@pytest.fixture
+def client_factory(project_dir: Path) -> Iterator[Callable[..., TestClient]]:
+    """Build (and finally close) app clients on ``project_dir``; the trainer is off unless asked for."""
+    opened: list[TestClient] = []
+
+    def make(*, headers: dict[str, str] | None = None, **settings: Any) -> TestClient:
+        settings.setdefault("trainer", False)
+        settings.setdefault("trainer_poll_seconds", 0.2)
+        app = create_app(ServerSettings(project=settings.pop("project", project_dir), **settings))
+        client = TestClient(app, headers=CLIENT_HEADERS if headers is None else headers)
+        client.__enter__()
+        opened.append(client)
+        return client
+
+    yield make
+    for client in opened:
+        client.__exit__(None, None, None)
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
+    """Poll until ``predicate()`` is truthy; return its value or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class LiveServer:
+    """uvicorn serving one app on 127.0.0.1 in a background thread."""
+
+    def __init__(self, settings: ServerSettings) -> None:
+        self.settings = settings
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self._server: Any = None
+        self._thread: threading.Thread | None = None
+
+    def __enter__(self) -> Self:
+        import uvicorn
+
+        config = uvicorn.Config(create_app(self.settings), host="127.0.0.1", port=self.port, log_level="warning")
+        self._server = uvicorn.Server(config)
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        self._thread.start()
+        wait_for(lambda: self._server.started, timeout=30)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        assert self._thread is not None
+        self._thread.join(30)

@@ -1,0 +1,290 @@
+"""The REST API on a real demo project: labeling, leases, review, stats, export, trainer, restarts."""
+
+from __future__ import annotations
+
+import io
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from sqlalchemy import text
+
+from activelab.loop.project import open_project
+from activelab.loop.session import ActiveSession
+from activelab.store import open_store, sqlite_url
+from activelab.store import schema as t
+from activelab.store.migrations import SCHEMA_VERSION, ensure_schema
+
+from .conftest import wait_for
+
+
+def _next(client, user: str, n: int = 5, **extra) -> list[dict]:
+    res = client.post("/api/next", json={"user": user, "n": n, **extra})
+    assert res.status_code == 200, res.text
+    return res.json()["items"]
+
+
+def _label(client, user: str, image_id: int, label: str | None = None, **extra) -> dict:
+    body = {"user": user, "image_id": image_id, **extra}
+    if label is not None:
+        body["label"] = label
+    res = client.post("/api/labels", json=body)
+    assert res.status_code == 200, res.text
+    return res.json()
+
+
+def test_label_skip_unsure_undo_are_stored_as_events(client_factory, project_dir: Path) -> None:
+    client = client_factory()
+    items = _next(client, "ann", 4)
+    assert len(items) == 4 and len({i["image_id"] for i in items}) == 4
+    a, b, c, d = (i["image_id"] for i in items)
+    assert client.get(items[0]["url"]).headers["content-type"] == "image/png"
+
+    assert _label(client, "ann", a, "coat", note="sleeve cut off")["flagged"] is False
+    unsure = _label(client, "ann", b, unsure=True)
+    assert unsure["label"] is None
+    assert client.post("/api/skip", json={"user": "ann", "image_id": c}).status_code == 200
+
+    with open_project(project_dir) as proj:
+        (ev,) = proj.store.label_history(a)
+        assert (ev.label, ev.author, ev.source, ev.note) == ("coat", "ann", "human", "sleeve cut off")
+        (ev,) = proj.store.label_history(b)
+        assert ev.label is None and ev.note == "not sure"
+        assert proj.store.label_history(c) == []  # a skip is not a label
+
+    undone = client.post("/api/undo", json={"user": "ann"}).json()
+    assert undone["item"]["image_id"] == b and undone["restored_label"] is None
+    undone = client.post("/api/undo", json={"user": "ann"}).json()
+    assert undone["item"]["image_id"] == a and undone["restored_label"] is None
+    with open_project(project_dir) as proj:
+        history = proj.store.label_history(a)
+        assert [e.label for e in history] == ["coat", None]  # append-only: undo is a new event
+        assert history[-1].note == f"undo of event {history[0].id}"
+        assert a not in proj.store.current_labels()
+    # the undone images come back to ann first; the skipped one never does
+    again = [i["image_id"] for i in _next(client, "ann", 6)]
+    assert again[:2] == sorted([a, b]) and c not in again and d in again
+    assert client.post("/api/undo", json={"user": "bob"}).status_code == 404
+
+
+def test_two_labelers_get_distinct_images_and_disagreement_is_flagged(client_factory, project_dir: Path) -> None:
+    client = client_factory(lease_seconds=1.0)
+    ann = [i["image_id"] for i in _next(client, "ann", 5)]
+    bob = [i["image_id"] for i in _next(client, "bob", 5)]
+    assert not set(ann) & set(bob), "a live lease is never handed to a second labeler"
+    assert _next(client, "ann", 5, exclude=ann)[0]["image_id"] not in ann + bob
+
+    _label(client, "ann", ann[0], "coat")
+    time.sleep(1.2)  # leases expire: bob may now get ann's other images
+    bob2 = [i["image_id"] for i in _next(client, "bob", 10)]
+    assert set(ann[1:]) <= set(bob2) and ann[0] not in bob2
+
+    res = _label(client, "bob", ann[0], "shirt")  # labeled by id anyway: both events are kept
+    assert res["flagged"] is True
+    assert _label(client, "carol", ann[0], "shirt")["flagged"] is True or True
+    with open_project(project_dir) as proj:
+        assert [(e.author, e.label) for e in proj.store.label_history(ann[0])][:2] == [("ann", "coat"),
+                                                                                     ("bob", "shirt")]
+    review = client.get("/api/review", params={"limit": 10}).json()
+    assert review["total"] >= 1 and review["items"][0]["details"]["labels"] == {"ann": "coat", "bob": "shirt"}
+
+    items = _next(client, "dora", 5, mode="review")
+    assert items[0]["image_id"] == ann[0] and items[0]["origin"] == "review"
+    assert [e["author"] for e in items[0]["history"]][:2] == ["ann", "bob"]
+    _label(client, "dora", ann[0], "shirt", review=True)
+    assert client.get("/api/review").json()["total"] == 0
+    assert _next(client, "dora", 5, mode="review") == []
+    with open_project(project_dir) as proj:
+        cur = proj.store.current_labels()[ann[0]]
+        assert (cur.label, cur.source, cur.author) == ("shirt", "review", "dora")
+
+
+def test_concurrent_labelers_never_share_a_live_lease(client_factory, project_dir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    client = client_factory()
+
+    def work(user: str) -> list[int]:
+        got = []
+        for _ in range(3):
+            items = _next(client, user, 4)
+            for it in items:
+                _label(client, user, it["image_id"], "bag")
+                got.append(it["image_id"])
+        return got
+
+    with ThreadPoolExecutor(4) as pool:
+        results = list(pool.map(work, ["u1", "u2", "u3", "u4"]))
+    everything = [i for r in results for i in r]
+    assert len(everything) == 48 and len(set(everything)) == 48
+    with open_project(project_dir) as proj:
+        assert proj.store.n_label_events() == 220 + 48
+
+
+def test_stats_export_classes_and_pages(client_factory) -> None:
+    client = client_factory()
+    items = _next(client, "ann", 3)
+    for it, name in zip(items, ["coat", "coat", "bag"]):
+        _label(client, "ann", it["image_id"], name)
+    stats = client.get("/api/stats").json()
+    assert stats["labeled"] == {"pool": 23, "eval": 200}
+    assert stats["per_class"]["coat"]["pool"] == 4 and stats["per_class"]["bag"]["pool"] == 3
+    assert stats["strategy"] == "margin" and stats["labels_over_time"][-1]["n"] == 3
+    assert stats["trainer"]["state"] == "idle" and stats["holdout"]["enabled"] is False
+
+    csv = client.get("/api/export", params={"format": "csv"})
+    assert csv.status_code == 200 and "attachment" in csv.headers["content-disposition"]
+    frame = pd.read_csv(io.StringIO(csv.text))
+    assert len(frame) == 23 and set(frame[frame.author == "ann"].label) == {"coat", "bag"}
+    assert len(pd.read_parquet(io.BytesIO(client.get("/api/export?format=parquet&include_eval=true").content))) == 223
+    assert client.get("/api/export", params={"format": "exe"}).status_code == 422
+
+    assert client.post("/api/classes", json={"name": "scarf"}).json()["classes"][-1] == "scarf"
+    assert client.get("/api/project").json()["classes"][-1] == "scarf"
+    assert client.get("/api/queue", params={"limit": 500}).status_code == 422  # pages, never the whole pool
+    assert client.get("/api/images/999999/file").status_code == 404
+    assert client.get("/api/images/abc/file").status_code == 422
+    detail = client.get(f"/api/images/{items[0]['image_id']}").json()
+    assert detail["label"] == "coat" and detail["history"][0]["author"] == "ann"
+
+
+def test_input_validation_and_cross_site_protection(client_factory, project_dir: Path) -> None:
+    client = client_factory()
+    iid = _next(client, "ann", 1)[0]["image_id"]
+    bad = [
+        {"user": "ann", "image_id": iid},  # neither label nor unsure
+        {"user": "ann", "image_id": iid, "label": "coat", "unsure": True},
+        {"user": "", "image_id": iid, "label": "coat"},
+        {"user": "<script>", "image_id": iid, "label": "coat"},
+        {"user": "ann", "image_id": iid, "label": "no-such-class"},
+        {"user": "ann", "image_id": iid, "label": "coat", "extra": 1},
+    ]
+    for body in bad:
+        assert client.post("/api/labels", json=body).status_code == 422, body
+    assert client.post("/api/labels", json={"user": "ann", "image_id": 10**6, "label": "coat"}).status_code == 404
+    naked = client_factory(headers={})
+    assert naked.post("/api/labels", json={"user": "ann", "image_id": iid, "label": "coat"}).status_code == 403
+    assert naked.post("/api/labels", json={"user": "ann", "image_id": iid, "label": "coat"},
+                      headers={"X-Activelab-Client": "1", "Origin": "http://evil.example"}).status_code == 403
+    with open_project(project_dir) as proj:
+        assert proj.store.label_history(iid) == []
+
+    locked = client_factory(token="s3cret", headers={})
+    assert locked.get("/api/stats").status_code == 401
+    assert locked.get("/api/stats", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+    page = locked.get("/?token=s3cret", follow_redirects=False)
+    assert page.status_code == 303 and "activelab_token" in page.headers["set-cookie"]
+    assert locked.get("/api/stats").status_code == 200  # the cookie now carries the token
+
+    schema = client.get("/openapi.json").json()
+    for path in ["/api/next", "/api/labels", "/api/undo", "/api/skip", "/api/stats", "/api/export",
+                 "/api/trainer", "/api/queue", "/api/review", "/api/images/{image_id}/file"]:
+        assert path in schema["paths"], path
+
+
+def test_trainer_runs_rounds_and_reranks_the_queue(client_factory, project_dir: Path) -> None:
+    client = client_factory(trainer=True, retrain_every=5)
+    first = wait_for(lambda: (s := client.get("/api/trainer").json())["last_round"] == 1 and s["state"] == "idle"
+                     and s, timeout=90)
+    assert first["last_metrics"]["n_labeled"] == 20 and first["last_metrics"]["accuracy"] is not None
+    queue1 = [i["image_id"] for i in client.get("/api/queue", params={"limit": 50}).json()["items"]]
+    assert len(queue1) == 20
+    items = _next(client, "ann", 5)
+    assert [i["image_id"] for i in items] == queue1[:5]  # active-learning order
+    assert all(i["prediction"] and i["prediction"]["round"] == 1 for i in items)  # the model's hint
+    labels = ["t-shirt", "trouser", "pullover", "dress", "coat"]
+    started = time.monotonic()
+    for it, name in zip(items, labels):
+        _label(client, "ann", it["image_id"], name)
+    assert time.monotonic() - started < 5, "labeling never waits for the trainer"
+    wait_for(lambda: client.get("/api/trainer").json()["last_round"] == 2, timeout=90)
+    status = client.get("/api/trainer").json()
+    assert status["last_metrics"]["n_labeled"] == 25 and status["last_error"] is None
+    queue2 = [i["image_id"] for i in client.get("/api/queue").json()["items"]]
+    with open_project(project_dir) as proj:
+        assert queue2 == ActiveSession(proj).queue()
+        assert [r.number for r in proj.store.rounds() if r.status == "done"] == [1, 2]
+    assert queue2 != queue1[5:] and not set(queue2) & {i["image_id"] for i in items}
+    stats = client.get("/api/stats").json()
+    assert [p["n_labeled"] for p in stats["curve"]] == [20, 25]
+
+
+def test_trainer_state_survives_restart(client_factory, project_dir: Path) -> None:
+    client = client_factory()
+    client.post("/api/trainer/pause")
+    iid = _next(client, "ann", 1)[0]["image_id"]
+    _label(client, "ann", iid, "bag")
+    service = client.app.state.service
+    service.trainer.run_once()  # a round in the caller's thread: same code the thread runs
+    before = client.get("/api/trainer").json()
+    assert before["paused"] and before["last_round"] == 1
+    # simulate a crash in the middle of round 2: state says training, the round row is running
+    with open_project(project_dir) as proj:
+        proj.store.start_round(strategy="margin", model="small_cnn", config={}, n_labeled=21)
+        state = proj.store.service_state("trainer")
+        proj.store.set_service_state("trainer", {**state, "state": "training", "round": 2})
+
+    again = client_factory()
+    after = again.get("/api/trainer").json()
+    assert after["paused"] and after["state"] == "idle" and after["last_round"] == 1
+    assert after["last_metrics"] == before["last_metrics"]
+    assert "round 2 was interrupted" in after["last_error"]
+    with open_project(project_dir) as proj:
+        assert [r.status for r in proj.store.rounds()] == ["done", "failed"]
+    assert again.get(f"/api/images/{iid}").json()["label"] == "bag"
+    again.post("/api/trainer/resume")
+    assert again.get("/api/trainer").json()["paused"] is False
+
+
+def test_held_out_labels_when_the_project_has_no_eval_split(tmp_path: Path, sample: Path, client_factory) -> None:
+    from activelab.loop.ingest import import_images
+    from activelab.loop.project import init_project
+
+    from .conftest import fast_settings
+
+    root = tmp_path / "noeval"
+    with init_project(root, ["t-shirt", "trouser", "bag"]) as proj:
+        pool = pd.read_csv(sample / "pool.csv")
+        pool = pool[pool.label.isin(["t-shirt", "trouser", "bag"])].head(60)
+        import_images(proj.store, pool.assign(filepath=[str(sample / p) for p in pool.filepath], label=None))
+    fast_settings(root, eval_fraction=0.5)
+    client = client_factory(project=root)
+    assert client.get("/api/project").json()["holdout"]["enabled"] is True
+    truth = dict(zip([str(sample / p) for p in pool.filepath], pool.label))
+    held = []
+    with open_project(root) as proj:
+        paths = {img.id: img.path for img in proj.store.images()}
+    for _ in range(4):
+        for it in _next(client, "ann", 5):
+            res = _label(client, "ann", it["image_id"], truth[paths[it["image_id"]]])
+            held.append(res["held_out"])
+    assert 3 <= sum(held) <= 17, held
+    with open_project(root) as proj:
+        session = ActiveSession(proj)
+        train, evals = session.labeled_set("pool"), session.labeled_set("eval")
+        assert len(train.image_ids) + len(evals.image_ids) == 20 and len(evals.image_ids) == sum(held)
+        assert not set(train.image_ids) & set(evals.image_ids)  # never trained on
+        result = session.run_round()
+        assert result.metrics["eval"]["n"] == sum(held)
+
+
+def test_a_version_1_store_is_upgraded(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "old.db")
+    store = open_store(url)
+    with store._write() as conn:  # make it look like a store written by schema version 1
+        for table in reversed(t.V2_TABLES):
+            conn.execute(text(f"DROP TABLE {table.name}"))
+        conn.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
+    store.close()
+    store = open_store(url)
+    with store._read() as conn:
+        assert ensure_schema(conn, url, create=False) == SCHEMA_VERSION == 2
+    store.set_service_state("trainer", {"state": "idle"})
+    assert store.service_state("trainer") == {"state": "idle"}
+    store.close()
+
+
+@pytest.mark.parametrize("page", ["/", "/review", "/dashboard", "/static/label.js", "/docs"])
+def test_pages_are_served(client_factory, page: str) -> None:
+    assert client_factory().get(page).status_code == 200
