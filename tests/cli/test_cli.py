@@ -17,13 +17,13 @@ def invoke(*args: str):  # type: ignore[no-untyped-def]
 
 
 def test_demo_creates_labeled_seed_and_eval(tmp_path: Path) -> None:
-    result = invoke("demo", tmp_path / "demo")
+    result = invoke("demo", tmp_path / "demo", "--no-serve")
     assert result.exit_code == 0, result.output
     status = json.loads(invoke("status", tmp_path / "demo", "--json").output)
     assert status["images"] == {"pool": 500, "eval": 200}
     assert status["labeled"] == {"pool": 20, "eval": 200}
     assert all(c["pool"] == 2 for c in status["per_class"].values())
-    again = invoke("demo", tmp_path / "demo")
+    again = invoke("demo", tmp_path / "demo", "--no-serve")
     assert again.exit_code == 0 and "created demo" not in again.output
 
 

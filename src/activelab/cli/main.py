@@ -9,11 +9,13 @@ from typing import Annotated, Optional
 import pandas as pd
 import typer
 
+from activelab.cli import rounds, serve, simulate
 from activelab.cli.output import console, friendly_errors, status_tables
 from activelab.data.datasets import FASHION_MNIST_CLASSES, fetch_dataset, list_datasets
 from activelab.loop.export import EXPORT_FORMATS, export_labels
 from activelab.loop.ingest import default_report_path, import_images
 from activelab.loop.project import init_project, open_project
+from activelab.loop.settings import SETTINGS_FILE, save_settings
 
 app = typer.Typer(
     name="activelab",
@@ -25,6 +27,9 @@ datasets_app = typer.Typer(help="Real image datasets available offline.", no_arg
 classes_app = typer.Typer(help="List or add a project's classes.", no_args_is_help=True)
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(classes_app, name="classes")
+rounds.register(app)
+serve.register(app)
+simulate.register(app)
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).")]
 
@@ -164,16 +169,44 @@ def datasets_fetch(
     )
 
 
+@app.command("strategies")
+def strategies_cmd() -> None:
+    """The registered query strategies, what each needs, and its paper."""
+    from activelab.strategies import get_strategy, list_strategies
+
+    for name in list_strategies():
+        spec = get_strategy(name)
+        needs = ", ".join(sorted(spec.requires)) or "nothing"
+        typer.echo(f"{name:22s} needs {needs:32s} {spec.paper}")
+
+
+@app.command("models")
+@friendly_errors
+def models_cmd(
+    pattern: Annotated[Optional[str], typer.Argument(help="fnmatch filter, e.g. 'timm/resnet*'.")] = None,
+) -> None:
+    """Model names `--model` accepts (built-ins, timm/..., torchvision/...)."""
+    from activelab.models import list_models
+
+    for name in list_models(pattern):
+        typer.echo(name)
+
+
 @app.command()
 @friendly_errors
 def demo(
     project: Annotated[Path, typer.Argument(help="Where to create the demo project.")] = Path("demo-project"),
     seed_per_class: Annotated[int, typer.Option(help="Labeled images per class to start from.")] = 2,
+    serve_app: Annotated[bool, typer.Option("--serve/--no-serve", help="Start the labeling web app.")] = True,
+    port: Annotated[int, typer.Option(help="Port of the web app.")] = 8000,
 ) -> None:
-    """Create (once) a demo project from the bundled Fashion-MNIST sample and show its status."""
+    """Create (once) a demo project from the bundled Fashion-MNIST sample, show it, and serve it."""
     if not (project / "activelab.yaml").exists():
         data = fetch_dataset("sample", project / "data")
         with init_project(project, FASHION_MNIST_CLASSES, name="fashion-mnist demo") as proj:
+            # 28 px images: a 64 px backbone input is ~10x cheaper than 224 px on a CPU
+            proj.settings.model.image_size = 64
+            save_settings(proj.settings, proj.root / SETTINGS_FILE)
             import_images(proj.store, data / "pool", fmt="folder", author="demo",
                           report_path=default_report_path(proj.root))
             pool = pd.read_csv(data / "pool.csv")
@@ -184,6 +217,8 @@ def demo(
                           report_path=default_report_path(proj.root))
         console.print(f"created demo project in {project}")
     status(project, as_json=False)
+    if serve_app:
+        serve.run_server(project, port=port)
 
 
 def main() -> None:
