@@ -39,4 +39,12 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module 'activelab' has no attribute {name!r}")
 
 
-__all__ = sorted(_LAZY)
+__all__ = [
+    "ActiveLearner",
+    "ActiveSession",
+    "export_labels",
+    "import_images",
+    "init_project",
+    "open_project",
+    "open_store",
+]

@@ -136,3 +136,10 @@ def test_mc_strategy_with_mlp_head(project: Project) -> None:
     result = ActiveSession(project).run_round("bald", 5)
     assert len(result.selected) == 5
     assert np.isfinite(result.metrics["eval"]["accuracy"])
+
+
+def test_badge_round_uses_last_layer_features(project: Project) -> None:
+    session = ActiveSession(project)
+    result = session.run_round("badge", 8)
+    assert len(set(result.selected)) == 8
+    assert not set(result.selected) & project.store.labeled_image_ids()

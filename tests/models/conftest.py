@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gzip
 import os
 from pathlib import Path
 
@@ -14,15 +13,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from activelab.data.datasets import load_fashion_mnist
+
 FASHION_DIR = Path("/usr/share/datasets/fashion-mnist")
-
-
-def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as f:
-        data = f.read()
-    ndim = data[3]
-    dims = [int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim)]
-    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
 class ImageSet:
@@ -56,8 +49,7 @@ def fashion(tmp_path_factory: pytest.TempPathFactory) -> ImageSet:
     """Fashion-MNIST, 3 classes (T-shirt/top, Trouser, Sneaker): 210 train, 90 test PNGs (28x28)."""
     if not (FASHION_DIR / "train-images-idx3-ubyte.gz").exists():
         pytest.skip("Fashion-MNIST not installed (apt-get install dataset-fashion-mnist)")
-    images = _read_idx(FASHION_DIR / "t10k-images-idx3-ubyte.gz")
-    labels = _read_idx(FASHION_DIR / "t10k-labels-idx1-ubyte.gz")
+    _, _, images, labels = load_fashion_mnist(FASHION_DIR)
     originals = [0, 1, 7]
     rng = np.random.default_rng(0)
     idx = _pick(labels, originals, 100, rng)

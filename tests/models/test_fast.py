@@ -150,3 +150,15 @@ def test_shared_cache_object_counts_stats(fashion) -> None:
     m.embed(fashion.train_paths[:6])
     m.embed(fashion.train_paths[:6])
     assert (cache.stats.hits, cache.stats.misses) == (6, 6)
+
+
+def test_last_layer_features_factor_the_gradient_embedding(fashion, shared_cache) -> None:  # type: ignore[no-untyped-def]
+    """probs and last_layer_features give exactly grad_embed's (p - onehot(argmax p)) ⊗ h."""
+    paths, labels = fashion.train_paths[:40], fashion.train_labels[:40]
+    model = create_model("efficientnet_lite0", classes=fashion.classes, image_size=SIZE, cache_dir=shared_cache)
+    model.fit(paths, labels)
+    p = model.predict_proba(paths)
+    h = model.last_layer_features(paths)
+    a = p - np.eye(p.shape[1], dtype=np.float32)[p.argmax(axis=1)]
+    expected = (a[:, :, None] * h[:, None, :]).reshape(len(paths), -1)
+    assert np.allclose(np.abs(model.grad_embed(paths)), np.abs(expected), atol=1e-5)

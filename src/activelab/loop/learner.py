@@ -19,7 +19,7 @@ import pandas as pd
 from activelab.exceptions import ActivelabError, InputError, NotFoundError
 from activelab.loop.evaluate import classification_metrics
 from activelab.models import FitReport, ModelAdapter, create_model, load_model
-from activelab.strategies import required_inputs, select
+from activelab.strategies import get_strategy, required_inputs, select
 
 PRED_COLUMNS = ["filepath", "pred_label", "pred_conf", "probs"]
 
@@ -143,6 +143,7 @@ class ActiveLearner:
         if "filepath" not in pred_df.columns:
             raise InputError(f"pred_df needs a 'filepath' column (from predict()); got {list(pred_df.columns)}")
         needed = required_inputs(strategy, **params)
+        gradients = "grad_embeddings" in get_strategy(strategy).requires_for(**params)
         train_paths = self.train_df["filepath"].tolist() if self.train_df is not None else []
         paths = train_paths + pred_df["filepath"].astype(str).tolist()
         labeled = np.zeros(len(paths), dtype=bool)
@@ -152,7 +153,7 @@ class ActiveLearner:
         if "probs" in needed:
             inputs["probs"] = model.predict_proba(paths)
         if "embeddings" in needed:
-            inputs["embeddings"] = model.embed(paths)
+            inputs["embeddings"] = model.last_layer_features(paths) if gradients else model.embed(paths)
         if "mc_probs" in needed:
             inputs["mc_probs"] = model.mc_predict(paths, seed=self.seed)
         if "labels" in needed:

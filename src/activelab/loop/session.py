@@ -180,7 +180,7 @@ class ActiveSession:
         strategy = strategy or al.strategy
         k = k or al.batch_size
         seed = al.seed if seed is None else seed
-        get_strategy(strategy)  # unknown names fail before any work
+        vocabulary = get_strategy(strategy).requires_for(**params)  # unknown names fail before any work
         needed = required_inputs(strategy, **params)
         self.recover()
         images, mask, labels = self.pool()
@@ -195,7 +195,8 @@ class ActiveSession:
             t0 = time.perf_counter()
             model, metrics = self.train(seed=seed)
             t1 = time.perf_counter()
-            inputs = self._strategy_inputs(model, needed, images, labels, seed)
+            inputs = self._strategy_inputs(model, needed, images, labels, seed,
+                                           gradients="grad_embeddings" in vocabulary)
             t2 = time.perf_counter()
             positions = select(strategy, k, rng=np.random.default_rng([seed, number]), labeled=mask, **inputs,
                                **params)
@@ -214,8 +215,12 @@ class ActiveSession:
         return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"])
 
     def _strategy_inputs(self, model: ModelAdapter, needed: frozenset[str], images: Sequence[Image],
-                         labels: np.ndarray, seed: int) -> dict[str, np.ndarray]:
-        """Compute exactly the arrays the strategy asked for, over the whole pool in pool order."""
+                         labels: np.ndarray, seed: int, *, gradients: bool = False) -> dict[str, np.ndarray]:
+        """Compute exactly the arrays the strategy asked for, over the whole pool in pool order.
+
+        For gradient-embedding strategies (BADGE) ``embeddings`` are the input of
+        the model's last layer, so that with ``probs`` they factor its gradients exactly.
+        """
         missing = set(needed) - set(model.supports) - {"labels"}
         if missing:
             raise InputError(
@@ -228,7 +233,8 @@ class ActiveSession:
         if "probs" in needed:
             out["probs"] = model.predict_proba(paths, keys=keys, progress=self.progress)
         if "embeddings" in needed:
-            out["embeddings"] = model.embed(paths, keys=keys, progress=self.progress)
+            features = model.last_layer_features if gradients else model.embed
+            out["embeddings"] = features(paths, keys=keys, progress=self.progress)
         if "mc_probs" in needed:
             out["mc_probs"] = model.mc_predict(paths, keys=keys, seed=seed, progress=self.progress)
         if "labels" in needed:

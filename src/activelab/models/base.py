@@ -117,6 +117,12 @@ class ModelAdapter(Protocol):
         self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
     ) -> np.ndarray: ...
 
+    def last_layer_features(
+        self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
+    ) -> np.ndarray:
+        """(N, h) input of the last linear layer; with ``probs`` it is BADGE's factored gradient embedding."""
+        ...
+
     def mc_predict(
         self,
         paths: Sequence[PathLike],

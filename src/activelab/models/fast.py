@@ -233,6 +233,15 @@ class FastAdapter(AdapterBase):
         """(N, d) float32 backbone embeddings (the head's input; d=1280 for efficientnet_lite0)."""
         return self._embeddings(paths, keys, progress)
 
+    def last_layer_features(
+        self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
+    ) -> np.ndarray:
+        """(N, h) float32 input of the head's last linear layer: with ``probs``, the factored BADGE gradients."""
+        head = self._fitted_head()
+        x = torch.from_numpy(self._embeddings(paths, keys, progress))
+        with torch.no_grad():
+            return head.penultimate(x).numpy().astype(np.float32)
+
     def mc_predict(
         self,
         paths: Sequence[PathLike],

@@ -322,6 +322,13 @@ class FullAdapter(AdapterBase):
         outs = self._run(fn, paths, keys, progress, "embedding")
         return torch.cat(outs).numpy().astype(np.float32) if outs else np.zeros((0, self._dim or 0), np.float32)
 
+    def last_layer_features(
+        self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
+    ) -> np.ndarray:
+        """(N, d) float32 input of the trained classifier layer (the factored BADGE gradients' ``h``)."""
+        self._fitted()
+        return self.embed(paths, keys=keys, progress=progress)
+
     def mc_predict(
         self,
         paths: Sequence[PathLike],
