@@ -18,8 +18,9 @@ import pandas as pd
 
 from activelab.exceptions import ActivelabError, InputError, NotFoundError
 from activelab.loop.evaluate import classification_metrics
+from activelab.loop.inputs import strategy_inputs
 from activelab.models import FitReport, ModelAdapter, create_model, load_model
-from activelab.strategies import get_strategy, required_inputs, select
+from activelab.strategies import select
 
 PRED_COLUMNS = ["filepath", "pred_label", "pred_conf", "probs"]
 
@@ -142,24 +143,14 @@ class ActiveLearner:
             return pred_df.copy()
         if "filepath" not in pred_df.columns:
             raise InputError(f"pred_df needs a 'filepath' column (from predict()); got {list(pred_df.columns)}")
-        needed = required_inputs(strategy, **params)
-        gradients = "grad_embeddings" in get_strategy(strategy).requires_for(**params)
         train_paths = self.train_df["filepath"].tolist() if self.train_df is not None else []
         paths = train_paths + pred_df["filepath"].astype(str).tolist()
         labeled = np.zeros(len(paths), dtype=bool)
         labeled[: len(train_paths)] = True
-        model = self._fitted()
-        inputs: dict[str, np.ndarray] = {}
-        if "probs" in needed:
-            inputs["probs"] = model.predict_proba(paths)
-        if "embeddings" in needed:
-            inputs["embeddings"] = model.last_layer_features(paths) if gradients else model.embed(paths)
-        if "mc_probs" in needed:
-            inputs["mc_probs"] = model.mc_predict(paths, seed=self.seed)
-        if "labels" in needed:
-            index = {c: i for i, c in enumerate(self.classes)}
-            train_y = [index[c] for c in self.train_df["label"]] if self.train_df is not None else []
-            inputs["labels"] = np.array(train_y + [-1] * len(pred_df), dtype=np.int64)
+        index = {c: i for i, c in enumerate(self.classes)}
+        train_y = [index[c] for c in self.train_df["label"]] if self.train_df is not None else []
+        labels = np.array(train_y + [-1] * len(pred_df), dtype=np.int64)
+        inputs = strategy_inputs(self._fitted(), strategy, paths, params=params, labels=labels, seed=self.seed)
         rng = np.random.default_rng(self.seed)
         positions = select(strategy, num_samples, rng=rng, labeled=labeled, **inputs, **params)
         rows = positions - len(train_paths)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,11 +21,12 @@ import numpy as np
 
 from activelab.exceptions import InputError, StoreError
 from activelab.loop.evaluate import classification_metrics, prediction_agreement
+from activelab.loop.inputs import strategy_inputs
 from activelab.loop.project import Project
 from activelab.loop.stopping import CurvePoint, StoppingRules, stop_reason
 from activelab.models import ModelAdapter, create_model, load_model
 from activelab.store import Image, Store
-from activelab.strategies import get_strategy, required_inputs, select
+from activelab.strategies import get_strategy, select
 
 ModelFactory = Callable[[list[str]], ModelAdapter]
 
@@ -180,8 +181,7 @@ class ActiveSession:
         strategy = strategy or al.strategy
         k = k or al.batch_size
         seed = al.seed if seed is None else seed
-        vocabulary = get_strategy(strategy).requires_for(**params)  # unknown names fail before any work
-        needed = required_inputs(strategy, **params)
+        get_strategy(strategy)  # unknown names fail before any work
         self.recover()
         images, mask, labels = self.pool()
         if mask.all():
@@ -195,8 +195,9 @@ class ActiveSession:
             t0 = time.perf_counter()
             model, metrics = self.train(seed=seed)
             t1 = time.perf_counter()
-            inputs = self._strategy_inputs(model, needed, images, labels, seed,
-                                           gradients="grad_embeddings" in vocabulary)
+            inputs = strategy_inputs(model, strategy, [img.path for img in images],
+                                     keys=[img.sha256 for img in images], params=params, labels=labels,
+                                     seed=seed, progress=self.progress)
             t2 = time.perf_counter()
             positions = select(strategy, k, rng=np.random.default_rng([seed, number]), labeled=mask, **inputs,
                                **params)
@@ -213,33 +214,6 @@ class ActiveSession:
         model.save(self.models_dir / "latest")
         self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)))
         return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"])
-
-    def _strategy_inputs(self, model: ModelAdapter, needed: frozenset[str], images: Sequence[Image],
-                         labels: np.ndarray, seed: int, *, gradients: bool = False) -> dict[str, np.ndarray]:
-        """Compute exactly the arrays the strategy asked for, over the whole pool in pool order.
-
-        For gradient-embedding strategies (BADGE) ``embeddings`` are the input of
-        the model's last layer, so that with ``probs`` they factor its gradients exactly.
-        """
-        missing = set(needed) - set(model.supports) - {"labels"}
-        if missing:
-            raise InputError(
-                f"model {model.name!r} cannot provide {sorted(missing)} (it provides {sorted(model.supports)}); "
-                "pick a strategy that needs less, or a model/head that provides it (e.g. head: mlp for mc_probs)"
-            )
-        paths = [img.path for img in images]
-        keys = [img.sha256 for img in images]
-        out: dict[str, np.ndarray] = {}
-        if "probs" in needed:
-            out["probs"] = model.predict_proba(paths, keys=keys, progress=self.progress)
-        if "embeddings" in needed:
-            features = model.last_layer_features if gradients else model.embed
-            out["embeddings"] = features(paths, keys=keys, progress=self.progress)
-        if "mc_probs" in needed:
-            out["mc_probs"] = model.mc_predict(paths, keys=keys, seed=seed, progress=self.progress)
-        if "labels" in needed:
-            out["labels"] = labels
-        return out
 
     def _with_agreement(self, number: int, metrics: dict[str, Any]) -> dict[str, Any]:
         """Add kappa between this round's and the previous finished round's eval predictions."""

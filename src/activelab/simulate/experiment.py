@@ -37,7 +37,8 @@ from activelab.simulate.config import INITIAL_RANDOM, SimulationConfig
 from activelab.simulate.data import SimDataset, load_dataset
 from activelab.simulate.metrics import summarise
 from activelab.simulate.trackers import Tracker, make_tracker
-from activelab.strategies import required_inputs, select
+from activelab.loop.inputs import check_model_provides, strategy_inputs
+from activelab.strategies import select
 
 ModelFactory = Callable[[list[str]], ModelAdapter]
 RESULTS_FORMAT = 1
@@ -332,13 +333,7 @@ class Experiment:
         c = self.config
         ds = self.dataset
         params = c.strategy_params.get(strategy, {})
-        needed = required_inputs(strategy, **params)
-        missing = set(needed) - set(self.model.supports) - {"labels"}
-        if missing:
-            raise InputError(
-                f"strategy {strategy!r} needs {sorted(missing)}, which model {self.model.name!r} cannot provide "
-                f"(it provides {sorted(self.model.supports)}); e.g. set head: mlp for mc_probs"
-            )
+        check_model_provides(self.model, strategy, params)  # fail before any round
         initial = self.initial_set(seed)
         partial = self.run_path(strategy, seed).with_suffix(".partial.json")
         rounds: list[dict[str, Any]] = []
@@ -359,7 +354,7 @@ class Experiment:
             start = len(rounds)
             for r in range(start, c.n_rounds + 1):
                 bar.set_description(f"{strategy} seed={seed} round={r}/{c.n_rounds}")
-                rec = self._round(strategy, seed, r, labeled, needed, params)
+                rec = self._round(strategy, seed, r, labeled, params)
                 rounds.append(rec)
                 labeled[np.asarray(rec["picked"], dtype=np.int64)] = True
                 for t in trackers:
@@ -392,7 +387,6 @@ class Experiment:
         seed: int,
         r: int,
         labeled: np.ndarray,
-        needed: frozenset[str],
         params: dict[str, Any],
     ) -> dict[str, Any]:
         c = self.config
@@ -413,7 +407,7 @@ class Experiment:
         picked = np.zeros(0, dtype=np.int64)
         k = c.batch_for_round(r + 1) if r < c.n_rounds else 0
         if k > 0 and not labeled.all():
-            inputs = self._inputs(needed, labeled, seed, r)
+            inputs = self._inputs(strategy, params, labeled, seed, r)
             t3 = time.perf_counter()
             picked = select(
                 strategy,
@@ -444,30 +438,14 @@ class Experiment:
         }
 
     def _inputs(
-        self, needed: frozenset[str], labeled: np.ndarray, seed: int, r: int
+        self, strategy: str, params: dict[str, Any], labeled: np.ndarray, seed: int, r: int
     ) -> dict[str, np.ndarray]:
         """The arrays the strategy asked for, over the whole pool in pool order."""
         ds = self.dataset
-        model = self.model
-        out: dict[str, np.ndarray] = {}
-        if "probs" in needed:
-            out["probs"] = model.predict_proba(ds.pool_paths, keys=ds.pool_keys)
-        if "embeddings" in needed:
-            if self._is_fast():
-                out["embeddings"] = self.pool_embeddings()
-            else:
-                emb = model.embed(ds.pool_paths, keys=ds.pool_keys)
-                out["embeddings"] = emb - emb.mean(axis=0, keepdims=True)
-        if "mc_probs" in needed:
-            out["mc_probs"] = model.mc_predict(
-                ds.pool_paths,
-                keys=ds.pool_keys,
-                n_samples=self.config.mc_samples,
-                seed=seed * 1000 + r,
-            )
-        if "labels" in needed:
-            out["labels"] = np.where(labeled, ds.y_pool, -1).astype(np.int64)
-        return out
+        return strategy_inputs(
+            self.model, strategy, ds.pool_paths, keys=ds.pool_keys, params=params,
+            labels=np.where(labeled, ds.y_pool, -1), mc_samples=self.config.mc_samples, seed=seed * 1000 + r,
+        )
 
     # --------------------------------------------------------------- results
     def results(self) -> dict[str, dict[int, dict[str, Any]]]:
