@@ -1,0 +1,69 @@
+"""Label-error detection: find the labels most likely wrong, review them, measure the gain.
+
+>>> from activelab.errors import find_label_issues, review_queue, ranking_path
+>>> ranking = find_label_issues("my-project", folds=5)              # doctest: +SKIP
+>>> ranking.head()[["image_id", "given_label", "suggested_label", "score"]]  # doctest: +SKIP
+>>> review_queue(store, ranking_path("my-project"))                 # doctest: +SKIP
+
+Out-of-fold probabilities (K-fold CV on the fast path) feed cleanlab's label-quality
+scores (Northcutt et al. 2021); near-duplicates with different labels come from
+faiss neighbour search on the embeddings. See docs/label_errors.md.
+"""
+
+from activelab.errors.compare import BeforeAfter, compare_before_after, original_labels
+from activelab.errors.oof import (
+    OutOfFold,
+    fold_assignment,
+    out_of_fold_probs,
+    project_out_of_fold,
+)
+from activelab.errors.queue import (
+    REVIEW_SOURCES,
+    QueueItem,
+    load_ranking,
+    mix_queues,
+    new_priority,
+    review_priority,
+    review_queue,
+)
+from activelab.errors.rank import (
+    DEFAULT_DUPLICATE_DISTANCE,
+    RANKING_COLUMNS,
+    find_label_issues,
+    find_near_duplicates,
+    rank_label_issues,
+)
+from activelab.errors.report import (
+    LabelErrorReport,
+    label_error_report,
+    plot_swaps,
+    ranking_path,
+    swap_matrix,
+)
+
+__all__ = [
+    "DEFAULT_DUPLICATE_DISTANCE",
+    "RANKING_COLUMNS",
+    "REVIEW_SOURCES",
+    "BeforeAfter",
+    "LabelErrorReport",
+    "OutOfFold",
+    "QueueItem",
+    "compare_before_after",
+    "find_label_issues",
+    "find_near_duplicates",
+    "fold_assignment",
+    "label_error_report",
+    "load_ranking",
+    "mix_queues",
+    "new_priority",
+    "original_labels",
+    "out_of_fold_probs",
+    "plot_swaps",
+    "project_out_of_fold",
+    "rank_label_issues",
+    "ranking_path",
+    "review_priority",
+    "review_queue",
+    "swap_matrix",
+]

@@ -1,0 +1,92 @@
+"""Eval accuracy before and after review: the same model trained on the original vs the current labels.
+
+*Original* labels are what an image carried before anyone reviewed it: its latest
+label event that is not a ``review`` or ``correction`` (usually the ``import``).
+*Current* labels are the derived labels the loop trains on (latest event; an image
+whose label was withdrawn, "unsure / remove from training", drops out). Both models
+use the project's model settings and the same seed and are scored on the labeled
+``eval`` split.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from activelab.errors.oof import ModelFactory
+from activelab.errors.queue import REVIEW_SOURCES
+from activelab.exceptions import InputError
+from activelab.loop.evaluate import classification_metrics
+from activelab.loop.project import Project
+from activelab.loop.session import ActiveSession
+
+
+@dataclass(frozen=True)
+class BeforeAfter:
+    """Eval accuracy with the original and with the current training labels."""
+
+    accuracy_before: float
+    accuracy_after: float
+    n_train_before: int
+    n_train_after: int
+    n_changed: int
+    n_removed: int
+    n_eval: int
+
+    @property
+    def delta(self) -> float:
+        return self.accuracy_after - self.accuracy_before
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "delta": self.delta}
+
+
+def original_labels(project: Project, split: str = "pool") -> dict[int, str]:
+    """Image id -> label before review (latest non-review/correction event that sets a label)."""
+    store = project.store
+    current = store.current_labels(split)
+    split_ids = {img.id for img in store.images(split)}
+    out = {iid: cur.label for iid, cur in current.items() if cur.source not in REVIEW_SOURCES}
+    touched = store.labeled_image_ids() & split_ids
+    for iid in touched:
+        if iid in out:
+            continue
+        events = [e for e in store.label_history(iid) if e.source not in REVIEW_SOURCES]
+        if events and events[-1].label is not None:
+            out[iid] = events[-1].label
+    return out
+
+
+def compare_before_after(
+    project: Project,
+    *,
+    seed: int | None = None,
+    model_factory: ModelFactory | None = None,
+) -> BeforeAfter:
+    """Train on original vs current pool labels; eval accuracy of each (module docstring)."""
+    session = ActiveSession(project, model_factory=model_factory)
+    classes = project.store.class_names()
+    index = {c: i for i, c in enumerate(classes)}
+    evals = session.labeled_set("eval")
+    if not evals.image_ids:
+        raise InputError(f"no labeled eval images in {project.root}: import some with `activelab import "
+                         f"{project.root} TABLE --split eval` to compare before and after review")
+    images = {img.id: img for img in project.store.images("pool")}
+    before = original_labels(project, "pool")
+    after = {iid: cur.label for iid, cur in project.store.current_labels("pool").items()}
+    seed = project.settings.train.seed if seed is None else seed
+
+    def accuracy(labels: dict[int, str]) -> float:
+        ids = sorted(labels)
+        if len({labels[i] for i in ids}) < 2:
+            raise InputError("need labeled pool images of at least two classes to train")
+        model = session.model_factory(classes)
+        model.fit([images[i].path for i in ids], [index[labels[i]] for i in ids],
+                  keys=[images[i].sha256 for i in ids], seed=seed)
+        probs = model.predict_proba(evals.paths, keys=evals.keys)
+        return float(classification_metrics(evals.y.tolist(), probs, classes)["accuracy"])
+
+    changed = sum(1 for iid, lab in after.items() if iid in before and before[iid] != lab)
+    removed = sum(1 for iid in before if iid not in after)
+    return BeforeAfter(accuracy(before), accuracy(after), len(before), len(after), changed, removed,
+                       len(evals.image_ids))
