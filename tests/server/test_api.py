@@ -288,3 +288,31 @@ def test_a_version_1_store_is_upgraded(tmp_path: Path) -> None:
 @pytest.mark.parametrize("page", ["/", "/review", "/dashboard", "/static/label.js", "/docs"])
 def test_pages_are_served(client_factory, page: str) -> None:
     assert client_factory().get(page).status_code == 200
+
+
+def test_review_mode_serves_label_errors_until_reviewed(client_factory, project_dir: Path) -> None:
+    from datetime import datetime, timezone
+
+    from activelab.errors import ranking_path
+
+    with open_project(project_dir) as proj:
+        labeled = sorted(proj.store.current_labels("pool"))[:3]
+        given = {iid: proj.store.current_labels()[iid].label for iid in labeled}
+    ranking = ranking_path(project_dir)
+    ranking.parent.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame({
+        "image_id": labeled, "given_label": [given[i] for i in labeled], "suggested_label": ["bag"] * 3,
+        "score": [0.30, 0.05, 0.90], "is_issue": [True, True, False],
+        "ranked_at": [datetime.now(timezone.utc).isoformat()] * 3,
+    }).to_csv(ranking, index=False)
+    client = client_factory()
+    items = _next(client, "rev", 5, mode="review")
+    assert [i["image_id"] for i in items] == [labeled[1], labeled[0]]  # most likely wrong first, issues only
+    assert items[0]["flag"]["reason"] == "label_error"
+    assert items[0]["flag"]["details"] == {"given": given[labeled[1]], "suggested": "bag", "score": 0.05}
+    _label(client, "rev", labeled[1], "bag", review=True)
+    assert [i["image_id"] for i in _next(client, "rev", 5, mode="review")] == [labeled[0]]
+    with open_project(project_dir) as proj:
+        history = proj.store.label_history(labeled[1])
+        assert [(e.label, e.source) for e in history][-1] == ("bag", "review")
+        assert history[0].label == given[labeled[1]]

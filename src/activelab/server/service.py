@@ -13,6 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from activelab.errors import load_ranking, ranking_path, review_queue
 from activelab.exceptions import InputError, NotFoundError
 from activelab.loop.export import export_labels
 from activelab.loop.project import Project
@@ -97,30 +98,50 @@ class LabelingService:
         """Lease the next ``n`` images to ``user``: the active-learning queue first, then the pool."""
         exclude = exclude or []
         if mode == "review":
-            seen = set(exclude)
-            out: list[dict[str, Any]] = []
-            offset = 0
-            while len(out) < n:
-                flags = self.store.review_flags(offset=offset, limit=100)
-                if not flags:
-                    break
-                offset += len(flags)
-                for flag in flags:
-                    if flag.image_id in seen:
-                        continue
-                    seen.add(flag.image_id)
-                    item = self.item(self.store.get_image(flag.image_id), origin="review", history=True)
-                    item["flag"] = {"id": flag.id, "reason": flag.reason, "details": flag.details}
-                    out.append(item)
-                    if len(out) >= n:
-                        break
-            return out
+            return self._review_items(n, set(exclude))
         queue = self.session().queue()
         ranks = {iid: r for r, iid in enumerate(queue)}
         ids = self.store.lease_next(user, n, ttl_seconds=self.settings.lease_seconds, preferred=queue,
                                     exclude=exclude)
         return [self.item(self.store.get_image(i), rank=ranks.get(i), origin="queue" if i in ranks else "pool")
                 for i in ids]
+
+    def _review_items(self, n: int, seen: set[int]) -> list[dict[str, Any]]:
+        """Images to review: disagreements between labelers first, then likely label errors.
+
+        Label errors come from the latest ``activelab errors`` ranking (most likely
+        wrong first), minus images reviewed or corrected since it was made.
+        """
+        out: list[dict[str, Any]] = []
+        offset = 0
+        while len(out) < n:
+            flags = self.store.review_flags(offset=offset, limit=100)
+            if not flags:
+                break
+            offset += len(flags)
+            for flag in flags:
+                if flag.image_id in seen or len(out) >= n:
+                    continue
+                seen.add(flag.image_id)
+                item = self.item(self.store.get_image(flag.image_id), origin="review", history=True)
+                item["flag"] = {"id": flag.id, "reason": flag.reason, "details": flag.details}
+                out.append(item)
+        ranking = ranking_path(self.project.root)
+        if len(out) < n and ranking.is_file():
+            frame = load_ranking(ranking).set_index("image_id")
+            for iid in review_queue(self.store, frame.reset_index()):
+                if len(out) >= n:
+                    break
+                if iid in seen:
+                    continue
+                seen.add(iid)
+                row = frame.loc[iid]
+                item = self.item(self.store.get_image(iid), origin="label_error", history=True)
+                item["flag"] = {"id": None, "reason": "label_error",
+                                "details": {"given": row["given_label"], "suggested": row["suggested_label"],
+                                            "score": float(row["score"])}}
+                out.append(item)
+        return out
 
     # -------------------------------------------------------------- labels
     def submit(self, user: str, image_id: int, label: str | None, *, note: str | None, review: bool

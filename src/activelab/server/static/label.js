@@ -78,10 +78,16 @@
     const banner = $("review-banner"), list = $("history");
     if (mode !== "review" || !item) { banner.hidden = true; list.hidden = true; return; }
     banner.hidden = false;
-    const labels = item.flag && item.flag.details && item.flag.details.labels;
-    banner.textContent = labels
-      ? "Labelers disagree: " + Object.entries(labels).map(([who, l]) => `${who} said ${l}`).join(", ") + ". Pick the right class."
-      : "Flagged for review. Pick the right class.";
+    const details = (item.flag && item.flag.details) || {};
+    const labels = details.labels;
+    if (item.flag && item.flag.reason === "label_error") {
+      banner.textContent = `Possible label error: labeled ${details.given}, the model suggests ${details.suggested} ` +
+        `(label quality ${Number(details.score).toFixed(3)}). Keep it, correct it, or mark not sure.`;
+    } else {
+      banner.textContent = labels
+        ? "Labelers disagree: " + Object.entries(labels).map(([who, l]) => `${who} said ${l}`).join(", ") + ". Pick the right class."
+        : "Flagged for review. Pick the right class.";
+    }
     list.hidden = false;
     list.innerHTML = (item.history || []).map((e) =>
       `<li>${escapeHtml(e.created_at.slice(0, 19).replace("T", " "))} · <b>${escapeHtml(e.label ?? "—")}</b> by ${escapeHtml(e.author)} (${escapeHtml(e.source)})${e.note ? " · " + escapeHtml(e.note) : ""}</li>`).join("");
