@@ -32,9 +32,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
-import os
-import platform
-import re
 import sys
 import time
 from pathlib import Path
@@ -48,6 +45,8 @@ sys.path.insert(0, str(ROOT / "src"))
 from activelab.data.datasets import DIGITS_CLASSES, FASHION_MNIST_CLASSES, fetch_dataset
 from activelab.errors import out_of_fold_probs, rank_label_issues
 from activelab.models import EmbeddingCache, create_model
+
+from _report import machine, write_section  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 CACHE = ROOT / ".bench-cache"
 
@@ -189,32 +188,7 @@ def main(argv: list[str] | None = None) -> None:
             + "".join(f"- {n}\n" for n in embed_notes)
             + "\n" + text + "\n"
         )
-        write_section(Path(args.out), body)
-
-
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, Python {platform.python_version()}"
-
-
-def write_section(path: Path, body: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = "## Label errors\n\n" + body.rstrip() + "\n"
-    pattern = re.compile(r"^## Label errors\n.*?(?=^## |\Z)", re.DOTALL | re.MULTILINE)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
+        write_section("Label errors", body, Path(args.out))
 
 
 if __name__ == "__main__":

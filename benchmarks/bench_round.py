@@ -13,8 +13,6 @@ Prints one table and replaces the "Round" section of docs/benchmarks.md.
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import shutil
 import sys
 import time
@@ -30,27 +28,9 @@ from activelab.loop.project import init_project
 from activelab.loop.session import ActiveSession
 from activelab.models import create_model
 
+from _report import machine, write_section  # noqa: E402  (benchmarks/ is on sys.path when run)
+
 ROOT = Path(__file__).resolve().parents[1]
-DOC = ROOT / "docs" / "benchmarks.md"
-SECTION = "## Round"
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
-
-
-def write_section(body: str) -> None:
-    text = DOC.read_text(encoding="utf-8") if DOC.exists() else "# Benchmarks\n"
-    start = text.find(SECTION)
-    if start == -1:
-        text = text.rstrip() + "\n\n" + body
-    else:
-        end = text.find("\n## ", start + len(SECTION))
-        text = text[:start] + body + (text[end + 1 :] if end != -1 else "")
-    DOC.write_text(text.rstrip() + "\n", encoding="utf-8")
 
 
 def main() -> None:
@@ -111,12 +91,10 @@ def main() -> None:
     table = "\n".join(lines)
     n_images = len(images)
     body = (
-        f"{SECTION}\n\n"
         f"Fast-path rounds through the real store and `ActiveSession` on Fashion-MNIST ({n_pool:,} pool, "
         f"{n_images - n_pool:,} eval images), EfficientNet-Lite0 frozen at {args.image_size} px + logistic "
         f"regression head, margin selection of 100.\n\n"
-        f"Machine: {cpu_name()}, {os.cpu_count()} cores, no GPU; Python {platform.python_version()}; "
-        f"{date.today().isoformat()}.\n"
+        f"Machine: {machine()}, no GPU; {date.today().isoformat()}.\n"
         f"Command: `.venv/bin/python benchmarks/bench_round.py {' '.join(sys.argv[1:])}`.\n\n"
         f"- Import (hash + decode every file, store rows): {t_import:.1f} s.\n"
         f"- Embedding all {n_images:,} images once: {t_embed:.1f} s ({n_images / t_embed:.0f} images/s).\n\n"
@@ -126,7 +104,7 @@ def main() -> None:
     )
     print(body)
     if not args.no_doc:
-        write_section(body)
+        write_section("Round", body)
     proj.close()
 
 

@@ -18,9 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as _dt
 import multiprocessing as mp
-import os
-import platform
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -33,6 +30,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
 from activelab.strategies import get_strategy, list_strategies, select  # noqa: E402
+
+from _report import machine, write_section  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 DIM = 512
 MC_T = 10
@@ -218,29 +217,6 @@ def time_ours(name: str, data: dict[str, Any], k: int, repeats: int) -> float:
     return best
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, numpy {np.__version__}, Python {platform.python_version()}"
-
-
-def write_section(path: Path, body: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    section = "## Strategies\n\n" + body.rstrip() + "\n"
-    pattern = re.compile(r"^## Strategies\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _m: section + "\n", text).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    path.write_text(text)
-
-
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="N = 10k and 100k only, peers limited to 60 s")
@@ -322,7 +298,7 @@ def main(argv: list[str] | None = None) -> None:
             f"forked process with a {peer_limit:.0f} s limit; \"ours vs peer\" = peer time / our time. "
             "C = `-` means the strategy does not read probabilities.\n\n" + "\n".join(table) + "\n")
     if not args.no_write:
-        write_section(Path(args.out), body)
+        write_section("Strategies", body, Path(args.out))
         print(f"\nwrote the Strategies section of {args.out}")
 
 

@@ -8,14 +8,13 @@ from typing import Annotated, Any, Optional
 
 import pandas as pd
 import typer
-import yaml
 from rich.table import Table
 
 from activelab.cli.output import console, friendly_errors
 from activelab.exceptions import InputError
 from activelab.loop.project import Project, open_project
 from activelab.loop.session import ActiveSession
-from activelab.loop.settings import Settings, parse_settings
+from activelab.loop.settings import Settings, parse_settings, read_yaml_mapping
 from activelab.loop.stopping import StoppingRules
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).")]
@@ -29,15 +28,7 @@ def _settings_with(project: Project, config: Path | None, overrides: dict[str, d
     """Project settings, then the ``--config`` file, then command-line flags (None = not given)."""
     data = project.settings.model_dump(mode="json")
     if config is not None:
-        if not config.is_file():
-            raise InputError(f"no config file at {config}")
-        try:
-            extra = yaml.safe_load(config.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise InputError(f"{config} is not valid YAML: {exc}") from exc
-        if not isinstance(extra, dict):
-            raise InputError(f"{config} must be a mapping of sections (model, train, active_learner)")
-        for section, values in extra.items():
+        for section, values in read_yaml_mapping(config, "config file").items():
             if isinstance(values, dict) and isinstance(data.get(section), dict):
                 data[section].update(values)
             else:

@@ -57,16 +57,23 @@ class Settings(_Section):
     active_learner: ActiveLearnerSettings = ActiveLearnerSettings()
 
 
-def load_settings(path: str | Path) -> Settings:
-    """Read and validate a settings file; errors name the file and the offending key."""
+def read_yaml_mapping(path: str | Path, what: str = "file") -> dict[str, Any]:
+    """A YAML file whose top level is a mapping; errors name the file (an empty file is ``{}``)."""
     path = Path(path)
     if not path.is_file():
-        raise NotFoundError(f"no settings file at {path}")
+        raise NotFoundError(f"no {what} at {path}")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise InputError(f"{path} is not valid YAML: {exc}") from exc
-    return parse_settings(data, source=str(path))
+    if not isinstance(data, dict):
+        raise InputError(f"{path} must be a mapping of keys to values at the top level, got {type(data).__name__}")
+    return data
+
+
+def load_settings(path: str | Path) -> Settings:
+    """Read and validate a settings file; errors name the file and the offending key."""
+    return parse_settings(read_yaml_mapping(path, "settings file"), source=str(path))
 
 
 def parse_settings(data: Any, *, source: str = "settings") -> Settings:

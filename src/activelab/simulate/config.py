@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from activelab.exceptions import InputError
+from activelab.loop.settings import read_yaml_mapping
 
 #: how the initial set can be chosen besides a cold-start strategy name
 INITIAL_RANDOM = ("balanced", "random")
@@ -316,21 +317,11 @@ class SimulationConfig:
         cls, path: str | os.PathLike[str], **overrides: Any
     ) -> SimulationConfig:
         """Read a YAML file; ``overrides`` (e.g. from CLI flags, None = not given) win."""
-        import yaml
-
         p = Path(path)
-        if not p.is_file():
-            from activelab.exceptions import NotFoundError
-
-            raise NotFoundError(f"simulation config {p} not found")
         try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: not valid YAML ({e})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(
-                f"{p}: expected a mapping of keys to values at the top level"
-            )
+            data = read_yaml_mapping(p, "simulation config")
+        except InputError as e:
+            raise ConfigError(str(e)) from None
         data.update({k: v for k, v in overrides.items() if v is not None})
         return cls.from_dict(data, source=str(p))
 
