@@ -29,7 +29,10 @@ if [ ! -x "$venv/bin/python" ]; then
     "$python" -m venv "$venv"
 fi
 echo "activelab: installing activelab[$extras] into $venv (first time: a few minutes)"
-"$venv/bin/python" -m pip install --quiet --upgrade pip
-"$venv/bin/python" -m pip install --quiet -c requirements/constraints.txt -e ".[$extras]"
+quiet_pip() {  # pip on these machines warns about every local wheel folder it skips; keep real messages
+    "$venv/bin/python" -m pip "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+}
+quiet_pip install --quiet --upgrade pip
+quiet_pip install --quiet -c requirements/constraints.txt -e ".[$extras]"
 # Remember what is installed, so a later run with the same or fewer extras is free.
 echo "$hash $extras" >> "$stamp"
