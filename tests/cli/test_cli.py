@@ -47,3 +47,19 @@ def test_import_reports_rejections(tmp_path: Path, broken_files: dict[str, Path]
     assert result.exit_code == 0, result.output
     assert "0 added" in result.output and "4 rejected" in result.output
     assert (tmp_path / "r.csv").read_text().count("rejected") == 4
+
+
+def test_train_compares_before_and_after_review(tmp_path: Path) -> None:
+    project = tmp_path / "demo"
+    assert invoke("demo", project, "--no-serve").exit_code == 0
+    result = invoke("train", project)
+    assert result.exit_code == 0, result.output
+    assert "trained on 20 labels" in result.output and "after review" not in result.output
+    from activelab.loop.project import open_project
+
+    with open_project(project) as proj:
+        first = sorted(proj.store.current_labels("pool"))[0]
+        proj.store.add_label(first, None, author="rev", source="review", note="unsure")
+    result = invoke("train", project)
+    assert result.exit_code == 0, result.output
+    assert "after review" in result.output and "0 labels changed, 1 removed from training" in result.output

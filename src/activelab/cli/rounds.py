@@ -11,6 +11,7 @@ import typer
 from rich.table import Table
 
 from activelab.cli.output import console, friendly_errors
+from activelab.errors import compare_before_after
 from activelab.exceptions import InputError
 from activelab.loop.project import Project, open_project
 from activelab.loop.session import ActiveSession
@@ -62,6 +63,12 @@ def train(
     lr: Annotated[Optional[float], typer.Option(help="Learning rate (full path).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also save the model (with its class map) here.")] = None,
     config: ConfigOpt = None,
+    compare: Annotated[
+        Optional[bool],
+        typer.Option("--compare/--no-compare",
+                     help="Also train on the labels as imported and compare eval accuracy (default: when any "
+                          "label was reviewed or corrected)."),
+    ] = None,
 ) -> None:
     """Train a model on the current labels and evaluate it on the eval split."""
     with open_project(project) as proj:
@@ -73,7 +80,15 @@ def train(
         trained.save(session.models_dir / "latest")
         if out is not None:
             trained.save(out)
+        if compare is None:
+            compare = proj.store.n_label_events(sources=("review", "correction")) > 0
+        before_after = compare_before_after(proj) if compare and metrics.get("eval") else None
     console.print(_metrics_line(metrics), highlight=False)
+    if before_after is not None:
+        console.print(
+            f"eval accuracy with the labels as imported: {before_after.accuracy_before:.4f}; after review: "
+            f"{before_after.accuracy_after:.4f} ({before_after.delta:+.4f}; {before_after.n_changed} labels "
+            f"changed, {before_after.n_removed} removed from training)", highlight=False)
     console.print(f"model saved to {out or session.models_dir / 'latest'}", highlight=False)
 
 

@@ -292,6 +292,34 @@ class Store:
         with self._read() as conn:
             return [_image(row) for row in conn.execute(query)]
 
+    def iter_images(self, split: str | None = None, *, batch_size: int = 10_000) -> Iterator[list[Image]]:
+        """All images (of one split when given) in id order, ``batch_size`` at a time.
+
+        Keyset-paged (``id > last``), so memory stays flat however large the store.
+        """
+        if batch_size < 1:
+            raise InputError(f"batch_size must be >= 1, got {batch_size}")
+        last = 0
+        while True:
+            query = select(t.images).where(t.images.c.id > last).order_by(t.images.c.id).limit(batch_size)
+            if split is not None:
+                query = query.where(t.images.c.split == _check_split(split))
+            with self._read() as conn:
+                page = [_image(row) for row in conn.execute(query)]
+            if not page:
+                return
+            yield page
+            last = page[-1].id
+
+    def images_fingerprint(self) -> tuple[int, int]:
+        """``(number of images, largest id)``: changes whenever an image is added.
+
+        Images are never deleted and ids only grow, so equal fingerprints mean the same image set.
+        """
+        with self._read() as conn:
+            row = conn.execute(select(func.count(), func.max(t.images.c.id)).select_from(t.images)).one()
+        return int(row[0] or 0), int(row[1] or 0)
+
     def get_image(self, image_id: int) -> Image:
         with self._read() as conn:
             row = conn.execute(select(t.images).where(t.images.c.id == image_id)).first()
@@ -419,9 +447,13 @@ class Store:
         with self._read() as conn:
             return set(conn.scalars(select(t.label_events.c.image_id).distinct()))
 
-    def n_label_events(self) -> int:
+    def n_label_events(self, sources: Sequence[str] | None = None) -> int:
+        """How many label events there are (of the given sources only, when given)."""
+        query = select(func.count()).select_from(t.label_events)
+        if sources is not None:
+            query = query.where(t.label_events.c.source.in_(list(sources)))
         with self._read() as conn:
-            return int(conn.scalar(select(func.count()).select_from(t.label_events)) or 0)
+            return int(conn.scalar(query) or 0)
 
     # ------------------------------------------------------------------ rounds
     def _round_index(self, conn: Connection) -> int:
