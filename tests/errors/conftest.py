@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from activelab.models.base import torch_threads
+
 from activelab.loop.ingest import import_images
 from activelab.loop.project import Project, init_project
 from activelab.loop.settings import save_settings
@@ -71,12 +73,8 @@ def planted(tmp_path: Path, sample: Path, embedding_cache: Path) -> Iterator[Pla
     p.project.close()
 
 
-@pytest.fixture(autouse=True, scope="session")
+@pytest.fixture(autouse=True, scope="package")
 def _one_torch_thread() -> Iterator[None]:
     """Head fits oversubscribe a shared 2-core machine badly (35 s vs 2 s); use one thread here."""
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    with torch_threads(1):
+        yield

@@ -9,7 +9,7 @@ from activelab.models import FullAdapter, create_model, load_model
 
 from .conftest import accuracy
 
-OPTS = dict(epochs=8, batch_size=32, lr=3e-3, hflip=False)
+OPTS = dict(epochs=12, batch_size=16, lr=1e-3, hflip=False)  # stable at 1 or 2 torch threads
 
 
 @pytest.fixture(scope="module")
@@ -28,7 +28,7 @@ def test_small_cnn_learns_digits_well_above_chance(trained, digits) -> None:
     assert accuracy(probs, digits.test_labels) >= 0.75  # chance is 0.25
     # early stopping bookkeeping on the 10% validation split
     assert report.n_train == 216 and report.n_val == 24
-    assert 1 <= report.best_epoch <= report.epochs <= 8
+    assert 1 <= report.best_epoch <= report.epochs <= 12
     assert report.val_accuracy is not None and len(report.history) == report.epochs
 
 

@@ -180,6 +180,20 @@ def seeded(seed: int, device: str = "cpu") -> Iterator[None]:
         yield
 
 
+@contextmanager
+def torch_threads(n: int | None) -> Iterator[None]:
+    """Run a block with torch limited to ``n`` CPU threads (None: unchanged), restoring the setting after."""
+    import torch
+
+    before = torch.get_num_threads()
+    if n is not None:
+        torch.set_num_threads(int(n))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def file_key(path: PathLike) -> str:
     """sha256 hex of a file's bytes: the key used when callers pass no ``keys``."""
     h = hashlib.sha256()

@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 from activelab.exceptions import InputError
 from activelab.loop.evaluate import classification_metrics
 from activelab.models import ModelAdapter, create_model
+from activelab.models.base import torch_threads
 from activelab.simulate.config import INITIAL_RANDOM, SimulationConfig
 from activelab.simulate.data import SimDataset, load_dataset
 from activelab.simulate.metrics import summarise
@@ -290,12 +291,12 @@ class Experiment:
     def run(self) -> dict[str, dict[int, dict[str, Any]]]:
         """Run every (strategy, seed) not yet finished; return all results
         ``{strategy: {seed: run}}`` (finished ones read back from disk)."""
-        c = self.config
-        c.check_strategies()
-        if c.threads is not None:
-            import torch
+        self.config.check_strategies()
+        with torch_threads(self.config.threads):
+            return self._run_todo()
 
-            torch.set_num_threads(int(c.threads))
+    def _run_todo(self) -> dict[str, dict[int, dict[str, Any]]]:
+        c = self.config
         self.results_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.results_dir / "config.yaml", c.to_yaml())
         atomic_write_text(
