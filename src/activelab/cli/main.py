@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 import pandas as pd
 import typer
 
-from activelab.cli import errors, rounds, serve, simulate
+from activelab.cli import embed, errors, rounds, serve, simulate
 from activelab.cli.output import console, friendly_errors, status_tables
 from activelab.data.datasets import FASHION_MNIST_CLASSES, fetch_dataset, list_datasets
 from activelab.loop.export import EXPORT_FORMATS, export_labels
@@ -31,6 +31,7 @@ rounds.register(app)
 serve.register(app)
 simulate.register(app)
 errors.register(app)
+embed.register(app)
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).")]
 

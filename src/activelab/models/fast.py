@@ -129,6 +129,16 @@ class FastAdapter(AdapterBase):
             self._model_id = f"{self.spec.display_name};weights={body.weights_id};{body.preprocess.id}"
         return self
 
+    def backbone(self) -> tuple[Body, Preprocess]:
+        """The built frozen body and its preprocessing (builds them on first use).
+
+        For streaming passes (:func:`activelab.models.stream.stream_embed`) that batch
+        images themselves; ``fit`` / ``predict_proba`` / ``embed`` need none of this.
+        """
+        self.build()
+        assert self._body is not None and self._preprocess is not None
+        return self._body, self._preprocess
+
     @property
     def model_id(self) -> str:
         """The embedding-cache key: backbone name, weights and preprocessing."""
