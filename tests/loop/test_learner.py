@@ -39,8 +39,8 @@ def test_readme_workflow(sample: Path, tmp_path: Path) -> None:
     uncertain_df = al.sample_uncertain(pred_df, num_samples=10)
     assert len(uncertain_df) == 10
     assert uncertain_df.pred_conf.max() <= pred_df.pred_conf.sort_values().iloc[9] + 1e-9
-    with pytest.raises(ActivelabError, match="labeling web app"):
-        al.label(uncertain_df, output_filename="uncertain")
+    with pytest.raises(ActivelabError, match="labeling web app.*labeler=label_dataframe"):
+        al.label(uncertain_df, output_filename="uncertain")  # the app is passed in (tests/server/test_label_dataframe.py)
 
     labeled_df = truth[truth.filepath.isin(uncertain_df.filepath)]
     al.add_to_train_set(labeled_df, output_filename=tmp_path / "active_labeled")

@@ -32,10 +32,13 @@ def register(app: typer.Typer) -> None:
             int | None, typer.Option(help="New labels between rounds (default: the project's setting).", min=1)
         ] = None,
         trainer: Annotated[bool, typer.Option(help="Run the background trainer.")] = True,
+        mix_review: Annotated[bool, typer.Option(
+            help="On the label page, interleave the likely label errors of the latest `activelab errors` "
+                 "ranking with new images by expected value (off: they wait on /review).")] = False,
     ) -> None:
         """Serve the labeling page, dashboard and REST API; a background trainer re-ranks the queue."""
         run_server(project, host=host, port=port, token=token, lease_seconds=lease_seconds,
-                   retrain_every=retrain_every, trainer=trainer)
+                   retrain_every=retrain_every, trainer=trainer, mix_review=mix_review)
 
 
 def run_server(
@@ -47,6 +50,7 @@ def run_server(
     lease_seconds: float = 600.0,
     retrain_every: int | None = None,
     trainer: bool = True,
+    mix_review: bool = False,
 ) -> None:
     """Start uvicorn on the project's app until interrupted (used by ``serve`` and ``demo``)."""
     import uvicorn
@@ -57,7 +61,7 @@ def run_server(
     if host not in LOOPBACK_HOSTS and token is None:
         token = secrets.token_urlsafe(24)
     settings = ServerSettings(project=project, token=token, lease_seconds=lease_seconds, trainer=trainer,
-                              retrain_every=retrain_every)
+                              retrain_every=retrain_every, mix_review=mix_review)
     web = create_app(settings)
     shown = f"[{host}]" if ":" in host else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")

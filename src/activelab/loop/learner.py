@@ -9,7 +9,7 @@ use; ``sample(strategy=...)`` accepts any registered name.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,10 @@ from activelab.models import FitReport, ModelAdapter, create_model, load_model
 from activelab.strategies import select
 
 PRED_COLUMNS = ["filepath", "pred_label", "pred_conf", "probs"]
+
+#: ``labeler(df, classes, *, filepath_col, label_col, output_filename, **options) -> DataFrame``:
+#: :func:`activelab.server.label_dataframe` is the one activelab ships (see :meth:`ActiveLearner.label`)
+Labeler = Callable[..., pd.DataFrame]
 
 
 class ActiveLearner:
@@ -172,13 +176,37 @@ class ActiveLearner:
         """A seeded random sample: the baseline every strategy should beat."""
         return self.sample(pred_df, num_samples, strategy="random")
 
-    def label(self, df: pd.DataFrame, output_filename: str | Path | None = None) -> None:
-        """Label rows in the web UI — not available yet."""
-        raise ActivelabError(
-            "the labeling web app is not part of this version yet (it arrives with `activelab serve`); "
-            "meanwhile write the labels into a 'label' column and call add_to_train_set(df), or import a CSV "
-            "into a project with `activelab import`"
-        )
+    def label(self, df: pd.DataFrame, output_filename: str | Path | None = None, *,
+              labeler: Labeler | None = None, **options: Any) -> pd.DataFrame:
+        """Label the rows of ``df`` in the labeling web app; returns ``df`` with the label column filled.
+
+        >>> from activelab.server import label_dataframe
+        >>> to_label = learner.sample(learner.predict(paths), 20)          # doctest: +SKIP
+        >>> labeled = learner.label(to_label, "batch1", labeler=label_dataframe)  # doctest: +SKIP
+        >>> learner.add_to_train_set(labeled.dropna(subset=["label"]))     # doctest: +SKIP
+
+        ``labeler`` is :func:`activelab.server.label_dataframe` (or any function with its
+        signature): it serves the app on 127.0.0.1, prints the URL and blocks until every
+        row has a class (or Ctrl-C / ``POST /api/done``). The classes offered are this
+        learner's (``self.classes``). ``output_filename`` writes the result as parquet;
+        ``options`` go to the labeler (``port``, ``timeout``...).
+
+        Why a parameter and not an import: the web app is in the server layer, above
+        this loop layer, and layers import downwards only (DESIGN.md). Passing the
+        function keeps that rule without hidden plugin registries or global state, and
+        any other labeling front end with the same signature plugs in the same way.
+        """
+        if labeler is None:
+            raise ActivelabError(
+                "ActiveLearner.label opens the labeling web app, which lives in the server layer this loop layer "
+                "does not import: `from activelab.server import label_dataframe` then "
+                "`learner.label(df, labeler=label_dataframe)`, or call `label_dataframe(df, classes=learner.classes)` "
+                "directly"
+            )
+        if not self.classes:
+            raise InputError("no classes yet: call load_dataset(df) first (the class list comes from its labels)")
+        return labeler(df, self.classes, filepath_col=self._filepath_col, label_col=self._label_col,
+                       output_filename=output_filename, **options)
 
     # ------------------------------------------------------------- save/load
     def save(self, path: str | Path) -> Path:

@@ -5,14 +5,14 @@ from __future__ import annotations
 import mimetypes
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
 from activelab.server import schemas as s
 from activelab.server.service import LabelingService
 
-router = APIRouter(prefix="/api")
+router = APIRouter(prefix="/api", responses=s.ERROR_RESPONSES)
 
 
 def get_service(request: Request) -> LabelingService:
@@ -23,6 +23,7 @@ def get_service(request: Request) -> LabelingService:
 Service = Annotated[LabelingService, Depends(get_service)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Limit = Annotated[int, Query(ge=1, le=200)]
+ImageIdPath = Annotated[int, Path(ge=1, le=s.MAX_ID, description="An image id.")]
 
 
 @router.get("/project", response_model=s.ProjectInfo, tags=["project"])
@@ -80,20 +81,28 @@ def skip(body: s.SkipRequest, service: Service) -> dict[str, Any]:
 
 
 @router.get("/images/{image_id}", response_model=s.Item, tags=["images"])
-def image_detail(image_id: int, service: Service) -> dict[str, Any]:
+def image_detail(image_id: ImageIdPath, service: Service) -> dict[str, Any]:
     """One image: metadata, current label, label history, model prediction."""
     return service.image_detail(image_id)
 
 
 @router.get("/images/{image_id}/file", tags=["images"], response_class=FileResponse,
             responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}, 404: {}})
-def image_file(image_id: int, service: Service) -> FileResponse:
+def image_file(image_id: ImageIdPath, service: Service) -> FileResponse:
     """The image file of a stored image, by id (no path from the client is ever opened)."""
     path = service.image_path(image_id)
     if not path.is_file():
         raise HTTPException(404, f"the file of image {image_id} is missing ({path.name}); was it moved?")
     media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
     return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
+
+
+@router.get("/images/{image_id}/similar", response_model=s.SimilarResponse, tags=["images"])
+def similar_images(image_id: ImageIdPath, service: Service,
+                   k: Annotated[int, Query(ge=1, le=100, description="How many similar images.")] = 12
+                   ) -> dict[str, Any]:
+    """The images most like this one over the whole project (FAISS over cached embeddings), most similar first."""
+    return service.similar(image_id, k)
 
 
 @router.get("/queue", response_model=s.Page, tags=["labeling"])

@@ -8,16 +8,19 @@ from __future__ import annotations
 
 import hashlib
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from activelab.errors import load_ranking, ranking_path, review_queue
+import pandas as pd
+
+from activelab.errors import load_ranking, mix_queues, ranking_path, review_queue
 from activelab.exceptions import InputError, NotFoundError
 from activelab.loop.export import export_labels
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession
+from activelab.loop.similar import SimilarImages
 from activelab.loop.stopping import StoppingRules
 from activelab.server.settings import ServerSettings
 from activelab.server.trainer import BackgroundTrainer
@@ -45,6 +48,7 @@ class LabelingService:
     project: Project
     settings: ServerSettings
     trainer: BackgroundTrainer
+    similar_images: SimilarImages | None = field(default=None, repr=False)  # built on first use, kept on disk
 
     @property
     def store(self):  # type: ignore[no-untyped-def]
@@ -100,11 +104,92 @@ class LabelingService:
         if mode == "review":
             return self._review_items(n, set(exclude))
         queue = self.session().queue()
+        if self.settings.mix_review and queue:
+            mixed = self._mixed_items(user, n, queue, exclude)
+            if mixed is not None:
+                return mixed
         ranks = {iid: r for r, iid in enumerate(queue)}
         ids = self.store.lease_next(user, n, ttl_seconds=self.settings.lease_seconds, preferred=queue,
                                     exclude=exclude)
         return [self.item(self.store.get_image(i), rank=ranks.get(i), origin="queue" if i in ranks else "pool")
                 for i in ids]
+
+    def _mixed_items(self, user: str, n: int, queue: list[int], exclude: list[int]
+                     ) -> list[dict[str, Any]] | None:
+        """Label mode with ``mix_review``: likely label errors interleaved with new images.
+
+        Both candidate lists are put on one scale by :func:`activelab.errors.mix_queues`
+        (``scores_are="quality"``): a review item is worth ``1 - score`` (its
+        label-quality score in the ranking: the chance the given label is wrong), a new
+        image ``1 - confidence`` (the latest round's confidence in its predicted class:
+        the chance the model is wrong about it). The ``n`` most valuable go out,
+        highest first; new images keep the active-learning queue's order among
+        themselves and are leased as usual; review items are leased too (so two
+        labelers don't get the same one) and carry ``origin="label_error"`` and the
+        ranking's details in ``flag``. None when there is nothing to review (then the
+        plain queue order applies).
+        """
+        frame = self._ranking()
+        if frame is None:
+            return None
+        held = set(exclude)
+        leases = self.store.live_leases()
+        skipped = self.store.skipped_ids(user)
+        reviews = [i for i in review_queue(self.store, frame.reset_index())
+                   if i not in held and i not in skipped and leases.get(i, user) == user][:n]
+        if not reviews:
+            return None
+        candidates = [i for i in queue if i not in held and i not in skipped and leases.get(i, user) == user][:n]
+        predictions = self.store.latest_predictions(candidates)
+        new_conf = [predictions[i][1] if i in predictions else 0.0 for i in candidates]  # unscored: most valuable
+        mixed = mix_queues(reviews, [float(frame.loc[i, "score"]) for i in reviews], candidates, new_conf,
+                           k=n, scores_are="quality")
+        picked = [m.image_id for m in mixed if m.kind == "review"]
+        n_new = len(mixed) - len(picked)
+        new_ids = self.store.lease_next(user, n_new, ttl_seconds=self.settings.lease_seconds, preferred=queue,
+                                        exclude=exclude + picked) if n_new else []
+        for iid in picked:
+            self.store.lease_image(iid, user, ttl_seconds=self.settings.lease_seconds)
+        ranks = {iid: r for r, iid in enumerate(queue)}
+        fresh = iter(new_ids)
+        out: list[dict[str, Any]] = []
+        for entry in mixed:
+            if entry.kind == "review":
+                item = self._label_error_item(entry.image_id, frame)
+            else:
+                new_id = next(fresh, None)
+                if new_id is None:  # the pool ran dry
+                    continue
+                item = self.item(self.store.get_image(new_id), rank=ranks.get(new_id),
+                                 origin="queue" if new_id in ranks else "pool")
+            out.append(item)
+        return out
+
+    def _ranking(self) -> pd.DataFrame | None:
+        """The latest ``activelab errors`` ranking indexed by image id (None when there is none)."""
+        path = ranking_path(self.project.root)
+        if not path.is_file():
+            return None
+        return load_ranking(path).drop_duplicates("image_id").set_index("image_id")
+
+    def _label_error_item(self, image_id: int, frame: pd.DataFrame) -> dict[str, Any]:
+        row = frame.loc[image_id]
+        item = self.item(self.store.get_image(image_id), origin="label_error", history=True)
+        item["flag"] = {"id": None, "reason": "label_error",
+                        "details": {"given": row["given_label"], "suggested": row["suggested_label"],
+                                    "score": float(row["score"])}}
+        return item
+
+    def _is_label_error_review(self, image_id: int) -> bool:
+        """Whether a label-mode answer is about a likely label error the mix handed out (a labeled image
+        in the ranking's issues): such an answer is a review decision."""
+        frame = self._ranking()
+        if frame is None or image_id not in frame.index:
+            return False
+        if str(frame.loc[image_id, "is_issue"]).lower() not in ("true", "1"):
+            return False
+        history = self.store.label_history(image_id)
+        return bool(history) and history[-1].label is not None
 
     def _review_items(self, n: int, seen: set[int]) -> list[dict[str, Any]]:
         """Images to review: disagreements between labelers first, then likely label errors.
@@ -126,27 +211,23 @@ class LabelingService:
                 item = self.item(self.store.get_image(flag.image_id), origin="review", history=True)
                 item["flag"] = {"id": flag.id, "reason": flag.reason, "details": flag.details}
                 out.append(item)
-        ranking = ranking_path(self.project.root)
-        if len(out) < n and ranking.is_file():
-            frame = load_ranking(ranking).set_index("image_id")
+        frame = self._ranking() if len(out) < n else None
+        if frame is not None:
             for iid in review_queue(self.store, frame.reset_index()):
                 if len(out) >= n:
                     break
                 if iid in seen:
                     continue
                 seen.add(iid)
-                row = frame.loc[iid]
-                item = self.item(self.store.get_image(iid), origin="label_error", history=True)
-                item["flag"] = {"id": None, "reason": "label_error",
-                                "details": {"given": row["given_label"], "suggested": row["suggested_label"],
-                                            "score": float(row["score"])}}
-                out.append(item)
+                out.append(self._label_error_item(iid, frame))
         return out
 
     # -------------------------------------------------------------- labels
     def submit(self, user: str, image_id: int, label: str | None, *, note: str | None, review: bool
                ) -> dict[str, Any]:
         image = self.store.get_image(image_id)
+        if not review and self.settings.mix_review and self._is_label_error_review(image_id):
+            review = True  # an answer to a label-error item the mix handed out in label mode
         hold = self.holdout()
         hold_out = bool(hold["enabled"]) and image.split == "pool" and label is not None and not review and \
             holdout_rule(image.sha256, float(hold["fraction"]), int(hold["seed"]))
@@ -206,6 +287,27 @@ class LabelingService:
     def image_path(self, image_id: int) -> Path:
         """The file of a stored image (ids only: no client path is ever opened)."""
         return Path(self.store.get_image(image_id).path)
+
+    # --------------------------------------------------------------- similar
+    def similar(self, image_id: int, k: int) -> dict[str, Any]:
+        """The ``k`` images most like ``image_id`` (cosine similarity of backbone embeddings), best first.
+
+        The FAISS index (``loop.similar``) is built on first use and rebuilt when images are imported.
+        """
+        self.store.get_image(image_id)  # 404 before any index work
+        if self.similar_images is None:
+            self.similar_images = SimilarImages(self.project)
+        pairs = self.similar_images.similar(image_id, k)
+        items = []
+        for iid, score in pairs:
+            item = self.item(self.store.get_image(iid), origin="similar", history=True)
+            item["label"] = item["history"][-1]["label"] if item["history"] else None
+            item["history"] = None
+            item["similarity"] = score
+            items.append(item)
+        info = self.similar_images.info
+        return {"image_id": image_id, "k": k, "items": items,
+                "index": None if info is None else {"kind": info.kind, "n": info.n}}
 
     # ----------------------------------------------------------------- stats
     def stats(self) -> dict[str, Any]:

@@ -21,6 +21,9 @@ class ServerSettings:
     - ``retrain_every``: new labels between rounds (default: the project's
       ``active_learner.retrain_every``).
     - ``trainer_poll_seconds``: how often the idle trainer looks at the label count.
+    - ``mix_review``: in label mode, interleave the likely label errors of the latest
+      ``activelab errors`` ranking with new images by expected value
+      (:func:`activelab.errors.mix_queues`; ``activelab serve --mix-review``). Off by default.
     """
 
     project: Path
@@ -30,3 +33,4 @@ class ServerSettings:
     retrain_every: int | None = None
     trainer_poll_seconds: float = 2.0
     max_items: int = 50
+    mix_review: bool = False

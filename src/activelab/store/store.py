@@ -802,6 +802,11 @@ class Store:
                                                             t.skips.c.author == author)) is None:
                 conn.execute(insert(t.skips), {"image_id": image_id, "author": author, "created_at": utcnow()})
 
+    def skipped_ids(self, author: str) -> set[int]:
+        """Ids of the images ``author`` skipped (never shown to them again)."""
+        with self._read() as conn:
+            return set(conn.scalars(select(t.skips.c.image_id).where(t.skips.c.author == author)))
+
     def review_flags(self, *, open_only: bool = True, offset: int = 0, limit: int = 50) -> list[ReviewFlag]:
         """Review flags, oldest first, one page."""
         rf = t.review_flags

@@ -76,7 +76,8 @@
 
   function renderReview(item) {
     const banner = $("review-banner"), list = $("history");
-    if (mode !== "review" || !item) { banner.hidden = true; list.hidden = true; return; }
+    // review mode, or a likely label error the server mixed into the label queue (serve --mix-review)
+    if (!item || (mode !== "review" && item.origin !== "label_error")) { banner.hidden = true; list.hidden = true; return; }
     banner.hidden = false;
     const details = (item.flag && item.flag.details) || {};
     const labels = details.labels;
@@ -127,7 +128,7 @@
     const index = state.cursor;
     try {
       const note = $("note").value.trim() || null;
-      const res = await api.post("/api/labels", Object.assign({ user: user(), image_id: item.image_id, note, review: mode === "review" }, body));
+      const res = await api.post("/api/labels", Object.assign({ user: user(), image_id: item.image_id, note, review: mode === "review" || item.origin === "label_error" }, body));
       state.labeled += 1;
       if (res.flagged) toast("another labeler chose differently: flagged for review", "warn");
       else if (res.held_out) toast(`${res.label} (kept aside for evaluation)`);
@@ -178,6 +179,39 @@
     } catch (e) { toast(e.message, "error"); }
   }
 
+  // similar images: look-alikes of the image on screen (GET /api/images/{id}/similar), to label together
+  async function showSimilar() {
+    const item = current();
+    if (!item) return;
+    $("similar-title").textContent = `finding images like ${item.image_id}…`;
+    $("similar").hidden = false;
+    try {
+      const res = await api.get(`/api/images/${item.image_id}/similar?k=12`);
+      state.similar = res.items;
+      $("similar-title").textContent = `${res.items.length} images like ${item.image_id} (click one to label it)`;
+      const grid = $("similar-grid");
+      grid.innerHTML = "";
+      res.items.forEach((it) => {
+        const cell = document.createElement("button");
+        cell.type = "button";
+        cell.className = "cell";
+        cell.dataset.imageId = it.image_id;
+        cell.innerHTML = `<img src="${it.url}" alt="image ${it.image_id}">` +
+          `<span class="cell-hint">${(100 * it.similarity).toFixed(0)}%${it.label ? " · " + escapeHtml(it.label) : ""}</span>`;
+        cell.addEventListener("click", () => labelSimilar([it]));
+        grid.appendChild(cell);
+      });
+    } catch (e) { $("similar-title").textContent = ""; $("similar").hidden = true; toast(e.message, "error"); }
+  }
+
+  function labelSimilar(list) {
+    const have = new Set(state.items.map((i) => i.image_id));
+    const add = list.filter((it) => !have.has(it.image_id));
+    state.items.splice(state.cursor, 0, ...add);
+    if (add.length === 0 && list.length === 1) state.cursor = state.items.findIndex((i) => i.image_id === list[0].image_id);
+    render();
+  }
+
   function toggleHint() { state.hint = !state.hint; localStorage.setItem("activelab.hint", state.hint ? "on" : "off"); render(); }
   function toggleGrid() { state.grid = !state.grid; render(); fill(); }
 
@@ -194,7 +228,7 @@
     }
     const idx = KEYS.indexOf(e.key);
     if (idx >= 0 && idx < state.classes.length) { label(state.classes[idx]); e.preventDefault(); return; }
-    const actions = { s: skip, n: unsure, u: undo, h: toggleHint, g: toggleGrid,
+    const actions = { s: skip, n: unsure, u: undo, h: toggleHint, g: toggleGrid, m: showSimilar,
       "/": () => $("note").focus(), c: () => $("new-class").focus(),
       ArrowRight: () => { state.cursor = Math.min(state.items.length - 1, state.cursor + 1); render(); fill(); },
       ArrowLeft: () => { state.cursor = Math.max(0, state.cursor - 1); render(); } };
@@ -207,6 +241,9 @@
   $("toggle-hint").addEventListener("click", toggleHint);
   $("toggle-grid").addEventListener("click", toggleGrid);
   $("add-class").addEventListener("click", addClass);
+  $("show-similar").addEventListener("click", showSimilar);
+  $("similar-close").addEventListener("click", () => { $("similar").hidden = true; });
+  $("similar-queue").addEventListener("click", () => labelSimilar((state.similar || []).filter((it) => !it.label)));
   // a new round re-ranked the queue: keep the image on screen, fetch the rest in the new order
   document.addEventListener("newround", () => {
     if (mode !== "label") return;
