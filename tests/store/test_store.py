@@ -112,3 +112,15 @@ def test_failed_round_does_not_count(store: Store) -> None:
     assert store.rounds()[0].status == "failed"
     assert store.round_index() == 0
     assert store.start_round(strategy="margin", model="m", config={}, n_labeled=0) == 2
+
+
+def test_labels_over_time_is_thinned_in_sql(store: Store) -> None:
+    store.add_classes(["cat"])
+    ids = store.add_images([rec(n) for n in range(25)], author="a").image_id
+    for iid in ids:
+        store.add_label(iid, "cat", author="ann")
+    store.add_label(ids[0], None, author="ann")  # a withdrawal is not a label
+    points = store.labels_over_time(max_points=10)
+    assert [n for _, n in points] == [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25]
+    assert all(a[0] <= b[0] for a, b in zip(points, points[1:]))
+    assert store.labels_over_time(sources=("oracle",)) == []

@@ -314,11 +314,8 @@ class LabelingService:
         summary = self.store.summary()
         session = self.session()
         curve = session.curve()
-        times = self.store.label_event_times()
-        step = max(1, len(times) // MAX_CURVE_POINTS)
-        over_time = [{"t": times[i].isoformat(), "n": i + 1} for i in range(0, len(times), step)]
-        if times and over_time[-1]["n"] != len(times):
-            over_time.append({"t": times[-1].isoformat(), "n": len(times)})
+        over_time = [{"t": when.isoformat(), "n": n}
+                     for when, n in self.store.labels_over_time(max_points=MAX_CURVE_POINTS)]
         rounds = [r for r in self.store.rounds() if r.status == "done"]
         return {
             "project": self.project.settings.name,

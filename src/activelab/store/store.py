@@ -552,23 +552,31 @@ class Store:
 
     # ------------------------------------------------------------------ status
     def summary(self) -> dict[str, Any]:
-        """Counts for ``activelab status``: images per split, labeled, per class, rounds."""
-        labels = self.current_labels()
+        """Counts for ``activelab status``: images per split, labeled, per class, rounds (aggregated in SQL)."""
+        latest = self._latest_events()
+        ev = t.label_events
+        per_class_split = (
+            select(t.classes.c.name, t.images.c.split, func.count())
+            .select_from(ev)
+            .join(latest, latest.c.event_id == ev.c.id)
+            .join(t.classes, t.classes.c.id == ev.c.class_id)
+            .join(t.images, t.images.c.id == ev.c.image_id)
+            .group_by(t.classes.c.name, t.images.c.split)
+        )
         with self._read() as conn:
             splits = dict(conn.execute(select(t.images.c.split, func.count()).group_by(t.images.c.split)).all())
-            split_of = dict(conn.execute(select(t.images.c.id, t.images.c.split)).all())
+            counts = conn.execute(per_class_split).all()
+            done = conn.scalar(select(func.count()).select_from(t.rounds).where(t.rounds.c.status == "done"))
         per_class: dict[str, dict[str, int]] = {name: {s: 0 for s in t.SPLITS} for name in self.class_names()}
         labeled = {s: 0 for s in t.SPLITS}
-        for iid, cur in labels.items():
-            split = split_of[iid]
-            per_class[cur.label][split] += 1
-            labeled[split] += 1
-        rounds = self.rounds()
+        for name, split, n in counts:
+            per_class[name][split] = int(n)
+            labeled[split] += int(n)
         return {
             "images": {s: int(splits.get(s, 0)) for s in t.SPLITS},
             "labeled": labeled,
             "per_class": per_class,
-            "rounds": len([r for r in rounds if r.status == "done"]),
+            "rounds": int(done or 0),
             "label_events": self.n_label_events(),
         }
 
@@ -871,16 +879,32 @@ class Store:
             value = conn.scalar(select(t.service_state.c.value).where(t.service_state.c.key == key))
         return None if value is None else dict(value)
 
-    def label_event_times(self, *, sources: Sequence[str] = ("human", "review")) -> list[datetime]:
-        """Times of label events from ``sources`` that set a class, oldest first (for labels-over-time)."""
+    def labels_over_time(
+        self, *, max_points: int = 200, sources: Sequence[str] = ("human", "review")
+    ) -> list[tuple[datetime, int]]:
+        """``(time, labels so far)`` for label events from ``sources`` that set a class, oldest first.
+
+        Thinned in SQL to about ``max_points`` points (every n-th event, and the
+        last), so the dashboard's curve costs the same for a thousand or a million labels.
+        """
         ev = t.label_events
-        query = (
-            select(ev.c.created_at)
-            .where(ev.c.source.in_(list(sources)), ev.c.class_id.is_not(None))
-            .order_by(ev.c.id)
+        wanted = (ev.c.source.in_(list(sources)), ev.c.class_id.is_not(None))
+        numbered = (
+            select(ev.c.created_at, func.row_number().over(order_by=ev.c.id).label("n"))
+            .where(*wanted)
+            .subquery()
         )
         with self._read() as conn:
-            return [_as_utc(v) for v in conn.scalars(query)]  # type: ignore[misc]
+            total = int(conn.scalar(select(func.count()).select_from(ev).where(*wanted)) or 0)
+            if total == 0:
+                return []
+            step = max(1, total // max_points)
+            rows = conn.execute(
+                select(numbered.c.created_at, numbered.c.n)
+                .where(((numbered.c.n - 1) % step == 0) | (numbered.c.n == total))
+                .order_by(numbered.c.n)
+            ).all()
+        return [(_as_utc(when), int(n)) for when, n in rows]  # type: ignore[misc]
 
     def n_images(self, split: str | None = None) -> int:
         query = select(func.count()).select_from(t.images)
