@@ -9,6 +9,9 @@ Names:
   ``timm.list_models()`` name, optionally with a ``.tag``).
 - ``torchvision/<name>``: any ``torchvision.models.list_models()`` classifier.
 - ``hf/<hub id>``: a Hugging Face image model (needs ``pip install 'activelab[hf]'``).
+- ``fastai/<timm name>`` or ``fastai/torchvision/<name>``: a fastai ``vision_learner``
+  (needs ``pip install 'activelab[fastai]'``); :func:`from_learner` wraps an existing
+  fastai ``Learner``. Like ``hf/`` names, these are not listed by :func:`list_models`.
 
 Built-in names win over timm's (``timm/efficientnet_lite0`` gets timm's own model).
 """
@@ -60,6 +63,8 @@ def parse_name(name: str) -> tuple[str, str]:
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"model name must be a non-empty string, got {name!r}; {_known_names_hint()}")
     name = name.strip()
+    if name.startswith("fastai/"):
+        return "fastai", _fastai_arch(name)
     if name in BUILTIN_MODELS:
         return name, name
     for prefix in PREFIXES:
@@ -87,6 +92,45 @@ def parse_name(name: str) -> tuple[str, str]:
     close = difflib.get_close_matches(name, list(BUILTIN_MODELS) + _timm_names(), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise InputError(f"unknown model {name!r}.{hint} {_known_names_hint()}")
+
+
+def _fastai_arch(name: str) -> str:
+    """The part after ``fastai/``: a timm name or ``torchvision/<name>``, checked."""
+    arch = name[len("fastai/") :]
+    inner = f"timm/{arch}" if not arch.startswith("torchvision/") else arch
+    try:
+        source, inner_arch = parse_name(inner)
+    except InputError as e:
+        raise InputError(f"{name!r}: {e} (fastai/ takes a timm name or torchvision/<name>)") from None
+    return inner_arch if source == "timm" else f"torchvision/{inner_arch}"
+
+
+def from_learner(learner: Any, *, classes: Sequence[str] | None = None, device: str | None = None,
+                 **options: Any) -> ModelAdapter:  # fmt: skip
+    """Wrap an existing fastai ``Learner`` as a model adapter (see
+    :meth:`activelab.models.fastai_adapter.FastaiAdapter.from_learner`)."""
+    from activelab.models.fastai_adapter import FastaiAdapter
+
+    return FastaiAdapter.from_learner(learner, classes=classes, device=device, **options)  # type: ignore[return-value]
+
+
+def _create_fastai(arch: str, *, path: str | None, pretrained: bool | None, classes: Sequence[str] | None,
+                   num_classes: int | None, image_size: int | None, device: str | None,
+                   backbone_weights: PathLike | None, build: bool, options: dict[str, Any]) -> ModelAdapter:  # fmt: skip
+    from activelab.models.fastai_adapter import FastaiAdapter
+
+    if path not in (None, "full"):
+        raise InputError(f"fastai models fine-tune the whole network (path='full'); got path={path!r}")
+    if backbone_weights is not None:
+        raise InputError("backbone_weights is not supported for fastai/ models; wrap your own Learner with from_learner")
+    options.pop("cache_dir", None)
+    source, name = ("torchvision", arch[len("torchvision/") :]) if arch.startswith("torchvision/") else ("timm", arch)
+    adapter = FastaiAdapter(name, source=source, pretrained=True if pretrained is None else bool(pretrained),
+                            classes=classes, num_classes=num_classes, image_size=image_size, device=device,
+                            **options)  # fmt: skip
+    if build:
+        adapter.build()
+    return adapter  # type: ignore[return-value]
 
 
 def list_models(pattern: str | None = None) -> list[str]:
@@ -143,6 +187,10 @@ def create_model(
       ``FAST_DEFAULTS`` / ``FULL_DEFAULTS``; unknown options raise InputError.
     """
     source, arch = parse_name(name)
+    if source == "fastai":
+        return _create_fastai(arch, path=path, pretrained=pretrained, classes=classes, num_classes=num_classes,
+                              image_size=image_size, device=device, backbone_weights=backbone_weights, build=build,
+                              options=options)  # fmt: skip
     if path is None:
         path = "full" if source == "small_cnn" else "fast"
     if path not in PATHS:
@@ -189,4 +237,8 @@ def load_model(
         return FastAdapter.load(path, device=device, cache_dir=cache_dir, cache=cache)  # type: ignore[return-value]
     if obj["kind"] == "full":
         return FullAdapter.load(path, device=device)  # type: ignore[return-value]
+    if obj["kind"] == "fastai":
+        from activelab.models.fastai_adapter import FastaiAdapter
+
+        return FastaiAdapter.load(path, device=device)  # type: ignore[return-value]
     raise InputError(f"{os.fspath(path)} holds an unknown model kind {obj['kind']!r}")
