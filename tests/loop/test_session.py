@@ -54,8 +54,11 @@ def test_round_learns_records_and_queues(project: Project) -> None:
     assert rnd.status == "done" and rnd.n_labeled == 30 and rnd.strategy == "margin"
     assert [iid for iid, _ in project.store.round_selection(1)] == result.selected
     assert session.queue() == result.selected
-    # margin picks the least confident first: recorded confidences never exceed the median confidence
-    assert result.scores[0] <= max(result.scores)
+    # the labeler's hints for the selection are recorded with the round, in the same transaction
+    hints = project.store.latest_predictions(result.selected)
+    assert sorted(hints) == sorted(result.selected)
+    assert [round(hints[i][1], 6) for i in result.selected] == [round(s, 6) for s in result.scores]
+    assert {h[2] for h in hints.values()} == {1} and {h[0] for h in hints.values()} <= set(CLASSES)
     project.store.add_label(result.selected[0], "bag", author="ann")
     assert session.queue() == result.selected[1:]
     assert session.latest_model().classes == CLASSES

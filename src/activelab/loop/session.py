@@ -205,14 +205,19 @@ class ActiveSession:
         except BaseException as exc:
             self.store.fail_round(number, f"{type(exc).__name__}: {exc}")
             raise
-        selected = [images[int(p)].id for p in positions]
-        confidence = inputs["probs"].max(axis=1) if "probs" in inputs else None
-        scores = [None if confidence is None else float(confidence[int(p)]) for p in positions]
+        chosen = [images[int(p)] for p in positions]
+        selected = [img.id for img in chosen]
+        if "probs" in inputs:
+            probs = inputs["probs"][positions]
+        else:
+            probs = model.predict_proba([img.path for img in chosen], keys=[img.sha256 for img in chosen])
+        scores: list[float | None] = [float(p.max()) for p in probs]
+        hints = [(iid, model.classes[int(p.argmax())], float(p.max())) for iid, p in zip(selected, probs)]
         metrics = self._with_agreement(number, metrics)
         metrics["seconds"] = {"train": t1 - t0, "score_pool": t2 - t1, "select": t3 - t2}
         self.models_dir.mkdir(parents=True, exist_ok=True)
         model.save(self.models_dir / "latest")
-        self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)))
+        self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)), predictions=hints)
         return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"])
 
     def _with_agreement(self, number: int, metrics: dict[str, Any]) -> dict[str, Any]:

@@ -18,7 +18,6 @@ from typing import Any
 
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession
-from activelab.models import load_model
 
 STATE_KEY = "trainer"
 log = logging.getLogger(__name__)
@@ -150,7 +149,6 @@ class BackgroundTrainer:
         n, _ = self.labels_since_last_round()
         try:
             result = session.run_round()
-            self._save_predictions(session, result.number, result.selected)
         except Exception as exc:  # noqa: BLE001 - reported in the status, never raised into the server
             return self._update(state="idle", round=None, last_error=f"{type(exc).__name__}: {exc}",
                                 error_at_labels=n)
@@ -168,17 +166,6 @@ class BackgroundTrainer:
         }
         return self._update(state="idle", round=None, last_round=result.number, last_metrics=metrics,
                             last_error=None, error_at_labels=None)
-
-    def _save_predictions(self, session: ActiveSession, number: int, image_ids: list[int]) -> None:
-        """Store the new model's prediction for the selected images (the labeler's hint)."""
-        if not image_ids:
-            return
-        model = load_model(session.models_dir / "latest", cache_dir=self.project.cache_dir / "embeddings")
-        images = [self.project.store.get_image(i) for i in image_ids]
-        probs = model.predict_proba([img.path for img in images], keys=[img.sha256 for img in images])
-        classes = list(model.classes)
-        rows = [(img.id, classes[int(p.argmax())], float(p.max())) for img, p in zip(images, probs)]
-        self.project.store.save_predictions(number, rows)
 
     def _loop(self) -> None:
         while not self._stop.is_set():

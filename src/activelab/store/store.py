@@ -489,8 +489,10 @@ class Store:
         *,
         metrics: dict[str, Any],
         selection: Sequence[tuple[int, float | None]],
+        predictions: Sequence[tuple[int, str, float]] = (),
     ) -> None:
-        """Mark a round done with its metrics and ranked selection ``(image_id, score)``, atomically."""
+        """Mark a round done with its metrics, ranked selection ``(image_id, score)`` and the
+        model's ``(image_id, class name, confidence)`` predictions (the labeler's hints), atomically."""
         with self._write() as conn:
             row = conn.execute(select(t.rounds.c.id, t.rounds.c.status).where(t.rounds.c.number == number)).first()
             if row is None:
@@ -510,6 +512,7 @@ class Store:
                         for rank, (iid, score) in enumerate(selection)
                     ],
                 )
+            self._insert_predictions(conn, number, predictions)
 
     def fail_round(self, number: int, error: str) -> None:
         """Mark a running round failed (e.g. found half-done after a crash)."""
@@ -839,14 +842,19 @@ class Store:
     def save_predictions(self, round_number: int, rows: Sequence[tuple[int, str, float]]) -> None:
         """Store a round's ``(image_id, predicted class name, confidence)`` rows, replacing that round's."""
         with self._write() as conn:
-            class_ids = self._class_ids(conn)
             conn.execute(delete(t.predictions).where(t.predictions.c.round_number == round_number))
-            if rows:
-                conn.execute(
-                    insert(t.predictions),
-                    [{"round_number": round_number, "image_id": iid, "class_id": class_ids[name],
-                      "confidence": float(conf)} for iid, name, conf in rows],
-                )
+            self._insert_predictions(conn, round_number, rows)
+
+    def _insert_predictions(self, conn: Connection, round_number: int,
+                            rows: Sequence[tuple[int, str, float]]) -> None:
+        if not rows:
+            return
+        class_ids = self._class_ids(conn)
+        conn.execute(
+            insert(t.predictions),
+            [{"round_number": round_number, "image_id": iid, "class_id": class_ids[name],
+              "confidence": float(conf)} for iid, name, conf in rows],
+        )
 
     def latest_predictions(self, image_ids: Sequence[int]) -> dict[int, tuple[str, float, int]]:
         """Image id -> (class name, confidence, round number) from the latest round that predicted it."""
