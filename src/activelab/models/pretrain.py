@@ -8,22 +8,25 @@ Framework for Contrastive Learning of Visual Representations"), implemented with
 ``create_model(name, backbone_weights=file)`` so its embeddings feed the fast path (the
 file's hash is part of the embedding-cache key).
 
-``lightly`` is not a dependency: ``pip install lightly`` first.
+``lightly`` is not a dependency: ``pip install 'activelab[ssl]'`` (or ``pip install lightly``) first.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import random
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from activelab.exceptions import InputError
-from activelab.models.backbones import BackboneSpec, build_body
+from activelab.models.backbones import SOURCES, BackboneSpec, build_body
 from activelab.models.base import MissingDependencyError, PathLike, check_paths, pick_device, seeded
-from activelab.models.images import ImageDataset, make_loader
+from activelab.models.images import ImageDataset
 from activelab.models.registry import parse_name
 
 METHODS = ("simsiam", "simclr")
@@ -34,10 +37,28 @@ def _require_lightly() -> Any:
         import lightly
     except ImportError as e:
         raise MissingDependencyError(
-            "self-supervised pretraining needs the `lightly` package: pip install lightly "
+            "self-supervised pretraining needs the `lightly` package: pip install lightly (the extra 'activelab[ssl]') "
             "(or skip pretraining and use the packaged efficientnet_lite0 ImageNet weights)"
         ) from e
     return lightly
+
+
+@contextmanager
+def _global_rngs_seeded(seed: int) -> Iterator[None]:
+    """Seed NumPy's and Python's global RNGs for a block, restoring them after.
+
+    lightly's augmentations (GaussianBlur, RandomSolarization, RandomRotate) draw from
+    ``np.random``'s global state, which :func:`~activelab.models.base.seeded` (torch's
+    RNG only) does not cover; without this, the same seed gives different weights.
+    """
+    np_state, py_state = np.random.get_state(), random.getstate()
+    np.random.seed(int(seed) % 2**32)  # noqa: NPY002 - lightly reads the global state
+    random.seed(int(seed))
+    try:
+        yield
+    finally:
+        np.random.set_state(np_state)
+        random.setstate(py_state)
 
 
 def pretrain_backbone(
@@ -57,7 +78,15 @@ def pretrain_backbone(
 ) -> Path:
     """Train ``name``'s backbone self-supervised on ``paths``; write its state dict to ``out``.
 
-    Starts from the pretrained weights when ``pretrained`` (else random). Returns ``out``.
+    Starts from the pretrained weights when ``pretrained`` (else random; ``small_cnn`` is
+    always random). Each image gives two augmented views (lightly's ``SimSiamTransform`` /
+    ``SimCLRTransform`` at the body's input size and normalisation); SGD with momentum
+    and a cosine learning-rate schedule. Batches are of ``min(batch_size, len(paths))``
+    images; a last, smaller batch is dropped (a batch of one breaks BatchNorm and
+    contrastive losses want large batches). Returns ``out``, written atomically, which
+    ``create_model(name, image_size=..., backbone_weights=out)`` loads over the body.
+    Raises InputError for an unknown method or name, fewer than 2 images, or a loss that
+    became NaN/inf (lower ``lr``).
     """
     _require_lightly()
     from lightly.loss import NegativeCosineSimilarity, NTXentLoss
@@ -67,18 +96,24 @@ def pretrain_backbone(
 
     if method not in METHODS:
         raise InputError(f"unknown pretraining method {method!r}; expected one of {', '.join(METHODS)}")
+    if int(epochs) < 1 or int(batch_size) < 2:
+        raise InputError(f"epochs must be >= 1 and batch_size >= 2, got epochs={epochs}, batch_size={batch_size}")
     ps = check_paths(paths)
     if len(ps) < 2:
         raise InputError("self-supervised pretraining needs at least 2 images")
     source, arch = parse_name(name)
+    if source not in SOURCES:
+        raise InputError(f"{name!r} cannot be pretrained here; use efficientnet_lite0, small_cnn, timm, torchvision or hf")
     if source == "small_cnn":
         pretrained = False
     spec = BackboneSpec(source=source, name=arch, pretrained=pretrained, image_size=image_size)
     dev = pick_device(device)
-    with seeded(seed, dev):
+    bs = min(int(batch_size), len(ps))
+    with seeded(seed, dev), _global_rngs_seeded(seed):
         body = build_body(spec)
         pre = body.preprocess
         norm = {"mean": list(pre.mean), "std": list(pre.std)}
+        transform: Any  # PIL image -> [view0, view1]
         if method == "simsiam":
             transform = SimSiamTransform(input_size=pre.size, normalize=norm)
             proj: torch.nn.Module = SimSiamProjectionHead(body.dim, 512, 128)
@@ -90,21 +125,41 @@ def pretrain_backbone(
             pred = torch.nn.Identity()
             criterion = NTXentLoss()
         modules = torch.nn.ModuleList([body.module, proj, pred]).to(dev)
-        loader = make_loader(ImageDataset(ps, transform=transform), batch_size=batch_size, shuffle=True, seed=seed)
+        g = torch.Generator()
+        g.manual_seed(int(seed))
+        loader = torch.utils.data.DataLoader(
+            ImageDataset(ps, transform=transform), batch_size=bs, shuffle=True, generator=g, drop_last=True,
+            pin_memory=dev.startswith("cuda"))  # fmt: skip
         opt = torch.optim.SGD(modules.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(epochs) * len(loader)))
         modules.train()
-        for _ in tqdm(range(epochs), desc=f"{method} pretraining", disable=not progress):
-            for views in loader:
-                x0, x1 = views[0].to(dev), views[1].to(dev)
-                z0, z1 = proj(body(x0)), proj(body(x1))
-                if method == "simsiam":
-                    loss = 0.5 * (criterion(pred(z0), z1.detach()) + criterion(pred(z1), z0.detach()))
-                else:
-                    loss = criterion(z0, z1)
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        bar = tqdm(total=int(epochs) * len(loader), desc=f"{method} pretraining {name}", unit="batch",
+                   disable=not progress)  # fmt: skip
+        try:
+            for epoch in range(1, int(epochs) + 1):
+                for views in loader:
+                    x0, x1 = views[0].to(dev, non_blocking=True), views[1].to(dev, non_blocking=True)
+                    z0, z1 = proj(body(x0)), proj(body(x1))
+                    if method == "simsiam":
+                        loss = 0.5 * (criterion(pred(z0), z1.detach()) + criterion(pred(z1), z0.detach()))
+                    else:
+                        loss = criterion(z0, z1)
+                    if not torch.isfinite(loss):
+                        raise InputError(
+                            f"{method} pretraining of {name} diverged (loss {float(loss)} in epoch {epoch}); "
+                            f"lower lr (now {lr})"
+                        )
+                    opt.zero_grad(set_to_none=True)
+                    loss.backward()
+                    opt.step()
+                    sched.step()
+                    bar.update(1)
+                    bar.set_postfix(epoch=epoch, loss=round(float(loss.detach()), 4))
+        finally:
+            bar.close()
     target = Path(os.fspath(out))
     target.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({k: v.detach().cpu() for k, v in body.module.state_dict().items()}, target)
+    tmp = target.with_name(f".{target.name}.tmp")
+    torch.save({k: v.detach().cpu() for k, v in body.module.state_dict().items()}, tmp)
+    os.replace(tmp, target)
     return target
