@@ -25,6 +25,7 @@ from activelab.models.base import MissingDependencyError
 from activelab.models.fast import FastAdapter
 from activelab.models.stream import (
     ShardCallback,
+    ShardWriter,
     StreamReport,
     check_sizes,
     missing,
@@ -129,19 +130,7 @@ def ray_embed(
         ctx = ray.data.DataContext.get_current()
         ctx.enable_progress_bars = False
         device = "cuda" if gpus_per_worker > 0 else "cpu"
-        buf_keys: list[str] = []
-        buf_emb: list[np.ndarray] = []
-
-        def flush() -> None:
-            if not buf_keys:
-                return
-            adapter.cache.put(model_id, buf_keys, np.concatenate(buf_emb))
-            report.n_computed += len(buf_keys)
-            report.n_shards += 1
-            buf_keys.clear()
-            buf_emb.clear()
-            if on_shard is not None:
-                on_shard(report.n_computed)
+        writer = ShardWriter(adapter, report, shard_size, on_shard)
 
         for chunk in windows(items, window):
             todo = missing(adapter, chunk, report)
@@ -162,11 +151,9 @@ def ray_embed(
                 for path, e in zip(batch["path"][~ok], errors[~ok]):
                     report.fail(str(path), str(e))
                 if ok.any():
-                    buf_keys.extend(str(k) for k in batch["key"][ok])
-                    buf_emb.append(np.asarray(batch["embedding"], dtype=np.float32)[ok])
-                if len(buf_keys) >= shard_size:
-                    flush()
-            flush()
+                    writer.add((str(k) for k in batch["key"][ok]),
+                               np.asarray(batch["embedding"], dtype=np.float32)[ok])
+            writer.flush()
     finally:
         report.seconds = time.perf_counter() - t0
         if started_here:

@@ -91,6 +91,41 @@ class _SafeImages(Dataset):  # type: ignore[type-arg]
             return torch.zeros(3, self.size, self.size), i, str(e) or type(e).__name__
 
 
+class ShardWriter:
+    """Buffers computed embeddings and writes them to the cache in shards of ``shard_size`` rows.
+
+    Shared by the local and the Ray pass, so both leave the cache in the same
+    state: whatever was flushed survives an interruption.
+    """
+
+    def __init__(self, adapter: FastAdapter, report: StreamReport, shard_size: int,
+                 on_shard: ShardCallback | None = None) -> None:
+        self.adapter = adapter
+        self.report = report
+        self.shard_size = shard_size
+        self.on_shard = on_shard
+        self._keys: list[str] = []
+        self._emb: list[np.ndarray] = []
+
+    def add(self, keys: Iterable[str], embeddings: np.ndarray) -> None:
+        """Buffer rows; write a shard once ``shard_size`` rows are waiting."""
+        self._keys.extend(keys)
+        self._emb.append(embeddings)
+        if len(self._keys) >= self.shard_size:
+            self.flush()
+
+    def flush(self) -> None:
+        """Write what is buffered as one shard (nothing when empty)."""
+        if not self._keys:
+            return
+        self.adapter.cache.put(self.report.model_id, self._keys, np.concatenate(self._emb))
+        self.report.n_computed += len(self._keys)
+        self.report.n_shards += 1
+        self._keys, self._emb = [], []
+        if self.on_shard is not None:
+            self.on_shard(self.report.n_computed)
+
+
 def windows(items: Iterable[tuple[str, str]], size: int) -> Iterator[list[tuple[str, str]]]:
     """``items`` in lists of at most ``size``, read lazily."""
     it = iter(items)
@@ -155,19 +190,7 @@ def stream_embed(
     report = StreamReport(model_id=model_id, backend="local")
     transform = preprocess.eval_transform()
     t0 = time.perf_counter()
-    buf_keys: list[str] = []
-    buf_emb: list[np.ndarray] = []
-
-    def flush() -> None:
-        if not buf_keys:
-            return
-        adapter.cache.put(model_id, buf_keys, np.concatenate(buf_emb))
-        report.n_computed += len(buf_keys)
-        report.n_shards += 1
-        buf_keys.clear()
-        buf_emb.clear()
-        if on_shard is not None:
-            on_shard(report.n_computed)
+    writer = ShardWriter(adapter, report, shard_size, on_shard)
 
     bar = tqdm(total=total, desc=f"embedding with {adapter.name}", unit="img", disable=not progress)
     try:
@@ -195,12 +218,9 @@ def stream_embed(
                         if e:
                             report.fail(paths[p], e)
                     if ok.any():
-                        buf_keys.extend(todo[p][0] for p in pos[torch.from_numpy(ok)].tolist())
-                        buf_emb.append(emb[ok])
-                    if len(buf_keys) >= shard_size:
-                        flush()
+                        writer.add((todo[p][0] for p in pos[torch.from_numpy(ok)].tolist()), emb[ok])
                     bar.update(len(err))
-            flush()
+            writer.flush()
             adapter.forward_count += len(todo)
     finally:
         bar.close()
