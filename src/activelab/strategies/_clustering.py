@@ -77,20 +77,37 @@ def knn_dist(queries: Any, reference: Any, k: int) -> NDArray[np.float64]:
     return out
 
 
-def radius_graph(x: Any, radius: float, *, max_edges: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+#: query rows per range-search block
+_RANGE_CHUNK = 4096
+#: above this many points ``radius_graph`` uses an approximate (IVF) index: an exact
+#: range search is O(N^2 d) time (minutes at 100k, hours at 1M on a CPU)
+EXACT_RANGE_MAX = 50_000
+
+
+def radius_graph(x: Any, radius: float, *, max_edges: int, rng: np.random.Generator | None = None,
+                 nprobe: int = 8) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Symmetric graph of pairs within euclidean ``radius`` (self-loops included), CSR form.
 
-    Built by range search in query chunks; the N x N distance matrix is never formed.
+    Built by range search in query chunks; the N x N distance matrix is never formed
+    (numpy path: ``chunk x N`` blocks of at most 4M entries). Up to ``EXACT_RANGE_MAX``
+    points the search is exact (FAISS ``IndexFlatL2``); above, FAISS
+    ``IndexIVFFlat`` with ``2 sqrt(N)`` lists searching ``nprobe`` of them (about
+    ``nprobe / (2 sqrt N)`` of the pool per query), trained on a sample drawn by
+    ``rng``; it may miss pairs that fall in different lists but never adds one, and
+    the result is made symmetric (an edge found from either end is kept).
     Returns ``(indptr (n+1,), indices (n_edges,))``. Raises ``ValueError`` when the
     graph would exceed ``max_edges`` edges.
     """
     xf = np.ascontiguousarray(x, dtype=np.float32)
     n = xf.shape[0]
     r2 = float(radius) ** 2
+    if HAVE_FAISS and n > EXACT_RANGE_MAX:
+        return _approx_radius_graph(xf, r2, max_edges=max_edges, rng=rng or np.random.default_rng(0),
+                                    nprobe=nprobe)
     counts = np.zeros(n, dtype=np.int64)
     parts: list[NDArray[np.int64]] = []
     total = 0
-    chunk = 4096
+    chunk = _RANGE_CHUNK if HAVE_FAISS else max(1, min(_RANGE_CHUNK, (1 << 22) // max(1, n)))
     if HAVE_FAISS:
         index = faiss.IndexFlatL2(xf.shape[1])
         index.add(xf)
@@ -115,6 +132,39 @@ def radius_graph(x: Any, radius: float, *, max_edges: int) -> tuple[NDArray[np.i
     np.cumsum(counts, out=indptr[1:])
     indices = np.concatenate(parts) if parts else np.zeros(0, dtype=np.int64)
     return indptr, indices
+
+
+def _approx_radius_graph(xf: F32, r2: float, *, max_edges: int, rng: np.random.Generator,
+                         nprobe: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+    """``radius_graph`` on an IVF index (large pools); see there."""
+    n, d = xf.shape
+    nlist = int(max(1, min(65_536, 2 * np.sqrt(n), n // 40)))   # >= 40 training points per list
+    index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist, faiss.METRIC_L2)
+    train = xf[np.sort(rng.choice(n, size=min(n, 40 * nlist), replace=False))]
+    index.cp.seed = int(rng.integers(2**31 - 1))
+    index.train(train)
+    index.add(xf)
+    index.nprobe = int(min(nlist, max(1, nprobe)))
+    keys: list[NDArray[np.int64]] = [np.arange(n, dtype=np.int64) * (n + 1)]   # self-loops
+    total = n
+    for s in range(0, n, _RANGE_CHUNK):
+        q = xf[s:s + _RANGE_CHUNK]
+        lims, _, idx = index.range_search(q, r2)
+        src = np.repeat(np.arange(s, s + q.shape[0], dtype=np.int64), np.diff(lims).astype(np.int64))
+        dst = idx.astype(np.int64)
+        off = src != dst
+        src, dst = src[off], dst[off]
+        total += 2 * src.size
+        if total > max_edges:
+            raise ValueError(f"{total}+ edges")
+        keys.append(src * n + dst)
+        keys.append(dst * n + src)                 # symmetric: found from either end
+    flat = np.unique(np.concatenate(keys))         # sorted by (src, dst), duplicates dropped
+    del keys
+    src, indices = np.divmod(flat, n)
+    indptr = np.zeros(n + 1, dtype=np.int64)
+    np.cumsum(np.bincount(src, minlength=n), out=indptr[1:])
+    return indptr, indices.astype(np.int64)
 
 
 def gather_csr(indptr: NDArray[np.int64], indices: NDArray[np.int64], rows: NDArray[np.int64]) -> NDArray[np.int64]:

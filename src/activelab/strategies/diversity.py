@@ -256,8 +256,8 @@ def estimate_delta(x: NDArray[np.float32], *, purity: float, n_clusters: int, rn
     q = rng.choice(n, size=min(n_queries, n), replace=False)
     xsq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
     nearest_other = np.full(q.size, np.inf)
-    for s in range(0, n, 65536):
-        blk = slice(s, min(n, s + 65536))
+    for s in range(0, n, 8192):                          # (n_queries, 8192) blocks: ~32 MB each
+        blk = slice(s, min(n, s + 8192))
         d2 = xsq[q][:, None] + xsq[blk][None, :] - 2.0 * (x[q] @ x[blk].T)
         d2 = np.where(assign[blk][None, :] != assign[q][:, None], d2, np.inf)
         nearest_other = np.minimum(nearest_other, d2.min(axis=1))
@@ -274,7 +274,8 @@ def probcover(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any
     """ProbCover: greedy maximum coverage of delta-balls (cold start).
 
     Builds the graph ``i -> j`` when ``||x_i - x_j|| < delta`` (range search in
-    chunks; never N x N), marks everything within ``delta`` of a labeled item as
+    chunks; never N x N; exact up to 50,000 items, a FAISS IVF index above, which
+    may miss a few edges: see ``_clustering.radius_graph``), marks everything within ``delta`` of a labeled item as
     covered, then repeatedly picks the unlabeled item whose ball holds the most
     uncovered items. When everything is covered the rest is random.
 
@@ -286,7 +287,8 @@ def probcover(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any
         normalize: L2-normalise rows first (the paper uses normalised features).
         max_edges: refuse graphs larger than this (pass a smaller ``delta``).
 
-    Cost: graph O(N^2 d / chunk) range search with O(#edges) memory, then O(#edges + N k).
+    Cost: graph O(N^2 d) exact range search up to 50,000 items, about O(N^1.5 d) above
+    (IVF), with O(#edges) memory; then O(#edges + N k).
     Yehuda, Dekel, Hacohen & Weinshall, "Active Learning Through a Covering Lens",
     NeurIPS 2022.
     """
@@ -303,7 +305,7 @@ def probcover(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any
     else:
         delta = check_positive_float(delta, "delta")
     try:
-        indptr, indices = radius_graph(xf, delta, max_edges=max_edges)
+        indptr, indices = radius_graph(xf, delta, max_edges=max_edges, rng=rng)
     except ValueError as e:
         raise InputError(f"probcover: delta={delta:.4g} gives more than max_edges={max_edges} edges ({e}); "
                          "pass a smaller delta or raise max_edges.") from None
