@@ -25,7 +25,7 @@ from activelab.loop.inputs import strategy_inputs
 from activelab.loop.project import Project
 from activelab.loop.stopping import CurvePoint, StoppingRules, stop_reason
 from activelab.models import ModelAdapter, create_model, load_model
-from activelab.store import Image, Store
+from activelab.store import ImageRef, Store
 from activelab.strategies import get_strategy, select
 
 ModelFactory = Callable[[list[str]], ModelAdapter]
@@ -106,7 +106,7 @@ class ActiveSession:
         """Images of ``split`` with a current label, and their class indices."""
         classes = {name: i for i, name in enumerate(self.store.class_names())}
         labels = self.store.current_labels(split)
-        images = [img for img in self.store.images(split) if img.id in labels]
+        images = [img for img in self.store.image_refs(split) if img.id in labels]
         return LabeledSet(
             [img.id for img in images],
             [img.path for img in images],
@@ -114,13 +114,13 @@ class ActiveSession:
             np.array([classes[labels[img.id].label] for img in images], dtype=np.int64),
         )
 
-    def pool(self) -> tuple[list[Image], np.ndarray, np.ndarray]:
+    def pool(self) -> tuple[list[ImageRef], np.ndarray, np.ndarray]:
         """Pool images, the mask of those never to select again, and class indices (-1 unlabeled).
 
         An image is excluded from selection once it has any label event, even
         one that withdrew its label ("unsure"): nobody is asked twice.
         """
-        images = self.store.images("pool")
+        images = self.store.image_refs("pool")
         classes = {name: i for i, name in enumerate(self.store.class_names())}
         current = self.store.current_labels("pool")
         touched = self.store.labeled_image_ids()

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
 
@@ -51,6 +51,14 @@ class Image:
     n_bytes: int
     split: str
     added_at: datetime
+
+
+class ImageRef(NamedTuple):
+    """The three fields a round needs of each image, cheap to fetch for a whole pool."""
+
+    id: int
+    path: str
+    sha256: str
 
 
 @dataclass(frozen=True)
@@ -319,6 +327,14 @@ class Store:
         with self._read() as conn:
             row = conn.execute(select(func.count(), func.max(t.images.c.id)).select_from(t.images)).one()
         return int(row[0] or 0), int(row[1] or 0)
+
+    def image_refs(self, split: str | None = None) -> list[ImageRef]:
+        """``(id, path, sha256)`` of every image (of one split), ordered by id: the loop's pool view."""
+        query = select(t.images.c.id, t.images.c.path, t.images.c.sha256).order_by(t.images.c.id)
+        if split is not None:
+            query = query.where(t.images.c.split == _check_split(split))
+        with self._read() as conn:
+            return [ImageRef(*row) for row in conn.execute(query)]
 
     def get_image(self, image_id: int) -> Image:
         with self._read() as conn:
