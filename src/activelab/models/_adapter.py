@@ -35,6 +35,14 @@ def init_classes(classes: Sequence[str] | None, num_classes: int | None) -> list
     return []
 
 
+def merge_options(options: dict[str, Any], defaults: dict[str, Any], what: str) -> dict[str, Any]:
+    """``defaults`` updated with ``options``; unknown option names raise InputError listing the known ones."""
+    unknown = sorted(set(options) - set(defaults))
+    if unknown:
+        raise InputError(f"unknown option(s) for {what}: {', '.join(unknown)}; known: {', '.join(sorted(defaults))}")
+    return {**defaults, **options}
+
+
 class AdapterBase:
     """Classes, config, device, save/load framing; subclasses implement the maths."""
 

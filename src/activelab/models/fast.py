@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from activelab.exceptions import InputError
-from activelab.models._adapter import AdapterBase, forward_images, init_classes
+from activelab.models._adapter import AdapterBase, forward_images, init_classes, merge_options
 from activelab.models.backbones import BackboneSpec, Body, build_body
 from activelab.models.base import (
     FitReport,
@@ -76,15 +76,10 @@ class FastAdapter(AdapterBase):
         device: str | None = None,
         **options: Any,
     ) -> None:
-        unknown = sorted(set(options) - set(FAST_DEFAULTS))
-        if unknown:
-            raise InputError(
-                f"unknown option(s) for the fast path: {', '.join(unknown)}; known: {', '.join(sorted(FAST_DEFAULTS))}"
-            )
+        self.options = merge_options(options, FAST_DEFAULTS, "the fast path")
         self.spec = spec
         self.name = spec.display_name
         self.classes = init_classes(classes, num_classes)
-        self.options = {**FAST_DEFAULTS, **options}
         if self.options["head"] not in HEADS:
             raise InputError(f"unknown head {self.options['head']!r}; expected one of {', '.join(HEADS)}")
         self.cache = cache if cache is not None else EmbeddingCache(cache_dir)

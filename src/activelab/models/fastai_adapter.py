@@ -47,7 +47,7 @@ import torch
 from torch import nn
 
 from activelab.exceptions import InputError, NotFoundError
-from activelab.models._adapter import AdapterBase, init_classes
+from activelab.models._adapter import AdapterBase, init_classes, merge_options
 from activelab.models.backbones import BackboneSpec
 from activelab.models.base import (
     FitReport,
@@ -158,12 +158,7 @@ class FastaiAdapter(AdapterBase):
         device: str | None = None,
         **options: Any,
     ) -> None:
-        unknown = sorted(set(options) - set(FASTAI_DEFAULTS))
-        if unknown:
-            raise InputError(
-                f"unknown option(s) for the fastai adapter: {', '.join(unknown)}; "
-                f"known: {', '.join(sorted(FASTAI_DEFAULTS))}"
-            )
+        merged = merge_options(options, FASTAI_DEFAULTS, "the fastai adapter")
         if source not in SOURCES:
             raise InputError(f"source must be one of {SOURCES}, got {source!r}")
         if image_size is not None and (not isinstance(image_size, int) or image_size < 8):
@@ -176,7 +171,7 @@ class FastaiAdapter(AdapterBase):
         else:
             self.name = f"fastai/{arch}"
         self.classes = init_classes(classes, num_classes)
-        self.options = {**FASTAI_DEFAULTS, **options}
+        self.options = merged
         if self.options["method"] not in ("auto", "fine_tune", "fit_one_cycle"):
             raise InputError(f"method must be 'auto', 'fine_tune' or 'fit_one_cycle', got {self.options['method']!r}")
         self._device_arg = device

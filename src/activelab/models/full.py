@@ -23,7 +23,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from activelab.exceptions import InputError
-from activelab.models._adapter import AdapterBase, forward_images, init_classes
+from activelab.models._adapter import AdapterBase, forward_images, init_classes, merge_options
 from activelab.models.backbones import BackboneSpec, Body, build_body
 from activelab.models.base import (
     FitReport,
@@ -108,15 +108,10 @@ class FullAdapter(AdapterBase):
         device: str | None = None,
         **options: Any,
     ) -> None:
-        unknown = sorted(set(options) - set(FULL_DEFAULTS))
-        if unknown:
-            raise InputError(
-                f"unknown option(s) for the full path: {', '.join(unknown)}; known: {', '.join(sorted(FULL_DEFAULTS))}"
-            )
+        self.options = merge_options(options, FULL_DEFAULTS, "the full path")
         self.spec = spec
         self.name = spec.display_name
         self.classes = init_classes(classes, num_classes)
-        self.options = {**FULL_DEFAULTS, **options}
         if self.options["checkpoint_dir"] is not None:
             self.options["checkpoint_dir"] = os.fspath(self.options["checkpoint_dir"])
         self._device_arg = device
