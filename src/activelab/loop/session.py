@@ -145,10 +145,15 @@ class ActiveSession:
             failed.append(rnd.number)
         return failed
 
-    def train(self, *, seed: int | None = None) -> tuple[ModelAdapter, dict[str, Any]]:
-        """Fit a fresh model on the current pool labels; evaluate it on the eval split."""
+    def train(self, *, seed: int | None = None, train_set: LabeledSet | None = None
+              ) -> tuple[ModelAdapter, dict[str, Any]]:
+        """Fit a fresh model on the current pool labels; evaluate it on the eval split.
+
+        ``train_set`` lets a caller that already read the pool pass its labeled part
+        instead of reading it again.
+        """
         classes = self.store.class_names()
-        train = self.labeled_set("pool")
+        train = self.labeled_set("pool") if train_set is None else train_set
         if len(train.image_ids) == 0:
             raise InputError("no labeled pool images yet: label a few (or import labels) before training")
         present = np.unique(train.y)
@@ -193,7 +198,10 @@ class ActiveSession:
                                         n_labeled=int((labels >= 0).sum()))
         try:
             t0 = time.perf_counter()
-            model, metrics = self.train(seed=seed)
+            keep = np.flatnonzero(labels >= 0)
+            train_set = LabeledSet([images[i].id for i in keep], [images[i].path for i in keep],
+                                   [images[i].sha256 for i in keep], labels[keep])
+            model, metrics = self.train(seed=seed, train_set=train_set)
             t1 = time.perf_counter()
             inputs = strategy_inputs(model, strategy, [img.path for img in images],
                                      keys=[img.sha256 for img in images], params=params, labels=labels,
