@@ -188,3 +188,29 @@ def test_uncertainty_beats_random_on_a_separable_toy_set(tmp_path: Path) -> None
     rows = {r["strategy"]: r for r in exp.summary()}
     assert rows["margin"]["final_accuracy"] > rows["random"]["final_accuracy"] + 0.01
     assert rows["margin"]["auc"] > rows["random"]["auc"]
+
+
+def test_pool_subset_scores_the_labeled_set_plus_a_random_draw(
+    tmp_path: Path, sim_cache: Path
+) -> None:
+    cfg = tiny_config(tmp_path, sim_cache, pool_subset=25, strategies=["margin", "coreset"], seeds=[0])
+    assert cfg.config_hash() != tiny_config(tmp_path, sim_cache).config_hash()
+    assert "pool_subset" not in tiny_config(tmp_path, sim_cache).result_fields()
+    exp = Experiment(cfg, progress=False)
+    labeled = np.zeros(120, dtype=bool)
+    labeled[[3, 7]] = True
+    view = exp._candidates(labeled, seed=0, r=1)
+    assert len(view) == 27 and {3, 7} <= set(view.tolist())
+    assert np.array_equal(view, np.unique(view))
+    assert np.array_equal(view, exp._candidates(labeled, seed=0, r=1))
+    assert not np.array_equal(view, exp._candidates(labeled, seed=0, r=2))
+
+    exp.run()
+    for strategy in cfg.strategies:
+        run = exp.results()[strategy][0]
+        mask = np.zeros(120, dtype=bool)
+        mask[run["initial"]] = True
+        for rec in run["rounds"][:-1]:
+            drawn = set(exp._candidates(mask, 0, rec["round"]).tolist()) - set(np.flatnonzero(mask).tolist())
+            assert len(rec["picked"]) == 10 and set(rec["picked"]) <= drawn
+            mask[rec["picked"]] = True

@@ -87,6 +87,12 @@ def register(app: typer.Typer) -> None:
                 help="Use a stratified random subset of this many eval images."
             ),
         ] = None,
+        pool_subset: Annotated[
+            int | None,
+            typer.Option(
+                help="Score only this many random unlabeled images per round (full path on big pools)."
+            ),
+        ] = None,
         targets: Annotated[
             str | None,
             typer.Option(help="Accuracies for labels-to-reach, e.g. 0.8,0.9."),
@@ -134,6 +140,7 @@ def register(app: typer.Typer) -> None:
             "image_size": image_size,
             "pool_limit": pool_limit,
             "eval_limit": eval_limit,
+            "pool_subset": pool_subset,
             "targets": targets,
             "output": output,
             "tensorboard": tensorboard,

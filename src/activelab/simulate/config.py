@@ -56,6 +56,7 @@ class SimulationConfig:
     image_size: int | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
     mc_samples: int = 10
+    pool_subset: int | None = None
     device: str | None = None
     threads: int | None = None
     targets: list[float] = field(default_factory=lambda: [0.8, 0.9])
@@ -91,6 +92,7 @@ class SimulationConfig:
             "budget",
             "image_size",
             "threads",
+            "pool_subset",
         ):
             pos_int(key, optional=True)
         pos_int("initial_size")
@@ -245,6 +247,8 @@ class SimulationConfig:
             "mc_samples",
         )
         out = {k: d[k] for k in keep}
+        if self.pool_subset is not None:  # only when set: older results folders keep their key
+            out["pool_subset"] = self.pool_subset
         if self.initial in self.strategy_params:
             out["initial_params"] = self.strategy_params[self.initial]
         if os.path.isdir(self.dataset):

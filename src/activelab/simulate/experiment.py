@@ -408,16 +408,19 @@ class Experiment:
         picked = np.zeros(0, dtype=np.int64)
         k = c.batch_for_round(r + 1) if r < c.n_rounds else 0
         if k > 0 and not labeled.all():
-            inputs = self._inputs(strategy, params, labeled, seed, r)
+            view = self._candidates(labeled, seed, r)
+            inputs = self._inputs(strategy, params, labeled, view, seed, r)
             t3 = time.perf_counter()
-            picked = select(
-                strategy,
-                k,
-                rng=np.random.default_rng([seed, r, 2]),
-                labeled=labeled,
-                **inputs,
-                **params,
-            )
+            picked = view[
+                select(
+                    strategy,
+                    k,
+                    rng=np.random.default_rng([seed, r, 2]),
+                    labeled=labeled[view],
+                    **inputs,
+                    **params,
+                )
+            ]
             t4 = time.perf_counter()
         return {
             "round": r,
@@ -438,15 +441,40 @@ class Experiment:
             },
         }
 
+    def _candidates(self, labeled: np.ndarray, seed: int, r: int) -> np.ndarray:
+        """Pool positions the strategy sees this round: the whole pool, or with
+        ``pool_subset`` every labeled image plus that many unlabeled ones drawn at
+        random (as baal's ``max_sample``): scoring a 60k pool with a network each
+        round is the slow part of the full path, and diversity strategies still see
+        every labeled image."""
+        n = self.config.pool_subset
+        unlabeled = np.flatnonzero(~labeled)
+        if n is None or len(unlabeled) <= n:
+            return np.arange(len(labeled))
+        drawn = np.random.default_rng([seed, r, 3]).choice(unlabeled, size=n, replace=False)
+        return np.sort(np.concatenate([np.flatnonzero(labeled), drawn]))
+
     def _inputs(
-        self, strategy: str, params: dict[str, Any], labeled: np.ndarray, seed: int, r: int
+        self,
+        strategy: str,
+        params: dict[str, Any],
+        labeled: np.ndarray,
+        view: np.ndarray,
+        seed: int,
+        r: int,
     ) -> dict[str, np.ndarray]:
-        """The arrays the strategy asked for, over the whole pool in pool order."""
+        """The arrays the strategy asked for, over the pool positions ``view`` in order."""
         ds = self.dataset
+        labels = np.where(labeled, ds.y_pool, -1)[view]
+        if len(view) == ds.n_pool:
+            paths, keys = ds.pool_paths, ds.pool_keys
+        else:
+            paths = [ds.pool_paths[i] for i in view]
+            keys = [ds.pool_keys[i] for i in view]
         return strategy_inputs(
-            self.model, strategy, ds.pool_paths, keys=ds.pool_keys, params=params,
-            labels=np.where(labeled, ds.y_pool, -1), mc_samples=self.config.mc_samples, seed=seed * 1000 + r,
-        )
+            self.model, strategy, paths, keys=keys, params=params, labels=labels,
+            mc_samples=self.config.mc_samples, seed=seed * 1000 + r,
+        )  # fmt: skip
 
     # --------------------------------------------------------------- results
     def results(self) -> dict[str, dict[int, dict[str, Any]]]:
