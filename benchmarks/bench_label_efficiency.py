@@ -95,7 +95,7 @@ def configs(args: argparse.Namespace) -> dict[str, SimulationConfig]:
                 dataset="digits",
                 model="small_cnn",
                 image_size=16,  # the 8x8 digits upscaled; 16 px trains better than 28 here
-                model_options=dict(cnn_options, augment=False, hflip=False),
+                model_options=dict(cnn_options, augment=False, hflip=False, min_steps=300),
                 batch_size=10,
                 budget=args.gal_budget,
                 targets=[0.9, 0.95],

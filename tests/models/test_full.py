@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from activelab.exceptions import InputError
 from activelab.models import FullAdapter, create_model, load_model
 
 from .conftest import accuracy
@@ -79,3 +80,13 @@ def test_no_validation_split_when_too_few_images(digits) -> None:
     m = create_model("small_cnn", num_classes=4, image_size=28, epochs=2)
     r = m.fit(digits.train_paths[:20], digits.train_labels[:20])
     assert r.n_val == 0 and r.val_loss is None and r.best_epoch == r.epochs == 2
+
+
+def test_min_steps_adds_epochs_for_tiny_labeled_sets(digits) -> None:
+    m = create_model("small_cnn", num_classes=4, image_size=28, epochs=2, batch_size=16, min_steps=9, patience=1)
+    r = m.fit(digits.train_paths[:20], digits.train_labels[:20])  # no val split: 2 batches an epoch
+    assert r.epochs == 5 and len(r.history) == 5
+    with pytest.raises(InputError, match="min_steps"):
+        create_model("small_cnn", num_classes=4, image_size=28, min_steps=-1).fit(
+            digits.train_paths[:20], digits.train_labels[:20]
+        )

@@ -42,6 +42,7 @@ from activelab.models.images import ImageDataset, Preprocess, make_loader
 #: options of the full path and their defaults
 FULL_DEFAULTS: dict[str, Any] = {
     "epochs": 10,
+    "min_steps": 0,  # at least this many optimiser steps: more epochs when the labeled set is tiny
     "lr": 1e-3,
     "batch_size": 32,
     "weight_decay": 1e-4,
@@ -189,9 +190,12 @@ class FullAdapter(AdapterBase):
                 val_ds = ImageDataset([ps[i] for i in va], y[va], self._preprocess.eval_transform())
                 val_loader = make_loader(val_ds, batch_size=bs, num_workers=int(o["num_workers"]), device=dev)
             opt = torch.optim.AdamW(net.parameters(), lr=float(o["lr"]), weight_decay=float(o["weight_decay"]))
-            epochs = int(o["epochs"])
+            epochs, min_steps = int(o["epochs"]), int(o["min_steps"])
             if epochs < 1:
                 raise InputError(f"epochs must be >= 1, got {epochs}")
+            if min_steps < 0:
+                raise InputError(f"min_steps must be >= 0, got {min_steps}")
+            epochs = max(epochs, math.ceil(min_steps / max(1, len(loader))))
             steps = max(1, epochs * len(loader))
             sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
             scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -234,7 +238,7 @@ class FullAdapter(AdapterBase):
                             self._checkpoint(net, Path(o["checkpoint_dir"]))
                     else:
                         bad += 1
-                        if bad >= int(o["patience"]):
+                        if bad >= int(o["patience"]) and epoch * len(loader) >= min_steps:
                             break
             finally:
                 bar.close()
