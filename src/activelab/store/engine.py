@@ -1,4 +1,11 @@
-"""Opening a store: engine set-up (WAL, busy timeout, write locks) and schema checks."""
+"""Opening a store: engine set-up (WAL, busy timeout, write locks) and schema checks.
+
+Opening only reads until it knows a write is needed: an existing file is checked
+for the SQLite header before SQLite touches it, the schema version is read in a
+read transaction, and the write lock (and the switch to WAL) is taken only to
+create or upgrade the store. So a damaged file is left byte-identical, and
+readers never queue behind a long writer just to open a project.
+"""
 
 from __future__ import annotations
 
@@ -13,10 +20,11 @@ from sqlalchemy.exc import ArgumentError, OperationalError
 from sqlalchemy.pool import NullPool
 
 from activelab.exceptions import InputError, StoreError
-from activelab.store.migrations import ensure_schema
+from activelab.store.migrations import ensure_schema, needs_write
 from activelab.store.store import Store
 
 SQLITE_BUSY_TIMEOUT_S = 60
+SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def sqlite_url(path: str | Path) -> str:
@@ -45,15 +53,49 @@ def _enable_wal(cur: Any) -> None:
             delay = min(delay * 2, 0.5)
 
 
+def _use_wal(engine: Engine) -> None:
+    """Put the SQLite file in WAL mode (persistent in the file), after it was created or upgraded."""
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        _enable_wal(cur)
+        cur.close()
+    finally:
+        raw.close()
+
+
+def _check_sqlite_file(db_file: Path, *, create: bool) -> None:
+    """Refuse, before SQLite opens it, a path that is not an SQLite file (SQLite would write to an empty one)."""
+    if not db_file.exists():
+        if not create:
+            raise StoreError(f"no store at {db_file}; create a project with `activelab init`")
+        return
+    if not db_file.is_file():
+        raise StoreError(f"{db_file} is not a file; point the project's `db:` at its SQLite store")
+    with db_file.open("rb") as fh:
+        header = fh.read(len(SQLITE_HEADER))
+    if not header:
+        if create:
+            return  # an empty file is a new database to SQLite
+        raise StoreError(
+            f"{db_file} is empty (0 bytes), not an activelab store; restore it from a backup, "
+            "or delete it and create the project again with `activelab init`"
+        )
+    if header != SQLITE_HEADER:
+        raise StoreError(
+            f"{db_file} is not a SQLite database (it lacks the SQLite header); nothing was changed. "
+            "Point the project's `db:` at its store, or restore the store from a backup"
+        )
+
+
 def _configure_sqlite(engine: Engine) -> None:
-    """WAL journal, foreign keys, and explicit BEGIN so writers take the lock up front."""
+    """Busy timeout, foreign keys, and explicit BEGIN so writers take the lock up front."""
 
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_conn: Any, _record: Any) -> None:
         dbapi_conn.isolation_level = None  # we emit BEGIN ourselves below
         cur = dbapi_conn.cursor()
         cur.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_S * 1000}")
-        _enable_wal(cur)
         cur.execute("PRAGMA foreign_keys=ON")
         cur.execute("PRAGMA synchronous=NORMAL")
         cur.close()
@@ -75,12 +117,12 @@ def open_store(url: str, *, create: bool = True) -> Store:
     except ArgumentError as exc:
         raise InputError(f"not a database URL: {url!r} (expected e.g. sqlite:///project.db)") from exc
     kwargs: dict[str, Any] = {}
-    if parsed.get_backend_name() == "sqlite":
+    is_sqlite = parsed.get_backend_name() == "sqlite"
+    if is_sqlite:
         if parsed.database in (None, "", ":memory:"):
             raise InputError("an in-memory SQLite store would lose everything on exit; give a file path")
         db_file = Path(parsed.database)
-        if not create and not db_file.exists():
-            raise StoreError(f"no store at {db_file}; create a project with `activelab init`")
+        _check_sqlite_file(db_file, create=create)
         db_file.parent.mkdir(parents=True, exist_ok=True)
         kwargs["connect_args"] = {"timeout": SQLITE_BUSY_TIMEOUT_S}
         kwargs["poolclass"] = NullPool
@@ -91,12 +133,11 @@ def open_store(url: str, *, create: bool = True) -> Store:
             f"the driver for {parsed.drivername} is not installed ({exc.name}); "
             "for PostgreSQL: pip install 'activelab[postgres]'"
         ) from exc
-    if parsed.get_backend_name() == "sqlite":
+    if is_sqlite:
         _configure_sqlite(engine)
     store = Store(engine)
     try:
-        with store._write() as conn:
-            ensure_schema(conn, store.url, create=create)
+        _open_schema(store, create=create, wal=is_sqlite)
     except OperationalError as exc:
         engine.dispose()
         raise StoreError(f"cannot open the store at {store.url}: {exc.orig}") from exc
@@ -104,3 +145,14 @@ def open_store(url: str, *, create: bool = True) -> Store:
         engine.dispose()
         raise
     return store
+
+
+def _open_schema(store: Store, *, create: bool, wal: bool) -> None:
+    """Check the schema in a read transaction; take the write lock only to create or upgrade it."""
+    with store._read() as conn:
+        if not needs_write(conn, store.url, create=create):
+            return
+    with store._write() as conn:  # checks again: another process may have done it meanwhile
+        ensure_schema(conn, store.url, create=create)
+    if wal:
+        _use_wal(store.engine)

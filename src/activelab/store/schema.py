@@ -45,6 +45,8 @@ images = Table(
     Column("n_bytes", BigInteger, nullable=False),
     Column("split", String(8), nullable=False, index=True),
     Column("added_at", DateTime(timezone=True), nullable=False),
+    # version 3: the Pillow format detected at import ("PNG", "JPEG"); NULL for images imported before
+    Column("format", String(16), nullable=True),
 )
 
 classes = Table(
@@ -154,3 +156,20 @@ service_state = Table(
 )
 
 V2_TABLES = (leases, skips, label_undos, review_flags, predictions, service_state)
+
+# ---------------------------------------------------------------- version 3: class retirement
+CLASS_ACTIONS = ("retire", "restore")
+
+# Class events: a class is retired (leaves the keys and the model) or restored; append-only,
+# the latest event of a class decides, and a class with no event is active.
+class_events = Table(
+    "class_events",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("class_id", Integer, ForeignKey("classes.id"), nullable=False, index=True),
+    Column("action", String(8), nullable=False),
+    Column("author", String(200), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+)
+
+V3_TABLES = (class_events,)

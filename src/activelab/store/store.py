@@ -7,6 +7,8 @@ write. Label events are only ever inserted; the current label is derived.
 
 from __future__ import annotations
 
+import sqlite3
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,11 +16,13 @@ from datetime import datetime, timedelta, timezone
 from typing import Any, NamedTuple
 
 from sqlalchemy import Connection, Engine, delete, func, insert, select, update
+from sqlalchemy.exc import DatabaseError
 
 from activelab.exceptions import InputError, NotFoundError, StoreError
 from activelab.store import schema as t
 
 ROUND_STATUSES = ("running", "done", "failed")
+MAX_CLASS_NAME_LENGTH = 200  # the width of classes.name
 
 
 def utcnow() -> datetime:
@@ -37,6 +41,7 @@ class ImageRecord:
     n_bytes: int
     split: str = "pool"
     label: str | None = None
+    format: str | None = None  # the Pillow format detected at import, e.g. "PNG"
 
 
 @dataclass(frozen=True)
@@ -51,6 +56,7 @@ class Image:
     n_bytes: int
     split: str
     added_at: datetime
+    format: str | None  # None for images imported before schema version 3
 
 
 class ImageRef(NamedTuple):
@@ -179,35 +185,115 @@ class Store:
     @contextmanager
     def _write(self) -> Iterator[Connection]:
         """One write transaction (``BEGIN IMMEDIATE`` on SQLite, so writers queue)."""
-        with self.engine.connect() as conn:
+        with _damage_as_store_error(self.url), self.engine.connect() as conn:
             conn.execution_options(activelab_write=True)
             with conn.begin():
                 yield conn
 
     @contextmanager
     def _read(self) -> Iterator[Connection]:
-        with self.engine.connect() as conn:
+        with _damage_as_store_error(self.url), self.engine.connect() as conn:
             yield conn
 
     # ----------------------------------------------------------------- classes
-    def add_classes(self, names: Iterable[str]) -> list[str]:
-        """Add classes not yet known (in the given order); return the names added."""
-        wanted = [_check_class_name(n) for n in names]
+    def add_classes(self, names: Iterable[str], *, author: str = "activelab") -> list[str]:
+        """Add classes not yet known and restore retired ones (in the given order); return those names.
+
+        ``author`` is recorded on the restore events.
+        """
+        wanted = list(dict.fromkeys(_check_class_name(n) for n in names))
         with self._write() as conn:
-            known = set(conn.scalars(select(t.classes.c.name)))
-            new = [n for n in dict.fromkeys(wanted) if n not in known]
+            known = self._class_ids(conn)
+            retired = self._retired_class_ids(conn)
+            new = [n for n in wanted if n not in known]
+            back = [n for n in wanted if n in known and known[n] in retired]
+            now = utcnow()
             if new:
-                now = utcnow()
                 conn.execute(insert(t.classes), [{"name": n, "created_at": now} for n in new])
-        return new
+            if back:
+                conn.execute(insert(t.class_events), [_class_event(known[n], "restore", author, now) for n in back])
+        return [n for n in wanted if n in new or n in back]
 
     def class_names(self) -> list[str]:
-        """All class names in the order they were added (that order is the class index)."""
+        """Active (not retired) class names in the order they were added: the shortcut order and class index."""
         with self._read() as conn:
-            return list(conn.scalars(select(t.classes.c.name).order_by(t.classes.c.id)))
+            retired = self._retired_class_ids(conn)
+            rows = conn.execute(select(t.classes.c.id, t.classes.c.name).order_by(t.classes.c.id))
+            return [name for cid, name in rows if cid not in retired]
+
+    def retired_classes(self) -> list[str]:
+        """Retired class names, in the order they were added."""
+        with self._read() as conn:
+            retired = self._retired_class_ids(conn)
+            rows = conn.execute(select(t.classes.c.id, t.classes.c.name).order_by(t.classes.c.id))
+            return [name for cid, name in rows if cid in retired]
+
+    def retire_class(self, name: str, author: str) -> None:
+        """Retire a class with no current labels: it leaves the keys and the model, and nothing is deleted.
+
+        Raises :class:`NotFoundError` for an unknown class and :class:`StoreError`
+        while any image (any split) currently carries it. Retiring a retired class does nothing.
+        """
+        with self._write() as conn:
+            cid = self._class_id(conn, name)
+            if cid in self._retired_class_ids(conn):
+                return
+            ev, latest = t.label_events, self._latest_events()
+            n_labeled = int(
+                conn.scalar(
+                    select(func.count())
+                    .select_from(ev)
+                    .join(latest, latest.c.event_id == ev.c.id)
+                    .where(ev.c.class_id == cid)
+                )
+                or 0
+            )
+            if n_labeled:
+                raise StoreError(
+                    f"class {name!r} is the current label of {n_labeled} image(s); "
+                    "relabel them before retiring it"
+                )
+            conn.execute(insert(t.class_events), _class_event(cid, "retire", author, utcnow()))
+
+    def restore_class(self, name: str, author: str) -> None:
+        """Bring a retired class back (to its old place in the class order); an active class is left as it is."""
+        with self._write() as conn:
+            cid = self._class_id(conn, name)
+            if cid in self._retired_class_ids(conn):
+                conn.execute(insert(t.class_events), _class_event(cid, "restore", author, utcnow()))
+
+    def _class_id(self, conn: Connection, name: str) -> int:
+        cid = conn.scalar(select(t.classes.c.id).where(t.classes.c.name == name))
+        if cid is None:
+            raise NotFoundError(f"no class named {name!r}; add it first (`activelab classes add`)")
+        return int(cid)
 
     def _class_ids(self, conn: Connection) -> dict[str, int]:
+        """Every class name (retired ones included) -> id."""
         return {name: cid for cid, name in conn.execute(select(t.classes.c.id, t.classes.c.name))}
+
+    def _retired_class_ids(self, conn: Connection) -> set[int]:
+        """Ids of the classes whose latest class event retired them."""
+        ce = t.class_events
+        latest = select(func.max(ce.c.id)).group_by(ce.c.class_id)
+        return set(conn.scalars(select(ce.c.class_id).where(ce.c.id.in_(latest), ce.c.action == "retire")))
+
+    def _labelable_class_ids(self, conn: Connection, wanted: Iterable[str | None]) -> dict[str, int]:
+        """Class name -> id of the active classes; raises for ``wanted`` names that are unknown or retired."""
+        class_ids = self._class_ids(conn)
+        retired = self._retired_class_ids(conn)
+        active = {name: cid for name, cid in class_ids.items() if cid not in retired}
+        names = {name for name in wanted if name is not None}
+        unknown = sorted(names - class_ids.keys())
+        if unknown:
+            raise InputError(
+                f"unknown class name(s) {unknown}; known classes: {sorted(active)}. "
+                "Add them with `activelab classes add` or import with --add-classes."
+            )
+        gone = sorted(names - active.keys())
+        if gone:
+            raise InputError(f"class(es) {gone} are retired; add them again (`activelab classes add`) to restore them")
+        return active
 
     # ------------------------------------------------------------------ images
     def add_images(
@@ -233,13 +319,7 @@ class Store:
         if not records:
             return outcome
         with self._write() as conn:
-            class_ids = self._class_ids(conn)
-            unknown = sorted({r.label for r in records if r.label is not None and r.label not in class_ids})
-            if unknown:
-                raise InputError(
-                    f"unknown class name(s) {unknown}; known classes: {sorted(class_ids)}. "
-                    "Add them with `activelab classes add` or import with --add-classes."
-                )
+            class_ids = self._labelable_class_ids(conn, (r.label for r in records))
             rnd = self._round_index(conn) if round_index is None else round_index
             hashes = list({r.sha256 for r in records})
             existing: dict[str, tuple[int, str]] = {}
@@ -278,6 +358,7 @@ class Store:
                         "n_bytes": rec.n_bytes,
                         "split": rec.split,
                         "added_at": now,
+                        "format": rec.format,
                     },
                 ).scalar_one()
                 existing[rec.sha256] = (iid, rec.path)
@@ -380,7 +461,6 @@ class Store:
         if not author:
             raise InputError("a label event needs an author (a user name, or e.g. 'oracle')")
         with self._write() as conn:
-            class_ids = self._class_ids(conn)
             ids = [iid for iid, _ in labels]
             found: set[int] = set()
             for chunk in _chunks(ids, 500):
@@ -388,9 +468,7 @@ class Store:
             missing = sorted(set(ids) - found)
             if missing:
                 raise NotFoundError(f"no image with id(s) {missing[:10]} in {self.url}")
-            unknown = sorted({name for _, name in labels if name is not None and name not in class_ids})
-            if unknown:
-                raise InputError(f"unknown class name(s) {unknown}; known classes: {sorted(class_ids)}")
+            class_ids = self._labelable_class_ids(conn, (name for _, name in labels))
             rnd = self._round_index(conn) if round_index is None else round_index
             now = utcnow()
             rows = [
@@ -588,8 +666,8 @@ class Store:
             done = conn.scalar(select(func.count()).select_from(t.rounds).where(t.rounds.c.status == "done"))
         per_class: dict[str, dict[str, int]] = {name: {s: 0 for s in t.SPLITS} for name in self.class_names()}
         labeled = {s: 0 for s in t.SPLITS}
-        for name, split, n in counts:
-            per_class[name][split] = int(n)
+        for name, split, n in counts:  # a retired class can carry labels again only through an undo
+            per_class.setdefault(name, {s: 0 for s in t.SPLITS})[split] = int(n)
             labeled[split] += int(n)
         return {
             "images": {s: int(splits.get(s, 0)) for s in t.SPLITS},
@@ -626,9 +704,7 @@ class Store:
             row = conn.execute(select(t.images.c.id, t.images.c.split).where(t.images.c.id == image_id)).first()
             if row is None:
                 raise NotFoundError(f"no image with id {image_id} in {self.url}")
-            class_ids = self._class_ids(conn)
-            if label is not None and label not in class_ids:
-                raise InputError(f"unknown class name {label!r}; known classes: {sorted(class_ids)}")
+            class_ids = self._labelable_class_ids(conn, [label])
             ev = t.label_events
             prev = conn.execute(
                 select(ev.c.id, ev.c.class_id, ev.c.author, ev.c.source)
@@ -657,7 +733,7 @@ class Store:
                 and prev.author != author
                 and prev.source in ("human", "review", "correction")
             ):
-                names = {v: k for k, v in class_ids.items()}
+                names = {v: k for k, v in self._class_ids(conn).items()}
                 conn.execute(
                     insert(t.review_flags),
                     {
@@ -958,10 +1034,37 @@ def _event(
     }
 
 
+def _class_event(class_id: int, action: str, author: str, now: datetime) -> dict[str, Any]:
+    if action not in t.CLASS_ACTIONS:
+        raise InputError(f"class action must be one of {t.CLASS_ACTIONS}, got {action!r}")
+    if not author:
+        raise InputError("retiring or restoring a class needs an author (a user name)")
+    return {"class_id": class_id, "action": action, "author": author, "created_at": now}
+
+
 def _image(row: Any) -> Image:
     return Image(
-        row.id, row.sha256, row.path, row.width, row.height, row.n_bytes, row.split, _as_utc(row.added_at)  # type: ignore[arg-type]
+        row.id, row.sha256, row.path, row.width, row.height, row.n_bytes, row.split,
+        _as_utc(row.added_at), row.format,  # type: ignore[arg-type]
     )
+
+
+@contextmanager
+def _damage_as_store_error(url: str) -> Iterator[None]:
+    """Turn SQLite's "file is not a database" / "disk image is malformed" into a StoreError naming the file.
+
+    Only the plain ``sqlite3.DatabaseError`` means damage; its subclasses (locked,
+    constraint violations, ...) pass through unchanged.
+    """
+    try:
+        yield
+    except DatabaseError as exc:
+        if type(exc.orig) is not sqlite3.DatabaseError:
+            raise
+        raise StoreError(
+            f"{url} is damaged or not a SQLite database ({exc.orig}); "
+            "restore it from a backup, or point the project's `db:` at the right file"
+        ) from exc
 
 
 def _check_split(split: str) -> str:
@@ -979,6 +1082,10 @@ def _check_class_name(name: str) -> str:
     clean = name.strip()
     if not clean:
         raise InputError("a class name cannot be empty")
+    if len(clean) > MAX_CLASS_NAME_LENGTH:
+        raise InputError(f"class name {clean[:40]!r}... is {len(clean)} characters; at most {MAX_CLASS_NAME_LENGTH}")
+    if any(unicodedata.category(ch) in ("Cc", "Cs", "Zl", "Zp") for ch in clean):
+        raise InputError(f"class name {clean!r} contains control characters or line breaks; use printable text")
     if "," in clean:
         raise InputError(f"class name {name!r} contains a comma; commas separate names in --classes")
     return clean
