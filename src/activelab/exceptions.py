@@ -31,3 +31,11 @@ class SchemaVersionError(StoreError):
 
 class OfflineError(ActivelabError, RuntimeError):
     """Pretrained weights or data must be downloaded but no network is reachable."""
+
+
+class ForbiddenError(ActivelabError, PermissionError):
+    """A change the project's settings do not allow (e.g. adding classes from the web app)."""
+
+
+class UnsupportedMediaError(ActivelabError):
+    """A stored file in a format that is not served (not a raster image format browsers display)."""

@@ -46,6 +46,13 @@ class ActiveLearnerSettings(_Section):
     seed: int = 0
 
 
+class LabelingSettings(_Section):
+    """What labelers may change from the web app."""
+
+    allow_new_classes: bool = Field(True, description="POST /api/classes (the page's 'add a class') may add "
+                                    "classes; false: only `activelab classes add` can, the API answers 403.")
+
+
 class Settings(_Section):
     """Everything ``activelab.yaml`` may hold."""
 
@@ -55,6 +62,7 @@ class Settings(_Section):
     model: ModelSettings = ModelSettings()
     train: TrainSettings = TrainSettings()
     active_learner: ActiveLearnerSettings = ActiveLearnerSettings()
+    labeling: LabelingSettings = LabelingSettings()
 
 
 def read_yaml_mapping(path: str | Path, what: str = "file") -> dict[str, Any]:
