@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,40 @@ def browser():
         b.close()
 
 
+#: the policy the app serves (issue 12); added to page responses in tests only where the app sends none
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+
+
+def with_csp(route) -> None:
+    """Route handler: serve pages under the strict policy, the app's own header when it sends one."""
+    if route.request.resource_type != "document":
+        route.continue_()
+        return
+    response = route.fetch()
+    headers = dict(response.headers)
+    headers.setdefault("content-security-policy", CSP)
+    route.fulfill(response=response, headers=headers)
+
+
+def csp_violations(messages: list[str]) -> list[str]:
+    """The console messages in which Chromium reports a blocked inline script, style or eval."""
+    return [m for m in messages if "Content Security Policy" in m]
+
+
+def wait_until(page, expression: str, timeout: float = 30_000) -> None:
+    """Poll a JS expression from Python until it is truthy.
+
+    ``page.wait_for_function`` evaluates its string with eval inside the page, which the
+    app's Content-Security-Policy (script-src 'self') refuses; ``page.evaluate`` is not.
+    """
+    deadline = time.monotonic() + timeout / 1000
+    while not page.evaluate(expression):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"not true within {timeout / 1000:.0f} s: {expression}")
+        page.wait_for_timeout(100)
+
+
 def _shown_id(page) -> int:
     return int(page.get_attribute("#image", "data-image-id"))
 
@@ -44,17 +79,21 @@ def test_label_with_keys_undo_and_dashboard(browser, project_dir: Path, tmp_path
     shots.mkdir(parents=True, exist_ok=True)
     settings = ServerSettings(project=project_dir, retrain_every=3, trainer_poll_seconds=0.3)
     with LiveServer(settings) as server:
-        page = browser.new_page(viewport={"width": 1100, "height": 900})
+        context = browser.new_context(viewport={"width": 1100, "height": 900}, accept_downloads=True)
+        context.route("**/*", with_csp)
+        page = context.new_page()
         errors: list[str] = []
+        console: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("console", lambda m: console.append(m.text))
         page.goto(f"{server.url}/?user=ann")
         page.wait_for_selector("#label-app[data-ready='1']")
         # the trainer's first round (20 seed labels) fills the queue and the page shows it
-        page.wait_for_function("document.getElementById('trainer-text').textContent.includes('last round 1')",
-                               timeout=90_000)
+        wait_until(page, "document.getElementById('trainer-text').textContent.includes('last round 1')",
+                   timeout=90_000)
         page.reload()
         page.wait_for_selector("#label-app[data-ready='1']")
-        page.wait_for_function("document.getElementById('image').naturalWidth > 0")
+        wait_until(page, "document.getElementById('image').naturalWidth > 0")
         assert "queue #1" in page.text_content("#image-meta")
         assert "model:" in page.text_content("#hint")
         classes = [b.get_attribute("data-label") for b in page.query_selector_all("#classes .class")]
@@ -65,33 +104,33 @@ def test_label_with_keys_undo_and_dashboard(browser, project_dir: Path, tmp_path
             before = _shown_id(page)
             labeled.append(before)
             page.keyboard.press(key)
-            page.wait_for_function(f"document.getElementById('image').dataset.imageId !== '{before}'")
+            wait_until(page, f"document.getElementById('image').dataset.imageId !== '{before}'")
         with open_project(project_dir) as proj:
             for iid, name in zip(labeled, classes):
                 (ev,) = proj.store.label_history(iid)
                 assert (ev.label, ev.author, ev.source) == (name, "ann", "human")
 
         page.keyboard.press("u")  # undo brings the last image back
-        page.wait_for_function(f"document.getElementById('image').dataset.imageId === '{labeled[-1]}'")
+        wait_until(page, f"document.getElementById('image').dataset.imageId === '{labeled[-1]}'")
         with open_project(project_dir) as proj:
             assert [e.label for e in proj.store.label_history(labeled[-1])] == [classes[2], None]
         page.keyboard.press("4")
-        page.wait_for_function(f"document.getElementById('image').dataset.imageId !== '{labeled[-1]}'")
+        wait_until(page, f"document.getElementById('image').dataset.imageId !== '{labeled[-1]}'")
         page.keyboard.press("h")  # hide the hint (anchoring bias)
         assert page.is_hidden("#hint")
         page.keyboard.press("h")
         # three new labels since round 1: the trainer re-ranks the queue (round 2) while we keep going
-        page.wait_for_function("document.getElementById('trainer-text').textContent.includes('last round 2')",
-                               timeout=90_000)
-        page.wait_for_function("document.getElementById('image').naturalWidth > 0")
+        wait_until(page, "document.getElementById('trainer-text').textContent.includes('last round 2')",
+                   timeout=90_000)
+        wait_until(page, "document.getElementById('image').naturalWidth > 0")
         # the page re-fetches its buffer in the new order: the next image is the new queue's best
         on_screen = _shown_id(page)
         with open_project(project_dir) as proj:
             queue2 = ActiveSession(proj).queue()
         expected = next(i for i in queue2 if i != on_screen)
         page.keyboard.press("5")
-        page.wait_for_function(f"document.getElementById('image').dataset.imageId === '{expected}'")
-        page.wait_for_function("document.getElementById('image').naturalWidth > 0")
+        wait_until(page, f"document.getElementById('image').dataset.imageId === '{expected}'")
+        wait_until(page, "document.getElementById('image').naturalWidth > 0")
         page.screenshot(path=str(shots / "label.png"))
         page.keyboard.press("g")
         page.wait_for_selector("#grid .cell img")
@@ -108,6 +147,7 @@ def test_label_with_keys_undo_and_dashboard(browser, project_dir: Path, tmp_path
             page.click("#export-csv")
         assert download.value.suggested_filename.endswith(".csv")
         assert not errors, errors
+        assert not csp_violations(console), console
     with open_project(project_dir) as proj:
         assert len([r for r in proj.store.rounds() if r.status == "done"]) >= 2
         ann = [iid for iid, cur in proj.store.current_labels().items() if cur.author == "ann"]

@@ -21,6 +21,22 @@ const api = {
   post(path, body) { return this.call("POST", path, body || {}); },
 };
 
+// Pages never parse server or user text as HTML (stored XSS, strict CSP): every node is
+// built here, text goes in as text nodes and attributes through setAttribute.
+function node(tag, attrs, ...children) {
+  const el = document.createElement(tag);
+  Object.entries(attrs || {}).forEach(([k, v]) => { if (v != null && v !== false) el.setAttribute(k, String(v)); });
+  children.forEach((c) => { if (c != null && c !== "") el.append(c instanceof Node ? c : String(c)); });
+  return el;
+}
+
+// A URL from the server is used only when it is a path on this server (no other origin, no javascript:).
+function localUrl(url) {
+  if (typeof url !== "string" || !url.startsWith("/") || url.startsWith("//") || url.startsWith("/\\")) return null;
+  const u = new URL(url, location.origin);
+  return u.origin === location.origin ? u.pathname + u.search : null;
+}
+
 function toast(text, kind) {
   const el = document.getElementById("toast");
   el.textContent = text;

@@ -31,10 +31,8 @@
   }
 
   function lineChart(id, points, opts) {
-    const box = document.getElementById(id);
-    box.innerHTML = "";
     const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": opts.label });
-    box.appendChild(svg);
+    document.getElementById(id).replaceChildren(svg);
     if (!points.length) {
       svg.appendChild(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "muted" }, opts.empty));
       return;
@@ -49,12 +47,10 @@
   }
 
   function barChart(id, perClass) {
-    const box = document.getElementById(id);
-    box.innerHTML = "";
     const names = Object.keys(perClass);
     const width = Math.max(W, names.length * 56 + P.l + P.r);
     const svg = el("svg", { viewBox: `0 0 ${width} ${H}`, role: "img", "aria-label": "labels per class" });
-    box.appendChild(svg);
+    document.getElementById(id).replaceChildren(svg);
     const max = Math.max(1, ...names.map((n) => perClass[n].pool + perClass[n].eval));
     const bw = (width - P.l - P.r) / Math.max(1, names.length);
     const sy = (v) => (v / max) * (H - P.t - P.b);
@@ -63,13 +59,16 @@
       svg.appendChild(el("rect", { x, y: H - P.b - sy(pool), width: bw - 8, height: sy(pool), class: "bar" }));
       svg.appendChild(el("rect", { x, y: H - P.b - sy(pool) - sy(ev), width: bw - 8, height: sy(ev), class: "bar eval" }));
       svg.appendChild(el("text", { x: x + (bw - 8) / 2, y: H - P.b - sy(pool + ev) - 4, "text-anchor": "middle" }, String(pool + ev)));
-      svg.appendChild(el("text", { x: x + (bw - 8) / 2, y: H - P.b + 16, "text-anchor": "middle" }, n.length > 9 ? n.slice(0, 8) + "…" : n));
+      const name = el("text", { x: x + (bw - 8) / 2, y: H - P.b + 16, "text-anchor": "middle" }, n.length > 9 ? n.slice(0, 8) + "…" : n);
+      name.appendChild(el("title", {}, n));
+      svg.appendChild(name);
     });
     svg.appendChild(el("line", { x1: P.l, y1: H - P.b, x2: width - P.r, y2: H - P.b, class: "axis" }));
   }
 
   function card(title, value, sub) {
-    return `<div class="card"><div class="card-title">${title}</div><div class="card-value">${value}</div><div class="muted">${sub || ""}</div></div>`;
+    return node("div", { class: "card" }, node("div", { class: "card-title" }, title),
+      node("div", { class: "card-value" }, value), node("div", { class: "muted" }, sub));
   }
 
   async function refresh() {
@@ -77,7 +76,7 @@
     try { s = await api.get("/api/stats"); } catch (e) { toast(e.message, "error"); return; }
     const last = s.curve.length ? s.curve[s.curve.length - 1] : null;
     const t = s.trainer;
-    document.getElementById("cards").innerHTML = [
+    document.getElementById("cards").replaceChildren(
       card("Labeled (pool)", s.labeled.pool, `of ${s.images.pool} pool images`),
       card("Eval labels", s.labeled.eval, s.holdout.enabled ? `held out: ${Math.round(100 * s.holdout.fraction)}% of human labels` : "eval split"),
       card("Eval accuracy", last && last.accuracy != null ? (100 * last.accuracy).toFixed(1) + "%" : "—", last ? `at ${last.n_labeled} labels` : "no round yet"),
@@ -85,7 +84,7 @@
       card("Trainer", t.paused ? "paused" : t.state === "training" ? `training round ${t.round}` : "idle",
            t.last_error ? `last error: ${t.last_error}` : `${s.rounds} rounds · queue ${s.queue_length}`),
       card("Review", s.open_review_flags, "images flagged (disagreement)"),
-    ].join("");
+    );
     document.getElementById("cards").dataset.rounds = s.rounds;
     lineChart("chart-curve", s.curve.filter((p) => p.accuracy != null).map((p) => [p.n_labeled, p.accuracy]),
       { label: "learning curve", empty: "no round finished yet", ymin: 0, ymax: 1, dots: true, integerX: true,

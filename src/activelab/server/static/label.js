@@ -5,28 +5,34 @@
   const mode = root.dataset.mode;              // "label" or "review"
   const user = currentUser();
   const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
-  const state = { classes: [], items: [], cursor: 0, grid: false, fetching: null, labeled: 0,
+  const state = { classes: [], retired: new Set(), allowNewClasses: true, pendingClass: null, similarFor: null,
+                  items: [], cursor: 0, grid: false, fetching: null, labeled: 0,
                   hint: localStorage.getItem("activelab.hint") !== "off", busy: false };
   const $ = (id) => document.getElementById(id);
 
   function current() { return state.items[state.cursor] || null; }
 
-  function renderClasses() {
-    const box = $("classes");
-    box.innerHTML = "";
-    state.classes.forEach((name, i) => {
-      const b = document.createElement("button");
-      b.type = "button";
-      b.className = "class";
-      b.dataset.label = name;
-      b.innerHTML = (i < KEYS.length ? `<kbd>${KEYS[i]}</kbd> ` : "") + escapeHtml(name);
-      b.addEventListener("click", () => label(name));
-      box.appendChild(b);
-    });
+  // retired classes leave the keys; the server lists only active ones, the filter keeps an old answer honest
+  function setClasses(names) {
+    state.classes = names.filter((n) => !state.retired.has(n));
+    renderClasses();
   }
 
-  function escapeHtml(s) {
-    return String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
+  function renderClasses() {
+    $("classes").replaceChildren(...state.classes.map((name, i) => {
+      const b = node("button", { type: "button", class: "class", "data-label": name },
+        i < KEYS.length ? node("kbd", {}, KEYS[i]) : null, i < KEYS.length ? " " : null, name);
+      b.addEventListener("click", () => label(name));
+      return b;
+    }));
+  }
+
+  function setProject(p) {
+    state.retired = new Set(p.retired_classes || []);
+    state.allowNewClasses = p.allow_new_classes !== false;
+    $("class-add").hidden = !state.allowNewClasses;
+    $("key-new-class").hidden = !state.allowNewClasses;
+    setClasses(p.classes);
   }
 
   function hintText(item) {
@@ -47,31 +53,40 @@
     $("toggle-grid").classList.toggle("on", state.grid);
     if (item) {
       const img = $("image");
-      img.src = item.url;
+      const src = localUrl(item.url);
+      if (src) img.src = src; else img.removeAttribute("src");
       img.dataset.imageId = item.image_id;
       const where = item.rank != null ? `queue #${item.rank + 1}` : item.origin;
       $("image-meta").textContent = `image ${item.image_id} · ${where}`;
     }
+    // leases are advisory: labeling an image someone else holds is allowed, but say so
+    $("held-by").hidden = !(item && item.held_by);
+    $("held-by").textContent = item && item.held_by ? `also open for ${item.held_by}` : "";
     $("progress").textContent = `${state.labeled} labeled in this session · ${state.items.length} ready`;
     renderGrid();
     renderReview(item);
-    state.items.slice(state.cursor + 1, state.cursor + 4).forEach((it) => { const im = new Image(); im.src = it.url; });
+    state.items.slice(state.cursor + 1, state.cursor + 4).forEach((it) => {
+      const src = localUrl(it.url);
+      if (src) new Image().src = src;
+    });
+  }
+
+  // one image button of the grid or the similar-images panel
+  function cell(it, caption, selected) {
+    const src = localUrl(it.url);
+    return node("button", { type: "button", class: "cell" + (selected ? " selected" : ""), "data-image-id": it.image_id },
+      node("img", { src, alt: `image ${it.image_id}` }),
+      caption ? node("span", { class: "cell-hint" }, caption) : null);
   }
 
   function renderGrid() {
     const grid = $("grid");
-    if (!state.grid) { grid.innerHTML = ""; return; }
-    grid.innerHTML = "";
-    state.items.slice(0, 24).forEach((it, i) => {
-      const cell = document.createElement("button");
-      cell.type = "button";
-      cell.className = "cell" + (i === state.cursor ? " selected" : "");
-      cell.dataset.imageId = it.image_id;
-      cell.innerHTML = `<img src="${it.url}" alt="image ${it.image_id}">` +
-        (state.hint && it.prediction ? `<span class="cell-hint">${escapeHtml(it.prediction.label)}</span>` : "");
-      cell.addEventListener("click", () => { state.cursor = i; render(); });
-      grid.appendChild(cell);
-    });
+    if (!state.grid) { grid.replaceChildren(); return; }
+    grid.replaceChildren(...state.items.slice(0, 24).map((it, i) => {
+      const c = cell(it, state.hint && it.prediction ? it.prediction.label : null, i === state.cursor);
+      c.addEventListener("click", () => { state.cursor = i; render(); });
+      return c;
+    }));
   }
 
   function renderReview(item) {
@@ -90,8 +105,9 @@
         : "Flagged for review. Pick the right class.";
     }
     list.hidden = false;
-    list.innerHTML = (item.history || []).map((e) =>
-      `<li>${escapeHtml(e.created_at.slice(0, 19).replace("T", " "))} · <b>${escapeHtml(e.label ?? "—")}</b> by ${escapeHtml(e.author)} (${escapeHtml(e.source)})${e.note ? " · " + escapeHtml(e.note) : ""}</li>`).join("");
+    list.replaceChildren(...(item.history || []).map((e) => node("li", {},
+      `${e.created_at.slice(0, 19).replace("T", " ")} · `, node("b", {}, e.label ?? "—"),
+      ` by ${e.author} (${e.source})`, e.note ? ` · ${e.note}` : null)));
   }
 
   async function fill() {
@@ -165,43 +181,77 @@
     finally { state.busy = false; }
   }
 
-  async function addClass() {
-    const input = $("new-class");
-    const name = input.value.trim();
-    if (!name) return;
+  // a new class is for everyone and cannot be deleted (only retired): ask before adding it
+  function askAddClass() {
+    const name = $("new-class").value.trim();
+    if (!name || !state.allowNewClasses) return;
+    state.pendingClass = name;
+    $("class-confirm-text").textContent = `Add the class “${name}” for everyone on this project?`;
+    $("class-confirm").hidden = false;
+    $("class-confirm-yes").focus();
+  }
+
+  function cancelAddClass() {
+    state.pendingClass = null;
+    $("class-confirm").hidden = true;
+    $("new-class").focus();
+  }
+
+  async function confirmAddClass() {
+    const name = state.pendingClass;
+    if (name == null) return;
+    state.pendingClass = null;
+    $("class-confirm").hidden = true;
     try {
       const res = await api.post("/api/classes", { name });
-      state.classes = res.classes;
-      renderClasses();
-      input.value = "";
-      input.blur();
+      state.retired.delete(name);
+      setClasses(res.classes);
+      $("new-class").value = "";
       toast(`class added: ${name}`);
     } catch (e) { toast(e.message, "error"); }
   }
 
   // similar images: look-alikes of the image on screen (GET /api/images/{id}/similar), to label together
-  async function showSimilar() {
+  // The index is built in the background after import or embedding: while it is, say so and ask again.
+  const SIMILAR_RETRY_MS = 2000;
+
+  function showSimilar() {
     const item = current();
     if (!item) return;
+    clearTimeout(state.similarRetry);
+    state.similarFor = item.image_id;
     $("similar-title").textContent = `finding images like ${item.image_id}…`;
+    $("similar-grid").replaceChildren();
     $("similar").hidden = false;
+    loadSimilar(item.image_id);
+  }
+
+  async function loadSimilar(imageId) {
     try {
-      const res = await api.get(`/api/images/${item.image_id}/similar?k=12`);
+      const res = await api.get(`/api/images/${imageId}/similar?k=12`);
+      if (state.similarFor !== imageId) return;  // closed, or opened on another image since
+      if (res.index && res.index.status === "building") {
+        $("similar-title").textContent = "Building the similarity index…";
+        state.similarRetry = setTimeout(() => { if (state.similarFor === imageId) loadSimilar(imageId); }, SIMILAR_RETRY_MS);
+        return;
+      }
       state.similar = res.items;
-      $("similar-title").textContent = `${res.items.length} images like ${item.image_id} (click one to label it)`;
-      const grid = $("similar-grid");
-      grid.innerHTML = "";
-      res.items.forEach((it) => {
-        const cell = document.createElement("button");
-        cell.type = "button";
-        cell.className = "cell";
-        cell.dataset.imageId = it.image_id;
-        cell.innerHTML = `<img src="${it.url}" alt="image ${it.image_id}">` +
-          `<span class="cell-hint">${(100 * it.similarity).toFixed(0)}%${it.label ? " · " + escapeHtml(it.label) : ""}</span>`;
-        cell.addEventListener("click", () => labelSimilar([it]));
-        grid.appendChild(cell);
-      });
-    } catch (e) { $("similar-title").textContent = ""; $("similar").hidden = true; toast(e.message, "error"); }
+      $("similar-title").textContent = `${res.items.length} images like ${imageId} (click one to label it)`;
+      $("similar-grid").replaceChildren(...res.items.map((it) => {
+        const c = cell(it, `${(100 * it.similarity).toFixed(0)}%${it.label ? " · " + it.label : ""}`, false);
+        c.addEventListener("click", () => labelSimilar([it]));
+        return c;
+      }));
+    } catch (e) {
+      if (state.similarFor === imageId) closeSimilar();
+      toast(e.message, "error");
+    }
+  }
+
+  function closeSimilar() {
+    state.similarFor = null;
+    clearTimeout(state.similarRetry);
+    $("similar").hidden = true;
   }
 
   function labelSimilar(list) {
@@ -219,7 +269,11 @@
     const tag = (e.target.tagName || "").toLowerCase();
     if (tag === "input" || tag === "textarea") {
       if (e.key === "Escape" || (e.key === "Enter" && e.target.id === "note")) { e.target.blur(); e.preventDefault(); }
-      if (e.key === "Enter" && e.target.id === "new-class") { addClass(); e.preventDefault(); }
+      if (e.key === "Enter" && e.target.id === "new-class") { askAddClass(); e.preventDefault(); }
+      return;
+    }
+    if (state.pendingClass != null) {  // the confirmation has the keys: Enter confirms (focused button), Esc cancels
+      if (e.key === "Escape") { cancelAddClass(); e.preventDefault(); }
       return;
     }
     if (e.ctrlKey || e.metaKey || e.altKey) {
@@ -229,7 +283,7 @@
     const idx = KEYS.indexOf(e.key);
     if (idx >= 0 && idx < state.classes.length) { label(state.classes[idx]); e.preventDefault(); return; }
     const actions = { s: skip, n: unsure, u: undo, h: toggleHint, g: toggleGrid, m: showSimilar,
-      "/": () => $("note").focus(), c: () => $("new-class").focus(),
+      "/": () => $("note").focus(), c: () => { if (state.allowNewClasses) $("new-class").focus(); },
       ArrowRight: () => { state.cursor = Math.min(state.items.length - 1, state.cursor + 1); render(); fill(); },
       ArrowLeft: () => { state.cursor = Math.max(0, state.cursor - 1); render(); } };
     const fn = actions[e.key];
@@ -240,9 +294,11 @@
   $("undo").addEventListener("click", undo);
   $("toggle-hint").addEventListener("click", toggleHint);
   $("toggle-grid").addEventListener("click", toggleGrid);
-  $("add-class").addEventListener("click", addClass);
+  $("add-class").addEventListener("click", askAddClass);
+  $("class-confirm-yes").addEventListener("click", confirmAddClass);
+  $("class-confirm-no").addEventListener("click", cancelAddClass);
   $("show-similar").addEventListener("click", showSimilar);
-  $("similar-close").addEventListener("click", () => { $("similar").hidden = true; });
+  $("similar-close").addEventListener("click", closeSimilar);
   $("similar-queue").addEventListener("click", () => labelSimilar((state.similar || []).filter((it) => !it.label)));
   // a new round re-ranked the queue: keep the image on screen, fetch the rest in the new order
   document.addEventListener("newround", () => {
@@ -257,7 +313,7 @@
   (async function start() {
     setupTrainerControls();
     const p = await refreshHeader();
-    if (p) { state.classes = p.classes; renderClasses(); }
+    if (p) setProject(p);
     render();
     await fill();
     root.dataset.ready = "1";
