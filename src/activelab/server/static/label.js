@@ -5,7 +5,7 @@
   const mode = root.dataset.mode;              // "label" or "review"
   const user = currentUser();
   const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
-  const state = { classes: [], retired: new Set(), allowNewClasses: true, pendingClass: null, similarFor: null,
+  const state = { classes: [], retired: new Set(), allowNewClasses: true, pendingClass: null, similarFor: null, similarRetry: null,
                   items: [], cursor: 0, grid: false, fetching: null, labeled: 0,
                   hint: localStorage.getItem("activelab.hint") !== "off", busy: false };
   const $ = (id) => document.getElementById(id);
