@@ -62,3 +62,37 @@ def test_class_names_become_safe_folder_names(store: Store, sample: Path, tmp_pa
 def test_unknown_format(labeled: Store, tmp_path: Path) -> None:
     with pytest.raises(InputError, match="--format"):
         export_labels(labeled, tmp_path / "x", fmt="coco")
+
+
+FORMULA = "=cmd|' /C calc'!A0"
+
+
+def _one_label(store: Store, sample: Path, label: str, n: int = 0) -> None:
+    path = sorted((sample / "pool").glob("*.png"))[n]
+    import_images(store, pd.DataFrame({"filepath": [str(path)], "label": [label]}), author="@ann")
+
+
+def test_csv_cells_that_look_like_formulas_are_neutralised(store: Store, sample: Path, tmp_path: Path) -> None:
+    store.add_classes([FORMULA, "-1", "plain"])
+    _one_label(store, sample, FORMULA, 0)
+    _one_label(store, sample, "-1", 1)
+    _one_label(store, sample, "plain", 2)
+    frame = pd.read_csv(export_labels(store, tmp_path / "l.csv"), keep_default_na=False, dtype=str)
+    assert sorted(frame.label) == sorted(["'" + FORMULA, "'-1", "plain"])
+    assert set(frame.author) == {"'@ann"}
+    assert frame.image_id.str.isdigit().all()  # numbers stay numbers
+    raw = pd.read_parquet(export_labels(store, tmp_path / "l.parquet", fmt="parquet"))
+    assert sorted(raw.label) == sorted([FORMULA, "-1", "plain"]) and set(raw.author) == {"@ann"}
+
+
+def test_class_names_sharing_a_folder_name_get_distinct_folders(store: Store, sample: Path, tmp_path: Path) -> None:
+    store.add_classes(["cat/x", "cat_x", FORMULA])
+    _one_label(store, sample, "cat/x", 0)
+    _one_label(store, sample, "cat_x", 1)
+    _one_label(store, sample, FORMULA, 2)
+    out = export_labels(store, tmp_path / "tree", fmt="imagefolder")
+    folders = sorted(p.name for p in (out / "train").iterdir())
+    assert len(folders) == 3 and all(len(list((out / "train" / f).iterdir())) == 1 for f in folders)
+    mapping = pd.read_csv(out / "classes.csv", dtype=str).set_index("folder")["class"].to_dict()
+    assert mapping == {"cat_x": "cat_x", "cat_x-2": "cat/x", "_=cmd_' _C calc'!A0": "'" + FORMULA}
+    assert sorted(mapping) == folders

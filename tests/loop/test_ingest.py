@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from PIL import Image
 
 from activelab.exceptions import InputError
 from activelab.loop.ingest import import_images
@@ -137,7 +138,8 @@ KILLER = textwrap.dedent(
             os._exit(137)  # killed inside a write transaction
         return original(*args, **kwargs)
     st._event = dying_event
-    import_images(open_store(sys.argv[1]), sys.argv[2], batch_size=50)
+    report = sys.argv[4] if len(sys.argv) > 4 else None
+    import_images(open_store(sys.argv[1]), sys.argv[2], batch_size=50, report_path=report)
     """
 )
 
@@ -155,3 +157,45 @@ def test_import_killed_midway_is_consistent_and_resumes(tmp_path: Path, sample: 
         report = import_images(s, sample / "pool.csv", batch_size=50)
         assert (report.added, report.duplicates) == (400, 100)
         assert len(s.images()) == 500 and len(s.current_labels()) == 500
+
+
+def test_killed_import_leaves_the_report_of_finished_batches(tmp_path: Path, sample: Path) -> None:
+    url = sqlite_url(tmp_path / "k.db")
+    with open_store(url) as s:
+        s.add_classes(CLASSES)
+    report_path = tmp_path / "report.csv"
+    proc = subprocess.run([sys.executable, "-c", KILLER, url, str(sample / "pool.csv"), "130", str(report_path)])
+    assert proc.returncode == 137
+    rows = pd.read_csv(report_path)
+    assert len(rows) == 100 and set(rows.status) == {"added"}
+    with open_store(url) as s:
+        assert sorted(i.path for i in s.images()) == sorted(str((sample / p).resolve()) for p in rows.path)
+
+
+def test_too_large_and_symlink_loop_are_reported(classes_store: Store, sample: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "odd"
+    folder.mkdir()
+    good = sorted((sample / "pool").glob("*.png"))[0]
+    shutil.copy(good, folder / "small.png")
+    with (folder / "huge.jpg").open("wb") as fh:
+        fh.truncate(2_000_000)
+    (folder / "loop1.png").symlink_to(folder / "loop2.png")
+    (folder / "loop2.png").symlink_to(folder / "loop1.png")
+    report = import_images(classes_store, folder, max_file_mb=1, report_path=tmp_path / "r.csv")
+    assert report.added == 1
+    assert dict(report.rejected) == {"too_large": 1, "symlink_loop": 2}
+    detail = pd.read_csv(tmp_path / "r.csv").set_index("reason").loc["too_large", "detail"]
+    assert "2.0 MB, over the limit of 1 MB" in detail
+
+
+def test_exif_rotated_image_is_stored_as_displayed_with_its_format(classes_store: Store, tmp_path: Path) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    Image.new("RGB", (40, 20), (200, 10, 10)).save(folder / "rotated.jpg", exif=exif)
+    Image.new("RGB", (8, 8)).save(folder / "named-as-html.html", format="PNG")
+    import_images(classes_store, folder)
+    stored = {Path(i.path).name: i for i in classes_store.images()}
+    assert (stored["rotated.jpg"].width, stored["rotated.jpg"].height) == (20, 40)
+    assert (stored["rotated.jpg"].format, stored["named-as-html.html"].format) == ("JPEG", "PNG")

@@ -132,16 +132,10 @@ def read_verified(path: str | Path, *, n_bytes: int, sha256: str) -> bytes:
     ``unreadable``, ``symlink_loop``).
     """
     path = Path(path)
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise _open_error(path, exc) from exc
-    with fh:
-        info = os.fstat(fh.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise ImageRejected("not_a_file", f"{path} is no longer a regular file")
-        if info.st_size != n_bytes:
-            raise ImageRejected("changed_file", f"{path} has {info.st_size} bytes, {n_bytes} were imported")
+    with _open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size != n_bytes:
+            raise ImageRejected("changed_file", f"{path} has {size} bytes, {n_bytes} were imported")
         try:
             data = fh.read(n_bytes + 1)
         except OSError as exc:
@@ -161,23 +155,14 @@ def inspect_image(
     the file hashed (in chunks) and decoded from the file itself.
     """
     path = Path(path)
-    try:
-        info = os.stat(path)
-    except OSError as exc:
-        raise _open_error(path, exc) from exc
-    if not stat.S_ISREG(info.st_mode):
-        raise ImageRejected("not_a_file", f"{path} is not a regular file")
-    if info.st_size > max_file_mb * _MB:
-        raise ImageRejected(
-            "too_large",
-            f"{path} is {info.st_size / _MB:,.1f} MB, over the limit of {max_file_mb:g} MB; "
-            "raise it with --max-file-mb (max_file_mb=) if the file is a real image",
-        )
-    try:
-        fh = open(path, "rb")
-    except OSError as exc:
-        raise _open_error(path, exc) from exc
-    with fh:
+    with _open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > max_file_mb * _MB:
+            raise ImageRejected(
+                "too_large",
+                f"{path} is {size / _MB:,.1f} MB, over the limit of {max_file_mb:g} MB; "
+                "raise it with --max-file-mb (max_file_mb=) if the file is a real image",
+            )
         header = _read(fh, path, _HEADER_BYTES)
         if not header:
             raise ImageRejected("empty_file", f"{path} has zero bytes")
@@ -234,6 +219,21 @@ def _scale_to_uint8(a: np.ndarray) -> np.ndarray:
     else:
         scaled = np.zeros_like(a)
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading, checked on the open descriptor to be a regular file.
+
+    Non-blocking, so that a FIFO put in an image's place cannot hang the caller.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
+    except OSError as exc:
+        raise _open_error(path, exc) from exc
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise ImageRejected("not_a_file", f"{path} is not a regular file")
+    return open(fd, "rb")
 
 
 def _open_error(path: Path, exc: OSError) -> ImageRejected:

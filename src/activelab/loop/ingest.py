@@ -3,7 +3,8 @@
 Files are checked in parallel, then written in batches, one transaction each:
 an import killed half-way keeps the finished batches and a re-run adds only
 what is missing (images are keyed by content hash). Nothing bad stops the
-import: every rejected file is counted by reason and listed in a CSV report.
+import: every rejected file is counted by reason and listed in a CSV report,
+written batch by batch so that a killed import still says what it did.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ from __future__ import annotations
 import csv
 import getpass
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -21,7 +23,13 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from activelab.data.images import DEFAULT_MAX_PIXELS, ImageInfo, ImageRejected, inspect_image
+from activelab.data.images import (
+    DEFAULT_MAX_FILE_MB,
+    DEFAULT_MAX_PIXELS,
+    ImageInfo,
+    ImageRejected,
+    inspect_image,
+)
 from activelab.data.sources import (
     SourceItem,
     folder_items,
@@ -100,6 +108,7 @@ def import_images(
     author: str | None = None,
     report_path: str | Path | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
     batch_size: int = 256,
     workers: int = 4,
     progress: bool = False,
@@ -107,8 +116,9 @@ def import_images(
     """Import images (and labels, if the source has them) from ``source`` into ``store``.
 
     ``add_classes`` adds label values that are not yet classes; otherwise such
-    rows are rejected as ``unknown_class``. The per-file report is written to
-    ``report_path`` when given.
+    rows are rejected as ``unknown_class``. Files over ``max_file_mb`` are
+    rejected as ``too_large`` without being read. The per-file report is written
+    to ``report_path`` when given, one batch at a time as the import goes.
     """
     if split not in ("pool", "eval"):
         raise InputError(f"--split must be 'pool' or 'eval', got {split!r}")
@@ -119,16 +129,15 @@ def import_images(
         labels_seen = [i.label for i in items if i.label is not None]
         report.new_classes = store.add_classes(dict.fromkeys(labels_seen))
     known = set(store.class_names())
-    rows: list[list[object]] = []
     bar = tqdm(total=len(items), desc="import", unit="img", disable=not progress)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=workers) as pool, _report_writer(report_path) as write_rows:
+        report.report_path = Path(report_path) if report_path is not None else None
         for batch in _batched(items, batch_size):
-            checked = list(pool.map(lambda item: _check(item, known, max_pixels), batch))
+            checked = list(pool.map(lambda item: _check(item, known, max_pixels, max_file_mb), batch))
             good = [(item, info) for item, info in zip(batch, checked) if isinstance(info, ImageInfo)]
-            for item, info in zip(batch, checked):
-                if isinstance(info, ImageRejected):
-                    report.rejected[info.reason] += 1
-                    rows.append(_row(item, "rejected", info.reason, info.detail))
+            rejected = [(item, info) for item, info in zip(batch, checked) if isinstance(info, ImageRejected)]
+            report.rejected.update(info.reason for _, info in rejected)
+            write_rows([_row(item, "rejected", info.reason, info.detail) for item, info in rejected])
             records = [
                 ImageRecord(
                     sha256=info.sha256,
@@ -136,6 +145,7 @@ def import_images(
                     width=info.width,
                     height=info.height,
                     n_bytes=info.n_bytes,
+                    format=info.format,
                     split=split,
                     label=item.label,
                 )
@@ -143,6 +153,7 @@ def import_images(
             ]
             outcome = store.add_images(records, author=author, source="import")
             report.labeled += outcome.labels_added
+            rows: list[list[object]] = []
             for (item, _), status, existing in zip(good, outcome.status, outcome.existing_path):
                 if status == "added":
                     report.added += 1
@@ -157,10 +168,9 @@ def import_images(
                     rows.append(
                         _row(item, "label_conflict", "label_conflict", f"{existing} already has another label; kept it")
                     )
+            write_rows(rows)
             bar.update(len(batch))
     bar.close()
-    if report_path is not None:
-        report.report_path = _write_report(Path(report_path), rows)
     return report
 
 
@@ -170,7 +180,7 @@ def default_report_path(project_root: Path) -> Path:
     return project_root / "reports" / f"import-{stamp}.csv"
 
 
-def _check(item: SourceItem, known: set[str], max_pixels: int) -> ImageInfo | ImageRejected:
+def _check(item: SourceItem, known: set[str], max_pixels: int, max_file_mb: float) -> ImageInfo | ImageRejected:
     if item.path is None:
         return ImageRejected("missing_path", f"row {item.row} has an empty file path")
     if item.label is not None and item.label not in known:
@@ -180,7 +190,7 @@ def _check(item: SourceItem, known: set[str], max_pixels: int) -> ImageInfo | Im
             "add it with `activelab classes add` or re-import with --add-classes",
         )
     try:
-        return inspect_image(item.path, max_pixels=max_pixels)
+        return inspect_image(item.path, max_pixels=max_pixels, max_file_mb=max_file_mb)
     except ImageRejected as exc:
         return exc
 
@@ -189,13 +199,24 @@ def _row(item: SourceItem, status: str, reason: str, detail: str) -> list[object
     return [item.row if item.row is not None else "", item.raw_path, item.label or "", status, reason, detail]
 
 
-def _write_report(path: Path, rows: Sequence[Sequence[object]]) -> Path:
+@contextmanager
+def _report_writer(path: str | Path | None) -> Iterator[Callable[[list[list[object]]], None]]:
+    """A function that appends rows to the CSV report at ``path`` and flushes them (a no-op without a path)."""
+    if path is None:
+        yield lambda rows: None
+        return
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with path.open("w", newline="", encoding="utf-8") as fh:
         writer = csv.writer(fh)
+
+        def write_rows(rows: list[list[object]]) -> None:
+            writer.writerows(rows)
+            fh.flush()
+
         writer.writerow(REPORT_COLUMNS)
-        writer.writerows(rows)
-    return path
+        fh.flush()
+        yield write_rows
 
 
 def _batched(items: Iterable[SourceItem], size: int) -> Iterator[list[SourceItem]]:
