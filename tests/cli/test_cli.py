@@ -63,3 +63,16 @@ def test_train_compares_before_and_after_review(tmp_path: Path) -> None:
     result = invoke("train", project)
     assert result.exit_code == 0, result.output
     assert "after review" in result.output and "0 labels changed, 1 removed from training" in result.output
+
+
+def test_import_max_file_mb_rejects_large_files(tmp_path: Path, sample: Path) -> None:
+    invoke("init", tmp_path / "p")
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(sorted((sample / "pool").glob("*.png"))[0].read_bytes())
+    with (folder / "big.jpg").open("wb") as fh:
+        fh.truncate(1_500_000)
+    result = invoke("import", tmp_path / "p", folder, "--max-file-mb", "1", "--report", tmp_path / "r.csv")
+    assert result.exit_code == 0, result.output
+    report = (tmp_path / "r.csv").read_text()
+    assert report.count("too_large") == 1 and "big.jpg" in report and report.count(",added,") == 1
