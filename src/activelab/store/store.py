@@ -455,11 +455,18 @@ class Store:
         source: str = "human",
         round_index: int | None = None,
         note: str | None = None,
+        created_at: Sequence[datetime] | None = None,
     ) -> list[int]:
-        """Append label events for ``(image_id, class name or None)`` pairs in one transaction."""
+        """Append label events for ``(image_id, class name or None)`` pairs in one transaction.
+
+        ``created_at`` (one time per pair) keeps the times of labels made elsewhere
+        (e.g. imported from Label Studio); by default every event is stamped now.
+        """
         _check_source(source)
         if not author:
             raise InputError("a label event needs an author (a user name, or e.g. 'oracle')")
+        if created_at is not None and len(created_at) != len(labels):
+            raise InputError(f"created_at has {len(created_at)} times for {len(labels)} labels; give one per label")
         with self._write() as conn:
             ids = [iid for iid, _ in labels]
             found: set[int] = set()
@@ -470,10 +477,11 @@ class Store:
                 raise NotFoundError(f"no image with id(s) {missing[:10]} in {self.url}")
             class_ids = self._labelable_class_ids(conn, (name for _, name in labels))
             rnd = self._round_index(conn) if round_index is None else round_index
-            now = utcnow()
+            times = ([w if w.tzinfo else w.replace(tzinfo=timezone.utc) for w in created_at]
+                     if created_at is not None else [utcnow()] * len(labels))
             rows = [
-                _event(iid, None if name is None else class_ids[name], author, source, rnd, now, note)
-                for iid, name in labels
+                _event(iid, None if name is None else class_ids[name], author, source, rnd, when, note)
+                for (iid, name), when in zip(labels, times)
             ]
             if not rows:
                 return []
@@ -661,7 +669,9 @@ class Store:
             .group_by(t.classes.c.name, t.images.c.split)
         )
         with self._read() as conn:
-            splits = dict(conn.execute(select(t.images.c.split, func.count()).group_by(t.images.c.split)).all())
+            splits: dict[str, int] = dict(
+                conn.execute(select(t.images.c.split, func.count()).group_by(t.images.c.split)).tuples().all()
+            )
             counts = conn.execute(per_class_split).all()
             done = conn.scalar(select(func.count()).select_from(t.rounds).where(t.rounds.c.status == "done"))
         per_class: dict[str, dict[str, int]] = {name: {s: 0 for s in t.SPLITS} for name in self.class_names()}

@@ -1,0 +1,25 @@
+"""Formats other tools use: Label Studio, Hugging Face ``datasets`` and FiftyOne, both ways.
+
+``IMPORT_FORMATS`` and ``EXPORT_FORMATS`` are the names ``activelab import/export
+--format`` accepts for them; each module's functions are the Python side.
+"""
+
+from __future__ import annotations
+
+from activelab.loop.formats.fiftyone import export_fiftyone, import_fiftyone
+from activelab.loop.formats.hf_datasets import export_hf_imagefolder, import_hf
+from activelab.loop.formats.labelstudio import export_labelstudio, import_labelstudio
+
+IMPORT_FORMATS = ("labelstudio", "hf", "fiftyone")
+EXPORT_FORMATS = ("labelstudio", "hf-imagefolder", "fiftyone")
+
+__all__ = [
+    "EXPORT_FORMATS",
+    "IMPORT_FORMATS",
+    "export_fiftyone",
+    "export_hf_imagefolder",
+    "export_labelstudio",
+    "import_fiftyone",
+    "import_hf",
+    "import_labelstudio",
+]

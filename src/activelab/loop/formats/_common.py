@@ -1,0 +1,62 @@
+"""What the format modules share: finding stored images for files, and copying labeled images out."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterable
+from pathlib import Path
+
+import pandas as pd
+
+from activelab.exceptions import InputError
+from activelab.loop.export import labels_frame
+from activelab.store import Store
+
+_CHUNK_BYTES = 1 << 20
+
+
+def file_sha256(path: Path) -> str | None:
+    """The content hash the store keys images by, or None when the file cannot be read."""
+    digest = hashlib.sha256()
+    try:
+        with path.open("rb") as fh:
+            while chunk := fh.read(_CHUNK_BYTES):
+                digest.update(chunk)
+    except OSError:
+        return None
+    return digest.hexdigest()
+
+
+def image_ids_for(store: Store, paths: Iterable[Path]) -> dict[Path, int]:
+    """Stored image id of each readable file in ``paths``, matched by content (the store's key)."""
+    by_sha = {ref.sha256: ref.id for ref in store.image_refs()}
+    out: dict[Path, int] = {}
+    for path in dict.fromkeys(paths):
+        sha = file_sha256(path)
+        if sha is not None and sha in by_sha:
+            out[path] = by_sha[sha]
+    return out
+
+
+def new_output_dir(out: Path) -> Path:
+    """``out`` created empty; refuses a folder that already holds files, so nothing is overwritten."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise InputError(f"{out} exists and is not an empty folder; export into a new folder")
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def copy_labeled_images(store: Store, folder_of: dict[str, Path], *, include_eval: bool) -> pd.DataFrame:
+    """Copy each labeled image into ``folder_of[split]`` as ``<image id>_<name>``; the labels with a ``file`` column.
+
+    The id prefix keeps names unique when two source folders hold files of the same name.
+    """
+    frame = labels_frame(store, include_eval=include_eval)
+    files = []
+    for row in frame.itertuples(index=False):
+        target = folder_of[row.split] / f"{row.image_id}_{Path(row.filepath).name}"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(row.filepath, target)
+        files.append(target)
+    return frame.assign(file=files)

@@ -1,0 +1,382 @@
+"""Label Studio image classification: read its JSON export, write tasks it imports as they are.
+
+A Label Studio task holds an image reference in ``data`` (``data.image`` by
+default), the people's ``annotations`` and the models' ``predictions``; a
+classification answer is a result of ``type: choices``. Each annotation becomes
+one label event with its annotator as the author and its time kept, so the
+store's history reads as it happened in Label Studio. Exported predictions carry
+the latest round's queue position as their ``score`` (Label Studio's "Prediction
+score" column sorts by it) and the model's confidence per result.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os.path
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path, PurePosixPath
+from typing import Any
+from urllib.parse import parse_qs, quote, unquote, urlsplit
+from xml.sax.saxutils import quoteattr
+
+import pandas as pd
+
+from activelab.exceptions import InputError
+from activelab.loop.formats._common import image_ids_for
+from activelab.loop.ingest import ImportReport, import_images
+from activelab.store import Store
+
+#: the control and object names of the labeling config written beside an export
+FROM_NAME = "choice"
+TO_NAME = "image"
+LOCAL_FILES_URL = "/data/local-files/?d="
+UNKNOWN_AUTHOR = "labelstudio"
+
+
+@dataclass(frozen=True)
+class ForeignLabel:
+    """A label made in another tool: its class, who made it and when (None: unknown)."""
+
+    label: str
+    author: str
+    created_at: datetime | None
+
+
+@dataclass(frozen=True)
+class ForeignTask:
+    """One task of an export: where its image is, what it was called there, its labels oldest first."""
+
+    path: Path
+    reference: str
+    labels: list[ForeignLabel]
+    problems: list[tuple[str, str]]  # (reason, detail) of annotations that could not be read
+
+
+# ------------------------------------------------------------------ reading
+
+
+def read_tasks(export: str | Path, *, images_root: str | Path | None = None, image_key: str = "image") -> list[ForeignTask]:
+    """The tasks of a Label Studio JSON export (a list of tasks), with each image found on disk.
+
+    ``images_root`` is where the files are: Label Studio's local-files document
+    root, or a folder holding the uploaded files (default: the export's folder).
+    """
+    export = Path(export)
+    try:
+        tasks = json.loads(export.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InputError(f"{export} is not a readable Label Studio JSON export ({exc}); "
+                         "export the project as JSON from Label Studio") from exc
+    if isinstance(tasks, dict):
+        tasks = [tasks]
+    if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
+        raise InputError(f"{export} does not hold a list of tasks; export the project as JSON (not CSV)")
+    root = Path(images_root) if images_root is not None else export.parent
+    return [_read_task(task, n, export, root, image_key) for n, task in enumerate(tasks, start=1)]
+
+
+def _read_task(task: dict[str, Any], n: int, export: Path, root: Path, image_key: str) -> ForeignTask:
+    data = task.get("data")
+    if not isinstance(data, dict):
+        raise InputError(f"task {n} of {export} has no 'data' object; export as JSON, not JSON_MIN or CSV")
+    reference = image_reference(data, image_key)
+    if reference is None:
+        raise InputError(f"task {n} of {export} has no image under data.{image_key}; "
+                         f"name the data key with image_key= (--image-key)")
+    labels: list[ForeignLabel] = []
+    problems: list[tuple[str, str]] = []
+    for annotation in task.get("annotations") or []:
+        try:
+            label = annotation_label(annotation)
+        except InputError as exc:
+            problems.append(("bad_annotation", f"task {n}: {exc}"))
+            continue
+        if label is not None:
+            labels.append(label)
+    labels.sort(key=lambda lab: lab.created_at or datetime.max.replace(tzinfo=timezone.utc))
+    return ForeignTask(resolve_image(reference, root), reference, labels, problems)
+
+
+def image_reference(data: dict[str, Any], image_key: str = "image") -> str | None:
+    """The task's image URL or path: ``data[image_key]``, else its only text value."""
+    value = data.get(image_key)
+    if isinstance(value, str) and value:
+        return value
+    texts = [v for v in data.values() if isinstance(v, str) and v]
+    return texts[0] if len(texts) == 1 else None
+
+
+def resolve_image(reference: str, root: Path) -> Path:
+    """Where the file behind a Label Studio image reference is on this machine.
+
+    ``/data/local-files/?d=a/b.png`` is ``root/a/b.png``; ``file://`` URLs and
+    existing absolute paths are themselves; an upload (``/data/upload/3/1a2b3c4d-b.png``)
+    or a web URL is looked up in ``root`` by its file name, with or without the
+    8-character prefix Label Studio gives uploads.
+    """
+    parts = urlsplit(reference)
+    if parts.path.endswith("/data/local-files/") or parts.path == "/data/local-files":
+        (relative,) = parse_qs(parts.query).get("d", [""])
+        return root / relative
+    if parts.scheme == "file":
+        return Path(unquote(parts.path))
+    if not parts.scheme and Path(reference).is_absolute() and Path(reference).exists():
+        return Path(reference)
+    name = PurePosixPath(unquote(parts.path)).name
+    candidate = root / name
+    stem, sep, rest = name.partition("-")
+    if not candidate.exists() and sep and len(stem) == 8 and (root / rest).exists():
+        return root / rest
+    return candidate
+
+
+def annotation_label(annotation: dict[str, Any]) -> ForeignLabel | None:
+    """The class one annotation chose, its author and time; None for a skipped or empty annotation."""
+    if annotation.get("was_cancelled"):
+        return None
+    choices = [
+        r.get("value", {}).get("choices") for r in annotation.get("result") or [] if r.get("type") == "choices"
+    ]
+    if not choices:
+        return None
+    if len(choices) > 1 or not isinstance(choices[0], list) or len(choices[0]) != 1:
+        raise InputError(f"annotation {annotation.get('id')} chose {choices}; one class per image is supported")
+    return ForeignLabel(str(choices[0][0]), annotator(annotation.get("completed_by")),
+                        _parse_time(annotation.get("updated_at") or annotation.get("created_at")))
+
+
+def annotator(completed_by: Any) -> str:
+    """The author to record for Label Studio's ``completed_by``: the email, else ``labelstudio-user-<id>``."""
+    if isinstance(completed_by, dict):
+        email = completed_by.get("email")
+        if email:
+            return str(email)
+        completed_by = completed_by.get("id")
+    if isinstance(completed_by, str) and completed_by:
+        return completed_by
+    if isinstance(completed_by, int):
+        return f"labelstudio-user-{completed_by}"
+    return UNKNOWN_AUTHOR
+
+
+def _parse_time(text: Any) -> datetime | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        when = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+
+
+# ------------------------------------------------------------------ importing
+
+
+def import_labelstudio(
+    store: Store,
+    export: str | Path,
+    *,
+    images_root: str | Path | None = None,
+    image_key: str = "image",
+    split: str = "pool",
+    add_classes: bool = False,
+    report_path: str | Path | None = None,
+    progress: bool = False,
+) -> ImportReport:
+    """Import the images and labels of a Label Studio JSON export into ``store``.
+
+    Images go through the normal import (checks, duplicates, per-file report);
+    each annotation becomes a label event with its annotator and time. A label
+    newer than the stored one is appended; an older, different one is counted
+    as a conflict and the stored label kept. Re-running adds nothing new.
+    """
+    tasks = read_tasks(export, images_root=images_root, image_key=image_key)
+    frame = pd.DataFrame({"filepath": [str(t.path) for t in tasks]})
+    report = import_images(store, frame, split=split, label_col=None, report_path=report_path, progress=progress)
+    problems = [p for t in tasks for p in t.problems]
+    if add_classes:
+        report.new_classes = store.add_classes(dict.fromkeys(lab.label for t in tasks for lab in t.labels))
+    known = set(store.class_names())
+    ids = image_ids_for(store, (t.path for t in tasks))
+    wanted: dict[int, list[ForeignLabel]] = defaultdict(list)
+    for task in tasks:
+        if task.path not in ids:
+            continue
+        for lab in task.labels:
+            if lab.label in known:
+                wanted[ids[task.path]].append(lab)
+            else:
+                problems.append(("unknown_class", f"{task.reference}: label {lab.label!r} is not a class; "
+                                 "add it with `activelab classes add` or re-import with --add-classes"))
+    report.labeled, report.label_conflicts = record_labels(store, wanted)
+    report.rejected.update(reason for reason, _ in problems)
+    _append_report(report_path, problems)
+    return report
+
+
+def record_labels(store: Store, wanted: dict[int, list[ForeignLabel]], *, source: str = "import") -> tuple[int, int]:
+    """Append the labels made elsewhere (per image, oldest first) that the store does not hold yet.
+
+    Returns ``(events added, conflicts)``. The current label is the latest event,
+    so a label is appended only when it differs from the image's current label
+    and is newer than it (or has no time); an older different label that is not
+    already in the history is a conflict and the stored label is kept.
+    """
+    current = store.current_labels()
+    passes: list[list[tuple[int, ForeignLabel]]] = []
+    conflicts = 0
+    for iid, labels in wanted.items():
+        cur = current.get(iid)
+        have_label, have_time = (cur.label, cur.created_at) if cur else (None, None)
+        step = 0
+        for lab in labels:
+            if lab.label == have_label:
+                continue
+            if have_time is not None and (lab.created_at is None or lab.created_at <= have_time):
+                conflicts += not _in_history(store, iid, lab)
+                continue
+            if step == len(passes):
+                passes.append([])
+            passes[step].append((iid, lab))
+            step += 1
+            have_label, have_time = lab.label, lab.created_at
+    added = 0
+    for batch in passes:  # one pass per event position keeps each image's events in time order
+        by_author: dict[str, list[tuple[int, ForeignLabel]]] = defaultdict(list)
+        for iid, lab in batch:
+            by_author[lab.author].append((iid, lab))
+        for author, items in by_author.items():
+            now = datetime.now(timezone.utc)
+            store.add_labels([(iid, lab.label) for iid, lab in items], author=author, source=source,
+                             created_at=[lab.created_at or now for _, lab in items])
+            added += len(items)
+    return added, conflicts
+
+
+def _in_history(store: Store, image_id: int, lab: ForeignLabel) -> bool:
+    return any(ev.label == lab.label and ev.author == lab.author and ev.created_at == lab.created_at
+               for ev in store.label_history(image_id))
+
+
+def _append_report(report_path: str | Path | None, problems: Sequence[tuple[str, str]]) -> None:
+    """Add the annotations that could not be used to the import's per-file report."""
+    if report_path is None or not problems:
+        return
+    with Path(report_path).open("a", newline="", encoding="utf-8") as fh:
+        csv.writer(fh).writerows(["", "", "", "rejected", reason, detail] for reason, detail in problems)
+
+
+# ------------------------------------------------------------------ exporting
+
+
+def label_config(classes: Iterable[str]) -> str:
+    """The Label Studio labeling config (XML) that the exported tasks' results refer to."""
+    choices = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in classes)
+    return (f'<View>\n  <Image name="{TO_NAME}" value="$image"/>\n'
+            f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single" showInLine="true">\n'
+            f"{choices}\n  </Choices>\n</View>\n")
+
+
+def image_url(path: str, document_root: Path | None, url_prefix: str | None) -> str:
+    """How a Label Studio task refers to a stored image.
+
+    With ``url_prefix`` (a static file server), the prefix plus the path under
+    ``document_root``; else a local-files URL relative to ``document_root``
+    (Label Studio's ``LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT``).
+    """
+    file = Path(path)
+    if document_root is not None:
+        try:
+            file = file.relative_to(document_root)
+        except ValueError as exc:
+            raise InputError(f"image {path} is not under the document root {document_root}; "
+                             "choose a root that holds every image (--document-root)") from exc
+    relative = quote(file.as_posix().lstrip("/"))
+    return f"{url_prefix.rstrip('/')}/{relative}" if url_prefix else f"{LOCAL_FILES_URL}{relative}"
+
+
+def queue_scores(store: Store) -> tuple[int | None, dict[int, float]]:
+    """The latest finished round and each image's place in its queue as a score in (0, 1].
+
+    The first image to label scores 1.0, the last 1/n: sorting Label Studio's
+    "Prediction score" from high to low gives activelab's active-learning order.
+    """
+    done = [r.number for r in store.rounds() if r.status == "done"]
+    if not done:
+        return None, {}
+    selection = store.round_selection(done[-1])
+    n = len(selection)
+    return done[-1], {iid: (n - rank) / n for rank, (iid, _) in enumerate(selection)}
+
+
+def choice_result(label: str, score: float | None = None) -> dict[str, Any]:
+    """One ``choices`` result naming ``label`` (with the model's confidence as ``score`` when given)."""
+    result: dict[str, Any] = {"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
+                              "value": {"choices": [label]}}
+    if score is not None:
+        result["score"] = score
+    return result
+
+
+def prediction(label: str, confidence: float, priority: float, model_version: str) -> dict[str, Any]:
+    """A Label Studio prediction: the class with its confidence, ``score`` = queue priority."""
+    return {"model_version": model_version, "score": priority, "result": [choice_result(label, confidence)]}
+
+
+def export_labelstudio(
+    store: Store,
+    out: str | Path,
+    *,
+    include_eval: bool = False,
+    document_root: str | Path | None = None,
+    url_prefix: str | None = None,
+) -> Path:
+    """Write every image as a Label Studio task to ``out`` (JSON) and its labeling config beside it.
+
+    Labeled images carry their current label as an annotation (author as
+    ``completed_by.email``, time kept); images the latest round predicted carry
+    that prediction. ``document_root`` (default: the images' common folder) is
+    what Label Studio's local-files serving must point at; the config is written
+    to ``<out stem>_label_config.xml``.
+    """
+    out = Path(out)
+    images = [img for img in store.images() if include_eval or img.split == "pool"]
+    root = Path(document_root) if document_root is not None else _common_root([img.path for img in images])
+    current = store.current_labels()
+    round_number, priority = queue_scores(store)
+    predicted = store.latest_predictions([img.id for img in images]) if round_number is not None else {}
+    tasks = []
+    for img in images:
+        task: dict[str, Any] = {"data": {"image": image_url(img.path, root, url_prefix),
+                                         "activelab_id": img.id, "split": img.split}}
+        cur = current.get(img.id)
+        if cur is not None:
+            task["annotations"] = [{
+                "result": [choice_result(cur.label)],
+                "completed_by": {"email": cur.author},
+                "created_at": cur.created_at.isoformat(),
+                "updated_at": cur.created_at.isoformat(),
+                "ground_truth": False,
+                "was_cancelled": False,
+            }]
+        pred = predicted.get(img.id)
+        if pred is not None and pred[2] == round_number:
+            label, confidence, number = pred
+            task["predictions"] = [prediction(label, confidence, priority.get(img.id, 0.0),
+                                              f"activelab-round-{number}")]
+        tasks.append(task)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(tasks, indent=1), encoding="utf-8")
+    out.with_name(f"{out.stem}_label_config.xml").write_text(label_config(store.class_names()), encoding="utf-8")
+    return out
+
+
+def _common_root(paths: Sequence[str]) -> Path | None:
+    if not paths:
+        return None
+    parents = {str(Path(p).parent) for p in paths}
+    return Path(os.path.commonpath(sorted(parents)))

@@ -1,0 +1,100 @@
+"""FiftyOne: the documented FiftyOneImageClassificationDataset layout out and back; samples.json in.
+
+The ``fiftyone`` package does not install here (see docs/formats.md), so the
+export is checked against the layout FiftyOne documents for that dataset type.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from activelab.exceptions import InputError
+from activelab.loop.formats.fiftyone import export_fiftyone, import_fiftyone
+from activelab.loop.ingest import import_images
+from activelab.store import Store, open_store, sqlite_url
+
+
+@pytest.fixture
+def labeled(tmp_path: Path, sample: Path) -> Iterator[Store]:
+    s = open_store(sqlite_url(tmp_path / "source.db"))
+    pool = pd.read_csv(sample / "pool.csv").head(5).assign(filepath=lambda f: [str(sample / p) for p in f.filepath])
+    s.add_classes(["zz-unused", *sorted(set(pool.label))])
+    import_images(s, pool.head(4), author="ann")
+    import_images(s, pool.tail(1), label_col=None)
+    import_images(s, pd.read_csv(sample / "eval.csv").head(2).assign(
+        filepath=lambda f: [str(sample / p) for p in f.filepath]), split="eval", add_classes=True)
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def fresh(tmp_path: Path) -> Iterator[Store]:
+    s = open_store(sqlite_url(tmp_path / "fresh.db"))
+    yield s
+    s.close()
+
+
+def _labels_by_content(store: Store) -> dict[tuple[str, str], str]:
+    images = {img.id: img for img in store.images()}
+    return {(images[i].sha256, images[i].split): c.label for i, c in store.current_labels().items()}
+
+
+def test_export_is_the_documented_layout_and_imports_back(labeled: Store, fresh: Store, tmp_path: Path) -> None:
+    out = export_fiftyone(labeled, tmp_path / "fo", include_eval=True)
+
+    meta = json.loads((out / "labels.json").read_text())
+    assert meta["classes"] == labeled.class_names()
+    files = sorted(p.stem for p in (out / "data").iterdir())
+    assert sorted(meta["labels"]) == files and len(files) == 4
+    current = labeled.current_labels()
+    for stem, target in meta["labels"].items():
+        assert meta["classes"][target] == current[int(stem.split("_", 1)[0])].label
+    assert len(json.loads((out / "eval" / "labels.json").read_text())["labels"]) == 2
+
+    reports = import_fiftyone(fresh, out, add_classes=True)
+    assert [r.labeled for r in reports] == [4, 2]
+    assert _labels_by_content(fresh) == _labels_by_content(labeled)
+    with pytest.raises(InputError, match="not an empty folder"):
+        export_fiftyone(labeled, out)
+
+
+def test_import_label_strings_nulls_and_unlisted_files(fresh: Store, sample: Path, tmp_path: Path) -> None:
+    names = ["00223.png", "00235.png", "00415.png"]
+    (tmp_path / "fo" / "data").mkdir(parents=True)
+    for name in names:
+        (tmp_path / "fo" / "data" / name).write_bytes((sample / "pool" / name).read_bytes())
+    labels = {"00223": "dress", "00235": {"label": "shirt", "confidence": 0.9}}  # 00415 unlisted: unlabeled
+    (tmp_path / "fo" / "labels.json").write_text(json.dumps({"labels": labels}))
+
+    (report,) = import_fiftyone(fresh, tmp_path / "fo", add_classes=True)
+
+    assert (report.added, report.labeled) == (3, 2)
+    assert sorted(c.label for c in fresh.current_labels().values()) == ["dress", "shirt"]
+
+
+def test_import_full_fiftyone_export_reads_its_classification_field(fresh: Store, sample: Path,
+                                                                    tmp_path: Path) -> None:
+    (tmp_path / "fo" / "data").mkdir(parents=True)
+    samples = []
+    for name, label in [("00223.png", None), ("00235.png", "shirt")]:
+        (tmp_path / "fo" / "data" / name).write_bytes((sample / "pool" / name).read_bytes())
+        cell = None if label is None else {"_id": {"$oid": "x"}, "_cls": "Classification", "label": label}
+        samples.append({"filepath": f"data/{name}", "tags": [], "metadata": None, "predictions": cell})
+    (tmp_path / "fo" / "samples.json").write_text(json.dumps({"samples": samples}))
+
+    (report,) = import_fiftyone(fresh, tmp_path / "fo", add_classes=True)
+
+    assert (report.added, report.labeled) == (2, 1)
+    assert [c.label for c in fresh.current_labels().values()] == ["shirt"]
+
+
+def test_class_index_outside_classes_names_the_file(fresh: Store, tmp_path: Path) -> None:
+    (tmp_path / "fo" / "data").mkdir(parents=True)
+    (tmp_path / "fo" / "labels.json").write_text(json.dumps({"classes": ["a"], "labels": {"x": 3}}))
+    with pytest.raises(InputError, match=r"labels\.json: class index 3 is outside"):
+        import_fiftyone(fresh, tmp_path / "fo")
