@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
 
 from activelab.exceptions import InputError, SchemaVersionError, StoreError
-from activelab.store import SCHEMA_VERSION, migrations, open_store, sqlite_url
+from activelab.store import (
+    SCHEMA_VERSION,
+    ImageRecord,
+    migrations,
+    open_store,
+    sqlite_url,
+)
+from activelab.store import engine as engine_module
 
 
 def _version(url: str) -> int:
@@ -92,3 +101,69 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
     with store.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     store.close()
+
+
+def _downgrade_to_v2(store_url: str) -> None:
+    """Make a current store look like one written by schema version 2 (no images.format, no class events)."""
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(text("DROP TABLE class_events"))
+        conn.execute(text("ALTER TABLE images DROP COLUMN format"))
+        conn.execute(text("UPDATE meta SET value = '2' WHERE key = 'schema_version'"))
+    engine.dispose()
+
+
+def test_version_2_store_migrates_to_3(store_url: str) -> None:
+    with open_store(store_url) as store:
+        store.add_classes(["cat", "dog"])
+        (old_id,) = store.add_images([ImageRecord(f"{1:064x}", "/img/1.png", 2, 2, 10, label="cat")],
+                                     author="ann").image_id
+    _downgrade_to_v2(store_url)
+    with open_store(store_url, create=False) as store:
+        assert _version(store_url) == 3
+        assert store.get_image(old_id).format is None
+        assert store.current_labels()[old_id].label == "cat"
+        (new_id,) = store.add_images([ImageRecord(f"{2:064x}", "/img/2.jpg", 2, 2, 10, format="JPEG")],
+                                     author="ann").image_id
+        assert store.get_image(new_id).format == "JPEG"
+        store.retire_class("dog", author="ann")
+        assert store.class_names() == ["cat"] and store.retired_classes() == ["dog"]
+
+
+def test_schema_version_that_is_not_a_number_is_refused(store_url: str) -> None:
+    open_store(store_url).close()
+    engine = create_engine(store_url)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE meta SET value = 'two' WHERE key = 'schema_version'"))
+    engine.dispose()
+    with pytest.raises(StoreError, match="schema version 'two', which is not a whole number.*restore it from a backup"):
+        open_store(store_url, create=False)
+
+
+def test_opening_a_current_store_does_not_wait_for_a_writer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    url = sqlite_url(tmp_path / "busy.db")
+    with open_store(url) as store:
+        store.add_classes(["cat"])
+    monkeypatch.setattr(engine_module, "SQLITE_BUSY_TIMEOUT_S", 1)  # a regression fails in 1 s, not 60
+    writer = sqlite3.connect(tmp_path / "busy.db", isolation_level=None)
+    writer.execute("BEGIN IMMEDIATE")
+    writer.execute("INSERT INTO classes (name, created_at) VALUES ('dog', '2024-01-01 00:00:00')")
+    try:
+        started = time.monotonic()
+        with open_store(url, create=False) as store:
+            assert store.class_names() == ["cat"]  # the writer's uncommitted class is not seen
+        assert time.monotonic() - started < 0.9
+    finally:
+        writer.execute("ROLLBACK")
+        writer.close()
+
+
+def test_opening_an_existing_store_keeps_its_journal_mode(tmp_path: Path) -> None:
+    url = sqlite_url(tmp_path / "j.db")
+    open_store(url).close()
+    with sqlite3.connect(tmp_path / "j.db") as conn:
+        conn.execute("PRAGMA journal_mode=DELETE")
+    before = (tmp_path / "j.db").read_bytes()
+    with open_store(url, create=False) as store:
+        assert store.class_names() == []
+    assert (tmp_path / "j.db").read_bytes() == before

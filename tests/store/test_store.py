@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
 from activelab.exceptions import InputError, NotFoundError, StoreError
 from activelab.store import ImageRecord, Store
@@ -124,3 +125,64 @@ def test_labels_over_time_is_thinned_in_sql(store: Store) -> None:
     assert [n for _, n in points] == [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25]
     assert all(a[0] <= b[0] for a, b in zip(points, points[1:]))
     assert store.labels_over_time(sources=("oracle",)) == []
+
+
+def test_image_format_is_stored_and_read_back(store: Store) -> None:
+    png = ImageRecord(sha256=f"{1:064x}", path="/img/1.png", width=2, height=3, n_bytes=10, format="PNG")
+    old = ImageRecord(sha256=f"{2:064x}", path="/img/2.jpg", width=2, height=3, n_bytes=10)
+    ids = store.add_images([png, old], author="ann").image_id
+    assert [store.get_image(i).format for i in ids] == ["PNG", None]
+    assert [img.format for img in store.images()] == ["PNG", None]
+    assert [img.format for page in store.iter_images() for img in page] == ["PNG", None]
+
+
+def test_retired_class_leaves_the_classes_and_comes_back_in_place(store: Store) -> None:
+    store.add_classes(["cat", "dog", "bird"])
+    store.retire_class("dog", author="ann")
+    assert store.class_names() == ["cat", "bird"]
+    assert store.retired_classes() == ["dog"]
+    store.retire_class("dog", author="ann")  # already retired: nothing more is recorded
+    store.restore_class("dog", author="bob")
+    assert store.class_names() == ["cat", "dog", "bird"]
+    assert store.retired_classes() == []
+    store.retire_class("dog", author="ann")
+    assert store.add_classes(["dog", "cat", "fish"], author="cy") == ["dog", "fish"]
+    assert store.class_names() == ["cat", "dog", "bird", "fish"]
+    with store._read() as conn:
+        events = conn.execute(text("SELECT action, author FROM class_events ORDER BY id")).all()
+    assert [tuple(e) for e in events] == [("retire", "ann"), ("restore", "bob"), ("retire", "ann"), ("restore", "cy")]
+
+
+def test_only_an_unused_known_class_can_be_retired(store: Store) -> None:
+    store.add_classes(["cat", "dog"])
+    (iid,) = store.add_images([rec(1, "dog", split="eval")], author="ann").image_id
+    with pytest.raises(NotFoundError, match="no class named 'zebra'"):
+        store.retire_class("zebra", author="ann")
+    with pytest.raises(NotFoundError, match="no class named 'zebra'"):
+        store.restore_class("zebra", author="ann")
+    with pytest.raises(StoreError, match="'dog' is the current label of 1 image"):
+        store.retire_class("dog", author="ann")
+    store.add_label(iid, "cat", author="rev", source="correction")
+    store.retire_class("dog", author="ann")  # its only label was corrected: history keeps it
+    assert store.retired_classes() == ["dog"]
+    assert [e.label for e in store.label_history(iid)] == ["dog", "cat"]
+
+
+def test_a_retired_class_takes_no_new_labels(store: Store) -> None:
+    store.add_classes(["cat", "dog"])
+    (iid,) = store.add_images([rec(1)], author="ann").image_id
+    store.retire_class("dog", author="ann")
+    with pytest.raises(InputError, match=r"\['dog'\] are retired.*add them again"):
+        store.add_label(iid, "dog", author="ann")
+    with pytest.raises(InputError, match="retired"):
+        store.submit_label(iid, "dog", author="ann")
+    with pytest.raises(InputError, match="retired"):
+        store.add_images([rec(2, "dog")], author="ann")
+    assert store.n_label_events() == 0 and store.n_images() == 1
+
+
+@pytest.mark.parametrize("name", ["a\x00b", "tab\there", "line\u2028break", "x" * 201])
+def test_class_names_with_control_characters_or_too_long_are_refused(store: Store, name: str) -> None:
+    with pytest.raises(InputError, match="control characters|at most 200"):
+        store.add_classes([name])
+    assert store.class_names() == []

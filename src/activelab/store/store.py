@@ -669,9 +669,8 @@ class Store:
             .group_by(t.classes.c.name, t.images.c.split)
         )
         with self._read() as conn:
-            splits: dict[str, int] = dict(
-                conn.execute(select(t.images.c.split, func.count()).group_by(t.images.c.split)).tuples().all()
-            )
+            rows = conn.execute(select(t.images.c.split, func.count()).group_by(t.images.c.split))
+            splits: dict[str, int] = {split: int(n) for split, n in rows}
             counts = conn.execute(per_class_split).all()
             done = conn.scalar(select(func.count()).select_from(t.rounds).where(t.rounds.c.status == "done"))
         per_class: dict[str, dict[str, int]] = {name: {s: 0 for s in t.SPLITS} for name in self.class_names()}
