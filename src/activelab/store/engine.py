@@ -72,8 +72,11 @@ def _check_sqlite_file(db_file: Path, *, create: bool) -> None:
         return
     if not db_file.is_file():
         raise StoreError(f"{db_file} is not a file; point the project's `db:` at its SQLite store")
-    with db_file.open("rb") as fh:
-        header = fh.read(len(SQLITE_HEADER))
+    try:
+        with db_file.open("rb") as fh:
+            header = fh.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise StoreError(f"cannot read the store {db_file}: {exc.strerror}; check its permissions") from exc
     if not header:
         if create:
             return  # an empty file is a new database to SQLite
