@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system_deps.sh dataset-fashion-mnist postgresql chromium
-bash scripts/setup_env.sh ui,postgres,dev,tensorboard,peers,ray,fastai,hf,ssl
+bash scripts/setup_env.sh ui,postgres,dev,tensorboard,peers,ray,fastai,hf,ssl,formats
 export HF_HUB_OFFLINE=1
 export ACTIVELAB_REQUIRE_RAY=1   # the Ray backend test must run, not skip
 exec .venv/bin/python -m pytest "$@"
