@@ -105,6 +105,9 @@ def test_export_round_trips_labels_authors_and_times(source_store: Store, fresh:
     tasks = json.loads(out.read_text())
     assert len(tasks) == 6 and tasks[0]["data"]["image"].startswith("/data/local-files/?d=pool/")
     assert sum("annotations" in t for t in tasks) == 4
+    # Label Studio refuses an annotation whose completed_by is not one of its members: the author rides in data
+    assert not any("completed_by" in a for t in tasks for a in t.get("annotations", []))
+    assert {t["data"].get("activelab_author") for t in tasks} == {"ann", "rev@example.org", None}
     assert 'toName="image"' in (tmp_path / "ls" / "tasks_label_config.xml").read_text()
 
     fresh.add_classes(source_store.class_names())

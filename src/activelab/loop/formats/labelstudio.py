@@ -35,6 +35,8 @@ FROM_NAME = "choice"
 TO_NAME = "image"
 LOCAL_FILES_URL = "/data/local-files/?d="
 UNKNOWN_AUTHOR = "labelstudio"
+#: task data key of the activelab author of an exported annotation (Label Studio refuses unknown annotators)
+AUTHOR_KEY = "activelab_author"
 
 
 @dataclass(frozen=True)
@@ -91,7 +93,7 @@ def _read_task(task: dict[str, Any], n: int, export: Path, root: Path, image_key
     problems: list[tuple[str, str]] = []
     for annotation in task.get("annotations") or []:
         try:
-            label = annotation_label(annotation)
+            label = annotation_label(annotation, default_author=str(data.get(AUTHOR_KEY) or UNKNOWN_AUTHOR))
         except InputError as exc:
             problems.append(("bad_annotation", f"task {n}: {exc}"))
             continue
@@ -134,8 +136,11 @@ def resolve_image(reference: str, root: Path) -> Path:
     return candidate
 
 
-def annotation_label(annotation: dict[str, Any]) -> ForeignLabel | None:
-    """The class one annotation chose, its author and time; None for a skipped or empty annotation."""
+def annotation_label(annotation: dict[str, Any], *, default_author: str = UNKNOWN_AUTHOR) -> ForeignLabel | None:
+    """The class one annotation chose, its author and time; None for a skipped or empty annotation.
+
+    ``default_author`` is recorded when the annotation names no annotator.
+    """
     if annotation.get("was_cancelled"):
         return None
     choices = [
@@ -145,7 +150,8 @@ def annotation_label(annotation: dict[str, Any]) -> ForeignLabel | None:
         return None
     if len(choices) > 1 or not isinstance(choices[0], list) or len(choices[0]) != 1:
         raise InputError(f"annotation {annotation.get('id')} chose {choices}; one class per image is supported")
-    return ForeignLabel(str(choices[0][0]), annotator(annotation.get("completed_by")),
+    who = annotation.get("completed_by")
+    return ForeignLabel(str(choices[0][0]), default_author if who is None else annotator(who),
                         _parse_time(annotation.get("updated_at") or annotation.get("created_at")))
 
 
@@ -337,8 +343,10 @@ def export_labelstudio(
 ) -> Path:
     """Write every image as a Label Studio task to ``out`` (JSON) and its labeling config beside it.
 
-    Labeled images carry their current label as an annotation (author as
-    ``completed_by.email``, time kept); images the latest round predicted carry
+    Labeled images carry their current label as an annotation with its time;
+    the author goes in ``data.activelab_author``, not ``completed_by``, which Label
+    Studio refuses for people who are not members of its organisation (the
+    annotation then belongs to whoever imports it). Images the latest round predicted carry
     that prediction. ``document_root`` (default: the images' common folder) is
     what Label Studio's local-files serving must point at; the config is written
     to ``<out stem>_label_config.xml``.
@@ -355,9 +363,9 @@ def export_labelstudio(
                                          "activelab_id": img.id, "split": img.split}}
         cur = current.get(img.id)
         if cur is not None:
+            task["data"][AUTHOR_KEY] = cur.author
             task["annotations"] = [{
                 "result": [choice_result(cur.label)],
-                "completed_by": {"email": cur.author},
                 "created_at": cur.created_at.isoformat(),
                 "updated_at": cur.created_at.isoformat(),
                 "ground_truth": False,
