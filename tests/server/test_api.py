@@ -170,10 +170,10 @@ def test_input_validation_and_cross_site_protection(client_factory, project_dir:
     with open_project(project_dir) as proj:
         assert proj.store.label_history(iid) == []
 
-    locked = client_factory(token="s3cret", headers={})
+    locked = client_factory(token="s3cret-token-0123456789", headers={})
     assert locked.get("/api/stats").status_code == 401
-    assert locked.get("/api/stats", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-    page = locked.get("/?token=s3cret", follow_redirects=False)
+    assert locked.get("/api/stats", headers={"Authorization": "Bearer s3cret-token-0123456789"}).status_code == 200
+    page = locked.get("/?token=s3cret-token-0123456789", follow_redirects=False)
     assert page.status_code == 303 and "activelab_token" in page.headers["set-cookie"]
     assert locked.get("/api/stats").status_code == 200  # the cookie now carries the token
 

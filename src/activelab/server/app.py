@@ -2,19 +2,30 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from fastapi.staticfiles import StaticFiles
 
-from activelab.exceptions import InputError, NotFoundError, StoreError
+from activelab.exceptions import (
+    ActivelabError,
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    StoreError,
+    UnsupportedMediaError,
+)
 from activelab.loop.project import open_project
 from activelab.loop.session import ActiveSession
 from activelab.server import api, pages
-from activelab.server.security import SecurityMiddleware
+from activelab.server.apidocs import add_docs
+from activelab.server.security import SECURITY_HEADERS, SecurityMiddleware, redact_paths
 from activelab.server.service import LabelingService
 from activelab.server.settings import ServerSettings
 from activelab.server.trainer import BackgroundTrainer, SessionFactory
@@ -41,6 +52,7 @@ def create_app(settings: ServerSettings, *, session_factory: SessionFactory = Ac
         try:
             yield
         finally:
+            service.stop()
             trainer.stop()
             project.close()
 
@@ -50,31 +62,88 @@ def create_app(settings: ServerSettings, *, session_factory: SessionFactory = Ac
         description="Label images in active-learning order while a background trainer re-ranks the queue. "
                     "State-changing calls need the header `X-Activelab-Client: 1`.",
         lifespan=lifespan,
+        docs_url=None,  # apidocs.add_docs serves /docs from local assets, under the CSP
+        redoc_url=None,
     )
     app.state.service = service
     app.state.settings = settings
-    app.add_middleware(SecurityMiddleware, token=settings.token)
+    app.add_middleware(SecurityMiddleware, token=settings.token, allowed_hosts=settings.allowed_hosts,
+                       max_body_bytes=settings.max_body_bytes)
     app.include_router(api.router)
     app.include_router(pages.make_router())
     app.mount("/static", StaticFiles(directory=str(pages.HERE / "static")), name="static")
+    add_docs(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.exception_handler(NotFoundError)
-    async def _not_found(_: Request, exc: NotFoundError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=404)
-
-    @app.exception_handler(InputError)
-    async def _bad_input(_: Request, exc: InputError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=422)
-
-    @app.exception_handler(StoreError)
-    async def _store_error(_: Request, exc: StoreError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=409)
-
+    _add_error_handlers(app)
     return app
+
+
+#: the HTTP status of each error activelab raises on purpose (a subclass takes its parent's)
+ERROR_STATUS: dict[type[ActivelabError], int] = {
+    NotFoundError: 404, InputError: 422, StoreError: 409, ForbiddenError: 403, UnsupportedMediaError: 415,
+}
+#: how much of a rejected input a 422 quotes back
+INPUT_EXCERPT_CHARS = 100
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    """JSON error bodies that name no server path, quote little input, and never fail to render."""
+
+    async def activelab_error(_: Request, exc: Exception) -> JSONResponse:
+        status = next(code for cls, code in ERROR_STATUS.items() if isinstance(exc, cls))
+        return JSONResponse({"detail": redact_paths(str(exc))}, status_code=status)
+
+    async def invalid_request(_: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return JSONResponse({"detail": [short_error(e) for e in exc.errors()]}, status_code=422)
+
+    async def server_error(_: Request, exc: Exception) -> JSONResponse:
+        # Runs outside SecurityMiddleware (in Starlette's ServerErrorMiddleware): set its headers here.
+        return JSONResponse({"detail": "internal server error; the server's log has the details"},
+                            status_code=500, headers=SECURITY_HEADERS)
+
+    for cls in ERROR_STATUS:
+        app.add_exception_handler(cls, activelab_error)
+    app.add_exception_handler(RequestValidationError, invalid_request)
+    app.add_exception_handler(Exception, server_error)
+
+
+def short_error(error: dict[str, Any]) -> dict[str, Any]:
+    """One validation error as JSON that always renders: its input cut to an excerpt, its context as text."""
+    out: dict[str, Any] = {"type": error.get("type"), "loc": list(error.get("loc", ())),
+                           "msg": excerpt(str(error.get("msg", "")), 300)}
+    if "input" in error:
+        out["input"] = excerpt(error["input"], INPUT_EXCERPT_CHARS)
+    if error.get("ctx"):
+        out["ctx"] = {str(k): excerpt(v if isinstance(v, (int, float, str)) else str(v), INPUT_EXCERPT_CHARS)
+                      for k, v in error["ctx"].items()}
+    return out
+
+
+def excerpt(value: Any, limit: int) -> Any:
+    """``value`` itself when its JSON is short and valid, else the start of its text, ending in "…"."""
+    if not isinstance(value, str):
+        try:
+            text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+            text.encode("utf-8")
+            if len(text) <= limit:
+                return value
+        except (TypeError, ValueError, RecursionError):  # NaN, inf, lone surrogates, objects, deep nesting
+            text = _safe_repr(value)
+        value = text
+    text = value.encode("utf-8", "backslashreplace").decode("utf-8")  # a lone surrogate becomes \udXXX
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def _safe_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except RecursionError:
+        return f"<{type(value).__name__} nested too deep>"
 
 
 def _version() -> str:
