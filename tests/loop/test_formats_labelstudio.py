@@ -10,7 +10,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from activelab.loop.formats.labelstudio import export_labelstudio, import_labelstudio, resolve_image
+from activelab.loop.formats.labelstudio import (
+    export_labelstudio,
+    import_labelstudio,
+    resolve_image,
+)
 from activelab.loop.ingest import import_images
 from activelab.store import Store, open_store, sqlite_url
 
@@ -73,7 +77,7 @@ def test_import_keeps_annotator_time_and_latest_answer(fresh: Store, sample: Pat
 
 
 def test_older_different_label_is_a_conflict_newer_one_is_appended(fresh: Store, sample: Path, tmp_path: Path) -> None:
-    path = sorted((sample / "pool").glob("*.png"))[0]
+    path = min((sample / "pool").glob("*.png"))
     fresh.add_classes(["dress", "coat"])
     import_images(fresh, pd.DataFrame({"filepath": [str(path)], "label": ["dress"]}), author="me")
     stored = fresh.current_labels()
@@ -147,3 +151,12 @@ def test_resolve_image_references(tmp_path: Path) -> None:
     assert resolve_image("/data/upload/2/0f0f0f0f-x.png", tmp_path) == tmp_path / "x.png"
     assert resolve_image("https://example.org/img/y.png?sig=1", tmp_path) == tmp_path / "y.png"
     assert resolve_image(f"file://{tmp_path}/z.png", tmp_path) == tmp_path / "z.png"
+
+
+def test_unknown_class_is_reported_not_recorded(fresh: Store, sample: Path, tmp_path: Path) -> None:
+    path = min((sample / "pool").glob("*.png"))
+    task = {"data": {"image": str(path)}, "annotations": [_annotation("unicorn", 1, "2024-01-01T00:00:00Z")]}
+    (tmp_path / "t.json").write_text(json.dumps([task]))
+    report = import_labelstudio(fresh, tmp_path / "t.json", report_path=tmp_path / "r.csv")
+    assert (report.added, report.labeled, dict(report.rejected)) == (1, 0, {"unknown_class": 1})
+    assert "label 'unicorn' is not a class" in (tmp_path / "r.csv").read_text()

@@ -17,7 +17,7 @@ from activelab.cli.output import console, friendly_errors
 
 IMPORT_FORMATS = ("labelstudio", "hf", "fiftyone")
 EXPORT_FORMATS = ("labelstudio", "hf-imagefolder", "fiftyone")
-ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).")]
+ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
 
 
 def import_other(project: Path, source: Path, fmt: str, *, split: str, add_classes: bool, author: str | None,

@@ -16,12 +16,11 @@ labeling config of each Label Studio project is kept in the store's service stat
 
 from __future__ import annotations
 
-import logging
 import threading
 import xml.etree.ElementTree as ET
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException
 
@@ -45,7 +44,7 @@ STATE_KEY = "labelstudio"
 MODEL_CLASS = "activelab"
 LABEL_EVENTS = ("ANNOTATION_CREATED", "ANNOTATION_UPDATED")
 TRAIN_EVENTS = ("START_TRAINING",)
-log = logging.getLogger(__name__)
+JsonBody = Annotated[dict[str, Any], Body()]
 
 
 class LabelStudioBackend:
@@ -211,11 +210,11 @@ def create_ls_backend_app(backend: LabelStudioBackend) -> FastAPI:
         return {"status": "UP", "model_class": MODEL_CLASS, "model_version": backend.model_version()}
 
     @app.post("/setup")
-    def setup(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    def setup(body: JsonBody) -> dict[str, Any]:
         return backend.setup(str(body.get("project", "")), str(body.get("schema") or ""))
 
     @app.post("/predict")
-    def predict(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    def predict(body: JsonBody) -> dict[str, Any]:
         tasks = body.get("tasks") or []
         if not isinstance(tasks, list):
             raise HTTPException(422, "'tasks' must be a list of Label Studio tasks")
@@ -223,11 +222,11 @@ def create_ls_backend_app(backend: LabelStudioBackend) -> FastAPI:
                 "model_version": backend.model_version()}
 
     @app.post("/webhook", status_code=201)
-    def webhook(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    def webhook(body: JsonBody) -> dict[str, Any]:
         return backend.webhook(body)
 
     @app.post("/train", status_code=201)
-    def train(body: dict[str, Any] = Body(...)) -> dict[str, Any]:
+    def train(body: JsonBody) -> dict[str, Any]:
         return backend.train(body)
 
     @app.get("/metrics")

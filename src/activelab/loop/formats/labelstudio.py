@@ -216,8 +216,9 @@ def import_labelstudio(
             if lab.label in known:
                 wanted[ids[task.path]].append(lab)
             else:
-                problems.append(("unknown_class", f"{task.reference}: label {lab.label!r} is not a class; "
-                                 "add it with `activelab classes add` or re-import with --add-classes"))
+                problems.append(("unknown_class", (f"{task.reference}: label {lab.label!r} is not a class; "
+                                                   "add it with `activelab classes add` or re-import with "
+                                                   "--add-classes")))
     report.labeled, report.label_conflicts = record_labels(store, wanted)
     report.rejected.update(reason for reason, _ in problems)
     _append_report(report_path, problems)
