@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def test_errors_command_end_to_end(planted, tmp_path: Path) -> None:  # type: ig
     result = CliRunner().invoke(app, ["errors", str(root), "--top", "5", "--folds", "3", "--out", str(out),
                                       "--compare"])
     assert result.exit_code == 0, result.output
-    assert "suspected label errors" in result.output and "given" in result.output and "suggested" in result.output
+    assert "top 5 of 201 labels, most likely wrong first" in result.output
+    assert "given" in result.output and "suggested" in result.output and "0.000 " not in result.output
     assert "eval accuracy with original labels" in result.output
     ranking = pd.read_csv(out / "ranking.csv")
     assert len(ranking) == 201 and ranking["score"].is_monotonic_increasing
@@ -52,6 +54,9 @@ def test_errors_command_end_to_end(planted, tmp_path: Path) -> None:  # type: ig
     # default output folder feeds the review queue; the second run reuses the cached predictions
     again = CliRunner().invoke(app, ["errors", str(root), "--top", "0", "--folds", "3"])
     assert again.exit_code == 0 and "from cache" in again.output
+    as_json = json.loads(CliRunner().invoke(app, ["errors", str(root), "--top", "3", "--folds", "3", "--json"]).output)
+    assert as_json["summary"]["n_labeled"] == 201 and len(as_json["top"]) == 3
+    assert [row["rank"] for row in as_json["top"]] == [1, 2, 3]
     queue = review_queue(proj.store, ranking_path(root))
     assert queue and queue[0] == int(ranking[ranking.is_issue].iloc[0].image_id)
     shutil.rmtree(out)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -59,3 +60,25 @@ def test_simulate_rejects_an_unknown_key(tmp_path: Path) -> None:
     result = CliRunner().invoke(_app(), ["simulate", "--config", str(cfg)])
     assert result.exit_code == 2
     assert "unknown key 'batchsize'" in result.output and "batch_size" in result.output
+
+
+def test_simulate_new_option_names_and_json(tmp_path: Path, sim_cache: Path) -> None:
+    cfg = tmp_path / "sim.yaml"
+    cfg.write_text(f"dataset: digits\npool_limit: 60\neval_limit: 30\ninitial_size: 10\nbudget: 20\nimage_size: 32\n"
+                   f"cache_dir: {sim_cache}\nthreads: 1\nplots: false\ntsne: false\n")
+    out = tmp_path / "out"
+    args = ["simulate", "--config", str(cfg), "--out", str(out), "--strategy", "random,margin", "-k", "5",
+            "--seeds", "0", "--json"]
+    result = CliRunner().invoke(_app(), args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert [row["strategy"] for row in report["summary"]] == ["random", "margin"]
+    (folder,) = list(out.glob("digits-*"))
+    assert report["results_dir"] == str(folder)
+    rounds = json.loads((folder / "runs" / "margin__seed0.json").read_text())["rounds"]
+    assert [r["n_labeled"] for r in rounds] == [10, 15, 20]
+
+
+def test_simulate_old_and_new_spelling_must_agree(tmp_path: Path) -> None:
+    result = CliRunner().invoke(_app(), ["simulate", "--strategy", "margin", "--strategies", "random"])
+    assert result.exit_code == 2 and "--strategy and --strategies (its old spelling) disagree" in result.output

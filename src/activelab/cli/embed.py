@@ -7,11 +7,9 @@ from typing import Annotated
 
 import typer
 
-from activelab.cli.output import console, friendly_errors
-from activelab.loop.embed import BACKENDS, embed_project, embedding_model
-from activelab.loop.project import open_project
+from activelab.cli.output import console, friendly_errors, print_json
 
-ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).")]
+ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
 
 
 def register(app: typer.Typer) -> None:
@@ -24,7 +22,7 @@ def embed(
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per backbone forward pass.")] = 64,
     workers: Annotated[int, typer.Option("--workers", min=0, help="local: DataLoader worker processes; "
                                                                    "ray: embedding actors (at least 1).")] = 0,
-    backend: Annotated[str, typer.Option("--backend", help=f"Where the pass runs: {' or '.join(BACKENDS)}.")
+    backend: Annotated[str, typer.Option("--backend", help="Where the pass runs: local or ray.")
                        ] = "local",
     address: Annotated[str | None, typer.Option("--address", help="ray: the cluster to join ('auto', "
                                                                      "'ray://head:10001'); default: a local Ray.")
@@ -36,15 +34,21 @@ def embed(
     split: Annotated[list[str] | None, typer.Option("--split", help="pool and/or eval (default: both).")] = None,
     device: Annotated[str | None, typer.Option(help="cuda, mps or cpu (default: the project's, else automatic).")
                       ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else).")] = False,
 ) -> None:
     """Embed every pool and eval image with the project's backbone into PROJECT/cache/embeddings.
 
     Interrupt it at any time (Ctrl-C): finished shards are kept and the next run computes only what is missing.
     """
+    from activelab.loop.embed import embed_project, embedding_model
+    from activelab.loop.project import open_project
+
     with open_project(project) as proj:
         model = embedding_model(proj, device=device)
-        console.print(f"embedding with {model.name} on {backend} ({model.device if backend == 'local' else 'ray'}) "
-                      f"into {model.cache.folder(model.model_id)}", highlight=False)
+        if not as_json:
+            where = model.device if backend == "local" else "ray"
+            console.print(f"embedding with {model.name} on {backend} ({where}) into "
+                          f"{model.cache.folder(model.model_id)}", highlight=False, soft_wrap=True)
         done = [0]
         try:
             report = embed_project(proj, splits=tuple(split or ("pool", "eval")), backend=backend,
@@ -55,6 +59,9 @@ def embed(
             console.print(f"interrupted: {done[0]} images embedded in this run are kept; run the same command "
                           "again to go on", highlight=False)
             raise typer.Exit(code=130) from None
+        if as_json:
+            print_json(report.to_dict())
+            return
         console.print(f"{report.n_images} images: {report.n_cached} already cached, {report.n_computed} embedded "
                       f"in {report.seconds:.1f} s ({report.images_per_second:.0f} images/s), "
                       f"{report.n_failed} unreadable", highlight=False)

@@ -3,20 +3,20 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.table import Table
 
-from activelab.cli.output import console, friendly_errors
-from activelab.errors import (
-    DEFAULT_DUPLICATE_DISTANCE,
-    compare_before_after,
-    label_error_report,
+from activelab.cli.output import (
+    console,
+    friendly_errors,
+    print_json,
+    result_table,
+    status_line,
 )
-from activelab.loop.project import open_project
 
-ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).")]
+ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
+MAX_DISTANCE_DEFAULT = 0.02  # activelab.errors.rank.DEFAULT_DUPLICATE_DISTANCE, not imported: it loads torch
 
 
 def register(app: typer.Typer) -> None:
@@ -35,48 +35,78 @@ def errors(
     seed: Annotated[int | None, typer.Option(help="Seed of the folds and the model (default: train.seed).")] = None,
     max_distance: Annotated[
         float, typer.Option("--max-distance", help="Cosine distance under which images count as near-duplicates.")
-    ] = DEFAULT_DUPLICATE_DISTANCE,
+    ] = MAX_DISTANCE_DEFAULT,
     compare: Annotated[
         bool, typer.Option("--compare", help="Also train on the original vs the current labels and report eval "
                                              "accuracy of each.")
     ] = False,
     refresh: Annotated[bool, typer.Option(help="Recompute out-of-fold predictions even if cached.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else).")] = False,
 ) -> None:
     """Rank labeled images by how likely their label is wrong; write the full ranking and a swap plot."""
+    from activelab.errors import compare_before_after, label_error_report
+    from activelab.loop.project import open_project
+
     with open_project(project) as proj:
-        console.print(f"out-of-fold predictions ({folds} folds) for the labeled pool images of {project} ...",
-                      highlight=False)
         report = label_error_report(proj, out_dir=out, folds=folds, seed=seed, max_distance=max_distance,
                                     refresh=refresh, progress=True)
-        ranking, summary = report.ranking, report.summary
-        cached = " (out-of-fold predictions from cache)" if summary["oof_from_cache"] else ""
-        console.print(f"{summary['n_labeled']} labels ranked, {summary['n_issues']} flagged as likely wrong, "
-                      f"{summary['n_near_duplicate_conflicts']} near-duplicate pairs with different labels"
-                      f"{cached}", highlight=False)
-        if top:
-            table = Table(title=f"top {min(top, len(ranking))} suspected label errors (lowest score first)")
-            for col, justify in (("rank", "right"), ("image_id", "right"), ("given", "left"),
-                                 ("suggested", "left"), ("score", "right"), ("flagged", "left"),
-                                 ("file", "left")):
-                table.add_column(col, justify=justify)  # type: ignore[arg-type]
-            for row in ranking.head(top).itertuples(index=False):
-                table.add_row(str(row.rank), str(row.image_id), str(row.given_label), str(row.suggested_label),
-                              f"{row.score:.3f}", "yes" if row.is_issue else "", Path(str(row.filepath)).name)
-            console.print(table)
-        if len(report.duplicates):
-            console.print("near-duplicates with different labels (closest first):")
-            for row in report.duplicates.head(min(top, 10) or 10).itertuples(index=False):
-                console.print(f"  {row.image_id_a} ({row.label_a}) ~ {row.image_id_b} ({row.label_b}): "
-                              f"distance {row.distance:.4f}", highlight=False)
-        for kind, path in report.files.items():
-            console.print(f"{kind}: {path}", highlight=False)
+        ba = None
         if compare:
-            console.print("training on the original and on the current labels ...", highlight=False)
-            ba = compare_before_after(proj, seed=seed)
-            console.print(
-                f"eval accuracy with original labels {ba.accuracy_before:.3f} ({ba.n_train_before} train), "
-                f"with current labels {ba.accuracy_after:.3f} ({ba.n_train_after} train): "
-                f"{ba.delta:+.3f}; {ba.n_changed} labels changed, {ba.n_removed} removed by review, "
-                f"{ba.n_eval} eval images",
-                highlight=False,
-            )
+            with status_line("training on the original and on the current labels"):
+                ba = compare_before_after(proj, seed=seed)
+    ranking, summary = report.ranking, report.summary
+    if as_json:
+        print_json({"summary": summary, "top": _top_rows(ranking, top),
+                    "near_duplicates": report.duplicates.head(top).to_dict(orient="records"),
+                    "files": {kind: str(path) for kind, path in report.files.items()},
+                    "compare": None if ba is None else {**vars(ba), "delta": ba.delta}})
+        return
+    cached = " (out-of-fold predictions from cache)" if summary["oof_from_cache"] else ""
+    console.print(f"{summary['n_labeled']} labels ranked, {summary['n_issues']} flagged as likely wrong, "
+                  f"{summary['n_near_duplicate_conflicts']} near-duplicate pairs with different labels"
+                  f"{cached}", highlight=False)
+    if top:
+        console.print(_ranking_table(ranking.head(top), len(ranking), int(summary["n_issues"])))
+    if len(report.duplicates):
+        rows = [[str(r.image_id_a), str(r.label_a), str(r.image_id_b), str(r.label_b), f"{r.distance:.4f}"]
+                for r in report.duplicates.head(min(top, 10) or 10).itertuples(index=False)]
+        console.print(result_table("near-duplicates with different labels (closest first)",
+                                   [("image", "right"), ("label", "left"), ("image", "right"), ("label", "left"),
+                                    ("distance", "right")], rows))
+    for kind, path in report.files.items():
+        console.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
+    if ba is not None:
+        console.print(
+            f"eval accuracy with original labels {ba.accuracy_before:.3f} ({ba.n_train_before} train), "
+            f"with current labels {ba.accuracy_after:.3f} ({ba.n_train_after} train): "
+            f"{ba.delta:+.3f}; {ba.n_changed} labels changed, {ba.n_removed} removed by review, "
+            f"{ba.n_eval} eval images",
+            highlight=False,
+        )
+
+
+def format_score(score: float) -> str:
+    """Label-quality scores span many decades near 0: three significant digits, never a row of 0.000."""
+    return f"{score:.3g}" if score >= 1e-3 or score == 0 else f"{score:.2e}"
+
+
+def _top_rows(ranking: Any, top: int) -> list[dict[str, Any]]:
+    cols = ["rank", "image_id", "given_label", "suggested_label", "score", "is_issue", "filepath"]
+    return list(ranking[cols].head(top).to_dict(orient="records"))
+
+
+def _ranking_table(shown: Any, n_ranked: int, n_flagged: int) -> Any:
+    """The most suspicious labels; a line separates those cleanlab flags from those it does not."""
+    table = result_table(f"top {len(shown)} of {n_ranked} labels, most likely wrong first",
+                         [("rank", "right"), ("image_id", "right"), ("given", "left"), ("suggested", "left"),
+                          ("score", "right"), ("flagged", "left"), ("file", "left")], [],
+                         caption=f"score: out-of-fold probability of the given label; {n_flagged} flagged "
+                                 "(above the line) as likely wrong")
+    previous = True
+    for row in shown.itertuples(index=False):
+        if previous and not row.is_issue and table.row_count:
+            table.add_section()
+        previous = bool(row.is_issue)
+        table.add_row(str(row.rank), str(row.image_id), str(row.given_label), str(row.suggested_label),
+                      format_score(float(row.score)), "yes" if row.is_issue else "", Path(str(row.filepath)).name)
+    return table

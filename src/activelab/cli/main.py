@@ -1,30 +1,33 @@
-"""``activelab`` commands: project set-up, import, status, export, datasets."""
+"""``activelab`` commands: project set-up, import, status, export, datasets.
+
+Start-up matters (``activelab --help`` runs often): this module and every command module
+import only typer, rich and activelab's light modules at import time; each command
+imports what it computes with (pandas, torch, scikit-learn, the store...) when it runs.
+"""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Optional
 
-import pandas as pd
 import typer
 
-from activelab.cli import embed, errors, rounds, serve, simulate
-from activelab.cli.output import console, friendly_errors, status_tables
-from activelab.data.datasets import FASHION_MNIST_CLASSES, fetch_dataset, list_datasets
-from activelab.loop.export import EXPORT_FORMATS, export_labels
-from activelab.loop.ingest import default_report_path, import_images
-from activelab.loop.project import init_project, open_project
-from activelab.loop.settings import SETTINGS_FILE, save_settings
-
-app = typer.Typer(
-    name="activelab",
-    help="Active learning for computer vision: label the images that matter, know when to stop.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
+from activelab.cli import embed, errors, formats, rounds, serve, simulate
+from activelab.cli.commands import finish, new_app
+from activelab.cli.exporting import export_format
+from activelab.cli.output import (
+    console,
+    friendly_errors,
+    print_json,
+    result_table,
+    set_quiet,
+    status_tables,
 )
-datasets_app = typer.Typer(help="Real image datasets available offline.", no_args_is_help=True)
-classes_app = typer.Typer(help="List or add a project's classes.", no_args_is_help=True)
+
+app = new_app(name="activelab",
+              help="Active learning for computer vision: label the images that matter, know when to stop.")
+datasets_app = new_app(help="Real image datasets available offline.")
+classes_app = new_app(help="List or add a project's classes.")
 app.add_typer(datasets_app, name="datasets")
 app.add_typer(classes_app, name="classes")
 rounds.register(app)
@@ -32,8 +35,20 @@ serve.register(app)
 simulate.register(app)
 errors.register(app)
 embed.register(app)
+formats.register(app)
 
-ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).")]
+ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else).")]
+MAX_FILE_MB_DEFAULT = 200.0  # activelab.data.images.DEFAULT_MAX_FILE_MB, not imported: it loads numpy and PIL
+
+
+@app.callback()
+def main_options(
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (also off when output is piped).")
+                     ] = False,
+) -> None:
+    """Active learning for computer vision: label the images that matter, know when to stop."""
+    set_quiet(quiet)
 
 
 def _split_names(text: str) -> list[str]:
@@ -48,23 +63,33 @@ def init(
     db: Annotated[
         Optional[str], typer.Option(help="SQLAlchemy URL of the store (default: SQLite file in the project).")
     ] = None,
-    name: Annotated[Optional[str], typer.Option(help="A display name for the project.")] = None,
+    name: Annotated[Optional[str], typer.Option(help="A display name for the project (default: the folder's).")
+                    ] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Create a project folder with its settings file and store."""
+    from activelab.loop.project import init_project
+
     with init_project(project, _split_names(classes), db=db, name=name) as proj:
-        console.print(
-            f"created project [bold]{proj.settings.name}[/] in {project} "
-            f"(store: {proj.store.url}, classes: {', '.join(proj.store.class_names()) or 'none yet'})"
-        )
+        result = {"project": str(project), "name": proj.settings.name, "store": proj.store.url,
+                  "classes": proj.store.class_names()}
+    if as_json:
+        print_json(result)
+        return
+    console.print(f"created project [bold]{result['name']}[/] in {project} "
+                  f"(store: {result['store']}, classes: {', '.join(result['classes']) or 'none yet'})",
+                  highlight=False, soft_wrap=True)
 
 
 @app.command("import")
 @friendly_errors
 def import_cmd(
     project: ProjectArg,
-    source: Annotated[Path, typer.Argument(help="A folder, an ImageFolder tree, or a CSV/TSV/parquet table.")],
+    source: Annotated[Path, typer.Argument(help="A folder, an ImageFolder tree, or a CSV/TSV/parquet table.",
+                                           show_default=False)],
     format: Annotated[
-        str, typer.Option("--format", help="auto (table file or plain folder), folder, imagefolder or table.")
+        str, typer.Option("--format", help="auto (table file or plain folder), folder, imagefolder, table, "
+                                           "or another tool's export: labelstudio, hf, fiftyone (docs/formats.md).")
     ] = "auto",
     split: Annotated[str, typer.Option(help="pool (to label and train on) or eval (held out for evaluation).")] = "pool",
     path_col: Annotated[str, typer.Option(help="Table column holding file paths.")] = "filepath",
@@ -72,8 +97,20 @@ def import_cmd(
     add_classes: Annotated[bool, typer.Option(help="Create classes for unknown label values.")] = False,
     author: Annotated[Optional[str], typer.Option(help="Recorded as the labels' author (default: your user).")] = None,
     report: Annotated[Optional[Path], typer.Option(help="Per-file report CSV (default: PROJECT/reports/).")] = None,
+    max_file_mb: Annotated[
+        float, typer.Option(help="Reject files larger than this many MB (10^6 bytes) as too_large, unread.")
+    ] = MAX_FILE_MB_DEFAULT,
+    images_root: Annotated[Optional[Path], typer.Option(
+        help="labelstudio: where the export's images are (default: the export's folder).")] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Import images (and labels, if the source has them). Re-running adds only what is new."""
+    if format in formats.IMPORT_FORMATS:
+        return formats.import_other(project, source, format, split=split, add_classes=add_classes, author=author,
+                                    report=report, images_root=images_root, as_json=as_json)
+    from activelab.loop.ingest import default_report_path, import_images
+    from activelab.loop.project import open_project
+
     with open_project(project) as proj:
         result = import_images(
             proj.store,
@@ -85,112 +122,179 @@ def import_cmd(
             add_classes=add_classes,
             author=author,
             report_path=report or default_report_path(proj.root),
+            max_file_mb=max_file_mb,
             progress=True,
         )
+    if as_json:
+        print_json({"seen": result.seen, "added": result.added, "labels_recorded": result.labeled,
+                    "duplicates": result.duplicates, "label_conflicts": result.label_conflicts,
+                    "rejected": dict(result.rejected), "new_classes": result.new_classes,
+                    "report": str(result.report_path) if result.report_path else None})
+        return
     if result.new_classes:
-        console.print(f"new classes: {', '.join(result.new_classes)}")
+        console.print(f"new classes: {', '.join(result.new_classes)}", highlight=False)
     console.print(result.summary(), highlight=False)
-    console.print(f"per-file report: {result.report_path}", highlight=False)
+    console.print(f"per-file report: {result.report_path}", highlight=False, soft_wrap=True)
 
 
 @app.command()
 @friendly_errors
-def status(
-    project: ProjectArg,
-    as_json: Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")] = False,
-) -> None:
+def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
     """Images per split, labeled and unlabeled, labels per class, rounds."""
+    from activelab.loop.project import open_project
+
     with open_project(project) as proj:
         summary = proj.store.summary()
-        title = f"{proj.settings.name} ({proj.store.url})"
+        name, url = proj.settings.name, proj.store.url
+        image_size = proj.settings.model.image_size
     if as_json:
-        typer.echo(json.dumps(summary, indent=2))
+        print_json(summary)
         return
-    for table in status_tables(summary, title):
+    for table in status_tables(summary, f"project {name}"):
         console.print(table)
+    console.print(f"store: {url}", highlight=False, soft_wrap=True)
     console.print(f"rounds finished: {summary['rounds']}, label events: {summary['label_events']}")
+    console.print(f"input size {image_size} px (model.image_size)" if image_size else
+                  "input size not chosen yet: the first embedding pass or round picks it from the pool's images "
+                  "(docs/models.md, 'Input size')", highlight=False)
 
 
 @app.command()
 @friendly_errors
 def export(
     project: ProjectArg,
-    out: Annotated[Path, typer.Argument(help="Output file (csv/parquet) or folder (imagefolder).")],
-    format: Annotated[str, typer.Option("--format", help=f"One of {', '.join(EXPORT_FORMATS)}.")] = "csv",
+    out: Annotated[Path, typer.Argument(help="Output file (.csv, .parquet) or folder (imagefolder).",
+                                        show_default=False)],
+    format: Annotated[
+        Optional[str],
+        typer.Option("--format", help="csv, parquet or imagefolder (default: from OUT's extension; a folder "
+                                      "name without one is an imagefolder tree), or labelstudio, hf-imagefolder, "
+                                      "fiftyone (docs/formats.md)."),
+    ] = None,
     include_eval: Annotated[bool, typer.Option(help="Also export the eval split (marked as such).")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write the current labels, with their source and author."""
+    from activelab.loop.export import export_labels
+    from activelab.loop.project import open_project
+
+    fmt = export_format(out, format)
+    if fmt in formats.EXPORT_FORMATS:
+        return formats.export_other(project, out, fmt, include_eval=include_eval, as_json=as_json)
     with open_project(project) as proj:
-        written = export_labels(proj.store, out, fmt=format, include_eval=include_eval)
-    console.print(f"exported to {written}", highlight=False)
+        written = export_labels(proj.store, out, fmt=fmt, include_eval=include_eval)
+    if as_json:
+        print_json({"path": str(written), "format": fmt})
+        return
+    console.print(f"exported {fmt} to {written}", highlight=False, soft_wrap=True)
 
 
 @classes_app.command("list")
 @friendly_errors
-def classes_list(project: ProjectArg) -> None:
+def classes_list(project: ProjectArg, as_json: JsonOpt = False) -> None:
     """Print the project's classes, one a line, in class-index order."""
+    from activelab.loop.project import open_project
+
     with open_project(project) as proj:
-        for name in proj.store.class_names():
-            typer.echo(name)
+        names = proj.store.class_names()
+    if as_json:
+        print_json(names)
+        return
+    for name in names:
+        typer.echo(name)
 
 
 @classes_app.command("add")
 @friendly_errors
-def classes_add(project: ProjectArg, names: Annotated[str, typer.Argument(help="Comma-separated names.")]) -> None:
+def classes_add(
+    project: ProjectArg,
+    names: Annotated[str, typer.Argument(help="Comma-separated names.", show_default=False)],
+    as_json: JsonOpt = False,
+) -> None:
     """Add classes (existing names are left as they are)."""
+    from activelab.loop.project import open_project
+
     with open_project(project) as proj:
         added = proj.store.add_classes(_split_names(names))
-    console.print(f"added: {', '.join(added) or 'nothing new'}")
+    if as_json:
+        print_json({"added": added})
+        return
+    console.print(f"added: {', '.join(added) or 'nothing new'}", highlight=False)
 
 
 @datasets_app.command("list")
-def datasets_list() -> None:
+@friendly_errors
+def datasets_list(as_json: JsonOpt = False) -> None:
     """Datasets that can be written out without a network."""
-    for info in list_datasets():
-        state = "available" if info.available else f"missing: {info.how_to_get}"
-        typer.echo(f"{info.name:14s} {info.n_pool:>6} pool / {info.n_eval:>5} eval, {len(info.classes)} classes  "
-                   f"[{state}]  {info.source}")
+    from activelab.data.datasets import list_datasets
+
+    infos = list_datasets()
+    if as_json:
+        print_json([{"name": i.name, "pool": i.n_pool, "eval": i.n_eval, "classes": i.classes,
+                     "available": i.available, "how_to_get": i.how_to_get, "source": i.source} for i in infos])
+        return
+    rows = [[i.name, str(i.n_pool), str(i.n_eval), str(len(i.classes)),
+             "available" if i.available else f"missing: {i.how_to_get}", i.source] for i in infos]
+    console.print(result_table(None, [("dataset", "left"), ("pool", "right"), ("eval", "right"),
+                                      ("classes", "right"), ("state", "left"), ("source", "left")], rows))
 
 
 @datasets_app.command("fetch")
 @friendly_errors
 def datasets_fetch(
-    name: Annotated[str, typer.Argument(help="fashion-mnist, digits or sample.")],
-    dest: Annotated[Path, typer.Argument(help="Folder to write PNGs, pool.csv and eval.csv into.")],
-    limit: Annotated[Optional[int], typer.Option(help="Keep this many pool images (class-balanced).")] = None,
+    name: Annotated[str, typer.Argument(help="fashion-mnist, digits or sample.", show_default=False)],
+    dest: Annotated[Path, typer.Argument(help="Folder to write PNGs, pool.csv and eval.csv into.",
+                                         show_default=False)],
+    limit: Annotated[Optional[int], typer.Option(help="Keep this many pool images (class-balanced; default: all).")
+                     ] = None,
     eval_limit: Annotated[Optional[int], typer.Option(help="Keep this many eval images (default: --limit).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the subset drawn with --limit.")] = 0,
+    as_json: JsonOpt = False,
 ) -> None:
     """Write a real dataset as PNG files plus pool.csv / eval.csv tables."""
+    from activelab.data.datasets import fetch_dataset
+
     out = fetch_dataset(name, dest, limit=limit, eval_limit=eval_limit, seed=seed, progress=True)
+    if as_json:
+        print_json({"path": str(out), "pool": str(out / "pool.csv"), "eval": str(out / "eval.csv")})
+        return
     console.print(
         f"wrote {name} to {out}; import with:\n"
         f"  activelab import PROJECT {out / 'pool.csv'}\n"
         f"  activelab import PROJECT {out / 'eval.csv'} --split eval",
-        highlight=False,
+        highlight=False, soft_wrap=True,
     )
 
 
 @app.command("strategies")
-def strategies_cmd() -> None:
+@friendly_errors
+def strategies_cmd(as_json: JsonOpt = False) -> None:
     """The registered query strategies, what each needs, and its paper."""
     from activelab.strategies import get_strategy, list_strategies
 
-    for name in list_strategies():
-        spec = get_strategy(name)
-        needs = ", ".join(sorted(spec.requires)) or "nothing"
-        typer.echo(f"{name:22s} needs {needs:32s} {spec.paper}")
+    specs = [(name, sorted(get_strategy(name).requires), get_strategy(name).paper) for name in list_strategies()]
+    if as_json:
+        print_json([{"name": name, "requires": needs, "paper": paper} for name, needs, paper in specs])
+        return
+    console.print(result_table(None, [("strategy", "left"), ("needs", "left"), ("paper", "left")],
+                               [[name, ", ".join(needs) or "nothing", paper] for name, needs, paper in specs]))
 
 
 @app.command("models")
 @friendly_errors
 def models_cmd(
-    pattern: Annotated[Optional[str], typer.Argument(help="fnmatch filter, e.g. 'timm/resnet*'.")] = None,
+    pattern: Annotated[Optional[str], typer.Argument(help="fnmatch filter, e.g. 'timm/resnet*' (default: all).",
+                                                     show_default=False)] = None,
+    as_json: JsonOpt = False,
 ) -> None:
     """Model names `--model` accepts (built-ins, timm/..., torchvision/...)."""
     from activelab.models import list_models
 
-    for name in list_models(pattern):
+    names = list_models(pattern)
+    if as_json:
+        print_json(names)
+        return
+    for name in names:
         typer.echo(name)
 
 
@@ -204,23 +308,37 @@ def demo(
 ) -> None:
     """Create (once) a demo project from the bundled Fashion-MNIST sample, show it, and serve it."""
     if not (project / "activelab.yaml").exists():
-        data = fetch_dataset("sample", project / "data")
-        with init_project(project, FASHION_MNIST_CLASSES, name="fashion-mnist demo") as proj:
-            # 28 px images: a 64 px backbone input is ~10x cheaper than 224 px on a CPU
-            proj.settings.model.image_size = 64
-            save_settings(proj.settings, proj.root / SETTINGS_FILE)
-            import_images(proj.store, data / "pool", fmt="folder", author="demo",
-                          report_path=default_report_path(proj.root))
-            pool = pd.read_csv(data / "pool.csv")
-            seed = pool.groupby("label", sort=False).head(seed_per_class)
-            seed = seed.assign(filepath=[str(data / p) for p in seed["filepath"]])
-            import_images(proj.store, seed, author="demo", report_path=default_report_path(proj.root))
-            import_images(proj.store, data / "eval.csv", split="eval", author="demo",
-                          report_path=default_report_path(proj.root))
-        console.print(f"created demo project in {project}")
+        _create_demo(project, seed_per_class)
+        console.print(f"created demo project in {project}", highlight=False)
     status(project, as_json=False)
     if serve_app:
         serve.run_server(project, port=port)
+
+
+def _create_demo(project: Path, seed_per_class: int) -> None:
+    import pandas as pd
+
+    from activelab.data.datasets import FASHION_MNIST_CLASSES, fetch_dataset
+    from activelab.loop.ingest import default_report_path, import_images
+    from activelab.loop.project import init_project
+    from activelab.loop.settings import SETTINGS_FILE, save_settings
+
+    data = fetch_dataset("sample", project / "data")
+    with init_project(project, FASHION_MNIST_CLASSES, name="fashion-mnist demo") as proj:
+        # 28 px images: a 64 px backbone input is ~10x cheaper than 224 px on a CPU
+        proj.settings.model.image_size = 64
+        save_settings(proj.settings, proj.root / SETTINGS_FILE)
+        import_images(proj.store, data / "pool", fmt="folder", author="demo",
+                      report_path=default_report_path(proj.root))
+        pool = pd.read_csv(data / "pool.csv")
+        seed = pool.groupby("label", sort=False).head(seed_per_class)
+        seed = seed.assign(filepath=[str(data / p) for p in seed["filepath"]])
+        import_images(proj.store, seed, author="demo", report_path=default_report_path(proj.root))
+        import_images(proj.store, data / "eval.csv", split="eval", author="demo",
+                      report_path=default_report_path(proj.root))
+
+
+finish(app)
 
 
 def main() -> None:

@@ -2,23 +2,22 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
-import pandas as pd
 import typer
-from rich.table import Table
 
-from activelab.cli.output import console, friendly_errors
-from activelab.errors import compare_before_after
+from activelab.cli.commands import either
+from activelab.cli.output import console, friendly_errors, print_json, result_table
 from activelab.exceptions import InputError
-from activelab.loop.project import Project, open_project
-from activelab.loop.session import ActiveSession
-from activelab.loop.settings import Settings, parse_settings, read_yaml_mapping
-from activelab.loop.stopping import StoppingRules
 
-ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).")]
+if TYPE_CHECKING:  # the loop loads torch: commands import it when they run
+    from activelab.loop.project import Project
+    from activelab.loop.session import ActiveSession
+    from activelab.loop.settings import Settings
+
+ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else).")]
 ConfigOpt = Annotated[
     Optional[Path],
     typer.Option("--config", help="YAML file with model / train / active_learner sections overriding the project's."),
@@ -27,6 +26,8 @@ ConfigOpt = Annotated[
 
 def _settings_with(project: Project, config: Path | None, overrides: dict[str, dict[str, Any]]) -> Settings:
     """Project settings, then the ``--config`` file, then command-line flags (None = not given)."""
+    from activelab.loop.settings import parse_settings, read_yaml_mapping
+
     data = project.settings.model_dump(mode="json")
     if config is not None:
         for section, values in read_yaml_mapping(config, "config file").items():
@@ -43,11 +44,17 @@ def _settings_with(project: Project, config: Path | None, overrides: dict[str, d
 
 
 def _session(project: Project, config: Path | None, **sections: dict[str, Any]) -> ActiveSession:
+    from activelab.loop.session import ActiveSession
+
     project.settings = _settings_with(project, config, sections)
     return ActiveSession(project, progress=True)
 
 
 def _metrics_line(metrics: dict[str, Any]) -> str:
+    if metrics.get("cold_start"):
+        source = metrics.get("embedding_model")
+        return (f"cold start: no model trained on {metrics['n_labeled']} labels; selected "
+                + (f"from {source} embeddings" if source else "without reading the images"))
     ev = metrics.get("eval")
     if not ev:
         return f"trained on {metrics['n_labeled']} labels (no labeled eval split: import one with --split eval)"
@@ -57,10 +64,13 @@ def _metrics_line(metrics: dict[str, Any]) -> str:
 
 def train(
     project: ProjectArg,
-    model: Annotated[Optional[str], typer.Option(help="Model name, e.g. efficientnet_lite0, resnet18.")] = None,
-    full: Annotated[Optional[bool], typer.Option("--full/--fast", help="Fine-tune the whole network.")] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (full path).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate (full path).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="Model name, e.g. efficientnet_lite0, resnet18 "
+                                                      "(default: the project's).")] = None,
+    path: Annotated[Optional[str], typer.Option("--path", help="fast (frozen embeddings + head) or full "
+                                                               "(fine-tune the network) (default: the project's).")
+                    ] = None,
+    epochs: Annotated[Optional[int], typer.Option(help="Epochs (full path; default: the project's).")] = None,
+    lr: Annotated[Optional[float], typer.Option(help="Learning rate (full path; default: the project's).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Also save the model (with its class map) here.")] = None,
     config: ConfigOpt = None,
     compare: Annotated[
@@ -69,11 +79,17 @@ def train(
                      help="Also train on the labels as imported and compare eval accuracy (default: when any "
                           "label was reviewed or corrected)."),
     ] = None,
+    as_json: JsonOpt = False,
+    full: Annotated[Optional[bool], typer.Option("--full/--fast", hidden=True)] = None,
 ) -> None:
     """Train a model on the current labels and evaluate it on the eval split."""
+    from activelab.errors import compare_before_after
+    from activelab.loop.project import open_project
+
+    old_path = None if full is None else ("full" if full else "fast")
     with open_project(project) as proj:
-        session = _session(proj, config, model={"name": model, "path": None if full is None else
-                                                ("full" if full else "fast")},
+        session = _session(proj, config, model={"name": model, "path": either("--path", path, "--full/--fast",
+                                                                              old_path)},
                            train={"epochs": epochs, "lr": lr})
         trained, metrics = session.train()
         session.models_dir.mkdir(parents=True, exist_ok=True)
@@ -83,29 +99,50 @@ def train(
         if compare is None:
             compare = proj.store.n_label_events(sources=("review", "correction")) > 0
         before_after = compare_before_after(proj) if compare and metrics.get("eval") else None
+    saved = out or session.models_dir / "latest"
+    if as_json:
+        print_json({"metrics": _plain_metrics(metrics), "model": str(saved),
+                    "before_after": None if before_after is None else
+                    {**vars(before_after), "delta": before_after.delta}})
+        return
     console.print(_metrics_line(metrics), highlight=False)
     if before_after is not None:
         console.print(
             f"eval accuracy with the labels as imported: {before_after.accuracy_before:.4f}; after review: "
             f"{before_after.accuracy_after:.4f} ({before_after.delta:+.4f}; {before_after.n_changed} labels "
             f"changed, {before_after.n_removed} removed from training)", highlight=False)
-    console.print(f"model saved to {out or session.models_dir / 'latest'}", highlight=False)
+    console.print(f"model saved to {saved}", highlight=False, soft_wrap=True)
 
 
 def query(
     project: ProjectArg,
-    strategy: Annotated[Optional[str], typer.Option(help="Query strategy (see `activelab strategies`).")] = None,
-    k: Annotated[Optional[int], typer.Option("-k", "--k", help="How many images to select.")] = None,
+    strategy: Annotated[Optional[str], typer.Option(help="Query strategy (see `activelab strategies`; default: "
+                                                         "the project's).")] = None,
+    k: Annotated[Optional[int], typer.Option("-k", "--k", help="How many images to select (default: the "
+                                                               "project's active_learner.batch_size).")] = None,
     seed: Annotated[Optional[int], typer.Option(help="Seed of the round.")] = None,
     out: Annotated[Optional[Path], typer.Option(help="CSV of the selection (default: PROJECT/rounds/).")] = None,
     config: ConfigOpt = None,
     budget: Annotated[Optional[int], typer.Option(help="Say when this many labels are used.")] = None,
     target_accuracy: Annotated[Optional[float], typer.Option(help="Say when eval accuracy reaches this.")] = None,
     plateau_rounds: Annotated[Optional[int], typer.Option(help="Say when accuracy stalls this many rounds.")] = None,
+    top: Annotated[int, typer.Option("--top", min=0, help="How many of the selected images to print (all are "
+                                                          "in the CSV).")] = 20,
+    as_json: JsonOpt = False,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", hidden=True)] = None,
 ) -> None:
     """Run one round: train, score the pool, select the next images to label, record it."""
+    import pandas as pd
+
+    from activelab.loop.project import open_project
+    from activelab.loop.stopping import StoppingRules
+
+    k = either("-k", k, "--batch-size", batch_size)
     with open_project(project) as proj:
         session = _session(proj, config, active_learner={"strategy": strategy, "batch_size": k, "seed": seed})
+        from activelab.loop.input_size import resolve_input_size
+
+        input_size = resolve_input_size(proj)
         result = session.run_round()
         images = {img.id: img for img in proj.store.images("pool")}
         rows = [(rank + 1, iid, images[iid].path, score)
@@ -116,26 +153,64 @@ def query(
         frame.to_csv(dest, index=False)
         reason = session.stop_reason(StoppingRules(budget=budget, target_accuracy=target_accuracy,
                                                    plateau_rounds=plateau_rounds))
+    if as_json:
+        print_json({"round": result.number, "strategy": result.strategy, "metrics": _plain_metrics(result.metrics),
+                    "selection": frame.astype(object).where(frame.notna(), None).to_dict(orient="records"),
+                    "selection_csv": str(dest), "stop_reason": reason or None})
+        return
+    console.print(input_size.describe(), highlight=False)
     console.print(f"round {result.number} ({result.strategy}): " + _metrics_line(result.metrics), highlight=False)
-    table = Table(title=f"next {len(frame)} images to label", show_header=True)
-    for col in ("rank", "image_id", "filepath", "confidence"):
-        table.add_column(col)
-    for row in frame.head(20).itertuples(index=False):
-        table.add_row(str(row.rank), str(row.image_id), str(row.filepath),
-                      "" if pd.isna(row.confidence) else f"{row.confidence:.3f}")
-    console.print(table)
-    console.print(f"selection written to {dest}", highlight=False)
+    shown = frame.head(top)
+    folder = _common_folder(shown["filepath"].tolist())
+    console.print(result_table(
+        f"first {len(shown)} of the {len(frame)} images selected, best first",
+        [("rank", "right"), ("image_id", "right"), ("file", "left"), ("confidence", "right")],
+        [[str(r.rank), str(r.image_id), _relative(r.filepath, folder),
+          "" if pd.isna(r.confidence) else f"{r.confidence:.3f}"] for r in shown.itertuples(index=False)],
+        caption=f"files under {folder}" if folder else None))
+    console.print(f"selection written to {dest}", highlight=False, soft_wrap=True)
     if reason:
         console.print(f"[bold green]you can stop labeling:[/] {reason}", highlight=False)
 
 
+def _plain_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
+    """Metrics for ``--json``: without the per-image eval predictions (the store keeps those)."""
+    ev = metrics.get("eval")
+    if not ev:
+        return metrics
+    return {**metrics, "eval": {key: v for key, v in ev.items() if key != "eval_predictions"}}
+
+
+def _common_folder(paths: list[str]) -> str:
+    """The folder all ``paths`` share ('' when none): tables show paths below it, so names never wrap."""
+    import os
+
+    if not paths:
+        return ""
+    folder = os.path.commonpath([os.path.dirname(p) for p in paths])
+    return "" if folder in ("", os.sep) else folder
+
+
+def _relative(path: str, folder: str) -> str:
+    import os
+
+    return os.path.relpath(path, folder) if folder else path
+
+
 def predict(
     project: ProjectArg,
-    out: Annotated[Path, typer.Argument(help="CSV to write: filepath, pred_label, pred_conf, one column per class.")],
+    out: Annotated[Path, typer.Argument(help="CSV to write: filepath, pred_label, pred_conf, one column per class.",
+                                        show_default=False)],
     split: Annotated[str, typer.Option(help="pool, eval or all.")] = "pool",
     unlabeled_only: Annotated[bool, typer.Option(help="Only images without a label.")] = False,
+    as_json: JsonOpt = False,
 ) -> None:
     """Predict with the latest trained model."""
+    import pandas as pd
+
+    from activelab.loop.project import open_project
+    from activelab.loop.session import ActiveSession
+
     with open_project(project) as proj:
         session = ActiveSession(proj, progress=True)
         model = session.latest_model()
@@ -154,7 +229,11 @@ def predict(
         frame[f"p_{name}"] = probs[:, j] if len(images) else []
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
-    console.print(f"{len(frame)} predictions written to {out}", highlight=False)
+    if as_json:
+        counts = frame["pred_label"].value_counts()
+        print_json({"path": str(out), "n": len(frame), "per_class": {c: int(counts.get(c, 0)) for c in classes}})
+        return
+    console.print(f"{len(frame)} predictions written to {out}", highlight=False, soft_wrap=True)
 
 
 def evaluate(
@@ -162,22 +241,24 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the full metrics as JSON.")] = False,
 ) -> None:
     """Evaluate the latest trained model on the labeled eval split."""
+    from activelab.loop.project import open_project
+    from activelab.loop.session import ActiveSession
+
     with open_project(project) as proj:
-        session = ActiveSession(proj)
+        session = ActiveSession(proj, progress=True)
         metrics = session.evaluate(session.latest_model()).get("eval")
     if metrics is None:
         raise InputError("the eval split has no labeled images: import some with --split eval")
     metrics.pop("eval_predictions", None)
     if as_json:
-        typer.echo(json.dumps(metrics, indent=2))
+        print_json(metrics)
         return
-    console.print(f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} on {metrics['n']} images")
-    table = Table(title="per class", show_header=True)
-    for col in ("class", "precision", "recall", "f1", "support"):
-        table.add_column(col)
-    for name, m in metrics["per_class"].items():
-        table.add_row(name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"]))
-    console.print(table)
+    console.print(f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} on {metrics['n']} images",
+                  highlight=False)
+    console.print(result_table("per class", [("class", "left"), ("precision", "right"), ("recall", "right"),
+                                             ("f1", "right"), ("support", "right")],
+                               [[name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
+                                 str(m["support"])] for name, m in metrics["per_class"].items()]))
 
 
 def register(app: typer.Typer) -> None:

@@ -7,160 +7,146 @@ from typing import Annotated, Any
 
 import typer
 
-from activelab.cli.output import console, friendly_errors
+from activelab.cli.commands import either
+from activelab.cli.output import console, friendly_errors, print_json, result_table
+
+#: SimulationConfig's defaults as help shows them (simulate.config is not imported here: it loads torch)
+SIM_DEFAULTS = {"dataset": "digits", "strategies": "random,entropy,margin", "initial": "balanced", "initial_size": 20,
+                "batch_size": 10, "budget": 200, "seeds": "0,1,2", "model": "efficientnet_lite0",
+                "targets": "0.8,0.9", "output": "simulations"}
 
 
 def register(app: typer.Typer) -> None:
     """Add the ``simulate`` command to ``app``."""
+    app.command("simulate")(friendly_errors(simulate))
 
-    @app.command()
-    @friendly_errors
-    def simulate(
-        config: Annotated[
-            Path | None,
-            typer.Option(
-                "--config",
-                help="YAML file of simulation keys (see docs/simulation.md); flags override it.",
-            ),
-        ] = None,
-        dataset: Annotated[
-            str | None,
-            typer.Option(
-                help="digits, fashion-mnist, sample, or a folder with pool.csv and eval.csv."
-            ),
-        ] = None,
-        strategies: Annotated[
-            str | None,
-            typer.Option(
-                help="Comma-separated strategy names, e.g. random,margin,badge."
-            ),
-        ] = None,
-        initial: Annotated[
-            str | None,
-            typer.Option(
-                help="Initial set: balanced (random per class), random, or a cold-start strategy (typiclust, probcover)."
-            ),
-        ] = None,
-        initial_size: Annotated[
-            int | None, typer.Option(help="Labels in the initial set.")
-        ] = None,
-        batch_size: Annotated[
-            int | None, typer.Option(help="Labels acquired per round.")
-        ] = None,
-        rounds: Annotated[int | None, typer.Option(help="Acquisition rounds.")] = None,
-        budget: Annotated[
-            int | None, typer.Option(help="Total labels, initial set included.")
-        ] = None,
-        seeds: Annotated[
-            str | None, typer.Option(help="Comma-separated seeds, e.g. 0,1,2.")
-        ] = None,
-        model: Annotated[
-            str | None,
-            typer.Option(
-                help="Model name (default efficientnet_lite0; small_cnn for the full path)."
-            ),
-        ] = None,
-        path: Annotated[
-            str | None,
-            typer.Option(
-                help="fast (frozen embeddings + head) or full (train the network)."
-            ),
-        ] = None,
-        head: Annotated[
-            str | None,
-            typer.Option(
-                help="Fast-path head: logreg or mlp (mlp gives MC dropout for bald)."
-            ),
-        ] = None,
-        image_size: Annotated[
-            int | None, typer.Option(help="Model input size in pixels.")
-        ] = None,
-        pool_limit: Annotated[
-            int | None,
-            typer.Option(
-                help="Use a stratified random subset of this many pool images."
-            ),
-        ] = None,
-        eval_limit: Annotated[
-            int | None,
-            typer.Option(
-                help="Use a stratified random subset of this many eval images."
-            ),
-        ] = None,
-        pool_subset: Annotated[
-            int | None,
-            typer.Option(
-                help="Score only this many random unlabeled images per round (full path on big pools)."
-            ),
-        ] = None,
-        targets: Annotated[
-            str | None,
-            typer.Option(help="Accuracies for labels-to-reach, e.g. 0.8,0.9."),
-        ] = None,
-        output: Annotated[
-            str | None,
-            typer.Option(
-                help="Results root; each config gets output/<dataset>-<hash>."
-            ),
-        ] = None,
-        tensorboard: Annotated[
-            str | None,
-            typer.Option(
-                "--tensorboard", help="Write TensorBoard scalars under this folder."
-            ),
-        ] = None,
-        plots: Annotated[
-            bool | None, typer.Option("--plots/--no-plots", help="Write PNG plots.")
-        ] = None,
-        tsne: Annotated[
-            bool | None,
-            typer.Option(
-                "--tsne/--no-tsne", help="Include the t-SNE map (slowest plot)."
-            ),
-        ] = None,
-        progress: Annotated[
-            bool, typer.Option("--progress/--no-progress", help="Show a progress bar.")
-        ] = True,
-    ) -> None:
-        """Run every strategy from the same initial set per seed, resuming finished work; write reports."""
-        from activelab.simulate import Experiment, SimulationConfig
 
-        flags: dict[str, Any] = {
-            "dataset": dataset,
-            "strategies": strategies,
-            "initial": initial,
-            "initial_size": initial_size,
-            "batch_size": batch_size,
-            "rounds": rounds,
-            "budget": budget,
-            "seeds": seeds,
-            "model": model,
-            "path": path,
-            "head": head,
-            "image_size": image_size,
-            "pool_limit": pool_limit,
-            "eval_limit": eval_limit,
-            "pool_subset": pool_subset,
-            "targets": targets,
-            "output": output,
-            "tensorboard": tensorboard,
-            "plots": plots,
-            "tsne": tsne,
-        }
-        given = {k: v for k, v in flags.items() if v is not None}
-        if config is not None:
-            cfg = SimulationConfig.from_yaml(config, **given)
-        else:
-            cfg = SimulationConfig.from_dict(given, source="command line")
-        exp = Experiment(cfg, progress=progress)
-        console.print(f"results: {exp.results_dir}")
-        exp.run()
-        if exp.skipped:
-            console.print(f"skipped (already done): {', '.join(exp.skipped)}")
-        paths = exp.report()
-        console.print(
-            (exp.results_dir / "summary.md").read_text(), markup=False, highlight=False
-        )
-        console.print(
-            f"wrote {', '.join(p.name for p in paths.values())} in {exp.results_dir}"
-        )
+def simulate(
+    config: Annotated[
+        Path | None, typer.Option("--config", help="YAML file of simulation keys (see docs/simulation.md); flags "
+                                                    "override it.")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="digits, fashion-mnist, sample, or a folder with pool.csv and eval.csv "
+                                      f"(default: {SIM_DEFAULTS['dataset']}).")
+    ] = None,
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", help="Comma-separated strategy names, e.g. random,margin,badge "
+                                                    f"(default: {SIM_DEFAULTS['strategies']}).")
+    ] = None,
+    initial: Annotated[
+        str | None, typer.Option(help="Initial set: balanced (random per class), random, or a cold-start strategy "
+                                      f"(typiclust, probcover) (default: {SIM_DEFAULTS['initial']}).")
+    ] = None,
+    initial_size: Annotated[int | None, typer.Option(help=f"Labels in the initial set (default: {SIM_DEFAULTS['initial_size']}).")] = None,
+    k: Annotated[int | None, typer.Option("-k", "--k", help=f"Labels acquired per round (default: {SIM_DEFAULTS['batch_size']}).")] = None,
+    rounds: Annotated[int | None, typer.Option(help="Acquisition rounds (default: as many as --budget allows).")] = None,
+    budget: Annotated[int | None, typer.Option(help=f"Total labels, initial set included (default: {SIM_DEFAULTS['budget']}).")] = None,
+    seeds: Annotated[str | None, typer.Option(help=f"Comma-separated seeds (default: {SIM_DEFAULTS['seeds']}).")] = None,
+    model: Annotated[
+        str | None, typer.Option(help=f"Model name (default: {SIM_DEFAULTS['model']}; small_cnn for the full path).")
+    ] = None,
+    path: Annotated[
+        str | None, typer.Option(help="fast (frozen embeddings + head) or full (train the network) (default: the "
+                                      "model's usual path).")
+    ] = None,
+    head: Annotated[
+        str | None, typer.Option(help="Fast-path head: logreg or mlp (mlp gives MC dropout for bald).")
+    ] = None,
+    image_size: Annotated[int | None, typer.Option(help="Model input size in pixels.")] = None,
+    pool_limit: Annotated[
+        int | None, typer.Option(help="Use a stratified random subset of this many pool images.")
+    ] = None,
+    eval_limit: Annotated[
+        int | None, typer.Option(help="Use a stratified random subset of this many eval images.")
+    ] = None,
+    pool_subset: Annotated[
+        int | None, typer.Option(help="Score only this many random unlabeled images per round (full path on big "
+                                      "pools).")
+    ] = None,
+    targets: Annotated[str | None, typer.Option(help=f"Accuracies for labels-to-reach (default: {SIM_DEFAULTS['targets']}).")] = None,
+    out: Annotated[
+        str | None, typer.Option("--out", help="Results root; each config gets OUT/<dataset>-<hash> "
+                                               f"(default: {SIM_DEFAULTS['output']}).")
+    ] = None,
+    tensorboard: Annotated[
+        str | None, typer.Option("--tensorboard", help="Write TensorBoard scalars under this folder.")
+    ] = None,
+    plots: Annotated[bool | None, typer.Option("--plots/--no-plots", help="Write PNG plots (default: yes).")
+                     ] = None,
+    tsne: Annotated[
+        bool | None, typer.Option("--tsne/--no-tsne", help="Include the t-SNE map (slowest plot; default: yes).")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON (nothing else).")] = False,
+    strategies: Annotated[str | None, typer.Option("--strategies", hidden=True)] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", hidden=True)] = None,
+    output: Annotated[str | None, typer.Option("--output", hidden=True)] = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", hidden=True)] = True,
+) -> None:
+    """Run every strategy from the same initial set per seed, resuming finished work; write reports."""
+    from activelab.simulate import Experiment, SimulationConfig
+
+    flags: dict[str, Any] = {
+        "dataset": dataset,
+        "strategies": either("--strategy", strategy, "--strategies", strategies),
+        "initial": initial,
+        "initial_size": initial_size,
+        "batch_size": either("-k", k, "--batch-size", batch_size),
+        "rounds": rounds,
+        "budget": budget,
+        "seeds": seeds,
+        "model": model,
+        "path": path,
+        "head": head,
+        "image_size": image_size,
+        "pool_limit": pool_limit,
+        "eval_limit": eval_limit,
+        "pool_subset": pool_subset,
+        "targets": targets,
+        "output": either("--out", out, "--output", output),
+        "tensorboard": tensorboard,
+        "plots": plots,
+        "tsne": tsne,
+    }
+    given = {key: value for key, value in flags.items() if value is not None}
+    if config is not None:
+        cfg = SimulationConfig.from_yaml(config, **given)
+    else:
+        cfg = SimulationConfig.from_dict(given, source="command line")
+    exp = Experiment(cfg, progress=progress)
+    if not as_json:
+        console.print(f"results: {exp.results_dir}", highlight=False, soft_wrap=True)
+    exp.run()
+    paths = exp.report()
+    rows = exp.summary()
+    if as_json:
+        print_json({"results_dir": str(exp.results_dir), "skipped": exp.skipped, "summary": rows,
+                    "files": {name: str(p) for name, p in paths.items()}})
+        return
+    if exp.skipped:
+        console.print(f"skipped (already done): {', '.join(exp.skipped)}", highlight=False)
+    console.print(summary_table(rows, list(cfg.targets)))
+    console.print(f"wrote {', '.join(p.name for p in paths.values())} in {exp.results_dir}", highlight=False,
+                  soft_wrap=True)
+
+
+def summary_table(rows: list[dict[str, Any]], targets: list[float]) -> Any:
+    """The per-strategy summary (as ``summary.md``) as a rich table; '-' where a target was never reached."""
+    from activelab.simulate.reports import target_name
+
+    def fmt(value: Any, spec: str = "") -> str:
+        return "-" if value is None else format(value, spec)
+
+    columns = [("strategy", "left"), ("seeds", "right"), ("AUC (norm.)", "right"), ("AUC / random", "right"),
+               ("final acc.", "right")]
+    for t in targets:
+        columns += [(f"labels to {target_name(t)}", "right"), (f"÷ random ({target_name(t)})", "right")]
+    cells = []
+    for r in rows:
+        line = [str(r["strategy"]), str(r["seeds"]), f"{r['auc']:.4f} ± {r['auc_std']:.4f}",
+                fmt(r["auc_ratio"], ".3f"), f"{r['final_accuracy']:.4f}"]
+        for t in targets:
+            name = target_name(t)
+            line += [fmt(r[f"labels_to_{name}"]), fmt(r[f"ratio_to_{name}"], ".2f")]
+        cells.append(line)
+    return result_table("strategies compared (labels to reach: on the seed-mean curve)", columns, cells)

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm.auto import tqdm
 
 from activelab.exceptions import InputError, NotFoundError
+from activelab.progress import Progress, track
 
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
 FASHION_MNIST_CLASSES = [
@@ -119,7 +119,7 @@ def fetch_dataset(
     limit: int | None = None,
     eval_limit: int | None = None,
     seed: int = 0,
-    progress: bool = False,
+    progress: Progress = False,
 ) -> Path:
     """Write dataset ``name`` to ``dest`` as PNGs plus ``pool.csv`` and ``eval.csv``.
 
@@ -161,12 +161,12 @@ def _stratified_subset(y: np.ndarray, limit: int | None, rng: np.random.Generato
 
 
 def _write_split(
-    dest: Path, split: str, x: np.ndarray, y: np.ndarray, index: np.ndarray, classes: list[str], progress: bool
+    dest: Path, split: str, x: np.ndarray, y: np.ndarray, index: np.ndarray, classes: list[str], progress: Progress
 ) -> None:
     folder = dest / split
     folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for img, label, idx in tqdm(zip(x, y, index), total=len(x), desc=f"write {split}", disable=not progress):
+    for img, label, idx in track(zip(x, y, index), progress, f"writing {split} images", total=len(x), unit="img"):
         rel = f"{split}/{int(idx):05d}.png"
         Image.fromarray(img, mode="L").save(dest / rel, optimize=True)
         rows.append((rel, classes[int(label)]))

@@ -29,6 +29,7 @@ from activelab.exceptions import InputError
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession
 from activelab.models import ModelAdapter, NotFittedError, UnsupportedError
+from activelab.progress import track
 
 ModelFactory = Callable[[list[str]], ModelAdapter]
 
@@ -108,20 +109,16 @@ def out_of_fold_probs(
     assignment = fold_assignment(y, folds, seed=seed)
     probs = np.zeros((len(y), n_classes), dtype=np.float32)
     ks = list(keys) if keys is not None else None
-    for f in range(folds):
+    for f in track(range(folds), progress, "out-of-fold predictions", unit="folds"):
         test = np.flatnonzero(assignment == f).tolist()
         train = np.flatnonzero(assignment != f).tolist()
         if len(test) == 0:
             continue
-        t0 = time.perf_counter()
         model = model_factory()
         model.fit([paths[i] for i in train], y[train].tolist(),
-                  keys=None if ks is None else [ks[i] for i in train], seed=seed)
+                  keys=None if ks is None else [ks[i] for i in train], seed=seed, progress=progress)
         probs[test] = model.predict_proba([paths[i] for i in test],
-                                          keys=None if ks is None else [ks[i] for i in test])
-        if progress:
-            print(f"fold {f + 1}/{folds}: fitted on {len(train)}, scored {len(test)} "
-                  f"({time.perf_counter() - t0:.1f}s)", flush=True)
+                                          keys=None if ks is None else [ks[i] for i in test], progress=progress)
     return probs, assignment
 
 

@@ -21,7 +21,6 @@ from itertools import islice
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from activelab.data.images import (
     DEFAULT_MAX_FILE_MB,
@@ -39,6 +38,7 @@ from activelab.data.sources import (
     table_items,
 )
 from activelab.exceptions import InputError
+from activelab.progress import Progress, progress_task
 from activelab.store import ImageRecord, Store
 
 REPORT_COLUMNS = ["row", "path", "label", "status", "reason", "detail"]
@@ -111,7 +111,7 @@ def import_images(
     max_file_mb: float = DEFAULT_MAX_FILE_MB,
     batch_size: int = 256,
     workers: int = 4,
-    progress: bool = False,
+    progress: Progress = False,
 ) -> ImportReport:
     """Import images (and labels, if the source has them) from ``source`` into ``store``.
 
@@ -129,8 +129,8 @@ def import_images(
         labels_seen = [i.label for i in items if i.label is not None]
         report.new_classes = store.add_classes(dict.fromkeys(labels_seen))
     known = set(store.class_names())
-    bar = tqdm(total=len(items), desc="import", unit="img", disable=not progress)
-    with ThreadPoolExecutor(max_workers=workers) as pool, _report_writer(report_path) as write_rows:
+    with ThreadPoolExecutor(max_workers=workers) as pool, _report_writer(report_path) as write_rows, \
+            progress_task(progress, "importing", total=len(items), unit="img") as bar:
         report.report_path = Path(report_path) if report_path is not None else None
         for batch in _batched(items, batch_size):
             checked = list(pool.map(lambda item: _check(item, known, max_pixels, max_file_mb), batch))
@@ -169,8 +169,7 @@ def import_images(
                         _row(item, "label_conflict", "label_conflict", f"{existing} already has another label; kept it")
                     )
             write_rows(rows)
-            bar.update(len(batch))
-    bar.close()
+            bar.advance(len(batch))
     return report
 
 

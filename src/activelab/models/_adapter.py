@@ -9,12 +9,12 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from activelab.exceptions import InputError
 from activelab.models.backbones import BackboneSpec
 from activelab.models.base import FORMAT_VERSION, NotFittedError, PathLike, check_format
 from activelab.models.images import ImageDataset, Preprocess, make_loader
+from activelab.progress import Progress, track
 
 
 def init_classes(classes: Sequence[str] | None, num_classes: int | None) -> list[str]:
@@ -120,7 +120,7 @@ def forward_images(
     device: str,
     batch_size: int,
     num_workers: int,
-    progress: bool,
+    progress: Progress,
     desc: str,
     amp: bool = False,
 ) -> list[Any]:
@@ -129,7 +129,7 @@ def forward_images(
     loader = make_loader(ds, batch_size=batch_size, num_workers=num_workers, device=device)
     outs = []
     with torch.no_grad():
-        for x in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+        for x in track(loader, progress, desc, unit="batch"):
             x = x.to(device, non_blocking=True)
             if amp and device.startswith("cuda"):
                 with torch.autocast("cuda", dtype=torch.float16):

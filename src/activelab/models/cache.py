@@ -27,9 +27,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from activelab.exceptions import InputError
+from activelab.progress import Progress, progress_task
 
 
 @dataclass
@@ -205,7 +205,7 @@ class EmbeddingCache:
         compute: Callable[[list[int]], np.ndarray],
         *,
         chunk_size: int = 256,
-        progress: bool = False,
+        progress: Progress = False,
         desc: str = "embedding",
     ) -> np.ndarray:
         """Embeddings (N, d) float32 for ``keys``, computing only the missing ones.
@@ -227,12 +227,12 @@ class EmbeddingCache:
         self.stats.misses += self.last_stats.misses
         if not todo:
             return out
-        with tqdm(total=len(todo), desc=desc, unit="img", disable=not progress, leave=False) as bar:
+        with progress_task(progress, desc, total=len(todo), unit="img") as bar:
             for start in range(0, len(todo), chunk_size):
                 pos = todo[start : start + chunk_size]
                 emb = np.asarray(compute(pos), dtype=np.float32)
                 self.put(model_id, [keys[i] for i in pos], emb)
-                bar.update(len(pos))
+                bar.advance(len(pos))
         out, found = self.get(model_id, keys)
         if not found.all():  # pragma: no cover - defensive
             raise RuntimeError("embedding cache lost rows it just wrote")

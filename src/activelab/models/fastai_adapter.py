@@ -62,6 +62,7 @@ from activelab.models.base import (
     pick_device,
     seeded,
 )
+from activelab.progress import track
 
 INSTALL_HINT = "pip install 'activelab[fastai]'"
 
@@ -433,12 +434,10 @@ class FastaiAdapter(AdapterBase):
     def _batches(self, learn: Any, ps: list[str], fn: Callable[[torch.Tensor], Any], progress: bool,
                  desc: str) -> list[Any]:  # fmt: skip
         """``fn(x)`` on each batch of the learner's test-time inputs for ``ps`` (no grad)."""
-        from tqdm.auto import tqdm
-
         dl = self._test_dl(learn, ps)
         outs = []
         with torch.no_grad():
-            for b in tqdm(dl, desc=desc, unit="batch", disable=not progress, leave=False):
+            for b in track(dl, progress, desc, unit="batch"):
                 x = b[0] if isinstance(b, (tuple, list)) else b
                 outs.append(fn(x.as_subclass(torch.Tensor)))
         return outs

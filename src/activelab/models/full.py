@@ -14,13 +14,13 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from activelab.exceptions import InputError
 from activelab.models._adapter import AdapterBase, forward_images, init_classes, merge_options
@@ -38,6 +38,7 @@ from activelab.models.base import (
     seeded,
 )
 from activelab.models.images import ImageDataset, Preprocess, make_loader
+from activelab.progress import progress_task
 
 #: options of the full path and their defaults
 FULL_DEFAULTS: dict[str, Any] = {
@@ -203,8 +204,9 @@ class FullAdapter(AdapterBase):
             history: list[dict[str, float]] = []
             best_state: dict[str, torch.Tensor] | None = None
             best_epoch, best_val, bad = 0, math.inf, 0
-            bar = tqdm(total=epochs * len(loader), desc=f"fine-tuning {self.name}", unit="batch",
-                       disable=not progress, leave=False)  # fmt: skip
+            shown = ExitStack()
+            bar = shown.enter_context(progress_task(progress, f"fine-tuning {self.name}", total=epochs * len(loader),
+                                                    unit="batch"))
             try:
                 for epoch in range(1, epochs + 1):
                     net.train()
@@ -220,7 +222,7 @@ class FullAdapter(AdapterBase):
                         sched.step()
                         total += float(loss.detach()) * len(yb)
                         count += len(yb)
-                        bar.update(1)
+                        bar.advance(1)
                     rec: dict[str, float] = {"epoch": float(epoch), "train_loss": total / max(count, 1)}
                     if val_loader is not None:
                         vl, vacc = self._evaluate(net, val_loader, loss_fn, use_amp)
@@ -229,7 +231,8 @@ class FullAdapter(AdapterBase):
                     else:
                         improved = True
                     history.append(rec)
-                    bar.set_postfix({k: round(v, 4) for k, v in rec.items() if k != "epoch"})
+                    bar.describe(f"fine-tuning {self.name}: " + ", ".join(
+                        f"{k} {v:.4f}" for k, v in rec.items() if k != "epoch"))
                     if improved:
                         best_val = rec.get("val_loss", math.inf)
                         best_epoch, bad = epoch, 0
@@ -241,7 +244,7 @@ class FullAdapter(AdapterBase):
                         if bad >= int(o["patience"]) and epoch * len(loader) >= min_steps:
                             break
             finally:
-                bar.close()
+                shown.close()
         assert best_state is not None
         net.load_state_dict(best_state)
         net.eval()

@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +28,7 @@ from activelab.models.backbones import SOURCES, BackboneSpec, build_body
 from activelab.models.base import MissingDependencyError, PathLike, check_paths, pick_device, seeded
 from activelab.models.images import ImageDataset
 from activelab.models.registry import parse_name
+from activelab.progress import progress_task
 
 METHODS = ("simsiam", "simclr")
 
@@ -92,7 +93,6 @@ def pretrain_backbone(
     from lightly.loss import NegativeCosineSimilarity, NTXentLoss
     from lightly.models.modules import SimCLRProjectionHead, SimSiamPredictionHead, SimSiamProjectionHead
     from lightly.transforms import SimCLRTransform, SimSiamTransform
-    from tqdm.auto import tqdm
 
     if method not in METHODS:
         raise InputError(f"unknown pretraining method {method!r}; expected one of {', '.join(METHODS)}")
@@ -133,8 +133,9 @@ def pretrain_backbone(
         opt = torch.optim.SGD(modules.parameters(), lr=lr, momentum=0.9, weight_decay=5e-4)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(epochs) * len(loader)))
         modules.train()
-        bar = tqdm(total=int(epochs) * len(loader), desc=f"{method} pretraining {name}", unit="batch",
-                   disable=not progress)  # fmt: skip
+        shown = ExitStack()
+        bar = shown.enter_context(progress_task(progress, f"{method} pretraining {name}",
+                                                total=int(epochs) * len(loader), unit="batch"))
         try:
             for epoch in range(1, int(epochs) + 1):
                 for views in loader:
@@ -153,10 +154,10 @@ def pretrain_backbone(
                     loss.backward()
                     opt.step()
                     sched.step()
-                    bar.update(1)
-                    bar.set_postfix(epoch=epoch, loss=round(float(loss.detach()), 4))
+                    bar.advance(1)
+                    bar.describe(f"{method} pretraining {name}: epoch {epoch}, loss {float(loss.detach()):.4f}")
         finally:
-            bar.close()
+            shown.close()
     target = Path(os.fspath(out))
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(f".{target.name}.tmp")

@@ -28,12 +28,12 @@ from typing import Any
 import numpy as np
 import torch
 from torch.utils.data import Dataset
-from tqdm.auto import tqdm
 
 from activelab.data.images import load_rgb
 from activelab.exceptions import ActivelabError, InputError
 from activelab.models.fast import FastAdapter
 from activelab.models.images import make_loader
+from activelab.progress import Progress, progress_task
 
 #: failures named in a report (the count covers all)
 MAX_FAILED_LISTED = 100
@@ -168,7 +168,7 @@ def stream_embed(
     window: int = 50_000,
     amp: bool = True,
     channels_last: bool = True,
-    progress: bool = False,
+    progress: Progress = False,
     total: int | None = None,
     on_shard: ShardCallback | None = None,
 ) -> StreamReport:
@@ -192,37 +192,36 @@ def stream_embed(
     t0 = time.perf_counter()
     writer = ShardWriter(adapter, report, shard_size, on_shard)
 
-    bar = tqdm(total=total, desc=f"embedding with {adapter.name}", unit="img", disable=not progress)
-    try:
-        for chunk in windows(items, window):
-            todo = missing(adapter, chunk, report)
-            bar.update(len(chunk) - len(todo))
-            if not todo:
-                continue
-            paths = [p for _, p in todo]
-            loader = make_loader(_SafeImages(paths, transform, preprocess.size), batch_size=batch_size,
-                                 num_workers=num_workers, device=device)
-            with torch.inference_mode():
-                for x, pos, err in loader:
-                    x = x.to(device, non_blocking=True)
-                    if cuda and channels_last:
-                        x = x.contiguous(memory_format=torch.channels_last)
-                    if amp and cuda:
-                        with torch.autocast("cuda", dtype=torch.float16):
+    with progress_task(progress, f"embedding with {adapter.name}", total=total, unit="img") as bar:
+        try:
+            for chunk in windows(items, window):
+                todo = missing(adapter, chunk, report)
+                bar.advance(len(chunk) - len(todo))
+                if not todo:
+                    continue
+                paths = [p for _, p in todo]
+                loader = make_loader(_SafeImages(paths, transform, preprocess.size), batch_size=batch_size,
+                                     num_workers=num_workers, device=device)
+                with torch.inference_mode():
+                    for x, pos, err in loader:
+                        x = x.to(device, non_blocking=True)
+                        if cuda and channels_last:
+                            x = x.contiguous(memory_format=torch.channels_last)
+                        if amp and cuda:
+                            with torch.autocast("cuda", dtype=torch.float16):
+                                out = body.features(module, x)
+                        else:
                             out = body.features(module, x)
-                    else:
-                        out = body.features(module, x)
-                    emb = out.float().cpu().numpy()
-                    ok = np.array([not e for e in err], dtype=bool)
-                    for p, e in zip(pos.tolist(), err):
-                        if e:
-                            report.fail(paths[p], e)
-                    if ok.any():
-                        writer.add((todo[p][0] for p in pos[torch.from_numpy(ok)].tolist()), emb[ok])
-                    bar.update(len(err))
-            writer.flush()
-            adapter.forward_count += len(todo)
-    finally:
-        bar.close()
-        report.seconds = time.perf_counter() - t0
+                        emb = out.float().cpu().numpy()
+                        ok = np.array([not e for e in err], dtype=bool)
+                        for p, e in zip(pos.tolist(), err):
+                            if e:
+                                report.fail(paths[p], e)
+                        if ok.any():
+                            writer.add((todo[p][0] for p in pos[torch.from_numpy(ok)].tolist()), emb[ok])
+                        bar.advance(len(err))
+                writer.flush()
+                adapter.forward_count += len(todo)
+        finally:
+            report.seconds = time.perf_counter() - t0
     return report

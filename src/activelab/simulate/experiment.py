@@ -28,12 +28,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from activelab.exceptions import InputError
 from activelab.loop.evaluate import classification_metrics
 from activelab.models import ModelAdapter, create_model
 from activelab.models.base import torch_threads
+from activelab.progress import Progress, progress_task
 from activelab.simulate.config import INITIAL_RANDOM, SimulationConfig
 from activelab.simulate.data import SimDataset, load_dataset
 from activelab.simulate.metrics import summarise
@@ -141,7 +141,7 @@ class Experiment:
         dataset: SimDataset | None = None,
         model_factory: ModelFactory | None = None,
         trackers: Sequence[Tracker] | None = None,
-        progress: bool = True,
+        progress: Progress = True,
     ) -> None:
         self.config = config
         self._dataset = dataset
@@ -316,18 +316,11 @@ class Experiment:
         ]
         if todo:
             self.prepare()
-            bar = tqdm(
-                total=len(todo) * (c.n_rounds + 1),
-                desc="simulate",
-                unit="round",
-                disable=not self.progress,
-            )
-            try:
+            with progress_task(self.progress, "simulating", total=len(todo) * (c.n_rounds + 1),
+                               unit="rounds") as bar:
                 for strategy, seed in todo:
                     self._run_one(strategy, seed, bar)
                     self.ran.append(run_name(strategy, seed))
-            finally:
-                bar.close()
         return self.results()
 
     def _run_one(self, strategy: str, seed: int, bar: Any) -> dict[str, Any]:
@@ -344,7 +337,7 @@ class Experiment:
             rounds = json.loads(partial.read_text())["rounds"]
             for done in rounds:
                 labeled[np.asarray(done.get("picked", []), dtype=np.int64)] = True
-            bar.update(len(rounds))
+            bar.advance(len(rounds))
         trackers = self._trackers_for_run()
         for t in trackers:
             t.start_run(
@@ -354,7 +347,7 @@ class Experiment:
         try:
             start = len(rounds)
             for r in range(start, c.n_rounds + 1):
-                bar.set_description(f"{strategy} seed={seed} round={r}/{c.n_rounds}")
+                bar.describe(f"{strategy} seed={seed} round={r}/{c.n_rounds}")
                 rec = self._round(strategy, seed, r, labeled, params)
                 rounds.append(rec)
                 labeled[np.asarray(rec["picked"], dtype=np.int64)] = True
@@ -363,8 +356,9 @@ class Experiment:
                         {"accuracy": rec["accuracy"], "macro_f1": rec["macro_f1"]},
                         rec["n_labeled"],
                     )
-                bar.set_postfix(acc=f"{rec['accuracy']:.3f}", labels=rec["n_labeled"])
-                bar.update(1)
+                bar.describe(f"{strategy} seed={seed} round={r}/{c.n_rounds}: accuracy {rec['accuracy']:.3f} "
+                             f"at {rec['n_labeled']} labels")
+                bar.advance(1)
                 atomic_write_text(partial, json.dumps({"rounds": rounds}))
         finally:
             for t in trackers:
