@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import mimetypes
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from fastapi.responses import FileResponse
+from fastapi import APIRouter, Depends, Path, Query, Request
+from fastapi.responses import FileResponse, Response
 from starlette.background import BackgroundTask
 
 from activelab.server import schemas as s
@@ -24,6 +23,8 @@ Service = Annotated[LabelingService, Depends(get_service)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 ImageIdPath = Annotated[int, Path(ge=1, le=s.MAX_ID, description="An image id.")]
+UserQuery = Annotated[str | None, Query(min_length=1, max_length=s.MAX_NAME, pattern=s.USER_PATTERN,
+                                        description="The asking labeler: `held_by` then names only someone else.")]
 
 
 @router.get("/project", response_model=s.ProjectInfo, tags=["project"])
@@ -32,13 +33,26 @@ def project_info(service: Service) -> dict[str, Any]:
     p = service.project.settings
     return {"name": p.name, "classes": service.store.class_names(), "strategy": p.active_learner.strategy,
             "model": p.model.name, "retrain_every": service.trainer.retrain_every,
-            "lease_seconds": service.settings.lease_seconds, "holdout": service.holdout()}
+            "lease_seconds": service.settings.lease_seconds, "holdout": service.holdout(),
+            "allow_new_classes": p.labeling.allow_new_classes, "retired_classes": service.store.retired_classes()}
 
 
 @router.post("/classes", response_model=s.ClassesResponse, tags=["project"])
 def add_class(body: s.ClassRequest, service: Service) -> dict[str, Any]:
-    """Add a class (an existing name is left as it is); returns all classes."""
-    return {"classes": service.add_class(body.name)}
+    """Add a class (an existing name is left as it is, a retired one comes back); returns all classes.
+
+    403 when the project's setting ``labeling.allow_new_classes`` is false.
+    """
+    return service.add_class(body.name)
+
+
+@router.post("/classes/retire", response_model=s.ClassesResponse, tags=["project"])
+def retire_class(body: s.RetireClassRequest, service: Service) -> dict[str, Any]:
+    """Retire a class no image currently carries: it leaves the keys and the model; nothing is deleted.
+
+    404 for an unknown class, 409 while images carry it. Adding the name again restores it.
+    """
+    return service.retire_class(body.name, body.user)
 
 
 @router.post("/next", response_model=s.NextResponse, tags=["labeling"])
@@ -56,11 +70,11 @@ def next_items(body: s.NextRequest, service: Service) -> dict[str, Any]:
 
 @router.post("/labels", response_model=s.LabelResponse, tags=["labeling"])
 def submit_label(body: s.LabelRequest, service: Service) -> dict[str, Any]:
-    """Record a label (or 'not sure' with ``unsure=true`` and no label); returns once it is stored."""
-    if body.unsure and body.label is not None:
-        raise HTTPException(422, "give either a label or unsure=true, not both")
-    if not body.unsure and body.label is None:
-        raise HTTPException(422, "give a label (a class name) or unsure=true")
+    """Record a label (or 'not sure' with ``unsure=true`` and no label); returns once it is stored.
+
+    An image leased to another labeler may still be labeled (leases are advisory); 404 for a class the
+    project lacks, 409 for a retired one.
+    """
     note = body.note
     if body.unsure:
         note = "not sure" if not note else f"not sure: {note}"
@@ -81,28 +95,36 @@ def skip(body: s.SkipRequest, service: Service) -> dict[str, Any]:
 
 
 @router.get("/images/{image_id}", response_model=s.Item, tags=["images"])
-def image_detail(image_id: ImageIdPath, service: Service) -> dict[str, Any]:
-    """One image: metadata, current label, label history, model prediction."""
-    return service.image_detail(image_id)
+def image_detail(image_id: ImageIdPath, service: Service, user: UserQuery = None) -> dict[str, Any]:
+    """One image: metadata, current label, label history, model prediction, who else holds it."""
+    return service.image_detail(image_id, user)
 
 
-@router.get("/images/{image_id}/file", tags=["images"], response_class=FileResponse,
-            responses={200: {"content": {"image/png": {}, "image/jpeg": {}}}, 404: {}})
-def image_file(image_id: ImageIdPath, service: Service) -> FileResponse:
-    """The image file of a stored image, by id (no path from the client is ever opened)."""
-    path = service.image_path(image_id)
-    if not path.is_file():
-        raise HTTPException(404, f"the file of image {image_id} is missing ({path.name}); was it moved?")
-    media = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return FileResponse(path, media_type=media, headers={"Cache-Control": "private, max-age=3600"})
+@router.get("/images/{image_id}/file", tags=["images"], response_class=Response,
+            responses={200: {"content": {media: {} for media in s.IMAGE_MEDIA_TYPES},
+                             "description": "The image's bytes, as imported."},
+                       409: {"model": s.ErrorMessage, "description": "The file changed since it was imported."},
+                       415: {"model": s.ErrorMessage, "description": "Not a raster format browsers display."}})
+def image_file(image_id: ImageIdPath, service: Service) -> Response:
+    """The bytes of a stored image, by id, if they are still those imported (size and sha256 checked now).
+
+    The media type is the format detected at import (PNG, JPEG, GIF, WebP, BMP), never the file name's.
+    """
+    data, media = service.image_file(image_id)
+    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=3600",
+                                                     "X-Content-Type-Options": "nosniff"})
 
 
 @router.get("/images/{image_id}/similar", response_model=s.SimilarResponse, tags=["images"])
 def similar_images(image_id: ImageIdPath, service: Service,
-                   k: Annotated[int, Query(ge=1, le=100, description="How many similar images.")] = 12
-                   ) -> dict[str, Any]:
-    """The images most like this one over the whole project (FAISS over cached embeddings), most similar first."""
-    return service.similar(image_id, k)
+                   k: Annotated[int, Query(ge=1, le=100, description="How many similar images.")] = 12,
+                   user: UserQuery = None) -> dict[str, Any]:
+    """The images most like this one over the whole project (FAISS over cached embeddings), most similar first.
+
+    The index is built in the background (at start and when the images change); until it is ready the
+    answer has no items and ``index.status`` is ``building``.
+    """
+    return service.similar(image_id, k, user)
 
 
 @router.get("/queue", response_model=s.Page, tags=["labeling"])

@@ -49,6 +49,7 @@ def create_app(settings: ServerSettings, *, session_factory: SessionFactory = Ac
         trainer.recover()  # a round left "training" by a dead process becomes the last error
         if settings.trainer:
             trainer.start()
+        service.start()  # the similar-images index is brought up to date in the background
         try:
             yield
         finally:

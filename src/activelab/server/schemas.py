@@ -4,23 +4,78 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StrictBool,
+    model_validator,
+)
 
-#: image ids are SQLite/PostgreSQL 64-bit integers: anything larger is refused with a 422, not a 500
-MAX_ID = 2**63 - 1
-ImageId = Annotated[int, Field(ge=1, le=MAX_ID, description="An image id (from /api/next, /api/queue...).")]
+from activelab.data.images import RASTER_MEDIA_TYPES
 
-User = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.@ -]+$",
-             description="The labeler's name, recorded as the author of their labels.")
+#: the largest id the API takes: 2**53 - 1 is the largest integer every JSON client reads exactly
+#: (an IEEE double; a larger bound is rounded in the OpenAPI schema). Store ids never get near it.
+MAX_ID = 2**53 - 1
+
+
+def _integral(value: Any) -> Any:
+    """``3.0`` is the integer 3, as in JSON Schema; other floats, strings and booleans stay refused."""
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+#: integers in request bodies are strict (no "5", no true), but 5.0 counts, as JSON Schema's "integer" says
+Integral = BeforeValidator(_integral)
+ImageId = Annotated[int, Field(ge=1, le=MAX_ID, description="An image id (from /api/next, /api/queue...)."),
+                    Integral]
+
+#: longest user or class name, in characters
+MAX_NAME = 64
+#: code points no name may hold: Unicode categories Cc (controls), Cf (format: bidi overrides, zero-width
+#: spaces, soft hyphen, tags), Zl and Zp (line and paragraph separators), as of Unicode 14 plus the Egyptian
+#: format controls of Unicode 15. Written in the syntax Python ``re`` and Rust ``regex`` (pydantic,
+#: jsonschema-rs) share, and small enough for test generators to negate quickly. Lone surrogates (Cs) are
+#: refused before (not valid UTF-8); private-use characters (Co) are allowed: they are drawn, not interpreted.
+UNPRINTABLE = (r"\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2"
+               r"\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+               r"\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+               r"\U000e0001\U000e0020-\U000e007f")
+#: space separators (Unicode Zs): allowed inside a name, never at its start or end
+SPACES = r"\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
+
+
+def name_pattern(refused: str = "") -> str:
+    """A pattern for 1..MAX_NAME printable characters, none of ``refused``, no space at either end.
+
+    The pattern is the whole rule (no extra validator), so the OpenAPI schema says exactly what the API takes.
+    """
+    inner = f"[^{UNPRINTABLE}{refused}]"
+    edge = f"[^{UNPRINTABLE}{SPACES}{refused}]"
+    return f"^{edge}(?:{inner}{{0,{MAX_NAME - 2}}}{edge})?$"
+
+
+USER_PATTERN = name_pattern()
+#: class names also refuse commas (they separate names in ``--classes``)
+CLASS_PATTERN = name_pattern(",")
+UserName = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=USER_PATTERN,
+                                description="The labeler's name, recorded as the author of their labels: up to "
+                                            f"{MAX_NAME} printable characters (any script), no control or format "
+                                            "characters, no space at either end.")]
+ClassName = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=CLASS_PATTERN,
+                                 description=f"A class name: up to {MAX_NAME} printable characters, no comma, "
+                                             "no control or format characters, no space at either end.")]
 
 
 class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    """A request body: unknown keys and loose types (``"5"`` for 5, ``0`` for false) are refused."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
 
 
 class NextRequest(_Body):
-    user: str = User
-    n: int = Field(5, ge=1, le=50, description="How many images to lease.")
+    user: UserName
+    n: Annotated[int, Field(ge=1, le=50, description="How many images to lease."), Integral] = 5
     mode: Literal["label", "review"] = "label"
     exclude: list[ImageId] = Field(default_factory=list, max_length=200,
                                description="Image ids the client already holds (not returned again).")
@@ -55,6 +110,8 @@ class Item(BaseModel):
     history: list[LabelEventOut] | None = None
     flag: dict[str, Any] | None = None
     label: str | None = None
+    held_by: str | None = Field(None, description="Another labeler holding a live lease on this image (null when "
+                                "nobody else does). Leases are advisory: you may still label it.")
 
 
 class NextResponse(BaseModel):
@@ -62,14 +119,31 @@ class NextResponse(BaseModel):
     lease_seconds: float
 
 
+#: a label body holds a class name, or ``unsure: true`` and no class (as a schema, so clients see the rule)
+_LABEL_OR_UNSURE: list[dict[str, Any]] = [
+    {"required": ["label"], "properties": {"label": {"type": "string"}, "unsure": {"const": False}}},
+    {"required": ["unsure"], "properties": {"unsure": {"const": True}, "label": {"type": "null"}}},
+]
+
+
 class LabelRequest(_Body):
-    user: str = User
+    """A label (``label``: a class name) or "not sure" (``unsure: true``, no label); exactly one of the two."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": _LABEL_OR_UNSURE})
+    user: UserName
     image_id: ImageId
-    label: str | None = Field(None, min_length=1, max_length=200,
-                              description="A class name; null with unsure=true for 'not sure'.")
-    unsure: bool = False
+    label: ClassName | None = Field(None, description="A class name; null or absent with unsure=true for 'not sure'.")
+    unsure: StrictBool = False
     note: str | None = Field(None, max_length=2000)
-    review: bool = Field(False, description="Answer from review mode: resolves the image's review flags.")
+    review: StrictBool = Field(False, description="Answer from review mode: resolves the image's review flags.")
+
+    @model_validator(mode="after")
+    def _label_or_unsure(self) -> LabelRequest:
+        if self.unsure and self.label is not None:
+            raise ValueError("give either a label or unsure=true, not both")
+        if not self.unsure and self.label is None:
+            raise ValueError("give a label (a class name) or unsure=true")
+        return self
 
 
 class LabelResponse(BaseModel):
@@ -81,11 +155,11 @@ class LabelResponse(BaseModel):
 
 
 class UserRequest(_Body):
-    user: str = User
+    user: UserName
 
 
 class SkipRequest(_Body):
-    user: str = User
+    user: UserName
     image_id: ImageId
 
 
@@ -97,11 +171,17 @@ class UndoResponse(BaseModel):
 
 
 class ClassRequest(_Body):
-    name: str = Field(min_length=1, max_length=200)
+    name: ClassName
+
+
+class RetireClassRequest(_Body):
+    name: ClassName
+    user: UserName
 
 
 class ClassesResponse(BaseModel):
-    classes: list[str]
+    classes: list[str] = Field(description="The active classes, in shortcut order.")
+    retired_classes: list[str] = Field(description="Retired classes (kept in the store; adding one restores it).")
 
 
 class TrainerStatus(BaseModel):
@@ -133,6 +213,9 @@ class ProjectInfo(BaseModel):
     retrain_every: int
     lease_seconds: float
     holdout: dict[str, Any]
+    allow_new_classes: bool = Field(description="Whether POST /api/classes may add classes "
+                                    "(project setting labeling.allow_new_classes).")
+    retired_classes: list[str] = Field(description="Classes retired from labeling (kept in the store).")
 
 
 class ErrorMessage(BaseModel):
@@ -146,11 +229,17 @@ class ErrorMessage(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorMessage, "description": "The body is not JSON."},
     401: {"model": ErrorMessage, "description": "The server needs its token."},
-    403: {"model": ErrorMessage, "description": "Cross-site request refused (send `X-Activelab-Client: 1`)."},
+    403: {"model": ErrorMessage, "description": "Cross-site request refused (send `X-Activelab-Client: 1`), "
+                                                "or the project does not let the app add classes."},
     404: {"model": ErrorMessage, "description": "No such image (or nothing to undo)."},
-    409: {"model": ErrorMessage, "description": "The store refused the change."},
+    409: {"model": ErrorMessage, "description": "The store refused the change, or an image file changed since "
+                                                "it was imported."},
     422: {"model": ErrorMessage, "description": "Invalid input; the message says which field and why."},
 }
+
+
+#: what GET /api/images/{id}/file may answer with: raster formats browsers display, never SVG or HTML
+IMAGE_MEDIA_TYPES = sorted(set(RASTER_MEDIA_TYPES.values()))
 
 
 class Ok(BaseModel):
@@ -165,4 +254,6 @@ class SimilarResponse(BaseModel):
     image_id: int
     k: int
     items: list[SimilarItem] = Field(description="The most similar images, most similar first (the image itself left out).")
-    index: dict[str, Any] | None = Field(None, description="The FAISS index searched: kind (flat or ivf) and size.")
+    index: dict[str, Any] = Field(description='The FAISS index: `{"status": "building"}` while it is built in the '
+                                  'background (then `items` is empty: ask again), `{"status": "ready", "kind": '
+                                  'flat|ivf, "size": N}` once searched, `{"status": "failed", "error": ...}`.')

@@ -15,8 +15,22 @@ from typing import Any
 
 import pandas as pd
 
+from activelab.data.images import (
+    RASTER_MEDIA_TYPES,
+    REJECTION_REASONS,
+    ImageRejected,
+    media_type,
+    read_verified,
+    sniff_format,
+)
 from activelab.errors import load_ranking, mix_queues, ranking_path, review_queue
-from activelab.exceptions import InputError, NotFoundError
+from activelab.exceptions import (
+    ForbiddenError,
+    InputError,
+    NotFoundError,
+    StoreError,
+    UnsupportedMediaError,
+)
 from activelab.loop.export import export_labels
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession
@@ -28,6 +42,8 @@ from activelab.store.store import Image
 
 HOLDOUT_KEY = "holdout"
 MAX_CURVE_POINTS = 200
+#: bytes of an image's start that identify its format (for images imported before formats were stored)
+_HEADER_BYTES = 16
 
 
 def holdout_rule(sha256: str, fraction: float, seed: int) -> bool:
@@ -48,7 +64,22 @@ class LabelingService:
     project: Project
     settings: ServerSettings
     trainer: BackgroundTrainer
-    similar_images: SimilarImages | None = field(default=None, repr=False)  # built on first use, kept on disk
+    similar_images: SimilarImages | None = field(default=None, repr=False)  # index built in the background
+
+    def __post_init__(self) -> None:
+        if self.similar_images is None:
+            self.similar_images = SimilarImages(self.project)
+
+    def start(self) -> None:
+        """Background work once the app is served: bring the similar-images index up to date."""
+        if self.settings.similar_index:
+            assert self.similar_images is not None
+            self.similar_images.start_build()
+
+    def stop(self) -> None:
+        """At shutdown: end background building (a build stops after its current step)."""
+        assert self.similar_images is not None
+        self.similar_images.stop()
 
     @property
     def store(self):  # type: ignore[no-untyped-def]
@@ -75,8 +106,14 @@ class LabelingService:
 
     # --------------------------------------------------------------- items
     def item(self, image: Image, *, rank: int | None = None, origin: str = "pool",
-             history: bool = False) -> dict[str, Any]:
+             history: bool = False, user: str | None = None, leases: dict[int, str] | None = None
+             ) -> dict[str, Any]:
+        """One image as the API shows it; ``held_by`` names another labeler with a live lease on it.
+
+        ``leases``: :meth:`Store.live_leases`, when the caller already has them (read once per request).
+        """
         pred = self.store.latest_predictions([image.id]).get(image.id)
+        holder = (self.store.live_leases() if leases is None else leases).get(image.id)
         out: dict[str, Any] = {
             "image_id": image.id,
             "url": f"/api/images/{image.id}/file",
@@ -87,6 +124,7 @@ class LabelingService:
             "origin": origin,
             "prediction": None if pred is None else {"label": pred[0], "confidence": pred[1], "round": pred[2]},
             "history": None,
+            "held_by": None if holder == user else holder,
         }
         if history:
             out["history"] = [self._event(e) for e in self.store.label_history(image.id)]
@@ -102,7 +140,7 @@ class LabelingService:
         """Lease the next ``n`` images to ``user``: the active-learning queue first, then the pool."""
         exclude = exclude or []
         if mode == "review":
-            return self._review_items(n, set(exclude))
+            return self._review_items(user, n, set(exclude))
         queue = self.session().queue()
         if self.settings.mix_review and queue:
             mixed = self._mixed_items(user, n, queue, exclude)
@@ -111,7 +149,9 @@ class LabelingService:
         ranks = {iid: r for r, iid in enumerate(queue)}
         ids = self.store.lease_next(user, n, ttl_seconds=self.settings.lease_seconds, preferred=queue,
                                     exclude=exclude)
-        return [self.item(self.store.get_image(i), rank=ranks.get(i), origin="queue" if i in ranks else "pool")
+        leases = self.store.live_leases()
+        return [self.item(self.store.get_image(i), rank=ranks.get(i), origin="queue" if i in ranks else "pool",
+                          user=user, leases=leases)
                 for i in ids]
 
     def _mixed_items(self, user: str, n: int, queue: list[int], exclude: list[int]
@@ -151,17 +191,18 @@ class LabelingService:
         for iid in picked:
             self.store.lease_image(iid, user, ttl_seconds=self.settings.lease_seconds)
         ranks = {iid: r for r, iid in enumerate(queue)}
+        leases = self.store.live_leases()
         fresh = iter(new_ids)
         out: list[dict[str, Any]] = []
         for entry in mixed:
             if entry.kind == "review":
-                item = self._label_error_item(entry.image_id, frame)
+                item = self._label_error_item(entry.image_id, frame, user, leases)
             else:
                 new_id = next(fresh, None)
                 if new_id is None:  # the pool ran dry
                     continue
                 item = self.item(self.store.get_image(new_id), rank=ranks.get(new_id),
-                                 origin="queue" if new_id in ranks else "pool")
+                                 origin="queue" if new_id in ranks else "pool", user=user, leases=leases)
             out.append(item)
         return out
 
@@ -172,9 +213,11 @@ class LabelingService:
             return None
         return load_ranking(path).drop_duplicates("image_id").set_index("image_id")
 
-    def _label_error_item(self, image_id: int, frame: pd.DataFrame) -> dict[str, Any]:
+    def _label_error_item(self, image_id: int, frame: pd.DataFrame, user: str, leases: dict[int, str]
+                          ) -> dict[str, Any]:
         row = frame.loc[image_id]
-        item = self.item(self.store.get_image(image_id), origin="label_error", history=True)
+        item = self.item(self.store.get_image(image_id), origin="label_error", history=True, user=user,
+                         leases=leases)
         item["flag"] = {"id": None, "reason": "label_error",
                         "details": {"given": row["given_label"], "suggested": row["suggested_label"],
                                     "score": float(row["score"])}}
@@ -191,13 +234,14 @@ class LabelingService:
         history = self.store.label_history(image_id)
         return bool(history) and history[-1].label is not None
 
-    def _review_items(self, n: int, seen: set[int]) -> list[dict[str, Any]]:
+    def _review_items(self, user: str, n: int, seen: set[int]) -> list[dict[str, Any]]:
         """Images to review: disagreements between labelers first, then likely label errors.
 
         Label errors come from the latest ``activelab errors`` ranking (most likely
         wrong first), minus images reviewed or corrected since it was made.
         """
         out: list[dict[str, Any]] = []
+        leases = self.store.live_leases()
         offset = 0
         while len(out) < n:
             flags = self.store.review_flags(offset=offset, limit=100)
@@ -208,7 +252,8 @@ class LabelingService:
                 if flag.image_id in seen or len(out) >= n:
                     continue
                 seen.add(flag.image_id)
-                item = self.item(self.store.get_image(flag.image_id), origin="review", history=True)
+                item = self.item(self.store.get_image(flag.image_id), origin="review", history=True, user=user,
+                                 leases=leases)
                 item["flag"] = {"id": flag.id, "reason": flag.reason, "details": flag.details}
                 out.append(item)
         frame = self._ranking() if len(out) < n else None
@@ -219,13 +264,14 @@ class LabelingService:
                 if iid in seen:
                     continue
                 seen.add(iid)
-                out.append(self._label_error_item(iid, frame))
+                out.append(self._label_error_item(iid, frame, user, leases))
         return out
 
     # -------------------------------------------------------------- labels
     def submit(self, user: str, image_id: int, label: str | None, *, note: str | None, review: bool
                ) -> dict[str, Any]:
         image = self.store.get_image(image_id)
+        self._check_label(label)
         if not review and self.settings.mix_review and self._is_label_error_review(image_id):
             review = True  # an answer to a label-error item the mix handed out in label mode
         hold = self.holdout()
@@ -237,6 +283,14 @@ class LabelingService:
         return {"event_id": outcome.event_id, "image_id": image_id, "label": label, "flagged": outcome.flagged,
                 "held_out": outcome.held_out}
 
+    def _check_label(self, label: str | None) -> None:
+        """A label names an active class: 404 for a name the project lacks, 409 for a retired class."""
+        if label is None or label in self.store.class_names():
+            return
+        if label in self.store.retired_classes():
+            raise StoreError(f"class {label!r} is retired; add it again (POST /api/classes) to label with it")
+        raise NotFoundError(f"no class named {label!r}; the classes are listed by GET /api/project")
+
     def undo(self, user: str) -> dict[str, Any]:
         outcome = self.store.undo_last_label(user)
         if outcome is None:
@@ -244,14 +298,26 @@ class LabelingService:
         self.store.lease_image(outcome.image_id, user, ttl_seconds=self.settings.lease_seconds)
         image = self.store.get_image(outcome.image_id)
         return {"undone_event_id": outcome.undone_event_id, "undo_event_id": outcome.undo_event_id,
-                "restored_label": outcome.restored_label, "item": self.item(image, origin="undo")}
+                "restored_label": outcome.restored_label, "item": self.item(image, origin="undo", user=user)}
 
     def skip(self, user: str, image_id: int) -> None:
         self.store.skip_image(image_id, user)
 
-    def add_class(self, name: str) -> list[str]:
+    def add_class(self, name: str) -> dict[str, Any]:
+        """Add (or restore) a class, if the project lets the app do so (``labeling.allow_new_classes``)."""
+        if not self.project.settings.labeling.allow_new_classes:
+            raise ForbiddenError("this project does not let the app add classes (labeling.allow_new_classes is "
+                                 "false in activelab.yaml); add them with `activelab classes add`")
         self.store.add_classes([name])
-        return self.store.class_names()
+        return self.classes()
+
+    def retire_class(self, name: str, user: str) -> dict[str, Any]:
+        """Retire a class no image currently carries (an event by ``user``; nothing is deleted)."""
+        self.store.retire_class(name, author=user)
+        return self.classes()
+
+    def classes(self) -> dict[str, Any]:
+        return {"classes": self.store.class_names(), "retired_classes": self.store.retired_classes()}
 
     # ---------------------------------------------------------------- lists
     def queue_page(self, offset: int, limit: int) -> dict[str, Any]:
@@ -277,37 +343,64 @@ class LabelingService:
                       for f in flags],
         }
 
-    def image_detail(self, image_id: int) -> dict[str, Any]:
+    def image_detail(self, image_id: int, user: str | None = None) -> dict[str, Any]:
         image = self.store.get_image(image_id)
-        item = self.item(image, history=True)
+        item = self.item(image, history=True, user=user)
         current = [e for e in item["history"]]
         item["label"] = current[-1]["label"] if current else None
         return item
 
-    def image_path(self, image_id: int) -> Path:
-        """The file of a stored image (ids only: no client path is ever opened)."""
-        return Path(self.store.get_image(image_id).path)
+    def image_file(self, image_id: int) -> tuple[bytes, str]:
+        """The bytes of a stored image and their media type, read once and checked against the import.
+
+        The file is served only if it still has the imported size and sha256 (read by
+        :func:`read_verified`, so there is no window between check and read) and its format is
+        a raster one browsers display (:data:`RASTER_MEDIA_TYPES`); the type is the format
+        detected at import, or, for images imported before formats were stored, sniffed
+        from the verified bytes. Errors never name the server's paths.
+        """
+        image = self.store.get_image(image_id)
+        try:
+            data = read_verified(image.path, n_bytes=image.n_bytes, sha256=image.sha256)
+        except ImageRejected as exc:
+            if exc.reason == "missing_file":
+                raise NotFoundError(f"the file of image {image_id} is missing; was it moved?") from exc
+            raise StoreError(f"the file of image {image_id} cannot be served: {REJECTION_REASONS[exc.reason]}; "
+                             "import it again") from exc
+        fmt = image.format or sniff_format(data[:_HEADER_BYTES])
+        media = media_type(fmt)
+        if media is None:
+            raise UnsupportedMediaError(f"image {image_id} is {fmt or 'of an unknown format'}, which is not served: "
+                                        f"only {', '.join(sorted(RASTER_MEDIA_TYPES))} images are")
+        return data, media
 
     # --------------------------------------------------------------- similar
-    def similar(self, image_id: int, k: int) -> dict[str, Any]:
+    def similar(self, image_id: int, k: int, user: str | None = None) -> dict[str, Any]:
         """The ``k`` images most like ``image_id`` (cosine similarity of backbone embeddings), best first.
 
-        The FAISS index (``loop.similar``) is built on first use and rebuilt when images are imported.
+        Never builds the FAISS index (``loop.similar``) in the request: while it is missing or out
+        of date with the store's images, a background build is started and the answer has no
+        items and ``index: {"status": "building"}`` (or ``failed``, with the reason).
         """
         self.store.get_image(image_id)  # 404 before any index work
-        if self.similar_images is None:
-            self.similar_images = SimilarImages(self.project)
-        pairs = self.similar_images.similar(image_id, k)
+        index = self.similar_images
+        assert index is not None
+        pairs = index.search(image_id, k)
+        if pairs is None:
+            index.start_build()
+            return {"image_id": image_id, "k": k, "items": [], "index": index.status()}
+        leases = self.store.live_leases()
         items = []
         for iid, score in pairs:
-            item = self.item(self.store.get_image(iid), origin="similar", history=True)
+            item = self.item(self.store.get_image(iid), origin="similar", history=True, user=user, leases=leases)
             item["label"] = item["history"][-1]["label"] if item["history"] else None
             item["history"] = None
             item["similarity"] = score
             items.append(item)
-        info = self.similar_images.info
+        info = index.info
+        assert info is not None
         return {"image_id": image_id, "k": k, "items": items,
-                "index": None if info is None else {"kind": info.kind, "n": info.n}}
+                "index": {"status": "ready", "kind": info.kind, "size": info.n}}
 
     # ----------------------------------------------------------------- stats
     def stats(self) -> dict[str, Any]:
