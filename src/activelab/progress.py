@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from contextvars import ContextVar
-from typing import Protocol, TypeVar, Union, runtime_checkable
+from typing import Protocol, TypeVar, runtime_checkable
 
 T = TypeVar("T")
 
@@ -41,7 +41,7 @@ class ProgressReporter(Protocol):
         """Start a step of ``total`` units (None: unknown); it ends when the block exits."""
 
 
-Progress = Union[bool, None, ProgressReporter]
+Progress = bool | ProgressReporter | None
 
 
 class _SilentTask:

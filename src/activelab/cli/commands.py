@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sys
 from collections.abc import Sequence
 from typing import Any, TypeVar
@@ -26,10 +27,10 @@ WORKFLOW_ORDER = (
 class CliCommand(TyperCommand):
     """A command whose usage line reads ``activelab query [OPTIONS] PROJECT`` and whose switches show no type."""
 
-    def get_params(self, ctx: typer.Context) -> list[Any]:
+    def get_params(self, ctx: Any) -> list[Any]:
         return _plain_metavars(super().get_params(ctx))
 
-    def collect_usage_pieces(self, ctx: typer.Context) -> list[str]:
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
         for param in self.get_params(ctx):
             if isinstance(param, TyperArgument):
@@ -41,20 +42,22 @@ class CliCommand(TyperCommand):
 class WorkflowGroup(TyperGroup):
     """Lists commands in the order a user needs them and prints usage errors as ``error: ...``."""
 
-    def get_params(self, ctx: typer.Context) -> list[Any]:
+    def get_params(self, ctx: Any) -> list[Any]:
         return _plain_metavars(super().get_params(ctx))
 
-    def list_commands(self, ctx: typer.Context) -> list[str]:
+    def list_commands(self, ctx: Any) -> list[str]:
         names = super().list_commands(ctx)
         rank = {name: i for i, name in enumerate(WORKFLOW_ORDER)}
         return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, **extra: Any) -> Any:
+             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
+        run = functools.partial(super().main, args, prog_name, complete_var, standalone_mode=False,
+                                windows_expand_args=windows_expand_args, **extra)
         if not standalone_mode:
-            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            return run()
         try:
-            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            code = run()
         except ClickException as exc:
             if type(exc).__name__ != "NoArgsIsHelpError":  # help was already printed
                 _print_usage_error(exc)
