@@ -13,11 +13,13 @@ import pandas as pd
 import pytest
 
 from activelab.exceptions import InputError
+from activelab.loop.embed import embedding_model
 from activelab.loop.ingest import import_images
 from activelab.loop.project import Project, init_project, open_project
 from activelab.loop.session import ActiveSession
-from activelab.loop.settings import SETTINGS_FILE, save_settings
+from activelab.loop.settings import SETTINGS_FILE, load_settings, save_settings
 from activelab.loop.stopping import StoppingRules
+from activelab.strategies import select
 
 CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
 
@@ -86,9 +88,9 @@ def test_unknown_strategy_and_too_few_labels(tmp_path: Path, sample: Path) -> No
     session = ActiveSession(proj)
     with pytest.raises(InputError, match="unknown strategy"):
         session.run_round("magrin", 5)
-    with pytest.raises(InputError, match="no labeled pool images"):
+    with pytest.raises(InputError, match="no labeled pool images.*typiclust"):
         session.run_round("margin", 5)
-    assert proj.store.rounds()[0].status == "failed"
+    assert proj.store.rounds() == []  # refused before anything was recorded
     proj.close()
 
 
@@ -146,3 +148,103 @@ def test_badge_round_uses_last_layer_features(project: Project) -> None:
     result = session.run_round("badge", 8)
     assert len(set(result.selected)) == 8
     assert not set(result.selected) & project.store.labeled_image_ids()
+
+
+def fresh_project(root: Path, sample: Path, n: int = 100) -> Project:
+    """A project as `init` + `import` leave it: the first ``n`` sample pool images, no label, no image size."""
+    proj = init_project(root, CLASSES)
+    pool = pd.read_csv(sample / "pool.csv").head(n)
+    import_images(proj.store, pool.assign(filepath=[str(sample / p) for p in pool.filepath], label=None))
+    return proj
+
+
+@pytest.fixture
+def fresh(tmp_path: Path, sample: Path) -> Project:
+    proj = fresh_project(tmp_path / "fresh", sample)
+    yield proj
+    proj.close()
+
+
+def sample_truth(sample: Path) -> dict[str, str]:
+    """File name -> true class of the bundled pool images."""
+    pool = pd.read_csv(sample / "pool.csv")
+    return dict(zip(pool.filepath.map(lambda p: Path(p).name), pool.label))
+
+
+def test_cold_start_round_selects_from_cached_embeddings_without_a_model(fresh: Project, sample: Path) -> None:
+    result = ActiveSession(fresh).run_round("typiclust", 10)
+    assert result.number == 1 and result.metrics["cold_start"] is True and result.scores == [None] * 10
+    (rnd,) = fresh.store.rounds()
+    assert (rnd.status, rnd.n_labeled, rnd.strategy) == ("done", 0, "typiclust")
+    assert [iid for iid, _ in fresh.store.round_selection(1)] == result.selected
+    assert not (fresh.root / "models").exists()  # no model trained, none written
+    assert load_settings(fresh.root / SETTINGS_FILE).model.image_size == 64  # chosen for 28x28 images
+    assert result.input_size is not None
+    assert result.input_size.describe().startswith("input size 64 px (chosen from 28x28 images")
+    # the embeddings came from the project's backbone through its embedding cache
+    embedder = embedding_model(fresh)
+    images = fresh.store.image_refs("pool")
+    emb = embedder.embed([img.path for img in images], keys=[img.sha256 for img in images])
+    assert embedder.forward_count == 0
+    expected = select("typiclust", 10, rng=np.random.default_rng([0, 1]), labeled=np.zeros(len(images), bool),
+                      embeddings=emb)
+    assert result.selected == [images[int(p)].id for p in expected]
+    paths = {img.id: img.path for img in images}
+    truth = sample_truth(sample)
+    assert len({truth[Path(paths[iid]).name] for iid in result.selected}) == 8  # 10 typical images, 8 of the 10 classes
+
+
+def test_strategy_needing_a_model_is_refused_naming_the_cold_start_ones(fresh: Project) -> None:
+    session = ActiveSession(fresh)
+    with pytest.raises(InputError) as err:
+        session.run_round("margin", 5)
+    message = str(err.value)
+    assert "no labeled pool images yet" in message and "['probs']" in message
+    assert "coreset, outlier, probcover, proximity, random, typiclust" in message
+    first = fresh.store.image_refs("pool")[0].id
+    fresh.store.add_label(first, "bag", author="ann")
+    with pytest.raises(InputError, match="all 1 labeled pool images are of class 'bag'"):
+        session.run_round("entropy", 5)
+    assert fresh.store.rounds() == []
+    result = session.run_round("random", 5)  # one class cannot train a model; random needs none
+    assert result.number == 1 and first not in result.selected and result.metrics["embedding_model"] is None
+
+
+def test_three_refused_queries_then_a_real_one_is_round_1(fresh: Project, sample: Path) -> None:
+    session = ActiveSession(fresh)
+    with pytest.raises(InputError, match="no labeled pool images"):
+        session.run_round("margin", 5)
+    assert load_settings(fresh.root / SETTINGS_FILE).model.image_size is None  # nothing chosen either
+    truth = sample_truth(sample)
+    images = fresh.store.image_refs("pool")
+    fresh.store.add_labels([(img.id, truth[Path(img.path).name]) for img in images[:12]], author="ann")
+    with pytest.raises(InputError, match="unknown strategy 'magrin'"):
+        session.run_round("magrin", 5)
+    with pytest.raises(InputError, match="cannot provide \\['mc_probs'\\]"):
+        session.run_round("bald", 5)
+    assert fresh.store.rounds() == []
+    result = session.run_round("margin", 5)
+    assert result.number == 1 and [r.number for r in fresh.store.rounds()] == [1]
+    assert result.metrics["n_labeled"] == 12 and "cold_start" not in result.metrics
+
+
+def test_a_fresh_queue_is_the_cold_start_selection_computed_once(fresh: Project) -> None:
+    fresh.settings.active_learner.batch_size = 8
+    session = ActiveSession(fresh)
+    queue = session.queue()
+    (rnd,) = fresh.store.rounds()
+    assert (rnd.strategy, rnd.config["cold_start"], len(queue)) == ("typiclust", True, 8)
+    assert queue == [iid for iid, _ in fresh.store.round_selection(1)]
+    assert session.queue() == queue and len(fresh.store.rounds()) == 1  # done once
+    fresh.store.add_label(queue[0], "bag", author="ann")
+    assert session.queue() == queue[1:]
+    assert session.curve() == []  # no model, no learning-curve point
+
+
+def test_the_cold_start_strategy_is_a_setting(tmp_path: Path, sample: Path) -> None:
+    with fresh_project(tmp_path / "p", sample, n=30) as proj:
+        proj.settings.active_learner.cold_start_strategy = "random"
+        proj.settings.active_learner.batch_size = 5
+        queue = ActiveSession(proj).queue()
+        assert [r.strategy for r in proj.store.rounds()] == ["random"] and len(queue) == 5
+        assert not (proj.cache_dir / "embeddings").exists()  # random reads no embeddings: nothing embedded

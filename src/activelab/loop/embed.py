@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any
 
 from activelab.exceptions import InputError
+from activelab.loop.input_size import resolve_input_size
 from activelab.loop.project import Project
 from activelab.models import FastAdapter, create_model
 from activelab.models.stream import ShardCallback, StreamReport, stream_embed
@@ -29,11 +30,12 @@ def embedding_model(project: Project, *, device: str | None = None) -> FastAdapt
     The project's model when it has a pretrained backbone (its fast path shares
     this cache with the rounds); otherwise (``small_cnn``, ``pretrained: false``)
     the packaged ImageNet EfficientNet-Lite0 at the project's image size: a network
-    trained from scratch has no fixed embedding to cache.
+    trained from scratch has no fixed embedding to cache. The image size is chosen
+    and recorded on first use when the settings leave it unset (:mod:`.input_size`).
     """
     m = project.settings.model
     name = m.name if m.pretrained else FALLBACK_EMBEDDING_MODEL
-    adapter = create_model(name, path="fast", pretrained=True, image_size=m.image_size,
+    adapter = create_model(name, path="fast", pretrained=True, image_size=resolve_input_size(project).pixels,
                            device=device if device is not None else m.device,
                            cache_dir=project.cache_dir / "embeddings")
     assert isinstance(adapter, FastAdapter)

@@ -9,7 +9,20 @@ import numpy as np
 
 from activelab.exceptions import InputError
 from activelab.models import ModelAdapter
-from activelab.strategies import get_strategy, required_inputs
+from activelab.strategies import get_strategy, list_strategies, required_inputs
+
+#: arrays a round computes without a trained model: backbone embeddings and the labels it has
+MODEL_FREE_INPUTS: frozenset[str] = frozenset({"embeddings", "labels"})
+
+
+def needs_model(strategy: str, params: Mapping[str, Any] | None = None) -> bool:
+    """Whether ``strategy`` (with ``params``) reads anything only a trained model gives (from its ``requires``)."""
+    return not required_inputs(strategy, **dict(params or {})) <= MODEL_FREE_INPUTS
+
+
+def cold_start_strategies() -> list[str]:
+    """Registered strategies that work before any label exists (with their default parameters), sorted."""
+    return [name for name in list_strategies() if not needs_model(name)]
 
 
 def check_model_provides(model: ModelAdapter, strategy: str, params: Mapping[str, Any] | None = None) -> frozenset[str]:

@@ -1,14 +1,22 @@
 """The active-learning session: train on the current labels, score the pool, select, record.
 
 This is the only place that converts between the store's stable image ids and
-the positions 0..N-1 that strategies and models see. A round is recorded as
-``running`` when it starts and completed (metrics + ranked selection) in one
-transaction at the end, so a round killed half-way leaves no half-written
-result; the next round marks it ``failed`` and starts afresh.
+the positions 0..N-1 that strategies and models see. Everything that can refuse a
+round (unknown strategy, nothing left to select, too few labels, a model that
+cannot give what the strategy reads) is checked before the store records it, so a
+refused round leaves nothing behind. A round is then recorded as ``running`` and
+completed (metrics + ranked selection) in one transaction at the end, so a round
+killed half-way leaves no half-written result; the next round marks it ``failed``.
+
+Cold start: before a model can be trained (no labels, or one class), a strategy that
+needs only embeddings (``random``, ``typiclust``, ``probcover``... read from the
+registry's ``requires``) selects from the project's frozen backbone embeddings,
+and no model is trained or saved.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import time
@@ -20,15 +28,23 @@ from typing import Any
 import numpy as np
 
 from activelab.exceptions import InputError, StoreError
+from activelab.loop.embed import embedding_model
 from activelab.loop.evaluate import classification_metrics, prediction_agreement
-from activelab.loop.inputs import strategy_inputs
+from activelab.loop.input_size import InputSize, resolve_input_size
+from activelab.loop.inputs import (
+    check_model_provides,
+    cold_start_strategies,
+    needs_model,
+    strategy_inputs,
+)
 from activelab.loop.project import Project
 from activelab.loop.stopping import CurvePoint, StoppingRules, stop_reason
 from activelab.models import ModelAdapter, create_model, load_model
 from activelab.store import ImageRef, Store
-from activelab.strategies import get_strategy, select
+from activelab.strategies import required_inputs, select
 
 ModelFactory = Callable[[list[str]], ModelAdapter]
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -51,6 +67,7 @@ class RoundResult:
     scores: list[float | None]
     metrics: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
+    input_size: InputSize | None = None  # the backbone's input size, and why (chosen by this round, or set)
 
 
 class ActiveSession:
@@ -96,7 +113,7 @@ class ActiveSession:
             path=m.path,
             pretrained=m.pretrained,
             device=m.device,
-            image_size=m.image_size,
+            image_size=resolve_input_size(self.project).pixels,
             cache_dir=self.project.cache_dir / "embeddings",
             **options,
         )
@@ -145,25 +162,21 @@ class ActiveSession:
             failed.append(rnd.number)
         return failed
 
-    def train(self, *, seed: int | None = None, train_set: LabeledSet | None = None
-              ) -> tuple[ModelAdapter, dict[str, Any]]:
+    def train(self, *, seed: int | None = None, train_set: LabeledSet | None = None,
+              model: ModelAdapter | None = None) -> tuple[ModelAdapter, dict[str, Any]]:
         """Fit a fresh model on the current pool labels; evaluate it on the eval split.
 
         ``train_set`` lets a caller that already read the pool pass its labeled part
-        instead of reading it again.
+        instead of reading it again; ``model`` an adapter it already built (and checked).
         """
         classes = self.store.class_names()
         train = self.labeled_set("pool") if train_set is None else train_set
-        if len(train.image_ids) == 0:
-            raise InputError("no labeled pool images yet: label a few (or import labels) before training")
-        present = np.unique(train.y)
-        if len(present) < 2:
-            raise InputError(
-                f"all {len(train.image_ids)} labeled images are of class {classes[int(present[0])]!r}; "
-                "label at least one image of another class before training"
-            )
+        problem = _untrainable(train.y, classes)
+        if problem:
+            raise InputError(f"cannot train: {problem}; label images of at least two classes (or import labels) "
+                             "first")
         seed = self.project.settings.train.seed if seed is None else seed
-        model = self.model_factory(classes)
+        model = self.model_factory(classes) if model is None else model
         report = model.fit(train.paths, train.y.tolist(), keys=train.keys, seed=seed, progress=self.progress)
         metrics: dict[str, Any] = {"n_labeled": len(train.image_ids), "fit": report.to_dict()}
         metrics.update(self.evaluate(model))
@@ -175,33 +188,69 @@ class ActiveSession:
         if not evals.image_ids:
             return {}
         probs = model.predict_proba(evals.paths, keys=evals.keys, progress=self.progress)
-        out = classification_metrics(evals.y, probs, self.store.class_names())
+        out = classification_metrics(evals.y.tolist(), probs, self.store.class_names())
         out["eval_predictions"] = {str(i): p for i, p in zip(evals.image_ids, probs.argmax(axis=1).tolist())}
         return {"eval": out}
 
+    def _plan(self, strategy: str, params: dict[str, Any], images: list[ImageRef], mask: np.ndarray,
+              labels: np.ndarray) -> tuple[ModelAdapter | None, InputSize]:
+        """Refuse an invalid round before anything is recorded.
+
+        Returns the checked model to train (None: a cold start) and the backbone's input
+        size, chosen (and recorded in the settings) once the labels allow the round.
+        """
+        model_needed = needs_model(strategy, params)  # unknown strategy names fail here
+        if not images:
+            raise InputError("the pool has no images: import some with `activelab import PROJECT FOLDER`")
+        if mask.all():
+            raise InputError("every pool image is already labeled: import more images to select from")
+        classes = self.store.class_names()
+        problem = _untrainable(labels[labels >= 0], classes)
+        if problem:
+            if not model_needed:
+                return None, resolve_input_size(self.project)
+            cold = self.project.settings.active_learner.cold_start_strategy
+            raise InputError(
+                f"strategy {strategy!r} reads {sorted(required_inputs(strategy, **params))}, which needs a trained "
+                f"model, but {problem}. Label a few images of at least two classes, or start with a strategy that "
+                f"needs no model: {', '.join(cold_start_strategies())} (the app's fresh queue uses {cold!r}, "
+                "active_learner.cold_start_strategy)"
+            )
+        input_size = resolve_input_size(self.project)
+        model = self.model_factory(classes)
+        check_model_provides(model, strategy, params)
+        return model, input_size
+
     def run_round(self, strategy: str | None = None, k: int | None = None, *, seed: int | None = None,
                   **params: Any) -> RoundResult:
-        """One round: train, evaluate, score the unlabeled pool, select ``k``, record it all."""
+        """One round: train, evaluate, score the unlabeled pool, select ``k``, record it all.
+
+        Before a model can be trained, a strategy that needs only embeddings runs a
+        cold-start round instead (see the module docstring); one that needs a model is refused.
+        """
         al = self.project.settings.active_learner
         strategy = strategy or al.strategy
         k = k or al.batch_size
         seed = al.seed if seed is None else seed
-        get_strategy(strategy)  # unknown names fail before any work
+        needs_model(strategy, params)  # unknown names fail before any work
         self.recover()
         images, mask, labels = self.pool()
-        if mask.all():
-            raise InputError("every pool image is already labeled: import more images to select from")
-        config = {"strategy": strategy, "k": k, "seed": seed, "params": params,
+        model, input_size = self._plan(strategy, params, images, mask, labels)
+        config = {"strategy": strategy, "k": k, "seed": seed, "params": params, "cold_start": model is None,
                   "model": self.project.settings.model.model_dump(),
                   "_owner": {"host": socket.gethostname(), "pid": os.getpid()}}
         number = self.store.start_round(strategy=strategy, model=self.project.settings.model.name, config=config,
                                         n_labeled=int((labels >= 0).sum()))
+        if model is None:
+            result = self._cold_start_round(number, strategy, k, seed, params, images, mask, labels)
+            result.input_size = input_size
+            return result
         try:
             t0 = time.perf_counter()
             keep = np.flatnonzero(labels >= 0)
             train_set = LabeledSet([images[i].id for i in keep], [images[i].path for i in keep],
                                    [images[i].sha256 for i in keep], labels[keep])
-            model, metrics = self.train(seed=seed, train_set=train_set)
+            model, metrics = self.train(seed=seed, train_set=train_set, model=model)
             t1 = time.perf_counter()
             inputs = strategy_inputs(model, strategy, [img.path for img in images],
                                      keys=[img.sha256 for img in images], params=params, labels=labels,
@@ -226,12 +275,39 @@ class ActiveSession:
         self.models_dir.mkdir(parents=True, exist_ok=True)
         model.save(self.models_dir / "latest")
         self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)), predictions=hints)
+        return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"], input_size)
+
+    def _cold_start_round(self, number: int, strategy: str, k: int, seed: int, params: dict[str, Any],
+                          images: list[ImageRef], mask: np.ndarray, labels: np.ndarray) -> RoundResult:
+        """Select from frozen backbone embeddings (the embedding cache) without training; record the round."""
+        needed = required_inputs(strategy, **params)
+        try:
+            t0 = time.perf_counter()
+            inputs: dict[str, np.ndarray] = {"labels": labels}
+            embedder = embedding_model(self.project) if "embeddings" in needed else None
+            if embedder is not None:
+                inputs["embeddings"] = embedder.embed([img.path for img in images],
+                                                      keys=[img.sha256 for img in images], progress=self.progress)
+            t1 = time.perf_counter()
+            positions = select(strategy, k, rng=np.random.default_rng([seed, number]), labeled=mask, **inputs,
+                               **params)
+            t2 = time.perf_counter()
+        except BaseException as exc:
+            self.store.fail_round(number, f"{type(exc).__name__}: {exc}")
+            raise
+        selected = [images[int(p)].id for p in positions]
+        scores: list[float | None] = [None] * len(selected)
+        metrics: dict[str, Any] = {"n_labeled": int((labels >= 0).sum()), "cold_start": True,
+                                   "embedding_model": None if embedder is None else embedder.name,
+                                   "seconds": {"embed": t1 - t0, "select": t2 - t1}}
+        self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)))
         return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"])
 
     def _with_agreement(self, number: int, metrics: dict[str, Any]) -> dict[str, Any]:
         """Add kappa between this round's and the previous finished round's eval predictions."""
         current = metrics.get("eval", {}).get("eval_predictions")
-        previous_rounds = [r for r in self.store.rounds() if r.status == "done" and r.number < number]
+        previous_rounds = [r for r in self.store.rounds() if r.status == "done" and r.number < number
+                           and not (r.metrics or {}).get("cold_start")]
         if current is None or not previous_rounds:
             return metrics
         prev = (previous_rounds[-1].metrics or {}).get("eval", {}).get("eval_predictions") or {}
@@ -247,8 +323,8 @@ class ActiveSession:
         """The learning curve of finished rounds, oldest first."""
         points = []
         for rnd in self.store.rounds():
-            if rnd.status != "done" or rnd.metrics is None:
-                continue
+            if rnd.status != "done" or rnd.metrics is None or rnd.metrics.get("cold_start"):
+                continue  # a cold-start round trained no model: no point on the curve
             acc = rnd.metrics.get("eval", {}).get("accuracy")
             points.append(CurvePoint(rnd.n_labeled, acc, rnd.metrics.get("agreement")))
         return points
@@ -258,12 +334,40 @@ class ActiveSession:
         return stop_reason(self.curve(), rules)
 
     def queue(self) -> list[int]:
-        """Image ids of the latest round's selection not yet labeled, best first."""
-        done = [r for r in self.store.rounds() if r.status == "done"]
+        """Image ids of the latest round's selection not yet labeled, best first.
+
+        A fresh project (no round yet, no pool label) first runs a cold-start round
+        with ``active_learner.cold_start_strategy``, once: it is recorded like any round.
+        """
+        rounds = self.store.rounds()
+        if not rounds and self._fresh():
+            self._cold_start_queue()
+            rounds = self.store.rounds()
+        done = [r for r in rounds if r.status == "done"]
         if not done:
             return []
         touched = self.store.labeled_image_ids()
         return [iid for iid, _ in self.store.round_selection(done[-1].number) if iid not in touched]
+
+    def _fresh(self) -> bool:
+        """Pool images and none of them labeled (cheap counts first: called on every queue read)."""
+        if self.store.n_images("pool") == 0:
+            return False
+        return self.store.n_label_events() == 0 or not self.store.current_labels("pool")
+
+    def _cold_start_queue(self) -> None:
+        """Run the cold-start round behind a fresh queue; on failure the queue stays in file order.
+
+        The labeling app reads the queue on every request, so a failure is logged rather
+        than raised: a round that started is recorded as failed with its error, and a
+        refused one (e.g. a cold-start strategy that needs a model) is refused again next time.
+        """
+        al = self.project.settings.active_learner
+        try:
+            self.run_round(al.cold_start_strategy, al.batch_size)
+        except Exception as exc:  # noqa: BLE001 - the queue must keep serving images
+            log.warning("cold-start queue (%s) not computed, serving images in file order: %s",
+                        al.cold_start_strategy, exc)
 
     def latest_model(self) -> ModelAdapter:
         """The model saved by the latest round (or ``activelab train``)."""
@@ -271,6 +375,16 @@ class ActiveSession:
         if not path.exists():
             raise InputError("no trained model yet: run `activelab train` or a round first")
         return load_model(path)
+
+
+def _untrainable(y: np.ndarray, classes: list[str]) -> str | None:
+    """Why no classifier can be trained on labels ``y`` (class indices), or None when one can."""
+    if len(y) == 0:
+        return "no labeled pool images yet"
+    present = np.unique(y)
+    if len(present) < 2:
+        return f"all {len(y)} labeled pool images are of class {classes[int(present[0])]!r}"
+    return None
 
 
 def _pid_alive(pid: Any) -> bool:

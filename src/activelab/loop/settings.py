@@ -40,6 +40,8 @@ class TrainSettings(_Section):
 
 class ActiveLearnerSettings(_Section):
     strategy: str = "margin"
+    cold_start_strategy: str = Field("typiclust", description="Orders a fresh project's queue before any label "
+                                     "exists; must need no trained model (docs/strategies.md, 'Cold start').")
     batch_size: int = Field(50, ge=1)
     retrain_every: int = Field(20, ge=1)
     eval_fraction: float = Field(0.2, ge=0, lt=1)

@@ -1,0 +1,34 @@
+"""``activelab query`` on a fresh project: a cold-start round, the chosen input size, no refused rounds."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+from typer.testing import CliRunner
+
+from activelab.cli.main import app
+
+runner = CliRunner()
+
+
+def invoke(*args: object):  # type: ignore[no-untyped-def]
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def test_query_on_a_fresh_project_runs_a_cold_start_round(tmp_path: Path, sample: Path) -> None:
+    pool = pd.read_csv(sample / "pool.csv").head(40)
+    table = tmp_path / "pool.csv"
+    pool.assign(filepath=[str(sample / p) for p in pool.filepath]).drop(columns="label").to_csv(table, index=False)
+    project = tmp_path / "p"
+    assert invoke("init", project, "--classes", "a,b").exit_code == 0
+    assert invoke("import", project, table).exit_code == 0
+    refused = invoke("query", project, "--strategy", "margin", "-k", "5")
+    assert refused.exit_code == 2 and "needs no model: cluster, coreset" in refused.output
+    result = invoke("query", project, "--strategy", "typiclust", "-k", "5")
+    assert result.exit_code == 0, result.output
+    assert "input size 64 px (chosen from 28x28 images" in result.output
+    assert "round 1 (typiclust): cold start: no model trained on 0 labels; selected from efficientnet_lite0" \
+        in result.output
+    assert len(pd.read_csv(project / "rounds" / "round-0001-selection.csv")) == 5
+    assert "input size 64 px (model.image_size)" in invoke("status", project).output
