@@ -105,3 +105,29 @@ def test_bad_queries(built) -> None:
         index.similar(original, 0)
     with pytest.raises(NotFoundError):
         index.similar(10**9, 5)
+
+
+def test_background_build_reports_failure_and_waits_for_new_images(tmp_path: Path, monkeypatch) -> None:
+    project = init_project(tmp_path / "empty", ["a", "b"])
+    project.settings.model.device = "cpu"
+    index = SimilarImages(project)
+    assert index.status() == {"status": "building"}
+    index.start_build()
+    index.wait(120)
+    assert index.status() == {"status": "failed",
+                              "error": "the project has no readable images to search; import some first"}
+    started = []
+    monkeypatch.setattr(SimilarImages, "_build_in_background", lambda self: started.append(1))
+    index.start_build()
+    index.wait(5)
+    assert started == [], "the same images are not tried again"
+    project.close()
+
+
+def test_search_never_builds(built) -> None:
+    project, _, original, copy = built
+    index = SimilarImages(project)  # nothing loaded yet
+    assert index.search(original, 3) is None and index.info is None
+    index.start_build()  # loads the persisted index in the background
+    index.wait(60)
+    assert index.status()["status"] == "ready" and index.search(original, 1)[0][0] == copy

@@ -12,6 +12,7 @@ from sqlalchemy import text
 
 from activelab.loop.project import open_project
 from activelab.loop.session import ActiveSession
+from activelab.loop.settings import load_settings, save_settings
 from activelab.store import open_store, sqlite_url
 from activelab.store import schema as t
 from activelab.store.migrations import SCHEMA_VERSION, ensure_schema
@@ -318,3 +319,176 @@ def test_review_mode_serves_label_errors_until_reviewed(client_factory, project_
         history = proj.store.label_history(labeled[1])
         assert [(e.label, e.source) for e in history][-1] == ("bag", "review")
         assert history[0].label == given[labeled[1]]
+
+
+# ------------------------------------------------------------------ hardening (issue 12)
+def _png_with_script(path: Path) -> Path:
+    """A real PNG whose text chunk holds a script: dangerous if a browser ever reads it as HTML.
+
+    The pixels depend on the file name, so each file is another image (not a duplicate)."""
+    from PIL import Image as PILImage
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("comment", "<script>fetch('/api/stats')</script>")
+    PILImage.new("RGB", (6, 4), (200, 10, sum(path.name.encode()) % 256)).save(path, format="PNG", pnginfo=info)
+    return path
+
+
+def _import(project_dir: Path, *paths: Path) -> list[int]:
+    from activelab.loop.ingest import import_images
+
+    with open_project(project_dir) as proj:
+        import_images(proj.store, pd.DataFrame({"filepath": [str(p) for p in paths]}))
+        by_path = {img.path: img.id for img in proj.store.images()}
+    return [by_path[str(p)] for p in paths]
+
+
+def test_image_files_are_served_as_their_imported_format_and_only_unchanged(client_factory, project_dir: Path,
+                                                                           tmp_path: Path) -> None:
+    html = _png_with_script(tmp_path / "x.html")
+    svg = _png_with_script(tmp_path / "y.svg")
+    swapped = _png_with_script(tmp_path / "z.png")
+    edited = _png_with_script(tmp_path / "w.png")
+    html_id, svg_id, swapped_id, edited_id = _import(project_dir, html, svg, swapped, edited)
+    client = client_factory()
+    for iid, path in [(html_id, html), (svg_id, svg)]:
+        res = client.get(f"/api/images/{iid}/file")
+        assert res.status_code == 200 and res.headers["content-type"] == "image/png"
+        assert res.headers["x-content-type-options"] == "nosniff" and res.content == path.read_bytes()
+
+    swapped.unlink()
+    swapped.symlink_to("/etc/passwd")  # replaced after import
+    data = bytearray(edited.read_bytes())
+    data[-20] ^= 0xFF  # same size, other bytes
+    edited.write_bytes(bytes(data))
+    for iid in (swapped_id, edited_id):
+        res = client.get(f"/api/images/{iid}/file")
+        assert res.status_code == 409 and "changed since it was imported" in res.json()["detail"]
+        assert str(tmp_path) not in res.text and "root:" not in res.text
+    edited.write_bytes(bytes(data) + b"\0")  # another size
+    assert client.get(f"/api/images/{edited_id}/file").status_code == 409
+
+
+def test_image_files_of_old_rows_and_of_non_raster_formats(client_factory, project_dir: Path, tmp_path: Path) -> None:
+    from PIL import Image as PILImage
+
+    png = _png_with_script(tmp_path / "old.txt")
+    tiff = tmp_path / "t.tiff"
+    PILImage.new("RGB", (5, 5)).save(tiff, format="TIFF")
+    png_id, tiff_id = _import(project_dir, png, tiff)
+    with open_project(project_dir) as proj:
+        assert proj.store.get_image(tiff_id).format == "TIFF"
+        with proj.store.engine.begin() as conn:  # a row imported before v3 stored formats
+            conn.execute(text("UPDATE images SET format = NULL WHERE id = :i"), {"i": png_id})
+    client = client_factory()
+    assert client.get(f"/api/images/{png_id}/file").headers["content-type"] == "image/png"  # sniffed
+    res = client.get(f"/api/images/{tiff_id}/file")
+    assert res.status_code == 415 and "TIFF" in res.json()["detail"]
+
+
+@pytest.mark.parametrize("name", ["José", "Zoë", "李雷", "Ann-Marie O'Neil", "<b>x</b>", "a" * 64])
+def test_any_printable_labeler_name_is_the_author(client_factory, project_dir: Path, name: str) -> None:
+    client = client_factory()
+    iid = _next(client, name, 1)[0]["image_id"]
+    _label(client, name, iid, "coat")
+    with open_project(project_dir) as proj:
+        assert proj.store.label_history(iid)[-1].author == name
+
+
+@pytest.mark.parametrize("name", ["", " ann", "ann ", "\u00a0ann", "ann\n", "a\tb", "a\u202eb", "a\u200bb",
+                                  "a\u2028b", "a\u0085b", "a\U000e0041b", "a" * 65])
+def test_unprintable_or_padded_names_are_refused(client_factory, name: str) -> None:
+    client = client_factory()
+    assert client.post("/api/next", json={"user": name, "n": 1}).status_code == 422
+    if name and len(name) <= 64:
+        assert client.post("/api/classes", json={"name": name}).status_code == 422
+    assert client.post("/api/classes", json={"name": "a,b"}).status_code == 422
+    assert client.get("/api/project").json()["classes"][-1] == "ankle-boot"
+
+
+def test_name_patterns_refuse_exactly_the_control_and_format_characters() -> None:
+    import re
+    import unicodedata
+
+    from activelab.server.schemas import SPACES, UNPRINTABLE
+
+    refused = re.compile(f"[{UNPRINTABLE}]")
+    spaces = re.compile(f"[{SPACES}]")
+    for cp in range(0x110000):
+        ch, category = chr(cp), unicodedata.category(chr(cp))
+        if category == "Cs":
+            continue
+        expected = category in ("Cc", "Cf", "Zl", "Zp") or 0x13430 <= cp <= 0x1343F  # Unicode 15's Cf
+        assert bool(refused.match(ch)) == expected, (hex(cp), category)
+        assert bool(spaces.match(ch)) == (category == "Zs"), hex(cp)
+
+
+def test_classes_can_be_retired_and_adding_can_be_switched_off(client_factory, project_dir: Path) -> None:
+    client = client_factory()
+    assert client.post("/api/classes", json={"name": "Zoë's class"}).json()["classes"][-1] == "Zoë's class"
+    res = client.post("/api/classes/retire", json={"name": "Zoë's class", "user": "José"})
+    assert res.status_code == 200 and res.json() == {"classes": client.get("/api/project").json()["classes"],
+                                                     "retired_classes": ["Zoë's class"]}
+    project = client.get("/api/project").json()
+    assert "Zoë's class" not in project["classes"] and project["retired_classes"] == ["Zoë's class"]
+    assert project["allow_new_classes"] is True
+    iid = _next(client, "ann", 1)[0]["image_id"]
+    assert client.post("/api/labels", json={"user": "ann", "image_id": iid, "label": "Zoë's class"}
+                       ).status_code == 409
+    assert client.post("/api/classes/retire", json={"name": "coat", "user": "ann"}).status_code == 409  # labeled
+    assert client.post("/api/classes/retire", json={"name": "nope", "user": "ann"}).status_code == 404
+    assert client.post("/api/classes", json={"name": "Zoë's class"}).json()["retired_classes"] == []  # restored
+    with open_project(project_dir) as proj:
+        events = proj.store.engine.connect().execute(text("SELECT action, author FROM class_events ORDER BY id")).all()
+        assert [tuple(e) for e in events] == [("retire", "José"), ("restore", "activelab")]
+
+    settings = load_settings(project_dir / "activelab.yaml")
+    settings.labeling.allow_new_classes = False
+    save_settings(settings, project_dir / "activelab.yaml")
+    locked = client_factory()
+    assert locked.get("/api/project").json()["allow_new_classes"] is False
+    res = locked.post("/api/classes", json={"name": "junk"})
+    assert res.status_code == 403 and "labeling.allow_new_classes" in res.json()["detail"]
+    assert "junk" not in locked.get("/api/project").json()["classes"]
+
+
+def test_leases_are_advisory_and_items_say_who_holds_them(client_factory, project_dir: Path) -> None:
+    client = client_factory()
+    iid = _next(client, "ann", 1)[0]["image_id"]
+    assert _next(client, "ann", 1, exclude=[iid])[0]["held_by"] is None  # your own lease is not "held by"
+    assert client.get(f"/api/images/{iid}", params={"user": "bob"}).json()["held_by"] == "ann"
+    assert client.get(f"/api/images/{iid}", params={"user": "ann"}).json()["held_by"] is None
+    assert client.get(f"/api/images/{iid}").json()["held_by"] == "ann"
+    assert _label(client, "bob", iid, "coat")["event_id"] > 0  # bob may still label ann's image
+    with open_project(project_dir) as proj:
+        assert proj.store.label_history(iid)[-1].author == "bob"
+
+
+def test_schema_bounds_are_exact_in_json(client_factory) -> None:
+    from activelab.server.schemas import MAX_ID
+
+    schema = client_factory().get("/openapi.json").json()
+
+    def bounds(node):  # type: ignore[no-untyped-def]
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if key in ("maximum", "minimum", "exclusiveMaximum", "exclusiveMinimum"):
+                    yield value
+                yield from bounds(value)
+        elif isinstance(node, list):
+            for value in node:
+                yield from bounds(value)
+
+    found = list(bounds(schema))
+    # FastAPI writes body bounds as floats: every bound must be an integer a double holds exactly
+    assert MAX_ID in found and all(b == int(b) and abs(int(b)) <= 2**53 - 1 for b in found), found
+    assert schema["components"]["schemas"]["LabelRequest"]["anyOf"]
+    client = client_factory()
+    for image_id, status in [(MAX_ID, 404), (MAX_ID + 1, 422), (2**63, 422)]:
+        assert client.get(f"/api/images/{image_id}").status_code == status
+        assert client.post("/api/skip", json={"user": "ann", "image_id": image_id}).status_code == status
+    iid = _next(client, "ann", 1)[0]["image_id"]
+    for extra in [{"label": "coat", "review": 0}, {"unsure": 1}, {"label": "coat", "unsure": "false"}]:
+        assert client.post("/api/labels", json={"user": "ann", "image_id": iid, **extra}).status_code == 422, extra
+    assert client.post("/api/labels", json={"user": "ann", "image_id": float(iid), "label": "coat"}).status_code == 200

@@ -1,42 +1,54 @@
-"""Schemathesis fuzzes every operation of the app's OpenAPI schema on a copy of the demo project.
+"""Schemathesis checks the app against its own OpenAPI schema, with all its checks, on copies of the demo project.
 
-For each operation, up to ``MAX_EXAMPLES`` generated requests (valid and invalid
-bodies, paths and queries) go through the ASGI app with the cross-site header set.
-Checks: no 5xx, status codes, content types and bodies as documented in the schema
-(schemathesis' default checks, less ``positive_data_acceptance``: a schema-valid body
-may name a class or image the project lacks), and, after all operations, the store
-is intact (SQLite ``integrity_check``) and label events were only ever appended.
-Valid requests get their ids and class names mapped onto the project's, so labels,
-skips and image reads really reach the store.
+Two bounded runs, each ending with the store intact (SQLite ``integrity_check``, label events only
+appended, no classes but those the run legitimately added):
+
+- in process: every operation, ``MAX_EXAMPLES`` generated requests each, valid ones (positive) or
+  invalid ones (negative), through the ASGI app. Valid requests get their ids and class names
+  mapped onto the project's, so labels, skips and image reads really reach the store.
+- the ``schemathesis run --checks all`` command against a real uvicorn server, for its coverage
+  phase (boundary values of every bound and pattern); the project forbids adding classes from
+  the app, so the run may add none.
+
+"All checks" includes ``positive_data_acceptance`` (a schema-valid request is never refused
+with 422: an unknown class or image is a 404) and ``negative_data_rejection`` (a request the
+schema refuses is never accepted).
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 
+from activelab.loop.settings import load_settings, save_settings
 from activelab.server import ServerSettings, create_app
 
-from .conftest import CLIENT_HEADERS
+from .conftest import CLIENT_HEADERS, LiveServer
 
 schemathesis = pytest.importorskip("schemathesis", reason="schemathesis>=4 is a dev dependency")
 
-MAX_EXAMPLES = 20
-#: seconds per request: the first similar-images call builds the project's index (embeds 700 images)
-REQUEST_TIMEOUT = 120
+MAX_EXAMPLES = 8
+REQUEST_TIMEOUT = 60
 #: the app answers only to the host names it serves (not schemathesis' default "testserver")
 BASE_URL = "http://127.0.0.1"
-#: a schema-valid body may still name a class or an image the project lacks (422/404 by design)
-EXCLUDED = [schemathesis.checks.positive_data_acceptance]
 
 
 def _events(db: Path) -> list[tuple]:
     with sqlite3.connect(db) as conn:
         return conn.execute("SELECT id, image_id, class_id, author, source FROM label_events ORDER BY id").fetchall()
+
+
+def _classes(db: Path) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        return [name for (name,) in conn.execute("SELECT name FROM classes ORDER BY id")]
 
 
 def _integrity(db: Path) -> str:
@@ -55,9 +67,9 @@ def _aim_at_the_project(case, n_images: int, classes: list[str]) -> None:  # typ
         case.path_parameters["image_id"] = 1 + case.path_parameters["image_id"] % (n_images + 5)
 
 
-def _fuzz(operation, generation, statuses: dict[str, list[int]],  # type: ignore[no-untyped-def]
+def _fuzz(operation, generation, calls: list[tuple[str, int, Any]],  # type: ignore[no-untyped-def]
           project: tuple[int, list[str]] | None):
-    """A Hypothesis test of one operation: generated cases called through the ASGI app and validated."""
+    """A Hypothesis test of one operation: generated cases called through the ASGI app, all checks run."""
 
     @given(case=operation.as_strategy(generation_mode=generation))
     @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
@@ -65,33 +77,30 @@ def _fuzz(operation, generation, statuses: dict[str, list[int]],  # type: ignore
     def fuzz(case) -> None:  # type: ignore[no-untyped-def]
         if project is not None:
             _aim_at_the_project(case, *project)
-        response = case.call_and_validate(base_url=BASE_URL, headers=dict(CLIENT_HEADERS), excluded_checks=EXCLUDED,
-                                          timeout=REQUEST_TIMEOUT)
-        statuses.setdefault(operation.label, []).append(response.status_code)
+        response = case.call_and_validate(base_url=BASE_URL, headers=dict(CLIENT_HEADERS), timeout=REQUEST_TIMEOUT)
+        calls.append((operation.label, response.status_code, case.body))
 
     return fuzz
 
 
 @pytest.mark.parametrize("mode", ["positive", "negative"])
-def test_api_conforms_to_its_schema_and_never_fails(project_dir: Path, mode: str) -> None:
+def test_api_conforms_to_its_schema_with_all_checks(project_dir: Path, mode: str) -> None:
     """Every operation, ``MAX_EXAMPLES`` generated requests each: valid ones (positive) or invalid ones (negative)."""
     db = project_dir / "activelab.db"
-    before = _events(db)
-    app = create_app(ServerSettings(project=project_dir, trainer=False))
+    before, classes_before = _events(db), _classes(db)
+    app = create_app(ServerSettings(project=project_dir, trainer=False, similar_index=False))
     api = schemathesis.openapi.from_asgi("/openapi.json", app, headers={"Host": "127.0.0.1"})
-    generation = schemathesis.GenerationMode(mode)
+    service = app.state.service
+    n_images, classes = service.store.n_images(), service.store.class_names()
     failures: dict[str, str] = {}
-    labels = []
-    n_images = app.state.service.store.n_images()
-    classes = app.state.service.store.class_names()
-    statuses: dict[str, list[int]] = {}
+    labels: list[str] = []
+    calls: list[tuple[str, int, Any]] = []
     try:
         for result in api.get_all_operations():
             operation = result.ok()
             labels.append(operation.label)
-
-            aim = (n_images, classes) if mode == "positive" else None
-            fuzz = _fuzz(operation, generation, statuses, project=aim)
+            fuzz = _fuzz(operation, schemathesis.GenerationMode(mode), calls,
+                         project=(n_images, classes) if mode == "positive" else None)
             try:
                 fuzz()
             except Unsatisfiable:  # negative mode: an operation without parameters has no invalid input
@@ -101,13 +110,40 @@ def test_api_conforms_to_its_schema_and_never_fails(project_dir: Path, mode: str
             except BaseException as exc:  # noqa: BLE001 - schemathesis raises exception groups; report them all
                 failures[operation.label] = f"{type(exc).__name__}: {exc}"
     finally:
-        app.state.service.project.close()
-    assert "POST /api/labels" in labels and "POST /api/next" in labels
-    if mode == "positive":  # the valid requests reached the store, not only the validators
-        assert 200 in statuses["POST /api/labels"] and 200 in statuses["POST /api/next"], statuses
-    else:
-        assert all(code < 500 for codes in statuses.values() for code in codes)
+        service.stop()  # a similar-images request may have started a background build
+        service.project.close()
+    assert "POST /api/labels" in labels and "POST /api/classes/retire" in labels
     assert not failures, "\n\n".join(f"{k}:\n{v}" for k, v in failures.items())
+    statuses = {(label, code) for label, code, _ in calls}
+    if mode == "positive":  # the valid requests reached the store, not only the validators
+        assert ("POST /api/labels", 200) in statuses and ("POST /api/next", 200) in statuses, statuses
+    else:
+        assert all(code < 500 for _, code in statuses)
     assert _integrity(db) == "ok"
     after = _events(db)
     assert after[: len(before)] == before, "label events are append-only: none changed or removed"
+    added = [body["name"] for label, code, body in calls if label == "POST /api/classes" and code == 200]
+    assert _classes(db) == classes_before + [n for n in dict.fromkeys(added) if n not in classes_before]
+
+
+def test_schemathesis_command_with_all_checks_reports_no_failure(project_dir: Path) -> None:
+    """``schemathesis run --checks all``: the boundary values of every bound and pattern (coverage phase)."""
+    settings_path = project_dir / "activelab.yaml"
+    project_settings = load_settings(settings_path)
+    project_settings.labeling.allow_new_classes = False
+    save_settings(project_settings, settings_path)
+    db = project_dir / "activelab.db"
+    before, classes_before = _events(db), _classes(db)
+    exe = Path(sys.executable).with_name("schemathesis")
+    with LiveServer(ServerSettings(project=project_dir, trainer=False, similar_index=False)) as server:
+        run = subprocess.run(
+            [str(exe), "run", f"{server.url}/openapi.json", "--checks", "all", "--phases", "coverage",
+             "--max-examples", "5", "--seed", "1", "--workers", "1", "--no-color",
+             "--header", "X-Activelab-Client: 1", "--request-timeout", str(REQUEST_TIMEOUT)],
+            cwd=project_dir.parent, check=False, capture_output=True, text=True, timeout=300)
+    assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
+    generated = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
+    assert generated is not None and generated[1] == generated[2] and int(generated[1]) > 100, run.stdout[-3000:]
+    assert _integrity(db) == "ok"
+    assert _events(db)[: len(before)] == before
+    assert _classes(db) == classes_before, "the project forbids adding classes from the app"

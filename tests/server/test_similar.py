@@ -11,6 +11,8 @@ from PIL.PngImagePlugin import PngInfo
 from activelab.loop.ingest import import_images
 from activelab.loop.project import open_project
 
+from .conftest import wait_for
+
 
 def test_similar_images_route_finds_the_exact_copy_first(client_factory, project_dir: Path, tmp_path: Path) -> None:
     with open_project(project_dir) as proj:
@@ -22,10 +24,14 @@ def test_similar_images_route_finds_the_exact_copy_first(client_factory, project
         import_images(proj.store, pd.DataFrame({"filepath": [str(copy)]}))
         copy_id = proj.store.find_image(proj.store.images()[-1].sha256).id
     client = client_factory()
+    first = client.get(f"/api/images/{original.id}/similar", params={"k": 5})
+    assert first.status_code == 200 and first.json()["items"] == []  # never built inside the request
+    assert first.json()["index"] == {"status": "building"}
+    client.app.state.service.similar_images.wait()
     res = client.get(f"/api/images/{original.id}/similar", params={"k": 5})
     assert res.status_code == 200, res.text
     body = res.json()
-    assert body["image_id"] == original.id and body["index"]["kind"] == "flat" and body["index"]["n"] == 701
+    assert body["image_id"] == original.id and body["index"] == {"status": "ready", "kind": "flat", "size": 701}
     items = body["items"]
     assert len(items) == 5 and items[0]["image_id"] == copy_id
     assert abs(items[0]["similarity"] - 1.0) < 1e-4
@@ -34,9 +40,42 @@ def test_similar_images_route_finds_the_exact_copy_first(client_factory, project
     assert items[0]["url"] == f"/api/images/{copy_id}/file" and items[0]["origin"] == "similar"
     labeled = [i for i in items if i["label"] is not None]  # current labels come along (the demo has some)
     assert all(isinstance(i["label"], str) for i in labeled)
-    # the index is kept on disk: a second app on the same project answers without rebuilding
-    again = client_factory().get(f"/api/images/{copy_id}/similar", params={"k": 1}).json()
+    # the index is kept on disk: a second app loads it at start instead of rebuilding it
+    second = client_factory(similar_index=True)
+    second.app.state.service.similar_images.wait()
+    again = second.get(f"/api/images/{copy_id}/similar", params={"k": 1}).json()
     assert again["items"][0]["image_id"] == original.id
+    assert second.app.state.service.similar_images.info.seconds == client.app.state.service.similar_images.info.seconds
+
+
+def test_the_index_is_built_in_the_background_from_app_start(client_factory, monkeypatch) -> None:
+    """A slow build (held by a gate) never holds up a request: they answer "building" meanwhile."""
+    import threading
+
+    from activelab.loop.similar import SimilarImages
+
+    gate, builds = threading.Event(), []
+    real_build = SimilarImages._build
+
+    def slow_build(self, fingerprint, progress):  # type: ignore[no-untyped-def]
+        builds.append(fingerprint)
+        assert gate.wait(60)
+        self._check_stop()  # the server shut down while this build waited
+        return real_build(self, fingerprint, progress)
+
+    monkeypatch.setattr(SimilarImages, "_build", slow_build)
+    client = client_factory(similar_index=True)
+    index = client.app.state.service.similar_images
+    wait_for(lambda: builds, timeout=30)  # started by the app, before any request
+    for _ in range(2):
+        res = client.get("/api/images/1/similar", params={"k": 3})
+        assert res.status_code == 200 and res.json()["items"] == [] and res.json()["index"]["status"] == "building"
+    assert len(builds) == 1, "one build at a time"
+    index.stop(timeout=0)  # shutdown: the build ends at its next step, none starts again
+    gate.set()
+    index.wait(30)
+    assert not index._thread.is_alive() and index.info is None
+    assert client.get("/api/images/1/similar").json()["index"] == {"status": "building"} and len(builds) == 1
 
 
 def test_similar_images_route_validates(client_factory) -> None:
