@@ -50,5 +50,8 @@ def test_cli_loop_examples_run(tmp_path: Path) -> None:
     assert len(selection) == 10 and selection["rank"].tolist() == list(range(1, 11))
     predictions = pd.read_csv(tmp_path / "predictions.csv")
     assert len(predictions) == 480 and {"pred_label", "pred_conf", "p_bag"} <= set(predictions.columns)
+    trained = json.loads((tmp_path / "train.json").read_text())
+    assert trained["metrics"]["n_labeled"] == 20 and trained["model"].endswith("latest")
+    assert json.loads((tmp_path / "predict.json").read_text())["n"] == 480
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["n"] == 200 and 0.3 < metrics["accuracy"] <= 1

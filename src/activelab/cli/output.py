@@ -5,25 +5,19 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, contextmanager
 from contextvars import ContextVar
+from datetime import timedelta
 from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
 from rich.table import Table
 from rich.text import Text
 
 from activelab.exceptions import ActivelabError
-from activelab.progress import ProgressReporter, reporting
+from activelab.progress import ProgressReporter, progress_task, reporting
 
 # soft_wrap: messages are never broken mid-path by rich (the terminal wraps them); tables still fit the width
 console = Console(soft_wrap=True)
@@ -76,14 +70,13 @@ class RichProgress:
     """
 
     def __init__(self, target: Console) -> None:
-        self.display = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TextColumn("{task.fields[unit]}"), TimeElapsedColumn(), TextColumn("eta"),
-                                TimeRemainingColumn(), console=target, transient=True)
+        self.display = Progress(TextColumn("{task.description}"), BarColumn(), _CountColumn(), TimeElapsedColumn(),
+                                console=target, transient=True)
         self.open_steps = 0
 
     @contextmanager
     def task(self, description: str, *, total: float | None = None, unit: str = "item") -> Iterator[_RichTask]:
-        """Show a bar (a count when ``total`` is unknown) until the block exits."""
+        """Show a bar until the block exits (a pulsing one, without a count, when ``total`` is unknown)."""
         if self.open_steps == 0:
             self.display.start()
         self.open_steps += 1
@@ -99,6 +92,16 @@ class RichProgress:
                 self.display.stop()
 
 
+class _CountColumn(ProgressColumn):
+    """``250/500 img, eta 0:00:12`` for a counted step; nothing for a step without a count."""
+
+    def render(self, task: Task) -> Text:
+        if task.total is None:
+            return Text("")
+        eta = "" if task.time_remaining is None else f", eta {timedelta(seconds=round(task.time_remaining))}"
+        return Text(f"{task.completed:.0f}/{task.total:.0f} {task.fields['unit']}{eta}", style="progress.download")
+
+
 class _RichTask:
     def __init__(self, bar: Progress, task_id: Any) -> None:
         self.bar, self.task_id = bar, task_id
@@ -111,13 +114,13 @@ class _RichTask:
 
 
 def cli_progress() -> ProgressReporter | None:
-    """The reporter commands pass as ``progress=``: rich bars on stderr, None when quiet."""
+    """The reporter installed around every command: rich bars on stderr, or None when quiet."""
     return None if is_quiet() else RichProgress(Console(stderr=True))  # a new console sees today's terminal
 
 
 def status_line(message: str) -> AbstractContextManager[Any]:
-    """A spinner for a step that has no count (e.g. loading a model); silent when quiet."""
-    return nullcontext() if is_quiet() else err_console.status(message)
+    """A step without a count (training, a whole round) in the same display as the bars inside it."""
+    return progress_task(True, message)
 
 
 def print_json(data: Any) -> None:

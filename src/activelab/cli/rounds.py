@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 import typer
 
 from activelab.cli.commands import either
-from activelab.cli.output import console, friendly_errors, print_json, result_table
+from activelab.cli.output import console, friendly_errors, print_json, result_table, status_line
 from activelab.exceptions import InputError
 
 if TYPE_CHECKING:  # the loop loads torch: commands import it when they run
@@ -91,7 +91,8 @@ def train(
         session = _session(proj, config, model={"name": model, "path": either("--path", path, "--full/--fast",
                                                                               old_path)},
                            train={"epochs": epochs, "lr": lr})
-        trained, metrics = session.train()
+        with status_line("training and evaluating"):
+            trained, metrics = session.train()
         session.models_dir.mkdir(parents=True, exist_ok=True)
         trained.save(session.models_dir / "latest")
         if out is not None:
@@ -140,10 +141,8 @@ def query(
     k = either("-k", k, "--batch-size", batch_size)
     with open_project(project) as proj:
         session = _session(proj, config, active_learner={"strategy": strategy, "batch_size": k, "seed": seed})
-        from activelab.loop.input_size import resolve_input_size
-
-        input_size = resolve_input_size(proj)
-        result = session.run_round()
+        with status_line("round: training, scoring the pool, selecting"):
+            result = session.run_round()
         images = {img.id: img for img in proj.store.images("pool")}
         rows = [(rank + 1, iid, images[iid].path, score)
                 for rank, (iid, score) in enumerate(zip(result.selected, result.scores))]
@@ -158,7 +157,8 @@ def query(
                     "selection": frame.astype(object).where(frame.notna(), None).to_dict(orient="records"),
                     "selection_csv": str(dest), "stop_reason": reason or None})
         return
-    console.print(input_size.describe(), highlight=False)
+    if result.input_size is not None:
+        console.print(result.input_size.describe(), highlight=False)
     console.print(f"round {result.number} ({result.strategy}): " + _metrics_line(result.metrics), highlight=False)
     shown = frame.head(top)
     folder = _common_folder(shown["filepath"].tolist())
