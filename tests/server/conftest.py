@@ -82,6 +82,36 @@ def client_factory(project_dir: Path) -> Iterator[Callable[..., TestClient]]:
         client.__exit__(None, None, None)
 
 
+def record_round(project_dir: Path, n: int) -> list[int]:
+    """Record finished round 1 without training: its selection (the queue) is the first ``n`` unlabeled pool
+    images by id. Returns it, best first: a queue whose ranks a test knows exactly (hints can be added with
+    ``store.save_predictions(1, ...)``)."""
+    from activelab.loop.project import open_project
+
+    with open_project(project_dir) as proj:
+        labeled = proj.store.labeled_image_ids()
+        selection = [img.id for img in proj.store.images("pool") if img.id not in labeled][:n]
+        number = proj.store.start_round(strategy="margin", model="small_cnn", config={}, n_labeled=len(labeled))
+        proj.store.finish_round(number, metrics={}, selection=[(iid, None) for iid in selection])
+    return selection
+
+
+def write_ranking(project_dir: Path, rows: dict[str, list[Any]]) -> None:
+    """Write an ``activelab errors`` ranking (columns ``image_id, given_label, suggested_label, score, is_issue``
+    and optional ``p_suggested``) made now, where the review queue reads it."""
+    from datetime import datetime, timezone
+
+    import pandas as pd
+
+    from activelab.errors import ranking_path
+
+    path = ranking_path(project_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows)
+    frame["ranked_at"] = datetime.now(timezone.utc).isoformat()
+    frame.to_csv(path, index=False)
+
+
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:
     """Poll until ``predicate()`` is truthy; return its value or fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout

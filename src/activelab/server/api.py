@@ -61,11 +61,12 @@ def next_items(body: s.NextRequest, service: Service) -> dict[str, Any]:
 
     Images leased to someone else (lease not expired), already labeled, or skipped
     by this user are never returned. ``mode=review`` returns images flagged for review
-    with their label history instead (no leases).
+    with their label history instead (no leases). ``ranks`` gives the images in ``exclude``
+    their rank in the queue as it is now.
     """
-    items = service.next_items(body.user, min(body.n, service.settings.max_items), mode=body.mode,
+    batch = service.next_items(body.user, min(body.n, service.settings.max_items), mode=body.mode,
                                exclude=body.exclude)
-    return {"items": items, "lease_seconds": service.settings.lease_seconds}
+    return {**batch, "lease_seconds": service.settings.lease_seconds}
 
 
 @router.post("/labels", response_model=s.LabelResponse, tags=["labeling"])
@@ -133,9 +134,10 @@ def queue(service: Service, offset: Offset = 0, limit: Limit = 50) -> dict[str, 
     return service.queue_page(offset, limit)
 
 
-@router.get("/review", response_model=s.Page, tags=["review"])
+@router.get("/review", response_model=s.ReviewPage, tags=["review"])
 def review(service: Service, offset: Offset = 0, limit: Limit = 50) -> dict[str, Any]:
-    """Open review flags (e.g. two labelers disagreed), oldest first, one page."""
+    """Open review flags (e.g. two labelers disagreed), oldest first, one page; ``waiting`` counts all
+    that the review page serves (flagged images and likely label errors)."""
     return service.review_page(offset, limit)
 
 

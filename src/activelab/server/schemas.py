@@ -97,16 +97,30 @@ class LabelEventOut(BaseModel):
     created_at: str
 
 
+class Suggestion(BaseModel):
+    """The class the page proposes for an image: highlighted, accepted with Enter, named by the hint and the
+    review banner alike."""
+
+    label: str
+    confidence: float | None = Field(description="The model's probability of the class (null when unknown).")
+    source: Literal["prediction", "label_errors"] = Field(
+        description="label_errors: the suggested class of the latest `activelab errors` ranking (out-of-fold), "
+                    "for an image reviewed as a likely label error; prediction: the latest round's prediction.")
+    round: int | None = Field(description="The round of the prediction (null for label_errors).")
+
+
 class Item(BaseModel):
     image_id: int
     url: str
     width: int
     height: int
     split: str
-    rank: int | None = Field(None, description="Position in the active-learning queue (0 = most informative).")
+    rank: int | None = Field(None, description="Position in the active-learning queue when the item was "
+                             "fetched (0 = most informative; labeled images are not counted).")
     origin: str = Field(description="queue, pool (after the queue), review, undo, or label_error (a likely "
                         "label error: in review mode, or mixed into label mode by serve --mix-review).")
     prediction: Prediction | None = None
+    suggestion: Suggestion | None = None
     history: list[LabelEventOut] | None = None
     flag: dict[str, Any] | None = None
     label: str | None = None
@@ -116,6 +130,10 @@ class Item(BaseModel):
 
 class NextResponse(BaseModel):
     items: list[Item]
+    ranks: dict[int, int | None] = Field(description="The current queue rank (0 = first) of each image in the "
+                                         "request's `exclude`, null once it left the queue: ranks move up as "
+                                         "images are labeled.")
+    queue_length: int | None = Field(description="Images in the queue now (null in review mode).")
     lease_seconds: float
 
 
@@ -203,6 +221,17 @@ class Page(BaseModel):
     offset: int
     limit: int
     items: list[dict[str, Any]]
+
+
+class ReviewWaiting(BaseModel):
+    total: int = Field(description="Images the review page serves now: flagged plus label errors.")
+    flagged: int = Field(description="Images with an open review flag (e.g. labelers disagreed).")
+    label_errors: int = Field(description="Likely label errors of the latest `activelab errors` ranking not "
+                              "reviewed since (flagged ones counted once, above).")
+
+
+class ReviewPage(Page):
+    waiting: ReviewWaiting
 
 
 class ProjectInfo(BaseModel):

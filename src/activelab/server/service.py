@@ -123,6 +123,8 @@ class LabelingService:
             "rank": rank,
             "origin": origin,
             "prediction": None if pred is None else {"label": pred[0], "confidence": pred[1], "round": pred[2]},
+            "suggestion": None if pred is None else {"label": pred[0], "confidence": pred[1], "source": "prediction",
+                                                     "round": pred[2]},
             "history": None,
             "held_by": None if holder == user else holder,
         }
@@ -136,23 +138,29 @@ class LabelingService:
                 "note": e.note, "created_at": e.created_at.isoformat()}
 
     def next_items(self, user: str, n: int, *, mode: str = "label", exclude: list[int] | None = None
-                   ) -> list[dict[str, Any]]:
-        """Lease the next ``n`` images to ``user``: the active-learning queue first, then the pool."""
+                   ) -> dict[str, Any]:
+        """Lease the next ``n`` images to ``user``: the active-learning queue first, then the pool.
+
+        Returns ``items``, ``ranks`` and ``queue_length``. Ranks are positions in the queue as it is
+        now (labeled images removed, so they move up as labels arrive): ``ranks`` gives the current
+        rank of each image in ``exclude`` (None once it left the queue), so a page shows where the
+        images it already holds stand now, not where they stood when fetched. Review mode has no
+        queue: empty ``ranks``, ``queue_length`` None.
+        """
         exclude = exclude or []
         if mode == "review":
-            return self._review_items(user, n, set(exclude))
+            return {"items": self._review_items(user, n, set(exclude)), "ranks": {}, "queue_length": None}
         queue = self.session().queue()
-        if self.settings.mix_review and queue:
-            mixed = self._mixed_items(user, n, queue, exclude)
-            if mixed is not None:
-                return mixed
         ranks = {iid: r for r, iid in enumerate(queue)}
-        ids = self.store.lease_next(user, n, ttl_seconds=self.settings.lease_seconds, preferred=queue,
-                                    exclude=exclude)
-        leases = self.store.live_leases()
-        return [self.item(self.store.get_image(i), rank=ranks.get(i), origin="queue" if i in ranks else "pool",
-                          user=user, leases=leases)
-                for i in ids]
+        items = self._mixed_items(user, n, queue, exclude) if self.settings.mix_review and queue else None
+        if items is None:
+            ids = self.store.lease_next(user, n, ttl_seconds=self.settings.lease_seconds, preferred=queue,
+                                        exclude=exclude)
+            leases = self.store.live_leases()
+            items = [self.item(self.store.get_image(i), rank=ranks.get(i), origin="queue" if i in ranks else "pool",
+                               user=user, leases=leases)
+                     for i in ids]
+        return {"items": items, "ranks": {i: ranks.get(i) for i in exclude}, "queue_length": len(queue)}
 
     def _mixed_items(self, user: str, n: int, queue: list[int], exclude: list[int]
                      ) -> list[dict[str, Any]] | None:
@@ -221,6 +229,10 @@ class LabelingService:
         item["flag"] = {"id": None, "reason": "label_error",
                         "details": {"given": row["given_label"], "suggested": row["suggested_label"],
                                     "score": float(row["score"])}}
+        # the class the review is about, shown by the banner, the hint and the highlighted button alike
+        p_suggested = row.get("p_suggested")
+        item["suggestion"] = {"label": str(row["suggested_label"]), "source": "label_errors", "round": None,
+                              "confidence": None if p_suggested is None or pd.isna(p_suggested) else float(p_suggested)}
         return item
 
     def _is_label_error_review(self, image_id: int) -> bool:
@@ -334,10 +346,30 @@ class LabelingService:
                       for i, iid in enumerate(page)],
         }
 
+    def review_waiting(self) -> dict[str, int]:
+        """How many images ``/review`` serves now, counted as :meth:`_review_items` serves them.
+
+        ``flagged``: images with an open review flag; ``label_errors``: likely label errors of the
+        latest ranking waiting for review, other than those; ``total``: both.
+        """
+        flagged = self._flagged_image_ids()
+        frame = self._ranking()
+        errors = [] if frame is None else [i for i in review_queue(self.store, frame.reset_index()) if i not in flagged]
+        return {"total": len(flagged) + len(errors), "flagged": len(flagged), "label_errors": len(errors)}
+
+    def _flagged_image_ids(self) -> set[int]:
+        """Images with an open review flag (read in pages: an image may have several flags)."""
+        ids: set[int] = set()
+        offset = 0
+        while flags := self.store.review_flags(offset=offset, limit=500):
+            ids.update(f.image_id for f in flags)
+            offset += len(flags)
+        return ids
+
     def review_page(self, offset: int, limit: int) -> dict[str, Any]:
         flags = self.store.review_flags(offset=offset, limit=limit)
         return {
-            "total": self.store.n_review_flags(), "offset": offset, "limit": limit,
+            "total": self.store.n_review_flags(), "waiting": self.review_waiting(), "offset": offset, "limit": limit,
             "items": [{"flag_id": f.id, "image_id": f.image_id, "reason": f.reason, "details": f.details,
                        "created_at": f.created_at.isoformat(), "url": f"/api/images/{f.image_id}/file"}
                       for f in flags],
@@ -421,6 +453,7 @@ class LabelingService:
             "label_events": summary["label_events"],
             "rounds": summary["rounds"],
             "open_review_flags": self.store.n_review_flags(),
+            "review": self.review_waiting(),
             "queue_length": len(session.queue()),
             "labels_over_time": over_time,
             "curve": [{"n_labeled": p.n_labeled, "accuracy": p.accuracy, "agreement": p.agreement} for p in curve],

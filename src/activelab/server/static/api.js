@@ -104,7 +104,7 @@ async function refreshHeader() {
     const p = await api.get("/api/project");
     document.getElementById("project-name").textContent = `${p.name} · ${p.strategy}`;
     const r = await api.get("/api/review?limit=1");
-    document.getElementById("nav-flags").textContent = r.total ? String(r.total) : "";
+    document.getElementById("nav-flags").textContent = r.waiting.total ? String(r.waiting.total) : "";
     return p;
   } catch (e) { toast(e.message, "error"); return null; }
 }

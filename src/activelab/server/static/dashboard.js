@@ -83,7 +83,7 @@
       card("Strategy", s.strategy, `model ${s.model}`),
       card("Trainer", t.paused ? "paused" : t.state === "training" ? `training round ${t.round}` : "idle",
            t.last_error ? `last error: ${t.last_error}` : `${s.rounds} rounds · queue ${s.queue_length}`),
-      card("Review", s.open_review_flags, "images flagged (disagreement)"),
+      card("Review", s.review.total, `${s.review.flagged} flagged (disagreement) · ${s.review.label_errors} likely label errors`),
     );
     document.getElementById("cards").dataset.rounds = s.rounds;
     lineChart("chart-curve", s.curve.filter((p) => p.accuracy != null).map((p) => [p.n_labeled, p.accuracy]),

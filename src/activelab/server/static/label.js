@@ -6,7 +6,7 @@
   const user = currentUser();
   const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
   const state = { classes: [], retired: new Set(), allowNewClasses: true, pendingClass: null, similarFor: null, similarRetry: null,
-                  items: [], cursor: 0, grid: false, fetching: null, labeled: 0,
+                  items: [], cursor: 0, grid: false, fetching: null, labeled: 0, queueLength: null,
                   hint: localStorage.getItem("activelab.hint") !== "off", busy: false };
   const $ = (id) => document.getElementById(id);
 
@@ -35,15 +35,35 @@
     setClasses(p.classes);
   }
 
+  // One source for the model's class: the server's item.suggestion (the label-error ranking's class for a
+  // likely label error, else the latest prediction); the hint, the banner and the highlight all read it.
   function hintText(item) {
-    if (!item || !item.prediction) return item ? "model: no prediction yet" : "";
-    const p = item.prediction;
-    return `model: ${p.label} (${Math.round(100 * p.confidence)}%, round ${p.round})`;
+    if (!item) return "";
+    const s = item.suggestion;
+    if (!s) return "model: no prediction yet";
+    const pct = s.confidence == null ? null : `${Math.round(100 * s.confidence)}%`;
+    const from = s.source === "label_errors" ? "out-of-fold, label-error ranking" : `round ${s.round}`;
+    return `model: ${s.label} (${[pct, from].filter(Boolean).join(", ")})`;
+  }
+
+  // the class Enter accepts: shown with the hint, or named by a label-error banner; only an active class
+  function suggestedClass(item) {
+    const s = item && item.suggestion;
+    const shown = state.hint || (item && item.origin === "label_error");
+    return s && shown && state.classes.includes(s.label) ? s.label : null;
+  }
+
+  function rankText(item) {
+    if (item.rank != null) return `queue #${item.rank + 1}` + (state.queueLength != null ? ` of ${state.queueLength}` : "");
+    return item.origin === "queue" ? "no longer in the queue" : item.origin;
   }
 
   function render() {
     const item = current();
-    $("empty").hidden = !!item;
+    const named = !!user();
+    $("need-user").hidden = named;
+    $("user").classList.toggle("needed", !named);
+    $("empty").hidden = !!item || !named;
     $("single").hidden = state.grid || !item;
     $("grid").hidden = !state.grid || !item;
     const hint = $("hint");
@@ -56,9 +76,10 @@
       const src = localUrl(item.url);
       if (src) img.src = src; else img.removeAttribute("src");
       img.dataset.imageId = item.image_id;
-      const where = item.rank != null ? `queue #${item.rank + 1}` : item.origin;
-      $("image-meta").textContent = `image ${item.image_id} · ${where}`;
+      $("image-meta").textContent = `image ${item.image_id} · ${rankText(item)}`;
     }
+    const pick = suggestedClass(item);
+    document.querySelectorAll("#classes .class").forEach((b) => b.classList.toggle("suggested", b.dataset.label === pick));
     // leases are advisory: labeling an image someone else holds is allowed, but say so
     $("held-by").hidden = !(item && item.held_by);
     $("held-by").textContent = item && item.held_by ? `also open for ${item.held_by}` : "";
@@ -83,7 +104,7 @@
     const grid = $("grid");
     if (!state.grid) { grid.replaceChildren(); return; }
     grid.replaceChildren(...state.items.slice(0, 24).map((it, i) => {
-      const c = cell(it, state.hint && it.prediction ? it.prediction.label : null, i === state.cursor);
+      const c = cell(it, state.hint && it.suggestion ? it.suggestion.label : null, i === state.cursor);
       c.addEventListener("click", () => { state.cursor = i; render(); });
       return c;
     }));
@@ -97,7 +118,7 @@
     const details = (item.flag && item.flag.details) || {};
     const labels = details.labels;
     if (item.flag && item.flag.reason === "label_error") {
-      banner.textContent = `Possible label error: labeled ${details.given}, the model suggests ${details.suggested} ` +
+      banner.textContent = `Possible label error: labeled ${details.given}, the model suggests ${item.suggestion.label} ` +
         `(label quality ${Number(details.score).toFixed(3)}). Keep it, correct it, or mark not sure.`;
     } else {
       banner.textContent = labels
@@ -110,8 +131,14 @@
       ` by ${e.author} (${e.source})`, e.note ? ` · ${e.note}` : null)));
   }
 
+  // a label is recorded under the labeler's name: without one, say so and put the cursor in the name field
+  function askForName() {
+    render();
+    $("user").focus();
+  }
+
   async function fill() {
-    if (!user()) { $("empty").hidden = false; $("empty").textContent = "Type your name (top right) to start labeling."; return; }
+    if (!user()) { askForName(); return; }
     if (state.fetching) return state.fetching;
     const want = (state.grid ? 24 : 6) - (state.items.length - state.cursor);
     if (want <= 0) return;
@@ -121,6 +148,9 @@
           exclude: state.items.map((i) => i.image_id) });
         const have = new Set(state.items.map((i) => i.image_id));
         res.items.forEach((it) => { if (!have.has(it.image_id)) state.items.push(it); });
+        // the images already held moved up the queue as labels arrived: show their rank now
+        state.queueLength = res.queue_length;
+        state.items.forEach((it) => { if (it.image_id in res.ranks) it.rank = res.ranks[it.image_id]; });
       } catch (e) { toast(e.message, "error"); }
       finally { state.fetching = null; }
     })();
@@ -137,8 +167,14 @@
     fill();
   }
 
+  // the image to act on; a key pressed right after the name was typed waits for the first images
+  async function ready() {
+    if (!current() && state.fetching) await state.fetching;
+    return current();
+  }
+
   async function send(body) {
-    const item = current();
+    const item = await ready();
     if (!item || state.busy) return;
     state.busy = true;
     const index = state.cursor;
@@ -157,8 +193,17 @@
   function label(name) { return send({ label: name }); }
   function unsure() { return send({ unsure: true }); }
 
+  async function acceptSuggestion() {
+    const item = await ready();
+    if (!item) return;
+    const pick = suggestedClass(item);
+    if (pick) return label(pick);
+    toast(item.suggestion && !state.hint ? "Enter accepts the model's class: show it first (h)"
+      : "no model suggestion for this image yet", "warn");
+  }
+
   async function skip() {
-    const item = current();
+    const item = await ready();
     if (!item || state.busy) return;
     try {
       await api.post("/api/skip", { user: user(), image_id: item.image_id });
@@ -265,6 +310,19 @@
   function toggleHint() { state.hint = !state.hint; localStorage.setItem("activelab.hint", state.hint ? "on" : "off"); render(); }
   function toggleGrid() { state.grid = !state.grid; render(); fill(); }
 
+  // what a key does on this page; null leaves the key to the browser
+  function keyAction(e) {
+    if (e.ctrlKey || e.metaKey) return e.key === "z" ? undo : null;
+    if (e.altKey) return null;
+    const idx = KEYS.indexOf(e.key);
+    if (idx >= 0 && idx < state.classes.length) return () => label(state.classes[idx]);
+    const actions = { s: skip, n: unsure, u: undo, h: toggleHint, g: toggleGrid, m: showSimilar, Enter: acceptSuggestion,
+      "/": () => $("note").focus(), c: () => { if (state.allowNewClasses) $("new-class").focus(); },
+      ArrowRight: () => { state.cursor = Math.min(state.items.length - 1, state.cursor + 1); render(); fill(); },
+      ArrowLeft: () => { state.cursor = Math.max(0, state.cursor - 1); render(); } };
+    return actions[e.key] || null;
+  }
+
   document.addEventListener("keydown", (e) => {
     const tag = (e.target.tagName || "").toLowerCase();
     if (tag === "input" || tag === "textarea") {
@@ -272,22 +330,17 @@
       if (e.key === "Enter" && e.target.id === "new-class") { askAddClass(); e.preventDefault(); }
       return;
     }
+    // Enter on a link, or on a button outside the labeling area (the trainer bar), does what it does there
+    if (e.key === "Enter" && (tag === "a" || (tag === "button" && !root.contains(e.target)))) return;
     if (state.pendingClass != null) {  // the confirmation has the keys: Enter confirms (focused button), Esc cancels
       if (e.key === "Escape") { cancelAddClass(); e.preventDefault(); }
       return;
     }
-    if (e.ctrlKey || e.metaKey || e.altKey) {
-      if ((e.ctrlKey || e.metaKey) && e.key === "z") { undo(); e.preventDefault(); }
-      return;
-    }
-    const idx = KEYS.indexOf(e.key);
-    if (idx >= 0 && idx < state.classes.length) { label(state.classes[idx]); e.preventDefault(); return; }
-    const actions = { s: skip, n: unsure, u: undo, h: toggleHint, g: toggleGrid, m: showSimilar,
-      "/": () => $("note").focus(), c: () => { if (state.allowNewClasses) $("new-class").focus(); },
-      ArrowRight: () => { state.cursor = Math.min(state.items.length - 1, state.cursor + 1); render(); fill(); },
-      ArrowLeft: () => { state.cursor = Math.max(0, state.cursor - 1); render(); } };
-    const fn = actions[e.key];
-    if (fn) { fn(); e.preventDefault(); }
+    const fn = keyAction(e);
+    if (!fn) return;
+    e.preventDefault();  // also keeps Enter from clicking the page's button that has the focus
+    if (!user()) { askForName(); toast("type your name first: every label is recorded under it", "warn"); return; }
+    fn();
   });
   $("skip").addEventListener("click", skip);
   $("unsure").addEventListener("click", unsure);
