@@ -32,3 +32,7 @@ def test_query_on_a_fresh_project_runs_a_cold_start_round(tmp_path: Path, sample
         in result.output
     assert len(pd.read_csv(project / "rounds" / "round-0001-selection.csv")) == 5
     assert "input size 64 px (model.image_size)" in invoke("status", project).output
+    embedded = invoke("embed", project, "--split", "pool")
+    assert embedded.exit_code == 0, embedded.output
+    assert "input size 64 px (model.image_size in activelab.yaml)" in embedded.output
+    assert "40 images: 40 already cached" in embedded.output  # the cold-start round filled the same cache

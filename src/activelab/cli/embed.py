@@ -41,11 +41,14 @@ def embed(
     Interrupt it at any time (Ctrl-C): finished shards are kept and the next run computes only what is missing.
     """
     from activelab.loop.embed import embed_project, embedding_model
+    from activelab.loop.input_size import resolve_input_size
     from activelab.loop.project import open_project
 
     with open_project(project) as proj:
+        input_size = resolve_input_size(proj)
         model = embedding_model(proj, device=device)
         if not as_json:
+            console.print(input_size.describe(), highlight=False)
             where = model.device if backend == "local" else "ray"
             console.print(f"embedding with {model.name} on {backend} ({where}) into "
                           f"{model.cache.folder(model.model_id)}", highlight=False, soft_wrap=True)
