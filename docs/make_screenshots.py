@@ -37,7 +37,7 @@ def main() -> None:
     project = work / "demo"
     result = CliRunner().invoke(app, ["demo", str(project), "--no-serve"])
     assert result.exit_code == 0, result.output
-    truth = pd.read_csv(project / "data" / "pool.csv")
+    truth = pd.read_csv(project / "data" / "answers.csv")
     by_name = dict(zip(truth["filepath"].map(lambda p: Path(p).name), truth["label"]))
     with open_project(project) as proj:
         session = ActiveSession(proj)

@@ -41,7 +41,7 @@ def test_json_output_of_the_project_commands(tmp_path: Path, project: Path, samp
     assert json.loads(invoke("classes", "add", project, "hat,bag", "--json").output) == {"added": ["hat"]}
     exported = json.loads(invoke("export", project, tmp_path / "l.csv", "--json").output)
     assert exported == {"path": str(tmp_path / "l.csv"), "format": "csv"}
-    assert "sample" in [d["name"] for d in json.loads(invoke("datasets", "list", "--json").output)]
+    assert "fashion-mnist-sample" in [d["name"] for d in json.loads(invoke("datasets", "list", "--json").output)]
     strategies = {s["name"]: s for s in json.loads(invoke("strategies", "--json").output)}
     assert strategies["margin"]["requires"] == ["probs"]
 

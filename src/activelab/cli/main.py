@@ -39,6 +39,7 @@ formats.register(app)
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else).")]
+SEED_PER_CLASS_DEFAULT = 5  # activelab.data.datasets.SEED_PER_CLASS, not imported: it loads numpy and pandas
 MAX_FILE_MB_DEFAULT = 200.0  # activelab.data.images.DEFAULT_MAX_FILE_MB, not imported: it loads numpy and PIL
 
 
@@ -242,26 +243,34 @@ def datasets_list(as_json: JsonOpt = False) -> None:
 @datasets_app.command("fetch")
 @friendly_errors
 def datasets_fetch(
-    name: Annotated[str, typer.Argument(help="fashion-mnist, digits or sample.", show_default=False)],
-    dest: Annotated[Path, typer.Argument(help="Folder to write PNGs, pool.csv and eval.csv into.",
-                                         show_default=False)],
+    name: Annotated[str, typer.Argument(help="fashion-mnist, fashion-mnist-sample (bundled) or digits.",
+                                        show_default=False)],
+    dest: Annotated[Path, typer.Argument(help="Folder to write PNGs, pool.csv, seed.csv, answers.csv and eval.csv "
+                                              "into.", show_default=False)],
     limit: Annotated[Optional[int], typer.Option(help="Keep this many pool images (class-balanced; default: all).")
                      ] = None,
     eval_limit: Annotated[Optional[int], typer.Option(help="Keep this many eval images (default: --limit).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the subset drawn with --limit.")] = 0,
+    seed_per_class: Annotated[int, typer.Option(help="Labeled pool images per class written to seed.csv.", min=0)
+                              ] = SEED_PER_CLASS_DEFAULT,
     as_json: JsonOpt = False,
 ) -> None:
-    """Write a real dataset as PNG files plus pool.csv / eval.csv tables."""
+    """Write a real dataset as PNGs plus tables: the unlabeled pool, seed labels, the pool's answers, eval."""
     from activelab.data.datasets import fetch_dataset
 
-    out = fetch_dataset(name, dest, limit=limit, eval_limit=eval_limit, seed=seed, progress=True)
+    out = fetch_dataset(name, dest, limit=limit, eval_limit=eval_limit, seed=seed, seed_per_class=seed_per_class,
+                        progress=True)
+    tables = {table: str(out / f"{table}.csv") for table in ("pool", "seed", "answers", "eval")}
     if as_json:
-        print_json({"path": str(out), "pool": str(out / "pool.csv"), "eval": str(out / "eval.csv")})
+        print_json({"path": str(out), **tables})
         return
     console.print(
-        f"wrote {name} to {out}; import with:\n"
-        f"  activelab import PROJECT {out / 'pool.csv'}\n"
-        f"  activelab import PROJECT {out / 'eval.csv'} --split eval",
+        f"wrote {name} to {out}; import the unlabeled pool, the held-out eval split and "
+        f"{seed_per_class} labels per class to start from with:\n"
+        f"  activelab import PROJECT {tables['pool']}\n"
+        f"  activelab import PROJECT {tables['eval']} --split eval\n"
+        f"  activelab import PROJECT {tables['seed']}\n"
+        f"{tables['answers']} holds every pool label: the oracle of `activelab simulate --dataset {out}`",
         highlight=False, soft_wrap=True,
     )
 
@@ -316,24 +325,19 @@ def demo(
 
 
 def _create_demo(project: Path, seed_per_class: int) -> None:
-    import pandas as pd
-
-    from activelab.data.datasets import FASHION_MNIST_CLASSES, fetch_dataset
+    from activelab.data.datasets import FASHION_MNIST_CLASSES, SAMPLE, fetch_dataset
     from activelab.loop.ingest import default_report_path, import_images
     from activelab.loop.project import init_project
     from activelab.loop.settings import SETTINGS_FILE, save_settings
 
-    data = fetch_dataset("sample", project / "data")
+    data = fetch_dataset(SAMPLE, project / "data", seed_per_class=seed_per_class)
     with init_project(project, FASHION_MNIST_CLASSES, name="fashion-mnist demo") as proj:
         # 28 px images: a 64 px backbone input is ~10x cheaper than 224 px on a CPU
         proj.settings.model.image_size = 64
         save_settings(proj.settings, proj.root / SETTINGS_FILE)
         import_images(proj.store, data / "pool", fmt="folder", author="demo",
                       report_path=default_report_path(proj.root))
-        pool = pd.read_csv(data / "pool.csv")
-        seed = pool.groupby("label", sort=False).head(seed_per_class)
-        seed = seed.assign(filepath=[str(data / p) for p in seed["filepath"]])
-        import_images(proj.store, seed, author="demo", report_path=default_report_path(proj.root))
+        import_images(proj.store, data / "seed.csv", author="demo", report_path=default_report_path(proj.root))
         import_images(proj.store, data / "eval.csv", split="eval", author="demo",
                       report_path=default_report_path(proj.root))
 

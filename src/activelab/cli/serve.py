@@ -23,7 +23,8 @@ def register(app: typer.Typer) -> None:
     def serve(
         project: ProjectArg,
         host: Annotated[str, typer.Option(help="Interface to bind. Off loopback a token is required.")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="TCP port.", min=1, max=65535)] = 8000,
+        port: Annotated[int, typer.Option(help="TCP port (env ACTIVELAB_PORT).", min=1, max=65535,
+                                          envvar="ACTIVELAB_PORT")] = 8000,
         token: Annotated[
             str | None, typer.Option(help="Access token, 16+ printable ASCII characters (generated when binding "
                                           "off loopback; env ACTIVELAB_TOKEN).", envvar="ACTIVELAB_TOKEN")

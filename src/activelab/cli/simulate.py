@@ -27,7 +27,8 @@ def simulate(
                                                     "override it.")
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option(help="digits, fashion-mnist, sample, or a folder with pool.csv and eval.csv "
+        str | None, typer.Option(help="digits, fashion-mnist, fashion-mnist-sample, or a folder with pool.csv "
+                                      "(or answers.csv) and eval.csv "
                                       f"(default: {SIM_DEFAULTS['dataset']}).")
     ] = None,
     strategy: Annotated[

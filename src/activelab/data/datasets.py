@@ -1,13 +1,23 @@
 """Real image datasets that ship on the machine, written out as PNG files plus tables.
 
-``fetch_dataset(name, dest)`` writes ``dest/pool/*.png`` and ``dest/eval/*.png``
-with ``dest/pool.csv`` and ``dest/eval.csv`` (columns ``filepath``, ``label``;
-paths relative to ``dest``), ready for ``activelab import``.
+``fetch_dataset(name, dest)`` writes what a new project starts from, paths relative to ``dest``:
+
+- ``pool/*.png`` and ``pool.csv`` (column ``filepath`` only): the unlabeled images to label;
+- ``seed.csv`` (``filepath``, ``label``): the first ``seed_per_class`` pool images of each class,
+  a few labels to train a first model on;
+- ``answers.csv`` (``filepath``, ``label``): every pool image's true label, the oracle that
+  ``activelab simulate`` answers from (importing it would label the whole pool);
+- ``eval/*.png`` and ``eval.csv`` (``filepath``, ``label``): held out for evaluation.
+
+The pool's labels live apart from ``pool.csv`` so that importing the pool leaves something
+to label, which is the point of active learning.
 """
 
 from __future__ import annotations
 
 import gzip
+import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -20,11 +30,21 @@ from PIL import Image
 from activelab.exceptions import InputError, NotFoundError
 from activelab.progress import Progress, track
 
+#: the environment variable that points at another Fashion-MNIST folder (idx gzip files)
+FASHION_MNIST_ENV = "ACTIVELAB_FASHION_MNIST_DIR"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                       "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 FASHION_MNIST_CLASSES = [
     "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot",
 ]
 DIGITS_CLASSES = [str(d) for d in range(10)]
+SAMPLE = "fashion-mnist-sample"
+#: old names still accepted by ``fetch_dataset``
+ALIASES = {"sample": SAMPLE}
+#: labeled pool images per class written to ``seed.csv`` unless asked otherwise
+SEED_PER_CLASS = 5
+TABLES = ("pool.csv", "seed.csv", "answers.csv", "eval.csv")
 
 
 @dataclass(frozen=True)
@@ -40,6 +60,11 @@ class DatasetInfo:
     how_to_get: str
 
 
+def fashion_mnist_dir() -> Path:
+    """Where the Fashion-MNIST idx files are: ``$ACTIVELAB_FASHION_MNIST_DIR`` or the Debian package's folder."""
+    return Path(os.environ.get(FASHION_MNIST_ENV) or FASHION_MNIST_DIR)
+
+
 def _read_idx(path: Path) -> np.ndarray:
     """Read an idx file (the MNIST family's format), gzip-compressed."""
     with gzip.open(path, "rb") as fh:
@@ -49,21 +74,23 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(dims)
 
 
-def load_fashion_mnist(root: Path = FASHION_MNIST_DIR) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fashion-MNIST as arrays: ``(x_train (60000,28,28) uint8, y_train, x_test (10000,28,28), y_test)``."""
-    files = {
-        "xtr": root / "train-images-idx3-ubyte.gz",
-        "ytr": root / "train-labels-idx1-ubyte.gz",
-        "xte": root / "t10k-images-idx3-ubyte.gz",
-        "yte": root / "t10k-labels-idx1-ubyte.gz",
-    }
-    missing = [str(p) for p in files.values() if not p.is_file()]
+def load_fashion_mnist(root: Path | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fashion-MNIST as arrays: ``(x_train (60000,28,28) uint8, y_train, x_test (10000,28,28), y_test)``.
+
+    ``root`` defaults to :func:`fashion_mnist_dir`; without the files the error says how to get
+    them and names the sample that ships with activelab.
+    """
+    root = fashion_mnist_dir() if root is None else Path(root)
+    missing = [name for name in FASHION_MNIST_FILES if not (root / name).is_file()]
     if missing:
         raise NotFoundError(
-            f"Fashion-MNIST files not found ({missing[0]}); install them with "
-            "`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu)"
+            f"Fashion-MNIST is not installed here: {root} has no {missing[0]}. Install it with "
+            f"`sudo apt-get install dataset-fashion-mnist` (Debian/Ubuntu; or set {FASHION_MNIST_ENV} to a "
+            f"folder holding its four idx .gz files), or use the 700-image sample that ships with activelab: "
+            f"`activelab datasets fetch {SAMPLE} DEST`"
         )
-    return tuple(_read_idx(files[k]) for k in ("xtr", "ytr", "xte", "yte"))  # type: ignore[return-value]
+    x_train, y_train, x_test, y_test = (_read_idx(root / name) for name in FASHION_MNIST_FILES)
+    return x_train, y_train, x_test, y_test
 
 
 def load_digits_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -80,7 +107,7 @@ def load_digits_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray
 
 
 def sample_dir() -> Path:
-    """The bundled sample of real Fashion-MNIST images inside the package."""
+    """The bundled sample of real Fashion-MNIST images inside the package (tables with labels)."""
     return Path(str(resources.files("activelab") / "sample_data" / "fashion-mnist-sample"))
 
 
@@ -89,20 +116,22 @@ _LOADERS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     "digits": load_digits_arrays,
 }
 _CLASSES = {"fashion-mnist": FASHION_MNIST_CLASSES, "digits": DIGITS_CLASSES}
+DATASET_NAMES = (*_LOADERS, SAMPLE)
 
 
 def list_datasets() -> list[DatasetInfo]:
     """The datasets ``fetch_dataset`` can write, and whether each is available here."""
-    fm_ok = all((FASHION_MNIST_DIR / f).is_file() for f in ("train-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte.gz"))
+    root = fashion_mnist_dir()
     sample = sample_dir()
     return [
         DatasetInfo(
-            "fashion-mnist", FASHION_MNIST_CLASSES, 60000, 10000, f"Debian package dataset-fashion-mnist ({FASHION_MNIST_DIR})",
-            fm_ok, "sudo apt-get install dataset-fashion-mnist",
+            "fashion-mnist", FASHION_MNIST_CLASSES, 60000, 10000, f"Debian package dataset-fashion-mnist ({root})",
+            all((root / name).is_file() for name in FASHION_MNIST_FILES),
+            f"sudo apt-get install dataset-fashion-mnist, or use {SAMPLE}",
         ),
         DatasetInfo("digits", DIGITS_CLASSES, 1397, 400, "scikit-learn load_digits (8x8)", True, "ships with scikit-learn"),
         DatasetInfo(
-            "sample", FASHION_MNIST_CLASSES, _count_rows(sample / "pool.csv"), _count_rows(sample / "eval.csv"),
+            SAMPLE, FASHION_MNIST_CLASSES, _count_rows(sample / "pool.csv"), _count_rows(sample / "eval.csv"),
             "bundled with activelab (a Fashion-MNIST sample)", (sample / "pool.csv").is_file(), "ships with activelab",
         ),
     ]
@@ -119,28 +148,40 @@ def fetch_dataset(
     limit: int | None = None,
     eval_limit: int | None = None,
     seed: int = 0,
+    seed_per_class: int = SEED_PER_CLASS,
     progress: Progress = False,
 ) -> Path:
-    """Write dataset ``name`` to ``dest`` as PNGs plus ``pool.csv`` and ``eval.csv``.
+    """Write dataset ``name`` to ``dest`` as PNGs plus the tables the module docstring lists.
 
     ``limit`` / ``eval_limit`` keep a class-stratified random subset of that many
     pool / eval images (``eval_limit`` defaults to ``limit``). Existing files
     with the same name are overwritten with the same bytes, so a re-fetch is harmless.
     """
+    name = ALIASES.get(name, name)
+    if name not in DATASET_NAMES:
+        raise InputError(f"unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)} (see `activelab datasets list`)")
+    if seed_per_class < 0:
+        raise InputError(f"seed_per_class must be 0 or more, got {seed_per_class}")
     dest = Path(dest)
-    if name == "sample":
-        return _copy_sample(dest)
-    if name not in _LOADERS:
-        known = ", ".join([*_LOADERS, "sample"])
-        raise InputError(f"unknown dataset {name!r}; known: {known} (see `activelab datasets list`)")
-    x_pool, y_pool, x_eval, y_eval = _LOADERS[name]()
     rng = np.random.default_rng(seed)
-    classes = _CLASSES[name]
-    eval_limit = limit if eval_limit is None else eval_limit
-    for split, x, y, lim in (("pool", x_pool, y_pool, limit), ("eval", x_eval, y_eval, eval_limit)):
-        keep = _stratified_subset(y, lim, rng)
-        _write_split(dest, split, x[keep], y[keep], keep, classes, progress)
+    limits = {"pool": limit, "eval": limit if eval_limit is None else eval_limit}
+    if name == SAMPLE:
+        tables = {split: _copy_sample_split(dest, split, lim, rng, progress) for split, lim in limits.items()}
+    else:
+        x_pool, y_pool, x_eval, y_eval = _LOADERS[name]()
+        arrays = {"pool": (x_pool, y_pool), "eval": (x_eval, y_eval)}
+        tables = {split: _write_split(dest, split, *arrays[split], _CLASSES[name], lim, rng, progress)
+                  for split, lim in limits.items()}
+    _write_tables(dest, tables["pool"], tables["eval"], seed_per_class)
     return dest
+
+
+def _write_tables(dest: Path, answers: pd.DataFrame, evals: pd.DataFrame, seed_per_class: int) -> None:
+    """Write the unlabeled pool, its seed and answers, and the labeled eval split as CSV."""
+    answers[["filepath"]].to_csv(dest / "pool.csv", index=False)
+    answers.groupby("label", sort=False).head(seed_per_class).to_csv(dest / "seed.csv", index=False)
+    answers.to_csv(dest / "answers.csv", index=False)
+    evals.to_csv(dest / "eval.csv", index=False)
 
 
 def _stratified_subset(y: np.ndarray, limit: int | None, rng: np.random.Generator) -> np.ndarray:
@@ -161,23 +202,31 @@ def _stratified_subset(y: np.ndarray, limit: int | None, rng: np.random.Generato
 
 
 def _write_split(
-    dest: Path, split: str, x: np.ndarray, y: np.ndarray, index: np.ndarray, classes: list[str], progress: Progress
-) -> None:
-    folder = dest / split
-    folder.mkdir(parents=True, exist_ok=True)
+    dest: Path, split: str, x: np.ndarray, y: np.ndarray, classes: list[str], limit: int | None,
+    rng: np.random.Generator, progress: Progress,
+) -> pd.DataFrame:
+    """Write a subset of the images as ``split/<index in the set>.png``; return its ``filepath``, ``label`` table."""
+    keep = _stratified_subset(y, limit, rng)
+    (dest / split).mkdir(parents=True, exist_ok=True)
     rows = []
-    for img, label, idx in track(zip(x, y, index), progress, f"writing {split} images", total=len(x), unit="img"):
+    for idx in track(keep, progress, f"writing {split} images", total=len(keep), unit="img"):
         rel = f"{split}/{int(idx):05d}.png"
-        Image.fromarray(img, mode="L").save(dest / rel, optimize=True)
-        rows.append((rel, classes[int(label)]))
-    pd.DataFrame(rows, columns=["filepath", "label"]).to_csv(dest / f"{split}.csv", index=False)
+        Image.fromarray(x[idx], mode="L").save(dest / rel, optimize=True)
+        rows.append((rel, classes[int(y[idx])]))
+    return pd.DataFrame(rows, columns=["filepath", "label"])
 
 
-def _copy_sample(dest: Path) -> Path:
-    import shutil
-
+def _copy_sample_split(
+    dest: Path, split: str, limit: int | None, rng: np.random.Generator, progress: Progress
+) -> pd.DataFrame:
+    """Copy a subset of the bundled sample's ``split`` files; return its ``filepath``, ``label`` table."""
     src = sample_dir()
-    if not (src / "pool.csv").is_file():
+    if not (src / f"{split}.csv").is_file():
         raise NotFoundError(f"the bundled sample is missing from {src}; reinstall activelab")
-    shutil.copytree(src, dest, dirs_exist_ok=True)
-    return dest
+    table = pd.read_csv(src / f"{split}.csv")
+    codes = table["label"].map({c: i for i, c in enumerate(FASHION_MNIST_CLASSES)}).to_numpy()
+    table = table.iloc[_stratified_subset(codes, limit, rng)].reset_index(drop=True)
+    (dest / split).mkdir(parents=True, exist_ok=True)
+    for rel in track(table["filepath"], progress, f"copying {split} images", total=len(table), unit="img"):
+        shutil.copyfile(src / rel, dest / rel)
+    return table

@@ -22,7 +22,7 @@ from PIL import Image
 from activelab.exceptions import InputError, NotFoundError
 
 #: dataset names understood besides a folder path
-BUILTIN_DATASETS = ("digits", "fashion-mnist", "sample")
+BUILTIN_DATASETS = ("digits", "fashion-mnist", "fashion-mnist-sample", "sample")
 
 
 @dataclass(frozen=True)
@@ -149,16 +149,21 @@ def from_folder(
     label_col: str = "label",
 ) -> SimDataset:
     """A :class:`SimDataset` from ``folder/pool.csv`` and ``folder/eval.csv`` (columns
-    ``filepath`` relative to ``folder`` and ``label``), the layout ``fetch_dataset`` writes."""
+    ``filepath`` relative to ``folder`` and ``label``), the layout ``fetch_dataset`` writes.
+
+    The pool's labels come from ``folder/answers.csv`` where it exists: ``fetch_dataset``
+    keeps them there so that its ``pool.csv`` imports unlabeled."""
     from activelab.models import file_key
 
     root = Path(folder)
-    tables = {}
+    tables, sources = {}, {}
     for split in ("pool", "eval"):
         table = root / f"{split}.csv"
+        if split == "pool" and (root / "answers.csv").is_file():
+            table = root / "answers.csv"
         if not table.is_file():
             raise NotFoundError(
-                f"{table} not found: a simulation dataset folder needs pool.csv and eval.csv "
+                f"{table} not found: a simulation dataset folder needs pool.csv (or answers.csv) and eval.csv "
                 f"(columns {path_col},{label_col}); write one with `activelab datasets fetch`"
             )
         df = pd.read_csv(table)
@@ -174,6 +179,7 @@ def from_folder(
                 f"{table} row {row} has no label: every image of a simulation needs one"
             )
         tables[split] = df
+        sources[split] = table
     classes = sorted({str(v) for df in tables.values() for v in df[label_col]})
     index = {c: i for i, c in enumerate(classes)}
     parts = []
@@ -185,7 +191,7 @@ def from_folder(
         for p in paths:
             if not os.path.isfile(p):
                 raise NotFoundError(
-                    f"{p} (listed in {root / f'{split}.csv'}) does not exist"
+                    f"{p} (listed in {sources[split]}) does not exist"
                 )
         parts.append((paths, [file_key(p) for p in paths], y[keep]))
     (pp, pk, yp), (ep, ek, ye) = parts
@@ -200,8 +206,8 @@ def load_dataset(
     eval_limit: int | None = None,
     subset_seed: int = 0,
 ) -> SimDataset:
-    """``digits``, ``fashion-mnist`` (60k pool / 10k eval), ``sample`` (the bundled
-    Fashion-MNIST sample) or a folder holding ``pool.csv`` and ``eval.csv``."""
+    """``digits``, ``fashion-mnist`` (60k pool / 10k eval), ``fashion-mnist-sample`` (or ``sample``: the
+    bundled Fashion-MNIST sample) or a folder holding ``pool.csv`` (or ``answers.csv``) and ``eval.csv``."""
     from activelab.data.datasets import (
         DIGITS_CLASSES,
         FASHION_MNIST_CLASSES,
@@ -221,7 +227,7 @@ def load_dataset(
         return from_arrays(
             name, *load_fashion_mnist(), FASHION_MNIST_CLASSES, image_dir, **kw
         )
-    if name == "sample":
+    if name in ("fashion-mnist-sample", "sample"):
         ds = from_folder(sample_dir(), **kw)
         return SimDataset(
             "sample",
