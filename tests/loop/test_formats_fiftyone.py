@@ -17,6 +17,7 @@ from activelab.exceptions import InputError
 from activelab.loop.formats.fiftyone import export_fiftyone, import_fiftyone
 from activelab.loop.ingest import import_images
 from activelab.store import Store, open_store, sqlite_url
+from tests.loop.conftest import LabelsByContent
 
 
 @pytest.fixture
@@ -32,19 +33,9 @@ def labeled(tmp_path: Path, sample: Path) -> Iterator[Store]:
     s.close()
 
 
-@pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(sqlite_url(tmp_path / "fresh.db"))
-    yield s
-    s.close()
 
-
-def _labels_by_content(store: Store) -> dict[tuple[str, str], str]:
-    images = {img.id: img for img in store.images()}
-    return {(images[i].sha256, images[i].split): c.label for i, c in store.current_labels().items()}
-
-
-def test_export_is_the_documented_layout_and_imports_back(labeled: Store, fresh: Store, tmp_path: Path) -> None:
+def test_export_is_the_documented_layout_and_imports_back(labeled: Store, fresh: Store, tmp_path: Path,
+        labels_by_content: LabelsByContent) -> None:
     out = export_fiftyone(labeled, tmp_path / "fo", include_eval=True)
 
     meta = json.loads((out / "labels.json").read_text())
@@ -58,7 +49,7 @@ def test_export_is_the_documented_layout_and_imports_back(labeled: Store, fresh:
 
     reports = import_fiftyone(fresh, out, add_classes=True)
     assert [r.labeled for r in reports] == [4, 2]
-    assert _labels_by_content(fresh) == _labels_by_content(labeled)
+    assert labels_by_content(fresh) == labels_by_content(labeled)
     with pytest.raises(InputError, match="not an empty folder"):
         export_fiftyone(labeled, out)
 

@@ -11,6 +11,7 @@ import pytest
 from activelab.loop.formats.hf_datasets import export_hf_imagefolder, import_hf
 from activelab.loop.ingest import import_images
 from activelab.store import Store, open_store, sqlite_url
+from tests.loop.conftest import LabelsByContent
 
 datasets = pytest.importorskip("datasets")
 
@@ -28,20 +29,10 @@ def labeled(tmp_path: Path, sample: Path) -> Iterator[Store]:
     s.close()
 
 
-@pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(sqlite_url(tmp_path / "fresh.db"))
-    yield s
-    s.close()
-
-
-def _labels_by_content(store: Store) -> dict[tuple[str, str], str]:
-    images = {img.id: img for img in store.images()}
-    return {(images[i].sha256, images[i].split): c.label for i, c in store.current_labels().items()}
-
 
 def test_imagefolder_export_loads_with_datasets_and_imports_back(labeled: Store, fresh: Store,
-                                                                 tmp_path: Path) -> None:
+                                                                 tmp_path: Path,
+        labels_by_content: LabelsByContent) -> None:
     out = export_hf_imagefolder(labeled, tmp_path / "hf", include_eval=True)
 
     loaded = datasets.load_dataset("imagefolder", data_dir=str(out))
@@ -53,10 +44,11 @@ def test_imagefolder_export_loads_with_datasets_and_imports_back(labeled: Store,
 
     reports = import_hf(fresh, out, media_dir=tmp_path / "media", add_classes=True)
     assert [r.labeled for r in reports] == [3, 6]  # test, then train
-    assert _labels_by_content(fresh) == _labels_by_content(labeled)
+    assert labels_by_content(fresh) == labels_by_content(labeled)
 
 
-def test_save_to_disk_dataset_imports_class_names(labeled: Store, fresh: Store, tmp_path: Path) -> None:
+def test_save_to_disk_dataset_imports_class_names(labeled: Store, fresh: Store, tmp_path: Path,
+        labels_by_content: LabelsByContent) -> None:
     out = export_hf_imagefolder(labeled, tmp_path / "hf", include_eval=True)
     loaded = datasets.load_dataset("imagefolder", data_dir=str(out))
     names = sorted(set(loaded["train"]["label"]) | set(loaded["test"]["label"]))
@@ -69,7 +61,7 @@ def test_save_to_disk_dataset_imports_class_names(labeled: Store, fresh: Store, 
     assert sorted(r.added for r in reports) == [3, 6]
     assert sorted(p.name for p in tmp_path.glob("r-*.csv")) == ["r-test.csv", "r-train.csv"]
     assert len(list((tmp_path / "media" / "train").glob("*.png"))) == 6
-    assert _labels_by_content(fresh) == _labels_by_content(labeled)
+    assert labels_by_content(fresh) == labels_by_content(labeled)
     again = import_hf(fresh, tmp_path / "saved", media_dir=tmp_path / "media")
     assert [r.added for r in again] == [0, 0]
 

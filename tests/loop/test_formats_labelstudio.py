@@ -20,13 +20,6 @@ from activelab.store import Store, open_store, sqlite_url
 
 
 @pytest.fixture
-def fresh(tmp_path: Path) -> Iterator[Store]:
-    s = open_store(sqlite_url(tmp_path / "fresh.db"))
-    yield s
-    s.close()
-
-
-@pytest.fixture
 def source_store(tmp_path: Path) -> Iterator[Store]:
     s = open_store(sqlite_url(tmp_path / "source.db"))
     yield s

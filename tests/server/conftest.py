@@ -153,3 +153,17 @@ class LiveServer:
         self._server.should_exit = True
         assert self._thread is not None
         self._thread.join(30)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """Debian's headless Chromium, one per test module (skipped without it, except in CI)."""
+    from playwright.sync_api import sync_playwright
+
+    from .browser import ARGS, CHROMIUM, require_chromium
+
+    require_chromium()
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
+        yield b
+        b.close()

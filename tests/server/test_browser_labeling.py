@@ -10,21 +10,8 @@ import pytest
 from activelab.loop.project import open_project
 from activelab.server import ServerSettings
 
+from .browser import csp_violations, wait_until, with_csp
 from .conftest import LiveServer, record_round, write_ranking
-from .test_browser import ARGS, CHROMIUM, csp_violations, wait_until, with_csp
-
-if not CHROMIUM.exists():
-    pytestmark = pytest.mark.skip(reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

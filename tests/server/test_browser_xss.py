@@ -23,8 +23,8 @@ from activelab.loop.settings import load_settings, save_settings
 from activelab.server import ServerSettings
 from activelab.server.trainer import STATE_KEY
 
+from .browser import CHROMIUM, csp_violations, wait_until, with_csp
 from .conftest import LiveServer
-from .test_browser import ARGS, CHROMIUM, csp_violations, wait_until, with_csp
 
 if not CHROMIUM.exists():
     pytestmark = pytest.mark.skip(reason="needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")
@@ -62,16 +62,6 @@ def project(tmp_path_factory: pytest.TempPathFactory, demo_template: Path) -> di
 def server(project: dict[str, Any]) -> Iterator[LiveServer]:
     with LiveServer(ServerSettings(project=project["root"], trainer=False)) as live:
         yield live
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
-        yield b
-        b.close()
 
 
 @pytest.fixture

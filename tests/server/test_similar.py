@@ -87,17 +87,14 @@ def test_similar_images_route_validates(client_factory) -> None:
 
 def test_similar_panel_in_the_browser_lets_a_labeler_label_a_look_alike(project_dir: Path) -> None:
     """Press m on the labeling page: the look-alikes appear; clicking one puts it on screen to label."""
-    import os
 
-    import pytest
 
     from activelab.server import ServerSettings
 
+    from .browser import ARGS, CHROMIUM, require_chromium, wait_until
     from .conftest import LiveServer
-    from .test_browser import ARGS, CHROMIUM
 
-    if not CHROMIUM.exists() and not os.environ.get("CI"):
-        pytest.skip("needs Debian's chromium at /usr/bin/chromium")
+    require_chromium()
     from playwright.sync_api import sync_playwright
 
     with LiveServer(ServerSettings(project=project_dir, trainer=False)) as server, sync_playwright() as p:
@@ -107,16 +104,16 @@ def test_similar_panel_in_the_browser_lets_a_labeler_label_a_look_alike(project_
         page.on("pageerror", lambda e: errors.append(str(e)))
         page.goto(f"{server.url}/?user=ann")
         page.wait_for_selector("#label-app[data-ready='1']")
-        page.wait_for_function("document.getElementById('image').naturalWidth > 0")
+        wait_until(page, "document.getElementById('image').naturalWidth > 0")
         page.keyboard.press("m")
         page.wait_for_selector("#similar-grid .cell", timeout=60_000)
         cells = page.query_selector_all("#similar-grid .cell")
         assert len(cells) == 12 and "%" in page.text_content("#similar-grid .cell .cell-hint")
         target = cells[0].get_attribute("data-image-id")
         cells[0].click()
-        page.wait_for_function(f"document.getElementById('image').dataset.imageId === '{target}'")
+        wait_until(page, f"document.getElementById('image').dataset.imageId === '{target}'")
         page.keyboard.press("1")  # label the look-alike with the first class
-        page.wait_for_function(f"document.getElementById('image').dataset.imageId !== '{target}'")
+        wait_until(page, f"document.getElementById('image').dataset.imageId !== '{target}'")
         browser.close()
         assert not errors, errors
     with open_project(project_dir) as proj:

