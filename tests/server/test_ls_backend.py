@@ -76,8 +76,8 @@ def test_webhook_records_the_annotation_with_its_annotator_and_time(client: Test
 
     assert response.status_code == 201 and response.json()["labels_added"] == 1
     current = project.store.current_labels()[iid]
-    assert (current.label, current.author, current.created_at.isoformat()) == (
-        "bag", "lee@example.org", "2025-05-01T08:05:00+00:00")
+    assert (current.label, current.author, current.source, current.created_at.isoformat()) == (
+        "bag", "lee@example.org", "human", "2025-05-01T08:05:00+00:00")
     annotation["result"][0]["value"] = {"choices": ["dress"]}
     annotation["updated_at"] = "2025-05-01T09:00:00Z"
     client.post("/webhook", json={"action": "ANNOTATION_UPDATED", "project": {"id": 3},

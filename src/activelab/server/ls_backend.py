@@ -154,7 +154,7 @@ class LabelStudioBackend:
                 skipped += 1
                 continue
             wanted[iid].append(label)
-        added, conflicts = record_labels(self.store, wanted)
+        added, conflicts = record_labels(self.store, wanted, source="human")  # a person labeled it, in Label Studio
         if added:
             self.trainer.notify()
         return {"labels_added": added, "conflicts": conflicts, "skipped": skipped}
