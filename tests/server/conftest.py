@@ -8,7 +8,9 @@ two CPU cores; everything else (store, loop, strategies) is the real thing.
 from __future__ import annotations
 
 import shutil
+import signal
 import socket
+import subprocess
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -110,6 +112,17 @@ def write_ranking(project_dir: Path, rows: dict[str, list[Any]]) -> None:
     frame = pd.DataFrame(rows)
     frame["ranked_at"] = datetime.now(timezone.utc).isoformat()
     frame.to_csv(path, index=False)
+
+
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """Stop a served process as Ctrl-C would (SIGINT), killing it if it has not exited within 15 s."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float = 60.0, interval: float = 0.2) -> Any:

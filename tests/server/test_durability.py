@@ -21,7 +21,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .conftest import CLIENT_HEADERS, free_port, wait_for
+from .conftest import CLIENT_HEADERS, free_port, stop_process, wait_for
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
 
@@ -47,16 +47,6 @@ def _serve(project: Path, port: int, log: Path) -> subprocess.Popen[bytes]:
 
     wait_for(up, timeout=60, interval=0.2)
     return proc
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
 
 
 def test_acknowledged_labels_survive_sigkill_and_labeling_continues(project_dir: Path, tmp_path: Path) -> None:
@@ -122,4 +112,4 @@ def test_acknowledged_labels_survive_sigkill_and_labeling_continues(project_dir:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         if proc.poll() is None:
-            _stop(proc)
+            stop_process(proc)

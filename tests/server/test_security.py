@@ -14,7 +14,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Iterable, Iterator
@@ -28,7 +27,7 @@ from activelab.exceptions import InputError
 from activelab.server import ServerSettings
 from activelab.server.security import SECURITY_HEADERS
 
-from .conftest import free_port, wait_for
+from .conftest import free_port, stop_process, wait_for
 
 TOKEN = "test-token-0123456789abcdef"
 ALLOWED = "labeling.example.org"
@@ -118,12 +117,7 @@ def server(demo_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
         wait_for(up, timeout=60, interval=0.2)
         yield srv
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+        stop_process(proc)
 
 
 @pytest.fixture(scope="module")
