@@ -55,8 +55,9 @@ def timed(argv: list[str], runs: int) -> tuple[float, float]:
 
 def extract(ref: str, dest: Path) -> Path:
     """``src/`` of commit ``ref`` under ``dest``; returns the folder holding the ``activelab`` package."""
-    archive = subprocess.run(["git", "-C", str(ROOT), "archive", "--format=tar", ref, "src/activelab"],
-                             capture_output=True, check=True).stdout
+    archive = subprocess.run(
+        ["git", "-C", str(ROOT), "archive", "--format=tar", ref, "src/activelab"], capture_output=True, check=True
+    ).stdout
     with tarfile.open(fileobj=BytesIO(archive)) as tar:
         tar.extractall(dest, filter="data")
     return dest / "src"
@@ -68,13 +69,17 @@ def small_project(folder: Path) -> Path:
     src = ROOT / "src"
     subprocess.run(cli(src, "datasets", "fetch", "sample", str(folder / "data")), capture_output=True, check=True)
     subprocess.run(cli(src, "init", str(project)), capture_output=True, check=True)
-    subprocess.run(cli(src, "import", str(project), str(folder / "data" / "pool.csv"), "--add-classes"),
-                   capture_output=True, check=True)
+    subprocess.run(
+        cli(src, "import", str(project), str(folder / "data" / "pool.csv"), "--add-classes"),
+        capture_output=True,
+        check=True,
+    )
     return project
 
 
-def report(rows: list[tuple[str, float, float]], *, runs: int, before: str, note: str, load: float,
-           command: str) -> str:
+def report(
+    rows: list[tuple[str, float, float]], *, runs: int, before: str, note: str, load: float, command: str
+) -> str:
     """The section of docs/benchmarks.md: the table, the machine, and what load did to the numbers."""
     cores = os.cpu_count() or 1
     medians = {name: med for name, med, _ in rows}
@@ -83,10 +88,12 @@ def report(rows: list[tuple[str, float, float]], *, runs: int, before: str, note
     if load > 0.5 * cores:
         slowdown = old_help / ISSUE_SECONDS
         now_help, now_status = medians["`activelab --help` now"], medians["`activelab status shop` now"]
-        busy = (f" Measured under load (load average {load:.1f} on {cores} cores): the earlier CLI took "
-                f"{old_help:.1f} s here against the {ISSUE_SECONDS} s issue 13 measured, {slowdown:.1f}x slower, "
-                f"so on a quiet machine today's `--help` would take about {now_help / slowdown:.2f} s and "
-                f"`status` about {now_status / slowdown:.2f} s (an estimate from that ratio, not a measurement).")
+        busy = (
+            f" Measured under load (load average {load:.1f} on {cores} cores): the earlier CLI took "
+            f"{old_help:.1f} s here against the {ISSUE_SECONDS} s issue 13 measured, {slowdown:.1f}x slower, "
+            f"so on a quiet machine today's `--help` would take about {now_help / slowdown:.2f} s and "
+            f"`status` about {now_status / slowdown:.2f} s (an estimate from that ratio, not a measurement)."
+        )
     lines = ["| command | median (s) | fastest (s) |", "|---|---:|---:|"]
     lines += [f"| {name} | {med:.2f} | {best:.2f} |" for name, med, best in rows]
     return (
@@ -95,8 +102,7 @@ def report(rows: list[tuple[str, float, float]], *, runs: int, before: str, note
         "(for `status`) the store only; torch, scikit-learn and pandas load inside the commands that use "
         f"them. The earlier CLI is commit {before}, run by the same interpreter.\n\n"
         f"Machine: {machine()}, no GPU; {date.today().isoformat()}.{busy}{(' ' + note) if note else ''}\n"
-        f"Command: `.venv/bin/python benchmarks/bench_cli_startup.py {command}`.\n\n"
-        + "\n".join(lines) + "\n\n"
+        f"Command: `.venv/bin/python benchmarks/bench_cli_startup.py {command}`.\n\n" + "\n".join(lines) + "\n\n"
         f"Issue 13 measured {ISSUE_SECONDS} s for every command, `--help` included, before the change; "
         "`tests/cli/test_startup.py` guards the cause (no torch, scikit-learn or pandas imported by "
         "`--help` or `status`) without timing anything.\n"
@@ -124,8 +130,14 @@ def main() -> None:
             (f"`activelab status shop` at {args.before}", cli(before, "status", str(project))),
         ]
         rows = [(name, *timed(argv, args.runs)) for name, argv in cases]
-    body = report(rows, runs=args.runs, before=args.before, note=args.note, load=os.getloadavg()[0],
-                  command=" ".join(sys.argv[1:]))
+    body = report(
+        rows,
+        runs=args.runs,
+        before=args.before,
+        note=args.note,
+        load=os.getloadavg()[0],
+        command=" ".join(sys.argv[1:]),
+    )
     print(body)
     if not args.no_doc:
         write_section("CLI start-up", body)

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import torch
-from _report import machine, write_section  # noqa: E402  (benchmarks/ is on sys.path when run)
+from _report import machine, write_section
 
 from activelab.data.datasets import fetch_dataset, sample_dir
 from activelab.loop.input_size import choose_input_size
@@ -50,8 +50,15 @@ def datasets(work: Path) -> dict[str, tuple[Path, int]]:
     return {"fashion-mnist sample (28 px)": (sample_dir(), 28), "digits (8 px)": (digits, 8)}
 
 
-def accuracy(model, paths: list[str], y: np.ndarray, eval_paths: list[str], eval_y: np.ndarray,  # type: ignore[no-untyped-def]
-             budget: int, seed: int) -> float:
+def accuracy(
+    model,
+    paths: list[str],
+    y: np.ndarray,
+    eval_paths: list[str],
+    eval_y: np.ndarray,  # type: ignore[no-untyped-def]
+    budget: int,
+    seed: int,
+) -> float:
     """Eval accuracy of a head fitted on a random ``budget`` of the pool (embeddings cached)."""
     pick = np.random.default_rng(seed).choice(len(paths), size=budget, replace=False)
     model.fit([paths[i] for i in pick], y[pick].tolist(), seed=seed)
@@ -73,7 +80,8 @@ def main() -> None:
 
     # the first forward pass imports torchvision's transforms (seconds): keep it out of the timings
     create_model("efficientnet_lite0", path="fast", image_size=sizes[0], device="cpu").embed(
-        load_split(sample_dir(), "eval")[0][:1])
+        load_split(sample_dir(), "eval")[0][:1]
+    )
     rows = []
     for name, (folder, side) in datasets(args.work).items():
         paths, y, classes = load_split(folder, "pool")
@@ -84,8 +92,11 @@ def main() -> None:
             t = time.perf_counter()
             model.embed(paths + eval_paths)
             rate = (len(paths) + len(eval_paths)) / (time.perf_counter() - t)
-            row: dict[str, object] = {"dataset": name, "size": f"{size}{' (rule)' if size == chosen else ''}",
-                                      "images/s": f"{rate:.0f}"}
+            row: dict[str, object] = {
+                "dataset": name,
+                "size": f"{size}{' (rule)' if size == chosen else ''}",
+                "images/s": f"{rate:.0f}",
+            }
             for budget in budgets:
                 accs = [accuracy(model, paths, y, eval_paths, eval_y, budget, seed) for seed in range(args.seeds)]
                 row[f"{budget} labels"] = f"{np.mean(accs):.3f} ± {np.std(accs):.3f}"
@@ -105,8 +116,8 @@ def main() -> None:
         "Frozen EfficientNet-Lite0 (packaged ImageNet weights, native size 224 px) embeds every pool and eval "
         "image once per input size (images/s: decoding, resizing and the backbone on the CPU, batch 64); a "
         f"logistic-regression head is then fitted on random label budgets of the pool ({args.seeds} seeds, "
-        "mean ± sd of eval accuracy). \"(rule)\" marks the size `choose_input_size` picks "
-        "(docs/models.md, \"Input size\").\n\n"
+        'mean ± sd of eval accuracy). "(rule)" marks the size `choose_input_size` picks '
+        '(docs/models.md, "Input size").\n\n'
         f"{table}\n"
     )
     write_section("Input size", body)

@@ -68,12 +68,8 @@ def configs(args: argparse.Namespace) -> dict[str, SimulationConfig]:
     )
     cnn_options = {"epochs": 50, "patience": 10, "batch_size": 32}
     return {
-        "fashion_linear": SimulationConfig(
-            **fast, head="logreg", strategies=[s for s in SEVEN if s != "bald"]
-        ),
-        "fashion_mlp": SimulationConfig(
-            **fast, head="mlp", strategies=["random", "bald"], tsne=False
-        ),
+        "fashion_linear": SimulationConfig(**fast, head="logreg", strategies=[s for s in SEVEN if s != "bald"]),
+        "fashion_mlp": SimulationConfig(**fast, head="mlp", strategies=["random", "bald"], tsne=False),
         "fashion_cnn": SimulationConfig(
             **dict(
                 common,
@@ -137,9 +133,7 @@ def run_part(name: str, cfg: SimulationConfig, command: str) -> None:
         for per_seed in exp.results().values()
         for run in per_seed.values()
     ]
-    subset = (
-        f", {cfg.pool_subset} unlabeled scored per round" if cfg.pool_subset else ""
-    )
+    subset = f", {cfg.pool_subset} unlabeled scored per round" if cfg.pool_subset else ""
     head = f", head {cfg.head}" if cfg.head else ""
     desc = (
         f"{cfg.dataset}: pool {ds.n_pool}, eval {ds.n_eval}; {cfg.model} at {cfg.image_size} px{head}"
@@ -163,11 +157,7 @@ def run_part(name: str, cfg: SimulationConfig, command: str) -> None:
 
 def write_doc(env: dict[str, Any]) -> None:
     """Rebuild the doc section from every part's cached section, in part order."""
-    sections = [
-        (CACHE / f"{n}.section.md").read_text()
-        for n in PARTS
-        if (CACHE / f"{n}.section.md").exists()
-    ]
+    sections = [(CACHE / f"{n}.section.md").read_text() for n in PARTS if (CACHE / f"{n}.section.md").exists()]
     body = "\n".join(
         [
             START,
@@ -207,9 +197,7 @@ def main() -> int:
         default=",".join(PARTS),
         help=f"comma-separated, from {', '.join(PARTS)}",
     )
-    p.add_argument(
-        "--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2]
-    )
+    p.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2])
     p.add_argument(
         "--threads",
         type=int,
@@ -236,16 +224,12 @@ def main() -> int:
     p.add_argument("--cnn-pool-subset", type=int, default=5000)
     p.add_argument("--cnn-targets", type=floats, default=[0.65, 0.7, 0.75])
     p.add_argument("--gal-budget", type=int, default=300)
-    p.add_argument(
-        "--no-doc", action="store_true", help="do not write docs/benchmarks.md"
-    )
+    p.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md")
     args = p.parse_args()
     unknown = set(args.parts.split(",")) - set(PARTS)
     if unknown:
         p.error(f"unknown parts {sorted(unknown)}; choose from {', '.join(PARTS)}")
-    command = "HF_HUB_OFFLINE=1 .venv/bin/python " + " ".join(
-        ["benchmarks/bench_label_efficiency.py", *sys.argv[1:]]
-    )
+    command = "HF_HUB_OFFLINE=1 .venv/bin/python " + " ".join(["benchmarks/bench_label_efficiency.py", *sys.argv[1:]])
     IMG.mkdir(parents=True, exist_ok=True)
     for name, cfg in configs(args).items():
         if name in args.parts.split(","):

@@ -42,11 +42,11 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from activelab.data.datasets import DIGITS_CLASSES, FASHION_MNIST_CLASSES, fetch_dataset
-from activelab.errors import out_of_fold_probs, rank_label_issues
-from activelab.models import EmbeddingCache, create_model
-
 from _report import machine, write_section  # noqa: E402  (benchmarks/ is on sys.path when run)
+
+from activelab.data.datasets import DIGITS_CLASSES, FASHION_MNIST_CLASSES, fetch_dataset  # noqa: E402
+from activelab.errors import out_of_fold_probs, rank_label_issues  # noqa: E402
+from activelab.models import EmbeddingCache, create_model  # noqa: E402
 
 CACHE = ROOT / ".bench-cache"
 
@@ -68,8 +68,9 @@ def load(name: str, n_train: int | None, n_eval: int | None) -> dict[str, object
     }
 
 
-def flip(y: np.ndarray, rate: float, kind: str, confusable: np.ndarray, n_classes: int,
-         rng: np.random.Generator) -> np.ndarray:
+def flip(
+    y: np.ndarray, rate: float, kind: str, confusable: np.ndarray, n_classes: int, rng: np.random.Generator
+) -> np.ndarray:
     """Flip ``round(rate * N)`` labels chosen uniformly at random."""
     noisy = y.copy()
     chosen = rng.choice(len(y), size=round(rate * len(y)), replace=False)
@@ -92,8 +93,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--fmnist-eval", type=int, default=2000)
     ap.add_argument("--image-size", type=int, default=64)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=1,
-                    help="torch CPU threads (1: fastest on a shared 2-core machine; head fits oversubscribe badly)")
+    ap.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads (1: fastest on a shared 2-core machine; head fits oversubscribe badly)",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     ap.add_argument("--no-write", action="store_true", help="print the table only")
     args = ap.parse_args(argv)
@@ -105,8 +110,11 @@ def main(argv: list[str] | None = None) -> None:
     embed_notes = []
     started = time.perf_counter()
     for name in args.datasets.split(","):
-        data = load(name, args.fmnist_train if name == "fashion-mnist" else None,
-                    args.fmnist_eval if name == "fashion-mnist" else None)
+        data = load(
+            name,
+            args.fmnist_train if name == "fashion-mnist" else None,
+            args.fmnist_eval if name == "fashion-mnist" else None,
+        )
         classes: list[str] = data["classes"]  # type: ignore[assignment]
         c = len(classes)
         y: np.ndarray = data["y"]  # type: ignore[assignment]
@@ -123,11 +131,18 @@ def main(argv: list[str] | None = None) -> None:
         m.embed(eval_paths)  # type: ignore[attr-defined]
         misses = m.forward_count  # type: ignore[attr-defined]
         dt = time.perf_counter() - t0
-        embed_notes.append(f"{name}: {len(paths)} + {len(eval_paths)} images embedded"
-                           + (f" in {dt:.0f} s ({misses / dt:.0f} img/s)" if misses else " (cached)"))
+        embed_notes.append(
+            f"{name}: {len(paths)} + {len(eval_paths)} images embedded"
+            + (f" in {dt:.0f} s ({misses / dt:.0f} img/s)" if misses else " (cached)")
+        )
 
-        def eval_acc(train_idx: np.ndarray, labels: np.ndarray, paths: list[str] = paths,
-                     eval_paths: list[str] = eval_paths, y_eval: np.ndarray = y_eval) -> float:
+        def eval_acc(
+            train_idx: np.ndarray,
+            labels: np.ndarray,
+            paths: list[str] = paths,
+            eval_paths: list[str] = eval_paths,
+            y_eval: np.ndarray = y_eval,
+        ) -> float:
             model = factory()
             model.fit([paths[i] for i in train_idx], labels[train_idx].tolist(), seed=args.seed)  # type: ignore[attr-defined]
             p = model.predict_proba(eval_paths)  # type: ignore[attr-defined]
@@ -140,8 +155,11 @@ def main(argv: list[str] | None = None) -> None:
         np.add.at(conf, (y, clean_probs.argmax(1)), 1)
         np.fill_diagonal(conf, -1)
         confusable = conf.argmax(1)
-        print(f"{name}: true-label eval accuracy {acc_true:.3f}; confusable: "
-              + ", ".join(f"{classes[a]}->{classes[b]}" for a, b in enumerate(confusable)), flush=True)
+        print(
+            f"{name}: true-label eval accuracy {acc_true:.3f}; confusable: "
+            + ", ".join(f"{classes[a]}->{classes[b]}" for a, b in enumerate(confusable)),
+            flush=True,
+        )
         for kind in args.kinds.split(","):
             for rate in (float(r) for r in args.rates.split(",")):
                 rng = np.random.default_rng([args.seed, int(rate * 1000), kind == "uniform"])
@@ -161,13 +179,26 @@ def main(argv: list[str] | None = None) -> None:
                 rec_f = float(flagged[wrong].mean())
                 acc_noisy = eval_acc(every, noisy)
                 acc_clean = eval_acc(np.flatnonzero(~flagged), noisy)
-                row = {"dataset": name, "n_train": len(y), "noise": kind, "rate": rate, "n_flipped": n_wrong,
-                       "P=R@noise": at_rate, "flagged": int(flagged.sum()), "P flagged": prec_f,
-                       "R flagged": rec_f, "P@100": p100, "acc noisy": acc_noisy, "acc cleaned": acc_clean,
-                       "acc true": acc_true, "oof+rank s": t_rank}
+                row = {
+                    "dataset": name,
+                    "n_train": len(y),
+                    "noise": kind,
+                    "rate": rate,
+                    "n_flipped": n_wrong,
+                    "P=R@noise": at_rate,
+                    "flagged": int(flagged.sum()),
+                    "P flagged": prec_f,
+                    "R flagged": rec_f,
+                    "P@100": p100,
+                    "acc noisy": acc_noisy,
+                    "acc cleaned": acc_clean,
+                    "acc true": acc_true,
+                    "oof+rank s": t_rank,
+                }
                 rows.append(row)
-                print(" ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()),
-                      flush=True)
+                print(
+                    " ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items()), flush=True
+                )
     table = pd.DataFrame(rows)
     text = table.to_markdown(index=False, floatfmt=".3f")
     print(text)
@@ -186,7 +217,9 @@ def main(argv: list[str] | None = None) -> None:
             f"- machine: {machine()}; torch threads: {args.threads}\n"
             f"- date: {_dt.date.today().isoformat()}; total {time.perf_counter() - started:.0f} s\n"
             + "".join(f"- {n}\n" for n in embed_notes)
-            + "\n" + text + "\n"
+            + "\n"
+            + text
+            + "\n"
         )
         write_section("Label errors", body, Path(args.out))
 

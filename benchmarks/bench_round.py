@@ -21,14 +21,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _report import machine, write_section
 
 from activelab.data.datasets import fetch_dataset
 from activelab.loop.ingest import import_images
 from activelab.loop.project import init_project
 from activelab.loop.session import ActiveSession
 from activelab.models import create_model
-
-from _report import machine, write_section  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -59,8 +58,9 @@ def main() -> None:
     images = proj.store.images()
     n_pool = len(proj.store.images("pool"))
 
-    model = create_model("efficientnet_lite0", classes=classes, image_size=args.image_size,
-                         cache_dir=proj.cache_dir / "embeddings")
+    model = create_model(
+        "efficientnet_lite0", classes=classes, image_size=args.image_size, cache_dir=proj.cache_dir / "embeddings"
+    )
     t = time.perf_counter()
     model.embed([i.path for i in images], keys=[i.sha256 for i in images], progress=True)
     t_embed = time.perf_counter() - t
@@ -75,15 +75,13 @@ def main() -> None:
         if target > n_pool:
             continue
         batch = [pool_images[i] for i in order[labeled:target]]
-        proj.store.add_labels([(img.id, truth[Path(img.path).name]) for img in batch], author="oracle",
-                              source="oracle")
+        proj.store.add_labels([(img.id, truth[Path(img.path).name]) for img in batch], author="oracle", source="oracle")
         labeled = target
         t = time.perf_counter()
         result = session.run_round("margin", 100)
         total = time.perf_counter() - t
         sec = result.seconds
-        rows.append((target, total, sec["train"], sec["score_pool"], sec["select"],
-                     result.metrics["eval"]["accuracy"]))
+        rows.append((target, total, sec["train"], sec["score_pool"], sec["select"], result.metrics["eval"]["accuracy"]))
 
     header = "| labels | round (s) | train + eval (s) | score pool (s) | select (s) | eval accuracy |"
     lines = [header, "|---:|---:|---:|---:|---:|---:|"]

@@ -51,13 +51,13 @@ def pool(n: int, d: int, rng: np.random.Generator) -> np.ndarray:
     step = 100_000
     for s in range(0, n, step):  # chunked: no float64 temporaries of the whole pool
         m = min(step, n - s)
-        x[s:s + m] = centres[rng.integers(0, 1000, m)] + 0.5 * rng.standard_normal((m, d), dtype=np.float32)
+        x[s : s + m] = centres[rng.integers(0, 1000, m)] + 0.5 * rng.standard_normal((m, d), dtype=np.float32)
     return x
 
 
 def normalise(x: np.ndarray) -> np.ndarray:
     for s in range(0, len(x), 100_000):
-        x[s:s + 100_000] /= np.linalg.norm(x[s:s + 100_000], axis=1, keepdims=True)
+        x[s : s + 100_000] /= np.linalg.norm(x[s : s + 100_000], axis=1, keepdims=True)
     return x
 
 
@@ -80,7 +80,7 @@ def fast_round(n: int, k: int, row) -> None:  # type: ignore[no-untyped-def]
             model.cache.put(model_id, keys[s:e], feats)
         del feats
         paths = [f"/nonexistent/{key}.jpg" for key in keys]  # every key is cached: no file is read
-        model.cache = type(model.cache)(tmp)                 # a fresh process's view of the cache
+        model.cache = type(model.cache)(tmp)  # a fresh process's view of the cache
         t_all = time.perf_counter()
         train = rng.choice(n, 1000, replace=False)
         t0 = time.perf_counter()
@@ -150,8 +150,9 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200, help="Similar-image queries timed per index.")
     parser.add_argument("--nprobe", type=int, default=16)
     parser.add_argument("--no-select", action="store_true", help="Skip the selection strategies.")
-    parser.add_argument("--knn-max", type=int, default=100_000,
-                        help="Largest N at which TypiClust and ProbCover are timed (0: never).")
+    parser.add_argument(
+        "--knn-max", type=int, default=100_000, help="Largest N at which TypiClust and ProbCover are timed (0: never)."
+    )
     parser.add_argument("--round-size", type=int, default=100_000, help="Pool of the fast-path round (0: skip).")
     parser.add_argument("--jpegs", type=int, default=2000, help="JPEG files for the pool pass (0: skip).")
     parser.add_argument("--jpeg-size", type=int, default=96, help="JPEG side and backbone input size, pixels.")
@@ -181,7 +182,7 @@ def main() -> None:
         row(n, "flat index: build", f"{time.perf_counter() - t0:.2f} s")
         t0 = time.perf_counter()
         for i in range(len(q)):  # one query at a time, as the web app asks
-            _, _exact_i = flat.search(q[i:i + 1], 11)
+            _, _exact_i = flat.search(q[i : i + 1], 11)
         per = (time.perf_counter() - t0) / len(q)
         row(n, "flat index: similar(k=10), one query", f"{per * 1000:.1f} ms")
         _, exact = flat.search(q, 11)
@@ -189,15 +190,16 @@ def main() -> None:
 
         t0 = time.perf_counter()
         nlist = int(min(65_536, max(16, math.sqrt(n))))
-        ivf = faiss.IndexIVFScalarQuantizer(faiss.IndexFlatIP(args.dim), args.dim, nlist,
-                                            faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT)
+        ivf = faiss.IndexIVFScalarQuantizer(
+            faiss.IndexFlatIP(args.dim), args.dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+        )
         ivf.train(x[rng.choice(n, min(n, 40 * nlist), replace=False)])
         ivf.add(x)
         ivf.nprobe = args.nprobe
         row(n, f"IVF-SQ8 index (nlist {nlist}): train + add", f"{time.perf_counter() - t0:.2f} s")
         t0 = time.perf_counter()
         for i in range(len(q)):
-            ivf.search(q[i:i + 1], 11)
+            ivf.search(q[i : i + 1], 11)
         per = (time.perf_counter() - t0) / len(q)
         row(n, f"IVF-SQ8 index: similar(k=10), one query, nprobe {args.nprobe}", f"{per * 1000:.2f} ms")
         _, approx = ivf.search(q, 11)
@@ -244,8 +246,7 @@ def main() -> None:
         f"Fast-path round: real `FastAdapter` over its on-disk cache pre-filled with {args.round_size:,} synthetic "
         f"1,280-d features (10 classes), logistic-regression head on 1,000 labels. Pool pass: {args.jpegs:,} "
         f"Fashion-MNIST images written as {args.jpeg_size} px JPEG, EfficientNet-Lite0 at {args.jpeg_size} px, "
-        f"batch 64, float32 on CPU.\n\n"
-        + "\n".join(table)
+        f"batch 64, float32 on CPU.\n\n" + "\n".join(table)
     )
     print()
     print(body)

@@ -16,6 +16,7 @@ and replaces the "Strategies" section of ``docs/benchmarks.md``.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as _dt
 import multiprocessing as mp
 import sys
@@ -29,16 +30,27 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 
-from activelab.strategies import get_strategy, list_strategies, select  # noqa: E402
-
 from _report import machine, write_section  # noqa: E402  (benchmarks/ is on sys.path when run)
+
+from activelab.strategies import get_strategy, list_strategies, select  # noqa: E402
 
 DIM = 512
 MC_T = 10
 PROB_STRATEGIES = {"least_confidence", "margin", "ratio", "entropy", "class_balanced", "random_fraction"}
 # strategies whose cost does not depend on C are run once per (N, k), with C = 10 inputs
-C_INDEPENDENT_SKIP_1000 = {"coreset", "cluster", "typiclust", "probcover", "outlier", "proximity", "random",
-                           "bald", "variation_ratios", "mean_std", "power_bald"}
+C_INDEPENDENT_SKIP_1000 = {
+    "coreset",
+    "cluster",
+    "typiclust",
+    "probcover",
+    "outlier",
+    "proximity",
+    "random",
+    "bald",
+    "variation_ratios",
+    "mean_std",
+    "power_bald",
+}
 
 
 # --------------------------------------------------------------------------- data
@@ -49,14 +61,14 @@ def make_data(n: int, n_classes: int, seed: int, need_mc: bool) -> dict[str, Any
     step = 65536
     for s in range(0, n, step):
         m = min(step, n - s)
-        emb[s:s + m] = centres[g.integers(64, size=m)] + g.standard_normal((m, DIM), dtype=np.float32)
+        emb[s : s + m] = centres[g.integers(64, size=m)] + g.standard_normal((m, DIM), dtype=np.float32)
     probs = np.empty((n, n_classes), dtype=np.float32)
     for s in range(0, n, step):
         m = min(step, n - s)
         logits = g.standard_normal((m, n_classes), dtype=np.float32) * 3.0
         logits -= logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
-        probs[s:s + m] = e / e.sum(axis=1, keepdims=True)
+        probs[s : s + m] = e / e.sum(axis=1, keepdims=True)
     labeled = np.zeros(n, dtype=bool)
     labeled[g.choice(n, size=max(1, n // 100), replace=False)] = True
     labels = np.full(n, -1, dtype=np.int64)
@@ -86,6 +98,7 @@ def _peer_skal_uncertainty(method: str) -> Callable[[dict[str, Any], int], Any]:
         unl = _unlabeled(data)
         s = uncertainty_scores(data["probs"][unl], method=method)
         return unl[np.argsort(-s)[:k]]
+
     return run
 
 
@@ -98,6 +111,7 @@ def _peer_modal(fn_name: str) -> Callable[[dict[str, Any], int], Any]:
         s = getattr(mu, fn_name)(data["probs"][unl])
         picked = multi_argmax(s, n_instances=k)
         return unl[np.asarray(picked[0] if isinstance(picked, tuple) else picked, dtype=np.int64)]
+
     return run
 
 
@@ -137,6 +151,7 @@ def _peer_skal_query(cls_name: str) -> Callable[[dict[str, Any], int], Any]:
 
         y = np.where(data["labeled"], 0.0, np.nan)
         return getattr(sp, cls_name)(random_state=0).query(data["embeddings"], y, batch_size=k)
+
     return run
 
 
@@ -149,10 +164,11 @@ def _peer_skal_variation_ratios(data: dict[str, Any], k: int) -> Any:
 
 
 PEERS: dict[str, list[tuple[str, Callable[[dict[str, Any], int], Any]]]] = {
-    "least_confidence": [("skactiveml", _peer_skal_uncertainty("least_confident")),
-                         ("modAL", _peer_modal("_proba_uncertainty"))],
-    "margin": [("skactiveml", _peer_skal_uncertainty("margin_sampling")),
-               ("modAL", _peer_modal("_proba_margin"))],
+    "least_confidence": [
+        ("skactiveml", _peer_skal_uncertainty("least_confident")),
+        ("modAL", _peer_modal("_proba_uncertainty")),
+    ],
+    "margin": [("skactiveml", _peer_skal_uncertainty("margin_sampling")), ("modAL", _peer_modal("_proba_margin"))],
     "entropy": [("skactiveml", _peer_skal_uncertainty("entropy")), ("modAL", _peer_modal("_proba_entropy"))],
     "coreset": [("skactiveml", _peer_skal_coreset)],
     "badge": [("skactiveml", _peer_skal_badge)],
@@ -169,10 +185,8 @@ def _fmt(t: float) -> str:
 def preload_peers() -> None:
     """Import the peers once in the parent so forked children do not time their imports."""
     for mod in ("skactiveml.pool", "skactiveml.pool._badge", "modAL.uncertainty", "modAL.utils.selection"):
-        try:
+        with contextlib.suppress(Exception):
             __import__(mod)
-        except Exception:
-            pass
 
 
 def _child(fn: Callable[[dict[str, Any], int], Any], data: dict[str, Any], k: int, q: Any) -> None:
@@ -184,8 +198,9 @@ def _child(fn: Callable[[dict[str, Any], int], Any], data: dict[str, Any], k: in
         q.put(("error", f"{type(e).__name__}: {str(e)[:80]}"))
 
 
-def time_peer(fn: Callable[[dict[str, Any], int], Any], data: dict[str, Any], k: int,
-              limit: float) -> tuple[float | None, str]:
+def time_peer(
+    fn: Callable[[dict[str, Any], int], Any], data: dict[str, Any], k: int, limit: float
+) -> tuple[float | None, str]:
     """Run ``fn`` in a forked child (inherits the arrays) with a wall-clock limit."""
     ctx = mp.get_context("fork")
     q = ctx.Queue()
@@ -226,10 +241,18 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--strategies", default="*", help="comma-separated names or one glob (default: all)")
     ap.add_argument("--no-peers", action="store_true", help="skip the peer implementations")
     ap.add_argument("--peer-limit", type=float, default=None, help="seconds before a peer run is abandoned")
-    ap.add_argument("--skip-after", type=float, default=60.0,
-                    help="skip larger N for a strategy once one run exceeds this many seconds")
-    ap.add_argument("--max-n-probcover", type=int, default=20000,
-                    help="ProbCover's radius graph costs O(N^2 d); larger pools are skipped")
+    ap.add_argument(
+        "--skip-after",
+        type=float,
+        default=60.0,
+        help="skip larger N for a strategy once one run exceeds this many seconds",
+    )
+    ap.add_argument(
+        "--max-n-probcover",
+        type=int,
+        default=20000,
+        help="ProbCover's radius graph costs O(N^2 d); larger pools are skipped",
+    )
     ap.add_argument("--out", default=str(ROOT / "docs" / "benchmarks.md"))
     ap.add_argument("--no-write", action="store_true")
     args = ap.parse_args(argv)
@@ -261,15 +284,35 @@ def main(argv: list[str] | None = None) -> None:
                 if "mc_probs" in spec.inputs and "mc_probs" not in data:
                     continue
                 if name == "probcover" and n > args.max_n_probcover:
-                    rows.append((name, f"{n:,}", "-", "all", f"skipped (N > {args.max_n_probcover:,}: O(N^2 d) "
-                                 "graph)", "", "", ""))
+                    rows.append(
+                        (
+                            name,
+                            f"{n:,}",
+                            "-",
+                            "all",
+                            f"skipped (N > {args.max_n_probcover:,}: O(N^2 d) graph)",
+                            "",
+                            "",
+                            "",
+                        )
+                    )
                     print(" | ".join(rows[-1]), flush=True)
                     continue
                 for k in ks:
                     key = f"{name}/{c if uses_c else '-'}/{k}"
                     if key in too_slow:
-                        rows.append((name, f"{n:,}", str(c) if uses_c else "-", f"{k:,}",
-                                     f"skipped (> {args.skip_after:.0f} s at smaller N)", "", "", ""))
+                        rows.append(
+                            (
+                                name,
+                                f"{n:,}",
+                                str(c) if uses_c else "-",
+                                f"{k:,}",
+                                f"skipped (> {args.skip_after:.0f} s at smaller N)",
+                                "",
+                                "",
+                                "",
+                            )
+                        )
                         print(" | ".join(rows[-1]), flush=True)
                         continue
                     ours = time_ours(name, data, k, repeats=3)
@@ -281,22 +324,28 @@ def main(argv: list[str] | None = None) -> None:
                         print(" | ".join(rows[-1]), flush=True)
                     for peer_name, fn in peers:
                         t, shown = time_peer(fn, data, k, peer_limit)
-                        ratio = f"{t / ours:.1f}x faster" if t is not None and ours > 0 else \
-                            (f">{peer_limit / ours:.0f}x faster" if shown.startswith(">") else "")
-                        rows.append((name, f"{n:,}", str(c) if uses_c else "-", f"{k:,}", _fmt(ours),
-                                     peer_name, shown, ratio))
+                        ratio = (
+                            f"{t / ours:.1f}x faster"
+                            if t is not None and ours > 0
+                            else (f">{peer_limit / ours:.0f}x faster" if shown.startswith(">") else "")
+                        )
+                        rows.append(
+                            (name, f"{n:,}", str(c) if uses_c else "-", f"{k:,}", _fmt(ours), peer_name, shown, ratio)
+                        )
                         print(" | ".join(rows[-1]), flush=True)
             del data
     cmd = "python benchmarks/bench_strategies.py " + " ".join(argv if argv is not None else sys.argv[1:])
     table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     table += ["| " + " | ".join(r) + " |" for r in rows]
-    body = (f"Machine: {machine()}. Date: {_dt.date.today().isoformat()}.\n\n"
-            f"Command: `{cmd.strip()}`\n\n"
-            "Synthetic pools: embeddings (N, 512) float32 from a 64-component Gaussian mixture, softmax "
-            "probabilities (N, C), MC predictions (10, N, 10), 1% labeled. Times are wall-clock seconds of one "
-            "`select(...)` call (best of up to 3), input validation included. Peers run on the same arrays in a "
-            f"forked process with a {peer_limit:.0f} s limit; \"ours vs peer\" = peer time / our time. "
-            "C = `-` means the strategy does not read probabilities.\n\n" + "\n".join(table) + "\n")
+    body = (
+        f"Machine: {machine()}. Date: {_dt.date.today().isoformat()}.\n\n"
+        f"Command: `{cmd.strip()}`\n\n"
+        "Synthetic pools: embeddings (N, 512) float32 from a 64-component Gaussian mixture, softmax "
+        "probabilities (N, C), MC predictions (10, N, 10), 1% labeled. Times are wall-clock seconds of one "
+        "`select(...)` call (best of up to 3), input validation included. Peers run on the same arrays in a "
+        f'forked process with a {peer_limit:.0f} s limit; "ours vs peer" = peer time / our time. '
+        "C = `-` means the strategy does not read probabilities.\n\n" + "\n".join(table) + "\n"
+    )
     if not args.no_write:
         write_section("Strategies", body, Path(args.out))
         print(f"\nwrote the Strategies section of {args.out}")

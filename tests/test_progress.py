@@ -35,8 +35,13 @@ class Recorder:
 def test_track_reports_each_item_to_a_given_reporter() -> None:
     rec = Recorder()
     assert list(track("abc", rec, "letters", unit="letter")) == ["a", "b", "c"]
-    assert rec.events == [("start", ("letters", 3, "letter")), ("advance", 1), ("advance", 1), ("advance", 1),
-                          ("end", "letters")]
+    assert rec.events == [
+        ("start", ("letters", 3, "letter")),
+        ("advance", 1),
+        ("advance", 1),
+        ("advance", 1),
+        ("end", "letters"),
+    ]
 
 
 def test_true_means_the_installed_reporter_and_false_means_none() -> None:
@@ -51,8 +56,9 @@ def test_true_means_the_installed_reporter_and_false_means_none() -> None:
     assert rec.events == [("start", ("watched", 2, "item")), ("advance", 2), ("end", "watched")]
 
 
-def test_import_reports_progress_and_prints_nothing(tmp_path: Path, sample: Path,
-                                                    capfd: pytest.CaptureFixture[str]) -> None:
+def test_import_reports_progress_and_prints_nothing(
+    tmp_path: Path, sample: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
     rec = Recorder()
     store = open_store(sqlite_url(tmp_path / "store.db"))
     import_images(store, sample / "pool", progress=True)

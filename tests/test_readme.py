@@ -26,8 +26,11 @@ import pandas as pd
 import pytest
 
 README = Path(__file__).resolve().parents[1] / "README.md"
-BLOCK = re.compile(r"(?P<skip><!-- readme-test: skip \((?P<why>[^)]+)\) -->\s*)?```(?P<lang>bash|python)\n"
-                   r"(?P<body>.*?)```", re.DOTALL)
+BLOCK = re.compile(
+    r"(?P<skip><!-- readme-test: skip \((?P<why>[^)]+)\) -->\s*)?```(?P<lang>bash|python)\n"
+    r"(?P<body>.*?)```",
+    re.DOTALL,
+)
 #: what the README holds today: change these with the README, never to hide a block
 EXPECTED_RUN = {"bash": 1, "python": 3}
 EXPECTED_SKIPPED = 1
@@ -49,8 +52,13 @@ def readme_blocks(text: str) -> list[Block]:
 
 def _env(port: int) -> dict[str, str]:
     """The venv's ``activelab`` first on PATH, as after ``source .venv/bin/activate``."""
-    return {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-            "HF_HUB_OFFLINE": "1", "ACTIVELAB_PORT": str(port), "PYTHONUNBUFFERED": "1"}
+    return {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+        "ACTIVELAB_PORT": str(port),
+        "PYTHONUNBUFFERED": "1",
+    }
 
 
 def _free_port() -> int:
@@ -71,8 +79,15 @@ def _bash(script: str, cwd: Path, env: dict[str, str]) -> str:
 
 def _serve_until_queue(command: str, cwd: Path, env: dict[str, str]) -> dict:
     """Start ``command`` in the background, return its first non-empty queue page, then stop it."""
-    server = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                              stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    server = subprocess.Popen(
+        ["bash", "-c", command],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{env['ACTIVELAB_PORT']}/api/queue"
     try:
         deadline = time.monotonic() + 120

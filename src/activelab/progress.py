@@ -36,8 +36,9 @@ class ProgressTask(Protocol):
 class ProgressReporter(Protocol):
     """Something that shows steps: ``task(...)`` opens one for the duration of a ``with`` block."""
 
-    def task(self, description: str, *, total: float | None = None,
-             unit: str = "item") -> AbstractContextManager[ProgressTask]:
+    def task(
+        self, description: str, *, total: float | None = None, unit: str = "item"
+    ) -> AbstractContextManager[ProgressTask]:
         """Start a step of ``total`` units (None: unknown); it ends when the block exits."""
 
 
@@ -67,8 +68,9 @@ def resolve(progress: Progress) -> ProgressReporter | None:
     return progress
 
 
-def progress_task(progress: Progress, description: str, *, total: float | None = None,
-                  unit: str = "item") -> AbstractContextManager[ProgressTask]:
+def progress_task(
+    progress: Progress, description: str, *, total: float | None = None, unit: str = "item"
+) -> AbstractContextManager[ProgressTask]:
     """A step reported to ``progress``'s reporter, or a silent one."""
     reporter = resolve(progress)
     if reporter is None:
@@ -76,8 +78,9 @@ def progress_task(progress: Progress, description: str, *, total: float | None =
     return reporter.task(description, total=total, unit=unit)
 
 
-def track(items: Iterable[T], progress: Progress, description: str, *, total: float | None = None,
-          unit: str = "item") -> Iterator[T]:
+def track(
+    items: Iterable[T], progress: Progress, description: str, *, total: float | None = None, unit: str = "item"
+) -> Iterator[T]:
     """Iterate ``items``, advancing one unit per item (``total`` defaults to ``len(items)``)."""
     if total is None and hasattr(items, "__len__"):
         total = len(items)  # type: ignore[arg-type]

@@ -21,10 +21,14 @@ def documented_blocks() -> list[str]:
 
 
 def run_block(block: str, cwd: Path) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "HF_HUB_OFFLINE": "1"}
-    done = subprocess.run(["bash", "-c", "set -euo pipefail\n" + block], cwd=cwd, env=env, capture_output=True,
-                          text=True)
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "HF_HUB_OFFLINE": "1",
+    }
+    done = subprocess.run(
+        ["bash", "-c", "set -euo pipefail\n" + block], cwd=cwd, env=env, capture_output=True, text=True
+    )
     assert done.returncode == 0, done.stderr
     return done
 

@@ -18,15 +18,33 @@ def invoke(*args: object):  # type: ignore[no-untyped-def]
 
 def test_labelstudio_in_then_hf_and_fiftyone_out_and_back(tmp_path: Path, sample: Path) -> None:
     names = [("00223.png", "dress"), ("00235.png", "shirt")]
-    tasks = [{"data": {"image": f"/data/local-files/?d=pool/{name}"},
-              "annotations": [{"completed_by": 5, "updated_at": "2024-01-02T03:04:05Z",
-                               "result": [{"type": "choices", "value": {"choices": [label]}}]}]}
-             for name, label in names]
+    tasks = [
+        {
+            "data": {"image": f"/data/local-files/?d=pool/{name}"},
+            "annotations": [
+                {
+                    "completed_by": 5,
+                    "updated_at": "2024-01-02T03:04:05Z",
+                    "result": [{"type": "choices", "value": {"choices": [label]}}],
+                }
+            ],
+        }
+        for name, label in names
+    ]
     (tmp_path / "ls.json").write_text(json.dumps(tasks))
     assert invoke("init", tmp_path / "p").exit_code == 0
 
-    result = invoke("import", tmp_path / "p", tmp_path / "ls.json", "--format", "labelstudio",
-                    "--images-root", sample, "--add-classes", "--json")
+    result = invoke(
+        "import",
+        tmp_path / "p",
+        tmp_path / "ls.json",
+        "--format",
+        "labelstudio",
+        "--images-root",
+        sample,
+        "--add-classes",
+        "--json",
+    )
     assert result.exit_code == 0, result.output
     (summary,) = json.loads(result.output)
     assert (summary["added"], summary["labels_recorded"], summary["new_classes"]) == (2, 2, ["dress", "shirt"])

@@ -22,12 +22,24 @@ def invoke(*args: object):  # type: ignore[no-untyped-def]
 def test_commands_are_listed_in_workflow_order() -> None:
     text = invoke("--help").output
     names = re.findall(r"^│ (\w[\w-]*) ", text.split("Commands")[1], re.M)
-    assert names[:10] == ["init", "import", "status", "query", "serve", "train", "evaluate", "predict", "errors",
-                          "export"]
+    assert names[:10] == [
+        "init",
+        "import",
+        "status",
+        "query",
+        "serve",
+        "train",
+        "evaluate",
+        "predict",
+        "errors",
+        "export",
+    ]
 
 
-@pytest.mark.parametrize("command", ["init", "import", "status", "query", "train", "export", "errors", "embed",
-                                     "serve", "predict", "evaluate"])
+@pytest.mark.parametrize(
+    "command",
+    ["init", "import", "status", "query", "train", "export", "errors", "embed", "serve", "predict", "evaluate"],
+)
 def test_help_shows_project_switches_and_defaults(command: str) -> None:
     text = invoke(command, "--help").output
     assert f"Usage: activelab {command} [OPTIONS] PROJECT" in text

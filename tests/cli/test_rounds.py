@@ -28,8 +28,10 @@ def test_query_on_a_fresh_project_runs_a_cold_start_round(tmp_path: Path, sample
     result = invoke("query", project, "--strategy", "typiclust", "-k", "5")
     assert result.exit_code == 0, result.output
     assert "input size 64 px (chosen from 28x28 images" in result.output
-    assert "round 1 (typiclust): cold start: no model trained on 0 labels; selected from efficientnet_lite0" \
+    assert (
+        "round 1 (typiclust): cold start: no model trained on 0 labels; selected from efficientnet_lite0"
         in result.output
+    )
     assert len(pd.read_csv(project / "rounds" / "round-0001-selection.csv")) == 5
     assert "input size 64 px (model.image_size)" in invoke("status", project).output
     embedded = invoke("embed", project, "--split", "pool")

@@ -7,9 +7,24 @@ import subprocess
 import sys
 from pathlib import Path
 
-HEAVY = ["torch", "torchvision", "timm", "sklearn", "pandas", "scipy", "faiss", "cleanlab", "matplotlib",
-         "fastapi", "uvicorn", "PIL", "activelab.models", "activelab.loop.session", "activelab.simulate",
-         "activelab.errors"]
+HEAVY = [
+    "torch",
+    "torchvision",
+    "timm",
+    "sklearn",
+    "pandas",
+    "scipy",
+    "faiss",
+    "cleanlab",
+    "matplotlib",
+    "fastapi",
+    "uvicorn",
+    "PIL",
+    "activelab.models",
+    "activelab.loop.session",
+    "activelab.simulate",
+    "activelab.errors",
+]
 
 
 def heavy_modules_after(code: str) -> list[str]:
@@ -21,8 +36,10 @@ def heavy_modules_after(code: str) -> list[str]:
 
 def run_cli(*args: str) -> str:
     """``activelab ARGS`` in-process inside the probe (standalone mode exits, so catch SystemExit)."""
-    return ("from activelab.cli.main import app\n"
-            f"try:\n    app({list(args)!r})\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code")
+    return (
+        "from activelab.cli.main import app\n"
+        f"try:\n    app({list(args)!r})\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code"
+    )
 
 
 def test_importing_the_cli_imports_nothing_heavy() -> None:

@@ -17,12 +17,27 @@ runner = CliRunner()
 
 def test_fetch_prints_the_imports_of_an_unlabeled_pool(tmp_path: Path) -> None:
     dest = tmp_path / "data"
-    result = runner.invoke(app, ["datasets", "fetch", "fashion-mnist-sample", str(dest), "--limit", "20",
-                                 "--eval-limit", "10", "--seed-per-class", "1"])
+    result = runner.invoke(
+        app,
+        [
+            "datasets",
+            "fetch",
+            "fashion-mnist-sample",
+            str(dest),
+            "--limit",
+            "20",
+            "--eval-limit",
+            "10",
+            "--seed-per-class",
+            "1",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.output.splitlines() == [
-        (f"wrote fashion-mnist-sample to {dest}; import the unlabeled pool, the held-out eval split and "
-         "1 labels per class to start from with:"),
+        (
+            f"wrote fashion-mnist-sample to {dest}; import the unlabeled pool, the held-out eval split and "
+            "1 labels per class to start from with:"
+        ),
         f"  activelab import PROJECT {dest / 'pool.csv'}",
         f"  activelab import PROJECT {dest / 'eval.csv'} --split eval",
         f"  activelab import PROJECT {dest / 'seed.csv'}",
@@ -32,11 +47,12 @@ def test_fetch_prints_the_imports_of_an_unlabeled_pool(tmp_path: Path) -> None:
 
 
 def test_fetch_json_names_every_table(tmp_path: Path) -> None:
-    result = runner.invoke(app, ["datasets", "fetch", "fashion-mnist-sample", str(tmp_path), "--limit", "10",
-                                 "--json"])
+    result = runner.invoke(app, ["datasets", "fetch", "fashion-mnist-sample", str(tmp_path), "--limit", "10", "--json"])
     assert result.exit_code == 0, result.output
-    assert json.loads(result.output) == {"path": str(tmp_path), **{t: str(tmp_path / f"{t}.csv")
-                                                                   for t in ("pool", "seed", "answers", "eval")}}
+    assert json.loads(result.output) == {
+        "path": str(tmp_path),
+        **{t: str(tmp_path / f"{t}.csv") for t in ("pool", "seed", "answers", "eval")},
+    }
 
 
 def test_fetch_fashion_mnist_without_the_package_is_one_error_line(
@@ -46,8 +62,10 @@ def test_fetch_fashion_mnist_without_the_package_is_one_error_line(
     result = runner.invoke(app, ["datasets", "fetch", "fashion-mnist", str(tmp_path / "out")])
     assert result.exit_code == 2
     message = " ".join(result.output.split())
-    assert message.startswith(f"error: Fashion-MNIST is not installed here: {tmp_path} has no "
-                              "train-images-idx3-ubyte.gz. Install it with `sudo apt-get install "
-                              "dataset-fashion-mnist`")
+    assert message.startswith(
+        f"error: Fashion-MNIST is not installed here: {tmp_path} has no "
+        "train-images-idx3-ubyte.gz. Install it with `sudo apt-get install "
+        "dataset-fashion-mnist`"
+    )
     assert message.endswith("`activelab datasets fetch fashion-mnist-sample DEST`")
     assert not (tmp_path / "out").exists()

@@ -67,7 +67,7 @@ class _CountingReads:
         self.reads: list[int] = []
 
     def __call__(self, *args, **kwargs):  # type: ignore[no-untyped-def]
-        fh = open(*args, **kwargs)
+        fh = open(*args, **kwargs)  # noqa: SIM115 (closed by the caller, like open)
         original = fh.read
 
         def read(n: int = -1) -> bytes:

@@ -25,7 +25,9 @@ def test_imagefolder_labels_from_first_level(tmp_path: Path) -> None:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"x")
     assert [(i.path.name, i.label) for i in imagefolder_items(tmp_path)] == [
-        ("1.png", "cat"), ("2.png", "cat"), ("3.png", "dog"),
+        ("1.png", "cat"),
+        ("2.png", "cat"),
+        ("3.png", "dog"),
     ]
 
 

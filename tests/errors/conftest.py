@@ -10,11 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from activelab.models.base import torch_threads
-
 from activelab.loop.ingest import import_images
 from activelab.loop.project import Project, init_project
 from activelab.loop.settings import save_settings
+from activelab.models.base import torch_threads
 
 CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
 N_PER_CLASS = 20
@@ -61,8 +60,9 @@ def make_planted(root: Path, sample: Path, embedding_cache: Path, *, n_eval_per_
     pool["filepath"] = [str(sample / p) for p in pool.filepath]
     import_images(proj.store, pool, author="importer")
     ev = pd.read_csv(sample / "eval.csv").groupby("label").head(n_eval_per_class)
-    import_images(proj.store, ev.assign(filepath=[str(sample / p) for p in ev.filepath]), split="eval",
-                  author="importer")
+    import_images(
+        proj.store, ev.assign(filepath=[str(sample / p) for p in ev.filepath]), split="eval", author="importer"
+    )
     return Planted(proj, flipped, truth)
 
 

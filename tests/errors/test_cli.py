@@ -36,8 +36,9 @@ def test_errors_command_end_to_end(planted, tmp_path: Path) -> None:  # type: ig
         """Unused."""
 
     out = tmp_path / "out"
-    result = CliRunner().invoke(app, ["errors", str(root), "--top", "5", "--folds", "3", "--out", str(out),
-                                      "--compare"])
+    result = CliRunner().invoke(
+        app, ["errors", str(root), "--top", "5", "--folds", "3", "--out", str(out), "--compare"]
+    )
     assert result.exit_code == 0, result.output
     assert "top 5 of 201 labels, most likely wrong first" in result.output
     assert "given" in result.output and "suggested" in result.output and "0.000 " not in result.output

@@ -20,7 +20,9 @@ def test_correction_keeps_history_and_training_and_export_use_it(planted) -> Non
     store.add_label(target, true, author="ann", source="correction", note="was a planted flip")
     history = store.label_history(target)
     assert [(e.label, e.source, e.author) for e in history] == [
-        (planted_label, "import", "importer"), (true, "correction", "ann")]
+        (planted_label, "import", "importer"),
+        (true, "correction", "ann"),
+    ]
     assert store.current_labels()[target].label == true
     labeled = ActiveSession(proj).labeled_set("pool")
     pos = labeled.image_ids.index(target)
@@ -34,8 +36,11 @@ def test_compare_before_after_fixing_all_flips(planted) -> None:  # type: ignore
     proj = planted.project
     store = proj.store
     images = {img.id: img for img in store.images("pool")}
-    fixes = [(i, planted.flipped[Path(img.path).name][0]) for i, img in images.items()
-             if Path(img.path).name in planted.flipped]
+    fixes = [
+        (i, planted.flipped[Path(img.path).name][0])
+        for i, img in images.items()
+        if Path(img.path).name in planted.flipped
+    ]
     store.add_labels(fixes[:-1], author="ann", source="correction")
     store.add_label(fixes[-1][0], None, author="ann", source="review", note="unsure")
     result = compare_before_after(proj)

@@ -65,7 +65,8 @@ def test_project_oof_is_cached_per_labels(planted) -> None:  # type: ignore[no-u
     assert first.cache_path.parent == proj.root / "cache" / "oof" and first.cache_path.name.startswith("round-0-")
     again = project_out_of_fold(proj, folds=3, with_embeddings=False)
     assert again.from_cache and np.array_equal(again.probs, first.probs)
-    proj.store.add_label(first.image_ids[0], "bag" if first.labels[0] != 8 else "sandal", author="ann",
-                         source="correction")
+    proj.store.add_label(
+        first.image_ids[0], "bag" if first.labels[0] != 8 else "sandal", author="ann", source="correction"
+    )
     changed = project_out_of_fold(proj, folds=3, with_embeddings=False)
     assert not changed.from_cache and changed.cache_path != first.cache_path

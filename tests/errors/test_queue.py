@@ -18,8 +18,15 @@ from activelab.exceptions import InputError, NotFoundError
 
 
 def _ranking(image_ids: list[int], scores: list[float], flagged: list[bool], when: datetime) -> pd.DataFrame:
-    return pd.DataFrame({"rank": range(1, len(image_ids) + 1), "image_id": image_ids, "score": scores,
-                         "is_issue": flagged, "ranked_at": when.isoformat()})
+    return pd.DataFrame(
+        {
+            "rank": range(1, len(image_ids) + 1),
+            "image_id": image_ids,
+            "score": scores,
+            "is_issue": flagged,
+            "ranked_at": when.isoformat(),
+        }
+    )
 
 
 def test_review_queue_excludes_reviewed_and_withdrawn(planted, tmp_path) -> None:  # type: ignore[no-untyped-def]
@@ -43,8 +50,9 @@ def test_review_queue_excludes_reviewed_and_withdrawn(planted, tmp_path) -> None
     store.add_label(e, "bag", author="bob", source="review")
     store.add_label(e, "coat", author="carl", source="human")  # latest event not a review, but reviewed since
     assert review_queue(store, ranking) == [c]
-    assert review_queue(store, ranking, reviewed_since=datetime.min.replace(tzinfo=timezone.utc),
-                        issues_only=False) == [c]  # f's old review counts too
+    assert review_queue(
+        store, ranking, reviewed_since=datetime.min.replace(tzinfo=timezone.utc), issues_only=False
+    ) == [c]  # f's old review counts too
     # the CSV round trip the web app uses
     path = tmp_path / "ranking.csv"
     ranking.to_csv(path, index=False)
@@ -61,14 +69,26 @@ def test_mix_queues_hand_made_case() -> None:
     new_ids, new_maxprob = [10, 11, 12], [0.5, 0.3, 0.9]  # values 0.5, 0.7, 0.1
     mixed = mix_queues(review_ids, review_quality, new_ids, new_maxprob, scores_are="quality")
     assert [(m.kind, m.image_id) for m in mixed] == [
-        ("review", 1), ("review", 3), ("new", 11), ("new", 10), ("review", 2), ("new", 12)]
+        ("review", 1),
+        ("review", 3),
+        ("new", 11),
+        ("new", 10),
+        ("review", 2),
+        ("new", 12),
+    ]
     assert mixed[0] == QueueItem("review", 1, pytest.approx(0.95))
     # same thing from priorities; weights; k; an id in both queues appears once, as review
-    rp, nprio = review_priority(review_quality), new_priority(pd.DataFrame([[0.5, 0.5], [0.3, 0.7], [0.9, 0.1]]).to_numpy())
+    rp, nprio = (
+        review_priority(review_quality),
+        new_priority(pd.DataFrame([[0.5, 0.5], [0.3, 0.7], [0.9, 0.1]]).to_numpy()),
+    )
     assert nprio.tolist() == pytest.approx([0.5, 0.3, 0.1])
     assert [m.image_id for m in mix_queues(review_ids, rp, new_ids, [0.5, 0.7, 0.1])] == [1, 3, 11, 10, 2, 12]
-    assert [m.image_id for m in mix_queues(review_ids, rp, new_ids, [0.5, 0.7, 0.1], review_weight=0.5, k=3)] \
-        == [11, 10, 1]
+    assert [m.image_id for m in mix_queues(review_ids, rp, new_ids, [0.5, 0.7, 0.1], review_weight=0.5, k=3)] == [
+        11,
+        10,
+        1,
+    ]
     assert [m.image_id for m in mix_queues([5], [0.2], [5, 6], [0.9, 0.2])] == [5, 6]
     assert [m.kind for m in mix_queues([5], [0.2], [5, 6], [0.9, 0.2])] == ["review", "new"]
     assert mix_queues([], [], [], []) == []

@@ -22,8 +22,10 @@ def test_planted_flips_rank_above_clean_labels(planted) -> None:  # type: ignore
     names = ranking["filepath"].map(lambda p: Path(p).name)
     is_flip = names.isin(set(planted.flipped)).to_numpy()
     in_top = int(is_flip[:30].sum())
-    print(f"planted flips in the top 30: {in_top}/20; flips flagged: {int(ranking.is_issue[is_flip].sum())}; "
-          f"flagged: {int(ranking.is_issue.sum())}")
+    print(
+        f"planted flips in the top 30: {in_top}/20; flips flagged: {int(ranking.is_issue[is_flip].sum())}; "
+        f"flagged: {int(ranking.is_issue.sum())}"
+    )
     assert in_top >= MIN_FLIPS_IN_TOP_30
     # a flipped image's given label is the planted one, and the suggestion is mostly its true class
     top_flips = ranking[is_flip][:10]
@@ -55,11 +57,15 @@ def test_arrays_api_known_answer() -> None:
 
 
 def test_dataframe_api_with_given_probs() -> None:
-    frame = pd.DataFrame({"filepath": ["a.png", "b.png", "c.png"], "label": ["x", "y", "x"],
-                          "image_id": [7, 8, 9]})
+    frame = pd.DataFrame({"filepath": ["a.png", "b.png", "c.png"], "label": ["x", "y", "x"], "image_id": [7, 8, 9]})
     probs = np.array([[0.9, 0.1], [0.8, 0.2], [0.6, 0.4]])
     ranking = find_label_issues(frame, pred_probs=probs)
-    assert ranking.iloc[0][["image_id", "filepath", "given_label", "suggested_label"]].tolist() == [8, "b.png", "y", "x"]
+    assert ranking.iloc[0][["image_id", "filepath", "given_label", "suggested_label"]].tolist() == [
+        8,
+        "b.png",
+        "y",
+        "x",
+    ]
     with pytest.raises(InputError, match="no column 'path'"):
         find_label_issues(frame, pred_probs=probs, path_col="path")
 

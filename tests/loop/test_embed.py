@@ -95,8 +95,14 @@ def test_pass_reads_the_pool_lazily_one_window_at_a_time(project: Project) -> No
             yield pair
 
     model = embedding_model(project)
-    report = stream_embed(model, items(), window=25, shard_size=5, batch_size=5,
-                          on_shard=lambda n: seen_at_first_shard.append(len(consumed)))
+    report = stream_embed(
+        model,
+        items(),
+        window=25,
+        shard_size=5,
+        batch_size=5,
+        on_shard=lambda n: seen_at_first_shard.append(len(consumed)),
+    )
     assert report.n_computed == 80
     assert seen_at_first_shard[0] <= 25 + 1  # one window read before the first shard, not the whole pool
 

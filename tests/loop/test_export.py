@@ -18,8 +18,12 @@ def labeled(store: Store, sample: Path) -> Store:
     store.add_classes(sorted(set(pd.read_csv(sample / "pool.csv").label)))
     frame = pd.read_csv(sample / "pool.csv").head(10).assign(filepath=lambda f: [str(sample / p) for p in f.filepath])
     import_images(store, frame, author="ann")
-    import_images(store, pd.read_csv(sample / "pool.csv").iloc[10:15].assign(
-        filepath=lambda f: [str(sample / p) for p in f.filepath], label=""))
+    import_images(
+        store,
+        pd.read_csv(sample / "pool.csv")
+        .iloc[10:15]
+        .assign(filepath=lambda f: [str(sample / p) for p in f.filepath], label=""),
+    )
     import_images(store, sample / "eval.csv", split="eval")
     return store
 

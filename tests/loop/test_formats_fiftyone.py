@@ -27,15 +27,19 @@ def labeled(tmp_path: Path, sample: Path) -> Iterator[Store]:
     s.add_classes(["zz-unused", *sorted(set(pool.label))])
     import_images(s, pool.head(4), author="ann")
     import_images(s, pool.tail(1), label_col=None)
-    import_images(s, pd.read_csv(sample / "eval.csv").head(2).assign(
-        filepath=lambda f: [str(sample / p) for p in f.filepath]), split="eval", add_classes=True)
+    import_images(
+        s,
+        pd.read_csv(sample / "eval.csv").head(2).assign(filepath=lambda f: [str(sample / p) for p in f.filepath]),
+        split="eval",
+        add_classes=True,
+    )
     yield s
     s.close()
 
 
-
-def test_export_is_the_documented_layout_and_imports_back(labeled: Store, fresh: Store, tmp_path: Path,
-        labels_by_content: LabelsByContent) -> None:
+def test_export_is_the_documented_layout_and_imports_back(
+    labeled: Store, fresh: Store, tmp_path: Path, labels_by_content: LabelsByContent
+) -> None:
     out = export_fiftyone(labeled, tmp_path / "fo", include_eval=True)
 
     meta = json.loads((out / "labels.json").read_text())
@@ -68,8 +72,7 @@ def test_import_label_strings_nulls_and_unlisted_files(fresh: Store, sample: Pat
     assert sorted(c.label for c in fresh.current_labels().values()) == ["dress", "shirt"]
 
 
-def test_import_full_fiftyone_export_reads_its_classification_field(fresh: Store, sample: Path,
-                                                                    tmp_path: Path) -> None:
+def test_import_full_fiftyone_export_reads_its_classification_field(fresh: Store, sample: Path, tmp_path: Path) -> None:
     (tmp_path / "fo" / "data").mkdir(parents=True)
     samples = []
     for name, label in [("00223.png", None), ("00235.png", "shirt")]:

@@ -23,16 +23,19 @@ def labeled(tmp_path: Path, sample: Path) -> Iterator[Store]:
     s.add_classes(sorted(set(pool.label)))
     import_images(s, pool.head(6), author="ann")
     import_images(s, pool.tail(2), label_col=None)
-    import_images(s, pd.read_csv(sample / "eval.csv").head(3).assign(
-        filepath=lambda f: [str(sample / p) for p in f.filepath]), split="eval", add_classes=True)
+    import_images(
+        s,
+        pd.read_csv(sample / "eval.csv").head(3).assign(filepath=lambda f: [str(sample / p) for p in f.filepath]),
+        split="eval",
+        add_classes=True,
+    )
     yield s
     s.close()
 
 
-
-def test_imagefolder_export_loads_with_datasets_and_imports_back(labeled: Store, fresh: Store,
-                                                                 tmp_path: Path,
-        labels_by_content: LabelsByContent) -> None:
+def test_imagefolder_export_loads_with_datasets_and_imports_back(
+    labeled: Store, fresh: Store, tmp_path: Path, labels_by_content: LabelsByContent
+) -> None:
     out = export_hf_imagefolder(labeled, tmp_path / "hf", include_eval=True)
 
     loaded = datasets.load_dataset("imagefolder", data_dir=str(out))
@@ -47,16 +50,18 @@ def test_imagefolder_export_loads_with_datasets_and_imports_back(labeled: Store,
     assert labels_by_content(fresh) == labels_by_content(labeled)
 
 
-def test_save_to_disk_dataset_imports_class_names(labeled: Store, fresh: Store, tmp_path: Path,
-        labels_by_content: LabelsByContent) -> None:
+def test_save_to_disk_dataset_imports_class_names(
+    labeled: Store, fresh: Store, tmp_path: Path, labels_by_content: LabelsByContent
+) -> None:
     out = export_hf_imagefolder(labeled, tmp_path / "hf", include_eval=True)
     loaded = datasets.load_dataset("imagefolder", data_dir=str(out))
     names = sorted(set(loaded["train"]["label"]) | set(loaded["test"]["label"]))
     loaded = loaded.cast_column("label", datasets.ClassLabel(names=names)).rename_column("image", "img")
     loaded.save_to_disk(str(tmp_path / "saved"))
 
-    reports = import_hf(fresh, tmp_path / "saved", media_dir=tmp_path / "media", add_classes=True,
-                        report_path=tmp_path / "r.csv")
+    reports = import_hf(
+        fresh, tmp_path / "saved", media_dir=tmp_path / "media", add_classes=True, report_path=tmp_path / "r.csv"
+    )
 
     assert sorted(r.added for r in reports) == [3, 6]
     assert sorted(p.name for p in tmp_path.glob("r-*.csv")) == ["r-test.csv", "r-train.csv"]

@@ -27,9 +27,22 @@ def source_store(tmp_path: Path) -> Iterator[Store]:
 
 
 def _annotation(choice: str, completed_by: object, when: str, **extra: object) -> dict[str, object]:
-    return {"id": 1, "completed_by": completed_by, "created_at": when, "updated_at": when,
-            "result": [{"from_name": "choice", "to_name": "image", "type": "choices",
-                        "value": {"choices": [choice]}, "origin": "manual"}], **extra}
+    return {
+        "id": 1,
+        "completed_by": completed_by,
+        "created_at": when,
+        "updated_at": when,
+        "result": [
+            {
+                "from_name": "choice",
+                "to_name": "image",
+                "type": "choices",
+                "value": {"choices": [choice]},
+                "origin": "manual",
+            }
+        ],
+        **extra,
+    }
 
 
 def test_import_keeps_annotator_time_and_latest_answer(fresh: Store, sample: Path, tmp_path: Path) -> None:
@@ -39,30 +52,47 @@ def test_import_keeps_annotator_time_and_latest_answer(fresh: Store, sample: Pat
     for f in files:  # Label Studio names uploads <8 hex chars>-<original name>
         (uploads / f"1a2b3c4d-{f.name}").write_bytes(f.read_bytes())
     tasks = [
-        {"id": 1, "data": {"image": f"/data/upload/1/1a2b3c4d-{files[0].name}"},
-         "annotations": [_annotation("dress", {"id": 3, "email": "ann@example.org"}, "2024-03-01T10:00:00.000000Z")]},
-        {"id": 2, "data": {"image": f"/data/local-files/?d=pool/{files[1].name}"},
-         "annotations": [_annotation("shirt", 7, "2024-03-02T09:00:00Z"),
-                         _annotation("coat", {"id": 4, "email": "bob@example.org"}, "2024-03-02T11:30:00Z")]},
-        {"id": 3, "data": {"image": f"/data/upload/1/1a2b3c4d-{files[2].name}"},
-         "annotations": [_annotation("bag", 7, "2024-03-03T08:00:00Z", was_cancelled=True)]},
+        {
+            "id": 1,
+            "data": {"image": f"/data/upload/1/1a2b3c4d-{files[0].name}"},
+            "annotations": [_annotation("dress", {"id": 3, "email": "ann@example.org"}, "2024-03-01T10:00:00.000000Z")],
+        },
+        {
+            "id": 2,
+            "data": {"image": f"/data/local-files/?d=pool/{files[1].name}"},
+            "annotations": [
+                _annotation("shirt", 7, "2024-03-02T09:00:00Z"),
+                _annotation("coat", {"id": 4, "email": "bob@example.org"}, "2024-03-02T11:30:00Z"),
+            ],
+        },
+        {
+            "id": 3,
+            "data": {"image": f"/data/upload/1/1a2b3c4d-{files[2].name}"},
+            "annotations": [_annotation("bag", 7, "2024-03-03T08:00:00Z", was_cancelled=True)],
+        },
         {"id": 4, "data": {"image": f"/data/upload/1/1a2b3c4d-{files[3].name}"}, "annotations": []},
     ]
     (tmp_path / "export.json").write_text(json.dumps(tasks))
     (uploads / "pool").mkdir()
     (uploads / "pool" / files[1].name).write_bytes(files[1].read_bytes())
 
-    report = import_labelstudio(fresh, tmp_path / "export.json", images_root=uploads, add_classes=True,
-                                report_path=tmp_path / "report.csv")
+    report = import_labelstudio(
+        fresh, tmp_path / "export.json", images_root=uploads, add_classes=True, report_path=tmp_path / "report.csv"
+    )
 
     assert (report.added, report.labeled, report.n_rejected) == (4, 3, 0)
     by_name = {Path(img.path).name.split("-", 1)[-1]: img.id for img in fresh.images()}
     current = fresh.current_labels()
-    assert (current[by_name[files[0].name]].label, current[by_name[files[0].name]].author) == ("dress", "ann@example.org")
+    assert (current[by_name[files[0].name]].label, current[by_name[files[0].name]].author) == (
+        "dress",
+        "ann@example.org",
+    )
     assert current[by_name[files[0].name]].created_at == datetime(2024, 3, 1, 10, tzinfo=timezone.utc)
     history = fresh.label_history(by_name[files[1].name])
     assert [(e.label, e.author, e.created_at.hour) for e in history] == [
-        ("shirt", "labelstudio-user-7", 9), ("coat", "bob@example.org", 11)]
+        ("shirt", "labelstudio-user-7", 9),
+        ("coat", "bob@example.org", 11),
+    ]
     assert by_name[files[2].name] not in current and by_name[files[3].name] not in current  # skipped, unlabeled
 
     again = import_labelstudio(fresh, tmp_path / "export.json", images_root=uploads)
@@ -89,8 +119,9 @@ def test_older_different_label_is_a_conflict_newer_one_is_appended(fresh: Store,
     assert fresh.current_labels()[iid].label == "coat"
 
 
-def test_export_round_trips_labels_authors_and_times(source_store: Store, fresh: Store, sample: Path,
-                                                     tmp_path: Path) -> None:
+def test_export_round_trips_labels_authors_and_times(
+    source_store: Store, fresh: Store, sample: Path, tmp_path: Path
+) -> None:
     pool = pd.read_csv(sample / "pool.csv").head(6).assign(filepath=lambda f: [str(sample / p) for p in f.filepath])
     source_store.add_classes(sorted(set(pool.label)))
     import_images(source_store, pool.head(4), author="ann")
@@ -118,18 +149,22 @@ def test_export_round_trips_labels_authors_and_times(source_store: Store, fresh:
     assert labels(fresh) == labels(source_store)
 
 
-def test_export_carries_latest_round_predictions_in_queue_order(source_store: Store, sample: Path,
-                                                                tmp_path: Path) -> None:
+def test_export_carries_latest_round_predictions_in_queue_order(
+    source_store: Store, sample: Path, tmp_path: Path
+) -> None:
     pool = pd.read_csv(sample / "pool.csv").head(3).assign(filepath=lambda f: [str(sample / p) for p in f.filepath])
     source_store.add_classes(["dress", "shirt"])
     import_images(source_store, pool, label_col=None)
     a, b, c = (img.id for img in source_store.images())
     number = source_store.start_round(strategy="margin", model="m", config={}, n_labeled=0)
-    source_store.finish_round(number, metrics={}, selection=[(c, 0.5), (a, 0.9)],
-                              predictions=[(c, "shirt", 0.5), (a, "dress", 0.9)])
+    source_store.finish_round(
+        number, metrics={}, selection=[(c, 0.5), (a, 0.9)], predictions=[(c, "shirt", 0.5), (a, "dress", 0.9)]
+    )
 
-    tasks = {t["data"]["activelab_id"]: t for t in
-             json.loads(export_labelstudio(source_store, tmp_path / "t.json").read_text())}
+    tasks = {
+        t["data"]["activelab_id"]: t
+        for t in json.loads(export_labelstudio(source_store, tmp_path / "t.json").read_text())
+    }
 
     assert "predictions" not in tasks[b]
     (pc,), (pa,) = tasks[c]["predictions"], tasks[a]["predictions"]

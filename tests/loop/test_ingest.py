@@ -36,7 +36,7 @@ def test_folder_with_broken_files_keeps_the_good_ones(
     for g in good[2:]:
         shutil.copy(g, folder / g.name)
     shutil.copy(good[2], folder / "copy of a stored one.png")
-    for reason, path in broken_files.items():
+    for path in broken_files.values():
         shutil.copy(path, folder / path.name)
     report_path = tmp_path / "report.csv"
     report = import_images(classes_store, folder, report_path=report_path)
@@ -77,8 +77,10 @@ def test_parquet_dataframe_and_custom_columns(classes_store: Store, sample: Path
     frame.rename(columns={"filepath": "file", "label": "y"}).to_parquet(tmp_path / "t.parquet")
     report = import_images(classes_store, tmp_path / "t.parquet", path_col="file", label_col="y")
     assert (report.added, report.labeled) == (20, 20)
-    report = import_images(classes_store, pd.read_csv(sample / "pool.csv").head(30).assign(
-        filepath=lambda f: [str(sample / p) for p in f.filepath]))
+    report = import_images(
+        classes_store,
+        pd.read_csv(sample / "pool.csv").head(30).assign(filepath=lambda f: [str(sample / p) for p in f.filepath]),
+    )
     assert (report.added, report.duplicates) == (10, 20)
 
 

@@ -40,7 +40,9 @@ def test_readme_workflow(sample: Path, tmp_path: Path) -> None:
     assert len(uncertain_df) == 10
     assert uncertain_df.pred_conf.max() <= pred_df.pred_conf.sort_values().iloc[9] + 1e-9
     with pytest.raises(ActivelabError, match="labeling web app.*labeler=label_dataframe"):
-        al.label(uncertain_df, output_filename="uncertain")  # the app is passed in (tests/server/test_label_dataframe.py)
+        al.label(
+            uncertain_df, output_filename="uncertain"
+        )  # the app is passed in (tests/server/test_label_dataframe.py)
 
     labeled_df = truth[truth.filepath.isin(uncertain_df.filepath)]
     al.add_to_train_set(labeled_df, output_filename=tmp_path / "active_labeled")
@@ -57,8 +59,9 @@ def test_readme_workflow(sample: Path, tmp_path: Path) -> None:
     al.save(tmp_path / "learner")
     again = ActiveLearner.load(tmp_path / "learner")
     assert again.classes == al.classes
-    assert np.allclose(np.stack(again.predict(filepaths[:20]).probs), np.stack(al.predict(filepaths[:20]).probs),
-                       atol=1e-6)
+    assert np.allclose(
+        np.stack(again.predict(filepaths[:20]).probs), np.stack(al.predict(filepaths[:20]).probs), atol=1e-6
+    )
 
 
 def test_clear_errors(sample: Path, tmp_path: Path) -> None:

@@ -73,8 +73,9 @@ def test_second_round_hits_the_embedding_cache(project: Project) -> None:
     images = {img.id: img for img in project.store.images()}
     truth = pd.read_csv(Path(images[first.selected[0]].path).parent.parent / "pool.csv")
     by_name = dict(zip(truth.filepath.map(lambda p: Path(p).name), truth.label))
-    project.store.add_labels([(iid, by_name[Path(images[iid].path).name]) for iid in first.selected],
-                             author="oracle", source="oracle")
+    project.store.add_labels(
+        [(iid, by_name[Path(images[iid].path).name]) for iid in first.selected], author="oracle", source="oracle"
+    )
     second = session.run_round("entropy", 10)
     assert second.metrics["fit"]["cache_hits"] == 40 and second.metrics["fit"]["cache_misses"] == 0
     assert second.metrics["n_labeled"] == 40
@@ -186,8 +187,9 @@ def test_cold_start_round_selects_from_cached_embeddings_without_a_model(fresh: 
     images = fresh.store.image_refs("pool")
     emb = embedder.embed([img.path for img in images], keys=[img.sha256 for img in images])
     assert embedder.forward_count == 0
-    expected = select("typiclust", 10, rng=np.random.default_rng([0, 1]), labeled=np.zeros(len(images), bool),
-                      embeddings=emb)
+    expected = select(
+        "typiclust", 10, rng=np.random.default_rng([0, 1]), labeled=np.zeros(len(images), bool), embeddings=emb
+    )
     assert result.selected == [images[int(p)].id for p in expected]
     paths = {img.id: img.path for img in images}
     truth = sample_truth(sample)

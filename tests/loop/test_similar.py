@@ -67,8 +67,9 @@ def test_neighbours_are_mostly_of_the_same_class(built) -> None:
     assert np.mean(agree) > 0.45  # 10 classes: chance is about 0.1
 
 
-def test_index_is_persisted_and_rebuilt_when_images_are_added(built, sample: Path, tmp_path: Path,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_index_is_persisted_and_rebuilt_when_images_are_added(
+    built, sample: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     project, _, _original, _ = built
     index = SimilarImages(project)
     assert (index.folder / "index.faiss").is_file() and (index.folder / "meta.json").is_file()
@@ -114,8 +115,10 @@ def test_background_build_reports_failure_and_waits_for_new_images(tmp_path: Pat
     assert index.status() == {"status": "building"}
     index.start_build()
     index.wait(120)
-    assert index.status() == {"status": "failed",
-                              "error": "the project has no readable images to search; import some first"}
+    assert index.status() == {
+        "status": "failed",
+        "error": "the project has no readable images to search; import some first",
+    }
     started = []
     monkeypatch.setattr(SimilarImages, "_build_in_background", lambda self: started.append(1))
     index.start_build()

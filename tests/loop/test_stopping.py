@@ -9,8 +9,13 @@ from activelab.exceptions import InputError
 from activelab.loop.evaluate import classification_metrics, prediction_agreement
 from activelab.loop.stopping import CurvePoint, StoppingRules, stop_reason
 
-CURVE = [CurvePoint(20, 0.50), CurvePoint(40, 0.70), CurvePoint(60, 0.78), CurvePoint(80, 0.781),
-         CurvePoint(100, 0.782)]
+CURVE = [
+    CurvePoint(20, 0.50),
+    CurvePoint(40, 0.70),
+    CurvePoint(60, 0.78),
+    CurvePoint(80, 0.781),
+    CurvePoint(100, 0.782),
+]
 
 
 def test_no_rule_never_stops() -> None:

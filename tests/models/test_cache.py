@@ -65,7 +65,9 @@ def test_interrupted_pass_keeps_finished_batches_and_other_instances_see_them(tm
 def test_duplicate_keys_computed_once(tmp_path) -> None:
     cache = EmbeddingCache(tmp_path)
     seen = []
-    out = cache.get_or_compute(MID, ["k1", "k2", "k1"], lambda pos: seen.append(pos) or _emb([["k1", "k2"][i] for i in pos]))
+    out = cache.get_or_compute(
+        MID, ["k1", "k2", "k1"], lambda pos: seen.append(pos) or _emb([["k1", "k2"][i] for i in pos])
+    )
     assert seen == [[0, 1]]
     np.testing.assert_array_equal(out, _emb(["k1", "k2", "k1"]))
 

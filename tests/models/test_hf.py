@@ -59,18 +59,32 @@ def tiny(tmp_path_factory):
                 T.ConvNextForImageClassification(
                     T.ConvNextConfig(hidden_sizes=[16, 32], depths=[1, 1], num_stages=2, num_labels=4)
                 ),
-                T.ConvNextImageProcessor(size={"shortest_edge": 32}, image_mean=[0.485, 0.456, 0.406],
-                                         image_std=[0.229, 0.224, 0.225], resample=3),  # fmt: skip
+                T.ConvNextImageProcessor(
+                    size={"shortest_edge": 32},
+                    image_mean=[0.485, 0.456, 0.406],
+                    image_std=[0.229, 0.224, 0.225],
+                    resample=3,
+                ),
                 root / "convnext",
             ),
             "vit_base": _save(T.ViTModel(T.ViTConfig(**vit)), None, root / "vit_base"),
             "clip": _save(
-                T.CLIPModel(T.CLIPConfig(
-                    vision_config=dict(vit, projection_dim=16),
-                    text_config=dict(hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                     intermediate_size=64, vocab_size=99, bos_token_id=0, eos_token_id=1,
-                                     pad_token_id=1),
-                    projection_dim=16)),  # fmt: skip
+                T.CLIPModel(
+                    T.CLIPConfig(
+                        vision_config=dict(vit, projection_dim=16),
+                        text_config=dict(
+                            hidden_size=32,
+                            num_hidden_layers=1,
+                            num_attention_heads=2,
+                            intermediate_size=64,
+                            vocab_size=99,
+                            bos_token_id=0,
+                            eos_token_id=1,
+                            pad_token_id=1,
+                        ),
+                        projection_dim=16,
+                    )
+                ),
                 None,
                 root / "clip",
             ),

@@ -32,8 +32,9 @@ def test_ray_backend_writes_the_same_embeddings_as_the_local_pass(sample: Path, 
     stream_embed(local, pairs, batch_size=8)
     remote = create_model("efficientnet_lite0", image_size=32, device="cpu", cache_dir=tmp_path / "ray")
     shards: list[int] = []
-    report = ray_embed(remote, pairs, workers=1, batch_size=8, shard_size=10,
-                       init_kwargs={"num_cpus": 2}, on_shard=shards.append)
+    report = ray_embed(
+        remote, pairs, workers=1, batch_size=8, shard_size=10, init_kwargs={"num_cpus": 2}, on_shard=shards.append
+    )
     assert (report.backend, report.n_computed, report.n_failed) == ("ray", 24, 1)
     assert shards[-1] == 24 and len(shards) >= 3  # written shard by shard as results stream in
     keys = [k for k, _ in pairs[:24]]

@@ -7,8 +7,7 @@ import time
 import pytest
 
 from activelab.exceptions import InputError, OfflineError
-from activelab.models import FastAdapter, FullAdapter, create_model, list_models, parse_name
-from activelab.models import hub
+from activelab.models import FastAdapter, FullAdapter, create_model, hub, list_models, parse_name
 
 
 def test_names_resolve() -> None:

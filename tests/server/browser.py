@@ -9,8 +9,15 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def require_chromium() -> None:
@@ -18,14 +25,17 @@ def require_chromium() -> None:
     if CHROMIUM.exists():
         return
     if os.environ.get("CI"):
-        pytest.fail("Chromium is missing: apt-get install -y chromium (the browser tests must run in CI)",
-                    pytrace=False)
+        pytest.fail(
+            "Chromium is missing: apt-get install -y chromium (the browser tests must run in CI)", pytrace=False
+        )
     pytest.skip("needs Debian's chromium at /usr/bin/chromium (apt-get install -y chromium)")
 
 
 #: the policy the app serves (issue 12); added to page responses in tests only where the app sends none
-CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
-       "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+CSP = (
+    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; connect-src 'self'; "
+    "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+)
 
 
 def with_csp(route) -> None:

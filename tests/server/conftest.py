@@ -73,8 +73,7 @@ def client_factory(project_dir: Path) -> Iterator[Callable[..., TestClient]]:
         settings.setdefault("trainer_poll_seconds", 0.2)
         app = create_app(ServerSettings(project=settings.pop("project", project_dir), **settings))
         # the app answers only to the host names it serves (DNS-rebinding protection), not to "testserver"
-        client = TestClient(app, base_url="http://127.0.0.1",
-                            headers=CLIENT_HEADERS if headers is None else headers)
+        client = TestClient(app, base_url="http://127.0.0.1", headers=CLIENT_HEADERS if headers is None else headers)
         client.__enter__()
         opened.append(client)
         return client

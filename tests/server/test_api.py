@@ -85,8 +85,10 @@ def test_two_labelers_get_distinct_images_and_disagreement_is_flagged(client_fac
     assert res["flagged"] is True
     assert _label(client, "carol", ann[0], "shirt")["flagged"] is True or True
     with open_project(project_dir) as proj:
-        assert [(e.author, e.label) for e in proj.store.label_history(ann[0])][:2] == [("ann", "coat"),
-                                                                                     ("bob", "shirt")]
+        assert [(e.author, e.label) for e in proj.store.label_history(ann[0])][:2] == [
+            ("ann", "coat"),
+            ("bob", "shirt"),
+        ]
     review = client.get("/api/review", params={"limit": 10}).json()
     assert review["total"] >= 1 and review["items"][0]["details"]["labels"] == {"ann": "coat", "bob": "shirt"}
 
@@ -163,12 +165,19 @@ def test_input_validation_and_cross_site_protection(client_factory, project_dir:
     for body in bad:
         assert client.post("/api/labels", json=body).status_code == 422, body
     assert client.post("/api/labels", json={"user": "ann", "image_id": 10**6, "label": "coat"}).status_code == 404
-    assert client.post("/api/labels", json={"user": "ann", "image_id": iid, "label": "no-such-class"}
-                       ).status_code == 404  # a class the project lacks, like an image it lacks
+    assert (
+        client.post("/api/labels", json={"user": "ann", "image_id": iid, "label": "no-such-class"}).status_code == 404
+    )  # a class the project lacks, like an image it lacks
     naked = client_factory(headers={})
     assert naked.post("/api/labels", json={"user": "ann", "image_id": iid, "label": "coat"}).status_code == 403
-    assert naked.post("/api/labels", json={"user": "ann", "image_id": iid, "label": "coat"},
-                      headers={"X-Activelab-Client": "1", "Origin": "http://evil.example"}).status_code == 403
+    assert (
+        naked.post(
+            "/api/labels",
+            json={"user": "ann", "image_id": iid, "label": "coat"},
+            headers={"X-Activelab-Client": "1", "Origin": "http://evil.example"},
+        ).status_code
+        == 403
+    )
     with open_project(project_dir) as proj:
         assert proj.store.label_history(iid) == []
 
@@ -180,15 +189,26 @@ def test_input_validation_and_cross_site_protection(client_factory, project_dir:
     assert locked.get("/api/stats").status_code == 200  # the cookie now carries the token
 
     schema = client.get("/openapi.json").json()
-    for path in ["/api/next", "/api/labels", "/api/undo", "/api/skip", "/api/stats", "/api/export",
-                 "/api/trainer", "/api/queue", "/api/review", "/api/images/{image_id}/file"]:
+    for path in [
+        "/api/next",
+        "/api/labels",
+        "/api/undo",
+        "/api/skip",
+        "/api/stats",
+        "/api/export",
+        "/api/trainer",
+        "/api/queue",
+        "/api/review",
+        "/api/images/{image_id}/file",
+    ]:
         assert path in schema["paths"], path
 
 
 def test_trainer_runs_rounds_and_reranks_the_queue(client_factory, project_dir: Path) -> None:
     client = client_factory(trainer=True, retrain_every=5)
-    first = wait_for(lambda: (s := client.get("/api/trainer").json())["last_round"] == 1 and s["state"] == "idle"
-                     and s, timeout=90)
+    first = wait_for(
+        lambda: (s := client.get("/api/trainer").json())["last_round"] == 1 and s["state"] == "idle" and s, timeout=90
+    )
     assert first["last_metrics"]["n_labeled"] == 20 and first["last_metrics"]["accuracy"] is not None
     queue1 = [i["image_id"] for i in client.get("/api/queue", params={"limit": 50}).json()["items"]]
     assert len(queue1) == 20
@@ -303,11 +323,16 @@ def test_review_mode_serves_label_errors_until_reviewed(client_factory, project_
         given = {iid: proj.store.current_labels()[iid].label for iid in labeled}
     ranking = ranking_path(project_dir)
     ranking.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({
-        "image_id": labeled, "given_label": [given[i] for i in labeled], "suggested_label": ["bag"] * 3,
-        "score": [0.30, 0.05, 0.90], "is_issue": [True, True, False],
-        "ranked_at": [datetime.now(timezone.utc).isoformat()] * 3,
-    }).to_csv(ranking, index=False)
+    pd.DataFrame(
+        {
+            "image_id": labeled,
+            "given_label": [given[i] for i in labeled],
+            "suggested_label": ["bag"] * 3,
+            "score": [0.30, 0.05, 0.90],
+            "is_issue": [True, True, False],
+            "ranked_at": [datetime.now(timezone.utc).isoformat()] * 3,
+        }
+    ).to_csv(ranking, index=False)
     client = client_factory()
     items = _next(client, "rev", 5, mode="review")
     assert [i["image_id"] for i in items] == [labeled[1], labeled[0]]  # most likely wrong first, issues only
@@ -344,8 +369,9 @@ def _import(project_dir: Path, *paths: Path) -> list[int]:
     return [by_path[str(p)] for p in paths]
 
 
-def test_image_files_are_served_as_their_imported_format_and_only_unchanged(client_factory, project_dir: Path,
-                                                                           tmp_path: Path) -> None:
+def test_image_files_are_served_as_their_imported_format_and_only_unchanged(
+    client_factory, project_dir: Path, tmp_path: Path
+) -> None:
     html = _png_with_script(tmp_path / "x.html")
     svg = _png_with_script(tmp_path / "y.svg")
     swapped = _png_with_script(tmp_path / "z.png")
@@ -396,8 +422,23 @@ def test_any_printable_labeler_name_is_the_author(client_factory, project_dir: P
         assert proj.store.label_history(iid)[-1].author == name
 
 
-@pytest.mark.parametrize("name", ["", " ann", "ann ", "\u00a0ann", "ann\n", "a\tb", "a\u202eb", "a\u200bb",
-                                  "a\u2028b", "a\u0085b", "a\U000e0041b", "a" * 65])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "",
+        " ann",
+        "ann ",
+        "\u00a0ann",
+        "ann\n",
+        "a\tb",
+        "a\u202eb",
+        "a\u200bb",
+        "a\u2028b",
+        "a\u0085b",
+        "a\U000e0041b",
+        "a" * 65,
+    ],
+)
 def test_unprintable_or_padded_names_are_refused(client_factory, name: str) -> None:
     client = client_factory()
     assert client.post("/api/next", json={"user": name, "n": 1}).status_code == 422
@@ -428,14 +469,15 @@ def test_classes_can_be_retired_and_adding_can_be_switched_off(client_factory, p
     client = client_factory()
     assert client.post("/api/classes", json={"name": "Zoë's class"}).json()["classes"][-1] == "Zoë's class"
     res = client.post("/api/classes/retire", json={"name": "Zoë's class", "user": "José"})
-    assert res.status_code == 200 and res.json() == {"classes": client.get("/api/project").json()["classes"],
-                                                     "retired_classes": ["Zoë's class"]}
+    assert res.status_code == 200 and res.json() == {
+        "classes": client.get("/api/project").json()["classes"],
+        "retired_classes": ["Zoë's class"],
+    }
     project = client.get("/api/project").json()
     assert "Zoë's class" not in project["classes"] and project["retired_classes"] == ["Zoë's class"]
     assert project["allow_new_classes"] is True
     iid = _next(client, "ann", 1)[0]["image_id"]
-    assert client.post("/api/labels", json={"user": "ann", "image_id": iid, "label": "Zoë's class"}
-                       ).status_code == 409
+    assert client.post("/api/labels", json={"user": "ann", "image_id": iid, "label": "Zoë's class"}).status_code == 409
     assert client.post("/api/classes/retire", json={"name": "coat", "user": "ann"}).status_code == 409  # labeled
     assert client.post("/api/classes/retire", json={"name": "nope", "user": "ann"}).status_code == 404
     assert client.post("/api/classes", json={"name": "Zoë's class"}).json()["retired_classes"] == []  # restored

@@ -38,8 +38,7 @@ def test_label_with_keys_undo_and_dashboard(browser, project_dir: Path, tmp_path
         page.goto(f"{server.url}/?user=ann")
         page.wait_for_selector("#label-app[data-ready='1']")
         # the trainer's first round (20 seed labels) fills the queue and the page shows it
-        wait_until(page, "document.getElementById('trainer-text').textContent.includes('last round 1')",
-                   timeout=90_000)
+        wait_until(page, "document.getElementById('trainer-text').textContent.includes('last round 1')", timeout=90_000)
         page.reload()
         page.wait_for_selector("#label-app[data-ready='1']")
         wait_until(page, "document.getElementById('image').naturalWidth > 0")
@@ -69,8 +68,7 @@ def test_label_with_keys_undo_and_dashboard(browser, project_dir: Path, tmp_path
         assert page.is_hidden("#hint")
         page.keyboard.press("h")
         # three new labels since round 1: the trainer re-ranks the queue (round 2) while we keep going
-        wait_until(page, "document.getElementById('trainer-text').textContent.includes('last round 2')",
-                   timeout=90_000)
+        wait_until(page, "document.getElementById('trainer-text').textContent.includes('last round 2')", timeout=90_000)
         wait_until(page, "document.getElementById('image').naturalWidth > 0")
         # the page re-fetches its buffer in the new order: the next image is the new queue's best
         on_screen = _shown_id(page)

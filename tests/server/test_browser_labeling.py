@@ -100,8 +100,17 @@ def test_review_banner_hint_and_highlight_name_the_same_class(open_page, project
     image_id = min(current)
     given = current[image_id].label
     suggested = "dress" if given != "dress" else "bag"
-    write_ranking(project_dir, {"image_id": [image_id], "given_label": [given], "suggested_label": [suggested],
-                                "score": [0.02], "is_issue": [True], "p_suggested": [0.9]})
+    write_ranking(
+        project_dir,
+        {
+            "image_id": [image_id],
+            "given_label": [given],
+            "suggested_label": [suggested],
+            "score": [0.02],
+            "is_issue": [True],
+            "p_suggested": [0.9],
+        },
+    )
     page = open_page("/review?user=rev")
     assert page.get_attribute("#image", "data-image-id") == str(image_id)
     assert f"the model suggests {suggested}" in page.text_content("#review-banner")

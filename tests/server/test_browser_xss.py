@@ -74,8 +74,10 @@ def page(browser: Any) -> Iterator[Any]:
     errors: list[str] = []
     pg.on("console", lambda m: console.append(m.text))
     pg.on("pageerror", lambda e: errors.append(str(e)))
-    pg.add_init_script("window.__csp = [];"
-                       "document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective));")
+    pg.add_init_script(
+        "window.__csp = [];"
+        "document.addEventListener('securitypolicyviolation', (e) => window.__csp.push(e.violatedDirective));"
+    )
     yield pg
     pg.wait_for_timeout(300)  # an injected <img onerror> would fire after its failed load
     assert pg.evaluate("window.__xss") is None
@@ -91,13 +93,19 @@ def _text(page: Any, selector: str) -> str:
 
 def _similar_route(items: list[dict[str, Any]], calls: list[str]) -> Any:
     """Answer /similar like the API: the index is being built on the first call, ready on the next."""
+
     def handle(route: Any) -> None:
         calls.append(route.request.url)
         image_id = int(re.search(r"/images/(\d+)/similar", route.request.url).group(1))
         building = len(calls) == 1
-        body = {"image_id": image_id, "k": 12, "items": [] if building else items,
-                "index": {"status": "building"} if building else {"status": "ready", "kind": "flat", "size": 520}}
+        body = {
+            "image_id": image_id,
+            "k": 12,
+            "items": [] if building else items,
+            "index": {"status": "building"} if building else {"status": "ready", "kind": "flat", "size": 520},
+        }
         route.fulfill(status=200, content_type="application/json", body=json.dumps(body))
+
     return handle
 
 
@@ -126,12 +134,39 @@ def test_label_page_shows_markup_as_text(page: Any, server: LiveServer, project:
     # similar panel: "building" first, then look-alikes labeled and held by markup names
     far, other = project["far"], project["other"]
     items = [
-        {"image_id": far, "url": f"/api/images/{far}/file", "width": 28, "height": 28, "split": "pool",
-         "origin": "similar", "similarity": 0.91, "label": PAYLOADS[2], "held_by": LABELERS[2]},
-        {"image_id": other, "url": "javascript:window.__xss=3", "width": 28, "height": 28, "split": "pool",
-         "origin": "similar", "similarity": 0.5, "label": None, "held_by": None},
-        {"image_id": other + 100_000, "url": "//evil.example/x.png", "width": 28, "height": 28, "split": "pool",
-         "origin": "similar", "similarity": 0.4, "label": None, "held_by": None},
+        {
+            "image_id": far,
+            "url": f"/api/images/{far}/file",
+            "width": 28,
+            "height": 28,
+            "split": "pool",
+            "origin": "similar",
+            "similarity": 0.91,
+            "label": PAYLOADS[2],
+            "held_by": LABELERS[2],
+        },
+        {
+            "image_id": other,
+            "url": "javascript:window.__xss=3",
+            "width": 28,
+            "height": 28,
+            "split": "pool",
+            "origin": "similar",
+            "similarity": 0.5,
+            "label": None,
+            "held_by": None,
+        },
+        {
+            "image_id": other + 100_000,
+            "url": "//evil.example/x.png",
+            "width": 28,
+            "height": 28,
+            "split": "pool",
+            "origin": "similar",
+            "similarity": 0.4,
+            "label": None,
+            "held_by": None,
+        },
     ]
     calls: list[str] = []
     page.route("**/api/images/*/similar*", _similar_route(items, calls))

@@ -74,8 +74,9 @@ def test_acknowledged_labels_survive_sigkill_and_labeling_continues(project_dir:
                     items = client.post("/api/next", json={"user": "ann", "n": 5}).json()["items"]
                     for item in items:
                         label = CLASSES[n % len(CLASSES)]
-                        res = client.post("/api/labels", json={"user": "ann", "image_id": item["image_id"],
-                                                               "label": label})
+                        res = client.post(
+                            "/api/labels", json={"user": "ann", "image_id": item["image_id"], "label": label}
+                        )
                         n += 1
                         if res.status_code == 200:
                             body = res.json()
@@ -91,8 +92,12 @@ def test_acknowledged_labels_survive_sigkill_and_labeling_continues(project_dir:
         db = project_dir / "activelab.db"  # read it as a crash left it, before anything reopens it
         with sqlite3.connect(db) as conn:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
-            stored = {row[0]: (row[1], row[2]) for row in conn.execute(
-                "SELECT e.id, e.image_id, c.name FROM label_events e JOIN classes c ON c.id = e.class_id")}
+            stored = {
+                row[0]: (row[1], row[2])
+                for row in conn.execute(
+                    "SELECT e.id, e.image_id, c.name FROM label_events e JOIN classes c ON c.id = e.class_id"
+                )
+            }
         lost = {eid: v for eid, v in acked.items() if stored.get(eid) != v}
         assert not lost, f"acknowledged labels missing after SIGKILL: {lost}"
 

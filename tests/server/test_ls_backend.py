@@ -55,9 +55,11 @@ def test_health_and_setup_remember_the_config_names(client: TestClient, project:
     assert health["status"] == "UP" and health["model_version"] == "activelab-untrained"
 
     assert client.post("/setup", json={"project": "3.1700000000", "schema": CONFIG}).json() == {
-        "model_version": "activelab-untrained"}
-    assert project.store.service_state("labelstudio") == {"3": {"from_name": "kind", "to_name": "img",
-                                                               "value": "photo"}}
+        "model_version": "activelab-untrained"
+    }
+    assert project.store.service_state("labelstudio") == {
+        "3": {"from_name": "kind", "to_name": "img", "value": "photo"}
+    }
     bad = client.post("/setup", json={"project": "3.1", "schema": label_config(["bag", "unicorn"])})
     assert bad.status_code == 422 and "['unicorn']" in bad.json()["detail"]
 
@@ -66,33 +68,58 @@ def test_webhook_records_the_annotation_with_its_annotator_and_time(client: Test
     client.post("/setup", json={"project": "3.1700000000", "schema": CONFIG})
     iid = _unlabeled(project, 1)[0]
     image = project.store.get_image(iid)
-    annotation = {"id": 11, "completed_by": {"id": 2, "email": "lee@example.org"},
-                  "created_at": "2025-05-01T08:00:00Z", "updated_at": "2025-05-01T08:05:00Z",
-                  "result": [{"from_name": "kind", "to_name": "img", "type": "choices",
-                              "value": {"choices": ["bag"]}}]}
+    annotation = {
+        "id": 11,
+        "completed_by": {"id": 2, "email": "lee@example.org"},
+        "created_at": "2025-05-01T08:00:00Z",
+        "updated_at": "2025-05-01T08:05:00Z",
+        "result": [{"from_name": "kind", "to_name": "img", "type": "choices", "value": {"choices": ["bag"]}}],
+    }
 
-    response = client.post("/webhook", json={"action": "ANNOTATION_CREATED", "project": {"id": 3},
-                                             "task": _task(image.path), "annotation": annotation})
+    response = client.post(
+        "/webhook",
+        json={
+            "action": "ANNOTATION_CREATED",
+            "project": {"id": 3},
+            "task": _task(image.path),
+            "annotation": annotation,
+        },
+    )
 
     assert response.status_code == 201 and response.json()["labels_added"] == 1
     current = project.store.current_labels()[iid]
     assert (current.label, current.author, current.source, current.created_at.isoformat()) == (
-        "bag", "lee@example.org", "human", "2025-05-01T08:05:00+00:00")
+        "bag",
+        "lee@example.org",
+        "human",
+        "2025-05-01T08:05:00+00:00",
+    )
     annotation["result"][0]["value"] = {"choices": ["dress"]}
     annotation["updated_at"] = "2025-05-01T09:00:00Z"
-    client.post("/webhook", json={"action": "ANNOTATION_UPDATED", "project": {"id": 3},
-                                  "task": _task(image.path), "annotation": annotation})
+    client.post(
+        "/webhook",
+        json={
+            "action": "ANNOTATION_UPDATED",
+            "project": {"id": 3},
+            "task": _task(image.path),
+            "annotation": annotation,
+        },
+    )
     assert project.store.current_labels()[iid].label == "dress"
-    assert client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 3}}).json()["status"] == "ignored"
+    assert (
+        client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 3}}).json()["status"] == "ignored"
+    )
     assert client.post("/webhook", json={"action": "START_TRAINING", "project": {"id": 3}}).status_code == 201
     assert project.store.service_state("trainer")["requested"] is True
 
 
-def test_predict_gives_the_queue_order_as_score_after_a_round(client: TestClient, backend: LabelStudioBackend,
-                                                              project: Project) -> None:
+def test_predict_gives_the_queue_order_as_score_after_a_round(
+    client: TestClient, backend: LabelStudioBackend, project: Project
+) -> None:
     task_ids = _unlabeled(project, 1)
-    empty = client.post("/predict", json={"tasks": [_task(project.store.get_image(task_ids[0]).path, "image")],
-                                          "project": "3.1"}).json()
+    empty = client.post(
+        "/predict", json={"tasks": [_task(project.store.get_image(task_ids[0]).path, "image")], "project": "3.1"}
+    ).json()
     assert empty["results"] == [{"result": [], "score": 0.0, "model_version": "activelab-untrained"}]
 
     state = backend.trainer.run_once()
@@ -103,8 +130,9 @@ def test_predict_gives_the_queue_order_as_score_after_a_round(client: TestClient
     tasks = [{"data": {"image": "/data/upload/1/x.png", "activelab_id": iid}} for iid in (queue[0], queue[-1])]
     tasks.append(_task(project.store.get_image(labeled).path, "image"))
 
-    body = client.post("/predict", json={"tasks": tasks, "project": "3.1",
-                                         "label_config": label_config(project.store.class_names())}).json()
+    body = client.post(
+        "/predict", json={"tasks": tasks, "project": "3.1", "label_config": label_config(project.store.class_names())}
+    ).json()
 
     first, last, known = body["results"]
     assert body["model_version"] == f"activelab-round-{number}"

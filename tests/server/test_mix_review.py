@@ -25,11 +25,16 @@ def _write_ranking(project_dir: Path, scores: list[float]) -> list[int]:
     labeled = sorted(current)[: len(scores)]
     path = ranking_path(project_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    pd.DataFrame({
-        "image_id": labeled, "given_label": [current[i].label for i in labeled],
-        "suggested_label": ["bag"] * len(labeled), "score": scores, "is_issue": [True] * len(labeled),
-        "ranked_at": [datetime.now(timezone.utc).isoformat()] * len(labeled),
-    }).to_csv(path, index=False)
+    pd.DataFrame(
+        {
+            "image_id": labeled,
+            "given_label": [current[i].label for i in labeled],
+            "suggested_label": ["bag"] * len(labeled),
+            "score": scores,
+            "is_issue": [True] * len(labeled),
+            "ranked_at": [datetime.now(timezone.utc).isoformat()] * len(labeled),
+        }
+    ).to_csv(path, index=False)
     return labeled
 
 
@@ -71,7 +76,7 @@ def test_mix_review_interleaves_label_errors_by_value(client_factory, project_di
     pos = ids.index(likely_right)
     conf = {i["image_id"]: i["prediction"]["confidence"] for i in more if i["prediction"]}
     assert all(1 - conf[i] >= 0.005 - 1e-9 for i in ids[:pos] if i in conf)
-    assert all(1 - conf[i] < 0.005 for i in ids[pos + 1:] if i in conf)
+    assert all(1 - conf[i] < 0.005 for i in ids[pos + 1 :] if i in conf)
     assert not set(ids) & set(held)
     keep = more[pos]["flag"]["details"]["given"]
     res = client.post("/api/labels", json={"user": "ann", "image_id": likely_right, "label": keep, "review": True})

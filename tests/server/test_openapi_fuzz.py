@@ -67,13 +67,23 @@ def _aim_at_the_project(case, n_images: int, classes: list[str]) -> None:  # typ
         case.path_parameters["image_id"] = 1 + case.path_parameters["image_id"] % (n_images + 5)
 
 
-def _fuzz(operation, generation, calls: list[tuple[str, int, Any]],  # type: ignore[no-untyped-def]
-          project: tuple[int, list[str]] | None):
+def _fuzz(
+    operation,
+    generation,
+    calls: list[tuple[str, int, Any]],  # type: ignore[no-untyped-def]
+    project: tuple[int, list[str]] | None,
+):
     """A Hypothesis test of one operation: generated cases called through the ASGI app, all checks run."""
 
     @given(case=operation.as_strategy(generation_mode=generation))
-    @settings(max_examples=MAX_EXAMPLES, deadline=None, derandomize=True, database=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.generate, Phase.shrink])
+    @settings(
+        max_examples=MAX_EXAMPLES,
+        deadline=None,
+        derandomize=True,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.generate, Phase.shrink],
+    )
     def fuzz(case) -> None:  # type: ignore[no-untyped-def]
         if project is not None:
             _aim_at_the_project(case, *project)
@@ -99,15 +109,19 @@ def test_api_conforms_to_its_schema_with_all_checks(project_dir: Path, mode: str
         for result in api.get_all_operations():
             operation = result.ok()
             labels.append(operation.label)
-            fuzz = _fuzz(operation, schemathesis.GenerationMode(mode), calls,
-                         project=(n_images, classes) if mode == "positive" else None)
+            fuzz = _fuzz(
+                operation,
+                schemathesis.GenerationMode(mode),
+                calls,
+                project=(n_images, classes) if mode == "positive" else None,
+            )
             try:
                 fuzz()
             except Unsatisfiable:  # negative mode: an operation without parameters has no invalid input
                 assert mode == "negative", operation.label
             except (KeyboardInterrupt, SystemExit):
                 raise
-            except BaseException as exc:  # noqa: BLE001 - schemathesis raises exception groups; report them all
+            except BaseException as exc:
                 failures[operation.label] = f"{type(exc).__name__}: {exc}"
     finally:
         service.stop()  # a similar-images request may have started a background build
@@ -137,10 +151,32 @@ def test_schemathesis_command_with_all_checks_reports_no_failure(project_dir: Pa
     exe = Path(sys.executable).with_name("schemathesis")
     with LiveServer(ServerSettings(project=project_dir, trainer=False, similar_index=False)) as server:
         run = subprocess.run(
-            [str(exe), "run", f"{server.url}/openapi.json", "--checks", "all", "--phases", "coverage",
-             "--max-examples", "5", "--seed", "1", "--workers", "1", "--no-color",
-             "--header", "X-Activelab-Client: 1", "--request-timeout", str(REQUEST_TIMEOUT)],
-            cwd=project_dir.parent, check=False, capture_output=True, text=True, timeout=300)
+            [
+                str(exe),
+                "run",
+                f"{server.url}/openapi.json",
+                "--checks",
+                "all",
+                "--phases",
+                "coverage",
+                "--max-examples",
+                "5",
+                "--seed",
+                "1",
+                "--workers",
+                "1",
+                "--no-color",
+                "--header",
+                "X-Activelab-Client: 1",
+                "--request-timeout",
+                str(REQUEST_TIMEOUT),
+            ],
+            cwd=project_dir.parent,
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
     assert run.returncode == 0, run.stdout[-6000:] + run.stderr[-2000:]
     generated = re.search(r"(\d+) generated, (\d+) passed", run.stdout)
     assert generated is not None and generated[1] == generated[2] and int(generated[1]) > 100, run.stdout[-3000:]

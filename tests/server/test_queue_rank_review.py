@@ -56,7 +56,8 @@ def test_ranks_are_positions_in_the_queue_as_it_is_now(client_factory, project_d
 
 
 def test_the_suggested_class_is_the_rankings_for_a_label_error_else_the_prediction(
-        client_factory, project_dir: Path) -> None:
+    client_factory, project_dir: Path
+) -> None:
     with open_project(project_dir) as proj:
         current = proj.store.current_labels("pool")
     reviewed = min(current)
@@ -64,8 +65,17 @@ def test_the_suggested_class_is_the_rankings_for_a_label_error_else_the_predicti
     q = record_round(project_dir, 3)
     with open_project(project_dir) as proj:
         proj.store.save_predictions(1, [(reviewed, "coat", 0.75), (q[0], "trouser", 0.5)])
-    write_ranking(project_dir, {"image_id": [reviewed], "given_label": [given], "suggested_label": ["bag"],
-                                "score": [0.01], "is_issue": [True], "p_suggested": [0.875]})
+    write_ranking(
+        project_dir,
+        {
+            "image_id": [reviewed],
+            "given_label": [given],
+            "suggested_label": ["bag"],
+            "score": [0.01],
+            "is_issue": [True],
+            "p_suggested": [0.875],
+        },
+    )
     client = client_factory()
 
     (item,) = _next(client, "rev", 5, mode="review")["items"]
@@ -89,10 +99,16 @@ def test_the_review_count_is_what_the_review_page_serves(client_factory, project
     with open_project(project_dir) as proj:
         current = proj.store.current_labels("pool")
     imported = sorted(i for i in current if i != disputed)[:4]
-    write_ranking(project_dir, {
-        "image_id": imported + [disputed], "given_label": [current[i].label for i in imported + [disputed]],
-        "suggested_label": ["bag"] * 5, "score": [0.3, 0.1, 0.2, 0.9, 0.05],
-        "is_issue": [True, True, True, False, True]})
+    write_ranking(
+        project_dir,
+        {
+            "image_id": imported + [disputed],
+            "given_label": [current[i].label for i in imported + [disputed]],
+            "suggested_label": ["bag"] * 5,
+            "score": [0.3, 0.1, 0.2, 0.9, 0.05],
+            "is_issue": [True, True, True, False, True],
+        },
+    )
 
     # served: the flagged image, then the three label-error issues not flagged (the flagged one counts once)
     served = _next(client, "rev", 50, mode="review")["items"]

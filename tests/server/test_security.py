@@ -33,13 +33,18 @@ TOKEN = "test-token-0123456789abcdef"
 ALLOWED = "labeling.example.org"
 MAX_BODY = 10_000  # --max-body-mb 0.01
 CLIENT = {"X-Activelab-Client": "1"}
-NEEDS_TOKEN = ("this server needs its token: open the URL printed by `activelab serve` (…/?token=…) "
-               "or send 'Authorization: Bearer <token>'")
-WRONG_HOST = ("this server does not answer to that Host name; start it with "
-              "`activelab serve --allowed-host NAME` to serve another name")
+NEEDS_TOKEN = (
+    "this server needs its token: open the URL printed by `activelab serve` (…/?token=…) "
+    "or send 'Authorization: Bearer <token>'"
+)
+WRONG_HOST = (
+    "this server does not answer to that Host name; start it with "
+    "`activelab serve --allowed-host NAME` to serve another name"
+)
 TOO_LARGE = "the request body is larger than 10,000 bytes, this server's limit (activelab serve --max-body-mb)"
-NEEDS_CLIENT_HEADER = ("state-changing requests need the header 'x-activelab-client: 1' "
-                       "(protection against cross-site requests)")
+NEEDS_CLIENT_HEADER = (
+    "state-changing requests need the header 'x-activelab-client: 1' (protection against cross-site requests)"
+)
 FOREIGN_ORIGIN = "cross-site request refused: its Origin is not this server"
 
 
@@ -62,8 +67,16 @@ class Server:
     def host(self) -> str:
         return f"127.0.0.1:{self.port}"
 
-    def request(self, method: str, target: str, *, host: str | None = None, body: bytes | Iterable[bytes] = b"",
-                headers: dict[str, str | bytes] | None = None, auth: bool = True) -> Reply:
+    def request(
+        self,
+        method: str,
+        target: str,
+        *,
+        host: str | None = None,
+        body: bytes | Iterable[bytes] = b"",
+        headers: dict[str, str | bytes] | None = None,
+        auth: bool = True,
+    ) -> Reply:
         """Send exactly this request line, Host and headers; a body iterable is sent chunked."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
         try:
@@ -99,10 +112,24 @@ def server(demo_template: Path, tmp_path_factory: pytest.TempPathFactory) -> Ite
     shutil.copytree(demo_template, root)
     port = free_port()
     log = root.parent / "serve.log"
-    cmd = [str(Path(sys.executable).parent / "activelab"), "serve", str(root), "--port", str(port), "--no-trainer",
-           "--no-similar-index", "--token", TOKEN, "--allowed-host", ALLOWED, "--max-body-mb", str(MAX_BODY / 1e6)]
-    proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    cmd = [
+        str(Path(sys.executable).parent / "activelab"),
+        "serve",
+        str(root),
+        "--port",
+        str(port),
+        "--no-trainer",
+        "--no-similar-index",
+        "--token",
+        TOKEN,
+        "--allowed-host",
+        ALLOWED,
+        "--max-body-mb",
+        str(MAX_BODY / 1e6),
+    ]
+    proc = subprocess.Popen(
+        cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env={**os.environ, "HF_HUB_OFFLINE": "1"}
+    )
     srv = Server(port, root)
 
     def up() -> bool:
@@ -134,18 +161,35 @@ def assert_security_headers(reply: Reply) -> None:
 
 def test_only_the_host_names_it_serves_are_answered(server: Server) -> None:
     port = server.port
-    for host in [f"127.0.0.1:{port}", f"localhost:{port}", "LOCALHOST", f"[::1]:{port}", f"{ALLOWED}:{port}",
-                 "Labeling.Example.Org"]:
+    for host in [
+        f"127.0.0.1:{port}",
+        f"localhost:{port}",
+        "LOCALHOST",
+        f"[::1]:{port}",
+        f"{ALLOWED}:{port}",
+        "Labeling.Example.Org",
+    ]:
         assert server.request("GET", "/api/stats", host=host).status == 200, host
-    for host in [f"evil.example:{port}", "127.0.0.1.evil.example", f"localhost.evil.example:{port}",
-                 f"{ALLOWED}.evil.example", "testserver", "0.0.0.0", ""]:
+    for host in [
+        f"evil.example:{port}",
+        "127.0.0.1.evil.example",
+        f"localhost.evil.example:{port}",
+        f"{ALLOWED}.evil.example",
+        "testserver",
+        "0.0.0.0",
+        "",
+    ]:
         res = server.request("GET", "/api/stats", host=host)
         assert (res.status, res.json()) == (400, {"detail": WRONG_HOST}), host
         assert_security_headers(res)
     # DNS rebinding: the attacker's page reaches 127.0.0.1 under its own name, with a matching Origin
     evil = f"evil.example:{port}"
-    res = server.post_json("/api/labels", b'{"user": "mallory", "image_id": 1, "label": "coat"}', host=evil,
-                           headers={"Origin": f"http://{evil}"})
+    res = server.post_json(
+        "/api/labels",
+        b'{"user": "mallory", "image_id": 1, "label": "coat"}',
+        host=evil,
+        headers={"Origin": f"http://{evil}"},
+    )
     assert res.status == 400
     assert server.request("GET", "/api/export?format=csv", host=evil).status == 400
     assert server.request("GET", "/healthz", host=evil, auth=False).status == 400
@@ -200,8 +244,9 @@ def test_the_token_redirect_never_leaves_the_server(server: Server) -> None:
 def test_cross_site_writes_are_refused_and_store_nothing(server: Server, image_id: int) -> None:
     form = f"user=mallory&image_id={image_id}&label=coat".encode()
     boundary = "b0undary"
-    multipart = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nmallory\r\n"
-                 f"--{boundary}--\r\n").encode()
+    multipart = (
+        f'--{boundary}\r\nContent-Disposition: form-data; name="user"\r\n\r\nmallory\r\n--{boundary}--\r\n'
+    ).encode()
     label = json.dumps({"user": "mallory", "image_id": image_id, "label": "coat"}).encode()
     attacks: list[tuple[dict[str, str | bytes], bytes, str]] = [
         ({"Content-Type": "application/x-www-form-urlencoded"}, form, NEEDS_CLIENT_HEADER),
@@ -211,8 +256,11 @@ def test_cross_site_writes_are_refused_and_store_nothing(server: Server, image_i
         ({**CLIENT, "Content-Type": "application/json", "Origin": "null"}, label, FOREIGN_ORIGIN),
         ({**CLIENT, "Content-Type": "application/json", "Origin": "http://evil.example"}, label, FOREIGN_ORIGIN),
         ({**CLIENT, "Content-Type": "application/json", "Origin": f"http://{ALLOWED}"}, label, FOREIGN_ORIGIN),
-        ({**CLIENT, "Content-Type": "application/json", "Origin": f"https://127.0.0.1.evil.example:{server.port}"},
-         label, FOREIGN_ORIGIN),
+        (
+            {**CLIENT, "Content-Type": "application/json", "Origin": f"https://127.0.0.1.evil.example:{server.port}"},
+            label,
+            FOREIGN_ORIGIN,
+        ),
     ]
     for headers, body, detail in attacks:
         for target in ["/api/labels", "/api/classes", "/api/trainer/run"]:
@@ -220,8 +268,12 @@ def test_cross_site_writes_are_refused_and_store_nothing(server: Server, image_i
             assert (res.status, res.json()) == (403, {"detail": detail}), (target, headers)
     assert server.request("GET", f"/api/images/{image_id}").json()["history"] == []  # type: ignore[index]
     same_site = {**CLIENT, "Content-Type": "application/json", "Origin": f"http://127.0.0.1:{server.port}"}
-    assert server.request("POST", "/api/skip", headers=same_site,
-                          body=json.dumps({"user": "mallory", "image_id": image_id}).encode()).status == 200
+    assert (
+        server.request(
+            "POST", "/api/skip", headers=same_site, body=json.dumps({"user": "mallory", "image_id": image_id}).encode()
+        ).status
+        == 200
+    )
 
 
 def test_traversal_reaches_no_file_outside_the_served_ones(server: Server) -> None:
@@ -269,13 +321,15 @@ def test_each_kind_of_response_has_its_content_type_and_the_security_headers(ser
         assert_security_headers(res)
     image = server.request("GET", f"/api/images/{image_id}/file")
     assert image.status == 200 and image.body.startswith(b"\x89PNG\r\n\x1a\n")
-    for res in [server.request("GET", "/api/stats", auth=False),                       # 401
-                server.request("GET", f"/?token={TOKEN}", auth=False),                  # 303
-                server.request("GET", "/api/stats", host="evil.example"),               # 400
-                server.request("GET", "/no-such-page"),                                 # 404
-                server.request("DELETE", "/api/stats", headers=CLIENT),                 # 405
-                server.post_json("/api/labels", b'{"image_id": NaN}'),                  # 422
-                server.post_json("/api/labels", b"x" * (MAX_BODY + 1))]:                # 413
+    for res in [
+        server.request("GET", "/api/stats", auth=False),  # 401
+        server.request("GET", f"/?token={TOKEN}", auth=False),  # 303
+        server.request("GET", "/api/stats", host="evil.example"),  # 400
+        server.request("GET", "/no-such-page"),  # 404
+        server.request("DELETE", "/api/stats", headers=CLIENT),  # 405
+        server.post_json("/api/labels", b'{"image_id": NaN}'),  # 422
+        server.post_json("/api/labels", b"x" * (MAX_BODY + 1)),
+    ]:  # 413
         assert res.status in {401, 303, 400, 404, 405, 422, 413}
         assert_security_headers(res)
 
@@ -284,8 +338,13 @@ def test_bodies_over_the_limit_get_413_unread(server: Server) -> None:
     # announced by Content-Length: refused from the headers alone (the body is never sent)
     conn = http.client.HTTPConnection("127.0.0.1", server.port, timeout=30)
     conn.putrequest("POST", "/api/labels", skip_host=True)
-    for name, value in {"Host": server.host, "Authorization": f"Bearer {TOKEN}", **CLIENT,
-                        "Content-Type": "application/json", "Content-Length": str(300 * 10**6)}.items():
+    for name, value in {
+        "Host": server.host,
+        "Authorization": f"Bearer {TOKEN}",
+        **CLIENT,
+        "Content-Type": "application/json",
+        "Content-Length": str(300 * 10**6),
+    }.items():
         conn.putheader(name, value)
     conn.endheaders()
     res = conn.getresponse()
@@ -306,20 +365,24 @@ def test_bodies_over_the_limit_get_413_unread(server: Server) -> None:
 def test_non_json_numbers_and_lone_surrogates_get_422_with_short_error_bodies(server: Server, image_id: int) -> None:
     bodies = {
         b'{"user": "ann", "image_id": NaN, "label": "coat"}': "JSON decode error: NaN is not a JSON number; "
-                                                               "send a finite number",
+        "send a finite number",
         b'{"user": "ann", "image_id": 1e400, "label": "coat"}': "JSON decode error: the number 1e400 is out of "
-                                                                "range; send a finite number",
+        "range; send a finite number",
         b'{"user": "ann", "image_id": -Infinity, "label": "coat"}': "JSON decode error: -Infinity is not a JSON "
-                                                                    "number; send a finite number",
+        "number; send a finite number",
         f'{{"user": "\\ud800", "image_id": {image_id}, "label": "coat"}}'.encode(): (
-            "JSON decode error: a string holds an unpaired UTF-16 surrogate (e.g. \\ud800); send valid Unicode text"),
+            "JSON decode error: a string holds an unpaired UTF-16 surrogate (e.g. \\ud800); send valid Unicode text"
+        ),
         f'{{"user": "ann", "image_id": {image_id}, "label": "coat", "note": "\\udfff"}}'.encode(): (
-            "JSON decode error: a string holds an unpaired UTF-16 surrogate (e.g. \\ud800); send valid Unicode text"),
+            "JSON decode error: a string holds an unpaired UTF-16 surrogate (e.g. \\ud800); send valid Unicode text"
+        ),
     }
     for body, msg in bodies.items():
         res = server.post_json("/api/labels", body)
-        assert (res.status, res.json()) == (422, {"detail": [{"type": "json_invalid", "loc": ["body"], "msg": msg,
-                                                               "input": {}}]}), body
+        assert (res.status, res.json()) == (
+            422,
+            {"detail": [{"type": "json_invalid", "loc": ["body"], "msg": msg, "input": {}}]},
+        ), body
     assert server.request("GET", f"/api/images/{image_id}").json()["history"] == []  # type: ignore[index]
     # a long invalid input is quoted as a 100-character excerpt, not echoed whole
     huge = "<" * 9_000
@@ -353,12 +416,20 @@ def test_docs_work_offline_from_local_assets_under_the_csp(server: Server) -> No
     assert page.status == 200
     html = page.body.decode()
     refs = re.findall(r'(?:src|href)="([^"]*)"', html)
-    assert sorted(refs) == ["/docs/assets/favicon.png", "/docs/assets/swagger-ui-bundle.js",
-                            "/docs/assets/swagger-ui.css", "/docs/swagger-init.js"]
+    assert sorted(refs) == [
+        "/docs/assets/favicon.png",
+        "/docs/assets/swagger-ui-bundle.js",
+        "/docs/assets/swagger-ui.css",
+        "/docs/swagger-init.js",
+    ]
     assert "http" not in html and "style=" not in html
     assert len(re.findall(r"<script\b", html)) == len(re.findall(r'<script src="[^"]+"></script>', html)) == 2
-    types = {"/docs/assets/favicon.png": "image/png", "/docs/assets/swagger-ui-bundle.js": "text/javascript",
-             "/docs/assets/swagger-ui.css": "text/css", "/docs/swagger-init.js": "text/javascript"}
+    types = {
+        "/docs/assets/favicon.png": "image/png",
+        "/docs/assets/swagger-ui-bundle.js": "text/javascript",
+        "/docs/assets/swagger-ui.css": "text/css",
+        "/docs/swagger-init.js": "text/javascript",
+    }
     for ref, media in types.items():
         asset = server.request("GET", ref)
         assert asset.status == 200 and asset.headers["content-type"].split(";")[0] == media, ref
@@ -395,8 +466,8 @@ def test_the_default_body_limit_is_one_megabyte(client_factory) -> None:
     client = client_factory()
     res = client.post("/api/labels", content=b"x" * 1_000_001, headers={"Content-Type": "application/json"})
     assert res.status_code == 413
-    res = client.post("/api/labels", content=(b"x" * 250_001 for _ in range(4)),
-                      headers={"Content-Type": "text/plain"})
+    res = client.post("/api/labels", content=(b"x" * 250_001 for _ in range(4)), headers={"Content-Type": "text/plain"})
     assert res.status_code == 413
-    assert client.post("/api/labels", content=b"x" * 1_000_000,
-                       headers={"Content-Type": "text/plain"}).status_code == 422
+    assert (
+        client.post("/api/labels", content=b"x" * 1_000_000, headers={"Content-Type": "text/plain"}).status_code == 422
+    )

@@ -88,7 +88,6 @@ def test_similar_images_route_validates(client_factory) -> None:
 def test_similar_panel_in_the_browser_lets_a_labeler_label_a_look_alike(project_dir: Path) -> None:
     """Press m on the labeling page: the look-alikes appear; clicking one puts it on screen to label."""
 
-
     from activelab.server import ServerSettings
 
     from .browser import ARGS, CHROMIUM, require_chromium, wait_until

@@ -40,9 +40,7 @@ def tiny_config(output: Path, cache: Path, **kw: object) -> SimulationConfig:
 def finished(tmp_path_factory: pytest.TempPathFactory, sim_cache: Path) -> Experiment:
     """A finished tiny experiment with its reports written."""
     out = tmp_path_factory.mktemp("sim-out")
-    exp = Experiment(
-        tiny_config(out, sim_cache, tensorboard=str(out / "tb")), progress=False
-    )
+    exp = Experiment(tiny_config(out, sim_cache, tensorboard=str(out / "tb")), progress=False)
     exp.run()
     exp.report()
     return exp

@@ -64,11 +64,25 @@ def test_simulate_rejects_an_unknown_key(tmp_path: Path) -> None:
 
 def test_simulate_new_option_names_and_json(tmp_path: Path, sim_cache: Path) -> None:
     cfg = tmp_path / "sim.yaml"
-    cfg.write_text(f"dataset: digits\npool_limit: 60\neval_limit: 30\ninitial_size: 10\nbudget: 20\nimage_size: 32\n"
-                   f"cache_dir: {sim_cache}\nthreads: 1\nplots: false\ntsne: false\n")
+    cfg.write_text(
+        f"dataset: digits\npool_limit: 60\neval_limit: 30\ninitial_size: 10\nbudget: 20\nimage_size: 32\n"
+        f"cache_dir: {sim_cache}\nthreads: 1\nplots: false\ntsne: false\n"
+    )
     out = tmp_path / "out"
-    args = ["simulate", "--config", str(cfg), "--out", str(out), "--strategy", "random,margin", "-k", "5",
-            "--seeds", "0", "--json"]
+    args = [
+        "simulate",
+        "--config",
+        str(cfg),
+        "--out",
+        str(out),
+        "--strategy",
+        "random,margin",
+        "-k",
+        "5",
+        "--seeds",
+        "0",
+        "--json",
+    ]
     result = CliRunner().invoke(_app(), args)
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)

@@ -22,14 +22,10 @@ def test_every_strategy_starts_from_the_same_initial_set(finished: Experiment) -
         initials = {s: tuple(results[s][seed]["initial"]) for s in results}
         assert len(set(initials.values())) == 1, initials
         first_round = {s: results[s][seed]["rounds"][0]["accuracy"] for s in results}
-        assert (
-            len(set(first_round.values())) == 1
-        )  # same labels, same seed -> same model
+        assert len(set(first_round.values())) == 1  # same labels, same seed -> same model
     assert results["random"][0]["initial"] != results["random"][1]["initial"]
     init = np.array(results["random"][0]["initial"])
-    assert (
-        len(init) == 10 and len(np.unique(finished.dataset.y_pool[init])) == 10
-    )  # one per class
+    assert len(init) == 10 and len(np.unique(finished.dataset.y_pool[init])) == 10  # one per class
 
 
 def test_every_round_is_recorded(finished: Experiment) -> None:
@@ -38,39 +34,27 @@ def test_every_round_is_recorded(finished: Experiment) -> None:
             assert [r["n_labeled"] for r in run["rounds"]] == [10, 20, 30]
             assert [len(r["picked"]) for r in run["rounds"]] == [10, 10, 0]
             picks = [p for r in run["rounds"] for p in r["picked"]]
-            assert (
-                len(set(picks) | set(run["initial"])) == 30
-            )  # never picks a labeled item
+            assert len(set(picks) | set(run["initial"])) == 30  # never picks a labeled item
             assert all(0 <= r["accuracy"] <= 1 for r in run["rounds"])
 
 
 def test_second_run_skips_finished_work(finished: Experiment) -> None:
     again = Experiment(finished.config, dataset=finished.dataset, progress=False)
-    mtimes = {
-        p: p.stat().st_mtime_ns for p in (finished.results_dir / "runs").glob("*.json")
-    }
+    mtimes = {p: p.stat().st_mtime_ns for p in (finished.results_dir / "runs").glob("*.json")}
     again.run()
     assert again.ran == []
-    assert sorted(again.skipped) == sorted(
-        f"{s}__seed{k}" for s in ("random", "margin", "coreset") for k in (0, 1)
-    )
-    assert {
-        p: p.stat().st_mtime_ns for p in (finished.results_dir / "runs").glob("*.json")
-    } == mtimes
+    assert sorted(again.skipped) == sorted(f"{s}__seed{k}" for s in ("random", "margin", "coreset") for k in (0, 1))
+    assert {p: p.stat().st_mtime_ns for p in (finished.results_dir / "runs").glob("*.json")} == mtimes
 
 
-def test_interrupted_run_resumes_at_the_last_round(
-    tmp_path: Path, sim_cache: Path
-) -> None:
+def test_interrupted_run_resumes_at_the_last_round(tmp_path: Path, sim_cache: Path) -> None:
     cfg = tiny_config(tmp_path, sim_cache, strategies=["margin"], seeds=[0])
     full = Experiment(cfg, progress=False)
     run = full.run()["margin"][0]
     done = full.run_path("margin", 0)
     # pretend the process died after round 1: only the partial file of rounds 0-1 is left
     done.unlink()
-    done.with_suffix(".partial.json").write_text(
-        json.dumps({"rounds": run["rounds"][:2]})
-    )
+    done.with_suffix(".partial.json").write_text(json.dumps({"rounds": run["rounds"][:2]}))
     resumed = Experiment(cfg, progress=False)
     calls: list[int] = []
     model = resumed.model
@@ -83,12 +67,8 @@ def test_interrupted_run_resumes_at_the_last_round(
     model.fit = counting_fit  # type: ignore[method-assign]
     again = resumed.run()["margin"][0]
     assert len(calls) == 1  # only the last round was redone
-    assert [r["picked"] for r in again["rounds"]] == [
-        r["picked"] for r in run["rounds"]
-    ]
-    assert again["rounds"][-1]["accuracy"] == pytest.approx(
-        run["rounds"][-1]["accuracy"]
-    )
+    assert [r["picked"] for r in again["rounds"]] == [r["picked"] for r in run["rounds"]]
+    assert again["rounds"][-1]["accuracy"] == pytest.approx(run["rounds"][-1]["accuracy"])
     assert not done.with_suffix(".partial.json").exists()
 
 
@@ -114,11 +94,7 @@ def test_reports_are_written(finished: Experiment) -> None:
     assert summary["random"]["auc_ratio"] == pytest.approx(1.0)
     env = json.loads((d / "environment.json").read_text())
     assert "numpy" in env["versions"] and env["cpu"]
-    assert list(
-        (Path(finished.config.tensorboard or "") / "margin__seed0").glob(
-            "events.out.tfevents.*"
-        )
-    )
+    assert list((Path(finished.config.tensorboard or "") / "margin__seed0").glob("events.out.tfevents.*"))
 
 
 # --------------------------------------------------------------------------- a separable toy problem
@@ -136,9 +112,7 @@ class PixelLogReg:
 
     @staticmethod
     def _x(paths: Sequence[str]) -> np.ndarray:
-        return np.array(
-            [np.asarray(Image.open(p), dtype=np.float64).ravel() / 255.0 for p in paths]
-        )
+        return np.array([np.asarray(Image.open(p), dtype=np.float64).ravel() / 255.0 for p in paths])
 
     def fit(
         self,
@@ -153,26 +127,18 @@ class PixelLogReg:
 
         self._clf = LogisticRegression(C=100.0).fit(self._x(paths), labels)
 
-    def predict_proba(
-        self, paths: Sequence[str], *, keys: Any = None, progress: bool = False
-    ) -> np.ndarray:
+    def predict_proba(self, paths: Sequence[str], *, keys: Any = None, progress: bool = False) -> np.ndarray:
         return self._clf.predict_proba(self._x(paths))
 
-    def embed(
-        self, paths: Sequence[str], *, keys: Any = None, progress: bool = False
-    ) -> np.ndarray:
+    def embed(self, paths: Sequence[str], *, keys: Any = None, progress: bool = False) -> np.ndarray:
         return self._x(paths)
 
 
 def test_uncertainty_beats_random_on_a_separable_toy_set(tmp_path: Path) -> None:
     rng = np.random.default_rng(0)
     pts = rng.integers(0, 256, size=(700, 1, 2)).astype(np.uint8)  # 1x2-pixel images
-    y = (pts[:, 0, 0].astype(int) + pts[:, 0, 1] > 255).astype(
-        np.int64
-    )  # a diagonal boundary
-    ds: SimDataset = from_arrays(
-        "toy", pts[:500], y[:500], pts[500:], y[500:], ["low", "high"], tmp_path / "img"
-    )
+    y = (pts[:, 0, 0].astype(int) + pts[:, 0, 1] > 255).astype(np.int64)  # a diagonal boundary
+    ds: SimDataset = from_arrays("toy", pts[:500], y[:500], pts[500:], y[500:], ["low", "high"], tmp_path / "img")
     cfg = SimulationConfig(
         dataset="toy",
         strategies=["random", "margin"],
@@ -190,9 +156,7 @@ def test_uncertainty_beats_random_on_a_separable_toy_set(tmp_path: Path) -> None
     assert rows["margin"]["auc"] > rows["random"]["auc"]
 
 
-def test_pool_subset_scores_the_labeled_set_plus_a_random_draw(
-    tmp_path: Path, sim_cache: Path
-) -> None:
+def test_pool_subset_scores_the_labeled_set_plus_a_random_draw(tmp_path: Path, sim_cache: Path) -> None:
     cfg = tiny_config(tmp_path, sim_cache, pool_subset=25, strategies=["margin", "coreset"], seeds=[0])
     assert cfg.config_hash() != tiny_config(tmp_path, sim_cache).config_hash()
     assert "pool_subset" not in tiny_config(tmp_path, sim_cache).result_fields()

@@ -46,8 +46,6 @@ def test_summary_ratios_to_random() -> None:
     assert rows["margin"]["ratio_to_85%"] is None  # random never got there
     rand_auc = ((0.5 + 0.7) / 2 * 10 + (0.7 + 0.8) / 2 * 10) / 20
     assert rows["random"]["auc"] == pytest.approx(rand_auc)
-    assert rows["random"]["auc_std"] == pytest.approx(
-        0.05
-    )  # per-seed AUCs 0.625 and 0.725
+    assert rows["random"]["auc_std"] == pytest.approx(0.05)  # per-seed AUCs 0.625 and 0.725
     assert rows["margin"]["auc_ratio"] == pytest.approx(((0.65 + 0.85) / 2) / rand_auc)
     assert rows["random"]["auc_ratio"] == pytest.approx(1.0)

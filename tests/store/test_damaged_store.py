@@ -61,8 +61,9 @@ def project_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("damaged") / "proj"
     assert CliRunner().invoke(app, ["init", str(root), "--classes", "cat,dog"]).exit_code == 0
     with open_store(sqlite_url(root / "activelab.db"), create=False) as store:
-        store.add_images([ImageRecord(f"{i:064x}", f"/img/{i}.png", 8, 8, 64, label="cat") for i in range(400)],
-                         author="ann")
+        store.add_images(
+            [ImageRecord(f"{i:064x}", f"/img/{i}.png", 8, 8, 64, label="cat") for i in range(400)], author="ann"
+        )
     return root
 
 

@@ -116,15 +116,17 @@ def _downgrade_to_v2(store_url: str) -> None:
 def test_version_2_store_migrates_to_3(store_url: str) -> None:
     with open_store(store_url) as store:
         store.add_classes(["cat", "dog"])
-        (old_id,) = store.add_images([ImageRecord(f"{1:064x}", "/img/1.png", 2, 2, 10, label="cat")],
-                                     author="ann").image_id
+        (old_id,) = store.add_images(
+            [ImageRecord(f"{1:064x}", "/img/1.png", 2, 2, 10, label="cat")], author="ann"
+        ).image_id
     _downgrade_to_v2(store_url)
     with open_store(store_url, create=False) as store:
         assert _version(store_url) == 3
         assert store.get_image(old_id).format is None
         assert store.current_labels()[old_id].label == "cat"
-        (new_id,) = store.add_images([ImageRecord(f"{2:064x}", "/img/2.jpg", 2, 2, 10, format="JPEG")],
-                                     author="ann").image_id
+        (new_id,) = store.add_images(
+            [ImageRecord(f"{2:064x}", "/img/2.jpg", 2, 2, 10, format="JPEG")], author="ann"
+        ).image_id
         assert store.get_image(new_id).format == "JPEG"
         store.retire_class("dog", author="ann")
         assert store.class_names() == ["cat"] and store.retired_classes() == ["dog"]

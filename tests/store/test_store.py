@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from sqlalchemy import text
 
@@ -10,8 +12,9 @@ from activelab.store import ImageRecord, Store
 
 
 def rec(n: int, label: str | None = None, split: str = "pool") -> ImageRecord:
-    return ImageRecord(sha256=f"{n:064x}", path=f"/img/{n}.png", width=28, height=28, n_bytes=100 + n,
-                       split=split, label=label)
+    return ImageRecord(
+        sha256=f"{n:064x}", path=f"/img/{n}.png", width=28, height=28, n_bytes=100 + n, split=split, label=label
+    )
 
 
 def test_classes_keep_order_and_ignore_repeats(store: Store) -> None:
@@ -58,7 +61,10 @@ def test_correction_appends_and_history_keeps_everything(store: Store) -> None:
     store.add_label(iid, "cat", author="rev3", source="correction")
     history = store.label_history(iid)
     assert [(e.label, e.author, e.source) for e in history] == [
-        ("cat", "ann", "import"), ("dog", "rev", "correction"), (None, "rev2", "review"), ("cat", "rev3", "correction"),
+        ("cat", "ann", "import"),
+        ("dog", "rev", "correction"),
+        (None, "rev2", "review"),
+        ("cat", "rev3", "correction"),
     ]
     assert history[1].note == "ears"
     assert store.current_labels()[iid].author == "rev3"
@@ -123,7 +129,7 @@ def test_labels_over_time_is_thinned_in_sql(store: Store) -> None:
     store.add_label(ids[0], None, author="ann")  # a withdrawal is not a label
     points = store.labels_over_time(max_points=10)
     assert [n for _, n in points] == [1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25]
-    assert all(a[0] <= b[0] for a, b in zip(points, points[1:]))
+    assert all(a[0] <= b[0] for a, b in itertools.pairwise(points))
     assert store.labels_over_time(sources=("oracle",)) == []
 
 

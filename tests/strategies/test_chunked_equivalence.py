@@ -31,8 +31,9 @@ def tiny_chunks(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(_distance, "_WALK_BLOCK", 5)
 
 
-def naive_kcenter(dist: np.ndarray, k: int, labeled: np.ndarray, first: int | None = None,
-                  weights: np.ndarray | None = None) -> list[int]:
+def naive_kcenter(
+    dist: np.ndarray, k: int, labeled: np.ndarray, first: int | None = None, weights: np.ndarray | None = None
+) -> list[int]:
     """Textbook greedy k-center on a full (N, N) distance matrix."""
     n = dist.shape[0]
     centres = list(np.flatnonzero(labeled))
@@ -104,7 +105,7 @@ def test_coreset_beyond_the_candidate_list_equals_naive_greedy(tiny_chunks: None
     xd = x.astype(np.float64)
     mind = np.min([((xd - xd[c]) ** 2).sum(1) for c in range(5)], axis=0)
     want: list[int] = []
-    for _ in range(40):                       # O(N k) naive greedy (an N x N matrix would be 200 MB)
+    for _ in range(40):  # O(N k) naive greedy (an N x N matrix would be 200 MB)
         v = np.where(labeled, -np.inf, mind)
         v[want] = -np.inf
         c = int(np.argmax(v))
@@ -129,13 +130,14 @@ def test_factored_min_distance_update_with_tiny_chunks_equals_explicit(tiny_chun
     np.testing.assert_allclose(pts.sq, (gm**2).sum(1), rtol=1e-5)
     centres = np.array([3, 17, 40, 41, 52], dtype=np.int64)
     d2 = np.full(53, np.inf)
-    pts.min_dist2_update(d2, centres)          # 53 rows in blocks of 7
+    pts.min_dist2_update(d2, centres)  # 53 rows in blocks of 7
     want = np.min([((gm - gm[c]) ** 2).sum(1) for c in centres], axis=0)
     np.testing.assert_allclose(d2, want, rtol=1e-4, atol=1e-5)
 
 
 def test_badge_joint_draws_with_tiny_chunks_match_explicit_gradient_d2(
-        monkeypatch: pytest.MonkeyPatch, tiny_chunks: None) -> None:
+    monkeypatch: pytest.MonkeyPatch, tiny_chunks: None
+) -> None:
     # 3 picks from 6 items: the first is the largest ||g||, then (second, third) must follow
     # D^2 sampling on the explicit gradient matrix; refresh every centre or every 3rd
     g = rng(9)
@@ -180,7 +182,7 @@ def explicit_radius_graph(x: np.ndarray, radius: float) -> list[list[int]]:
 
 
 def as_lists(indptr: np.ndarray, indices: np.ndarray) -> list[list[int]]:
-    return [sorted(indices[indptr[i]:indptr[i + 1]].tolist()) for i in range(len(indptr) - 1)]
+    return [sorted(indices[indptr[i] : indptr[i + 1]].tolist()) for i in range(len(indptr) - 1)]
 
 
 @pytest.mark.parametrize("use_faiss", [True, False])
@@ -198,10 +200,11 @@ def test_radius_graph_in_chunks_equals_explicit_matrix(monkeypatch: pytest.Monke
 
 
 def test_radius_graph_above_the_exact_threshold_is_a_symmetric_near_complete_graph(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     if not _clustering.HAVE_FAISS:
         pytest.skip("faiss not installed")
-    monkeypatch.setattr(_clustering, "EXACT_RANGE_MAX", 100)   # force the approximate (IVF) index
+    monkeypatch.setattr(_clustering, "EXACT_RANGE_MAX", 100)  # force the approximate (IVF) index
     x = blobs(2000, 8, 4)
     radius = float(np.quantile(pairwise(x[:300]), 0.02))
     indptr, indices = _clustering.radius_graph(x, radius, max_edges=10**7)
@@ -209,7 +212,7 @@ def test_radius_graph_above_the_exact_threshold_is_a_symmetric_near_complete_gra
     want = explicit_radius_graph(x, radius)
     pairs_got = {(i, j) for i, row in enumerate(got) for j in row}
     pairs_want = {(i, j) for i, row in enumerate(want) for j in row}
-    assert pairs_got <= pairs_want                                  # no false edges
-    assert all((j, i) in pairs_got for i, j in pairs_got)           # symmetric
-    assert all(i in row for i, row in enumerate(got))               # self-loops kept
-    assert len(pairs_got) >= 0.9 * len(pairs_want)                  # recall of the approximate search
+    assert pairs_got <= pairs_want  # no false edges
+    assert all((j, i) in pairs_got for i, j in pairs_got)  # symmetric
+    assert all(i in row for i, row in enumerate(got))  # self-loops kept
+    assert len(pairs_got) >= 0.9 * len(pairs_want)  # recall of the approximate search

@@ -43,8 +43,9 @@ def make_inputs(name: str, n: int, seed: int = 0, labeled: np.ndarray | None = N
     return out
 
 
-def run(name: str, k: int, n: int = 40, seed: int = 0, labeled: np.ndarray | None = None,
-        **overrides: Any) -> np.ndarray:
+def run(
+    name: str, k: int, n: int = 40, seed: int = 0, labeled: np.ndarray | None = None, **overrides: Any
+) -> np.ndarray:
     inputs = make_inputs(name, n, seed, labeled)
     inputs.update(overrides)
     if labeled is not None and "n_samples" not in overrides:
@@ -173,8 +174,7 @@ def test_invariants_hold_on_random_pools(name: str, n: int, k: int, seed: int, f
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 60), k=st.integers(1, 70), seed=st.integers(0, 2**16),
-       ties=st.booleans())
+@given(n=st.integers(1, 60), k=st.integers(1, 70), seed=st.integers(0, 2**16), ties=st.booleans())
 def test_top_k_properties(n: int, k: int, seed: int, ties: bool) -> None:
     from activelab.strategies import top_k
 
@@ -186,7 +186,7 @@ def test_top_k_properties(n: int, k: int, seed: int, ties: bool) -> None:
     out = top_k(scores, k, rng=np.random.default_rng(seed), labeled=labeled)
     assert len(out) == min(k, int((~labeled).sum()))
     assert not labeled[out].any()
-    assert np.all(np.diff(scores[out]) <= 0)                 # best first
+    assert np.all(np.diff(scores[out]) <= 0)  # best first
     rest = np.setdiff1d(np.flatnonzero(~labeled), out)
     if rest.size and out.size:
-        assert scores[rest].max() <= scores[out].min()        # nothing better was left out
+        assert scores[rest].max() <= scores[out].min()  # nothing better was left out

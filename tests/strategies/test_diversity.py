@@ -31,7 +31,7 @@ def test_kcenter_on_a_line() -> None:
 def test_kcenter_weighted_by_scores() -> None:
     x = line(0, 5, 9, 10)
     labeled = np.array([True, False, False, False])
-    w = np.array([0.0, 1.0, 0.1, 0.1])          # item 1 (distance 5) outweighs 10 * 0.1 = 1.0
+    w = np.array([0.0, 1.0, 0.1, 0.1])  # item 1 (distance 5) outweighs 10 * 0.1 = 1.0
     assert select("coreset", 1, rng=rng(), embeddings=x, labeled=labeled, weights=w).tolist() == [1]
     assert select("coreset", 1, rng=rng(), embeddings=x, labeled=labeled).tolist() == [3]
 
@@ -96,8 +96,8 @@ def two_blobs(n1: int = 60, n2: int = 20, seed: int = 0) -> np.ndarray:
 def test_cluster_weights_clusters_by_size_and_picks_near_centres() -> None:
     x = two_blobs()
     out = select("cluster", 8, rng=rng(), embeddings=x, n_clusters=2)
-    assert (out < 60).sum() == 6 and (out >= 60).sum() == 2      # 8 * 60/80 = 6, 8 * 20/80 = 2
-    assert out[0] < 60 and out[1] >= 60                           # round-robin, biggest cluster first
+    assert (out < 60).sum() == 6 and (out >= 60).sum() == 2  # 8 * 60/80 = 6, 8 * 20/80 = 2
+    assert out[0] < 60 and out[1] >= 60  # round-robin, biggest cluster first
     centre = x[:60].mean(0)
     d = np.linalg.norm(x[:60] - centre, axis=1)
     assert out[0] == int(np.argmin(d))
@@ -115,7 +115,7 @@ def test_typiclust_cold_start_picks_dense_centres() -> None:
     out = select("typiclust", 2, rng=rng(), embeddings=x)
     assert sorted(int(o >= 50) for o in out) == [0, 1]
     assert 80 not in out
-    assert out[0] < 50                                            # larger cluster first
+    assert out[0] < 50  # larger cluster first
     centre = x[:50].mean(0)
     assert np.linalg.norm(x[out[0]] - centre) < 0.3
 
@@ -134,7 +134,7 @@ def test_probcover_picks_the_ball_covering_most() -> None:
     g = np.array([[i * 0.1, j * 0.1] for i in range(3) for j in range(3)])
     x = np.vstack([g, [[5, 5], [5.1, 5], [5, 5.1]], [[20, 20]]])
     out = select("probcover", 3, rng=rng(), embeddings=x, delta=0.15, normalize=False)
-    assert out[0] == 4                      # grid centre covers all 9
+    assert out[0] == 4  # grid centre covers all 9
     assert out[1] in (9, 10, 11)
     assert out[2] == 12
 

@@ -45,8 +45,8 @@ def test_badge_picks_diverse_uncertain_items() -> None:
     n = 400
     h = np.vstack([g.normal(0, 0.05, (n // 2, 4)) + [1, 0, 0, 0], g.normal(0, 0.05, (n // 2, 4)) + [0, 1, 0, 0]])
     p = np.full((n, 3), [0.8, 0.1, 0.1])
-    p[:5] = [0.34, 0.33, 0.33]                     # uncertain, cluster A
-    p[200:205] = [0.34, 0.33, 0.33]                # uncertain, cluster B
+    p[:5] = [0.34, 0.33, 0.33]  # uncertain, cluster A
+    p[200:205] = [0.34, 0.33, 0.33]  # uncertain, cluster B
     out = select("badge", 2, rng=rng(), probs=p, embeddings=h)
     assert {int(out[0] >= 200), int(out[1] >= 200)} == {0, 1}
 
@@ -55,7 +55,7 @@ def test_cluster_margin_round_robins_over_low_margin_clusters() -> None:
     g = rng(3)
     x = np.vstack([g.normal(0, 0.05, (10, 2)), g.normal(5, 0.05, (10, 2)), g.normal(10, 0.05, (10, 2))])
     p = np.tile([0.9, 0.1], (30, 1))
-    p[[0, 1, 2, 10, 11, 12]] = [0.5, 0.5]       # low margin in clusters 0 and 1 only
+    p[[0, 1, 2, 10, 11, 12]] = [0.5, 0.5]  # low margin in clusters 0 and 1 only
     out = select("cluster_margin", 2, rng=rng(), probs=p, embeddings=x, margin_factor=3)
     assert {int(o) // 10 for o in out} == {0, 1}
     assert set(out.tolist()) <= {0, 1, 2, 10, 11, 12}
@@ -66,16 +66,35 @@ def test_uncertainty_diversity_is_coreset_among_the_uncertain() -> None:
     p = np.array([[0.5, 0.5], [0.51, 0.49], [0.52, 0.48], [0.53, 0.47], [0.99, 0.01]])
     labeled = np.array([True, False, False, False, False])
     # pool_factor=1: the 2 lowest-margin unlabeled items are 1 and 2; core-set from labeled {0} takes 2 (1.1) then 1
-    out = select("uncertainty_diversity", 2, rng=rng(), probs=p, embeddings=x, labeled=labeled,
-                 pool_factor=1, uncertainty="margin", diversity="coreset")
+    out = select(
+        "uncertainty_diversity",
+        2,
+        rng=rng(),
+        probs=p,
+        embeddings=x,
+        labeled=labeled,
+        pool_factor=1,
+        uncertainty="margin",
+        diversity="coreset",
+    )
     assert out.tolist() == [2, 1]
     # pool_factor=2: candidates 1, 2, 3, 4 -> farthest from 0 is 4 (50), then 3 (9)
-    out = select("uncertainty_diversity", 2, rng=rng(), probs=p, embeddings=x, labeled=labeled,
-                 pool_factor=2, uncertainty="margin", diversity="coreset")
+    out = select(
+        "uncertainty_diversity",
+        2,
+        rng=rng(),
+        probs=p,
+        embeddings=x,
+        labeled=labeled,
+        pool_factor=2,
+        uncertainty="margin",
+        diversity="coreset",
+    )
     assert out.tolist() == [4, 3]
     # weighted core-set: the confident far item 4 has weight 0.02, so 3 (9 * 0.94) wins
-    out = select("uncertainty_diversity", 1, rng=rng(), probs=p, embeddings=x, labeled=labeled,
-                 pool_factor=4, weighted=True)
+    out = select(
+        "uncertainty_diversity", 1, rng=rng(), probs=p, embeddings=x, labeled=labeled, pool_factor=4, weighted=True
+    )
     assert out.tolist() == [3]
 
 
@@ -87,7 +106,7 @@ def test_random_fraction_mixes_and_interleaves() -> None:
     inner = [o for o in out if o in set(top[:7].tolist())]
     assert inner == top[:7].tolist()
     assert out[0] == top[0]
-    assert set(out[:4].tolist()) - set(top[:7].tolist())     # a random pick within the first few
+    assert set(out[:4].tolist()) - set(top[:7].tolist())  # a random pick within the first few
     all_random = select("random_fraction", 5, rng=rng(), probs=p, fraction=1.0)
     assert len(all_random) == 5
     assert select("random_fraction", 5, rng=rng(), probs=p, fraction=0.0).tolist() == top[:5].tolist()
@@ -102,12 +121,12 @@ def test_random_fraction_requires_its_inner_strategies_inputs() -> None:
 
 
 def test_class_balanced_favours_rare_classes() -> None:
-    p = np.array([[0.9, 0.1]] * 6 + [[0.2, 0.8]] * 6)     # predicted class 0 for 0..5, class 1 for 6..11
+    p = np.array([[0.9, 0.1]] * 6 + [[0.2, 0.8]] * 6)  # predicted class 0 for 0..5, class 1 for 6..11
     labels = np.full(12, -1)
-    labels[[0, 1, 2]] = 0                                   # three labeled class-0 items
+    labels[[0, 1, 2]] = 0  # three labeled class-0 items
     labeled = labels >= 0
     out = select("class_balanced", 3, rng=rng(), probs=p, labels=labels, labeled=labeled)
-    assert all(o >= 6 for o in out)                         # 3 + 0 vs 0 + 3 -> all three to class 1
+    assert all(o >= 6 for o in out)  # 3 + 0 vs 0 + 3 -> all three to class 1
     out = select("class_balanced", 5, rng=rng(), probs=p, labels=labels, labeled=labeled)
     assert sum(o >= 6 for o in out) == 4 and sum(o < 6 for o in out) == 1
     assert out[0] >= 6

@@ -23,13 +23,26 @@ from activelab.strategies import (
 )
 
 EXPECTED = {
-    "least_confidence": {"probs"}, "margin": {"probs"}, "ratio": {"probs"}, "entropy": {"probs"},
+    "least_confidence": {"probs"},
+    "margin": {"probs"},
+    "ratio": {"probs"},
+    "entropy": {"probs"},
     "egl": {"probs", "embeddings"},
-    "bald": {"mc_probs"}, "variation_ratios": {"mc_probs"}, "mean_std": {"mc_probs"}, "power_bald": {"mc_probs"},
-    "random": set(), "coreset": {"embeddings"}, "cluster": {"embeddings"}, "typiclust": {"embeddings"},
-    "probcover": {"embeddings"}, "outlier": {"embeddings"}, "proximity": {"embeddings"},
-    "badge": {"grad_embeddings"}, "cluster_margin": {"probs", "embeddings"},
-    "uncertainty_diversity": {"probs", "embeddings"}, "random_fraction": {"probs"},
+    "bald": {"mc_probs"},
+    "variation_ratios": {"mc_probs"},
+    "mean_std": {"mc_probs"},
+    "power_bald": {"mc_probs"},
+    "random": set(),
+    "coreset": {"embeddings"},
+    "cluster": {"embeddings"},
+    "typiclust": {"embeddings"},
+    "probcover": {"embeddings"},
+    "outlier": {"embeddings"},
+    "proximity": {"embeddings"},
+    "badge": {"grad_embeddings"},
+    "cluster_margin": {"probs", "embeddings"},
+    "uncertainty_diversity": {"probs", "embeddings"},
+    "random_fraction": {"probs"},
     "class_balanced": {"probs", "labels"},
 }
 
@@ -71,8 +84,9 @@ def test_register_validates_requires_and_name() -> None:
 @pytest.fixture
 def custom() -> Iterator[str]:
     @register("test_smallest_max", requires={"probs"}, paper="a user's own idea")
-    def smallest_max(probs: Any, k: int, *, rng: np.random.Generator, labeled: Any = None,
-                     power: float = 1.0) -> np.ndarray:
+    def smallest_max(
+        probs: Any, k: int, *, rng: np.random.Generator, labeled: Any = None, power: float = 1.0
+    ) -> np.ndarray:
         """Least confidence raised to a power (a user-defined strategy)."""
         return top_k((1.0 - np.asarray(probs).max(axis=1)) ** power, k, rng=rng, labeled=labeled)
 
@@ -95,8 +109,9 @@ def test_custom_strategy_works_through_select(custom: str) -> None:
 
 def test_select_ignores_inputs_a_strategy_does_not_use() -> None:
     p = np.array([[0.9, 0.1], [0.6, 0.4]])
-    out = select("margin", 1, rng=np.random.default_rng(0), probs=p, embeddings=np.ones((2, 3)),
-                 mc_probs=np.full((2, 2, 2), 0.5))
+    out = select(
+        "margin", 1, rng=np.random.default_rng(0), probs=p, embeddings=np.ones((2, 3)), mc_probs=np.full((2, 2, 2), 0.5)
+    )
     assert out.tolist() == [1]
 
 
@@ -132,9 +147,11 @@ def test_strategies_import_no_higher_layer() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, activelab.strategies; bad=[m for m in sys.modules if m.split('.')[0] in "
-            "('torchvision','timm','sqlalchemy','fastapi') or m.startswith(('activelab.models','activelab.store',"
-            "'activelab.data','activelab.loop','activelab.server','activelab.cli'))]; print(bad); "
-            "sys.exit(1 if bad else 0)")
+    code = (
+        "import sys, activelab.strategies; bad=[m for m in sys.modules if m.split('.')[0] in "
+        "('torchvision','timm','sqlalchemy','fastapi') or m.startswith(('activelab.models','activelab.store',"
+        "'activelab.data','activelab.loop','activelab.server','activelab.cli'))]; print(bad); "
+        "sys.exit(1 if bad else 0)"
+    )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr

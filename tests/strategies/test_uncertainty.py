@@ -16,12 +16,14 @@ from activelab.strategies import (
     top_k,
 )
 
-PROBS4 = np.array([
-    [0.90, 0.05, 0.05],   # confident
-    [0.40, 0.35, 0.25],   # margin 0.05  <- most uncertain by margin
-    [0.50, 0.30, 0.20],   # margin 0.20
-    [0.34, 0.33, 0.33],   # margin 0.01  <- smallest margin
-])
+PROBS4 = np.array(
+    [
+        [0.90, 0.05, 0.05],  # confident
+        [0.40, 0.35, 0.25],  # margin 0.05  <- most uncertain by margin
+        [0.50, 0.30, 0.20],  # margin 0.20
+        [0.34, 0.33, 0.33],  # margin 0.01  <- smallest margin
+    ]
+)
 
 
 def rng(seed: int = 0) -> np.random.Generator:
@@ -61,14 +63,16 @@ def test_egl_matches_explicit_gradients() -> None:
     expected = np.zeros(6)
     for i in range(6):
         for y in range(4):
-            grad = np.outer(p[i] - np.eye(4)[y], h[i])   # d CE / d W for label y
+            grad = np.outer(p[i] - np.eye(4)[y], h[i])  # d CE / d W for label y
             expected[i] += p[i, y] * np.linalg.norm(grad)
     np.testing.assert_allclose(egl_scores(p, h), expected, rtol=1e-6)
     assert select("egl", 6, rng=rng(), probs=p, embeddings=h).tolist() == list(np.argsort(-expected))
 
 
-@pytest.mark.parametrize("ours,method", [(least_confidence_scores, "least_confident"),
-                                         (margin_scores, "margin_sampling"), (entropy_scores, "entropy")])
+@pytest.mark.parametrize(
+    "ours,method",
+    [(least_confidence_scores, "least_confident"), (margin_scores, "margin_sampling"), (entropy_scores, "entropy")],
+)
 def test_agrees_with_scikit_activeml(ours, method) -> None:  # type: ignore[no-untyped-def]
     skal = pytest.importorskip("skactiveml.pool")
     g = rng(7)
@@ -92,7 +96,7 @@ def test_top_k_breaks_ties_reproducibly_and_randomly() -> None:
     assert set(a.tolist()) <= {1, 2, 3, 4}
     assert a.tolist() == top_k(scores, 2, rng=rng(1)).tolist()
     seen = {tuple(top_k(scores, 2, rng=rng(s)).tolist()) for s in range(30)}
-    assert len(seen) > 3                               # ties are not always resolved the same way
+    assert len(seen) > 3  # ties are not always resolved the same way
     assert top_k(scores, 10, rng=rng(1))[-2:].tolist() == [0, 5]
 
 
@@ -120,7 +124,7 @@ def test_large_class_count_chunked_path() -> None:
     p = rng(2).dirichlet(np.ones(1000), size=50)
     full = margin_scores(p)
     old = uncertainty._ROW_CHUNK_ELEMS
-    uncertainty._ROW_CHUNK_ELEMS = 3000        # force several chunks
+    uncertainty._ROW_CHUNK_ELEMS = 3000  # force several chunks
     try:
         np.testing.assert_allclose(margin_scores(p), full)
     finally:

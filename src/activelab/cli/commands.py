@@ -19,8 +19,23 @@ from activelab.exceptions import InputError
 T = TypeVar("T")
 
 WORKFLOW_ORDER = (
-    "init", "import", "status", "query", "serve", "train", "evaluate", "predict", "errors", "export",
-    "embed", "classes", "datasets", "strategies", "models", "simulate", "demo",
+    "init",
+    "import",
+    "status",
+    "query",
+    "serve",
+    "train",
+    "evaluate",
+    "predict",
+    "errors",
+    "export",
+    "embed",
+    "classes",
+    "datasets",
+    "strategies",
+    "models",
+    "simulate",
+    "demo",
 )
 
 
@@ -50,10 +65,24 @@ class WorkflowGroup(TyperGroup):
         rank = {name: i for i, name in enumerate(WORKFLOW_ORDER)}
         return sorted(names, key=lambda name: (rank.get(name, len(rank)), name))
 
-    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
-             standalone_mode: bool = True, windows_expand_args: bool = True, **extra: Any) -> Any:
-        run = functools.partial(super().main, args, prog_name, complete_var, standalone_mode=False,
-                                windows_expand_args=windows_expand_args, **extra)
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        run = functools.partial(
+            super().main,
+            args,
+            prog_name,
+            complete_var,
+            standalone_mode=False,
+            windows_expand_args=windows_expand_args,
+            **extra,
+        )
         if not standalone_mode:
             return run()
         try:
@@ -86,8 +115,13 @@ def _print_usage_error(exc: ClickException) -> None:
 
 def new_app(**kwargs: Any) -> typer.Typer:
     """A Typer app (or command group) in workflow order, with defaults shown in help."""
-    return typer.Typer(cls=WorkflowGroup, context_settings={"show_default": True}, no_args_is_help=True,
-                       pretty_exceptions_enable=False, **kwargs)
+    return typer.Typer(
+        cls=WorkflowGroup,
+        context_settings={"show_default": True},
+        no_args_is_help=True,
+        pretty_exceptions_enable=False,
+        **kwargs,
+    )
 
 
 def finish(app: typer.Typer) -> None:

@@ -20,20 +20,27 @@ def register(app: typer.Typer) -> None:
 def embed(
     project: ProjectArg,
     batch_size: Annotated[int, typer.Option("--batch-size", min=1, help="Images per backbone forward pass.")] = 64,
-    workers: Annotated[int, typer.Option("--workers", min=0, help="local: DataLoader worker processes; "
-                                                                   "ray: embedding actors (at least 1).")] = 0,
-    backend: Annotated[str, typer.Option("--backend", help="Where the pass runs: local or ray.")
-                       ] = "local",
-    address: Annotated[str | None, typer.Option("--address", help="ray: the cluster to join ('auto', "
-                                                                     "'ray://head:10001'); default: a local Ray.")
-                       ] = None,
-    gpus_per_worker: Annotated[float, typer.Option("--gpus-per-worker", min=0,
-                                                   help="ray: GPUs per embedding actor (0: CPU).")] = 0.0,
-    shard_size: Annotated[int, typer.Option("--shard-size", min=1, help="Images per cache shard (the unit "
-                                                                          "an interrupted pass keeps).")] = 1024,
+    workers: Annotated[
+        int,
+        typer.Option(
+            "--workers", min=0, help="local: DataLoader worker processes; ray: embedding actors (at least 1)."
+        ),
+    ] = 0,
+    backend: Annotated[str, typer.Option("--backend", help="Where the pass runs: local or ray.")] = "local",
+    address: Annotated[
+        str | None,
+        typer.Option("--address", help="ray: the cluster to join ('auto', 'ray://head:10001'); default: a local Ray."),
+    ] = None,
+    gpus_per_worker: Annotated[
+        float, typer.Option("--gpus-per-worker", min=0, help="ray: GPUs per embedding actor (0: CPU).")
+    ] = 0.0,
+    shard_size: Annotated[
+        int, typer.Option("--shard-size", min=1, help="Images per cache shard (the unit an interrupted pass keeps).")
+    ] = 1024,
     split: Annotated[list[str] | None, typer.Option("--split", help="pool and/or eval (default: both).")] = None,
-    device: Annotated[str | None, typer.Option(help="cuda, mps or cpu (default: the project's, else automatic).")
-                      ] = None,
+    device: Annotated[
+        str | None, typer.Option(help="cuda, mps or cpu (default: the project's, else automatic).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else).")] = False,
 ) -> None:
     """Embed every pool and eval image with the project's backbone into PROJECT/cache/embeddings.
@@ -50,23 +57,40 @@ def embed(
         if not as_json:
             console.print(input_size.describe(), highlight=False)
             where = model.device if backend == "local" else "ray"
-            console.print(f"embedding with {model.name} on {backend} ({where}) into "
-                          f"{model.cache.folder(model.model_id)}", highlight=False, soft_wrap=True)
+            console.print(
+                f"embedding with {model.name} on {backend} ({where}) into {model.cache.folder(model.model_id)}",
+                highlight=False,
+                soft_wrap=True,
+            )
         done = [0]
         try:
-            report = embed_project(proj, splits=tuple(split or ("pool", "eval")), backend=backend,
-                                   batch_size=batch_size, workers=workers, shard_size=shard_size, address=address,
-                                   gpus_per_worker=gpus_per_worker, progress=True, model=model,
-                                   on_shard=lambda n: done.__setitem__(0, n))
+            report = embed_project(
+                proj,
+                splits=tuple(split or ("pool", "eval")),
+                backend=backend,
+                batch_size=batch_size,
+                workers=workers,
+                shard_size=shard_size,
+                address=address,
+                gpus_per_worker=gpus_per_worker,
+                progress=True,
+                model=model,
+                on_shard=lambda n: done.__setitem__(0, n),
+            )
         except KeyboardInterrupt:
-            console.print(f"interrupted: {done[0]} images embedded in this run are kept; run the same command "
-                          "again to go on", highlight=False)
+            console.print(
+                f"interrupted: {done[0]} images embedded in this run are kept; run the same command again to go on",
+                highlight=False,
+            )
             raise typer.Exit(code=130) from None
         if as_json:
             print_json(report.to_dict())
             return
-        console.print(f"{report.n_images} images: {report.n_cached} already cached, {report.n_computed} embedded "
-                      f"in {report.seconds:.1f} s ({report.images_per_second:.0f} images/s), "
-                      f"{report.n_failed} unreadable", highlight=False)
+        console.print(
+            f"{report.n_images} images: {report.n_cached} already cached, {report.n_computed} embedded "
+            f"in {report.seconds:.1f} s ({report.images_per_second:.0f} images/s), "
+            f"{report.n_failed} unreadable",
+            highlight=False,
+        )
         for path, reason in report.failed[:10]:
             console.print(f"  unreadable: {path}: {reason}", highlight=False)

@@ -29,16 +29,20 @@ def errors(
     top: Annotated[int, typer.Option("--top", min=0, help="How many of the most suspicious labels to print.")] = 20,
     folds: Annotated[int, typer.Option("--folds", min=2, help="K of the K-fold out-of-fold predictions.")] = 5,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Folder for ranking.csv, near_duplicates.csv, swaps.png "
-                                                   "(default: PROJECT/reports/errors).")
+        Path | None,
+        typer.Option(
+            "--out", help="Folder for ranking.csv, near_duplicates.csv, swaps.png (default: PROJECT/reports/errors)."
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the folds and the model (default: train.seed).")] = None,
     max_distance: Annotated[
         float, typer.Option("--max-distance", help="Cosine distance under which images count as near-duplicates.")
     ] = MAX_DISTANCE_DEFAULT,
     compare: Annotated[
-        bool, typer.Option("--compare", help="Also train on the original vs the current labels and report eval "
-                                             "accuracy of each.")
+        bool,
+        typer.Option(
+            "--compare", help="Also train on the original vs the current labels and report eval accuracy of each."
+        ),
     ] = False,
     refresh: Annotated[bool, typer.Option(help="Recompute out-of-fold predictions even if cached.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else).")] = False,
@@ -48,31 +52,46 @@ def errors(
     from activelab.loop.project import open_project
 
     with open_project(project) as proj:
-        report = label_error_report(proj, out_dir=out, folds=folds, seed=seed, max_distance=max_distance,
-                                    refresh=refresh, progress=True)
+        report = label_error_report(
+            proj, out_dir=out, folds=folds, seed=seed, max_distance=max_distance, refresh=refresh, progress=True
+        )
         ba = None
         if compare:
             with status_line("training on the original and on the current labels"):
                 ba = compare_before_after(proj, seed=seed)
     ranking, summary = report.ranking, report.summary
     if as_json:
-        print_json({"summary": summary, "top": _top_rows(ranking, top),
-                    "near_duplicates": report.duplicates.head(top).to_dict(orient="records"),
-                    "files": {kind: str(path) for kind, path in report.files.items()},
-                    "compare": None if ba is None else {**vars(ba), "delta": ba.delta}})
+        print_json(
+            {
+                "summary": summary,
+                "top": _top_rows(ranking, top),
+                "near_duplicates": report.duplicates.head(top).to_dict(orient="records"),
+                "files": {kind: str(path) for kind, path in report.files.items()},
+                "compare": None if ba is None else {**vars(ba), "delta": ba.delta},
+            }
+        )
         return
     cached = " (out-of-fold predictions from cache)" if summary["oof_from_cache"] else ""
-    console.print(f"{summary['n_labeled']} labels ranked, {summary['n_issues']} flagged as likely wrong, "
-                  f"{summary['n_near_duplicate_conflicts']} near-duplicate pairs with different labels"
-                  f"{cached}", highlight=False)
+    console.print(
+        f"{summary['n_labeled']} labels ranked, {summary['n_issues']} flagged as likely wrong, "
+        f"{summary['n_near_duplicate_conflicts']} near-duplicate pairs with different labels"
+        f"{cached}",
+        highlight=False,
+    )
     if top:
         console.print(_ranking_table(ranking.head(top), len(ranking), int(summary["n_issues"])))
     if len(report.duplicates):
-        rows = [[str(r.image_id_a), str(r.label_a), str(r.image_id_b), str(r.label_b), f"{r.distance:.4f}"]
-                for r in report.duplicates.head(min(top, 10) or 10).itertuples(index=False)]
-        console.print(result_table("near-duplicates with different labels (closest first)",
-                                   [("image", "right"), ("label", "left"), ("image", "right"), ("label", "left"),
-                                    ("distance", "right")], rows))
+        rows = [
+            [str(r.image_id_a), str(r.label_a), str(r.image_id_b), str(r.label_b), f"{r.distance:.4f}"]
+            for r in report.duplicates.head(min(top, 10) or 10).itertuples(index=False)
+        ]
+        console.print(
+            result_table(
+                "near-duplicates with different labels (closest first)",
+                [("image", "right"), ("label", "left"), ("image", "right"), ("label", "left"), ("distance", "right")],
+                rows,
+            )
+        )
     for kind, path in report.files.items():
         console.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
     if ba is not None:
@@ -97,16 +116,33 @@ def _top_rows(ranking: Any, top: int) -> list[dict[str, Any]]:
 
 def _ranking_table(shown: Any, n_ranked: int, n_flagged: int) -> Any:
     """The most suspicious labels; a line separates those cleanlab flags from those it does not."""
-    table = result_table(f"top {len(shown)} of {n_ranked} labels, most likely wrong first",
-                         [("rank", "right"), ("image_id", "right"), ("given", "left"), ("suggested", "left"),
-                          ("score", "right"), ("flagged", "left"), ("file", "left")], [],
-                         caption=f"score: out-of-fold probability of the given label; {n_flagged} flagged "
-                                 "(above the line) as likely wrong")
+    table = result_table(
+        f"top {len(shown)} of {n_ranked} labels, most likely wrong first",
+        [
+            ("rank", "right"),
+            ("image_id", "right"),
+            ("given", "left"),
+            ("suggested", "left"),
+            ("score", "right"),
+            ("flagged", "left"),
+            ("file", "left"),
+        ],
+        [],
+        caption=f"score: out-of-fold probability of the given label; {n_flagged} flagged "
+        "(above the line) as likely wrong",
+    )
     previous = True
     for row in shown.itertuples(index=False):
         if previous and not row.is_issue and table.row_count:
             table.add_section()
         previous = bool(row.is_issue)
-        table.add_row(str(row.rank), str(row.image_id), str(row.given_label), str(row.suggested_label),
-                      format_score(float(row.score)), "yes" if row.is_issue else "", Path(str(row.filepath)).name)
+        table.add_row(
+            str(row.rank),
+            str(row.image_id),
+            str(row.given_label),
+            str(row.suggested_label),
+            format_score(float(row.score)),
+            "yes" if row.is_issue else "",
+            Path(str(row.filepath)).name,
+        )
     return table

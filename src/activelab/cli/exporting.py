@@ -24,9 +24,10 @@ def export_format(out: Path, requested: str | None) -> str:
             return implied
         if not suffix:
             return FOLDER_FORMAT
-        raise InputError(f"cannot tell the export format from {out.name!r}: name it .csv or .parquet, "
-                         f"or pass --format")
+        raise InputError(f"cannot tell the export format from {out.name!r}: name it .csv or .parquet, or pass --format")
     if implied is not None and requested != implied:
-        raise InputError(f"--format {requested} contradicts the extension of {out.name!r}, which means "
-                         f"{implied}: drop --format or rename the output")
+        raise InputError(
+            f"--format {requested} contradicts the extension of {out.name!r}, which means "
+            f"{implied}: drop --format or rename the output"
+        )
     return requested

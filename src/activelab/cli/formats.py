@@ -20,28 +20,54 @@ EXPORT_FORMATS = ("labelstudio", "hf-imagefolder", "fiftyone")
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
 
 
-def import_other(project: Path, source: Path, fmt: str, *, split: str, add_classes: bool, author: str | None,
-                 report: Path | None, images_root: Path | None = None, as_json: bool = False) -> None:
+def import_other(
+    project: Path,
+    source: Path,
+    fmt: str,
+    *,
+    split: str,
+    add_classes: bool,
+    author: str | None,
+    report: Path | None,
+    images_root: Path | None = None,
+    as_json: bool = False,
+) -> None:
     """``activelab import --format labelstudio|hf|fiftyone``: import, then print one summary per part read."""
     from activelab.loop import formats
     from activelab.loop.ingest import default_report_path
     from activelab.loop.project import open_project
 
     with open_project(project) as proj:
-        common: dict[str, Any] = {"split": split, "add_classes": add_classes,
-                                  "report_path": report or default_report_path(proj.root), "progress": True}
+        common: dict[str, Any] = {
+            "split": split,
+            "add_classes": add_classes,
+            "report_path": report or default_report_path(proj.root),
+            "progress": True,
+        }
         if fmt == "labelstudio":
             results = [formats.import_labelstudio(proj.store, source, images_root=images_root, **common)]
         elif fmt == "hf":
-            results = formats.import_hf(proj.store, source, media_dir=proj.root / "media" / source.name,
-                                        author=author, **common)
+            results = formats.import_hf(
+                proj.store, source, media_dir=proj.root / "media" / source.name, author=author, **common
+            )
         else:
             results = formats.import_fiftyone(proj.store, source, author=author, **common)
     if as_json:
-        _print_json([{"seen": r.seen, "added": r.added, "labels_recorded": r.labeled, "duplicates": r.duplicates,
-                     "label_conflicts": r.label_conflicts, "rejected": dict(r.rejected),
-                     "new_classes": r.new_classes, "report": str(r.report_path) if r.report_path else None}
-                    for r in results])
+        _print_json(
+            [
+                {
+                    "seen": r.seen,
+                    "added": r.added,
+                    "labels_recorded": r.labeled,
+                    "duplicates": r.duplicates,
+                    "label_conflicts": r.label_conflicts,
+                    "rejected": dict(r.rejected),
+                    "new_classes": r.new_classes,
+                    "report": str(r.report_path) if r.report_path else None,
+                }
+                for r in results
+            ]
+        )
         return
     for result in results:
         if result.new_classes:
@@ -80,20 +106,32 @@ def register(app: typer.Typer) -> None:
     def ls_backend(
         project: ProjectArg,
         host: Annotated[str, typer.Option(help="Interface to bind (Label Studio must reach it).")] = "127.0.0.1",
-        port: Annotated[int, typer.Option(help="TCP port (Label Studio's examples use 9090).", min=1,
-                                          max=65535)] = 9090,
-        images_root: Annotated[Path | None, typer.Option(
-            help="Where Label Studio's images are on this machine: its local-files document root or "
-                 "upload folder (default: the project folder).")] = None,
-        retrain_every: Annotated[int | None, typer.Option(
-            help="New labels between rounds (default: the project's setting).", min=1)] = None,
+        port: Annotated[
+            int, typer.Option(help="TCP port (Label Studio's examples use 9090).", min=1, max=65535)
+        ] = 9090,
+        images_root: Annotated[
+            Path | None,
+            typer.Option(
+                help="Where Label Studio's images are on this machine: its local-files document root or "
+                "upload folder (default: the project folder)."
+            ),
+        ] = None,
+        retrain_every: Annotated[
+            int | None, typer.Option(help="New labels between rounds (default: the project's setting).", min=1)
+        ] = None,
     ) -> None:
         """Serve Label Studio's ML backend API: predictions in active-learning order, training on annotations."""
         run_ls_backend(project, host=host, port=port, images_root=images_root, retrain_every=retrain_every)
 
 
-def run_ls_backend(project: Path, *, host: str = "127.0.0.1", port: int = 9090, images_root: Path | None = None,
-                   retrain_every: int | None = None) -> None:
+def run_ls_backend(
+    project: Path,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 9090,
+    images_root: Path | None = None,
+    retrain_every: int | None = None,
+) -> None:
     """Start uvicorn on the ML backend app with its background trainer until interrupted."""
     import uvicorn
 
@@ -107,8 +145,11 @@ def run_ls_backend(project: Path, *, host: str = "127.0.0.1", port: int = 9090, 
         trainer.start()
         backend = LabelStudioBackend(proj, trainer, images_root=images_root or proj.root)
         shown = f"[{host}]" if ":" in host else host
-        console.print(f"Label Studio ML backend for {project}: [bold]http://{shown}:{port}[/] "
-                      "(add it under Settings > Model in Label Studio)", highlight=False)
+        console.print(
+            f"Label Studio ML backend for {project}: [bold]http://{shown}:{port}[/] "
+            "(add it under Settings > Model in Label Studio)",
+            highlight=False,
+        )
         try:
             uvicorn.run(create_ls_backend_app(backend), host=host, port=port, log_level="warning")
         finally:

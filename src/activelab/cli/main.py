@@ -8,7 +8,7 @@ imports what it computes with (pandas, torch, scikit-learn, the store...) when i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -24,8 +24,9 @@ from activelab.cli.output import (
     status_tables,
 )
 
-app = new_app(name="activelab",
-              help="Active learning for computer vision: label the images that matter, know when to stop.")
+app = new_app(
+    name="activelab", help="Active learning for computer vision: label the images that matter, know when to stop."
+)
 datasets_app = new_app(help="Real image datasets available offline.")
 classes_app = new_app(help="List or add a project's classes.")
 app.add_typer(datasets_app, name="datasets")
@@ -45,8 +46,9 @@ MAX_FILE_MB_DEFAULT = 200.0  # activelab.data.images.DEFAULT_MAX_FILE_MB, not im
 
 @app.callback()
 def main_options(
-    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars (also off when output is piped).")
-                     ] = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="No progress bars (also off when output is piped).")
+    ] = False,
 ) -> None:
     """Active learning for computer vision: label the images that matter, know when to stop."""
     set_quiet(quiet)
@@ -62,53 +64,76 @@ def init(
     project: ProjectArg,
     classes: Annotated[str, typer.Option(help="Comma-separated class names, e.g. cat,dog.")] = "",
     db: Annotated[
-        Optional[str], typer.Option(help="SQLAlchemy URL of the store (default: SQLite file in the project).")
+        str | None, typer.Option(help="SQLAlchemy URL of the store (default: SQLite file in the project).")
     ] = None,
-    name: Annotated[Optional[str], typer.Option(help="A display name for the project (default: the folder's).")
-                    ] = None,
+    name: Annotated[str | None, typer.Option(help="A display name for the project (default: the folder's).")] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project folder with its settings file and store."""
     from activelab.loop.project import init_project
 
     with init_project(project, _split_names(classes), db=db, name=name) as proj:
-        result = {"project": str(project), "name": proj.settings.name, "store": proj.store.url,
-                  "classes": proj.store.class_names()}
+        result = {
+            "project": str(project),
+            "name": proj.settings.name,
+            "store": proj.store.url,
+            "classes": proj.store.class_names(),
+        }
     if as_json:
         print_json(result)
         return
-    console.print(f"created project [bold]{result['name']}[/] in {project} "
-                  f"(store: {result['store']}, classes: {', '.join(result['classes']) or 'none yet'})",
-                  highlight=False, soft_wrap=True)
+    console.print(
+        f"created project [bold]{result['name']}[/] in {project} "
+        f"(store: {result['store']}, classes: {', '.join(result['classes']) or 'none yet'})",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("import")
 @friendly_errors
 def import_cmd(
     project: ProjectArg,
-    source: Annotated[Path, typer.Argument(help="A folder, an ImageFolder tree, or a CSV/TSV/parquet table.",
-                                           show_default=False)],
+    source: Annotated[
+        Path, typer.Argument(help="A folder, an ImageFolder tree, or a CSV/TSV/parquet table.", show_default=False)
+    ],
     format: Annotated[
-        str, typer.Option("--format", help="auto (table file or plain folder), folder, imagefolder, table, "
-                                           "or another tool's export: labelstudio, hf, fiftyone (docs/formats.md).")
+        str,
+        typer.Option(
+            "--format",
+            help="auto (table file or plain folder), folder, imagefolder, table, "
+            "or another tool's export: labelstudio, hf, fiftyone (docs/formats.md).",
+        ),
     ] = "auto",
-    split: Annotated[str, typer.Option(help="pool (to label and train on) or eval (held out for evaluation).")] = "pool",
+    split: Annotated[
+        str, typer.Option(help="pool (to label and train on) or eval (held out for evaluation).")
+    ] = "pool",
     path_col: Annotated[str, typer.Option(help="Table column holding file paths.")] = "filepath",
     label_col: Annotated[str, typer.Option(help="Table column holding labels (optional).")] = "label",
     add_classes: Annotated[bool, typer.Option(help="Create classes for unknown label values.")] = False,
-    author: Annotated[Optional[str], typer.Option(help="Recorded as the labels' author (default: your user).")] = None,
-    report: Annotated[Optional[Path], typer.Option(help="Per-file report CSV (default: PROJECT/reports/).")] = None,
+    author: Annotated[str | None, typer.Option(help="Recorded as the labels' author (default: your user).")] = None,
+    report: Annotated[Path | None, typer.Option(help="Per-file report CSV (default: PROJECT/reports/).")] = None,
     max_file_mb: Annotated[
         float, typer.Option(help="Reject files larger than this many MB (10^6 bytes) as too_large, unread.")
     ] = MAX_FILE_MB_DEFAULT,
-    images_root: Annotated[Optional[Path], typer.Option(
-        help="labelstudio: where the export's images are (default: the export's folder).")] = None,
+    images_root: Annotated[
+        Path | None, typer.Option(help="labelstudio: where the export's images are (default: the export's folder).")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Import images (and labels, if the source has them). Re-running adds only what is new."""
     if format in formats.IMPORT_FORMATS:
-        return formats.import_other(project, source, format, split=split, add_classes=add_classes, author=author,
-                                    report=report, images_root=images_root, as_json=as_json)
+        return formats.import_other(
+            project,
+            source,
+            format,
+            split=split,
+            add_classes=add_classes,
+            author=author,
+            report=report,
+            images_root=images_root,
+            as_json=as_json,
+        )
     from activelab.loop.ingest import default_report_path, import_images
     from activelab.loop.project import open_project
 
@@ -127,10 +152,18 @@ def import_cmd(
             progress=True,
         )
     if as_json:
-        print_json({"seen": result.seen, "added": result.added, "labels_recorded": result.labeled,
-                    "duplicates": result.duplicates, "label_conflicts": result.label_conflicts,
-                    "rejected": dict(result.rejected), "new_classes": result.new_classes,
-                    "report": str(result.report_path) if result.report_path else None})
+        print_json(
+            {
+                "seen": result.seen,
+                "added": result.added,
+                "labels_recorded": result.labeled,
+                "duplicates": result.duplicates,
+                "label_conflicts": result.label_conflicts,
+                "rejected": dict(result.rejected),
+                "new_classes": result.new_classes,
+                "report": str(result.report_path) if result.report_path else None,
+            }
+        )
         return
     if result.new_classes:
         console.print(f"new classes: {', '.join(result.new_classes)}", highlight=False)
@@ -155,22 +188,30 @@ def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
         console.print(table)
     console.print(f"store: {url}", highlight=False, soft_wrap=True)
     console.print(f"rounds finished: {summary['rounds']}, label events: {summary['label_events']}")
-    console.print(f"input size {image_size} px (model.image_size)" if image_size else
-                  "input size not chosen yet: the first embedding pass or round picks it from the pool's images "
-                  "(docs/models.md, 'Input size')", highlight=False)
+    console.print(
+        f"input size {image_size} px (model.image_size)"
+        if image_size
+        else "input size not chosen yet: the first embedding pass or round picks it from the pool's images "
+        "(docs/models.md, 'Input size')",
+        highlight=False,
+    )
 
 
 @app.command()
 @friendly_errors
 def export(
     project: ProjectArg,
-    out: Annotated[Path, typer.Argument(help="Output file (.csv, .parquet) or folder (imagefolder).",
-                                        show_default=False)],
+    out: Annotated[
+        Path, typer.Argument(help="Output file (.csv, .parquet) or folder (imagefolder).", show_default=False)
+    ],
     format: Annotated[
-        Optional[str],
-        typer.Option("--format", help="csv, parquet or imagefolder (default: from OUT's extension; a folder "
-                                      "name without one is an imagefolder tree), or labelstudio, hf-imagefolder, "
-                                      "fiftyone (docs/formats.md)."),
+        str | None,
+        typer.Option(
+            "--format",
+            help="csv, parquet or imagefolder (default: from OUT's extension; a folder "
+            "name without one is an imagefolder tree), or labelstudio, hf-imagefolder, "
+            "fiftyone (docs/formats.md).",
+        ),
     ] = None,
     include_eval: Annotated[bool, typer.Option(help="Also export the eval split (marked as such).")] = False,
     as_json: JsonOpt = False,
@@ -231,35 +272,76 @@ def datasets_list(as_json: JsonOpt = False) -> None:
 
     infos = list_datasets()
     if as_json:
-        print_json([{"name": i.name, "pool": i.n_pool, "eval": i.n_eval, "classes": i.classes,
-                     "available": i.available, "how_to_get": i.how_to_get, "source": i.source} for i in infos])
+        print_json(
+            [
+                {
+                    "name": i.name,
+                    "pool": i.n_pool,
+                    "eval": i.n_eval,
+                    "classes": i.classes,
+                    "available": i.available,
+                    "how_to_get": i.how_to_get,
+                    "source": i.source,
+                }
+                for i in infos
+            ]
+        )
         return
-    rows = [[i.name, str(i.n_pool), str(i.n_eval), str(len(i.classes)),
-             "available" if i.available else f"missing: {i.how_to_get}", i.source] for i in infos]
-    console.print(result_table(None, [("dataset", "left"), ("pool", "right"), ("eval", "right"),
-                                      ("classes", "right"), ("state", "left"), ("source", "left")], rows))
+    rows = [
+        [
+            i.name,
+            str(i.n_pool),
+            str(i.n_eval),
+            str(len(i.classes)),
+            "available" if i.available else f"missing: {i.how_to_get}",
+            i.source,
+        ]
+        for i in infos
+    ]
+    console.print(
+        result_table(
+            None,
+            [
+                ("dataset", "left"),
+                ("pool", "right"),
+                ("eval", "right"),
+                ("classes", "right"),
+                ("state", "left"),
+                ("source", "left"),
+            ],
+            rows,
+        )
+    )
 
 
 @datasets_app.command("fetch")
 @friendly_errors
 def datasets_fetch(
-    name: Annotated[str, typer.Argument(help="fashion-mnist, fashion-mnist-sample (bundled) or digits.",
-                                        show_default=False)],
-    dest: Annotated[Path, typer.Argument(help="Folder to write PNGs, pool.csv, seed.csv, answers.csv and eval.csv "
-                                              "into.", show_default=False)],
-    limit: Annotated[Optional[int], typer.Option(help="Keep this many pool images (class-balanced; default: all).")
-                     ] = None,
-    eval_limit: Annotated[Optional[int], typer.Option(help="Keep this many eval images (default: --limit).")] = None,
+    name: Annotated[
+        str, typer.Argument(help="fashion-mnist, fashion-mnist-sample (bundled) or digits.", show_default=False)
+    ],
+    dest: Annotated[
+        Path,
+        typer.Argument(
+            help="Folder to write PNGs, pool.csv, seed.csv, answers.csv and eval.csv into.", show_default=False
+        ),
+    ],
+    limit: Annotated[
+        int | None, typer.Option(help="Keep this many pool images (class-balanced; default: all).")
+    ] = None,
+    eval_limit: Annotated[int | None, typer.Option(help="Keep this many eval images (default: --limit).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the subset drawn with --limit.")] = 0,
-    seed_per_class: Annotated[int, typer.Option(help="Labeled pool images per class written to seed.csv.", min=0)
-                              ] = SEED_PER_CLASS_DEFAULT,
+    seed_per_class: Annotated[
+        int, typer.Option(help="Labeled pool images per class written to seed.csv.", min=0)
+    ] = SEED_PER_CLASS_DEFAULT,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a real dataset as PNGs plus tables: the unlabeled pool, seed labels, the pool's answers, eval."""
     from activelab.data.datasets import fetch_dataset
 
-    out = fetch_dataset(name, dest, limit=limit, eval_limit=eval_limit, seed=seed, seed_per_class=seed_per_class,
-                        progress=True)
+    out = fetch_dataset(
+        name, dest, limit=limit, eval_limit=eval_limit, seed=seed, seed_per_class=seed_per_class, progress=True
+    )
     tables = {table: str(out / f"{table}.csv") for table in ("pool", "seed", "answers", "eval")}
     if as_json:
         print_json({"path": str(out), **tables})
@@ -271,7 +353,8 @@ def datasets_fetch(
         f"  activelab import PROJECT {tables['eval']} --split eval\n"
         f"  activelab import PROJECT {tables['seed']}\n"
         f"{tables['answers']} holds every pool label: the oracle of `activelab simulate --dataset {out}`",
-        highlight=False, soft_wrap=True,
+        highlight=False,
+        soft_wrap=True,
     )
 
 
@@ -285,15 +368,21 @@ def strategies_cmd(as_json: JsonOpt = False) -> None:
     if as_json:
         print_json([{"name": name, "requires": needs, "paper": paper} for name, needs, paper in specs])
         return
-    console.print(result_table(None, [("strategy", "left"), ("needs", "left"), ("paper", "left")],
-                               [[name, ", ".join(needs) or "nothing", paper] for name, needs, paper in specs]))
+    console.print(
+        result_table(
+            None,
+            [("strategy", "left"), ("needs", "left"), ("paper", "left")],
+            [[name, ", ".join(needs) or "nothing", paper] for name, needs, paper in specs],
+        )
+    )
 
 
 @app.command("models")
 @friendly_errors
 def models_cmd(
-    pattern: Annotated[Optional[str], typer.Argument(help="fnmatch filter, e.g. 'timm/resnet*' (default: all).",
-                                                     show_default=False)] = None,
+    pattern: Annotated[
+        str | None, typer.Argument(help="fnmatch filter, e.g. 'timm/resnet*' (default: all).", show_default=False)
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Model names `--model` accepts (built-ins, timm/..., torchvision/...)."""
@@ -335,11 +424,13 @@ def _create_demo(project: Path, seed_per_class: int) -> None:
         # 28 px images: a 64 px backbone input is ~10x cheaper than 224 px on a CPU
         proj.settings.model.image_size = 64
         save_settings(proj.settings, proj.root / SETTINGS_FILE)
-        import_images(proj.store, data / "pool", fmt="folder", author="demo",
-                      report_path=default_report_path(proj.root))
+        import_images(
+            proj.store, data / "pool", fmt="folder", author="demo", report_path=default_report_path(proj.root)
+        )
         import_images(proj.store, data / "seed.csv", author="demo", report_path=default_report_path(proj.root))
-        import_images(proj.store, data / "eval.csv", split="eval", author="demo",
-                      report_path=default_report_path(proj.root))
+        import_images(
+            proj.store, data / "eval.csv", split="eval", author="demo", report_path=default_report_path(proj.root)
+        )
 
 
 finish(app)

@@ -70,8 +70,14 @@ class RichProgress:
     """
 
     def __init__(self, target: Console) -> None:
-        self.display = Progress(TextColumn("{task.description}"), BarColumn(), _CountColumn(), TimeElapsedColumn(),
-                                console=target, transient=True)
+        self.display = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            _CountColumn(),
+            TimeElapsedColumn(),
+            console=target,
+            transient=True,
+        )
         self.open_steps = 0
 
     @contextmanager
@@ -133,8 +139,9 @@ def _plain(value: Any) -> Any:
     return value.item() if hasattr(value, "item") else str(value)
 
 
-def result_table(title: str | None, columns: list[tuple[str, str]], rows: list[list[str]],
-                 caption: str | None = None) -> Table:
+def result_table(
+    title: str | None, columns: list[tuple[str, str]], rows: list[list[str]], caption: str | None = None
+) -> Table:
     """The one table style of every command: ``columns`` are (name, "left"|"right")."""
     table = Table(title=title, caption=caption, show_header=True, title_justify="left", caption_justify="left")
     for name, justify in columns:
@@ -146,10 +153,16 @@ def result_table(title: str | None, columns: list[tuple[str, str]], rows: list[l
 
 def status_tables(summary: dict[str, Any], title: str) -> list[Table]:
     """Render ``Store.summary()`` as rich tables."""
-    splits = [[split, str(n), str(summary["labeled"][split]), str(n - summary["labeled"][split])]
-              for split, n in summary["images"].items()]
-    overview = result_table(title, [("split", "left"), ("images", "right"), ("labeled", "right"),
-                                    ("unlabeled", "right")], splits)
-    per_class = result_table("labels per class", [("class", "left"), ("pool", "right"), ("eval", "right")],
-                             [[name, str(c["pool"]), str(c["eval"])] for name, c in summary["per_class"].items()])
+    splits = [
+        [split, str(n), str(summary["labeled"][split]), str(n - summary["labeled"][split])]
+        for split, n in summary["images"].items()
+    ]
+    overview = result_table(
+        title, [("split", "left"), ("images", "right"), ("labeled", "right"), ("unlabeled", "right")], splits
+    )
+    per_class = result_table(
+        "labels per class",
+        [("class", "left"), ("pool", "right"), ("eval", "right")],
+        [[name, str(c["pool"]), str(c["eval"])] for name, c in summary["per_class"].items()],
+    )
     return [overview, per_class]

@@ -44,7 +44,7 @@ def _option_row(param: Any, ctx: Any) -> str:
         names = f"`{param.metavar or param.name.upper()}`"
     kind = "" if getattr(param, "is_flag", False) else (param.display_type_rich(ctx) or "")
     default = param.get_default(ctx) if not param.required else None
-    shown = "" if default is None or default == "" or isinstance(default, bool) and not default else f"`{default}`"
+    shown = "" if default is None or default == "" or (isinstance(default, bool) and not default) else f"`{default}`"
     if isinstance(default, bool) and default:
         shown = "on"
     value = f"`{kind}`" if kind else ""
@@ -56,14 +56,27 @@ def reference() -> str:
     root = typer.main.get_command(app)
     ctx = typer.Context(root, info_name="activelab")
     shared = [p for p in root.get_params(ctx) if p.name not in ("help", "install_completion", "show_completion")]
-    parts = ["### options of every command", "", "`activelab [--quiet] COMMAND ...`", "",
-             "| argument / option | value | default | meaning |", "|---|---|---|---|",
-             *[_option_row(p, ctx) for p in shared], ""]
+    parts = [
+        "### options of every command",
+        "",
+        "`activelab [--quiet] COMMAND ...`",
+        "",
+        "| argument / option | value | default | meaning |",
+        "|---|---|---|---|",
+        *[_option_row(p, ctx) for p in shared],
+        "",
+    ]
     for path, cmd, sub in commands(root, ctx, "activelab"):
         params = [p for p in cmd.get_params(sub) if not p.hidden and p.name != "help"]
         usage = " ".join([path, *cmd.collect_usage_pieces(sub)])
-        lines = [f"### `{path.removeprefix('activelab ')}`", "", f"`{usage}`", "",
-                 _cell((cmd.help or "").split("\n\n")[0]), ""]
+        lines = [
+            f"### `{path.removeprefix('activelab ')}`",
+            "",
+            f"`{usage}`",
+            "",
+            _cell((cmd.help or "").split("\n\n")[0]),
+            "",
+        ]
         if params:
             lines += ["| argument / option | value | default | meaning |", "|---|---|---|---|"]
             lines += [_option_row(p, sub) for p in params]

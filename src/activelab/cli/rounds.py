@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # the loop loads torch: commands import it when they run
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else).")]
 ConfigOpt = Annotated[
-    Optional[Path],
+    Path | None,
     typer.Option("--config", help="YAML file with model / train / active_learner sections overriding the project's."),
 ]
 
@@ -53,34 +53,43 @@ def _session(project: Project, config: Path | None, **sections: dict[str, Any]) 
 def _metrics_line(metrics: dict[str, Any]) -> str:
     if metrics.get("cold_start"):
         source = metrics.get("embedding_model")
-        return (f"cold start: no model trained on {metrics['n_labeled']} labels; selected "
-                + (f"from {source} embeddings" if source else "without reading the images"))
+        return f"cold start: no model trained on {metrics['n_labeled']} labels; selected " + (
+            f"from {source} embeddings" if source else "without reading the images"
+        )
     ev = metrics.get("eval")
     if not ev:
         return f"trained on {metrics['n_labeled']} labels (no labeled eval split: import one with --split eval)"
-    line = f"trained on {metrics['n_labeled']} labels: eval accuracy {ev['accuracy']:.4f}, macro-F1 {ev['macro_f1']:.4f}"
+    line = (
+        f"trained on {metrics['n_labeled']} labels: eval accuracy {ev['accuracy']:.4f}, macro-F1 {ev['macro_f1']:.4f}"
+    )
     return line + f" on {ev['n']} eval images"
 
 
 def train(
     project: ProjectArg,
-    model: Annotated[Optional[str], typer.Option(help="Model name, e.g. efficientnet_lite0, resnet18 "
-                                                      "(default: the project's).")] = None,
-    path: Annotated[Optional[str], typer.Option("--path", help="fast (frozen embeddings + head) or full "
-                                                               "(fine-tune the network) (default: the project's).")
-                    ] = None,
-    epochs: Annotated[Optional[int], typer.Option(help="Epochs (full path; default: the project's).")] = None,
-    lr: Annotated[Optional[float], typer.Option(help="Learning rate (full path; default: the project's).")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="Also save the model (with its class map) here.")] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Model name, e.g. efficientnet_lite0, resnet18 (default: the project's).")
+    ] = None,
+    path: Annotated[
+        str | None,
+        typer.Option(
+            "--path", help="fast (frozen embeddings + head) or full (fine-tune the network) (default: the project's)."
+        ),
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (full path; default: the project's).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (full path; default: the project's).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also save the model (with its class map) here.")] = None,
     config: ConfigOpt = None,
     compare: Annotated[
-        Optional[bool],
-        typer.Option("--compare/--no-compare",
-                     help="Also train on the labels as imported and compare eval accuracy (default: when any "
-                          "label was reviewed or corrected)."),
+        bool | None,
+        typer.Option(
+            "--compare/--no-compare",
+            help="Also train on the labels as imported and compare eval accuracy (default: when any "
+            "label was reviewed or corrected).",
+        ),
     ] = None,
     as_json: JsonOpt = False,
-    full: Annotated[Optional[bool], typer.Option("--full/--fast", hidden=True)] = None,
+    full: Annotated[bool | None, typer.Option("--full/--fast", hidden=True)] = None,
 ) -> None:
     """Train a model on the current labels and evaluate it on the eval split."""
     from activelab.errors import compare_before_after
@@ -88,9 +97,12 @@ def train(
 
     old_path = None if full is None else ("full" if full else "fast")
     with open_project(project) as proj:
-        session = _session(proj, config, model={"name": model, "path": either("--path", path, "--full/--fast",
-                                                                              old_path)},
-                           train={"epochs": epochs, "lr": lr})
+        session = _session(
+            proj,
+            config,
+            model={"name": model, "path": either("--path", path, "--full/--fast", old_path)},
+            train={"epochs": epochs, "lr": lr},
+        )
         with status_line("training and evaluating"):
             trained, metrics = session.train()
         session.models_dir.mkdir(parents=True, exist_ok=True)
@@ -102,35 +114,45 @@ def train(
         before_after = compare_before_after(proj) if compare and metrics.get("eval") else None
     saved = out or session.models_dir / "latest"
     if as_json:
-        print_json({"metrics": _plain_metrics(metrics), "model": str(saved),
-                    "before_after": None if before_after is None else
-                    {**vars(before_after), "delta": before_after.delta}})
+        print_json(
+            {
+                "metrics": _plain_metrics(metrics),
+                "model": str(saved),
+                "before_after": None if before_after is None else {**vars(before_after), "delta": before_after.delta},
+            }
+        )
         return
     console.print(_metrics_line(metrics), highlight=False)
     if before_after is not None:
         console.print(
             f"eval accuracy with the labels as imported: {before_after.accuracy_before:.4f}; after review: "
             f"{before_after.accuracy_after:.4f} ({before_after.delta:+.4f}; {before_after.n_changed} labels "
-            f"changed, {before_after.n_removed} removed from training)", highlight=False)
+            f"changed, {before_after.n_removed} removed from training)",
+            highlight=False,
+        )
     console.print(f"model saved to {saved}", highlight=False, soft_wrap=True)
 
 
 def query(
     project: ProjectArg,
-    strategy: Annotated[Optional[str], typer.Option(help="Query strategy (see `activelab strategies`; default: "
-                                                         "the project's).")] = None,
-    k: Annotated[Optional[int], typer.Option("-k", "--k", help="How many images to select (default: the "
-                                                               "project's active_learner.batch_size).")] = None,
-    seed: Annotated[Optional[int], typer.Option(help="Seed of the round.")] = None,
-    out: Annotated[Optional[Path], typer.Option(help="CSV of the selection (default: PROJECT/rounds/).")] = None,
+    strategy: Annotated[
+        str | None, typer.Option(help="Query strategy (see `activelab strategies`; default: the project's).")
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("-k", "--k", help="How many images to select (default: the project's active_learner.batch_size)."),
+    ] = None,
+    seed: Annotated[int | None, typer.Option(help="Seed of the round.")] = None,
+    out: Annotated[Path | None, typer.Option(help="CSV of the selection (default: PROJECT/rounds/).")] = None,
     config: ConfigOpt = None,
-    budget: Annotated[Optional[int], typer.Option(help="Say when this many labels are used.")] = None,
-    target_accuracy: Annotated[Optional[float], typer.Option(help="Say when eval accuracy reaches this.")] = None,
-    plateau_rounds: Annotated[Optional[int], typer.Option(help="Say when accuracy stalls this many rounds.")] = None,
-    top: Annotated[int, typer.Option("--top", min=0, help="How many of the selected images to print (all are "
-                                                          "in the CSV).")] = 20,
+    budget: Annotated[int | None, typer.Option(help="Say when this many labels are used.")] = None,
+    target_accuracy: Annotated[float | None, typer.Option(help="Say when eval accuracy reaches this.")] = None,
+    plateau_rounds: Annotated[int | None, typer.Option(help="Say when accuracy stalls this many rounds.")] = None,
+    top: Annotated[
+        int, typer.Option("--top", min=0, help="How many of the selected images to print (all are in the CSV).")
+    ] = 20,
     as_json: JsonOpt = False,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", hidden=True)] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", hidden=True)] = None,
 ) -> None:
     """Run one round: train, score the pool, select the next images to label, record it."""
     import pandas as pd
@@ -144,30 +166,50 @@ def query(
         with status_line("round: training, scoring the pool, selecting"):
             result = session.run_round()
         images = {img.id: img for img in proj.store.images("pool")}
-        rows = [(rank + 1, iid, images[iid].path, score)
-                for rank, (iid, score) in enumerate(zip(result.selected, result.scores))]
+        rows = [
+            (rank + 1, iid, images[iid].path, score)
+            for rank, (iid, score) in enumerate(zip(result.selected, result.scores))
+        ]
         frame = pd.DataFrame(rows, columns=["rank", "image_id", "filepath", "confidence"])
         dest = out or session.rounds_dir / f"round-{result.number:04d}-selection.csv"
         dest.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(dest, index=False)
-        reason = session.stop_reason(StoppingRules(budget=budget, target_accuracy=target_accuracy,
-                                                   plateau_rounds=plateau_rounds))
+        reason = session.stop_reason(
+            StoppingRules(budget=budget, target_accuracy=target_accuracy, plateau_rounds=plateau_rounds)
+        )
     if as_json:
-        print_json({"round": result.number, "strategy": result.strategy, "metrics": _plain_metrics(result.metrics),
-                    "selection": frame.astype(object).where(frame.notna(), None).to_dict(orient="records"),
-                    "selection_csv": str(dest), "stop_reason": reason or None})
+        print_json(
+            {
+                "round": result.number,
+                "strategy": result.strategy,
+                "metrics": _plain_metrics(result.metrics),
+                "selection": frame.astype(object).where(frame.notna(), None).to_dict(orient="records"),
+                "selection_csv": str(dest),
+                "stop_reason": reason or None,
+            }
+        )
         return
     if result.input_size is not None:
         console.print(result.input_size.describe(), highlight=False)
     console.print(f"round {result.number} ({result.strategy}): " + _metrics_line(result.metrics), highlight=False)
     shown = frame.head(top)
     folder = _common_folder(shown["filepath"].tolist())
-    console.print(result_table(
-        f"first {len(shown)} of the {len(frame)} images selected, best first",
-        [("rank", "right"), ("image_id", "right"), ("file", "left"), ("confidence", "right")],
-        [[str(r.rank), str(r.image_id), _relative(r.filepath, folder),
-          "" if pd.isna(r.confidence) else f"{r.confidence:.3f}"] for r in shown.itertuples(index=False)],
-        caption=f"files under {folder}" if folder else None))
+    console.print(
+        result_table(
+            f"first {len(shown)} of the {len(frame)} images selected, best first",
+            [("rank", "right"), ("image_id", "right"), ("file", "left"), ("confidence", "right")],
+            [
+                [
+                    str(r.rank),
+                    str(r.image_id),
+                    _relative(r.filepath, folder),
+                    "" if pd.isna(r.confidence) else f"{r.confidence:.3f}",
+                ]
+                for r in shown.itertuples(index=False)
+            ],
+            caption=f"files under {folder}" if folder else None,
+        )
+    )
     console.print(f"selection written to {dest}", highlight=False, soft_wrap=True)
     if reason:
         console.print(f"[bold green]you can stop labeling:[/] {reason}", highlight=False)
@@ -199,8 +241,10 @@ def _relative(path: str, folder: str) -> str:
 
 def predict(
     project: ProjectArg,
-    out: Annotated[Path, typer.Argument(help="CSV to write: filepath, pred_label, pred_conf, one column per class.",
-                                        show_default=False)],
+    out: Annotated[
+        Path,
+        typer.Argument(help="CSV to write: filepath, pred_label, pred_conf, one column per class.", show_default=False),
+    ],
     split: Annotated[str, typer.Option(help="pool, eval or all.")] = "pool",
     unlabeled_only: Annotated[bool, typer.Option(help="Only images without a label.")] = False,
     as_json: JsonOpt = False,
@@ -222,9 +266,14 @@ def predict(
             images = [img for img in images if img.id not in labeled]
         probs = model.predict_proba([i.path for i in images], keys=[i.sha256 for i in images], progress=True)
         classes = list(model.classes)
-    frame = pd.DataFrame({"image_id": [i.id for i in images], "filepath": [i.path for i in images],
-                          "pred_label": [classes[j] for j in probs.argmax(axis=1)] if len(images) else [],
-                          "pred_conf": probs.max(axis=1) if len(images) else []})
+    frame = pd.DataFrame(
+        {
+            "image_id": [i.id for i in images],
+            "filepath": [i.path for i in images],
+            "pred_label": [classes[j] for j in probs.argmax(axis=1)] if len(images) else [],
+            "pred_conf": probs.max(axis=1) if len(images) else [],
+        }
+    )
     for j, name in enumerate(classes):
         frame[f"p_{name}"] = probs[:, j] if len(images) else []
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -253,12 +302,20 @@ def evaluate(
     if as_json:
         print_json(metrics)
         return
-    console.print(f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} on {metrics['n']} images",
-                  highlight=False)
-    console.print(result_table("per class", [("class", "left"), ("precision", "right"), ("recall", "right"),
-                                             ("f1", "right"), ("support", "right")],
-                               [[name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}",
-                                 str(m["support"])] for name, m in metrics["per_class"].items()]))
+    console.print(
+        f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} on {metrics['n']} images",
+        highlight=False,
+    )
+    console.print(
+        result_table(
+            "per class",
+            [("class", "left"), ("precision", "right"), ("recall", "right"), ("f1", "right"), ("support", "right")],
+            [
+                [name, f"{m['precision']:.3f}", f"{m['recall']:.3f}", f"{m['f1']:.3f}", str(m["support"])]
+                for name, m in metrics["per_class"].items()
+            ],
+        )
+    )
 
 
 def register(app: typer.Typer) -> None:

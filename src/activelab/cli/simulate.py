@@ -11,9 +11,18 @@ from activelab.cli.commands import either
 from activelab.cli.output import console, friendly_errors, print_json, result_table
 
 #: SimulationConfig's defaults as help shows them (simulate.config is not imported here: it loads torch)
-SIM_DEFAULTS = {"dataset": "digits", "strategies": "random,entropy,margin", "initial": "balanced", "initial_size": 20,
-                "batch_size": 10, "budget": 200, "seeds": "0,1,2", "model": "efficientnet_lite0",
-                "targets": "0.8,0.9", "output": "simulations"}
+SIM_DEFAULTS = {
+    "dataset": "digits",
+    "strategies": "random,entropy,margin",
+    "initial": "balanced",
+    "initial_size": 20,
+    "batch_size": 10,
+    "budget": 200,
+    "seeds": "0,1,2",
+    "model": "efficientnet_lite0",
+    "targets": "0.8,0.9",
+    "output": "simulations",
+}
 
 
 def register(app: typer.Typer) -> None:
@@ -23,33 +32,55 @@ def register(app: typer.Typer) -> None:
 
 def simulate(
     config: Annotated[
-        Path | None, typer.Option("--config", help="YAML file of simulation keys (see docs/simulation.md); flags "
-                                                    "override it.")
+        Path | None,
+        typer.Option("--config", help="YAML file of simulation keys (see docs/simulation.md); flags override it."),
     ] = None,
     dataset: Annotated[
-        str | None, typer.Option(help="digits, fashion-mnist, fashion-mnist-sample, or a folder with pool.csv "
-                                      "(or answers.csv) and eval.csv "
-                                      f"(default: {SIM_DEFAULTS['dataset']}).")
+        str | None,
+        typer.Option(
+            help="digits, fashion-mnist, fashion-mnist-sample, or a folder with pool.csv "
+            "(or answers.csv) and eval.csv "
+            f"(default: {SIM_DEFAULTS['dataset']})."
+        ),
     ] = None,
     strategy: Annotated[
-        str | None, typer.Option("--strategy", help="Comma-separated strategy names, e.g. random,margin,badge "
-                                                    f"(default: {SIM_DEFAULTS['strategies']}).")
+        str | None,
+        typer.Option(
+            "--strategy",
+            help=f"Comma-separated strategy names, e.g. random,margin,badge (default: {SIM_DEFAULTS['strategies']}).",
+        ),
     ] = None,
     initial: Annotated[
-        str | None, typer.Option(help="Initial set: balanced (random per class), random, or a cold-start strategy "
-                                      f"(typiclust, probcover) (default: {SIM_DEFAULTS['initial']}).")
+        str | None,
+        typer.Option(
+            help="Initial set: balanced (random per class), random, or a cold-start strategy "
+            f"(typiclust, probcover) (default: {SIM_DEFAULTS['initial']})."
+        ),
     ] = None,
-    initial_size: Annotated[int | None, typer.Option(help=f"Labels in the initial set (default: {SIM_DEFAULTS['initial_size']}).")] = None,
-    k: Annotated[int | None, typer.Option("-k", "--k", help=f"Labels acquired per round (default: {SIM_DEFAULTS['batch_size']}).")] = None,
-    rounds: Annotated[int | None, typer.Option(help="Acquisition rounds (default: as many as --budget allows).")] = None,
-    budget: Annotated[int | None, typer.Option(help=f"Total labels, initial set included (default: {SIM_DEFAULTS['budget']}).")] = None,
-    seeds: Annotated[str | None, typer.Option(help=f"Comma-separated seeds (default: {SIM_DEFAULTS['seeds']}).")] = None,
+    initial_size: Annotated[
+        int | None, typer.Option(help=f"Labels in the initial set (default: {SIM_DEFAULTS['initial_size']}).")
+    ] = None,
+    k: Annotated[
+        int | None,
+        typer.Option("-k", "--k", help=f"Labels acquired per round (default: {SIM_DEFAULTS['batch_size']})."),
+    ] = None,
+    rounds: Annotated[
+        int | None, typer.Option(help="Acquisition rounds (default: as many as --budget allows).")
+    ] = None,
+    budget: Annotated[
+        int | None, typer.Option(help=f"Total labels, initial set included (default: {SIM_DEFAULTS['budget']}).")
+    ] = None,
+    seeds: Annotated[
+        str | None, typer.Option(help=f"Comma-separated seeds (default: {SIM_DEFAULTS['seeds']}).")
+    ] = None,
     model: Annotated[
         str | None, typer.Option(help=f"Model name (default: {SIM_DEFAULTS['model']}; small_cnn for the full path).")
     ] = None,
     path: Annotated[
-        str | None, typer.Option(help="fast (frozen embeddings + head) or full (train the network) (default: the "
-                                      "model's usual path).")
+        str | None,
+        typer.Option(
+            help="fast (frozen embeddings + head) or full (train the network) (default: the model's usual path)."
+        ),
     ] = None,
     head: Annotated[
         str | None, typer.Option(help="Fast-path head: logreg or mlp (mlp gives MC dropout for bald).")
@@ -62,19 +93,22 @@ def simulate(
         int | None, typer.Option(help="Use a stratified random subset of this many eval images.")
     ] = None,
     pool_subset: Annotated[
-        int | None, typer.Option(help="Score only this many random unlabeled images per round (full path on big "
-                                      "pools).")
+        int | None,
+        typer.Option(help="Score only this many random unlabeled images per round (full path on big pools)."),
     ] = None,
-    targets: Annotated[str | None, typer.Option(help=f"Accuracies for labels-to-reach (default: {SIM_DEFAULTS['targets']}).")] = None,
+    targets: Annotated[
+        str | None, typer.Option(help=f"Accuracies for labels-to-reach (default: {SIM_DEFAULTS['targets']}).")
+    ] = None,
     out: Annotated[
-        str | None, typer.Option("--out", help="Results root; each config gets OUT/<dataset>-<hash> "
-                                               f"(default: {SIM_DEFAULTS['output']}).")
+        str | None,
+        typer.Option(
+            "--out", help=f"Results root; each config gets OUT/<dataset>-<hash> (default: {SIM_DEFAULTS['output']})."
+        ),
     ] = None,
     tensorboard: Annotated[
         str | None, typer.Option("--tensorboard", help="Write TensorBoard scalars under this folder.")
     ] = None,
-    plots: Annotated[bool | None, typer.Option("--plots/--no-plots", help="Write PNG plots (default: yes).")
-                     ] = None,
+    plots: Annotated[bool | None, typer.Option("--plots/--no-plots", help="Write PNG plots (default: yes).")] = None,
     tsne: Annotated[
         bool | None, typer.Option("--tsne/--no-tsne", help="Include the t-SNE map (slowest plot; default: yes).")
     ] = None,
@@ -121,14 +155,21 @@ def simulate(
     paths = exp.report()
     rows = exp.summary()
     if as_json:
-        print_json({"results_dir": str(exp.results_dir), "skipped": exp.skipped, "summary": rows,
-                    "files": {name: str(p) for name, p in paths.items()}})
+        print_json(
+            {
+                "results_dir": str(exp.results_dir),
+                "skipped": exp.skipped,
+                "summary": rows,
+                "files": {name: str(p) for name, p in paths.items()},
+            }
+        )
         return
     if exp.skipped:
         console.print(f"skipped (already done): {', '.join(exp.skipped)}", highlight=False)
     console.print(summary_table(rows, list(cfg.targets)))
-    console.print(f"wrote {', '.join(p.name for p in paths.values())} in {exp.results_dir}", highlight=False,
-                  soft_wrap=True)
+    console.print(
+        f"wrote {', '.join(p.name for p in paths.values())} in {exp.results_dir}", highlight=False, soft_wrap=True
+    )
 
 
 def summary_table(rows: list[dict[str, Any]], targets: list[float]) -> Any:
@@ -138,14 +179,24 @@ def summary_table(rows: list[dict[str, Any]], targets: list[float]) -> Any:
     def fmt(value: Any, spec: str = "") -> str:
         return "-" if value is None else format(value, spec)
 
-    columns = [("strategy", "left"), ("seeds", "right"), ("AUC (norm.)", "right"), ("AUC / random", "right"),
-               ("final acc.", "right")]
+    columns = [
+        ("strategy", "left"),
+        ("seeds", "right"),
+        ("AUC (norm.)", "right"),
+        ("AUC / random", "right"),
+        ("final acc.", "right"),
+    ]
     for t in targets:
         columns += [(f"labels to {target_name(t)}", "right"), (f"÷ random ({target_name(t)})", "right")]
     cells = []
     for r in rows:
-        line = [str(r["strategy"]), str(r["seeds"]), f"{r['auc']:.4f} ± {r['auc_std']:.4f}",
-                fmt(r["auc_ratio"], ".3f"), f"{r['final_accuracy']:.4f}"]
+        line = [
+            str(r["strategy"]),
+            str(r["seeds"]),
+            f"{r['auc']:.4f} ± {r['auc_std']:.4f}",
+            fmt(r["auc_ratio"], ".3f"),
+            f"{r['final_accuracy']:.4f}",
+        ]
         for t in targets:
             name = target_name(t)
             line += [fmt(r[f"labels_to_{name}"]), fmt(r[f"ratio_to_{name}"], ".2f")]

@@ -33,10 +33,23 @@ from activelab.progress import Progress, track
 #: the environment variable that points at another Fashion-MNIST folder (idx gzip files)
 FASHION_MNIST_ENV = "ACTIVELAB_FASHION_MNIST_DIR"
 FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
-FASHION_MNIST_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                       "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FASHION_MNIST_FILES = (
+    "train-images-idx3-ubyte.gz",
+    "train-labels-idx1-ubyte.gz",
+    "t10k-images-idx3-ubyte.gz",
+    "t10k-labels-idx1-ubyte.gz",
+)
 FASHION_MNIST_CLASSES = [
-    "t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot",
+    "t-shirt",
+    "trouser",
+    "pullover",
+    "dress",
+    "coat",
+    "sandal",
+    "shirt",
+    "sneaker",
+    "bag",
+    "ankle-boot",
 ]
 DIGITS_CLASSES = [str(d) for d in range(10)]
 SAMPLE = "fashion-mnist-sample"
@@ -125,14 +138,25 @@ def list_datasets() -> list[DatasetInfo]:
     sample = sample_dir()
     return [
         DatasetInfo(
-            "fashion-mnist", FASHION_MNIST_CLASSES, 60000, 10000, f"Debian package dataset-fashion-mnist ({root})",
+            "fashion-mnist",
+            FASHION_MNIST_CLASSES,
+            60000,
+            10000,
+            f"Debian package dataset-fashion-mnist ({root})",
             all((root / name).is_file() for name in FASHION_MNIST_FILES),
             f"sudo apt-get install dataset-fashion-mnist, or use {SAMPLE}",
         ),
-        DatasetInfo("digits", DIGITS_CLASSES, 1397, 400, "scikit-learn load_digits (8x8)", True, "ships with scikit-learn"),
         DatasetInfo(
-            SAMPLE, FASHION_MNIST_CLASSES, _count_rows(sample / "pool.csv"), _count_rows(sample / "eval.csv"),
-            "bundled with activelab (a Fashion-MNIST sample)", (sample / "pool.csv").is_file(), "ships with activelab",
+            "digits", DIGITS_CLASSES, 1397, 400, "scikit-learn load_digits (8x8)", True, "ships with scikit-learn"
+        ),
+        DatasetInfo(
+            SAMPLE,
+            FASHION_MNIST_CLASSES,
+            _count_rows(sample / "pool.csv"),
+            _count_rows(sample / "eval.csv"),
+            "bundled with activelab (a Fashion-MNIST sample)",
+            (sample / "pool.csv").is_file(),
+            "ships with activelab",
         ),
     ]
 
@@ -170,8 +194,10 @@ def fetch_dataset(
     else:
         x_pool, y_pool, x_eval, y_eval = _LOADERS[name]()
         arrays = {"pool": (x_pool, y_pool), "eval": (x_eval, y_eval)}
-        tables = {split: _write_split(dest, split, *arrays[split], _CLASSES[name], lim, rng, progress)
-                  for split, lim in limits.items()}
+        tables = {
+            split: _write_split(dest, split, *arrays[split], _CLASSES[name], lim, rng, progress)
+            for split, lim in limits.items()
+        }
     _write_tables(dest, tables["pool"], tables["eval"], seed_per_class)
     return dest
 
@@ -202,8 +228,14 @@ def _stratified_subset(y: np.ndarray, limit: int | None, rng: np.random.Generato
 
 
 def _write_split(
-    dest: Path, split: str, x: np.ndarray, y: np.ndarray, classes: list[str], limit: int | None,
-    rng: np.random.Generator, progress: Progress,
+    dest: Path,
+    split: str,
+    x: np.ndarray,
+    y: np.ndarray,
+    classes: list[str],
+    limit: int | None,
+    rng: np.random.Generator,
+    progress: Progress,
 ) -> pd.DataFrame:
     """Write a subset of the images as ``split/<index in the set>.png``; return its ``filepath``, ``label`` table."""
     keep = _stratified_subset(y, limit, rng)

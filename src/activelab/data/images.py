@@ -267,7 +267,9 @@ def _identify(fh: BinaryIO, path: Path, header: bytes) -> str:
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError, EOFError) as exc:
         signature = sniff_format(header)
         if signature is not None:
-            raise ImageRejected("corrupt_image", f"{path} starts like a {signature} file but its header is damaged") from exc
+            raise ImageRejected(
+                "corrupt_image", f"{path} starts like a {signature} file but its header is damaged"
+            ) from exc
         raise ImageRejected("not_an_image", f"{path} is not an image Pillow can read") from exc
 
 

@@ -69,8 +69,10 @@ def compare_before_after(
     index = {c: i for i, c in enumerate(classes)}
     evals = session.labeled_set("eval")
     if not evals.image_ids:
-        raise InputError(f"no labeled eval images in {project.root}: import some with `activelab import "
-                         f"{project.root} TABLE --split eval` to compare before and after review")
+        raise InputError(
+            f"no labeled eval images in {project.root}: import some with `activelab import "
+            f"{project.root} TABLE --split eval` to compare before and after review"
+        )
     images = {img.id: img for img in project.store.images("pool")}
     before = original_labels(project, "pool")
     after = {iid: cur.label for iid, cur in project.store.current_labels("pool").items()}
@@ -81,12 +83,17 @@ def compare_before_after(
         if len({labels[i] for i in ids}) < 2:
             raise InputError("need labeled pool images of at least two classes to train")
         model = session.model_factory(classes)
-        model.fit([images[i].path for i in ids], [index[labels[i]] for i in ids],
-                  keys=[images[i].sha256 for i in ids], seed=seed)
+        model.fit(
+            [images[i].path for i in ids],
+            [index[labels[i]] for i in ids],
+            keys=[images[i].sha256 for i in ids],
+            seed=seed,
+        )
         probs = model.predict_proba(evals.paths, keys=evals.keys)
         return float(classification_metrics(evals.y.tolist(), probs, classes)["accuracy"])
 
     changed = sum(1 for iid, lab in after.items() if iid in before and before[iid] != lab)
     removed = sum(1 for iid in before if iid not in after)
-    return BeforeAfter(accuracy(before), accuracy(after), len(before), len(after), changed, removed,
-                       len(evals.image_ids))
+    return BeforeAfter(
+        accuracy(before), accuracy(after), len(before), len(after), changed, removed, len(evals.image_ids)
+    )

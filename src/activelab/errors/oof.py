@@ -73,7 +73,9 @@ def fold_assignment(labels: np.ndarray, n_folds: int, *, seed: int) -> np.ndarra
     if y.ndim != 1:
         raise InputError(f"labels must be 1-d, got shape {y.shape}")
     if n_folds < 2:
-        raise InputError(f"--folds must be at least 2 (each image is scored by a model trained on the others), got {n_folds}")
+        raise InputError(
+            f"--folds must be at least 2 (each image is scored by a model trained on the others), got {n_folds}"
+        )
     if len(y) < n_folds:
         raise InputError(f"{len(y)} labeled images cannot be split into {n_folds} folds; label more or use fewer folds")
     out = np.empty(len(y), dtype=np.int64)
@@ -115,15 +117,22 @@ def out_of_fold_probs(
         if len(test) == 0:
             continue
         model = model_factory()
-        model.fit([paths[i] for i in train], y[train].tolist(),
-                  keys=None if ks is None else [ks[i] for i in train], seed=seed, progress=progress)
-        probs[test] = model.predict_proba([paths[i] for i in test],
-                                          keys=None if ks is None else [ks[i] for i in test], progress=progress)
+        model.fit(
+            [paths[i] for i in train],
+            y[train].tolist(),
+            keys=None if ks is None else [ks[i] for i in train],
+            seed=seed,
+            progress=progress,
+        )
+        probs[test] = model.predict_proba(
+            [paths[i] for i in test], keys=None if ks is None else [ks[i] for i in test], progress=progress
+        )
     return probs, assignment
 
 
-def embeddings_if_available(model_factory: Callable[[], ModelAdapter], paths: Sequence[str],
-                            keys: Sequence[str] | None) -> np.ndarray | None:
+def embeddings_if_available(
+    model_factory: Callable[[], ModelAdapter], paths: Sequence[str], keys: Sequence[str] | None
+) -> np.ndarray | None:
     """(N, d) embeddings from a fresh adapter when it provides ``embeddings``, else None."""
     model = model_factory()
     if "embeddings" not in model.supports:
@@ -139,11 +148,23 @@ def project_model_factory(project: Project) -> ModelFactory:
     return ActiveSession(project).model_factory
 
 
-def _cache_key(model_config: dict[str, Any], folds: int, seed: int, image_ids: Sequence[int],
-               keys: Sequence[str], labels: np.ndarray, classes: Sequence[str]) -> str:
+def _cache_key(
+    model_config: dict[str, Any],
+    folds: int,
+    seed: int,
+    image_ids: Sequence[int],
+    keys: Sequence[str],
+    labels: np.ndarray,
+    classes: Sequence[str],
+) -> str:
     h = hashlib.sha256()
-    h.update(json.dumps({"format": OOF_FORMAT, "model": model_config, "folds": folds, "seed": seed,
-                         "classes": list(classes)}, sort_keys=True, default=str).encode())
+    h.update(
+        json.dumps(
+            {"format": OOF_FORMAT, "model": model_config, "folds": folds, "seed": seed, "classes": list(classes)},
+            sort_keys=True,
+            default=str,
+        ).encode()
+    )
     for iid, key, lab in zip(image_ids, keys, labels.tolist()):
         h.update(f"{iid}:{key}:{lab};".encode())
     return h.hexdigest()[:16]
@@ -187,17 +208,38 @@ def project_out_of_fold(
         with np.load(existing[0], allow_pickle=False) as z:
             probs, assignment = z["probs"], z["folds"]
         emb = embeddings_if_available(lambda: probe, labeled.paths, labeled.keys) if with_embeddings else None
-        return OutOfFold(labeled.image_ids, labeled.paths, labeled.keys, labeled.y, probs, assignment,
-                         classes, emb, existing[0], True, 0.0)
+        return OutOfFold(
+            labeled.image_ids,
+            labeled.paths,
+            labeled.keys,
+            labeled.y,
+            probs,
+            assignment,
+            classes,
+            emb,
+            existing[0],
+            True,
+            0.0,
+        )
     t0 = time.perf_counter()
-    probs, assignment = out_of_fold_probs(lambda: factory(classes), labeled.paths, labeled.y, n_classes=len(classes),
-                                          keys=labeled.keys, folds=folds, seed=seed, progress=progress)
+    probs, assignment = out_of_fold_probs(
+        lambda: factory(classes),
+        labeled.paths,
+        labeled.y,
+        n_classes=len(classes),
+        keys=labeled.keys,
+        folds=folds,
+        seed=seed,
+        progress=progress,
+    )
     emb = embeddings_if_available(lambda: probe, labeled.paths, labeled.keys) if with_embeddings else None
     seconds = time.perf_counter() - t0
     folder.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, probs=probs, folds=assignment, labels=labeled.y,
-             image_ids=np.asarray(labeled.image_ids, dtype=np.int64))
+    np.savez(
+        tmp, probs=probs, folds=assignment, labels=labeled.y, image_ids=np.asarray(labeled.image_ids, dtype=np.int64)
+    )
     tmp.replace(path)  # atomic: a killed run never leaves a half-written cache file
-    return OutOfFold(labeled.image_ids, labeled.paths, labeled.keys, labeled.y, probs, assignment, classes, emb,
-                     path, False, seconds)
+    return OutOfFold(
+        labeled.image_ids, labeled.paths, labeled.keys, labeled.y, probs, assignment, classes, emb, path, False, seconds
+    )

@@ -186,4 +186,3 @@ def mix_queues(
         if k is not None and len(out) >= k:
             break
     return out
-

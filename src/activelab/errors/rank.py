@@ -31,8 +31,18 @@ from activelab.loop.settings import Settings
 from activelab.models import ModelAdapter, create_model
 from activelab.store import Store
 
-RANKING_COLUMNS = ["rank", "image_id", "filepath", "given_label", "suggested_label", "score", "is_issue",
-                   "p_given", "p_suggested", "ranked_at"]
+RANKING_COLUMNS = [
+    "rank",
+    "image_id",
+    "filepath",
+    "given_label",
+    "suggested_label",
+    "score",
+    "is_issue",
+    "p_given",
+    "p_suggested",
+    "ranked_at",
+]
 DUPLICATE_COLUMNS = ["image_id_a", "image_id_b", "filepath_a", "filepath_b", "label_a", "label_b", "distance"]
 SCORE_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 #: cosine distance under which two images count as near-duplicates (fast-path embeddings)
@@ -114,16 +124,18 @@ def rank_label_issues(
             flagged = np.asarray(cl_find(y, p, filter_by=filter_by, n_jobs=1), dtype=bool)
     suggested = p.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
     names = np.asarray(list(classes), dtype=object)
-    frame = pd.DataFrame({
-        "image_id": ids,
-        "filepath": paths,
-        "given_label": names[y] if n else [],
-        "suggested_label": names[suggested] if n else [],
-        "score": scores.astype(float),
-        "is_issue": flagged,
-        "p_given": p[np.arange(n), y] if n else [],
-        "p_suggested": p[np.arange(n), suggested] if n else [],
-    })
+    frame = pd.DataFrame(
+        {
+            "image_id": ids,
+            "filepath": paths,
+            "given_label": names[y] if n else [],
+            "suggested_label": names[suggested] if n else [],
+            "score": scores.astype(float),
+            "is_issue": flagged,
+            "p_given": p[np.arange(n), y] if n else [],
+            "p_suggested": p[np.arange(n), suggested] if n else [],
+        }
+    )
     order = np.lexsort((np.arange(n), frame["score"].to_numpy()))  # stable: ties keep input order
     frame = frame.iloc[order].reset_index(drop=True)
     frame.insert(0, "rank", np.arange(1, n + 1))
@@ -170,7 +182,7 @@ def find_near_duplicates(
         index.add(x)
         kk = min(k + 1, n)
         for start in range(0, n, chunk_size):
-            sims, nbrs = index.search(x[start:start + chunk_size], kk)
+            sims, nbrs = index.search(x[start : start + chunk_size], kk)
             for qi in range(sims.shape[0]):
                 i = start + qi
                 for sim, j in zip(sims[qi], nbrs[qi]):
@@ -190,8 +202,7 @@ def find_near_duplicates(
     return frame.sort_values(["distance", "image_id_a", "image_id_b"], kind="stable").reset_index(drop=True)
 
 
-def _open(data: Project | Store | str | Path, cache_dir: str | Path | None,
-          stack: list[Callable[[], None]]) -> Project:
+def _open(data: Project | Store | str | Path, cache_dir: str | Path | None, stack: list[Callable[[], None]]) -> Project:
     if isinstance(data, Project):
         return data
     if isinstance(data, Store):
@@ -251,19 +262,46 @@ def find_label_issues(
         if labels is None or pred_probs is None:
             raise InputError("pass a project, a DataFrame, or both labels= and pred_probs=")
         y, names = _encode_labels(labels, classes)
-        return rank_label_issues(y, pred_probs, classes=names, image_ids=image_ids, filepaths=filepaths,
-                                 method=method, filter_by=filter_by)
+        return rank_label_issues(
+            y, pred_probs, classes=names, image_ids=image_ids, filepaths=filepaths, method=method, filter_by=filter_by
+        )
     if isinstance(data, pd.DataFrame):
-        y, names, ids, paths, probs = _frame_probs(data, pred_probs=pred_probs, classes=classes, folds=folds,
-                                                   seed=seed or 0, model=model, model_factory=model_factory,
-                                                   cache_dir=cache_dir, path_col=path_col, label_col=label_col,
-                                                   progress=progress)
-        return rank_label_issues(y, probs, classes=names, image_ids=ids, filepaths=paths, method=method,
-                                 filter_by=filter_by)
-    oof = _project_oof(data, folds=folds, seed=seed, split=split, model_factory=model_factory, cache_dir=cache_dir,
-                       refresh=refresh, with_embeddings=False, progress=progress)
-    return rank_label_issues(oof.labels, oof.probs, classes=oof.classes, image_ids=oof.image_ids,
-                             filepaths=oof.paths, method=method, filter_by=filter_by)
+        y, names, ids, paths, probs = _frame_probs(
+            data,
+            pred_probs=pred_probs,
+            classes=classes,
+            folds=folds,
+            seed=seed or 0,
+            model=model,
+            model_factory=model_factory,
+            cache_dir=cache_dir,
+            path_col=path_col,
+            label_col=label_col,
+            progress=progress,
+        )
+        return rank_label_issues(
+            y, probs, classes=names, image_ids=ids, filepaths=paths, method=method, filter_by=filter_by
+        )
+    oof = _project_oof(
+        data,
+        folds=folds,
+        seed=seed,
+        split=split,
+        model_factory=model_factory,
+        cache_dir=cache_dir,
+        refresh=refresh,
+        with_embeddings=False,
+        progress=progress,
+    )
+    return rank_label_issues(
+        oof.labels,
+        oof.probs,
+        classes=oof.classes,
+        image_ids=oof.image_ids,
+        filepaths=oof.paths,
+        method=method,
+        filter_by=filter_by,
+    )
 
 
 def _project_oof(data: Project | Store | str | Path, *, cache_dir: str | Path | None, **kwargs: Any) -> OutOfFold:
@@ -276,14 +314,26 @@ def _project_oof(data: Project | Store | str | Path, *, cache_dir: str | Path | 
             close()
 
 
-def _frame_probs(frame: pd.DataFrame, *, pred_probs: np.ndarray | None, classes: Sequence[str] | None, folds: int,
-                 seed: int, model: str, model_factory: Callable[[list[str]], ModelAdapter] | None,
-                 cache_dir: str | Path | None, path_col: str, label_col: str,
-                 progress: bool) -> tuple[np.ndarray, list[str], list[Any], list[str], np.ndarray]:
+def _frame_probs(
+    frame: pd.DataFrame,
+    *,
+    pred_probs: np.ndarray | None,
+    classes: Sequence[str] | None,
+    folds: int,
+    seed: int,
+    model: str,
+    model_factory: Callable[[list[str]], ModelAdapter] | None,
+    cache_dir: str | Path | None,
+    path_col: str,
+    label_col: str,
+    progress: bool,
+) -> tuple[np.ndarray, list[str], list[Any], list[str], np.ndarray]:
     for col in (path_col, label_col):
         if col not in frame.columns:
-            raise InputError(f"the DataFrame has no column {col!r} (columns: {list(frame.columns)}); "
-                             f"name it with path_col= / label_col=")
+            raise InputError(
+                f"the DataFrame has no column {col!r} (columns: {list(frame.columns)}); "
+                f"name it with path_col= / label_col="
+            )
     y, names = _encode_labels(frame[label_col].to_numpy(), classes)
     ids = frame["image_id"].tolist() if "image_id" in frame.columns else frame.index.tolist()
     paths = [str(p) for p in frame[path_col]]
@@ -297,15 +347,19 @@ def _frame_probs(frame: pd.DataFrame, *, pred_probs: np.ndarray | None, classes:
                 return model_factory(names)
             return create_model(model, classes=names, cache=cache)
 
-        probs, _ = out_of_fold_probs(factory, paths, y, n_classes=len(names), folds=folds, seed=seed,
-                                     progress=progress)
+        probs, _ = out_of_fold_probs(factory, paths, y, n_classes=len(names), folds=folds, seed=seed, progress=progress)
     else:
         probs = pred_probs
     return y, names, ids, paths, probs
 
 
-def frame_embeddings(frame: pd.DataFrame, *, model: str = "efficientnet_lite0", cache_dir: str | Path | None = None,
-                     path_col: str = "filepath") -> np.ndarray | None:
+def frame_embeddings(
+    frame: pd.DataFrame,
+    *,
+    model: str = "efficientnet_lite0",
+    cache_dir: str | Path | None = None,
+    path_col: str = "filepath",
+) -> np.ndarray | None:
     """(N, d) backbone embeddings of a frame's images (None when the model has none)."""
     paths = [str(p) for p in frame[path_col]]
     return embeddings_if_available(lambda: create_model(model, num_classes=2, cache_dir=cache_dir), paths, None)

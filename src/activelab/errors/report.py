@@ -88,8 +88,15 @@ def plot_swaps(matrix: pd.DataFrame, path: str | Path, *, title: str = "suspecte
     for i in range(c):
         for j in range(c):
             if values[i, j]:
-                ax.text(j, i, str(int(values[i, j])), ha="center", va="center", fontsize=8,
-                        color="white" if values[i, j] > 0.6 * top else "black")
+                ax.text(
+                    j,
+                    i,
+                    str(int(values[i, j])),
+                    ha="center",
+                    va="center",
+                    fontsize=8,
+                    color="white" if values[i, j] > 0.6 * top else "black",
+                )
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     path = Path(path)
@@ -113,22 +120,37 @@ def label_error_report(
 ) -> LabelErrorReport:
     """Rank a project's labels, find near-duplicate conflicts, write the files (module docstring)."""
     t0 = time.perf_counter()
-    oof = project_out_of_fold(project, folds=folds, seed=seed, split=split, model_factory=model_factory,
-                              refresh=refresh, with_embeddings=True, progress=progress)
-    ranking = rank_label_issues(oof.labels, oof.probs, classes=oof.classes, image_ids=oof.image_ids,
-                                filepaths=oof.paths, method=method)
+    oof = project_out_of_fold(
+        project,
+        folds=folds,
+        seed=seed,
+        split=split,
+        model_factory=model_factory,
+        refresh=refresh,
+        with_embeddings=True,
+        progress=progress,
+    )
+    ranking = rank_label_issues(
+        oof.labels, oof.probs, classes=oof.classes, image_ids=oof.image_ids, filepaths=oof.paths, method=method
+    )
     names = np.asarray(oof.classes, dtype=object)[oof.labels]
     if oof.embeddings is not None:
-        duplicates = find_near_duplicates(oof.embeddings, names.tolist(), image_ids=oof.image_ids,
-                                          filepaths=oof.paths, max_distance=max_distance)
+        duplicates = find_near_duplicates(
+            oof.embeddings, names.tolist(), image_ids=oof.image_ids, filepaths=oof.paths, max_distance=max_distance
+        )
     else:
-        duplicates = pd.DataFrame(columns=["image_id_a", "image_id_b", "filepath_a", "filepath_b", "label_a",
-                                           "label_b", "distance"])
+        duplicates = pd.DataFrame(
+            columns=["image_id_a", "image_id_b", "filepath_a", "filepath_b", "label_a", "label_b", "distance"]
+        )
     swaps = swap_matrix(ranking, oof.classes)
     out = Path(out_dir) if out_dir is not None else project.root / REPORT_DIR
     out.mkdir(parents=True, exist_ok=True)
-    files = {"ranking": out / RANKING_FILE, "near_duplicates": out / DUPLICATES_FILE, "swaps": out / SWAPS_FILE,
-             "summary": out / SUMMARY_FILE}
+    files = {
+        "ranking": out / RANKING_FILE,
+        "near_duplicates": out / DUPLICATES_FILE,
+        "swaps": out / SWAPS_FILE,
+        "summary": out / SUMMARY_FILE,
+    }
     _atomic_csv(ranking, files["ranking"])
     _atomic_csv(duplicates, files["near_duplicates"])
     plot_swaps(swaps, files["swaps"])

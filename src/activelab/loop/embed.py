@@ -35,15 +35,21 @@ def embedding_model(project: Project, *, device: str | None = None) -> FastAdapt
     """
     m = project.settings.model
     name = m.name if m.pretrained else FALLBACK_EMBEDDING_MODEL
-    adapter = create_model(name, path="fast", pretrained=True, image_size=resolve_input_size(project).pixels,
-                           device=device if device is not None else m.device,
-                           cache_dir=project.cache_dir / "embeddings")
+    adapter = create_model(
+        name,
+        path="fast",
+        pretrained=True,
+        image_size=resolve_input_size(project).pixels,
+        device=device if device is not None else m.device,
+        cache_dir=project.cache_dir / "embeddings",
+    )
     assert isinstance(adapter, FastAdapter)
     return adapter
 
 
-def project_items(project: Project, splits: Sequence[str] = ("pool", "eval"), *,
-                  page_size: int = 10_000) -> Iterator[tuple[str, str]]:
+def project_items(
+    project: Project, splits: Sequence[str] = ("pool", "eval"), *, page_size: int = 10_000
+) -> Iterator[tuple[str, str]]:
     """``(sha256, path)`` of the images of ``splits``, in id order, read from the store a page at a time."""
     wanted = set(splits)
     for page in project.store.iter_images(None if len(wanted) > 1 else next(iter(wanted)), batch_size=page_size):
@@ -86,8 +92,24 @@ def embed_project(
     if backend == "ray":
         from activelab.models.ray_backend import ray_embed
 
-        return ray_embed(adapter, items, address=address, workers=max(1, workers), batch_size=batch_size,
-                         shard_size=shard_size, gpus_per_worker=gpus_per_worker, init_kwargs=ray_init,
-                         on_shard=on_shard)
-    return stream_embed(adapter, items, batch_size=batch_size, num_workers=workers, shard_size=shard_size,
-                        progress=progress, total=total, on_shard=on_shard)
+        return ray_embed(
+            adapter,
+            items,
+            address=address,
+            workers=max(1, workers),
+            batch_size=batch_size,
+            shard_size=shard_size,
+            gpus_per_worker=gpus_per_worker,
+            init_kwargs=ray_init,
+            on_shard=on_shard,
+        )
+    return stream_embed(
+        adapter,
+        items,
+        batch_size=batch_size,
+        num_workers=workers,
+        shard_size=shard_size,
+        progress=progress,
+        total=total,
+        on_shard=on_shard,
+    )

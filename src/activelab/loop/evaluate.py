@@ -28,7 +28,7 @@ def classification_metrics(y_true: Sequence[int], probs: np.ndarray, classes: Se
     labels = list(range(len(classes)))
     precision, recall, f1, support = precision_recall_fscore_support(y, pred, labels=labels, zero_division=0)
     return {
-        "n": int(len(y)),
+        "n": len(y),
         "accuracy": float((pred == y).mean()),
         "macro_f1": float(f1_score(y, pred, labels=labels, average="macro", zero_division=0)),
         "per_class": {

@@ -129,8 +129,11 @@ def import_images(
         labels_seen = [i.label for i in items if i.label is not None]
         report.new_classes = store.add_classes(dict.fromkeys(labels_seen))
     known = set(store.class_names())
-    with ThreadPoolExecutor(max_workers=workers) as pool, _report_writer(report_path) as write_rows, \
-            progress_task(progress, "importing", total=len(items), unit="img") as bar:
+    with (
+        ThreadPoolExecutor(max_workers=workers) as pool,
+        _report_writer(report_path) as write_rows,
+        progress_task(progress, "importing", total=len(items), unit="img") as bar,
+    ):
         report.report_path = Path(report_path) if report_path is not None else None
         for batch in _batched(items, batch_size):
             checked = list(pool.map(lambda item: _check(item, known, max_pixels, max_file_mb), batch))

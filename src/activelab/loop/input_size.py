@@ -119,11 +119,16 @@ def resolve_input_size(project: Project) -> InputSize:
         return InputSize(default, "the model's default: no pool images to choose from yet")
     width, height = median
     pixels = choose_input_size(max(width, height), native)
-    cap = f"{native} px, {model.name}'s native size" if native is not None else \
-        f"{MAX_INPUT_SIZE} px for a model trained from scratch"
-    reason = (f"chosen from {width}x{height} images: {UPSCALE}x the median longer side, at least "
-              f"{MIN_INPUT_SIZE} px, at most {cap}, rounded up to a multiple of {SIZE_STEP}; "
-              f"recorded in {SETTINGS_FILE}")
+    cap = (
+        f"{native} px, {model.name}'s native size"
+        if native is not None
+        else f"{MAX_INPUT_SIZE} px for a model trained from scratch"
+    )
+    reason = (
+        f"chosen from {width}x{height} images: {UPSCALE}x the median longer side, at least "
+        f"{MIN_INPUT_SIZE} px, at most {cap}, rounded up to a multiple of {SIZE_STEP}; "
+        f"recorded in {SETTINGS_FILE}"
+    )
     record_input_size(project, pixels)
     return InputSize(pixels, reason)
 

@@ -93,11 +93,20 @@ class ActiveLearner:
         for key, value in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)):
             if value is not None:
                 options[key] = value
-        self.model = create_model(self.model_name, classes=self.classes, path=self.path, pretrained=self.pretrained,
-                                  device=self.device, cache_dir=self.cache_dir, **options)
+        self.model = create_model(
+            self.model_name,
+            classes=self.classes,
+            path=self.path,
+            pretrained=self.pretrained,
+            device=self.device,
+            cache_dir=self.cache_dir,
+            **options,
+        )
         index = {c: i for i, c in enumerate(self.classes)}
         self.last_report = self.model.fit(
-            self.train_df["filepath"].tolist(), [index[c] for c in self.train_df["label"]], seed=self.seed,
+            self.train_df["filepath"].tolist(),
+            [index[c] for c in self.train_df["label"]],
+            seed=self.seed,
             progress=True,
         )
         return self.last_report
@@ -114,12 +123,14 @@ class ActiveLearner:
             return pd.DataFrame(columns=PRED_COLUMNS)
         _check_files(paths)
         probs = self._fitted().predict_proba(paths, progress=True)
-        return pd.DataFrame({
-            "filepath": paths,
-            "pred_label": [self.classes[i] for i in probs.argmax(axis=1)],
-            "pred_conf": probs.max(axis=1).astype(float),
-            "probs": list(probs),
-        })
+        return pd.DataFrame(
+            {
+                "filepath": paths,
+                "pred_label": [self.classes[i] for i in probs.argmax(axis=1)],
+                "pred_conf": probs.max(axis=1).astype(float),
+                "probs": list(probs),
+            }
+        )
 
     def evaluate(self, eval_df: pd.DataFrame, filepath_col: str = "filepath", label_col: str = "label") -> float:
         """Accuracy on a labeled set; ``last_eval`` holds the per-class report and confusion matrix."""
@@ -136,8 +147,9 @@ class ActiveLearner:
         return float(metrics["accuracy"])
 
     # --------------------------------------------------------------- sampling
-    def sample(self, pred_df: pd.DataFrame, num_samples: int, strategy: str = "least_confidence",
-               **params: Any) -> pd.DataFrame:
+    def sample(
+        self, pred_df: pd.DataFrame, num_samples: int, strategy: str = "least_confidence", **params: Any
+    ) -> pd.DataFrame:
         """The ``num_samples`` rows of ``pred_df`` that ``strategy`` ranks first, best first.
 
         The training set is passed to the strategy as already labeled, so
@@ -163,8 +175,9 @@ class ActiveLearner:
         out["strategy"] = strategy
         return out
 
-    def sample_uncertain(self, pred_df: pd.DataFrame, num_samples: int, strategy: str = "least_confidence"
-                         ) -> pd.DataFrame:
+    def sample_uncertain(
+        self, pred_df: pd.DataFrame, num_samples: int, strategy: str = "least_confidence"
+    ) -> pd.DataFrame:
         """Lowest-confidence rows first (``strategy``: least_confidence, margin, ratio or entropy)."""
         return self.sample(pred_df, num_samples, strategy=strategy)
 
@@ -176,8 +189,14 @@ class ActiveLearner:
         """A seeded random sample: the baseline every strategy should beat."""
         return self.sample(pred_df, num_samples, strategy="random")
 
-    def label(self, df: pd.DataFrame, output_filename: str | Path | None = None, *,
-              labeler: Labeler | None = None, **options: Any) -> pd.DataFrame:
+    def label(
+        self,
+        df: pd.DataFrame,
+        output_filename: str | Path | None = None,
+        *,
+        labeler: Labeler | None = None,
+        **options: Any,
+    ) -> pd.DataFrame:
         """Label the rows of ``df`` in the labeling web app; returns ``df`` with the label column filled.
 
         >>> from activelab.server import label_dataframe
@@ -205,8 +224,14 @@ class ActiveLearner:
             )
         if not self.classes:
             raise InputError("no classes yet: call load_dataset(df) first (the class list comes from its labels)")
-        return labeler(df, self.classes, filepath_col=self._filepath_col, label_col=self._label_col,
-                       output_filename=output_filename, **options)
+        return labeler(
+            df,
+            self.classes,
+            filepath_col=self._filepath_col,
+            label_col=self._label_col,
+            output_filename=output_filename,
+            **options,
+        )
 
     # ------------------------------------------------------------- save/load
     def save(self, path: str | Path) -> Path:
@@ -216,8 +241,13 @@ class ActiveLearner:
         self._fitted().save(folder / "model")
         if self.train_df is not None:
             self.train_df.to_parquet(folder / "train.parquet")
-        meta = {"model": self.model_name, "path": self.path, "classes": self.classes, "seed": self.seed,
-                "model_options": self.model_options}
+        meta = {
+            "model": self.model_name,
+            "path": self.path,
+            "classes": self.classes,
+            "seed": self.seed,
+            "model_options": self.model_options,
+        }
         (folder / "learner.json").write_text(json.dumps(meta, indent=2))
         return folder
 
@@ -240,8 +270,10 @@ def _clean_labeled(df: pd.DataFrame, filepath_col: str, label_col: str, name: st
     """``filepath``/``label`` columns as strings; clear errors for missing columns, labels or files."""
     missing = [c for c in (filepath_col, label_col) if c not in df.columns]
     if missing:
-        raise InputError(f"{name} has no column(s) {missing} (columns: {list(map(str, df.columns))}); "
-                         "pass filepath_col= and label_col=")
+        raise InputError(
+            f"{name} has no column(s) {missing} (columns: {list(map(str, df.columns))}); "
+            "pass filepath_col= and label_col="
+        )
     out = pd.DataFrame({"filepath": df[filepath_col].astype(str), "label": df[label_col]})
     blank = out["label"].isna() | (out["label"].astype(str).str.strip() == "")
     if blank.any():

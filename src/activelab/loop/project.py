@@ -76,7 +76,9 @@ def open_project(root: str | Path) -> Project:
     root = Path(root)
     settings_path = root / SETTINGS_FILE
     if not settings_path.is_file():
-        raise NotFoundError(f"{root} is not an activelab project (no {SETTINGS_FILE}); create it with `activelab init {root}`")
+        raise NotFoundError(
+            f"{root} is not an activelab project (no {SETTINGS_FILE}); create it with `activelab init {root}`"
+        )
     settings = load_settings(settings_path)
     store = open_store(resolve_db_url(root, settings.db), create=False)
     return Project(root, settings, store)

@@ -104,9 +104,15 @@ class ActiveSession:
     def _settings_model(self, classes: list[str]) -> ModelAdapter:
         m = self.project.settings.model
         train = self.project.settings.train
-        options: dict[str, Any] = {"head": m.head} if m.path == "fast" else {
-            "epochs": train.epochs, "lr": train.lr, "batch_size": train.batch_size,
-        }
+        options: dict[str, Any] = (
+            {"head": m.head}
+            if m.path == "fast"
+            else {
+                "epochs": train.epochs,
+                "lr": train.lr,
+                "batch_size": train.batch_size,
+            }
+        )
         return create_model(
             m.name,
             classes=classes,
@@ -142,8 +148,9 @@ class ActiveSession:
         current = self.store.current_labels("pool")
         touched = self.store.labeled_image_ids()
         mask = np.array([img.id in touched for img in images], dtype=bool)
-        labels = np.array([classes[current[img.id].label] if img.id in current else -1 for img in images],
-                          dtype=np.int64)
+        labels = np.array(
+            [classes[current[img.id].label] if img.id in current else -1 for img in images], dtype=np.int64
+        )
         return images, mask, labels
 
     # --------------------------------------------------------------- rounds
@@ -155,15 +162,14 @@ class ActiveSession:
                 continue
             owner = rnd.config.get("_owner", {})
             if owner.get("host") == socket.gethostname() and _pid_alive(owner.get("pid")):
-                raise StoreError(
-                    f"round {rnd.number} is running in process {owner['pid']}; wait for it to finish"
-                )
+                raise StoreError(f"round {rnd.number} is running in process {owner['pid']}; wait for it to finish")
             self.store.fail_round(rnd.number, "interrupted: the process running it stopped")
             failed.append(rnd.number)
         return failed
 
-    def train(self, *, seed: int | None = None, train_set: LabeledSet | None = None,
-              model: ModelAdapter | None = None) -> tuple[ModelAdapter, dict[str, Any]]:
+    def train(
+        self, *, seed: int | None = None, train_set: LabeledSet | None = None, model: ModelAdapter | None = None
+    ) -> tuple[ModelAdapter, dict[str, Any]]:
         """Fit a fresh model on the current pool labels; evaluate it on the eval split.
 
         ``train_set`` lets a caller that already read the pool pass its labeled part
@@ -173,8 +179,7 @@ class ActiveSession:
         train = self.labeled_set("pool") if train_set is None else train_set
         problem = _untrainable(train.y, classes)
         if problem:
-            raise InputError(f"cannot train: {problem}; label images of at least two classes (or import labels) "
-                             "first")
+            raise InputError(f"cannot train: {problem}; label images of at least two classes (or import labels) first")
         seed = self.project.settings.train.seed if seed is None else seed
         model = self.model_factory(classes) if model is None else model
         report = model.fit(train.paths, train.y.tolist(), keys=train.keys, seed=seed, progress=self.progress)
@@ -192,8 +197,9 @@ class ActiveSession:
         out["eval_predictions"] = {str(i): p for i, p in zip(evals.image_ids, probs.argmax(axis=1).tolist())}
         return {"eval": out}
 
-    def _plan(self, strategy: str, params: dict[str, Any], images: list[ImageRef], mask: np.ndarray,
-              labels: np.ndarray) -> tuple[ModelAdapter | None, InputSize]:
+    def _plan(
+        self, strategy: str, params: dict[str, Any], images: list[ImageRef], mask: np.ndarray, labels: np.ndarray
+    ) -> tuple[ModelAdapter | None, InputSize]:
         """Refuse an invalid round before anything is recorded.
 
         Returns the checked model to train (None: a cold start) and the backbone's input
@@ -221,8 +227,9 @@ class ActiveSession:
         check_model_provides(model, strategy, params)
         return model, input_size
 
-    def run_round(self, strategy: str | None = None, k: int | None = None, *, seed: int | None = None,
-                  **params: Any) -> RoundResult:
+    def run_round(
+        self, strategy: str | None = None, k: int | None = None, *, seed: int | None = None, **params: Any
+    ) -> RoundResult:
         """One round: train, evaluate, score the unlabeled pool, select ``k``, record it all.
 
         Before a model can be trained, a strategy that needs only embeddings runs a
@@ -236,11 +243,18 @@ class ActiveSession:
         self.recover()
         images, mask, labels = self.pool()
         model, input_size = self._plan(strategy, params, images, mask, labels)
-        config = {"strategy": strategy, "k": k, "seed": seed, "params": params, "cold_start": model is None,
-                  "model": self.project.settings.model.model_dump(),
-                  "_owner": {"host": socket.gethostname(), "pid": os.getpid()}}
-        number = self.store.start_round(strategy=strategy, model=self.project.settings.model.name, config=config,
-                                        n_labeled=int((labels >= 0).sum()))
+        config = {
+            "strategy": strategy,
+            "k": k,
+            "seed": seed,
+            "params": params,
+            "cold_start": model is None,
+            "model": self.project.settings.model.model_dump(),
+            "_owner": {"host": socket.gethostname(), "pid": os.getpid()},
+        }
+        number = self.store.start_round(
+            strategy=strategy, model=self.project.settings.model.name, config=config, n_labeled=int((labels >= 0).sum())
+        )
         if model is None:
             result = self._cold_start_round(number, strategy, k, seed, params, images, mask, labels)
             result.input_size = input_size
@@ -248,16 +262,26 @@ class ActiveSession:
         try:
             t0 = time.perf_counter()
             keep = np.flatnonzero(labels >= 0)
-            train_set = LabeledSet([images[i].id for i in keep], [images[i].path for i in keep],
-                                   [images[i].sha256 for i in keep], labels[keep])
+            train_set = LabeledSet(
+                [images[i].id for i in keep],
+                [images[i].path for i in keep],
+                [images[i].sha256 for i in keep],
+                labels[keep],
+            )
             model, metrics = self.train(seed=seed, train_set=train_set, model=model)
             t1 = time.perf_counter()
-            inputs = strategy_inputs(model, strategy, [img.path for img in images],
-                                     keys=[img.sha256 for img in images], params=params, labels=labels,
-                                     seed=seed, progress=self.progress)
+            inputs = strategy_inputs(
+                model,
+                strategy,
+                [img.path for img in images],
+                keys=[img.sha256 for img in images],
+                params=params,
+                labels=labels,
+                seed=seed,
+                progress=self.progress,
+            )
             t2 = time.perf_counter()
-            positions = select(strategy, k, rng=np.random.default_rng([seed, number]), labeled=mask, **inputs,
-                               **params)
+            positions = select(strategy, k, rng=np.random.default_rng([seed, number]), labeled=mask, **inputs, **params)
             t3 = time.perf_counter()
         except BaseException as exc:
             self.store.fail_round(number, f"{type(exc).__name__}: {exc}")
@@ -277,8 +301,17 @@ class ActiveSession:
         self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)), predictions=hints)
         return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"], input_size)
 
-    def _cold_start_round(self, number: int, strategy: str, k: int, seed: int, params: dict[str, Any],
-                          images: list[ImageRef], mask: np.ndarray, labels: np.ndarray) -> RoundResult:
+    def _cold_start_round(
+        self,
+        number: int,
+        strategy: str,
+        k: int,
+        seed: int,
+        params: dict[str, Any],
+        images: list[ImageRef],
+        mask: np.ndarray,
+        labels: np.ndarray,
+    ) -> RoundResult:
         """Select from frozen backbone embeddings (the embedding cache) without training; record the round."""
         needed = required_inputs(strategy, **params)
         try:
@@ -286,28 +319,34 @@ class ActiveSession:
             inputs: dict[str, np.ndarray] = {"labels": labels}
             embedder = embedding_model(self.project) if "embeddings" in needed else None
             if embedder is not None:
-                inputs["embeddings"] = embedder.embed([img.path for img in images],
-                                                      keys=[img.sha256 for img in images], progress=self.progress)
+                inputs["embeddings"] = embedder.embed(
+                    [img.path for img in images], keys=[img.sha256 for img in images], progress=self.progress
+                )
             t1 = time.perf_counter()
-            positions = select(strategy, k, rng=np.random.default_rng([seed, number]), labeled=mask, **inputs,
-                               **params)
+            positions = select(strategy, k, rng=np.random.default_rng([seed, number]), labeled=mask, **inputs, **params)
             t2 = time.perf_counter()
         except BaseException as exc:
             self.store.fail_round(number, f"{type(exc).__name__}: {exc}")
             raise
         selected = [images[int(p)].id for p in positions]
         scores: list[float | None] = [None] * len(selected)
-        metrics: dict[str, Any] = {"n_labeled": int((labels >= 0).sum()), "cold_start": True,
-                                   "embedding_model": None if embedder is None else embedder.name,
-                                   "seconds": {"embed": t1 - t0, "select": t2 - t1}}
+        metrics: dict[str, Any] = {
+            "n_labeled": int((labels >= 0).sum()),
+            "cold_start": True,
+            "embedding_model": None if embedder is None else embedder.name,
+            "seconds": {"embed": t1 - t0, "select": t2 - t1},
+        }
         self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)))
         return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"])
 
     def _with_agreement(self, number: int, metrics: dict[str, Any]) -> dict[str, Any]:
         """Add kappa between this round's and the previous finished round's eval predictions."""
         current = metrics.get("eval", {}).get("eval_predictions")
-        previous_rounds = [r for r in self.store.rounds() if r.status == "done" and r.number < number
-                           and not (r.metrics or {}).get("cold_start")]
+        previous_rounds = [
+            r
+            for r in self.store.rounds()
+            if r.status == "done" and r.number < number and not (r.metrics or {}).get("cold_start")
+        ]
         if current is None or not previous_rounds:
             return metrics
         prev = (previous_rounds[-1].metrics or {}).get("eval", {}).get("eval_predictions") or {}
@@ -365,9 +404,10 @@ class ActiveSession:
         al = self.project.settings.active_learner
         try:
             self.run_round(al.cold_start_strategy, al.batch_size)
-        except Exception as exc:  # noqa: BLE001 - the queue must keep serving images
-            log.warning("cold-start queue (%s) not computed, serving images in file order: %s",
-                        al.cold_start_strategy, exc)
+        except Exception as exc:
+            log.warning(
+                "cold-start queue (%s) not computed, serving images in file order: %s", al.cold_start_strategy, exc
+            )
 
     def latest_model(self) -> ModelAdapter:
         """The model saved by the latest round (or ``activelab train``)."""

@@ -40,8 +40,11 @@ class TrainSettings(_Section):
 
 class ActiveLearnerSettings(_Section):
     strategy: str = "margin"
-    cold_start_strategy: str = Field("typiclust", description="Orders a fresh project's queue before any label "
-                                     "exists; must need no trained model (docs/strategies.md, 'Cold start').")
+    cold_start_strategy: str = Field(
+        "typiclust",
+        description="Orders a fresh project's queue before any label "
+        "exists; must need no trained model (docs/strategies.md, 'Cold start').",
+    )
     batch_size: int = Field(50, ge=1)
     retrain_every: int = Field(20, ge=1)
     eval_fraction: float = Field(0.2, ge=0, lt=1)
@@ -51,8 +54,11 @@ class ActiveLearnerSettings(_Section):
 class LabelingSettings(_Section):
     """What labelers may change from the web app."""
 
-    allow_new_classes: bool = Field(True, description="POST /api/classes (the page's 'add a class') may add "
-                                    "classes; false: only `activelab classes add` can, the API answers 403.")
+    allow_new_classes: bool = Field(
+        True,
+        description="POST /api/classes (the page's 'add a class') may add "
+        "classes; false: only `activelab classes add` can, the API answers 403.",
+    )
 
 
 class Settings(_Section):
@@ -92,9 +98,7 @@ def parse_settings(data: Any, *, source: str = "settings") -> Settings:
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
-        )
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
         raise InputError(f"{source}: {problems}") from exc
 
 

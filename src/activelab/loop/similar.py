@@ -82,8 +82,15 @@ class SimilarImages:
     Safe to share between threads (the web app does): building is serialised.
     """
 
-    def __init__(self, project: Project, *, model: FastAdapter | None = None,
-                 flat_threshold: int = FLAT_THRESHOLD, nprobe: int = DEFAULT_NPROBE, seed: int = 0) -> None:
+    def __init__(
+        self,
+        project: Project,
+        *,
+        model: FastAdapter | None = None,
+        flat_threshold: int = FLAT_THRESHOLD,
+        nprobe: int = DEFAULT_NPROBE,
+        seed: int = 0,
+    ) -> None:
         self.project = project
         self._model = model
         self.flat_threshold = int(flat_threshold)
@@ -127,8 +134,7 @@ class SimilarImages:
                 return
             if self._failed is not None and self._failed[0] == self.project.store.images_fingerprint():
                 return
-            self._thread = threading.Thread(target=self._build_in_background, name="activelab-similar",
-                                            daemon=True)
+            self._thread = threading.Thread(target=self._build_in_background, name="activelab-similar", daemon=True)
             self._thread.start()
 
     def _build_in_background(self) -> None:
@@ -197,16 +203,20 @@ class SimilarImages:
             meta = json.loads(meta_path.read_text())
         except (OSError, json.JSONDecodeError):
             return None
-        if meta.get("format") != INDEX_FORMAT or tuple(meta.get("fingerprint", ())) != fingerprint \
-                or meta.get("model_id") != self.model.model_id:
+        if (
+            meta.get("format") != INDEX_FORMAT
+            or tuple(meta.get("fingerprint", ())) != fingerprint
+            or meta.get("model_id") != self.model.model_id
+        ):
             return None
         flags = faiss.IO_FLAG_MMAP if meta["kind"] == "ivf" else 0
         index = faiss.read_index(str(self.folder / "index.faiss"), flags)
         if meta["kind"] == "ivf":
             index.nprobe = self.nprobe
         ids = np.load(self.folder / "ids.npy", mmap_mode="r")
-        info = IndexInfo(meta["kind"], int(meta["n"]), int(meta["dim"]), fingerprint, meta["model_id"],
-                         float(meta["seconds"]))
+        info = IndexInfo(
+            meta["kind"], int(meta["n"]), int(meta["dim"]), fingerprint, meta["model_id"], float(meta["seconds"])
+        )
         self._loaded = (index, ids, info)
         return info
 
@@ -225,8 +235,10 @@ class SimilarImages:
         embed_project(self.project, model=self.model, progress=progress, on_shard=self._check_stop)
         self._check_stop()
         model_id = self.model.model_id
-        n = sum(int(self.model.cache.contains(model_id, [img.sha256 for img in page]).sum())
-                for page in self.project.store.iter_images(batch_size=PAGE_SIZE))
+        n = sum(
+            int(self.model.cache.contains(model_id, [img.sha256 for img in page]).sum())
+            for page in self.project.store.iter_images(batch_size=PAGE_SIZE)
+        )
         dim = self.model.cache.get(model_id, [])[0].shape[1] or int(self.model.backbone()[0].dim)
         if n == 0:
             raise InputError("the project has no readable images to search; import some first")
@@ -237,8 +249,9 @@ class SimilarImages:
             kind = "ivf"
             nlist = int(min(65_536, max(16, math.sqrt(n))))
             quantizer = faiss.IndexFlatIP(dim)
-            index = faiss.IndexIVFScalarQuantizer(quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit,
-                                                  faiss.METRIC_INNER_PRODUCT)
+            index = faiss.IndexIVFScalarQuantizer(
+                quantizer, dim, nlist, faiss.ScalarQuantizer.QT_8bit, faiss.METRIC_INNER_PRODUCT
+            )
             index.train(self._training_sample(n, nlist))
             index.nprobe = self.nprobe
         ids_parts = []
@@ -259,9 +272,16 @@ class SimilarImages:
         with open(folder / ".ids.npy.tmp", "wb") as f:
             np.save(f, all_ids)
         os.replace(folder / ".ids.npy.tmp", folder / "ids.npy")
-        meta = {"format": INDEX_FORMAT, "kind": kind, "n": len(all_ids), "dim": int(dim),
-                "fingerprint": list(fingerprint), "model_id": model_id, "seconds": round(seconds, 3),
-                "nlist": int(getattr(index, "nlist", 0))}
+        meta = {
+            "format": INDEX_FORMAT,
+            "kind": kind,
+            "n": len(all_ids),
+            "dim": int(dim),
+            "fingerprint": list(fingerprint),
+            "model_id": model_id,
+            "seconds": round(seconds, 3),
+            "nlist": int(getattr(index, "nlist", 0)),
+        }
         (folder / ".meta.json.tmp").write_text(json.dumps(meta, indent=1))
         os.replace(folder / ".meta.json.tmp", meta_path)
         info = self._load(fingerprint)
@@ -308,8 +328,10 @@ class SimilarImages:
         index, ids, _ = self._loaded
         emb, found = self.model.cache.get(self.model.model_id, [image.sha256])
         if not found[0]:
-            raise NotFoundError(f"image {image.id} has no embedding: its file could not be read when the index "
-                                "was built; check the file and import it again")
+            raise NotFoundError(
+                f"image {image.id} has no embedding: its file could not be read when the index "
+                "was built; check the file and import it again"
+            )
         scores, rows = index.search(_normalise(emb), int(k) + 1)
         out = []
         for score, row in zip(scores[0], rows[0]):

@@ -213,8 +213,7 @@ def _torchvision(spec: BackboneSpec, load_weights: bool) -> Body:
 
     if spec.name not in torchvision.models.list_models(module=torchvision.models):
         raise InputError(
-            f"unknown torchvision classification model {spec.name!r}; "
-            "see activelab.models.list_models('torchvision/*')"
+            f"unknown torchvision classification model {spec.name!r}; see activelab.models.list_models('torchvision/*')"
         )
     weights = torchvision_weights(spec.name, spec.pretrained and load_weights)
     kwargs: dict[str, Any] = {}
@@ -364,7 +363,9 @@ def _hf(spec: BackboneSpec, load_weights: bool) -> Body:
     pooler = getattr(module, "pooler", None)
     # a pooler with weights of its own is random unless the checkpoint is this very class
     trust_pooler = not (
-        isinstance(pooler, nn.Module) and any(True for _ in pooler.parameters()) and archs
+        isinstance(pooler, nn.Module)
+        and any(True for _ in pooler.parameters())
+        and archs
         and type(module).__name__ not in archs
     )
 

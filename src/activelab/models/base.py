@@ -280,7 +280,7 @@ def grad_embedding(probs: np.ndarray, hidden: np.ndarray) -> np.ndarray:
     to the last layer's weights, taking the predicted class as the label, i.e.
     ``(p - onehot(argmax p)) ⊗ hidden`` (sign flipped; only norms and distances matter).
     """
-    n, c = probs.shape
+    n = probs.shape[0]
     g = probs.astype(np.float32).copy()  # (N, C)
     g[np.arange(n), probs.argmax(axis=1)] -= 1.0
     g = -g

@@ -234,7 +234,9 @@ class FastAdapter(AdapterBase):
             p = torch.softmax(head(x), dim=1).numpy()
         return normalise_rows(p)
 
-    def embed(self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False) -> np.ndarray:
+    def embed(
+        self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
+    ) -> np.ndarray:
         """(N, d) float32 backbone embeddings (the head's input; d=1280 for efficientnet_lite0)."""
         return self._embeddings(paths, keys, progress)
 

@@ -374,7 +374,9 @@ class FastaiAdapter(AdapterBase):
         with seeded(seed, self.device), _python_random(seed), warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)
             if wrapped:
-                vocab = list(self._learn.dls.vocab) if getattr(self._learn.dls, "vocab", None) is not None else self.classes
+                vocab = (
+                    list(self._learn.dls.vocab) if getattr(self._learn.dls, "vocab", None) is not None else self.classes
+                )
                 learn = self._refit_learner(self._frame(ps, y, vocab), tr, va, bs)
                 groups = learn.splitter(learn.model)  # a list of tensors is one group (fastai's Optimizer)
                 pretrained_body = len(groups) > 1 and isinstance(groups[0], (list, tuple, fv.L))
@@ -472,6 +474,7 @@ class FastaiAdapter(AdapterBase):
         captured: list[torch.Tensor] = []
         handle = lin.register_forward_pre_hook(lambda _m, inp: captured.append(_plain(inp[0])))
         try:
+
             def fn(x: torch.Tensor) -> torch.Tensor:
                 return torch.softmax(_plain(model(x)), dim=-1)
 
@@ -482,7 +485,9 @@ class FastaiAdapter(AdapterBase):
         p = torch.cat(outs).numpy() if outs else np.zeros((0, self.n_classes), np.float32)
         return h, (p if with_probs else None)
 
-    def embed(self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False) -> np.ndarray:
+    def embed(
+        self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
+    ) -> np.ndarray:
         """(N, h) float32: the input of the final linear layer (fastai heads: 512-d)."""
         ps = check_paths(paths, keys)
         learn = self._fitted_learner()
@@ -625,7 +630,7 @@ def _timm_kwargs(arch: str, pretrained: bool) -> dict[str, Any]:
 
     try:
         cfg = timm.models.get_pretrained_cfg(arch)
-    except Exception:  # noqa: BLE001  # pragma: no cover - defensive
+    except Exception:  # pragma: no cover - defensive
         cfg = None
     if cfg is None:
         raise OfflineError(f"timm model {arch!r} has no pretrained weights; pass pretrained=False")

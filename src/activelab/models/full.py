@@ -87,7 +87,7 @@ class ClassifierNet(nn.Module):
 
 
 def _split(n: int, fraction: float, min_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    n_val = int(round(n * fraction)) if fraction > 0 else 0
+    n_val = round(n * fraction) if fraction > 0 else 0
     if n_val < min_val or n - n_val < 1:
         return np.arange(n), np.arange(0)
     perm = np.random.default_rng(seed).permutation(n)
@@ -198,15 +198,18 @@ class FullAdapter(AdapterBase):
                 raise InputError(f"min_steps must be >= 0, got {min_steps}")
             epochs = max(epochs, math.ceil(min_steps / max(1, len(loader))))
             steps = max(1, epochs * len(loader))
-            sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
+            sched = torch.optim.lr_scheduler.LambdaLR(
+                opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
+            )
             scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
             loss_fn = nn.CrossEntropyLoss(label_smoothing=float(o["label_smoothing"]))
             history: list[dict[str, float]] = []
             best_state: dict[str, torch.Tensor] | None = None
             best_epoch, best_val, bad = 0, math.inf, 0
             shown = ExitStack()
-            bar = shown.enter_context(progress_task(progress, f"fine-tuning {self.name}", total=epochs * len(loader),
-                                                    unit="batch"))
+            bar = shown.enter_context(
+                progress_task(progress, f"fine-tuning {self.name}", total=epochs * len(loader), unit="batch")
+            )
             try:
                 for epoch in range(1, epochs + 1):
                     net.train()
@@ -231,8 +234,9 @@ class FullAdapter(AdapterBase):
                     else:
                         improved = True
                     history.append(rec)
-                    bar.describe(f"fine-tuning {self.name}: " + ", ".join(
-                        f"{k} {v:.4f}" for k, v in rec.items() if k != "epoch"))
+                    bar.describe(
+                        f"fine-tuning {self.name}: " + ", ".join(f"{k} {v:.4f}" for k, v in rec.items() if k != "epoch")
+                    )
                     if improved:
                         best_val = rec.get("val_loss", math.inf)
                         best_epoch, bad = epoch, 0
@@ -310,7 +314,9 @@ class FullAdapter(AdapterBase):
         outs = self._run(lambda x: torch.softmax(net(x).float(), 1).cpu(), paths, keys, progress, "predicting")
         return normalise_rows(torch.cat(outs).numpy()) if outs else np.zeros((0, self.n_classes), np.float32)
 
-    def embed(self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False) -> np.ndarray:
+    def embed(
+        self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
+    ) -> np.ndarray:
         """(N, d) float32 penultimate features (the classifier's input)."""
         if self._net is not None:
             net = self._net.eval()

@@ -77,12 +77,33 @@ def train_head(
     # a small problem runs several times faster on one thread: thread start-up and contention
     # dominate its tiny matrix products (measured on 2 cores: 50 x 1280 logreg 0.66 s on 2 threads, 0.17 s on 1)
     with torch_threads(1 if xt.numel() <= SINGLE_THREAD_ELEMENTS else None):
-        return _fit(head, xt, yt, l2=l2, epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
-                    max_iter=max_iter, seed=seed)
+        return _fit(
+            head,
+            xt,
+            yt,
+            l2=l2,
+            epochs=epochs,
+            lr=lr,
+            batch_size=batch_size,
+            weight_decay=weight_decay,
+            max_iter=max_iter,
+            seed=seed,
+        )
 
 
-def _fit(head: Head, xt: torch.Tensor, yt: torch.Tensor, *, l2: float, epochs: int, lr: float, batch_size: int,
-         weight_decay: float, max_iter: int, seed: int) -> dict[str, Any]:
+def _fit(
+    head: Head,
+    xt: torch.Tensor,
+    yt: torch.Tensor,
+    *,
+    l2: float,
+    epochs: int,
+    lr: float,
+    batch_size: int,
+    weight_decay: float,
+    max_iter: int,
+    seed: int,
+) -> dict[str, Any]:
     n = xt.shape[0]
     with torch.no_grad():
         mean = xt.mean(0)
@@ -94,8 +115,13 @@ def _fit(head: Head, xt: torch.Tensor, yt: torch.Tensor, *, l2: float, epochs: i
     epochs_run = 0
     if head.kind == "logreg":
         opt = torch.optim.LBFGS(
-            head.parameters(), lr=1.0, max_iter=max_iter, history_size=20, line_search_fn="strong_wolfe",
-            tolerance_grad=1e-6, tolerance_change=1e-9,
+            head.parameters(),
+            lr=1.0,
+            max_iter=max_iter,
+            history_size=20,
+            line_search_fn="strong_wolfe",
+            tolerance_grad=1e-6,
+            tolerance_change=1e-9,
         )
         w = head.out.weight
 

@@ -80,7 +80,11 @@ class Preprocess:
             return self.eval_transform()
         steps: list[Any] = [
             T.RandomResizedCrop(
-                (self.size, self.size), scale=(0.7, 1.0), ratio=(0.85, 1.18), interpolation=self._interp(), antialias=True
+                (self.size, self.size),
+                scale=(0.7, 1.0),
+                ratio=(0.85, 1.18),
+                interpolation=self._interp(),
+                antialias=True,
             )
         ]
         if hflip:

@@ -53,7 +53,7 @@ def _global_rngs_seeded(seed: int) -> Iterator[None]:
     RNG only) does not cover; without this, the same seed gives different weights.
     """
     np_state, py_state = np.random.get_state(), random.getstate()
-    np.random.seed(int(seed) % 2**32)  # noqa: NPY002 - lightly reads the global state
+    np.random.seed(int(seed) % 2**32)
     random.seed(int(seed))
     try:
         yield
@@ -103,7 +103,9 @@ def pretrain_backbone(
         raise InputError("self-supervised pretraining needs at least 2 images")
     source, arch = parse_name(name)
     if source not in SOURCES:
-        raise InputError(f"{name!r} cannot be pretrained here; use efficientnet_lite0, small_cnn, timm, torchvision or hf")
+        raise InputError(
+            f"{name!r} cannot be pretrained here; use efficientnet_lite0, small_cnn, timm, torchvision or hf"
+        )
     if source == "small_cnn":
         pretrained = False
     spec = BackboneSpec(source=source, name=arch, pretrained=pretrained, image_size=image_size)
@@ -134,8 +136,9 @@ def pretrain_backbone(
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, int(epochs) * len(loader)))
         modules.train()
         shown = ExitStack()
-        bar = shown.enter_context(progress_task(progress, f"{method} pretraining {name}",
-                                                total=int(epochs) * len(loader), unit="batch"))
+        bar = shown.enter_context(
+            progress_task(progress, f"{method} pretraining {name}", total=int(epochs) * len(loader), unit="batch")
+        )
         try:
             for epoch in range(1, int(epochs) + 1):
                 for views in loader:

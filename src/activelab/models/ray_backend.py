@@ -76,7 +76,7 @@ class RayEmbedder:
             try:
                 xs.append(self.transform(load_rgb(str(path))))
                 errors.append("")
-            except Exception as e:  # noqa: BLE001 - any unreadable file: reported, never fatal
+            except Exception as e:
                 xs.append(torch.zeros(3, size, size))
                 errors.append(str(e) or type(e).__name__)
         x = torch.stack(xs).to(self.device)
@@ -88,8 +88,12 @@ class RayEmbedder:
                     out = self.body(x)
             else:
                 out = self.body(x)
-        return {"key": batch["key"], "embedding": out.float().cpu().numpy().astype(np.float32),
-                "error": np.array(errors, dtype=object), "path": batch["path"]}
+        return {
+            "key": batch["key"],
+            "embedding": out.float().cpu().numpy().astype(np.float32),
+            "error": np.array(errors, dtype=object),
+            "path": batch["path"],
+        }
 
 
 def ray_embed(
@@ -151,8 +155,7 @@ def ray_embed(
                 for path, e in zip(batch["path"][~ok], errors[~ok]):
                     report.fail(str(path), str(e))
                 if ok.any():
-                    writer.add((str(k) for k in batch["key"][ok]),
-                               np.asarray(batch["embedding"], dtype=np.float32)[ok])
+                    writer.add((str(k) for k in batch["key"][ok]), np.asarray(batch["embedding"], dtype=np.float32)[ok])
             writer.flush()
     finally:
         report.seconds = time.perf_counter() - t0

@@ -122,7 +122,9 @@ def _create_fastai(arch: str, *, path: str | None, pretrained: bool | None, clas
     if path not in (None, "full"):
         raise InputError(f"fastai models fine-tune the whole network (path='full'); got path={path!r}")
     if backbone_weights is not None:
-        raise InputError("backbone_weights is not supported for fastai/ models; wrap your own Learner with from_learner")
+        raise InputError(
+            "backbone_weights is not supported for fastai/ models; wrap your own Learner with from_learner"
+        )
     options.pop("cache_dir", None)
     source, name = ("torchvision", arch[len("torchvision/") :]) if arch.startswith("torchvision/") else ("timm", arch)
     adapter = FastaiAdapter(name, source=source, pretrained=True if pretrained is None else bool(pretrained),

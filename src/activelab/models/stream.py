@@ -67,10 +67,18 @@ class StreamReport:
             self.failed.append((path, reason))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"model_id": self.model_id, "backend": self.backend, "n_images": self.n_images,
-                "n_cached": self.n_cached, "n_computed": self.n_computed, "n_failed": self.n_failed,
-                "n_shards": self.n_shards, "seconds": round(self.seconds, 3),
-                "images_per_second": round(self.images_per_second, 1), "failed": [list(f) for f in self.failed]}
+        return {
+            "model_id": self.model_id,
+            "backend": self.backend,
+            "n_images": self.n_images,
+            "n_cached": self.n_cached,
+            "n_computed": self.n_computed,
+            "n_failed": self.n_failed,
+            "n_shards": self.n_shards,
+            "seconds": round(self.seconds, 3),
+            "images_per_second": round(self.images_per_second, 1),
+            "failed": [list(f) for f in self.failed],
+        }
 
 
 class _SafeImages(Dataset):  # type: ignore[type-arg]
@@ -98,8 +106,9 @@ class ShardWriter:
     state: whatever was flushed survives an interruption.
     """
 
-    def __init__(self, adapter: FastAdapter, report: StreamReport, shard_size: int,
-                 on_shard: ShardCallback | None = None) -> None:
+    def __init__(
+        self, adapter: FastAdapter, report: StreamReport, shard_size: int, on_shard: ShardCallback | None = None
+    ) -> None:
         self.adapter = adapter
         self.report = report
         self.shard_size = shard_size
@@ -152,8 +161,12 @@ def missing(adapter: FastAdapter, window: list[tuple[str, str]], report: StreamR
 
 
 def check_sizes(batch_size: int, num_workers: int, shard_size: int, window: int) -> None:
-    for name, value, low in (("batch_size", batch_size, 1), ("workers", num_workers, 0),
-                             ("shard_size", shard_size, 1), ("window", window, 1)):
+    for name, value, low in (
+        ("batch_size", batch_size, 1),
+        ("workers", num_workers, 0),
+        ("shard_size", shard_size, 1),
+        ("window", window, 1),
+    ):
         if int(value) < low:
             raise InputError(f"{name} must be >= {low}, got {value}")
 
@@ -200,8 +213,12 @@ def stream_embed(
                 if not todo:
                     continue
                 paths = [p for _, p in todo]
-                loader = make_loader(_SafeImages(paths, transform, preprocess.size), batch_size=batch_size,
-                                     num_workers=num_workers, device=device)
+                loader = make_loader(
+                    _SafeImages(paths, transform, preprocess.size),
+                    batch_size=batch_size,
+                    num_workers=num_workers,
+                    device=device,
+                )
                 with torch.inference_mode():
                     for x, pos, err in loader:
                         x = x.to(device, non_blocking=True)

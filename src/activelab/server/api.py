@@ -23,18 +23,32 @@ Service = Annotated[LabelingService, Depends(get_service)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 ImageIdPath = Annotated[int, Path(ge=1, le=s.MAX_ID, description="An image id.")]
-UserQuery = Annotated[str | None, Query(min_length=1, max_length=s.MAX_NAME, pattern=s.USER_PATTERN,
-                                        description="The asking labeler: `held_by` then names only someone else.")]
+UserQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=s.MAX_NAME,
+        pattern=s.USER_PATTERN,
+        description="The asking labeler: `held_by` then names only someone else.",
+    ),
+]
 
 
 @router.get("/project", response_model=s.ProjectInfo, tags=["project"])
 def project_info(service: Service) -> dict[str, Any]:
     """Project name, classes (in shortcut order), strategy and labeling settings."""
     p = service.project.settings
-    return {"name": p.name, "classes": service.store.class_names(), "strategy": p.active_learner.strategy,
-            "model": p.model.name, "retrain_every": service.trainer.retrain_every,
-            "lease_seconds": service.settings.lease_seconds, "holdout": service.holdout(),
-            "allow_new_classes": p.labeling.allow_new_classes, "retired_classes": service.store.retired_classes()}
+    return {
+        "name": p.name,
+        "classes": service.store.class_names(),
+        "strategy": p.active_learner.strategy,
+        "model": p.model.name,
+        "retrain_every": service.trainer.retrain_every,
+        "lease_seconds": service.settings.lease_seconds,
+        "holdout": service.holdout(),
+        "allow_new_classes": p.labeling.allow_new_classes,
+        "retired_classes": service.store.retired_classes(),
+    }
 
 
 @router.post("/classes", response_model=s.ClassesResponse, tags=["project"])
@@ -64,8 +78,7 @@ def next_items(body: s.NextRequest, service: Service) -> dict[str, Any]:
     with their label history instead (no leases). ``ranks`` gives the images in ``exclude``
     their rank in the queue as it is now.
     """
-    batch = service.next_items(body.user, min(body.n, service.settings.max_items), mode=body.mode,
-                               exclude=body.exclude)
+    batch = service.next_items(body.user, min(body.n, service.settings.max_items), mode=body.mode, exclude=body.exclude)
     return {**batch, "lease_seconds": service.settings.lease_seconds}
 
 
@@ -101,25 +114,37 @@ def image_detail(image_id: ImageIdPath, service: Service, user: UserQuery = None
     return service.image_detail(image_id, user)
 
 
-@router.get("/images/{image_id}/file", tags=["images"], response_class=Response,
-            responses={200: {"content": {media: {} for media in s.IMAGE_MEDIA_TYPES},
-                             "description": "The image's bytes, as imported."},
-                       409: {"model": s.ErrorMessage, "description": "The file changed since it was imported."},
-                       415: {"model": s.ErrorMessage, "description": "Not a raster format browsers display."}})
+@router.get(
+    "/images/{image_id}/file",
+    tags=["images"],
+    response_class=Response,
+    responses={
+        200: {
+            "content": {media: {} for media in s.IMAGE_MEDIA_TYPES},
+            "description": "The image's bytes, as imported.",
+        },
+        409: {"model": s.ErrorMessage, "description": "The file changed since it was imported."},
+        415: {"model": s.ErrorMessage, "description": "Not a raster format browsers display."},
+    },
+)
 def image_file(image_id: ImageIdPath, service: Service) -> Response:
     """The bytes of a stored image, by id, if they are still those imported (size and sha256 checked now).
 
     The media type is the format detected at import (PNG, JPEG, GIF, WebP, BMP), never the file name's.
     """
     data, media = service.image_file(image_id)
-    return Response(data, media_type=media, headers={"Cache-Control": "private, max-age=3600",
-                                                     "X-Content-Type-Options": "nosniff"})
+    return Response(
+        data, media_type=media, headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    )
 
 
 @router.get("/images/{image_id}/similar", response_model=s.SimilarResponse, tags=["images"])
-def similar_images(image_id: ImageIdPath, service: Service,
-                   k: Annotated[int, Query(ge=1, le=100, description="How many similar images.")] = 12,
-                   user: UserQuery = None) -> dict[str, Any]:
+def similar_images(
+    image_id: ImageIdPath,
+    service: Service,
+    k: Annotated[int, Query(ge=1, le=100, description="How many similar images.")] = 12,
+    user: UserQuery = None,
+) -> dict[str, Any]:
     """The images most like this one over the whole project (FAISS over cached embeddings), most similar first.
 
     The index is built in the background (at start and when the images change); until it is ready the
@@ -147,15 +172,19 @@ def stats(service: Service) -> dict[str, Any]:
     return service.stats()
 
 
-@router.get("/export", tags=["dashboard"], response_class=FileResponse,
-            responses={200: {"content": {"text/csv": {}, "application/octet-stream": {}}}})
-def export(service: Service, format: Literal["csv", "parquet"] = "csv", include_eval: bool = False
-           ) -> FileResponse:
+@router.get(
+    "/export",
+    tags=["dashboard"],
+    response_class=FileResponse,
+    responses={200: {"content": {"text/csv": {}, "application/octet-stream": {}}}},
+)
+def export(service: Service, format: Literal["csv", "parquet"] = "csv", include_eval: bool = False) -> FileResponse:
     """Download the current labels (with source and author) as CSV or parquet."""
     path = service.export(format, include_eval)
     media = "text/csv" if format == "csv" else "application/octet-stream"
-    return FileResponse(path, media_type=media, filename=path.name,
-                        background=BackgroundTask(_remove_tree, path.parent))
+    return FileResponse(
+        path, media_type=media, filename=path.name, background=BackgroundTask(_remove_tree, path.parent)
+    )
 
 
 def _remove_tree(folder: Any) -> None:

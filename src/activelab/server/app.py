@@ -39,8 +39,12 @@ def create_app(settings: ServerSettings, *, session_factory: SessionFactory = Ac
     """
     project = open_project(settings.project)
     retrain_every = settings.retrain_every or project.settings.active_learner.retrain_every
-    trainer = BackgroundTrainer(project, retrain_every=retrain_every, poll_seconds=settings.trainer_poll_seconds,
-                                session_factory=session_factory)
+    trainer = BackgroundTrainer(
+        project,
+        retrain_every=retrain_every,
+        poll_seconds=settings.trainer_poll_seconds,
+        session_factory=session_factory,
+    )
     service = LabelingService(project, settings, trainer)
     service.holdout()  # decide (once, persisted) whether human labels are held out for evaluation
 
@@ -61,15 +65,19 @@ def create_app(settings: ServerSettings, *, session_factory: SessionFactory = Ac
         title=f"activelab: {project.settings.name}",
         version=_version(),
         description="Label images in active-learning order while a background trainer re-ranks the queue. "
-                    "State-changing calls need the header `X-Activelab-Client: 1`.",
+        "State-changing calls need the header `X-Activelab-Client: 1`.",
         lifespan=lifespan,
         docs_url=None,  # apidocs.add_docs serves /docs from local assets, under the CSP
         redoc_url=None,
     )
     app.state.service = service
     app.state.settings = settings
-    app.add_middleware(SecurityMiddleware, token=settings.token, allowed_hosts=settings.allowed_hosts,
-                       max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(
+        SecurityMiddleware,
+        token=settings.token,
+        allowed_hosts=settings.allowed_hosts,
+        max_body_bytes=settings.max_body_bytes,
+    )
     app.include_router(api.router)
     app.include_router(pages.make_router())
     app.mount("/static", StaticFiles(directory=str(pages.HERE / "static")), name="static")
@@ -85,7 +93,11 @@ def create_app(settings: ServerSettings, *, session_factory: SessionFactory = Ac
 
 #: the HTTP status of each error activelab raises on purpose (a subclass takes its parent's)
 ERROR_STATUS: dict[type[ActivelabError], int] = {
-    NotFoundError: 404, InputError: 422, StoreError: 409, ForbiddenError: 403, UnsupportedMediaError: 415,
+    NotFoundError: 404,
+    InputError: 422,
+    StoreError: 409,
+    ForbiddenError: 403,
+    UnsupportedMediaError: 415,
 }
 #: how much of a rejected input a 422 quotes back
 INPUT_EXCERPT_CHARS = 100
@@ -104,8 +116,11 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     async def server_error(_: Request, exc: Exception) -> JSONResponse:
         # Runs outside SecurityMiddleware (in Starlette's ServerErrorMiddleware): set its headers here.
-        return JSONResponse({"detail": "internal server error; the server's log has the details"},
-                            status_code=500, headers=SECURITY_HEADERS)
+        return JSONResponse(
+            {"detail": "internal server error; the server's log has the details"},
+            status_code=500,
+            headers=SECURITY_HEADERS,
+        )
 
     for cls in ERROR_STATUS:
         app.add_exception_handler(cls, activelab_error)
@@ -115,13 +130,18 @@ def _add_error_handlers(app: FastAPI) -> None:
 
 def short_error(error: dict[str, Any]) -> dict[str, Any]:
     """One validation error as JSON that always renders: its input cut to an excerpt, its context as text."""
-    out: dict[str, Any] = {"type": error.get("type"), "loc": list(error.get("loc", ())),
-                           "msg": excerpt(str(error.get("msg", "")), 300)}
+    out: dict[str, Any] = {
+        "type": error.get("type"),
+        "loc": list(error.get("loc", ())),
+        "msg": excerpt(str(error.get("msg", "")), 300),
+    }
     if "input" in error:
         out["input"] = excerpt(error["input"], INPUT_EXCERPT_CHARS)
     if error.get("ctx"):
-        out["ctx"] = {str(k): excerpt(v if isinstance(v, (int, float, str)) else str(v), INPUT_EXCERPT_CHARS)
-                      for k, v in error["ctx"].items()}
+        out["ctx"] = {
+            str(k): excerpt(v if isinstance(v, (int, float, str)) else str(v), INPUT_EXCERPT_CHARS)
+            for k, v in error["ctx"].items()
+        }
     return out
 
 

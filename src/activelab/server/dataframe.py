@@ -64,8 +64,9 @@ def label_dataframe(
     Rows whose file is the same image (same content) share one label.
     """
     if filepath_col not in df.columns:
-        raise InputError(f"the DataFrame has no column {filepath_col!r} (columns: {list(map(str, df.columns))}); "
-                         "pass filepath_col=")
+        raise InputError(
+            f"the DataFrame has no column {filepath_col!r} (columns: {list(map(str, df.columns))}); pass filepath_col="
+        )
     names = [str(c) for c in classes]
     if not names:
         raise InputError("give the class names: label_dataframe(df, classes=['cat', 'dog'])")
@@ -83,8 +84,15 @@ def label_dataframe(
     root = Path(project_dir) if project_dir is not None else tmp / "project"  # type: ignore[operator]
     try:
         ids = _build_project(root, paths, df[label_col] if label_col in df.columns else None, names)
-        labels = _serve_until_done(root, set(ids), port=port, timeout=timeout, poll_seconds=poll_seconds,
-                                   on_ready=on_ready, lease_seconds=lease_seconds)
+        labels = _serve_until_done(
+            root,
+            set(ids),
+            port=port,
+            timeout=timeout,
+            poll_seconds=poll_seconds,
+            on_ready=on_ready,
+            lease_seconds=lease_seconds,
+        )
     finally:
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -107,8 +115,9 @@ def _build_project(root: Path, paths: list[str], given: pd.Series | None, classe
     if given is not None:
         frame["label"] = [None if pd.isna(v) or not str(v).strip() else str(v) for v in given]
     with init_project(root, classes, name="dataframe") as project:
-        import_images(project.store, frame, label_col="label" if given is not None else None, add_classes=True,
-                      author="dataframe")
+        import_images(
+            project.store, frame, label_col="label" if given is not None else None, add_classes=True, author="dataframe"
+        )
         by_path = {str(Path(img.path).resolve()): img.id for img in project.store.images()}
         ids = []
         for row, path in enumerate(paths):
@@ -132,8 +141,16 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _serve_until_done(root: Path, ids: set[int], *, port: int, timeout: float | None, poll_seconds: float,
-                      on_ready: Callable[[str], Any] | None, lease_seconds: float) -> dict[int, str]:
+def _serve_until_done(
+    root: Path,
+    ids: set[int],
+    *,
+    port: int,
+    timeout: float | None,
+    poll_seconds: float,
+    on_ready: Callable[[str], Any] | None,
+    lease_seconds: float,
+) -> dict[int, str]:
     import uvicorn
 
     done = threading.Event()
@@ -144,8 +161,9 @@ def _serve_until_done(root: Path, ids: set[int], *, port: int, timeout: float | 
         done.set()
         return {"ok": True}
 
-    app.add_api_route(DONE_PATH, finish, methods=["POST"], tags=["labeling"],
-                      summary="Finish labeling (label_dataframe returns)")
+    app.add_api_route(
+        DONE_PATH, finish, methods=["POST"], tags=["labeling"], summary="Finish labeling (label_dataframe returns)"
+    )
     port = port or _free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
     thread = threading.Thread(target=server.run, name="activelab-label-dataframe", daemon=True)
@@ -177,5 +195,4 @@ def _serve_until_done(root: Path, ids: set[int], *, port: int, timeout: float | 
 
 
 def _announce(url: str) -> None:
-    print(f"label the images at {url}  (keys 1-9/0 pick a class; Ctrl-C or POST {DONE_PATH} to finish)",
-          flush=True)
+    print(f"label the images at {url}  (keys 1-9/0 pick a class; Ctrl-C or POST {DONE_PATH} to finish)", flush=True)

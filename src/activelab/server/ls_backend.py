@@ -71,8 +71,11 @@ class LabelStudioBackend:
         names = config_names(schema)
         unknown = sorted(set(names["choices"]) - set(self.store.class_names()))
         if unknown:
-            raise HTTPException(422, f"the labeling config's choices {unknown} are not classes of this project; "
-                                     "add them with `activelab classes add PROJECT <names>` and connect again")
+            raise HTTPException(
+                422,
+                f"the labeling config's choices {unknown} are not classes of this project; "
+                "add them with `activelab classes add PROJECT <names>` and connect again",
+            )
         state = self.store.service_state(STATE_KEY) or {}
         state[_project_key(ls_project)] = {k: names[k] for k in ("from_name", "to_name", "value")}
         self.store.set_service_state(STATE_KEY, state)
@@ -99,12 +102,26 @@ class LabelStudioBackend:
         out = []
         for iid in ids:
             guess = None if iid is None else (stored.get(iid) or fresh.get(iid))
-            result = [] if guess is None else [{
-                "from_name": names["from_name"], "to_name": names["to_name"], "type": "choices",
-                "value": {"choices": [guess[0]]}, "score": guess[1],
-            }]
-            out.append({"result": result, "score": priority.get(iid, 0.0) if iid is not None else 0.0,
-                        "model_version": version})
+            result = (
+                []
+                if guess is None
+                else [
+                    {
+                        "from_name": names["from_name"],
+                        "to_name": names["to_name"],
+                        "type": "choices",
+                        "value": {"choices": [guess[0]]},
+                        "score": guess[1],
+                    }
+                ]
+            )
+            out.append(
+                {
+                    "result": result,
+                    "score": priority.get(iid, 0.0) if iid is not None else 0.0,
+                    "model_version": version,
+                }
+            )
         return out
 
     def _image_id(self, task: dict[str, Any], value_key: str) -> int | None:
@@ -137,8 +154,12 @@ class LabelStudioBackend:
         return {iid: (model.classes[int(p.argmax())], float(p.max())) for iid, p in zip(image_ids, probs)}
 
     # ---------------------------------------------------------- annotate
-    def record(self, tasks_and_annotations: list[tuple[dict[str, Any], dict[str, Any]]], ls_project: Any,
-               label_config: str | None) -> dict[str, int]:
+    def record(
+        self,
+        tasks_and_annotations: list[tuple[dict[str, Any], dict[str, Any]]],
+        ls_project: Any,
+        label_config: str | None,
+    ) -> dict[str, int]:
         """Record annotations as label events and wake the trainer; counts of what happened."""
         value_key = self._names(ls_project, label_config)["value"]
         known = set(self.store.class_names())
@@ -163,8 +184,11 @@ class LabelStudioBackend:
         action = payload.get("action")
         project = payload.get("project") or {}
         if action in LABEL_EVENTS:
-            counts = self.record([(payload.get("task") or {}, payload.get("annotation") or {})],
-                                 project.get("id"), project.get("label_config"))
+            counts = self.record(
+                [(payload.get("task") or {}, payload.get("annotation") or {})],
+                project.get("id"),
+                project.get("label_config"),
+            )
             return {"status": "ok", **counts}
         if action in TRAIN_EVENTS:
             self.trainer.request_round()
@@ -191,8 +215,12 @@ def config_names(schema: str) -> dict[str, Any]:
     to_name = choices.get("toName", TO_NAME)
     image = next((el for el in root.iter() if el.get("name") == to_name), None)
     value = (image.get("value", "$image") if image is not None else "$image").lstrip("$")
-    return {"from_name": choices.get("name", FROM_NAME), "to_name": to_name, "value": value,
-            "choices": [c.get("value", "") for c in choices.iter("Choice")]}
+    return {
+        "from_name": choices.get("name", FROM_NAME),
+        "to_name": to_name,
+        "value": value,
+        "choices": [c.get("value", "") for c in choices.iter("Choice")],
+    }
 
 
 def _project_key(ls_project: Any) -> str:
@@ -218,8 +246,10 @@ def create_ls_backend_app(backend: LabelStudioBackend) -> FastAPI:
         tasks = body.get("tasks") or []
         if not isinstance(tasks, list):
             raise HTTPException(422, "'tasks' must be a list of Label Studio tasks")
-        return {"results": backend.predict(tasks, body.get("project"), body.get("label_config")),
-                "model_version": backend.model_version()}
+        return {
+            "results": backend.predict(tasks, body.get("project"), body.get("label_config")),
+            "model_version": backend.model_version(),
+        }
 
     @app.post("/webhook", status_code=201)
     def webhook(body: JsonBody) -> dict[str, Any]:

@@ -27,8 +27,7 @@ def _integral(value: Any) -> Any:
 
 #: integers in request bodies are strict (no "5", no true), but 5.0 counts, as JSON Schema's "integer" says
 Integral = BeforeValidator(_integral)
-ImageId = Annotated[int, Field(ge=1, le=MAX_ID, description="An image id (from /api/next, /api/queue...)."),
-                    Integral]
+ImageId = Annotated[int, Field(ge=1, le=MAX_ID, description="An image id (from /api/next, /api/queue...)."), Integral]
 
 #: longest user or class name, in characters
 MAX_NAME = 64
@@ -37,10 +36,12 @@ MAX_NAME = 64
 #: format controls of Unicode 15. Written in the syntax Python ``re`` and Rust ``regex`` (pydantic,
 #: jsonschema-rs) share, and small enough for test generators to negate quickly. Lone surrogates (Cs) are
 #: refused before (not valid UTF-8); private-use characters (Co) are allowed: they are drawn, not interpreted.
-UNPRINTABLE = (r"\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2"
-               r"\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
-               r"\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
-               r"\U000e0001\U000e0020-\U000e007f")
+UNPRINTABLE = (
+    r"\u0000-\u001f\u007f-\u009f\u00ad\u0600-\u0605\u061c\u06dd\u070f\u0890-\u0891\u08e2"
+    r"\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb"
+    r"\U000110bd\U000110cd\U00013430-\U0001343f\U0001bca0-\U0001bca3\U0001d173-\U0001d17a"
+    r"\U000e0001\U000e0020-\U000e007f"
+)
 #: space separators (Unicode Zs): allowed inside a name, never at its start or end
 SPACES = r"\u0020\u00a0\u1680\u2000-\u200a\u202f\u205f\u3000"
 
@@ -58,13 +59,27 @@ def name_pattern(refused: str = "") -> str:
 USER_PATTERN = name_pattern()
 #: class names also refuse commas (they separate names in ``--classes``)
 CLASS_PATTERN = name_pattern(",")
-UserName = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=USER_PATTERN,
-                                description="The labeler's name, recorded as the author of their labels: up to "
-                                            f"{MAX_NAME} printable characters (any script), no control or format "
-                                            "characters, no space at either end.")]
-ClassName = Annotated[str, Field(min_length=1, max_length=MAX_NAME, pattern=CLASS_PATTERN,
-                                 description=f"A class name: up to {MAX_NAME} printable characters, no comma, "
-                                             "no control or format characters, no space at either end.")]
+UserName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_NAME,
+        pattern=USER_PATTERN,
+        description="The labeler's name, recorded as the author of their labels: up to "
+        f"{MAX_NAME} printable characters (any script), no control or format "
+        "characters, no space at either end.",
+    ),
+]
+ClassName = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=MAX_NAME,
+        pattern=CLASS_PATTERN,
+        description=f"A class name: up to {MAX_NAME} printable characters, no comma, "
+        "no control or format characters, no space at either end.",
+    ),
+]
 
 
 class _Body(BaseModel):
@@ -77,8 +92,9 @@ class NextRequest(_Body):
     user: UserName
     n: Annotated[int, Field(ge=1, le=50, description="How many images to lease."), Integral] = 5
     mode: Literal["label", "review"] = "label"
-    exclude: list[ImageId] = Field(default_factory=list, max_length=200,
-                               description="Image ids the client already holds (not returned again).")
+    exclude: list[ImageId] = Field(
+        default_factory=list, max_length=200, description="Image ids the client already holds (not returned again)."
+    )
 
 
 class Prediction(BaseModel):
@@ -105,7 +121,8 @@ class Suggestion(BaseModel):
     confidence: float | None = Field(description="The model's probability of the class (null when unknown).")
     source: Literal["prediction", "label_errors"] = Field(
         description="label_errors: the suggested class of the latest `activelab errors` ranking (out-of-fold), "
-                    "for an image reviewed as a likely label error; prediction: the latest round's prediction.")
+        "for an image reviewed as a likely label error; prediction: the latest round's prediction."
+    )
     round: int | None = Field(description="The round of the prediction (null for label_errors).")
 
 
@@ -115,24 +132,34 @@ class Item(BaseModel):
     width: int
     height: int
     split: str
-    rank: int | None = Field(None, description="Position in the active-learning queue when the item was "
-                             "fetched (0 = most informative; labeled images are not counted).")
-    origin: str = Field(description="queue, pool (after the queue), review, undo, or label_error (a likely "
-                        "label error: in review mode, or mixed into label mode by serve --mix-review).")
+    rank: int | None = Field(
+        None,
+        description="Position in the active-learning queue when the item was "
+        "fetched (0 = most informative; labeled images are not counted).",
+    )
+    origin: str = Field(
+        description="queue, pool (after the queue), review, undo, or label_error (a likely "
+        "label error: in review mode, or mixed into label mode by serve --mix-review)."
+    )
     prediction: Prediction | None = None
     suggestion: Suggestion | None = None
     history: list[LabelEventOut] | None = None
     flag: dict[str, Any] | None = None
     label: str | None = None
-    held_by: str | None = Field(None, description="Another labeler holding a live lease on this image (null when "
-                                "nobody else does). Leases are advisory: you may still label it.")
+    held_by: str | None = Field(
+        None,
+        description="Another labeler holding a live lease on this image (null when "
+        "nobody else does). Leases are advisory: you may still label it.",
+    )
 
 
 class NextResponse(BaseModel):
     items: list[Item]
-    ranks: dict[int, int | None] = Field(description="The current queue rank (0 = first) of each image in the "
-                                         "request's `exclude`, null once it left the queue: ranks move up as "
-                                         "images are labeled.")
+    ranks: dict[int, int | None] = Field(
+        description="The current queue rank (0 = first) of each image in the "
+        "request's `exclude`, null once it left the queue: ranks move up as "
+        "images are labeled."
+    )
     queue_length: int | None = Field(description="Images in the queue now (null in review mode).")
     lease_seconds: float
 
@@ -226,8 +253,10 @@ class Page(BaseModel):
 class ReviewWaiting(BaseModel):
     total: int = Field(description="Images the review page serves now: flagged plus label errors.")
     flagged: int = Field(description="Images with an open review flag (e.g. labelers disagreed).")
-    label_errors: int = Field(description="Likely label errors of the latest `activelab errors` ranking not "
-                              "reviewed since (flagged ones counted once, above).")
+    label_errors: int = Field(
+        description="Likely label errors of the latest `activelab errors` ranking not "
+        "reviewed since (flagged ones counted once, above)."
+    )
 
 
 class ReviewPage(Page):
@@ -242,8 +271,9 @@ class ProjectInfo(BaseModel):
     retrain_every: int
     lease_seconds: float
     holdout: dict[str, Any]
-    allow_new_classes: bool = Field(description="Whether POST /api/classes may add classes "
-                                    "(project setting labeling.allow_new_classes).")
+    allow_new_classes: bool = Field(
+        description="Whether POST /api/classes may add classes (project setting labeling.allow_new_classes)."
+    )
     retired_classes: list[str] = Field(description="Classes retired from labeling (kept in the store).")
 
 
@@ -258,11 +288,16 @@ class ErrorMessage(BaseModel):
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorMessage, "description": "The body is not JSON."},
     401: {"model": ErrorMessage, "description": "The server needs its token."},
-    403: {"model": ErrorMessage, "description": "Cross-site request refused (send `X-Activelab-Client: 1`), "
-                                                "or the project does not let the app add classes."},
+    403: {
+        "model": ErrorMessage,
+        "description": "Cross-site request refused (send `X-Activelab-Client: 1`), "
+        "or the project does not let the app add classes.",
+    },
     404: {"model": ErrorMessage, "description": "No such image (or nothing to undo)."},
-    409: {"model": ErrorMessage, "description": "The store refused the change, or an image file changed since "
-                                                "it was imported."},
+    409: {
+        "model": ErrorMessage,
+        "description": "The store refused the change, or an image file changed since it was imported.",
+    },
     422: {"model": ErrorMessage, "description": "Invalid input; the message says which field and why."},
 }
 
@@ -282,7 +317,11 @@ class SimilarItem(Item):
 class SimilarResponse(BaseModel):
     image_id: int
     k: int
-    items: list[SimilarItem] = Field(description="The most similar images, most similar first (the image itself left out).")
-    index: dict[str, Any] = Field(description='The FAISS index: `{"status": "building"}` while it is built in the '
-                                  'background (then `items` is empty: ask again), `{"status": "ready", "kind": '
-                                  'flat|ivf, "size": N}` once searched, `{"status": "failed", "error": ...}`.')
+    items: list[SimilarItem] = Field(
+        description="The most similar images, most similar first (the image itself left out)."
+    )
+    index: dict[str, Any] = Field(
+        description='The FAISS index: `{"status": "building"}` while it is built in the '
+        'background (then `items` is empty: ask again), `{"status": "ready", "kind": '
+        'flat|ivf, "size": N}` once searched, `{"status": "failed", "error": ...}`.'
+    )

@@ -55,8 +55,10 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
 }
 #: an absolute POSIX or Windows path of two or more parts (also inside sqlite:////... URLs); API routes excepted
-_ABSOLUTE_PATH = re.compile(r"(?<![\w.~-])(?:\b[A-Za-z]:)?[/\\]+(?!(?:api|static|docs)/)"
-                            r"(?:[^\s'\"<>|/\\]+[/\\]+)+[^\s'\"<>|/\\,;:()]*")
+_ABSOLUTE_PATH = re.compile(
+    r"(?<![\w.~-])(?:\b[A-Za-z]:)?[/\\]+(?!(?:api|static|docs)/)"
+    r"(?:[^\s'\"<>|/\\]+[/\\]+)+[^\s'\"<>|/\\,;:()]*"
+)
 #: characters left as they are when a path is put into a redirect's Location
 _PATH_SAFE = "/:@!$&'()*+,;=-._~"
 
@@ -72,8 +74,10 @@ def check_token(token: str | None) -> None:
             "`python -c 'import secrets; print(secrets.token_urlsafe(24))'`"
         )
     if not all("!" <= ch <= "~" for ch in token):
-        raise InputError("the access token (--token / ACTIVELAB_TOKEN) must be printable ASCII without spaces "
-                         "(it travels in a URL, a header and a cookie)")
+        raise InputError(
+            "the access token (--token / ACTIVELAB_TOKEN) must be printable ASCII without spaces "
+            "(it travels in a URL, a header and a cookie)"
+        )
 
 
 def normalise_host(name: str) -> str:
@@ -82,8 +86,10 @@ def normalise_host(name: str) -> str:
     if ":" in clean and not clean.startswith("["):
         clean = f"[{clean}]"
     if not clean or any(ch in clean for ch in "/\\@ ") or clean.count("[") > 1:
-        raise InputError(f"{name!r} is not a host name; give a name or address such as "
-                         "labeling.example.org or 192.0.2.7 (no scheme, path or port)")
+        raise InputError(
+            f"{name!r} is not a host name; give a name or address such as "
+            "labeling.example.org or 192.0.2.7 (no scheme, path or port)"
+        )
     return clean
 
 
@@ -179,15 +185,15 @@ class BodyTooLarge(HTTPException):
 
 
 def _too_large_message(limit: int) -> str:
-    return (f"the request body is larger than {limit:,} bytes, this server's limit "
-            "(activelab serve --max-body-mb)")
+    return f"the request body is larger than {limit:,} bytes, this server's limit (activelab serve --max-body-mb)"
 
 
 class SecurityMiddleware:
     """Host allow-list, token, cross-site and body checks, and security headers (see the module docstring)."""
 
-    def __init__(self, app: ASGIApp, *, token: str | None, allowed_hosts: tuple[str, ...] = (),
-                 max_body_bytes: int = 1_000_000) -> None:
+    def __init__(
+        self, app: ASGIApp, *, token: str | None, allowed_hosts: tuple[str, ...] = (), max_body_bytes: int = 1_000_000
+    ) -> None:
         check_token(token)
         self.app = app
         self.token = token
@@ -226,15 +232,22 @@ class SecurityMiddleware:
 
     def _refusal(self, request: Request) -> Response | None:
         """The response that refuses this request before the app sees it, or None to let it in."""
-        return (self._host_refusal(request) or self._token_refusal(request)
-                or _cross_site_refusal(request) or self._size_refusal(request))
+        return (
+            self._host_refusal(request)
+            or self._token_refusal(request)
+            or _cross_site_refusal(request)
+            or self._size_refusal(request)
+        )
 
     def _host_refusal(self, request: Request) -> Response | None:
         host = request.headers.get("host")
         if host is not None and host_name(host) in self.hosts:
             return None
-        return _error(400, "this server does not answer to that Host name; start it with "
-                           "`activelab serve --allowed-host NAME` to serve another name")
+        return _error(
+            400,
+            "this server does not answer to that Host name; start it with "
+            "`activelab serve --allowed-host NAME` to serve another name",
+        )
 
     def _token_refusal(self, request: Request) -> Response | None:
         if self.token is None or request.scope["path"] == "/healthz":
@@ -244,8 +257,11 @@ class SecurityMiddleware:
             return self._token_redirect(request, given)
         if same_token(_presented_token(request), self.token):
             return None
-        return _error(401, "this server needs its token: open the URL printed by `activelab serve` "
-                           "(…/?token=…) or send 'Authorization: Bearer <token>'")
+        return _error(
+            401,
+            "this server needs its token: open the URL printed by `activelab serve` "
+            "(…/?token=…) or send 'Authorization: Bearer <token>'",
+        )
 
     def _size_refusal(self, request: Request) -> Response | None:
         length = request.headers.get("content-length", "")
@@ -302,8 +318,10 @@ def _cross_site_refusal(request: Request) -> Response | None:
     if request.method not in UNSAFE or not request.scope["path"].startswith("/api/"):
         return None
     if CLIENT_HEADER not in request.headers:
-        return _error(403, f"state-changing requests need the header '{CLIENT_HEADER}: 1' "
-                           "(protection against cross-site requests)")
+        return _error(
+            403,
+            f"state-changing requests need the header '{CLIENT_HEADER}: 1' (protection against cross-site requests)",
+        )
     origin = request.headers.get("origin")
     if origin is not None and _origin_host(origin) != request.headers.get("host", "").strip().lower():
         return _error(403, "cross-site request refused: its Origin is not this server")

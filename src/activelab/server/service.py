@@ -99,15 +99,26 @@ class LabelingService:
         if state is None:
             al = self.project.settings.active_learner
             enabled = self.store.n_images("eval") == 0 and al.eval_fraction > 0
-            state = {"enabled": enabled, "fraction": al.eval_fraction if enabled else 0.0, "seed": al.seed,
-                     "rule": "sha256(f'{seed}:{image sha256}')[:16 hex] / 16**16 < fraction"}
+            state = {
+                "enabled": enabled,
+                "fraction": al.eval_fraction if enabled else 0.0,
+                "seed": al.seed,
+                "rule": "sha256(f'{seed}:{image sha256}')[:16 hex] / 16**16 < fraction",
+            }
             self.store.set_service_state(HOLDOUT_KEY, state)
         return state
 
     # --------------------------------------------------------------- items
-    def item(self, image: Image, *, rank: int | None = None, origin: str = "pool",
-             history: bool = False, user: str | None = None, leases: dict[int, str] | None = None
-             ) -> dict[str, Any]:
+    def item(
+        self,
+        image: Image,
+        *,
+        rank: int | None = None,
+        origin: str = "pool",
+        history: bool = False,
+        user: str | None = None,
+        leases: dict[int, str] | None = None,
+    ) -> dict[str, Any]:
         """One image as the API shows it; ``held_by`` names another labeler with a live lease on it.
 
         ``leases``: :meth:`Store.live_leases`, when the caller already has them (read once per request).
@@ -123,8 +134,9 @@ class LabelingService:
             "rank": rank,
             "origin": origin,
             "prediction": None if pred is None else {"label": pred[0], "confidence": pred[1], "round": pred[2]},
-            "suggestion": None if pred is None else {"label": pred[0], "confidence": pred[1], "source": "prediction",
-                                                     "round": pred[2]},
+            "suggestion": None
+            if pred is None
+            else {"label": pred[0], "confidence": pred[1], "source": "prediction", "round": pred[2]},
             "history": None,
             "held_by": None if holder == user else holder,
         }
@@ -134,11 +146,17 @@ class LabelingService:
 
     @staticmethod
     def _event(e: Any) -> dict[str, Any]:
-        return {"event_id": e.id, "label": e.label, "author": e.author, "source": e.source, "round": e.round_index,
-                "note": e.note, "created_at": e.created_at.isoformat()}
+        return {
+            "event_id": e.id,
+            "label": e.label,
+            "author": e.author,
+            "source": e.source,
+            "round": e.round_index,
+            "note": e.note,
+            "created_at": e.created_at.isoformat(),
+        }
 
-    def next_items(self, user: str, n: int, *, mode: str = "label", exclude: list[int] | None = None
-                   ) -> dict[str, Any]:
+    def next_items(self, user: str, n: int, *, mode: str = "label", exclude: list[int] | None = None) -> dict[str, Any]:
         """Lease the next ``n`` images to ``user``: the active-learning queue first, then the pool.
 
         Returns ``items``, ``ranks`` and ``queue_length``. Ranks are positions in the queue as it is
@@ -154,16 +172,23 @@ class LabelingService:
         ranks = {iid: r for r, iid in enumerate(queue)}
         items = self._mixed_items(user, n, queue, exclude) if self.settings.mix_review and queue else None
         if items is None:
-            ids = self.store.lease_next(user, n, ttl_seconds=self.settings.lease_seconds, preferred=queue,
-                                        exclude=exclude)
+            ids = self.store.lease_next(
+                user, n, ttl_seconds=self.settings.lease_seconds, preferred=queue, exclude=exclude
+            )
             leases = self.store.live_leases()
-            items = [self.item(self.store.get_image(i), rank=ranks.get(i), origin="queue" if i in ranks else "pool",
-                               user=user, leases=leases)
-                     for i in ids]
+            items = [
+                self.item(
+                    self.store.get_image(i),
+                    rank=ranks.get(i),
+                    origin="queue" if i in ranks else "pool",
+                    user=user,
+                    leases=leases,
+                )
+                for i in ids
+            ]
         return {"items": items, "ranks": {i: ranks.get(i) for i in exclude}, "queue_length": len(queue)}
 
-    def _mixed_items(self, user: str, n: int, queue: list[int], exclude: list[int]
-                     ) -> list[dict[str, Any]] | None:
+    def _mixed_items(self, user: str, n: int, queue: list[int], exclude: list[int]) -> list[dict[str, Any]] | None:
         """Label mode with ``mix_review``: likely label errors interleaved with new images.
 
         Both candidate lists are put on one scale by :func:`activelab.errors.mix_queues`
@@ -183,19 +208,28 @@ class LabelingService:
         held = set(exclude)
         leases = self.store.live_leases()
         skipped = self.store.skipped_ids(user)
-        reviews = [i for i in review_queue(self.store, frame.reset_index())
-                   if i not in held and i not in skipped and leases.get(i, user) == user][:n]
+        reviews = [
+            i
+            for i in review_queue(self.store, frame.reset_index())
+            if i not in held and i not in skipped and leases.get(i, user) == user
+        ][:n]
         if not reviews:
             return None
         candidates = [i for i in queue if i not in held and i not in skipped and leases.get(i, user) == user][:n]
         predictions = self.store.latest_predictions(candidates)
         new_conf = [predictions[i][1] if i in predictions else 0.0 for i in candidates]  # unscored: most valuable
-        mixed = mix_queues(reviews, [float(frame.loc[i, "score"]) for i in reviews], candidates, new_conf,
-                           k=n, scores_are="quality")
+        mixed = mix_queues(
+            reviews, [float(frame.loc[i, "score"]) for i in reviews], candidates, new_conf, k=n, scores_are="quality"
+        )
         picked = [m.image_id for m in mixed if m.kind == "review"]
         n_new = len(mixed) - len(picked)
-        new_ids = self.store.lease_next(user, n_new, ttl_seconds=self.settings.lease_seconds, preferred=queue,
-                                        exclude=exclude + picked) if n_new else []
+        new_ids = (
+            self.store.lease_next(
+                user, n_new, ttl_seconds=self.settings.lease_seconds, preferred=queue, exclude=exclude + picked
+            )
+            if n_new
+            else []
+        )
         for iid in picked:
             self.store.lease_image(iid, user, ttl_seconds=self.settings.lease_seconds)
         ranks = {iid: r for r, iid in enumerate(queue)}
@@ -209,8 +243,13 @@ class LabelingService:
                 new_id = next(fresh, None)
                 if new_id is None:  # the pool ran dry
                     continue
-                item = self.item(self.store.get_image(new_id), rank=ranks.get(new_id),
-                                 origin="queue" if new_id in ranks else "pool", user=user, leases=leases)
+                item = self.item(
+                    self.store.get_image(new_id),
+                    rank=ranks.get(new_id),
+                    origin="queue" if new_id in ranks else "pool",
+                    user=user,
+                    leases=leases,
+                )
             out.append(item)
         return out
 
@@ -221,18 +260,24 @@ class LabelingService:
             return None
         return load_ranking(path).drop_duplicates("image_id").set_index("image_id")
 
-    def _label_error_item(self, image_id: int, frame: pd.DataFrame, user: str, leases: dict[int, str]
-                          ) -> dict[str, Any]:
+    def _label_error_item(
+        self, image_id: int, frame: pd.DataFrame, user: str, leases: dict[int, str]
+    ) -> dict[str, Any]:
         row = frame.loc[image_id]
-        item = self.item(self.store.get_image(image_id), origin="label_error", history=True, user=user,
-                         leases=leases)
-        item["flag"] = {"id": None, "reason": "label_error",
-                        "details": {"given": row["given_label"], "suggested": row["suggested_label"],
-                                    "score": float(row["score"])}}
+        item = self.item(self.store.get_image(image_id), origin="label_error", history=True, user=user, leases=leases)
+        item["flag"] = {
+            "id": None,
+            "reason": "label_error",
+            "details": {"given": row["given_label"], "suggested": row["suggested_label"], "score": float(row["score"])},
+        }
         # the class the review is about, shown by the banner, the hint and the highlighted button alike
         p_suggested = row.get("p_suggested")
-        item["suggestion"] = {"label": str(row["suggested_label"]), "source": "label_errors", "round": None,
-                              "confidence": None if p_suggested is None or pd.isna(p_suggested) else float(p_suggested)}
+        item["suggestion"] = {
+            "label": str(row["suggested_label"]),
+            "source": "label_errors",
+            "round": None,
+            "confidence": None if p_suggested is None or pd.isna(p_suggested) else float(p_suggested),
+        }
         return item
 
     def _is_label_error_review(self, image_id: int) -> bool:
@@ -264,8 +309,9 @@ class LabelingService:
                 if flag.image_id in seen or len(out) >= n:
                     continue
                 seen.add(flag.image_id)
-                item = self.item(self.store.get_image(flag.image_id), origin="review", history=True, user=user,
-                                 leases=leases)
+                item = self.item(
+                    self.store.get_image(flag.image_id), origin="review", history=True, user=user, leases=leases
+                )
                 item["flag"] = {"id": flag.id, "reason": flag.reason, "details": flag.details}
                 out.append(item)
         frame = self._ranking() if len(out) < n else None
@@ -280,20 +326,30 @@ class LabelingService:
         return out
 
     # -------------------------------------------------------------- labels
-    def submit(self, user: str, image_id: int, label: str | None, *, note: str | None, review: bool
-               ) -> dict[str, Any]:
+    def submit(self, user: str, image_id: int, label: str | None, *, note: str | None, review: bool) -> dict[str, Any]:
         image = self.store.get_image(image_id)
         self._check_label(label)
         if not review and self.settings.mix_review and self._is_label_error_review(image_id):
             review = True  # an answer to a label-error item the mix handed out in label mode
         hold = self.holdout()
-        hold_out = bool(hold["enabled"]) and image.split == "pool" and label is not None and not review and \
-            holdout_rule(image.sha256, float(hold["fraction"]), int(hold["seed"]))
-        outcome = self.store.submit_label(image_id, label, author=user, source="review" if review else "human",
-                                          note=note, hold_out=hold_out)
+        hold_out = (
+            bool(hold["enabled"])
+            and image.split == "pool"
+            and label is not None
+            and not review
+            and holdout_rule(image.sha256, float(hold["fraction"]), int(hold["seed"]))
+        )
+        outcome = self.store.submit_label(
+            image_id, label, author=user, source="review" if review else "human", note=note, hold_out=hold_out
+        )
         self.trainer.notify()
-        return {"event_id": outcome.event_id, "image_id": image_id, "label": label, "flagged": outcome.flagged,
-                "held_out": outcome.held_out}
+        return {
+            "event_id": outcome.event_id,
+            "image_id": image_id,
+            "label": label,
+            "flagged": outcome.flagged,
+            "held_out": outcome.held_out,
+        }
 
     def _check_label(self, label: str | None) -> None:
         """A label names an active class: 404 for a name the project lacks, 409 for a retired class."""
@@ -309,8 +365,12 @@ class LabelingService:
             raise NotFoundError(f"{user} has no label to undo")
         self.store.lease_image(outcome.image_id, user, ttl_seconds=self.settings.lease_seconds)
         image = self.store.get_image(outcome.image_id)
-        return {"undone_event_id": outcome.undone_event_id, "undo_event_id": outcome.undo_event_id,
-                "restored_label": outcome.restored_label, "item": self.item(image, origin="undo", user=user)}
+        return {
+            "undone_event_id": outcome.undone_event_id,
+            "undo_event_id": outcome.undo_event_id,
+            "restored_label": outcome.restored_label,
+            "item": self.item(image, origin="undo", user=user),
+        }
 
     def skip(self, user: str, image_id: int) -> None:
         self.store.skip_image(image_id, user)
@@ -318,8 +378,10 @@ class LabelingService:
     def add_class(self, name: str) -> dict[str, Any]:
         """Add (or restore) a class, if the project lets the app do so (``labeling.allow_new_classes``)."""
         if not self.project.settings.labeling.allow_new_classes:
-            raise ForbiddenError("this project does not let the app add classes (labeling.allow_new_classes is "
-                                 "false in activelab.yaml); add them with `activelab classes add`")
+            raise ForbiddenError(
+                "this project does not let the app add classes (labeling.allow_new_classes is "
+                "false in activelab.yaml); add them with `activelab classes add`"
+            )
         self.store.add_classes([name])
         return self.classes()
 
@@ -335,15 +397,24 @@ class LabelingService:
     def queue_page(self, offset: int, limit: int) -> dict[str, Any]:
         queue = self.session().queue()
         leases = self.store.live_leases()
-        page = queue[offset: offset + limit]
+        page = queue[offset : offset + limit]
         preds = self.store.latest_predictions(page)
         return {
-            "total": len(queue), "offset": offset, "limit": limit,
-            "items": [{"image_id": iid, "rank": offset + i, "leased_by": leases.get(iid),
-                       "url": f"/api/images/{iid}/file",
-                       "prediction": None if iid not in preds else
-                       {"label": preds[iid][0], "confidence": preds[iid][1], "round": preds[iid][2]}}
-                      for i, iid in enumerate(page)],
+            "total": len(queue),
+            "offset": offset,
+            "limit": limit,
+            "items": [
+                {
+                    "image_id": iid,
+                    "rank": offset + i,
+                    "leased_by": leases.get(iid),
+                    "url": f"/api/images/{iid}/file",
+                    "prediction": None
+                    if iid not in preds
+                    else {"label": preds[iid][0], "confidence": preds[iid][1], "round": preds[iid][2]},
+                }
+                for i, iid in enumerate(page)
+            ],
         }
 
     def review_waiting(self) -> dict[str, int]:
@@ -369,10 +440,21 @@ class LabelingService:
     def review_page(self, offset: int, limit: int) -> dict[str, Any]:
         flags = self.store.review_flags(offset=offset, limit=limit)
         return {
-            "total": self.store.n_review_flags(), "waiting": self.review_waiting(), "offset": offset, "limit": limit,
-            "items": [{"flag_id": f.id, "image_id": f.image_id, "reason": f.reason, "details": f.details,
-                       "created_at": f.created_at.isoformat(), "url": f"/api/images/{f.image_id}/file"}
-                      for f in flags],
+            "total": self.store.n_review_flags(),
+            "waiting": self.review_waiting(),
+            "offset": offset,
+            "limit": limit,
+            "items": [
+                {
+                    "flag_id": f.id,
+                    "image_id": f.image_id,
+                    "reason": f.reason,
+                    "details": f.details,
+                    "created_at": f.created_at.isoformat(),
+                    "url": f"/api/images/{f.image_id}/file",
+                }
+                for f in flags
+            ],
         }
 
     def image_detail(self, image_id: int, user: str | None = None) -> dict[str, Any]:
@@ -397,13 +479,16 @@ class LabelingService:
         except ImageRejected as exc:
             if exc.reason == "missing_file":
                 raise NotFoundError(f"the file of image {image_id} is missing; was it moved?") from exc
-            raise StoreError(f"the file of image {image_id} cannot be served: {REJECTION_REASONS[exc.reason]}; "
-                             "import it again") from exc
+            raise StoreError(
+                f"the file of image {image_id} cannot be served: {REJECTION_REASONS[exc.reason]}; import it again"
+            ) from exc
         fmt = image.format or sniff_format(data[:_HEADER_BYTES])
         media = media_type(fmt)
         if media is None:
-            raise UnsupportedMediaError(f"image {image_id} is {fmt or 'of an unknown format'}, which is not served: "
-                                        f"only {', '.join(sorted(RASTER_MEDIA_TYPES))} images are")
+            raise UnsupportedMediaError(
+                f"image {image_id} is {fmt or 'of an unknown format'}, which is not served: "
+                f"only {', '.join(sorted(RASTER_MEDIA_TYPES))} images are"
+            )
         return data, media
 
     # --------------------------------------------------------------- similar
@@ -431,16 +516,21 @@ class LabelingService:
             items.append(item)
         info = index.info
         assert info is not None
-        return {"image_id": image_id, "k": k, "items": items,
-                "index": {"status": "ready", "kind": info.kind, "size": info.n}}
+        return {
+            "image_id": image_id,
+            "k": k,
+            "items": items,
+            "index": {"status": "ready", "kind": info.kind, "size": info.n},
+        }
 
     # ----------------------------------------------------------------- stats
     def stats(self) -> dict[str, Any]:
         summary = self.store.summary()
         session = self.session()
         curve = session.curve()
-        over_time = [{"t": when.isoformat(), "n": n}
-                     for when, n in self.store.labels_over_time(max_points=MAX_CURVE_POINTS)]
+        over_time = [
+            {"t": when.isoformat(), "n": n} for when, n in self.store.labels_over_time(max_points=MAX_CURVE_POINTS)
+        ]
         rounds = [r for r in self.store.rounds() if r.status == "done"]
         return {
             "project": self.project.settings.name,
@@ -457,9 +547,13 @@ class LabelingService:
             "queue_length": len(session.queue()),
             "labels_over_time": over_time,
             "curve": [{"n_labeled": p.n_labeled, "accuracy": p.accuracy, "agreement": p.agreement} for p in curve],
-            "latest_round": None if not rounds else {
-                "number": rounds[-1].number, "n_labeled": rounds[-1].n_labeled,
-                "finished_at": rounds[-1].finished_at.isoformat() if rounds[-1].finished_at else None},
+            "latest_round": None
+            if not rounds
+            else {
+                "number": rounds[-1].number,
+                "n_labeled": rounds[-1].n_labeled,
+                "finished_at": rounds[-1].finished_at.isoformat() if rounds[-1].finished_at else None,
+            },
             "stop_reason": session.stop_reason(StoppingRules(plateau_rounds=3)) if curve else None,
             "trainer": self.trainer.status(),
             "holdout": self.holdout(),

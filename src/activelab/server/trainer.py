@@ -84,8 +84,9 @@ class BackgroundTrainer:
         state = self.project.store.service_state(STATE_KEY)
         failed = self.session_factory(self.project).recover()
         if state is not None and state.get("state") == "training":
-            self._update(state="idle", round=None,
-                         last_error=f"round {state.get('round')} was interrupted by a restart")
+            self._update(
+                state="idle", round=None, last_error=f"round {state.get('round')} was interrupted by a restart"
+            )
         elif failed:
             self._update(last_error=f"round(s) {failed} were interrupted by a restart")
 
@@ -149,9 +150,8 @@ class BackgroundTrainer:
         n, _ = self.labels_since_last_round()
         try:
             result = session.run_round()
-        except Exception as exc:  # noqa: BLE001 - reported in the status, never raised into the server
-            return self._update(state="idle", round=None, last_error=f"{type(exc).__name__}: {exc}",
-                                error_at_labels=n)
+        except Exception as exc:
+            return self._update(state="idle", round=None, last_error=f"{type(exc).__name__}: {exc}", error_at_labels=n)
         ev = result.metrics.get("eval", {})
         metrics = {
             "round": result.number,
@@ -164,8 +164,14 @@ class BackgroundTrainer:
             "seconds": result.seconds,
             "selected": len(result.selected),
         }
-        return self._update(state="idle", round=None, last_round=result.number, last_metrics=metrics,
-                            last_error=None, error_at_labels=None)
+        return self._update(
+            state="idle",
+            round=None,
+            last_round=result.number,
+            last_metrics=metrics,
+            last_error=None,
+            error_at_labels=None,
+        )
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -176,7 +182,7 @@ class BackgroundTrainer:
             try:
                 if self.due():
                     self.run_once()
-            except Exception as exc:  # noqa: BLE001 - a broken store must not kill the thread
+            except Exception as exc:
                 try:
                     self._update(state="idle", round=None, last_error=f"{type(exc).__name__}: {exc}")
                 except Exception:  # the store itself is failing: log and retry later

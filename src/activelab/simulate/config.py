@@ -40,9 +40,7 @@ class SimulationConfig:
     dataset: str = "digits"
     pool_limit: int | None = None
     eval_limit: int | None = None
-    strategies: list[str] = field(
-        default_factory=lambda: ["random", "entropy", "margin"]
-    )
+    strategies: list[str] = field(default_factory=lambda: ["random", "entropy", "margin"])
     strategy_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     initial: str = "balanced"
     initial_size: int = 20
@@ -127,9 +125,7 @@ class SimulationConfig:
                 "strategy_params",
                 "must map strategy names to dicts of parameters, e.g. {coreset: {metric: cosine}}",
             )
-        extra = sorted(
-            set(self.strategy_params) - set(self.strategies) - {self.initial}
-        )
+        extra = sorted(set(self.strategy_params) - set(self.strategies) - {self.initial})
         if extra:
             fail(
                 "strategy_params",
@@ -138,10 +134,7 @@ class SimulationConfig:
         if (
             not isinstance(self.seeds, list)
             or not self.seeds
-            or not all(
-                isinstance(s, int) and not isinstance(s, bool) and s >= 0
-                for s in self.seeds
-            )
+            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds)
         ):
             fail(
                 "seeds",
@@ -159,8 +152,7 @@ class SimulationConfig:
                 f"must be a mapping of model options, got {self.model_options!r}",
             )
         if not isinstance(self.targets, list) or not all(
-            isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= 1
-            for t in self.targets
+            isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= 1 for t in self.targets
         ):
             fail(
                 "targets",
@@ -190,13 +182,9 @@ class SimulationConfig:
                 raise ConfigError(f"strategies: {e}") from None
         if self.initial not in INITIAL_RANDOM:
             try:
-                needs = required_inputs(
-                    self.initial, **self.strategy_params.get(self.initial, {})
-                )
+                needs = required_inputs(self.initial, **self.strategy_params.get(self.initial, {}))
             except InputError as e:
-                raise ConfigError(
-                    f"initial: {e} (or use 'balanced' / 'random')"
-                ) from None
+                raise ConfigError(f"initial: {e} (or use 'balanced' / 'random')") from None
             if needs - {"embeddings"}:
                 raise ConfigError(
                     f"initial: {self.initial!r} needs {sorted(needs)}, but before the first label only "
@@ -207,11 +195,7 @@ class SimulationConfig:
     @property
     def n_rounds(self) -> int:
         """Acquisition rounds to run (after the initial set)."""
-        by_budget = (
-            math.ceil((self.budget - self.initial_size) / self.batch_size)
-            if self.budget is not None
-            else None
-        )
+        by_budget = math.ceil((self.budget - self.initial_size) / self.batch_size) if self.budget is not None else None
         if self.rounds is None:
             assert by_budget is not None
             return by_budget
@@ -262,19 +246,12 @@ class SimulationConfig:
 
     def results_dir(self) -> Path:
         """``output/<dataset>-<hash>``."""
-        slug = (
-            "".join(
-                c if c.isalnum() or c in "-_" else "_" for c in Path(self.dataset).name
-            )[:30]
-            or "data"
-        )
+        slug = "".join(c if c.isalnum() or c in "-_" else "_" for c in Path(self.dataset).name)[:30] or "data"
         return Path(self.output) / f"{slug}-{self.config_hash()}"
 
     # ------------------------------------------------------------------ reading
     @classmethod
-    def from_dict(
-        cls, data: dict[str, Any], *, source: str = "config"
-    ) -> SimulationConfig:
+    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> SimulationConfig:
         """Build from a mapping; unknown keys raise naming the closest known key."""
         if not isinstance(data, dict):
             raise ConfigError(
@@ -285,9 +262,7 @@ class SimulationConfig:
             if key not in known:
                 close = difflib.get_close_matches(str(key), known, n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(
-                    f"{source}: unknown key {key!r}{hint} Known keys: {', '.join(known)}"
-                )
+                raise ConfigError(f"{source}: unknown key {key!r}{hint} Known keys: {', '.join(known)}")
         data = dict(data)
         for key in ("strategies", "seeds", "targets", "trackers"):
             v = data.get(key)
@@ -298,11 +273,7 @@ class SimulationConfig:
                     source,
                     key,
                 )
-            elif (
-                isinstance(v, (int, float))
-                and not isinstance(v, bool)
-                and key in ("seeds", "targets")
-            ):
+            elif isinstance(v, (int, float)) and not isinstance(v, bool) and key in ("seeds", "targets"):
                 data[key] = [v]
         cfg = cls.__new__(cls)
         for f in dataclasses.fields(cls):
@@ -317,9 +288,7 @@ class SimulationConfig:
         return cfg
 
     @classmethod
-    def from_yaml(
-        cls, path: str | os.PathLike[str], **overrides: Any
-    ) -> SimulationConfig:
+    def from_yaml(cls, path: str | os.PathLike[str], **overrides: Any) -> SimulationConfig:
         """Read a YAML file; ``overrides`` (e.g. from CLI flags, None = not given) win."""
         p = Path(path)
         try:
@@ -344,7 +313,5 @@ def _split(text: str, kind: type, source: str, key: str) -> list[Any]:
         try:
             out.append(kind(part))
         except ValueError:
-            raise ConfigError(
-                f"{source}: {key}: {part!r} is not a valid {kind.__name__}"
-            ) from None
+            raise ConfigError(f"{source}: {key}: {part!r} is not a valid {kind.__name__}") from None
     return out

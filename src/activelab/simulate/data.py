@@ -60,16 +60,12 @@ def array_key(image: np.ndarray) -> str:
     return h.hexdigest()
 
 
-def write_images(
-    images: np.ndarray, folder: str | os.PathLike[str]
-) -> tuple[list[str], list[str]]:
+def write_images(images: np.ndarray, folder: str | os.PathLike[str]) -> tuple[list[str], list[str]]:
     """Write (N, H, W) or (N, H, W, 3) uint8 ``images`` as ``folder/<key>.png`` (skipping
     files already there); returns ``(paths, keys)`` in input order."""
     arr = np.asarray(images)
     if arr.dtype != np.uint8 or arr.ndim not in (3, 4):
-        raise InputError(
-            f"images must be uint8 (N, H, W) or (N, H, W, 3); got {arr.dtype} {arr.shape}"
-        )
+        raise InputError(f"images must be uint8 (N, H, W) or (N, H, W, 3); got {arr.dtype} {arr.shape}")
     out = Path(folder)
     out.mkdir(parents=True, exist_ok=True)
     paths, keys = [], []
@@ -94,14 +90,9 @@ def _stratified(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(y, return_counts=True)
     quota = np.floor(counts / counts.sum() * limit).astype(int)
-    for i in np.argsort(-(counts / counts.sum() * limit - quota))[
-        : limit - quota.sum()
-    ]:
+    for i in np.argsort(-(counts / counts.sum() * limit - quota))[: limit - quota.sum()]:
         quota[i] += 1
-    picks = [
-        rng.choice(np.flatnonzero(y == c), size=q, replace=False)
-        for c, q in zip(classes, quota)
-    ]
+    picks = [rng.choice(np.flatnonzero(y == c), size=q, replace=False) for c, q in zip(classes, quota)]
     return np.sort(np.concatenate(picks))
 
 
@@ -169,15 +160,11 @@ def from_folder(
         df = pd.read_csv(table)
         for col in (path_col, label_col):
             if col not in df.columns:
-                raise InputError(
-                    f"{table} has no column {col!r} (columns: {', '.join(map(str, df.columns))})"
-                )
+                raise InputError(f"{table} has no column {col!r} (columns: {', '.join(map(str, df.columns))})")
         missing = df[label_col].isna()
         if missing.any():
             row = int(np.flatnonzero(missing.to_numpy())[0]) + 2
-            raise InputError(
-                f"{table} row {row} has no label: every image of a simulation needs one"
-            )
+            raise InputError(f"{table} row {row} has no label: every image of a simulation needs one")
         tables[split] = df
         sources[split] = table
     classes = sorted({str(v) for df in tables.values() for v in df[label_col]})
@@ -190,9 +177,7 @@ def from_folder(
         paths = [str(root / str(df[path_col].iloc[i])) for i in keep]
         for p in paths:
             if not os.path.isfile(p):
-                raise NotFoundError(
-                    f"{p} (listed in {sources[split]}) does not exist"
-                )
+                raise NotFoundError(f"{p} (listed in {sources[split]}) does not exist")
         parts.append((paths, [file_key(p) for p in paths], y[keep]))
     (pp, pk, yp), (ep, ek, ye) = parts
     return SimDataset(str(root), classes, pp, pk, yp, ep, ek, ye)
@@ -224,9 +209,7 @@ def load_dataset(
     if name == "digits":
         return from_arrays(name, *load_digits_arrays(), DIGITS_CLASSES, image_dir, **kw)
     if name == "fashion-mnist":
-        return from_arrays(
-            name, *load_fashion_mnist(), FASHION_MNIST_CLASSES, image_dir, **kw
-        )
+        return from_arrays(name, *load_fashion_mnist(), FASHION_MNIST_CLASSES, image_dir, **kw)
     if name in ("fashion-mnist-sample", "sample"):
         ds = from_folder(sample_dir(), **kw)
         return SimDataset(
@@ -247,6 +230,5 @@ def load_dataset(
     if os.path.isdir(name):
         return from_folder(name, **kw)  # type: ignore[arg-type]
     raise InputError(
-        f"unknown dataset {name!r}: use one of {', '.join(BUILTIN_DATASETS)} "
-        "or a folder holding pool.csv and eval.csv"
+        f"unknown dataset {name!r}: use one of {', '.join(BUILTIN_DATASETS)} or a folder holding pool.csv and eval.csv"
     )

@@ -31,6 +31,7 @@ import numpy as np
 
 from activelab.exceptions import InputError
 from activelab.loop.evaluate import classification_metrics
+from activelab.loop.inputs import check_model_provides, strategy_inputs
 from activelab.models import ModelAdapter, create_model
 from activelab.models.base import torch_threads
 from activelab.progress import Progress, progress_task
@@ -38,7 +39,6 @@ from activelab.simulate.config import INITIAL_RANDOM, SimulationConfig
 from activelab.simulate.data import SimDataset, load_dataset
 from activelab.simulate.metrics import summarise
 from activelab.simulate.trackers import Tracker, make_tracker
-from activelab.loop.inputs import check_model_provides, strategy_inputs
 from activelab.strategies import select
 
 ModelFactory = Callable[[list[str]], ModelAdapter]
@@ -97,11 +97,7 @@ def environment() -> dict[str, Any]:
     try:
         with open("/proc/cpuinfo") as f:
             cpu = next(
-                (
-                    ln.split(":", 1)[1].strip()
-                    for ln in f
-                    if ln.startswith("model name")
-                ),
+                (ln.split(":", 1)[1].strip() for ln in f if ln.startswith("model name")),
                 cpu,
             )
     except OSError:
@@ -157,11 +153,7 @@ class Experiment:
     # ------------------------------------------------------------------ pieces
     @property
     def cache_dir(self) -> Path:
-        return (
-            Path(self.config.cache_dir)
-            if self.config.cache_dir
-            else Path(self.config.output) / "cache"
-        )
+        return Path(self.config.cache_dir) if self.config.cache_dir else Path(self.config.output) / "cache"
 
     @property
     def dataset(self) -> SimDataset:
@@ -210,12 +202,8 @@ class Experiment:
         head does."""
         if self._static_embeddings is None:
             ds = self.dataset
-            emb = self.model.embed(
-                ds.pool_paths, keys=ds.pool_keys, progress=self.progress
-            )
-            self._static_embeddings = (emb - emb.mean(axis=0, keepdims=True)).astype(
-                np.float32
-            )
+            emb = self.model.embed(ds.pool_paths, keys=ds.pool_keys, progress=self.progress)
+            self._static_embeddings = (emb - emb.mean(axis=0, keepdims=True)).astype(np.float32)
         return self._static_embeddings
 
     def prepare(self) -> None:
@@ -236,9 +224,7 @@ class Experiment:
         y = self.dataset.y_pool
         n = int(c.initial_size)
         if n > len(y):
-            raise InputError(
-                f"initial_size={n} is larger than the pool ({len(y)} images)"
-            )
+            raise InputError(f"initial_size={n} is larger than the pool ({len(y)} images)")
         rng = np.random.default_rng([seed, 1])
         if c.initial == "balanced":
             pos = _balanced(y, n, rng)
@@ -260,9 +246,7 @@ class Experiment:
                     "seed": seed,
                     "initial": c.initial,
                     "positions": pos.tolist(),
-                    "classes": np.bincount(
-                        y[pos], minlength=len(self.dataset.classes)
-                    ).tolist(),
+                    "classes": np.bincount(y[pos], minlength=len(self.dataset.classes)).tolist(),
                 }
             ),
         )
@@ -299,25 +283,12 @@ class Experiment:
         c = self.config
         self.results_dir.mkdir(parents=True, exist_ok=True)
         atomic_write_text(self.results_dir / "config.yaml", c.to_yaml())
-        atomic_write_text(
-            self.results_dir / "environment.json", json.dumps(environment(), indent=2)
-        )
-        todo = [
-            (s, seed)
-            for seed in c.seeds
-            for s in c.strategies
-            if not self.is_done(s, seed)
-        ]
-        self.skipped = [
-            run_name(s, seed)
-            for seed in c.seeds
-            for s in c.strategies
-            if self.is_done(s, seed)
-        ]
+        atomic_write_text(self.results_dir / "environment.json", json.dumps(environment(), indent=2))
+        todo = [(s, seed) for seed in c.seeds for s in c.strategies if not self.is_done(s, seed)]
+        self.skipped = [run_name(s, seed) for seed in c.seeds for s in c.strategies if self.is_done(s, seed)]
         if todo:
             self.prepare()
-            with progress_task(self.progress, "simulating", total=len(todo) * (c.n_rounds + 1),
-                               unit="rounds") as bar:
+            with progress_task(self.progress, "simulating", total=len(todo) * (c.n_rounds + 1), unit="rounds") as bar:
                 for strategy, seed in todo:
                     self._run_one(strategy, seed, bar)
                     self.ran.append(run_name(strategy, seed))
@@ -356,8 +327,10 @@ class Experiment:
                         {"accuracy": rec["accuracy"], "macro_f1": rec["macro_f1"]},
                         rec["n_labeled"],
                     )
-                bar.describe(f"{strategy} seed={seed} round={r}/{c.n_rounds}: accuracy {rec['accuracy']:.3f} "
-                             f"at {rec['n_labeled']} labels")
+                bar.describe(
+                    f"{strategy} seed={seed} round={r}/{c.n_rounds}: accuracy {rec['accuracy']:.3f} "
+                    f"at {rec['n_labeled']} labels"
+                )
                 bar.advance(1)
                 atomic_write_text(partial, json.dumps({"rounds": rounds}))
         finally:
@@ -423,9 +396,7 @@ class Experiment:
             "macro_f1": m["macro_f1"],
             "recall": {name: v["recall"] for name, v in m["per_class"].items()},
             "picked": picked.tolist(),
-            "picked_classes": np.bincount(
-                ds.y_pool[picked], minlength=len(ds.classes)
-            ).tolist(),
+            "picked_classes": np.bincount(ds.y_pool[picked], minlength=len(ds.classes)).tolist(),
             "seconds": {
                 "fit": t1 - t0,
                 "evaluate": t2 - t1,
@@ -495,9 +466,7 @@ class Experiment:
         }
         return summarise(curves, self.config.targets)
 
-    def report(
-        self, *, plots: bool | None = None, tsne: bool | None = None
-    ) -> dict[str, Path]:
+    def report(self, *, plots: bool | None = None, tsne: bool | None = None) -> dict[str, Path]:
         """Write CSV / JSON / Markdown summaries and PNG plots; returns their paths by name."""
         from activelab.simulate.reports import write_reports
 
@@ -524,9 +493,7 @@ def _balanced(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
     return np.array(chosen, dtype=np.int64)
 
 
-def run_simulation(
-    config: SimulationConfig, *, progress: bool = True, report: bool = True
-) -> Experiment:
+def run_simulation(config: SimulationConfig, *, progress: bool = True, report: bool = True) -> Experiment:
     """Run (resuming) and report an experiment; returns it."""
     exp = Experiment(config, progress=progress)
     exp.run()

@@ -19,13 +19,9 @@ def _curve(n_labeled: ArrayLike, accuracy: ArrayLike) -> tuple[np.ndarray, np.nd
     n = np.asarray(n_labeled, dtype=np.float64)
     a = np.asarray(accuracy, dtype=np.float64)
     if n.ndim != 1 or n.shape != a.shape or n.size == 0:
-        raise InputError(
-            f"a learning curve needs equal-length 1-d n_labeled and accuracy; got {n.shape}, {a.shape}"
-        )
+        raise InputError(f"a learning curve needs equal-length 1-d n_labeled and accuracy; got {n.shape}, {a.shape}")
     if np.any(np.diff(n) <= 0):
-        raise InputError(
-            f"n_labeled must increase strictly along a curve, got {n.tolist()}"
-        )
+        raise InputError(f"n_labeled must increase strictly along a curve, got {n.tolist()}")
     return n, a
 
 
@@ -42,9 +38,7 @@ def normalised_auc(n_labeled: ArrayLike, accuracy: ArrayLike) -> float:
     return area / float(n[-1] - n[0])
 
 
-def labels_to_reach(
-    n_labeled: ArrayLike, accuracy: ArrayLike, target: float
-) -> int | None:
+def labels_to_reach(n_labeled: ArrayLike, accuracy: ArrayLike, target: float) -> int | None:
     """The fewest labels at which the curve's accuracy is ``>= target``; None if never."""
     n, a = _curve(n_labeled, accuracy)
     hit = np.flatnonzero(a >= target - 1e-12)
@@ -72,9 +66,7 @@ def summarise(
         grids = [np.asarray(c[0], dtype=np.float64) for c in by_seed.values()]
         length = min(g.size for g in grids)
         grid = grids[0][:length]
-        accs = np.stack(
-            [np.asarray(c[1], dtype=np.float64)[:length] for c in by_seed.values()]
-        )
+        accs = np.stack([np.asarray(c[1], dtype=np.float64)[:length] for c in by_seed.values()])
         aucs = [normalised_auc(grid, a) for a in accs]
         mean = accs.mean(axis=0)
         row: dict[str, Any] = {
@@ -90,15 +82,11 @@ def summarise(
         rows.append(row)
     base = next((r for r in rows if r["strategy"] == baseline), None)
     for row in rows:
-        row["auc_ratio"] = (
-            row["auc"] / base["auc"] if base and base["auc"] > 0 else None
-        )
+        row["auc_ratio"] = row["auc"] / base["auc"] if base and base["auc"] > 0 else None
         for t in targets:
             key = f"labels_to_{target_name(t)}"
             b = base.get(key) if base else None
-            row[f"ratio_to_{target_name(t)}"] = (
-                row[key] / b if (b and row[key] is not None) else None
-            )
+            row[f"ratio_to_{target_name(t)}"] = row[key] / b if (b and row[key] is not None) else None
     return rows
 
 

@@ -83,9 +83,7 @@ def summary_markdown(rows: list[dict[str, Any]], targets: list[float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(
-    exp: Experiment, *, plots: bool = True, tsne: bool = True
-) -> dict[str, Path]:
+def write_reports(exp: Experiment, *, plots: bool = True, tsne: bool = True) -> dict[str, Path]:
     from activelab.simulate.experiment import atomic_write_text
 
     out = exp.results_dir
@@ -98,12 +96,7 @@ def write_reports(
     paths["rounds_json"] = out / "rounds.json"
     atomic_write_text(
         paths["rounds_json"],
-        json.dumps(
-            {
-                s: {str(seed): run for seed, run in by.items()}
-                for s, by in results.items()
-            }
-        ),
+        json.dumps({s: {str(seed): run for seed, run in by.items()} for s, by in results.items()}),
     )
     rows = exp.summary()
     targets = list(exp.config.targets)
@@ -119,9 +112,7 @@ def write_reports(
             out / "learning_curves.png",
             title=f"{exp.config.dataset}: accuracy vs labels",
         )
-        paths["class_histogram"] = plot_class_histogram(
-            results, exp.dataset.classes, out / "class_histogram.png"
-        )
+        paths["class_histogram"] = plot_class_histogram(results, exp.dataset.classes, out / "class_histogram.png")
         if tsne:
             paths["tsne"] = plot_tsne(exp, results, out / "tsne.png")
     return paths
@@ -184,27 +175,20 @@ def plot_learning_curves(
     return out
 
 
-def plot_class_histogram(
-    results: dict[str, dict[int, dict[str, Any]]], classes: list[str], path: Path
-) -> Path:
+def plot_class_histogram(results: dict[str, dict[int, dict[str, Any]]], classes: list[str], path: Path) -> Path:
     """Per strategy, how many of its picks fell in each class (mean per seed)."""
     plt = _pyplot()
     names = list(results)
     counts = np.array(
         [
             np.mean(
-                [
-                    np.sum([r["picked_classes"] for r in run["rounds"]], axis=0)
-                    for run in results[s].values()
-                ],
+                [np.sum([r["picked_classes"] for r in run["rounds"]], axis=0) for run in results[s].values()],
                 axis=0,
             )
             for s in names
         ]
     )
-    fig, ax = plt.subplots(
-        figsize=(max(7.5, 0.6 * len(classes) * max(1, len(names)) / 2), 4.5)
-    )
+    fig, ax = plt.subplots(figsize=(max(7.5, 0.6 * len(classes) * max(1, len(names)) / 2), 4.5))
     width = 0.8 / max(1, len(names))
     x = np.arange(len(classes))
     for i, s in enumerate(names):
@@ -226,9 +210,7 @@ def plot_class_histogram(
     return out
 
 
-def plot_tsne(
-    exp: Experiment, results: dict[str, dict[int, dict[str, Any]]], path: Path
-) -> Path:
+def plot_tsne(exp: Experiment, results: dict[str, dict[int, dict[str, Any]]], path: Path) -> Path:
     """t-SNE of (a sample of) pool embeddings: by class, then per strategy picked / initial / unlabeled."""
     from sklearn.manifold import TSNE
 
@@ -238,25 +220,14 @@ def plot_tsne(
     y = exp.dataset.y_pool
     n = len(y)
     runs = {s: by[seed] for s, by in results.items() if seed in by}
-    initial = (
-        np.array(next(iter(runs.values()))["initial"], dtype=np.int64)
-        if runs
-        else np.zeros(0, np.int64)
-    )
-    picks = {
-        s: np.array([p for r in run["rounds"] for p in r["picked"]], dtype=np.int64)
-        for s, run in runs.items()
-    }
+    initial = np.array(next(iter(runs.values()))["initial"], dtype=np.int64) if runs else np.zeros(0, np.int64)
+    picks = {s: np.array([p for r in run["rounds"] for p in r["picked"]], dtype=np.int64) for s, run in runs.items()}
     rng = np.random.default_rng(0)
     must = np.unique(np.concatenate([initial, *picks.values()])) if picks else initial
     if must.size > c.tsne_points // 2:
-        must = np.union1d(
-            initial, rng.choice(must, size=c.tsne_points // 2, replace=False)
-        )
+        must = np.union1d(initial, rng.choice(must, size=c.tsne_points // 2, replace=False))
     rest = np.setdiff1d(np.arange(n), must)
-    fill = rng.choice(
-        rest, size=min(rest.size, max(0, c.tsne_points - must.size)), replace=False
-    )
+    fill = rng.choice(rest, size=min(rest.size, max(0, c.tsne_points - must.size)), replace=False)
     sample = np.union1d(must, fill)
     emb = exp.pool_embeddings()[sample].astype(np.float32)
     if emb.shape[1] > 50:
@@ -273,9 +244,7 @@ def plot_tsne(
     panels = 1 + len(runs)
     cols = min(4, panels)
     rows = int(np.ceil(panels / cols))
-    fig, axes = plt.subplots(
-        rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False
-    )
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 4.0 * rows), squeeze=False)
     ax = axes[0, 0]
     cmap = plt.get_cmap("tab10" if len(exp.dataset.classes) <= 10 else "tab20")
     for k, name in enumerate(exp.dataset.classes):
@@ -289,9 +258,7 @@ def plot_tsne(
         pp = np.array([pos[int(v)] for v in p if int(v) in pos], dtype=np.int64)
         ax.scatter(xy[:, 0], xy[:, 1], s=3, color="0.85", label="unlabeled")
         if pp.size:
-            ax.scatter(
-                xy[pp, 0], xy[pp, 1], s=8, color="tab:red", label=f"picked ({p.size})"
-            )
+            ax.scatter(xy[pp, 0], xy[pp, 1], s=8, color="tab:red", label=f"picked ({p.size})")
         if ip.size:
             ax.scatter(
                 xy[ip, 0],

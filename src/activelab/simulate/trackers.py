@@ -39,9 +39,7 @@ class TensorBoardTracker:
         from torch.utils.tensorboard import SummaryWriter
 
         self._writer = SummaryWriter(log_dir=str(self.log_dir / name))
-        self._writer.add_text(
-            "config", "\n".join(f"    {k}: {v}" for k, v in config.items())
-        )
+        self._writer.add_text("config", "\n".join(f"    {k}: {v}" for k, v in config.items()))
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
         for key, value in metrics.items():
@@ -56,9 +54,7 @@ class TensorBoardTracker:
 class MLflowTracker:
     """One MLflow run per (strategy, seed); ``tracking_uri`` defaults to MLflow's own."""
 
-    def __init__(
-        self, tracking_uri: str | None = None, experiment: str = "activelab-simulate"
-    ) -> None:
+    def __init__(self, tracking_uri: str | None = None, experiment: str = "activelab-simulate") -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self._mlflow: Any = None
@@ -67,9 +63,7 @@ class MLflowTracker:
         try:
             import mlflow
         except ImportError as e:
-            raise MissingDependencyError(
-                "the mlflow tracker needs mlflow: pip install mlflow"
-            ) from e
+            raise MissingDependencyError("the mlflow tracker needs mlflow: pip install mlflow") from e
         self._mlflow = mlflow
         if self.tracking_uri:
             mlflow.set_tracking_uri(self.tracking_uri)
@@ -78,9 +72,7 @@ class MLflowTracker:
         mlflow.log_params({k: str(v)[:250] for k, v in config.items()})
 
     def log(self, metrics: Mapping[str, float], step: int) -> None:
-        self._mlflow.log_metrics(
-            {k: float(v) for k, v in metrics.items()}, step=int(step)
-        )
+        self._mlflow.log_metrics({k: float(v) for k, v in metrics.items()}, step=int(step))
 
     def end_run(self) -> None:
         if self._mlflow is not None:
@@ -105,9 +97,7 @@ class WandbTracker:
         try:
             import wandb
         except ImportError as e:
-            raise MissingDependencyError(
-                "the wandb tracker needs wandb: pip install wandb"
-            ) from e
+            raise MissingDependencyError("the wandb tracker needs wandb: pip install wandb") from e
         self._run = wandb.init(
             project=self.project,
             name=name,

@@ -250,8 +250,7 @@ class Store:
             )
             if n_labeled:
                 raise StoreError(
-                    f"class {name!r} is the current label of {n_labeled} image(s); "
-                    "relabel them before retiring it"
+                    f"class {name!r} is the current label of {n_labeled} image(s); relabel them before retiring it"
                 )
             conn.execute(insert(t.class_events), _class_event(cid, "retire", author, utcnow()))
 
@@ -477,8 +476,11 @@ class Store:
                 raise NotFoundError(f"no image with id(s) {missing[:10]} in {self.url}")
             class_ids = self._labelable_class_ids(conn, (name for _, name in labels))
             rnd = self._round_index(conn) if round_index is None else round_index
-            times = ([w if w.tzinfo else w.replace(tzinfo=timezone.utc) for w in created_at]
-                     if created_at is not None else [utcnow()] * len(labels))
+            times = (
+                [w if w.tzinfo else w.replace(tzinfo=timezone.utc) for w in created_at]
+                if created_at is not None
+                else [utcnow()] * len(labels)
+            )
             rows = [
                 _event(iid, None if name is None else class_ids[name], author, source, rnd, when, note)
                 for (iid, name), when in zip(labels, times)
@@ -522,7 +524,12 @@ class Store:
         with self._read() as conn:
             return {
                 row.image_id: CurrentLabel(
-                    row.image_id, row.name, row.author, row.source, row.round_index, _as_utc(row.created_at)  # type: ignore[arg-type]
+                    row.image_id,
+                    row.name,
+                    row.author,
+                    row.source,
+                    row.round_index,
+                    _as_utc(row.created_at),  # type: ignore[arg-type]
                 )
                 for row in conn.execute(query)
             }
@@ -539,7 +546,14 @@ class Store:
         with self._read() as conn:
             return [
                 LabelEvent(
-                    r.id, r.image_id, r.name, r.author, r.source, r.round_index, r.note, _as_utc(r.created_at)  # type: ignore[arg-type]
+                    r.id,
+                    r.image_id,
+                    r.name,
+                    r.author,
+                    r.source,
+                    r.round_index,
+                    r.note,
+                    _as_utc(r.created_at),  # type: ignore[arg-type]
                 )
                 for r in conn.execute(query)
             ]
@@ -799,8 +813,15 @@ class Store:
             restored = None if before is None else before.class_id
             undo_id = conn.execute(
                 insert(ev).returning(ev.c.id),
-                _event(target.image_id, restored, author, target.source, self._round_index(conn), now,
-                       f"undo of event {target.id}"),
+                _event(
+                    target.image_id,
+                    restored,
+                    author,
+                    target.source,
+                    self._round_index(conn),
+                    now,
+                    f"undo of event {target.id}",
+                ),
             ).scalar_one()
             conn.execute(insert(t.label_undos), {"event_id": target.id, "undo_event_id": undo_id, "created_at": now})
             names = {v: k for k, v in self._class_ids(conn).items()}
@@ -885,8 +906,11 @@ class Store:
             conn.execute(delete(ls).where(ls.c.holder == holder, ls.c.image_id.not_in(list(excluded))))
             conn.execute(delete(ls).where(ls.c.image_id.in_(chosen)))
             if excluded:  # the images the caller holds stay theirs while they keep asking
-                conn.execute(update(ls).where(ls.c.holder == holder, ls.c.image_id.in_(list(excluded)))
-                             .values(expires_at=expires))
+                conn.execute(
+                    update(ls)
+                    .where(ls.c.holder == holder, ls.c.image_id.in_(list(excluded)))
+                    .values(expires_at=expires)
+                )
             if chosen:
                 conn.execute(insert(ls), [{"image_id": i, "holder": holder, "expires_at": expires} for i in chosen])
         return chosen
@@ -895,8 +919,10 @@ class Store:
         """(Re-)lease one image to ``holder`` (e.g. the image an undo brought back)."""
         with self._write() as conn:
             conn.execute(delete(t.leases).where(t.leases.c.image_id == image_id))
-            conn.execute(insert(t.leases), {"image_id": image_id, "holder": holder,
-                                            "expires_at": utcnow() + timedelta(seconds=ttl_seconds)})
+            conn.execute(
+                insert(t.leases),
+                {"image_id": image_id, "holder": holder, "expires_at": utcnow() + timedelta(seconds=ttl_seconds)},
+            )
 
     def live_leases(self) -> dict[int, str]:
         """Image id -> holder of every unexpired lease."""
@@ -910,8 +936,12 @@ class Store:
             if conn.scalar(select(t.images.c.id).where(t.images.c.id == image_id)) is None:
                 raise NotFoundError(f"no image with id {image_id} in {self.url}")
             conn.execute(delete(t.leases).where(t.leases.c.image_id == image_id, t.leases.c.holder == author))
-            if conn.scalar(select(t.skips.c.image_id).where(t.skips.c.image_id == image_id,
-                                                            t.skips.c.author == author)) is None:
+            if (
+                conn.scalar(
+                    select(t.skips.c.image_id).where(t.skips.c.image_id == image_id, t.skips.c.author == author)
+                )
+                is None
+            ):
                 conn.execute(insert(t.skips), {"image_id": image_id, "author": author, "created_at": utcnow()})
 
     def skipped_ids(self, author: str) -> set[int]:
@@ -927,8 +957,15 @@ class Store:
             query = query.where(rf.c.resolved_at.is_(None))
         with self._read() as conn:
             return [
-                ReviewFlag(r.id, r.image_id, r.reason, dict(r.details or {}), _as_utc(r.created_at),  # type: ignore[arg-type]
-                           _as_utc(r.resolved_at), r.resolved_by)
+                ReviewFlag(
+                    r.id,
+                    r.image_id,
+                    r.reason,
+                    dict(r.details or {}),
+                    _as_utc(r.created_at),  # type: ignore[arg-type]
+                    _as_utc(r.resolved_at),
+                    r.resolved_by,
+                )
                 for r in conn.execute(query)
             ]
 
@@ -946,15 +983,16 @@ class Store:
             conn.execute(delete(t.predictions).where(t.predictions.c.round_number == round_number))
             self._insert_predictions(conn, round_number, rows)
 
-    def _insert_predictions(self, conn: Connection, round_number: int,
-                            rows: Sequence[tuple[int, str, float]]) -> None:
+    def _insert_predictions(self, conn: Connection, round_number: int, rows: Sequence[tuple[int, str, float]]) -> None:
         if not rows:
             return
         class_ids = self._class_ids(conn)
         conn.execute(
             insert(t.predictions),
-            [{"round_number": round_number, "image_id": iid, "class_id": class_ids[name],
-              "confidence": float(conf)} for iid, name, conf in rows],
+            [
+                {"round_number": round_number, "image_id": iid, "class_id": class_ids[name], "confidence": float(conf)}
+                for iid, name, conf in rows
+            ],
         )
 
     def latest_predictions(self, image_ids: Sequence[int]) -> dict[int, tuple[str, float, int]]:
@@ -999,9 +1037,7 @@ class Store:
         ev = t.label_events
         wanted = (ev.c.source.in_(list(sources)), ev.c.class_id.is_not(None))
         numbered = (
-            select(ev.c.created_at, func.row_number().over(order_by=ev.c.id).label("n"))
-            .where(*wanted)
-            .subquery()
+            select(ev.c.created_at, func.row_number().over(order_by=ev.c.id).label("n")).where(*wanted).subquery()
         )
         with self._read() as conn:
             total = int(conn.scalar(select(func.count()).select_from(ev).where(*wanted)) or 0)
@@ -1053,8 +1089,15 @@ def _class_event(class_id: int, action: str, author: str, now: datetime) -> dict
 
 def _image(row: Any) -> Image:
     return Image(
-        row.id, row.sha256, row.path, row.width, row.height, row.n_bytes, row.split,
-        _as_utc(row.added_at), row.format,  # type: ignore[arg-type]
+        row.id,
+        row.sha256,
+        row.path,
+        row.width,
+        row.height,
+        row.n_bytes,
+        row.split,
+        _as_utc(row.added_at),
+        row.format,  # type: ignore[arg-type]
     )
 
 

@@ -17,8 +17,9 @@ except ImportError:  # pragma: no cover - exercised only where faiss is missing
 F32 = NDArray[np.float32]
 
 
-def kmeans(x: Any, n_clusters: int, *, rng: np.random.Generator, niter: int = 20,
-           backend: str = "auto") -> tuple[NDArray[np.int64], NDArray[np.float64], F32]:
+def kmeans(
+    x: Any, n_clusters: int, *, rng: np.random.Generator, niter: int = 20, backend: str = "auto"
+) -> tuple[NDArray[np.int64], NDArray[np.float64], F32]:
     """Lloyd k-means.
 
     Args:
@@ -38,8 +39,9 @@ def kmeans(x: Any, n_clusters: int, *, rng: np.random.Generator, niter: int = 20
     if n_clusters == n:
         return np.arange(n, dtype=np.int64), np.zeros(n), xf.copy()
     if use_faiss and HAVE_FAISS:
-        km = faiss.Kmeans(d, n_clusters, niter=niter, seed=seed, verbose=False, spherical=False,
-                          min_points_per_centroid=1)
+        km = faiss.Kmeans(
+            d, n_clusters, niter=niter, seed=seed, verbose=False, spherical=False, min_points_per_centroid=1
+        )
         km.train(xf)
         dist, assign = km.index.search(xf, 1)
         centroids: F32 = np.asarray(km.centroids, dtype=np.float32)
@@ -63,17 +65,17 @@ def knn_dist(queries: Any, reference: Any, k: int) -> NDArray[np.float64]:
         index.add(r)
         out = np.empty((q.shape[0], k), dtype=np.float64)
         for s in range(0, q.shape[0], 8192):
-            dist, _ = index.search(q[s:s + 8192], k)
-            out[s:s + 8192] = np.sqrt(np.maximum(dist, 0.0))
+            dist, _ = index.search(q[s : s + 8192], k)
+            out[s : s + 8192] = np.sqrt(np.maximum(dist, 0.0))
         return out
     rsq = np.einsum("ij,ij->i", r, r)
     out = np.empty((q.shape[0], k), dtype=np.float64)
     step = max(1, (1 << 22) // max(1, r.shape[0]))
     for s in range(0, q.shape[0], step):
-        qs = q[s:s + step]
+        qs = q[s : s + step]
         d2 = np.einsum("ij,ij->i", qs, qs)[:, None] + rsq[None, :] - 2.0 * (qs @ r.T)
         part = np.partition(d2, k - 1, axis=1)[:, :k]
-        out[s:s + step] = np.sqrt(np.maximum(np.sort(part, axis=1), 0.0))
+        out[s : s + step] = np.sqrt(np.maximum(np.sort(part, axis=1), 0.0))
     return out
 
 
@@ -84,8 +86,9 @@ _RANGE_CHUNK = 4096
 EXACT_RANGE_MAX = 50_000
 
 
-def radius_graph(x: Any, radius: float, *, max_edges: int, rng: np.random.Generator | None = None,
-                 nprobe: int = 8) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def radius_graph(
+    x: Any, radius: float, *, max_edges: int, rng: np.random.Generator | None = None, nprobe: int = 8
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """Symmetric graph of pairs within euclidean ``radius`` (self-loops included), CSR form.
 
     Built by range search in query chunks; the N x N distance matrix is never formed
@@ -102,8 +105,7 @@ def radius_graph(x: Any, radius: float, *, max_edges: int, rng: np.random.Genera
     n = xf.shape[0]
     r2 = float(radius) ** 2
     if HAVE_FAISS and n > EXACT_RANGE_MAX:
-        return _approx_radius_graph(xf, r2, max_edges=max_edges, rng=rng or np.random.default_rng(0),
-                                    nprobe=nprobe)
+        return _approx_radius_graph(xf, r2, max_edges=max_edges, rng=rng or np.random.default_rng(0), nprobe=nprobe)
     counts = np.zeros(n, dtype=np.int64)
     parts: list[NDArray[np.int64]] = []
     total = 0
@@ -113,15 +115,15 @@ def radius_graph(x: Any, radius: float, *, max_edges: int, rng: np.random.Genera
         index.add(xf)
     xsq = np.einsum("ij,ij->i", xf, xf)
     for s in range(0, n, chunk):
-        q = xf[s:s + chunk]
+        q = xf[s : s + chunk]
         if HAVE_FAISS:
             lims, _, idx = index.range_search(q, r2)
-            counts[s:s + q.shape[0]] = np.diff(lims)
+            counts[s : s + q.shape[0]] = np.diff(lims)
             nb = idx.astype(np.int64)
         else:
-            d2 = xsq[s:s + chunk, None] + xsq[None, :] - 2.0 * (q @ xf.T)
+            d2 = xsq[s : s + chunk, None] + xsq[None, :] - 2.0 * (q @ xf.T)
             rows, cols = np.nonzero(d2 < r2)
-            counts[s:s + q.shape[0]] = np.bincount(rows, minlength=q.shape[0])
+            counts[s : s + q.shape[0]] = np.bincount(rows, minlength=q.shape[0])
             nb = cols.astype(np.int64)
         total += nb.size
         if total > max_edges:
@@ -134,21 +136,22 @@ def radius_graph(x: Any, radius: float, *, max_edges: int, rng: np.random.Genera
     return indptr, indices
 
 
-def _approx_radius_graph(xf: F32, r2: float, *, max_edges: int, rng: np.random.Generator,
-                         nprobe: int) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
+def _approx_radius_graph(
+    xf: F32, r2: float, *, max_edges: int, rng: np.random.Generator, nprobe: int
+) -> tuple[NDArray[np.int64], NDArray[np.int64]]:
     """``radius_graph`` on an IVF index (large pools); see there."""
     n, d = xf.shape
-    nlist = int(max(1, min(65_536, 2 * np.sqrt(n), n // 40)))   # >= 40 training points per list
+    nlist = int(max(1, min(65_536, 2 * np.sqrt(n), n // 40)))  # >= 40 training points per list
     index = faiss.IndexIVFFlat(faiss.IndexFlatL2(d), d, nlist, faiss.METRIC_L2)
     train = xf[np.sort(rng.choice(n, size=min(n, 40 * nlist), replace=False))]
     index.cp.seed = int(rng.integers(2**31 - 1))
     index.train(train)
     index.add(xf)
     index.nprobe = int(min(nlist, max(1, nprobe)))
-    keys: list[NDArray[np.int64]] = [np.arange(n, dtype=np.int64) * (n + 1)]   # self-loops
+    keys: list[NDArray[np.int64]] = [np.arange(n, dtype=np.int64) * (n + 1)]  # self-loops
     total = n
     for s in range(0, n, _RANGE_CHUNK):
-        q = xf[s:s + _RANGE_CHUNK]
+        q = xf[s : s + _RANGE_CHUNK]
         lims, _, idx = index.range_search(q, r2)
         src = np.repeat(np.arange(s, s + q.shape[0], dtype=np.int64), np.diff(lims).astype(np.int64))
         dst = idx.astype(np.int64)
@@ -158,8 +161,8 @@ def _approx_radius_graph(xf: F32, r2: float, *, max_edges: int, rng: np.random.G
         if total > max_edges:
             raise ValueError(f"{total}+ edges")
         keys.append(src * n + dst)
-        keys.append(dst * n + src)                 # symmetric: found from either end
-    flat = np.unique(np.concatenate(keys))         # sorted by (src, dst), duplicates dropped
+        keys.append(dst * n + src)  # symmetric: found from either end
+    flat = np.unique(np.concatenate(keys))  # sorted by (src, dst), duplicates dropped
     del keys
     src, indices = np.divmod(flat, n)
     indptr = np.zeros(n + 1, dtype=np.int64)

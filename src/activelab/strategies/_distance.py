@@ -33,9 +33,9 @@ from numpy.typing import NDArray
 IntArray = NDArray[np.int64]
 F32 = NDArray[np.float32]
 
-_ROW_CHUNK = 16384     # rows per matrix-matrix block during a refresh
-_REFRESH_EVERY = 64    # centres held before a refresh
-_WALK_BLOCK = 256      # candidates examined at once in the lazy arg-max walk
+_ROW_CHUNK = 16384  # rows per matrix-matrix block during a refresh
+_REFRESH_EVERY = 64  # centres held before a refresh
+_WALK_BLOCK = 256  # candidates examined at once in the lazy arg-max walk
 
 
 class Points:
@@ -62,12 +62,12 @@ class Points:
         """``d2 = min(d2, dist2(all, centres))`` in place, chunked over rows."""
         if centres.size == 0:
             return
-        cx = self.x[centres].T.copy()                       # (d, m)
+        cx = self.x[centres].T.copy()  # (d, m)
         ca = None if self.a is None else self.a[centres].T.copy()
         csq = self.sq[centres]
         for s in range(0, self.n, _ROW_CHUNK):
             e = min(self.n, s + _ROW_CHUNK)
-            g = self.x[s:e] @ cx                             # (rows, m)
+            g = self.x[s:e] @ cx  # (rows, m)
             if ca is not None and self.a is not None:
                 g *= self.a[s:e] @ ca
             # min_c (sq_i + sq_c - 2 g_ic) = sq_i + min_c (sq_c - 2 g_ic)
@@ -75,8 +75,15 @@ class Points:
             np.minimum(d2[s:e], np.maximum(self.sq[s:e] + part, 0.0), out=d2[s:e])
 
 
-def kcenter_greedy(points: Points, k: int, *, candidates: NDArray[np.bool_], centres: IntArray,
-                   weights: NDArray[np.float64] | None, rng: np.random.Generator) -> IntArray:
+def kcenter_greedy(
+    points: Points,
+    k: int,
+    *,
+    candidates: NDArray[np.bool_],
+    centres: IntArray,
+    weights: NDArray[np.float64] | None,
+    rng: np.random.Generator,
+) -> IntArray:
     """Greedy k-center: repeatedly pick the candidate farthest from all centres.
 
     Args:
@@ -97,7 +104,7 @@ def kcenter_greedy(points: Points, k: int, *, candidates: NDArray[np.bool_], cen
     avail = candidates.copy()
     out: list[int] = []
     for s in range(0, centres.size, _REFRESH_EVERY):
-        points.min_dist2_update(d2, centres[s:s + _REFRESH_EVERY])
+        points.min_dist2_update(d2, centres[s : s + _REFRESH_EVERY])
     w = None if weights is None else np.asarray(weights, dtype=np.float64)
     if centres.size == 0:
         pool = np.flatnonzero(avail)
@@ -128,13 +135,13 @@ def kcenter_greedy(points: Points, k: int, *, candidates: NDArray[np.bool_], cen
         else:
             top, next_bound = np.arange(pool.size), -np.inf
         top = top[np.lexsort((pool[top], -stale[top]))]
-        cand, cstale = pool[top], stale[top]            # (m,) positions, stale-descending
-        ex_d2 = d2[cand].copy()                         # exact w.r.t. recent[:upto]
+        cand, cstale = pool[top], stale[top]  # (m,) positions, stale-descending
+        ex_d2 = d2[cand].copy()  # exact w.r.t. recent[:upto]
         upto = np.zeros(cand.size, dtype=np.int64)
         alive = np.ones(cand.size, dtype=bool)
         while len(out) < k:
             best_j, best_v, j, found = -1, -np.inf, 0, False
-            while True:                                 # lazy arg-max walk, block by block
+            while True:  # lazy arg-max walk, block by block
                 end = min(cand.size, j + _WALK_BLOCK)
                 blk = np.arange(j, end)[alive[j:end]]
                 if blk.size:
@@ -154,7 +161,7 @@ def kcenter_greedy(points: Points, k: int, *, candidates: NDArray[np.bool_], cen
                 if end >= cand.size:
                     break
                 j = end
-            if not found:                               # list exhausted: refresh and rebuild
+            if not found:  # list exhausted: refresh and rebuild
                 refresh()
                 break
             c = int(cand[best_j])
@@ -169,8 +176,9 @@ def kcenter_greedy(points: Points, k: int, *, candidates: NDArray[np.bool_], cen
     return np.asarray(out[:k], dtype=np.int64)
 
 
-def kmeanspp_seeding(points: Points, k: int, *, candidates: NDArray[np.bool_], first: int,
-                     rng: np.random.Generator) -> IntArray:
+def kmeanspp_seeding(
+    points: Points, k: int, *, candidates: NDArray[np.bool_], first: int, rng: np.random.Generator
+) -> IntArray:
     """k-means++ seeding (Arthur & Vassilvitskii, SODA 2007) over ``candidates``.
 
     The first centre is ``first``; each next one is drawn with probability proportional

@@ -23,11 +23,12 @@ _CHUNK_ELEMS = 1 << 24  # 16M elements (64 MB of float32) per chunk for row-wise
 def check_k(k: Any) -> int:
     """Return ``k`` as an int; reject bools, non-integers and ``k < 1``."""
     if isinstance(k, bool) or not isinstance(k, numbers.Integral):
-        raise InputError(f"k must be a positive integer (the number of items to select), got {k!r} "
-                         f"of type {type(k).__name__}; pass e.g. k=100.")
+        raise InputError(
+            f"k must be a positive integer (the number of items to select), got {k!r} "
+            f"of type {type(k).__name__}; pass e.g. k=100."
+        )
     if int(k) < 1:
-        raise InputError(f"k must be >= 1 (the number of items to select), got {k}; "
-                         "pass a positive budget.")
+        raise InputError(f"k must be >= 1 (the number of items to select), got {k}; pass a positive budget.")
     return int(k)
 
 
@@ -41,7 +42,7 @@ def _all_finite(x: NDArray[Any]) -> bool:
         return True
     # An overflowing but finite float64 input also lands here; check chunk by chunk.
     flat = x.reshape(-1)
-    return all(bool(np.isfinite(flat[s:s + _CHUNK_ELEMS]).all()) for s in range(0, flat.size, _CHUNK_ELEMS))
+    return all(bool(np.isfinite(flat[s : s + _CHUNK_ELEMS]).all()) for s in range(0, flat.size, _CHUNK_ELEMS))
 
 
 def _as_float_array(x: Any, name: str, ndim: int, shape_doc: str) -> NDArray[np.floating[Any]]:
@@ -51,19 +52,28 @@ def _as_float_array(x: Any, name: str, ndim: int, shape_doc: str) -> NDArray[np.
     if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
         raise InputError(f"{name} must be a numeric array of shape {shape_doc}, got dtype {arr.dtype}.")
     if arr.ndim != ndim:
-        raise InputError(f"{name} must have {ndim} dimensions {shape_doc}, got shape {arr.shape}; "
-                         + ("reshape it (e.g. x.reshape(len(x), -1))." if ndim == 2 else
-                            "stack the T stochastic predictions along a new first axis (np.stack(preds))."
-                            if ndim == 3 else "flatten it."))
+        raise InputError(
+            f"{name} must have {ndim} dimensions {shape_doc}, got shape {arr.shape}; "
+            + (
+                "reshape it (e.g. x.reshape(len(x), -1))."
+                if ndim == 2
+                else "stack the T stochastic predictions along a new first axis (np.stack(preds))."
+                if ndim == 3
+                else "flatten it."
+            )
+        )
     if not np.issubdtype(arr.dtype, np.floating):
         arr = arr.astype(np.float64)
     n_axis = 1 if ndim == 3 else 0
     if arr.shape[n_axis] == 0:
-        raise InputError(f"{name} is empty (shape {arr.shape}): the pool has no items; "
-                         "add images to the pool before selecting.")
+        raise InputError(
+            f"{name} is empty (shape {arr.shape}): the pool has no items; add images to the pool before selecting."
+        )
     if not _all_finite(arr):
-        raise InputError(f"{name} contains NaN or inf; check the model outputs (e.g. a diverged model) "
-                         "and replace or drop the affected rows.")
+        raise InputError(
+            f"{name} contains NaN or inf; check the model outputs (e.g. a diverged model) "
+            "and replace or drop the affected rows."
+        )
     return arr
 
 
@@ -74,15 +84,17 @@ def _check_prob_rows(arr: NDArray[np.floating[Any]], name: str) -> None:
     rows = arr.reshape(-1, n_classes)
     step = max(1, _CHUNK_ELEMS // n_classes)
     for s in range(0, rows.shape[0], step):
-        chunk = rows[s:s + step]
+        chunk = rows[s : s + step]
         if chunk.min() < -PROB_SUM_ATOL:
             raise InputError(f"{name} has negative entries; pass probabilities (softmax outputs), not logits.")
         sums = chunk.sum(axis=1, dtype=np.float64)
         bad = np.flatnonzero(np.abs(sums - 1.0) > PROB_SUM_ATOL)
         if bad.size:
             r = s + int(bad[0])
-            raise InputError(f"{name} rows must sum to 1 (within {PROB_SUM_ATOL}); row {r} sums to "
-                             f"{sums[bad[0]]:.6g}. Apply a softmax to the logits first.")
+            raise InputError(
+                f"{name} rows must sum to 1 (within {PROB_SUM_ATOL}); row {r} sums to "
+                f"{sums[bad[0]]:.6g}. Apply a softmax to the logits first."
+            )
 
 
 def check_probs(probs: Any, name: str = "probs") -> NDArray[np.floating[Any]]:
@@ -113,8 +125,7 @@ def check_scores(scores: Any, n: int, name: str = "scores") -> NDArray[np.floati
     """Validate a per-item score vector of shape (n,)."""
     arr = _as_float_array(scores, name, 1, f"({n},)")
     if arr.shape[0] != n:
-        raise InputError(f"{name} has {arr.shape[0]} entries but the pool has {n} items; "
-                         "pass one score per pool item.")
+        raise InputError(f"{name} has {arr.shape[0]} entries but the pool has {n} items; pass one score per pool item.")
     return arr
 
 
@@ -126,8 +137,10 @@ def check_labels(labels: Any, n: int, n_classes: int | None = None, name: str = 
     if arr.ndim != 1:
         raise InputError(f"{name} must be 1-D of shape ({n},), got shape {arr.shape}.")
     if arr.shape[0] != n:
-        raise InputError(f"{name} has {arr.shape[0]} entries but the pool has {n} items; "
-                         "pass one label per pool item (-1 for unlabeled).")
+        raise InputError(
+            f"{name} has {arr.shape[0]} entries but the pool has {n} items; "
+            "pass one label per pool item (-1 for unlabeled)."
+        )
     if not np.issubdtype(arr.dtype, np.integer):
         if np.issubdtype(arr.dtype, np.floating) and _all_finite(arr) and np.all(arr == np.round(arr)):
             arr = arr.astype(np.int64)
@@ -137,8 +150,10 @@ def check_labels(labels: Any, n: int, n_classes: int | None = None, name: str = 
     if arr.size and arr.min() < -1:
         raise InputError(f"{name} has value {int(arr.min())}; use -1 for unlabeled and 0..C-1 for classes.")
     if n_classes is not None and arr.size and arr.max() >= n_classes:
-        raise InputError(f"{name} has class {int(arr.max())} but probs has only {n_classes} classes; "
-                         "labels must index the columns of probs.")
+        raise InputError(
+            f"{name} has class {int(arr.max())} but probs has only {n_classes} classes; "
+            "labels must index the columns of probs."
+        )
     return arr
 
 
@@ -148,13 +163,16 @@ def check_labeled(labeled: Any, n: int) -> NDArray[np.bool_]:
         return np.zeros(n, dtype=bool)
     arr = np.asarray(labeled)
     if arr.dtype != np.bool_:
-        raise InputError(f"labeled must be a boolean mask of shape ({n},), got dtype {arr.dtype}; "
-                         "convert positions with mask = np.zeros(n, bool); mask[positions] = True.")
+        raise InputError(
+            f"labeled must be a boolean mask of shape ({n},), got dtype {arr.dtype}; "
+            "convert positions with mask = np.zeros(n, bool); mask[positions] = True."
+        )
     if arr.shape != (n,):
         raise InputError(f"labeled must have shape ({n},) to match the pool of {n} items, got {arr.shape}.")
     if arr.all():
-        raise InputError(f"every one of the {n} pool items is labeled: nothing is left to select; "
-                         "add unlabeled items to the pool.")
+        raise InputError(
+            f"every one of the {n} pool items is labeled: nothing is left to select; add unlabeled items to the pool."
+        )
     return arr
 
 
@@ -162,15 +180,18 @@ def check_same_n(n: int, **arrays: tuple[int, str]) -> None:
     """Raise when inputs disagree on the number of pool items. Values are (n_items, shape_doc)."""
     for name, (m, doc) in arrays.items():
         if m != n:
-            raise InputError(f"{name} describes {m} items {doc} but the pool has {n}; "
-                             "every input must cover the same pool items in the same order.")
+            raise InputError(
+                f"{name} describes {m} items {doc} but the pool has {n}; "
+                "every input must cover the same pool items in the same order."
+            )
 
 
 def check_rng(rng: Any) -> np.random.Generator:
     """Require an explicit ``numpy.random.Generator``."""
     if not isinstance(rng, np.random.Generator):
-        raise InputError(f"rng must be a numpy.random.Generator (e.g. np.random.default_rng(0)), "
-                         f"got {type(rng).__name__}.")
+        raise InputError(
+            f"rng must be a numpy.random.Generator (e.g. np.random.default_rng(0)), got {type(rng).__name__}."
+        )
     return rng
 
 
@@ -196,7 +217,11 @@ def check_positive_int(value: Any, name: str) -> int:
 
 
 def check_positive_float(value: Any, name: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not np.isfinite(float(value)) \
-            or float(value) <= 0:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Real)
+        or not np.isfinite(float(value))
+        or float(value) <= 0
+    ):
         raise InputError(f"{name} must be a positive finite number, got {value!r}.")
     return float(value)

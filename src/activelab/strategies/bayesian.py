@@ -28,7 +28,7 @@ def _itemwise(mc: FloatArray, fn: Callable[[FloatArray], NDArray[np.float64]]) -
     step = max(1, _CHUNK_ELEMS // (t * c))
     out = np.empty(n, dtype=np.float64)
     for s in range(0, n, step):
-        out[s:s + step] = fn(mc[:, s:s + step])
+        out[s : s + step] = fn(mc[:, s : s + step])
     return out
 
 
@@ -51,10 +51,10 @@ def bald_scores(mc_probs: Any) -> NDArray[np.float64]:
     mc = check_mc_probs(mc_probs)
 
     def f(x: FloatArray) -> NDArray[np.float64]:
-        x64 = np.clip(x.astype(np.float64), 0.0, None)    # (T, n, C)
-        mean = x64.mean(axis=0)                            # (n, C)
-        h_mean = -_xlogx(mean).sum(axis=1)                 # (n,) entropy of the mean
-        mean_h = -_xlogx(x64).sum(axis=2).mean(axis=0)     # (n,) mean entropy
+        x64 = np.clip(x.astype(np.float64), 0.0, None)  # (T, n, C)
+        mean = x64.mean(axis=0)  # (n, C)
+        h_mean = -_xlogx(mean).sum(axis=1)  # (n,) entropy of the mean
+        mean_h = -_xlogx(x64).sum(axis=2).mean(axis=0)  # (n,) mean entropy
         return np.clip(h_mean - mean_h, 0.0, None)
 
     return _itemwise(mc, f)
@@ -70,7 +70,7 @@ def variation_ratio_scores(mc_probs: Any) -> NDArray[np.float64]:
     t, _, c = mc.shape
 
     def f(x: FloatArray) -> NDArray[np.float64]:
-        votes = x.argmax(axis=2)                                   # (T, n)
+        votes = x.argmax(axis=2)  # (T, n)
         n = votes.shape[1]
         flat = (votes + c * np.arange(n)[None, :]).ravel()
         counts = np.bincount(flat, minlength=n * c).reshape(n, c)  # (n, C)
@@ -127,10 +127,12 @@ def mean_std(mc_probs: Any, k: int, *, rng: np.random.Generator, labeled: Any = 
     return _select(mean_std_scores(mc_probs), k, rng, labeled)
 
 
-@register("power_bald", requires={"mc_probs"},
-          paper="Kirsch et al., Stochastic Batch Acquisition, arXiv:2106.12059 (2021), TMLR 2023")
-def power_bald(mc_probs: Any, k: int, *, rng: np.random.Generator, labeled: Any = None,
-               beta: float = 1.0) -> IntArray:
+@register(
+    "power_bald",
+    requires={"mc_probs"},
+    paper="Kirsch et al., Stochastic Batch Acquisition, arXiv:2106.12059 (2021), TMLR 2023",
+)
+def power_bald(mc_probs: Any, k: int, *, rng: np.random.Generator, labeled: Any = None, beta: float = 1.0) -> IntArray:
     """Batch-aware BALD by stochastic sampling (PowerBALD).
 
     Draws ``k`` items without replacement with probability proportional to

@@ -75,8 +75,15 @@ def random(k: int, *, rng: np.random.Generator, labeled: Any = None, n_samples: 
 
 # ----------------------------------------------------------------------------- coreset
 @register("coreset", requires={"embeddings"}, paper="Sener & Savarese, ICLR 2018")
-def coreset(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any = None,
-            metric: str = "euclidean", weights: Any = None) -> IntArray:
+def coreset(
+    embeddings: Any,
+    k: int,
+    *,
+    rng: np.random.Generator,
+    labeled: Any = None,
+    metric: str = "euclidean",
+    weights: Any = None,
+) -> IntArray:
     """Core-set by greedy k-center: repeatedly pick the item farthest from every labeled
     or already-picked item, so the labeled set covers the pool with the smallest radius.
 
@@ -102,8 +109,14 @@ def coreset(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any =
         if w.min() < 0:
             raise InputError("weights must be non-negative (e.g. uncertainty scores); shift or clip them.")
     pts = Points(l2_normalize(x) if metric == "cosine" else x)
-    return kcenter_greedy(pts, min(kk, int((~mask).sum())), candidates=~mask,
-                          centres=np.flatnonzero(mask).astype(np.int64), weights=w, rng=rng)
+    return kcenter_greedy(
+        pts,
+        min(kk, int((~mask).sum())),
+        candidates=~mask,
+        centres=np.flatnonzero(mask).astype(np.int64),
+        weights=w,
+        rng=rng,
+    )
 
 
 # ----------------------------------------------------------------------------- cluster
@@ -134,8 +147,15 @@ def _interleave(groups: list[IntArray]) -> IntArray:
 
 
 @register("cluster", requires={"embeddings"}, paper="Active-Labeler (SpaceML, 2021); Zhdanov, arXiv:1901.05954")
-def cluster(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any = None,
-            n_clusters: int | None = None, backend: str = "auto") -> IntArray:
+def cluster(
+    embeddings: Any,
+    k: int,
+    *,
+    rng: np.random.Generator,
+    labeled: Any = None,
+    n_clusters: int | None = None,
+    backend: str = "auto",
+) -> IntArray:
     """k-means cluster sampling: cluster the unlabeled items and take those closest to
     each centre, bigger clusters contributing more picks.
 
@@ -160,10 +180,10 @@ def cluster(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any =
     sizes = np.bincount(assign, minlength=nc)
     quotas = _balanced_quotas(sizes, kk, rng)
     keys = rng.random(pool.size)
-    order = np.lexsort((keys, dist2, assign))            # by cluster, then nearest to centre
+    order = np.lexsort((keys, dist2, assign))  # by cluster, then nearest to centre
     starts = np.concatenate(([0], np.cumsum(sizes)[:-1]))
     by_size = np.lexsort((np.arange(nc), -sizes))
-    groups = [pool[order[starts[c]:starts[c] + quotas[c]]] for c in by_size if quotas[c] > 0]
+    groups = [pool[order[starts[c] : starts[c] + quotas[c]]] for c in by_size if quotas[c] > 0]
     return _interleave(groups)[:kk]
 
 
@@ -175,7 +195,7 @@ def _typicality(x: NDArray[np.float32], knn: int, cap: int, rng: np.random.Gener
         return np.ones(1)
     kk = min(knn, n - 1)
     if n <= cap:
-        dist = knn_dist(x, x, kk + 1)[:, 1:]            # drop self
+        dist = knn_dist(x, x, kk + 1)[:, 1:]  # drop self
     else:
         ref = rng.choice(n, size=cap, replace=False)
         dist = knn_dist(x, x[ref], kk + 1)
@@ -186,9 +206,17 @@ def _typicality(x: NDArray[np.float32], knn: int, cap: int, rng: np.random.Gener
 
 
 @register("typiclust", requires={"embeddings"}, paper="Hacohen, Dekel & Weinshall, ICML 2022")
-def typiclust(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any = None,
-              max_clusters: int = 500, knn: int = 20, min_cluster_size: int = 5,
-              max_reference: int = 2000) -> IntArray:
+def typiclust(
+    embeddings: Any,
+    k: int,
+    *,
+    rng: np.random.Generator,
+    labeled: Any = None,
+    max_clusters: int = 500,
+    knn: int = 20,
+    min_cluster_size: int = 5,
+    max_reference: int = 2000,
+) -> IntArray:
     """TypiClust: pick the most *typical* item of the least-covered large clusters.
 
     Clusters the whole pool into ``min(#labeled + k, max_clusters)`` k-means clusters.
@@ -225,7 +253,7 @@ def typiclust(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any
         elig = np.flatnonzero(big if big.any() else ok)
         c = int(elig[np.lexsort((elig, -sizes[elig], covered[elig]))[0]])
         if c not in typ_cache:
-            idx = members[starts[c]:starts[c + 1]]
+            idx = members[starts[c] : starts[c + 1]]
             typ_cache[c] = (idx, _typicality(xf[idx], knn, max_reference, rng))
         idx, typ = typ_cache[c]
         free = ~taken[idx]
@@ -238,8 +266,9 @@ def typiclust(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any
 
 
 # ----------------------------------------------------------------------------- probcover
-def estimate_delta(x: NDArray[np.float32], *, purity: float, n_clusters: int, rng: np.random.Generator,
-                   n_queries: int = 512) -> float:
+def estimate_delta(
+    x: NDArray[np.float32], *, purity: float, n_clusters: int, rng: np.random.Generator, n_queries: int = 512
+) -> float:
     """ProbCover's ball radius: the largest ``delta`` whose balls are ``purity``-pure
     with respect to k-means pseudo-labels, estimated on ``n_queries`` sampled balls.
 
@@ -256,7 +285,7 @@ def estimate_delta(x: NDArray[np.float32], *, purity: float, n_clusters: int, rn
     q = rng.choice(n, size=min(n_queries, n), replace=False)
     xsq = np.einsum("ij,ij->i", x, x, dtype=np.float64)
     nearest_other = np.full(q.size, np.inf)
-    for s in range(0, n, 8192):                          # (n_queries, 8192) blocks: ~32 MB each
+    for s in range(0, n, 8192):  # (n_queries, 8192) blocks: ~32 MB each
         blk = slice(s, min(n, s + 8192))
         d2 = xsq[q][:, None] + xsq[blk][None, :] - 2.0 * (x[q] @ x[blk].T)
         d2 = np.where(assign[blk][None, :] != assign[q][:, None], d2, np.inf)
@@ -268,9 +297,18 @@ def estimate_delta(x: NDArray[np.float32], *, purity: float, n_clusters: int, rn
 
 
 @register("probcover", requires={"embeddings"}, paper="Yehuda, Dekel, Hacohen & Weinshall, NeurIPS 2022")
-def probcover(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any = None,
-              delta: float | None = None, purity: float = 0.95, n_clusters: int = 10,
-              normalize: bool = True, max_edges: int = 20_000_000) -> IntArray:
+def probcover(
+    embeddings: Any,
+    k: int,
+    *,
+    rng: np.random.Generator,
+    labeled: Any = None,
+    delta: float | None = None,
+    purity: float = 0.95,
+    n_clusters: int = 10,
+    normalize: bool = True,
+    max_edges: int = 20_000_000,
+) -> IntArray:
     """ProbCover: greedy maximum coverage of delta-balls (cold start).
 
     Builds the graph ``i -> j`` when ``||x_i - x_j|| < delta`` (range search in
@@ -307,8 +345,10 @@ def probcover(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any
     try:
         indptr, indices = radius_graph(xf, delta, max_edges=max_edges, rng=rng)
     except ValueError as e:
-        raise InputError(f"probcover: delta={delta:.4g} gives more than max_edges={max_edges} edges ({e}); "
-                         "pass a smaller delta or raise max_edges.") from None
+        raise InputError(
+            f"probcover: delta={delta:.4g} gives more than max_edges={max_edges} edges ({e}); "
+            "pass a smaller delta or raise max_edges."
+        ) from None
     covered = np.zeros(n, dtype=bool)
     covered[gather_csr(indptr, indices, np.flatnonzero(mask))] = True
     # degree[i] = number of uncovered items in ball(i); the graph is symmetric
@@ -349,7 +389,7 @@ def outlier_scores(embeddings: Any, reference: Any) -> NDArray[np.float64]:
     x = check_embeddings(embeddings)
     ref = np.asarray(reference, dtype=bool)
     r = np.ascontiguousarray(np.sort(x[ref], axis=0).T)  # (d, L), each activation's reference values sorted
-    xt = np.ascontiguousarray(x.T)                        # (d, N): contiguous rows for searchsorted
+    xt = np.ascontiguousarray(x.T)  # (d, N): contiguous rows for searchsorted
     n_ref = r.shape[1]
     total = np.zeros(x.shape[0], dtype=np.float64)
     for j in range(x.shape[1]):
@@ -360,8 +400,9 @@ def outlier_scores(embeddings: Any, reference: Any) -> NDArray[np.float64]:
 
 
 @register("outlier", requires={"embeddings"}, paper="Munro, Human-in-the-Loop Machine Learning, 2021, sec. 4.2")
-def outlier(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any = None,
-            reference: Any = None) -> IntArray:
+def outlier(
+    embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any = None, reference: Any = None
+) -> IntArray:
     """Model-based outliers: items whose activations are least like the labeled items'.
 
     Args:
@@ -383,9 +424,17 @@ def outlier(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any =
 
 # ----------------------------------------------------------------------------- proximity
 @register("proximity", requires={"embeddings"}, paper="Active-Labeler (SpaceML, 2021): iterative proximity")
-def proximity(embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any = None,
-              positives: Any = None, scores: Any = None, step: int | None = None,
-              spread: float = 0.3) -> IntArray:
+def proximity(
+    embeddings: Any,
+    k: int,
+    *,
+    rng: np.random.Generator,
+    labeled: Any = None,
+    positives: Any = None,
+    scores: Any = None,
+    step: int | None = None,
+    spread: float = 0.3,
+) -> IntArray:
     """Iterative proximity sampling: grow a reference set by repeatedly taking the
     unlabeled items nearest its centroid (optionally added to uncertainty scores).
 

@@ -53,8 +53,15 @@ def _subset_inputs(inputs: dict[str, Any], idx: IntArray) -> dict[str, Any]:
     return out
 
 
-def _run_on_subset(name: str, k: int, rng: np.random.Generator, subset: IntArray, sub_labeled: BoolArray,
-                   inputs: dict[str, Any], params: dict[str, Any]) -> IntArray:
+def _run_on_subset(
+    name: str,
+    k: int,
+    rng: np.random.Generator,
+    subset: IntArray,
+    sub_labeled: BoolArray,
+    inputs: dict[str, Any],
+    params: dict[str, Any],
+) -> IntArray:
     """Run a registered strategy on ``subset`` of the pool; return pool positions."""
     picks = select(name, k, rng=rng, labeled=sub_labeled, **_subset_inputs(inputs, subset), **params)
     return subset[picks]
@@ -104,10 +111,21 @@ def badge(probs: Any, embeddings: Any, k: int, *, rng: np.random.Generator, labe
 
 
 # ----------------------------------------------------------------------------- Cluster-Margin
-@register("cluster_margin", requires={"probs", "embeddings"},
-          paper="Citovsky, DeSalvo, Gentile, Karydas, Rajagopalan, Rostamizadeh & Kumar, NeurIPS 2021")
-def cluster_margin(probs: Any, embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any = None,
-                   margin_factor: int = 10, n_clusters: int | None = None) -> IntArray:
+@register(
+    "cluster_margin",
+    requires={"probs", "embeddings"},
+    paper="Citovsky, DeSalvo, Gentile, Karydas, Rajagopalan, Rostamizadeh & Kumar, NeurIPS 2021",
+)
+def cluster_margin(
+    probs: Any,
+    embeddings: Any,
+    k: int,
+    *,
+    rng: np.random.Generator,
+    labeled: Any = None,
+    margin_factor: int = 10,
+    n_clusters: int | None = None,
+) -> IntArray:
     """Cluster-Margin: cluster the ``margin_factor * k`` lowest-margin items, then pick
     round-robin over the clusters, smallest cluster first, a random member each time.
 
@@ -141,7 +159,7 @@ def cluster_margin(probs: Any, embeddings: Any, k: int, *, rng: np.random.Genera
         assign, _, _ = kmeans(x[cand], nc, rng=rng)
     sizes = np.bincount(assign, minlength=nc)
     groups = []
-    for c in np.lexsort((np.arange(nc), sizes)):         # smallest cluster first
+    for c in np.lexsort((np.arange(nc), sizes)):  # smallest cluster first
         members = cand[assign == c]
         groups.append(members[rng.permutation(members.size)])
     return _interleave(groups)[:kk]
@@ -152,11 +170,24 @@ UNCERTAINTY_NAMES = (*PROB_SCORES, "egl")
 DIVERSITY_NAMES = ("coreset", "cluster", "typiclust", "probcover", "proximity", "outlier", "random")
 
 
-@register("uncertainty_diversity", requires={"probs", "embeddings"},
-          paper="AL-for-CV and Active-Labeler seeds; Zhdanov, arXiv:1901.05954")
-def uncertainty_diversity(probs: Any, embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any = None,
-                          uncertainty: str = "margin", diversity: str = "coreset", pool_factor: int = 10,
-                          weighted: bool = False, params: dict[str, Any] | None = None) -> IntArray:
+@register(
+    "uncertainty_diversity",
+    requires={"probs", "embeddings"},
+    paper="AL-for-CV and Active-Labeler seeds; Zhdanov, arXiv:1901.05954",
+)
+def uncertainty_diversity(
+    probs: Any,
+    embeddings: Any,
+    k: int,
+    *,
+    rng: np.random.Generator,
+    labeled: Any = None,
+    uncertainty: str = "margin",
+    diversity: str = "coreset",
+    pool_factor: int = 10,
+    weighted: bool = False,
+    params: dict[str, Any] | None = None,
+) -> IntArray:
     """Diversity over uncertainty scores: take the ``pool_factor * k`` most uncertain
     items, then let a diversity strategy choose ``k`` among them.
 
@@ -184,7 +215,7 @@ def uncertainty_diversity(probs: Any, embeddings: Any, k: int, *, rng: np.random
     top = _top_k(scores, kk * f, rng, mask)
     subset = np.concatenate([top, np.flatnonzero(mask)]).astype(np.int64)
     sub_labeled = np.zeros(subset.size, dtype=bool)
-    sub_labeled[top.size:] = True
+    sub_labeled[top.size :] = True
     extra = dict(params or {})
     if weighted:
         if diversity == "coreset":
@@ -198,8 +229,16 @@ def uncertainty_diversity(probs: Any, embeddings: Any, k: int, *, rng: np.random
 
 # ----------------------------------------------------------------------------- random fraction
 @register("random_fraction", requires=set(), inner="strategy", paper="AL-for-CV seed (passive_learning)")
-def random_fraction(k: int, *, rng: np.random.Generator, labeled: Any = None, strategy: str = "margin",
-                    fraction: float = 0.2, params: dict[str, Any] | None = None, **inputs: Any) -> IntArray:
+def random_fraction(
+    k: int,
+    *,
+    rng: np.random.Generator,
+    labeled: Any = None,
+    strategy: str = "margin",
+    fraction: float = 0.2,
+    params: dict[str, Any] | None = None,
+    **inputs: Any,
+) -> IntArray:
     """Mix an inner strategy with uniformly random picks.
 
     ``round(fraction * k)`` picks are uniform over the unlabeled items the inner
@@ -222,7 +261,7 @@ def random_fraction(k: int, *, rng: np.random.Generator, labeled: Any = None, st
         raise InputError("random_fraction needs a non-empty pool: pass the inner strategy's arrays or labeled=.")
     mask = check_labeled(labeled, n)
     kk = min(kk, int((~mask).sum()))
-    k_rand = int(round(frac * kk))
+    k_rand = round(frac * kk)
     k_inner = kk - k_rand
     inner = np.zeros(0, dtype=np.int64)
     if k_inner > 0:
@@ -231,8 +270,9 @@ def random_fraction(k: int, *, rng: np.random.Generator, labeled: Any = None, st
     taken[inner] = True
     rest = np.flatnonzero(~taken)
     rand = rest[rng.choice(rest.size, size=min(kk - inner.size, rest.size), replace=False)]
-    keys = np.concatenate([(np.arange(inner.size) + 0.5) / max(inner.size, 1),
-                           (np.arange(rand.size) + 0.5) / max(rand.size, 1)])
+    keys = np.concatenate(
+        [(np.arange(inner.size) + 0.5) / max(inner.size, 1), (np.arange(rand.size) + 0.5) / max(rand.size, 1)]
+    )
     both = np.concatenate([inner, rand]).astype(np.int64)
     return both[np.argsort(keys, kind="stable")]
 
@@ -255,10 +295,23 @@ def balanced_quotas(counts: NDArray[np.int64], available: NDArray[np.int64], k: 
     return q
 
 
-@register("class_balanced", requires={"probs", "labels"}, inner="strategy",
-          paper="Aggarwal, Popescu & Hudelot, WACV 2020; Bengar et al., WACV 2022")
-def class_balanced(probs: Any, labels: Any, k: int, *, rng: np.random.Generator, labeled: Any = None,
-                   strategy: str = "margin", params: dict[str, Any] | None = None, **inputs: Any) -> IntArray:
+@register(
+    "class_balanced",
+    requires={"probs", "labels"},
+    inner="strategy",
+    paper="Aggarwal, Popescu & Hudelot, WACV 2020; Bengar et al., WACV 2022",
+)
+def class_balanced(
+    probs: Any,
+    labels: Any,
+    k: int,
+    *,
+    rng: np.random.Generator,
+    labeled: Any = None,
+    strategy: str = "margin",
+    params: dict[str, Any] | None = None,
+    **inputs: Any,
+) -> IntArray:
     """Balance the picks over predicted classes, running an inner strategy within each.
 
     Each unlabeled item is assigned its predicted class ``argmax probs``. The ``k``
@@ -295,7 +348,8 @@ def class_balanced(probs: Any, labels: Any, k: int, *, rng: np.random.Generator,
         members = np.flatnonzero((pred == c) & ~mask)
         subset = np.concatenate([members, lab_pos]).astype(np.int64)
         sub_labeled = np.zeros(subset.size, dtype=bool)
-        sub_labeled[members.size:] = True
-        groups.append(_run_on_subset(strategy, int(quotas[c]), rng, subset, sub_labeled, all_inputs,
-                                     dict(params or {})))
+        sub_labeled[members.size :] = True
+        groups.append(
+            _run_on_subset(strategy, int(quotas[c]), rng, subset, sub_labeled, all_inputs, dict(params or {}))
+        )
     return _interleave(groups)

@@ -117,8 +117,9 @@ def _default_param(fn: StrategyFn, name: str) -> Any:
     return p.default
 
 
-def register(name: str, *, requires: set[str] | frozenset[str], paper: str = "",
-             inner: str | None = None) -> Callable[[StrategyFn], StrategyFn]:
+def register(
+    name: str, *, requires: set[str] | frozenset[str], paper: str = "", inner: str | None = None
+) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator registering a strategy function under ``name``.
 
     Args:
@@ -135,14 +136,17 @@ def register(name: str, *, requires: set[str] | frozenset[str], paper: str = "",
     req = frozenset(requires)
     unknown = req - VOCABULARY
     if unknown:
-        raise InputError(f"strategy {name!r} requires unknown input(s) {sorted(unknown)}; "
-                         f"choose from {sorted(VOCABULARY)}.")
+        raise InputError(
+            f"strategy {name!r} requires unknown input(s) {sorted(unknown)}; choose from {sorted(VOCABULARY)}."
+        )
 
     def deco(fn: StrategyFn) -> StrategyFn:
         if name in _REGISTRY:
-            raise InputError(f"a strategy named {name!r} is already registered "
-                             f"({_REGISTRY[name].fn.__module__}.{_REGISTRY[name].fn.__qualname__}); "
-                             "pick another name or unregister the old one first.")
+            raise InputError(
+                f"a strategy named {name!r} is already registered "
+                f"({_REGISTRY[name].fn.__module__}.{_REGISTRY[name].fn.__qualname__}); "
+                "pick another name or unregister the old one first."
+            )
         params = inspect.signature(fn).parameters
         for needed in ("k", "rng"):
             if needed not in params:
@@ -152,8 +156,7 @@ def register(name: str, *, requires: set[str] | frozenset[str], paper: str = "",
         if inner is not None:
             inner_default = _default_param(fn, inner)
             full = req | get_strategy(str(inner_default)).requires
-        _REGISTRY[name] = StrategySpec(name=name, fn=fn, requires=full, paper=paper, doc=doc,
-                                       inner=inner, _own=req)
+        _REGISTRY[name] = StrategySpec(name=name, fn=fn, requires=full, paper=paper, doc=doc, inner=inner, _own=req)
         return fn
 
     return deco
@@ -211,16 +214,19 @@ def _check_pool_sizes(arrays: Mapping[str, Any], labeled: Any) -> int | None:
         return None
     if len(set(sizes.values())) > 1:
         desc = ", ".join(f"{key}: {m}" for key, m in sizes.items())
-        raise InputError(f"inputs disagree on the number of pool items ({desc}); every array must cover "
-                         "the same N items in the same order (mc_probs along axis 1).")
+        raise InputError(
+            f"inputs disagree on the number of pool items ({desc}); every array must cover "
+            "the same N items in the same order (mc_probs along axis 1)."
+        )
     n = next(iter(sizes.values()))
     if n == 0:
         raise InputError("the pool is empty (0 items); add images to the pool before selecting.")
     return n
 
 
-def select(name: str, k: int, *, rng: np.random.Generator, labeled: Any = None, **inputs_and_params: Any
-           ) -> NDArray[np.int64]:
+def select(
+    name: str, k: int, *, rng: np.random.Generator, labeled: Any = None, **inputs_and_params: Any
+) -> NDArray[np.int64]:
     """Run the strategy registered as ``name``: the single entry point the loop calls.
 
     Args:
@@ -247,8 +253,10 @@ def select(name: str, k: int, *, rng: np.random.Generator, labeled: Any = None, 
     needed = _concrete(spec.requires_for(**params))
     missing = sorted(n for n in needed if arrays.get(n) is None)
     if missing:
-        raise InputError(f"strategy {name!r} needs {', '.join(sorted(needed))}; missing: {', '.join(missing)}. "
-                         f"Compute them with the model adapter (see docs/strategies.md) and pass them as keywords.")
+        raise InputError(
+            f"strategy {name!r} needs {', '.join(sorted(needed))}; missing: {', '.join(missing)}. "
+            f"Compute them with the model adapter (see docs/strategies.md) and pass them as keywords."
+        )
     sig = inspect.signature(spec.fn).parameters
     takes_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in sig.values())
     call: dict[str, Any] = {}
@@ -258,8 +266,10 @@ def select(name: str, k: int, *, rng: np.random.Generator, labeled: Any = None, 
     unknown = [p for p in params if p not in sig and not takes_any]
     if unknown:
         accepted = [p for p in sig if p not in ("k", "rng", "labeled") and p not in ARRAY_INPUTS]
-        raise InputError(f"strategy {name!r} got unknown parameter(s) {unknown}; "
-                         f"it accepts: {', '.join(accepted) or 'no parameters'}.")
+        raise InputError(
+            f"strategy {name!r} got unknown parameter(s) {unknown}; "
+            f"it accepts: {', '.join(accepted) or 'no parameters'}."
+        )
     call.update(params)
     n = _check_pool_sizes(arrays, labeled)
     if n is None:
@@ -274,8 +284,9 @@ def select(name: str, k: int, *, rng: np.random.Generator, labeled: Any = None, 
 def _check_output(name: str, out: Any, n: int | None, labeled: Any, k: int) -> None:
     arr = np.asarray(out)
     if arr.ndim != 1 or not (np.issubdtype(arr.dtype, np.integer) or arr.size == 0):
-        raise StrategyContractError(f"strategy {name!r} must return a 1-D integer array, got "
-                                    f"shape {arr.shape} dtype {arr.dtype}.")
+        raise StrategyContractError(
+            f"strategy {name!r} must return a 1-D integer array, got shape {arr.shape} dtype {arr.dtype}."
+        )
     if arr.size > k:
         raise StrategyContractError(f"strategy {name!r} returned {arr.size} positions for k={k}.")
     if np.unique(arr).size != arr.size:
@@ -289,5 +300,7 @@ def _check_output(name: str, out: Any, n: int | None, labeled: Any, k: int) -> N
         raise StrategyContractError(f"strategy {name!r} returned already-labeled positions.")
     expected = min(k, int((~mask).sum()))
     if arr.size != expected:
-        raise StrategyContractError(f"strategy {name!r} returned {arr.size} positions; expected {expected} "
-                                    "(k, or every unlabeled item when k is larger).")
+        raise StrategyContractError(
+            f"strategy {name!r} returned {arr.size} positions; expected {expected} "
+            "(k, or every unlabeled item when k is larger)."
+        )

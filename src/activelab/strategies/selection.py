@@ -50,7 +50,9 @@ def top_k(scores: Any, k: int, *, rng: np.random.Generator, labeled: Any = None)
 def _top_k(scores: FloatArray, k: int, rng: np.random.Generator, labeled: BoolArray) -> IntArray:
     """``top_k`` without validation (inputs already checked)."""
     n = scores.shape[0]
-    keys: NDArray[np.float64] = np.asarray(rng.random(n))  # drawn for every item so results do not depend on how ties fall
+    keys: NDArray[np.float64] = np.asarray(
+        rng.random(n)
+    )  # drawn for every item so results do not depend on how ties fall
     cand = np.flatnonzero(~labeled) if labeled.any() else np.arange(n)
     if k >= cand.size:
         return cand[_order(scores[cand], keys[cand])]

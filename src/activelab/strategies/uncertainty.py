@@ -33,7 +33,7 @@ def _rowwise(probs: FloatArray, fn: Callable[[FloatArray], NDArray[np.float64]])
         return np.asarray(fn(probs), dtype=np.float64)
     out = np.empty(n, dtype=np.float64)
     for s in range(0, n, step):
-        out[s:s + step] = fn(probs[s:s + step])
+        out[s : s + step] = fn(probs[s : s + step])
     return out
 
 
@@ -126,8 +126,9 @@ def egl_scores(probs: Any, embeddings: Any) -> NDArray[np.float64]:
     return _rowwise(p, f) * h_norm
 
 
-def _select_by(scores_fn: Callable[[Any], NDArray[np.float64]], probs: Any, k: int,
-               rng: np.random.Generator, labeled: Any) -> IntArray:
+def _select_by(
+    scores_fn: Callable[[Any], NDArray[np.float64]], probs: Any, k: int, rng: np.random.Generator, labeled: Any
+) -> IntArray:
     check_rng(rng)
     k = check_k(k)
     scores = scores_fn(probs)

@@ -77,8 +77,18 @@ def import_fiftyone(
         path = None if report_path is None else Path(report_path)
         if path is not None and target == "eval":
             path = path.with_name(f"{path.stem}-eval{path.suffix}")
-        reports.append(import_images(store, table, split=target, label_col=label_col, add_classes=add_classes,
-                                     author=author, report_path=path, progress=progress))
+        reports.append(
+            import_images(
+                store,
+                table,
+                split=target,
+                label_col=label_col,
+                add_classes=add_classes,
+                author=author,
+                report_path=path,
+                progress=progress,
+            )
+        )
     return reports
 
 
@@ -115,7 +125,9 @@ def _target_label(target: Any, classes: list[str] | None, folder: Path) -> str |
         return None
     if isinstance(target, int) and classes is not None:
         if not 0 <= target < len(classes):
-            raise InputError(f"{folder / LABELS_FILE}: class index {target} is outside 'classes' (0..{len(classes) - 1})")
+            raise InputError(
+                f"{folder / LABELS_FILE}: class index {target} is outside 'classes' (0..{len(classes) - 1})"
+            )
         return str(classes[target])
     if isinstance(target, list):
         raise InputError(f"{folder / LABELS_FILE} holds multi-label targets; one class per image is supported")
@@ -125,8 +137,11 @@ def _target_label(target: Any, classes: list[str] | None, folder: Path) -> str |
 def _fiftyone_dataset(folder: Path) -> pd.DataFrame:
     """A full ``FiftyOneDataset`` export: ``samples.json`` with a ``Classification`` field per sample."""
     samples = _read_json(folder / SAMPLES_FILE).get("samples") or []
-    fields = list(dict.fromkeys(name for s in samples for name, v in s.items()
-                                if isinstance(v, dict) and v.get("_cls") == "Classification"))
+    fields = list(
+        dict.fromkeys(
+            name for s in samples for name, v in s.items() if isinstance(v, dict) and v.get("_cls") == "Classification"
+        )
+    )
     field = PREFERRED_FIELD if PREFERRED_FIELD in fields else (fields[0] if fields else None)
     rows = []
     for sample in samples:

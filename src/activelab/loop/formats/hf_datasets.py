@@ -40,14 +40,16 @@ def export_hf_imagefolder(store: Store, out: str | Path, *, include_eval: bool =
         part = frame[frame.split == split]
         if part.empty:
             continue
-        table = pd.DataFrame({
-            "file_name": [Path(f).name for f in part.file],
-            "label": part.label,
-            "image_id": part.image_id,
-            "author": part.author,
-            "source": part.source,
-            "labeled_at": [t.isoformat() for t in part.labeled_at],
-        })
+        table = pd.DataFrame(
+            {
+                "file_name": [Path(f).name for f in part.file],
+                "label": part.label,
+                "image_id": part.image_id,
+                "author": part.author,
+                "source": part.source,
+                "labeled_at": [t.isoformat() for t in part.labeled_at],
+            }
+        )
         table.to_csv(out / folder / METADATA_FILE, index=False)
     return out
 
@@ -85,10 +87,18 @@ def import_hf(
     for hf_split, table in tables.items():
         target = "eval" if hf_split in EVAL_SPLIT_NAMES else split
         label_col = "label" if table["label"].notna().any() else None
-        reports.append(import_images(
-            store, table, split=target, label_col=label_col, add_classes=add_classes, author=author,
-            report_path=_split_report(report_path, hf_split, len(tables)), progress=progress,
-        ))
+        reports.append(
+            import_images(
+                store,
+                table,
+                split=target,
+                label_col=label_col,
+                add_classes=add_classes,
+                author=author,
+                report_path=_split_report(report_path, hf_split, len(tables)),
+                progress=progress,
+            )
+        )
     return reports
 
 
@@ -114,14 +124,23 @@ def _has_metadata(folder: Path) -> bool:
 def _metadata_table(folder: Path) -> pd.DataFrame:
     """The ``metadata.csv``/``.jsonl`` of one imagefolder split as ``filepath``/``label``."""
     csv_file, jsonl_file = folder / "metadata.csv", folder / "metadata.jsonl"
-    meta = pd.read_csv(csv_file, dtype=str, keep_default_na=False) if csv_file.is_file() else \
-        pd.read_json(jsonl_file, lines=True, dtype=False)
+    meta = (
+        pd.read_csv(csv_file, dtype=str, keep_default_na=False)
+        if csv_file.is_file()
+        else pd.read_json(jsonl_file, lines=True, dtype=False)
+    )
     if "file_name" not in meta.columns:
-        raise InputError(f"{csv_file if csv_file.is_file() else jsonl_file} has no file_name column; "
-                         "Hugging Face imagefolder metadata names each image in file_name")
+        raise InputError(
+            f"{csv_file if csv_file.is_file() else jsonl_file} has no file_name column; "
+            "Hugging Face imagefolder metadata names each image in file_name"
+        )
     labels = meta["label"].map(lambda v: None if v in ("", None) else str(v)) if "label" in meta.columns else None
-    return pd.DataFrame({"filepath": [str(folder / name) for name in meta["file_name"]],
-                         "label": labels if labels is not None else [None] * len(meta)})
+    return pd.DataFrame(
+        {
+            "filepath": [str(folder / name) for name in meta["file_name"]],
+            "label": labels if labels is not None else [None] * len(meta),
+        }
+    )
 
 
 def saved_dataset_tables(folder: Path, media_dir: Path) -> dict[str, pd.DataFrame]:
@@ -186,4 +205,3 @@ def _split_report(report_path: str | Path | None, hf_split: str, n_splits: int) 
         return None
     path = Path(report_path)
     return path if n_splits == 1 else path.with_name(f"{path.stem}-{hf_split}{path.suffix}")
-

@@ -61,7 +61,9 @@ class ForeignTask:
 # ------------------------------------------------------------------ reading
 
 
-def read_tasks(export: str | Path, *, images_root: str | Path | None = None, image_key: str = "image") -> list[ForeignTask]:
+def read_tasks(
+    export: str | Path, *, images_root: str | Path | None = None, image_key: str = "image"
+) -> list[ForeignTask]:
     """The tasks of a Label Studio JSON export (a list of tasks), with each image found on disk.
 
     ``images_root`` is where the files are: Label Studio's local-files document
@@ -71,8 +73,9 @@ def read_tasks(export: str | Path, *, images_root: str | Path | None = None, ima
     try:
         tasks = json.loads(export.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise InputError(f"{export} is not a readable Label Studio JSON export ({exc}); "
-                         "export the project as JSON from Label Studio") from exc
+        raise InputError(
+            f"{export} is not a readable Label Studio JSON export ({exc}); export the project as JSON from Label Studio"
+        ) from exc
     if isinstance(tasks, dict):
         tasks = [tasks]
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
@@ -87,8 +90,9 @@ def _read_task(task: dict[str, Any], n: int, export: Path, root: Path, image_key
         raise InputError(f"task {n} of {export} has no 'data' object; export as JSON, not JSON_MIN or CSV")
     reference = image_reference(data, image_key)
     if reference is None:
-        raise InputError(f"task {n} of {export} has no image under data.{image_key}; "
-                         f"name the data key with image_key= (--image-key)")
+        raise InputError(
+            f"task {n} of {export} has no image under data.{image_key}; name the data key with image_key= (--image-key)"
+        )
     labels: list[ForeignLabel] = []
     problems: list[tuple[str, str]] = []
     for annotation in task.get("annotations") or []:
@@ -143,16 +147,17 @@ def annotation_label(annotation: dict[str, Any], *, default_author: str = UNKNOW
     """
     if annotation.get("was_cancelled"):
         return None
-    choices = [
-        r.get("value", {}).get("choices") for r in annotation.get("result") or [] if r.get("type") == "choices"
-    ]
+    choices = [r.get("value", {}).get("choices") for r in annotation.get("result") or [] if r.get("type") == "choices"]
     if not choices:
         return None
     if len(choices) > 1 or not isinstance(choices[0], list) or len(choices[0]) != 1:
         raise InputError(f"annotation {annotation.get('id')} chose {choices}; one class per image is supported")
     who = annotation.get("completed_by")
-    return ForeignLabel(str(choices[0][0]), default_author if who is None else annotator(who),
-                        _parse_time(annotation.get("updated_at") or annotation.get("created_at")))
+    return ForeignLabel(
+        str(choices[0][0]),
+        default_author if who is None else annotator(who),
+        _parse_time(annotation.get("updated_at") or annotation.get("created_at")),
+    )
 
 
 def annotator(completed_by: Any) -> str:
@@ -216,9 +221,16 @@ def import_labelstudio(
             if lab.label in known:
                 wanted[ids[task.path]].append(lab)
             else:
-                problems.append(("unknown_class", (f"{task.reference}: label {lab.label!r} is not a class; "
-                                                   "add it with `activelab classes add` or re-import with "
-                                                   "--add-classes")))
+                problems.append(
+                    (
+                        "unknown_class",
+                        (
+                            f"{task.reference}: label {lab.label!r} is not a class; "
+                            "add it with `activelab classes add` or re-import with "
+                            "--add-classes"
+                        ),
+                    )
+                )
     report.labeled, report.label_conflicts = record_labels(store, wanted)
     report.rejected.update(reason for reason, _ in problems)
     _append_report(report_path, problems)
@@ -258,15 +270,21 @@ def record_labels(store: Store, wanted: dict[int, list[ForeignLabel]], *, source
             by_author[lab.author].append((iid, lab))
         for author, items in by_author.items():
             now = datetime.now(timezone.utc)
-            store.add_labels([(iid, lab.label) for iid, lab in items], author=author, source=source,
-                             created_at=[lab.created_at or now for _, lab in items])
+            store.add_labels(
+                [(iid, lab.label) for iid, lab in items],
+                author=author,
+                source=source,
+                created_at=[lab.created_at or now for _, lab in items],
+            )
             added += len(items)
     return added, conflicts
 
 
 def _in_history(store: Store, image_id: int, lab: ForeignLabel) -> bool:
-    return any(ev.label == lab.label and ev.author == lab.author and ev.created_at == lab.created_at
-               for ev in store.label_history(image_id))
+    return any(
+        ev.label == lab.label and ev.author == lab.author and ev.created_at == lab.created_at
+        for ev in store.label_history(image_id)
+    )
 
 
 def _append_report(report_path: str | Path | None, problems: Sequence[tuple[str, str]]) -> None:
@@ -283,9 +301,11 @@ def _append_report(report_path: str | Path | None, problems: Sequence[tuple[str,
 def label_config(classes: Iterable[str]) -> str:
     """The Label Studio labeling config (XML) that the exported tasks' results refer to."""
     choices = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in classes)
-    return (f'<View>\n  <Image name="{TO_NAME}" value="$image"/>\n'
-            f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single" showInLine="true">\n'
-            f"{choices}\n  </Choices>\n</View>\n")
+    return (
+        f'<View>\n  <Image name="{TO_NAME}" value="$image"/>\n'
+        f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single" showInLine="true">\n'
+        f"{choices}\n  </Choices>\n</View>\n"
+    )
 
 
 def image_url(path: str, document_root: Path | None, url_prefix: str | None) -> str:
@@ -300,8 +320,10 @@ def image_url(path: str, document_root: Path | None, url_prefix: str | None) -> 
         try:
             file = file.relative_to(document_root)
         except ValueError as exc:
-            raise InputError(f"image {path} is not under the document root {document_root}; "
-                             "choose a root that holds every image (--document-root)") from exc
+            raise InputError(
+                f"image {path} is not under the document root {document_root}; "
+                "choose a root that holds every image (--document-root)"
+            ) from exc
     relative = quote(file.as_posix().lstrip("/"))
     return f"{url_prefix.rstrip('/')}/{relative}" if url_prefix else f"{LOCAL_FILES_URL}{relative}"
 
@@ -322,8 +344,12 @@ def queue_scores(store: Store) -> tuple[int | None, dict[int, float]]:
 
 def choice_result(label: str, score: float | None = None) -> dict[str, Any]:
     """One ``choices`` result naming ``label`` (with the model's confidence as ``score`` when given)."""
-    result: dict[str, Any] = {"from_name": FROM_NAME, "to_name": TO_NAME, "type": "choices",
-                              "value": {"choices": [label]}}
+    result: dict[str, Any] = {
+        "from_name": FROM_NAME,
+        "to_name": TO_NAME,
+        "type": "choices",
+        "value": {"choices": [label]},
+    }
     if score is not None:
         result["score"] = score
     return result
@@ -360,23 +386,27 @@ def export_labelstudio(
     predicted = store.latest_predictions([img.id for img in images]) if round_number is not None else {}
     tasks = []
     for img in images:
-        task: dict[str, Any] = {"data": {"image": image_url(img.path, root, url_prefix),
-                                         "activelab_id": img.id, "split": img.split}}
+        task: dict[str, Any] = {
+            "data": {"image": image_url(img.path, root, url_prefix), "activelab_id": img.id, "split": img.split}
+        }
         cur = current.get(img.id)
         if cur is not None:
             task["data"][AUTHOR_KEY] = cur.author
-            task["annotations"] = [{
-                "result": [choice_result(cur.label)],
-                "created_at": cur.created_at.isoformat(),
-                "updated_at": cur.created_at.isoformat(),
-                "ground_truth": False,
-                "was_cancelled": False,
-            }]
+            task["annotations"] = [
+                {
+                    "result": [choice_result(cur.label)],
+                    "created_at": cur.created_at.isoformat(),
+                    "updated_at": cur.created_at.isoformat(),
+                    "ground_truth": False,
+                    "was_cancelled": False,
+                }
+            ]
         pred = predicted.get(img.id)
         if pred is not None and pred[2] == round_number:
             label, confidence, number = pred
-            task["predictions"] = [prediction(label, confidence, priority.get(img.id, 0.0),
-                                              f"activelab-round-{number}")]
+            task["predictions"] = [
+                prediction(label, confidence, priority.get(img.id, 0.0), f"activelab-round-{number}")
+            ]
         tasks.append(task)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(tasks, indent=1), encoding="utf-8")
