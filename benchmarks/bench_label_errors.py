@@ -1,4 +1,4 @@
-"""How well does ``activelab.errors`` find planted label errors? Fashion-MNIST and digits.
+"""How well does ``activelab.label_errors`` find planted label errors? Fashion-MNIST and digits.
 
 Run on demand (not part of the tests)::
 
@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT / "src"))
 from _report import machine, write_section  # noqa: E402  (benchmarks/ is on sys.path when run)
 
 from activelab.data.datasets import DIGITS_CLASSES, FASHION_MNIST_CLASSES, fetch_dataset  # noqa: E402
-from activelab.errors import out_of_fold_probs, rank_label_issues  # noqa: E402
+from activelab.label_errors import out_of_fold_probs, rank_label_issues  # noqa: E402
 from activelab.models import EmbeddingCache, create_model  # noqa: E402
 
 CACHE = ROOT / ".bench-cache"
@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     if not args.no_write:
         cmd = "HF_HUB_OFFLINE=1 .venv/bin/python benchmarks/bench_label_errors.py " + " ".join(argv or sys.argv[1:])
         body = (
-            f"Planted label flips found by `activelab.errors` (fast path: frozen EfficientNet-Lite0 at "
+            f"Planted label flips found by `activelab.label_errors` (fast path: frozen EfficientNet-Lite0 at "
             f"{args.image_size} px + logistic-regression head, {args.folds}-fold out-of-fold probabilities, "
             f"cleanlab `self_confidence` ranking, `prune_by_noise_rate` flags). Fashion-MNIST: a class-stratified "
             f"subset of {args.fmnist_train} train / {args.fmnist_eval} test images (seed 0); digits: scikit-learn's "

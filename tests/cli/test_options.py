@@ -87,7 +87,7 @@ def test_usage_errors_use_the_one_error_prefix() -> None:
 def test_help_defaults_match_the_library() -> None:
     from activelab.cli import errors, main, simulate
     from activelab.data.images import DEFAULT_MAX_FILE_MB
-    from activelab.errors.rank import DEFAULT_DUPLICATE_DISTANCE
+    from activelab.label_errors.rank import DEFAULT_DUPLICATE_DISTANCE
     from activelab.simulate import SimulationConfig
 
     assert main.MAX_FILE_MB_DEFAULT == DEFAULT_MAX_FILE_MB

@@ -23,7 +23,7 @@ HEAVY = [
     "activelab.models",
     "activelab.loop.session",
     "activelab.simulate",
-    "activelab.errors",
+    "activelab.label_errors",
 ]
 
 

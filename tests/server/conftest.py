@@ -104,7 +104,7 @@ def write_ranking(project_dir: Path, rows: dict[str, list[Any]]) -> None:
 
     import pandas as pd
 
-    from activelab.errors import ranking_path
+    from activelab.label_errors import ranking_path
 
     path = ranking_path(project_dir)
     path.parent.mkdir(parents=True, exist_ok=True)

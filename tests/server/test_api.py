@@ -316,7 +316,7 @@ def test_pages_are_served(client_factory, page: str) -> None:
 def test_review_mode_serves_label_errors_until_reviewed(client_factory, project_dir: Path) -> None:
     from datetime import datetime, timezone
 
-    from activelab.errors import ranking_path
+    from activelab.label_errors import ranking_path
 
     with open_project(project_dir) as proj:
         labeled = sorted(proj.store.current_labels("pool"))[:3]

@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 from typer.testing import CliRunner
 
-from activelab.errors import ranking_path
+from activelab.label_errors import ranking_path
 from activelab.loop.project import open_project
 
 

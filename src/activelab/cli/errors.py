@@ -16,7 +16,7 @@ from activelab.cli.output import (
 )
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
-MAX_DISTANCE_DEFAULT = 0.02  # activelab.errors.rank.DEFAULT_DUPLICATE_DISTANCE, not imported: it loads torch
+MAX_DISTANCE_DEFAULT = 0.02  # activelab.label_errors.rank.DEFAULT_DUPLICATE_DISTANCE, not imported: it loads torch
 
 
 def register(app: typer.Typer) -> None:
@@ -48,7 +48,7 @@ def errors(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else).")] = False,
 ) -> None:
     """Rank labeled images by how likely their label is wrong; write the full ranking and a swap plot."""
-    from activelab.errors import compare_before_after, label_error_report
+    from activelab.label_errors import compare_before_after, label_error_report
     from activelab.loop.project import open_project
 
     with open_project(project) as proj:

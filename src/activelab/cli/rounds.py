@@ -92,7 +92,7 @@ def train(
     full: Annotated[bool | None, typer.Option("--full/--fast", hidden=True)] = None,
 ) -> None:
     """Train a model on the current labels and evaluate it on the eval split."""
-    from activelab.errors import compare_before_after
+    from activelab.label_errors import compare_before_after
     from activelab.loop.project import open_project
 
     old_path = None if full is None else ("full" if full else "fast")

@@ -23,7 +23,6 @@ from activelab.data.images import (
     read_verified,
     sniff_format,
 )
-from activelab.errors import load_ranking, mix_queues, ranking_path, review_queue
 from activelab.exceptions import (
     ForbiddenError,
     InputError,
@@ -31,6 +30,7 @@ from activelab.exceptions import (
     StoreError,
     UnsupportedMediaError,
 )
+from activelab.label_errors import load_ranking, mix_queues, ranking_path, review_queue
 from activelab.loop.export import export_labels
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession
@@ -191,7 +191,7 @@ class LabelingService:
     def _mixed_items(self, user: str, n: int, queue: list[int], exclude: list[int]) -> list[dict[str, Any]] | None:
         """Label mode with ``mix_review``: likely label errors interleaved with new images.
 
-        Both candidate lists are put on one scale by :func:`activelab.errors.mix_queues`
+        Both candidate lists are put on one scale by :func:`activelab.label_errors.mix_queues`
         (``scores_are="quality"``): a review item is worth ``1 - score`` (its
         label-quality score in the ranking: the chance the given label is wrong), a new
         image ``1 - confidence`` (the latest round's confidence in its predicted class:

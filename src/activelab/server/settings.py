@@ -34,7 +34,7 @@ class ServerSettings:
       when the app starts (off in tests that do not use it; a request still starts it).
     - ``mix_review``: in label mode, interleave the likely label errors of the latest
       ``activelab errors`` ranking with new images by expected value
-      (:func:`activelab.errors.mix_queues`; ``activelab serve --mix-review``). Off by default.
+      (:func:`activelab.label_errors.mix_queues`; ``activelab serve --mix-review``). Off by default.
     """
 
     project: Path

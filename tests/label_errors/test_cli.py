@@ -12,7 +12,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from activelab.cli.errors import register
-from activelab.errors import ranking_path, review_queue
+from activelab.label_errors import ranking_path, review_queue
 from activelab.loop.ingest import import_images
 
 

@@ -76,7 +76,7 @@ def review_queue(
 ) -> list[int]:
     """Image ids to review, most likely wrong first.
 
-    ``ranking`` is the table of :func:`~activelab.errors.find_label_issues` or the
+    ``ranking`` is the table of :func:`~activelab.label_errors.find_label_issues` or the
     path of its CSV (``ranking_path(project.root)``). Left out: images with a
     ``review`` or ``correction`` label event after the ranking was made
     (``ranked_at``), images no longer labeled, and (with ``issues_only``, the default)

@@ -7,14 +7,14 @@ from datetime import datetime, timedelta, timezone
 import pandas as pd
 import pytest
 
-from activelab.errors import (
+from activelab.exceptions import InputError, NotFoundError
+from activelab.label_errors import (
     QueueItem,
     mix_queues,
     new_priority,
     review_priority,
     review_queue,
 )
-from activelab.exceptions import InputError, NotFoundError
 
 
 def _ranking(image_ids: list[int], scores: list[float], flagged: list[bool], when: datetime) -> pd.DataFrame:

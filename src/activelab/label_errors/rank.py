@@ -19,13 +19,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from activelab.errors.oof import (
+from activelab.exceptions import InputError
+from activelab.label_errors.oof import (
     OutOfFold,
     embeddings_if_available,
     out_of_fold_probs,
     project_out_of_fold,
 )
-from activelab.exceptions import InputError
 from activelab.loop.project import Project, open_project
 from activelab.loop.settings import Settings
 from activelab.models import ModelAdapter, create_model

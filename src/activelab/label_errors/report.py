@@ -25,8 +25,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from activelab.errors.oof import ModelFactory, project_out_of_fold
-from activelab.errors.rank import (
+from activelab.label_errors.oof import ModelFactory, project_out_of_fold
+from activelab.label_errors.rank import (
     DEFAULT_DUPLICATE_DISTANCE,
     find_near_duplicates,
     rank_label_issues,

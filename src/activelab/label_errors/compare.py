@@ -13,9 +13,9 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from activelab.errors.oof import ModelFactory
-from activelab.errors.queue import REVIEW_SOURCES
 from activelab.exceptions import InputError
+from activelab.label_errors.oof import ModelFactory
+from activelab.label_errors.queue import REVIEW_SOURCES
 from activelab.loop.evaluate import classification_metrics
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession

@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from activelab.errors import fold_assignment, out_of_fold_probs, project_out_of_fold
 from activelab.exceptions import InputError
+from activelab.label_errors import fold_assignment, out_of_fold_probs, project_out_of_fold
 
 
 class RecordingModel:

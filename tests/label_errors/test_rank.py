@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from activelab.errors import RANKING_COLUMNS, find_label_issues, find_near_duplicates
 from activelab.exceptions import InputError
+from activelab.label_errors import RANKING_COLUMNS, find_label_issues, find_near_duplicates
 
 # measured 18/20 (seed 0, 200 images, 20 flips, 5 folds, Lite0 at 64 px); chance would be 3/20
 MIN_FLIPS_IN_TOP_30 = 15

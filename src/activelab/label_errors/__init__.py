@@ -1,6 +1,6 @@
 """Label-error detection: find the labels most likely wrong, review them, measure the gain.
 
->>> from activelab.errors import find_label_issues, review_queue, ranking_path
+>>> from activelab.label_errors import find_label_issues, review_queue, ranking_path
 >>> ranking = find_label_issues("my-project", folds=5)              # doctest: +SKIP
 >>> ranking.head()[["image_id", "given_label", "suggested_label", "score"]]  # doctest: +SKIP
 >>> review_queue(store, ranking_path("my-project"))                 # doctest: +SKIP
@@ -10,14 +10,14 @@ scores (Northcutt et al. 2021); near-duplicates with different labels come from
 faiss neighbour search on the embeddings. See docs/label_errors.md.
 """
 
-from activelab.errors.compare import BeforeAfter, compare_before_after, original_labels
-from activelab.errors.oof import (
+from activelab.label_errors.compare import BeforeAfter, compare_before_after, original_labels
+from activelab.label_errors.oof import (
     OutOfFold,
     fold_assignment,
     out_of_fold_probs,
     project_out_of_fold,
 )
-from activelab.errors.queue import (
+from activelab.label_errors.queue import (
     REVIEW_SOURCES,
     QueueItem,
     load_ranking,
@@ -26,14 +26,14 @@ from activelab.errors.queue import (
     review_priority,
     review_queue,
 )
-from activelab.errors.rank import (
+from activelab.label_errors.rank import (
     DEFAULT_DUPLICATE_DISTANCE,
     RANKING_COLUMNS,
     find_label_issues,
     find_near_duplicates,
     rank_label_issues,
 )
-from activelab.errors.report import (
+from activelab.label_errors.report import (
     LabelErrorReport,
     label_error_report,
     plot_swaps,

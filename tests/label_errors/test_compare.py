@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from activelab.errors import compare_before_after, original_labels
+from activelab.label_errors import compare_before_after, original_labels
 from activelab.loop.export import labels_frame
 from activelab.loop.session import ActiveSession
 
