@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from activelab.exceptions import InputError
-from activelab.loop.evaluate import classification_metrics, prediction_agreement
+from activelab.loop.evaluate import prediction_agreement
 from activelab.loop.stopping import CurvePoint, StoppingRules, stop_reason
+from activelab.tasks.metrics import classification_metrics
 
 CURVE = [
     CurvePoint(20, 0.50),

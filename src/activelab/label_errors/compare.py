@@ -16,9 +16,9 @@ from typing import Any
 from activelab.exceptions import InputError
 from activelab.label_errors.oof import ModelFactory
 from activelab.label_errors.queue import REVIEW_SOURCES
-from activelab.loop.evaluate import classification_metrics
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession
+from activelab.tasks.metrics import classification_metrics
 
 
 @dataclass(frozen=True)

@@ -17,10 +17,10 @@ import numpy as np
 import pandas as pd
 
 from activelab.exceptions import ActivelabError, InputError, NotFoundError
-from activelab.loop.evaluate import classification_metrics
 from activelab.loop.inputs import strategy_inputs
 from activelab.models import FitReport, ModelAdapter, create_model, load_model
 from activelab.strategies import select
+from activelab.tasks.metrics import classification_metrics
 
 PRED_COLUMNS = ["filepath", "pred_label", "pred_conf", "probs"]
 

@@ -29,7 +29,7 @@ import numpy as np
 
 from activelab.exceptions import InputError, StoreError
 from activelab.loop.embed import embedding_model
-from activelab.loop.evaluate import classification_metrics, prediction_agreement
+from activelab.loop.evaluate import prediction_agreement
 from activelab.loop.input_size import InputSize, resolve_input_size
 from activelab.loop.inputs import (
     check_model_provides,
@@ -42,6 +42,7 @@ from activelab.loop.stopping import CurvePoint, StoppingRules, stop_reason
 from activelab.models import ModelAdapter, create_model, load_model
 from activelab.store import ImageRef, Store
 from activelab.strategies import required_inputs, select
+from activelab.tasks.metrics import classification_metrics
 
 ModelFactory = Callable[[list[str]], ModelAdapter]
 log = logging.getLogger(__name__)

@@ -30,7 +30,6 @@ from typing import Any
 import numpy as np
 
 from activelab.exceptions import InputError
-from activelab.loop.evaluate import classification_metrics
 from activelab.loop.inputs import check_model_provides, strategy_inputs
 from activelab.models import ModelAdapter, create_model
 from activelab.models.base import torch_threads
@@ -40,6 +39,7 @@ from activelab.simulate.data import SimDataset, load_dataset
 from activelab.simulate.metrics import summarise
 from activelab.simulate.trackers import Tracker, make_tracker
 from activelab.strategies import select
+from activelab.tasks.metrics import classification_metrics
 
 ModelFactory = Callable[[list[str]], ModelAdapter]
 RESULTS_FORMAT = 1
