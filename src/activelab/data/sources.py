@@ -1,12 +1,14 @@
 """Enumerating what an import should read: folders, ImageFolder trees, tables.
 
 Each source yields :class:`SourceItem` rows (a path and maybe a label) without
-opening any image; checking the files is the importer's job.
+opening any image; checking the files is the importer's job. A label is what the
+source says, unparsed: a cell's text (the project's task parses it, e.g. ``bag|shirt``
+for multi-label) or, from a table with one 0/1 column per class, the classes marked.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,14 +18,19 @@ from activelab.exceptions import InputError, NotFoundError
 
 SOURCE_FORMATS = ("auto", "folder", "imagefolder", "table")
 TABLE_SUFFIXES = {".csv": "csv", ".tsv": "tsv", ".parquet": "parquet", ".pq": "parquet"}
+#: cell values of a per-class column (``--class-columns``), case-insensitive, and what they mean
+FLAG_VALUES = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 
 @dataclass(frozen=True)
 class SourceItem:
-    """One candidate image: ``path`` None when a table row had no path; ``row`` is the table row (1-based)."""
+    """One candidate image: ``path`` None when a table row had no path; ``row`` is the table row (1-based).
+
+    ``label`` is a cell's or folder's text, or the tuple of classes a row marks in per-class columns.
+    """
 
     path: Path | None
-    label: str | None
+    label: str | tuple[str, ...] | None
     row: int | None
     raw_path: str
 
@@ -80,33 +87,77 @@ def table_items(
     *,
     path_col: str = "filepath",
     label_col: str | None = "label",
+    class_cols: Sequence[str] | None = None,
     base_dir: str | Path | None = None,
     name: str = "the table",
 ) -> Iterator[SourceItem]:
-    """Rows of a table with a file-path column and an optional label column.
+    """Rows of a table with a file-path column and an optional label column, or one flag column per class.
 
     Relative paths are resolved against ``base_dir`` (the table's folder when it
     came from a file). A ``label_col`` that is absent means an unlabeled import
-    only when it is the default ``label``; a named one must exist.
+    only when it is the default ``label``; a named one must exist. ``class_cols``
+    (instead of a label column) are per-class columns holding 0/1, true/false or
+    yes/no: each row's label is the tuple of the classes it marks (possibly empty).
     """
     columns = [str(c) for c in table.columns]
     if path_col not in table.columns:
         raise InputError(
             f"{name} has no column {path_col!r} (columns: {columns}); name the file-path column with --path-col"
         )
+    if class_cols is not None:
+        yield from _class_column_items(table, path_col, list(class_cols), base_dir, name)
+        return
     if label_col is not None and label_col not in table.columns:
         if label_col != "label":
             raise InputError(
                 f"{name} has no column {label_col!r} (columns: {columns}); name the label column with --label-col"
             )
         label_col = None
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
     labels = table[label_col].tolist() if label_col is not None else [None] * len(table)
     for row, (raw, label) in enumerate(zip(table[path_col].tolist(), labels), start=1):
-        raw_str = "" if _is_blank(raw) else str(raw).strip()
-        path = None if not raw_str else (Path(raw_str) if Path(raw_str).is_absolute() else base / raw_str)
+        path, raw_str = _row_path(raw, base_dir)
         clean_label = None if _is_blank(label) else str(label).strip()
         yield SourceItem(path, clean_label, row, raw_str)
+
+
+def _class_column_items(
+    table: pd.DataFrame, path_col: str, class_cols: list[str], base_dir: str | Path | None, name: str
+) -> Iterator[SourceItem]:
+    """Rows whose label is the tuple of ``class_cols`` holding a true flag; a cell that is not a flag raises."""
+    missing = [c for c in class_cols if c not in table.columns]
+    if missing:
+        raise InputError(
+            f"{name} has no column(s) {missing} (columns: {[str(c) for c in table.columns]}); "
+            "--class-columns names one 0/1 column per class"
+        )
+    if not class_cols:
+        raise InputError("--class-columns names no column; give the per-class columns, e.g. --class-columns cat,dog")
+    flags = {col: table[col].tolist() for col in class_cols}
+    for row, raw in enumerate(table[path_col].tolist(), start=1):
+        path, raw_str = _row_path(raw, base_dir)
+        marked = tuple(col for col in class_cols if _flag(flags[col][row - 1], name, row, col))
+        yield SourceItem(path, marked, row, raw_str)
+
+
+def _flag(value: object, name: str, row: int, col: str) -> bool:
+    """A per-class cell as a bool (parquet may hold real booleans or numbers)."""
+    if isinstance(value, bool | int | float) and value in (0, 1):
+        return bool(value)
+    flag = FLAG_VALUES.get(str(value).strip().lower())
+    if flag is None:
+        raise InputError(
+            f"{name}, row {row}, column {col!r}: {value!r} is not a class flag; "
+            f"use one of {', '.join(FLAG_VALUES)} (case does not matter)"
+        )
+    return flag
+
+
+def _row_path(raw: object, base_dir: str | Path | None) -> tuple[Path | None, str]:
+    """A table cell's file path (relative ones under ``base_dir``, else the working folder) and its text."""
+    base = Path(base_dir) if base_dir is not None else Path.cwd()
+    raw_str = "" if _is_blank(raw) else str(raw).strip()
+    path = None if not raw_str else (Path(raw_str) if Path(raw_str).is_absolute() else base / raw_str)
+    return path, raw_str
 
 
 def _is_blank(value: object) -> bool:
