@@ -62,7 +62,7 @@ def configs(args: argparse.Namespace) -> dict[str, SimulationConfig]:
         pool_limit=args.pool_limit,
         image_size=args.image_size,
         model_options={"batch_size": 256, "chunk_size": 2048},
-        batch_size=args.batch_size,
+        k=args.batch_size,
         budget=args.budget,
         targets=args.targets,
     )
@@ -79,7 +79,7 @@ def configs(args: argparse.Namespace) -> dict[str, SimulationConfig]:
                 image_size=28,
                 model_options=cnn_options,
                 pool_subset=args.cnn_pool_subset,
-                batch_size=args.cnn_batch_size,
+                k=args.cnn_batch_size,
                 budget=args.cnn_budget,
                 targets=args.cnn_targets,
                 strategies=SEVEN,
@@ -92,7 +92,7 @@ def configs(args: argparse.Namespace) -> dict[str, SimulationConfig]:
                 model="small_cnn",
                 image_size=16,  # the 8x8 digits upscaled; 16 px trains better than 28 here
                 model_options=dict(cnn_options, augment=False, hflip=False, min_steps=300),
-                batch_size=10,
+                k=10,
                 budget=args.gal_budget,
                 targets=[0.9, 0.95],
                 strategies=["random", "bald", "variation_ratios"],
@@ -138,7 +138,7 @@ def run_part(name: str, cfg: SimulationConfig, command: str) -> None:
     desc = (
         f"{cfg.dataset}: pool {ds.n_pool}, eval {ds.n_eval}; {cfg.model} at {cfg.image_size} px{head}"
         f"{', options ' + json.dumps(cfg.model_options) if cfg.model == 'small_cnn' else ''}; "
-        f"initial {cfg.initial_size} ({cfg.initial}), {cfg.batch_size} per round, budget {cfg.budget}"
+        f"initial {cfg.initial_size} ({cfg.initial}), {cfg.k} per round, budget {cfg.budget}"
         f"{subset}; seeds {cfg.seeds}; results `{exp.results_dir.relative_to(ROOT)}`.  \n"
         f"Command: `{command}` (threads {cfg.threads or 'torch default'}); this invocation took "
         f"{minutes:.1f} min; one (strategy, seed) run takes {min(run_seconds):.0f}-{max(run_seconds):.0f} s "

@@ -18,8 +18,8 @@ def test_yaml_unknown_key_names_file_key_and_fix(tmp_path: Path) -> None:
 
 def test_yaml_bad_value(tmp_path: Path) -> None:
     f = tmp_path / "sim.yaml"
-    f.write_text("batch_size: ten\n")
-    with pytest.raises(ConfigError, match="batch_size: must be an integer"):
+    f.write_text("k: ten\n")
+    with pytest.raises(ConfigError, match="k: must be an integer"):
         SimulationConfig.from_yaml(f)
 
 
@@ -31,11 +31,11 @@ def test_flags_override_yaml_and_strings_split(tmp_path: Path) -> None:
 
 
 def test_rounds_and_budget() -> None:
-    cfg = SimulationConfig(initial_size=20, batch_size=30, budget=100, rounds=None)
+    cfg = SimulationConfig(initial_size=20, k=30, budget=100, rounds=None)
     assert cfg.n_rounds == 3
     assert [cfg.batch_for_round(r) for r in (1, 2, 3)] == [30, 30, 20]
-    assert SimulationConfig(initial_size=20, batch_size=10, budget=None, rounds=4).n_rounds == 4
-    assert SimulationConfig(initial_size=20, batch_size=10, budget=60, rounds=2).n_rounds == 2
+    assert SimulationConfig(initial_size=20, k=10, budget=None, rounds=4).n_rounds == 4
+    assert SimulationConfig(initial_size=20, k=10, budget=60, rounds=2).n_rounds == 2
     with pytest.raises(ConfigError, match="rounds"):
         SimulationConfig(budget=None, rounds=None)
 

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from activelab.cli.commands import either
+from activelab.cli.commands import either, mode_name
 from activelab.cli.output import console, friendly_errors, print_json, result_table, status_line
 from activelab.exceptions import InputError
 
@@ -26,11 +26,11 @@ ConfigOpt = Annotated[
 
 def _settings_with(project: Project, config: Path | None, overrides: dict[str, dict[str, Any]]) -> Settings:
     """Project settings, then the ``--config`` file, then command-line flags (None = not given)."""
-    from activelab.loop.settings import parse_settings, read_yaml_mapping
+    from activelab.loop.settings import parse_settings, read_yaml_mapping, upgrade_keys
 
     data = project.settings.model_dump(mode="json")
     if config is not None:
-        for section, values in read_yaml_mapping(config, "config file").items():
+        for section, values in upgrade_keys(read_yaml_mapping(config, "config file")).items():
             if isinstance(values, dict) and isinstance(data.get(section), dict):
                 data[section].update(values)
             else:
@@ -70,14 +70,16 @@ def train(
     model: Annotated[
         str | None, typer.Option(help="Model name, e.g. efficientnet_lite0, resnet18 (default: the project's).")
     ] = None,
-    path: Annotated[
+    mode: Annotated[
         str | None,
         typer.Option(
-            "--path", help="fast (frozen embeddings + head) or full (fine-tune the network) (default: the project's)."
+            "--mode",
+            help="frozen (a light head on cached embeddings of a frozen backbone) or finetune (train the whole "
+            "network) (default: the project's model.mode).",
         ),
     ] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs (full path; default: the project's).")] = None,
-    lr: Annotated[float | None, typer.Option(help="Learning rate (full path; default: the project's).")] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs (finetune mode; default: the project's).")] = None,
+    lr: Annotated[float | None, typer.Option(help="Learning rate (finetune mode; default: the project's).")] = None,
     out: Annotated[Path | None, typer.Option(help="Also save the model (with its class map) here.")] = None,
     config: ConfigOpt = None,
     compare: Annotated[
@@ -89,18 +91,21 @@ def train(
         ),
     ] = None,
     as_json: JsonOpt = False,
+    path: Annotated[str | None, typer.Option("--path", hidden=True)] = None,
     full: Annotated[bool | None, typer.Option("--full/--fast", hidden=True)] = None,
 ) -> None:
     """Train a model on the current labels and evaluate it on the eval split."""
     from activelab.label_errors import compare_before_after
     from activelab.loop.project import open_project
 
-    old_path = None if full is None else ("full" if full else "fast")
+    old_mode = either(
+        "--path", mode_name(path), "--full/--fast", None if full is None else ("finetune" if full else "frozen")
+    )
     with open_project(project) as proj:
         session = _session(
             proj,
             config,
-            model={"name": model, "path": either("--path", path, "--full/--fast", old_path)},
+            model={"name": model, "mode": either("--mode", mode, "--path/--full/--fast", old_mode)},
             train={"epochs": epochs, "lr": lr},
         )
         with status_line("training and evaluating"):
@@ -140,7 +145,7 @@ def query(
     ] = None,
     k: Annotated[
         int | None,
-        typer.Option("-k", "--k", help="How many images to select (default: the project's active_learner.batch_size)."),
+        typer.Option("-k", "--k", help="How many images to select (default: the project's active_learner.k)."),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the round.")] = None,
     out: Annotated[Path | None, typer.Option(help="CSV of the selection (default: PROJECT/rounds/).")] = None,
@@ -162,7 +167,7 @@ def query(
 
     k = either("-k", k, "--batch-size", batch_size)
     with open_project(project) as proj:
-        session = _session(proj, config, active_learner={"strategy": strategy, "batch_size": k, "seed": seed})
+        session = _session(proj, config, active_learner={"strategy": strategy, "k": k, "seed": seed})
         with status_line("round: training, scoring the pool, selecting"):
             result = session.run_round()
         images = {img.id: img for img in proj.store.images("pool")}

@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from activelab.cli.commands import either
+from activelab.cli.commands import either, mode_name
 from activelab.cli.output import console, friendly_errors, print_json, result_table
 
 #: SimulationConfig's defaults as help shows them (simulate.config is not imported here: it loads torch)
@@ -16,7 +16,7 @@ SIM_DEFAULTS = {
     "strategies": "random,entropy,margin",
     "initial": "balanced",
     "initial_size": 20,
-    "batch_size": 10,
+    "k": 10,
     "budget": 200,
     "seeds": "0,1,2",
     "model": "efficientnet_lite0",
@@ -62,7 +62,7 @@ def simulate(
     ] = None,
     k: Annotated[
         int | None,
-        typer.Option("-k", "--k", help=f"Labels acquired per round (default: {SIM_DEFAULTS['batch_size']})."),
+        typer.Option("-k", "--k", help=f"Labels acquired per round (default: {SIM_DEFAULTS['k']})."),
     ] = None,
     rounds: Annotated[
         int | None, typer.Option(help="Acquisition rounds (default: as many as --budget allows).")
@@ -74,16 +74,17 @@ def simulate(
         str | None, typer.Option(help=f"Comma-separated seeds (default: {SIM_DEFAULTS['seeds']}).")
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help=f"Model name (default: {SIM_DEFAULTS['model']}; small_cnn for the full path).")
+        str | None, typer.Option(help=f"Model name (default: {SIM_DEFAULTS['model']}; small_cnn for finetune mode).")
     ] = None,
-    path: Annotated[
+    mode: Annotated[
         str | None,
         typer.Option(
-            help="fast (frozen embeddings + head) or full (train the network) (default: the model's usual path)."
+            help="frozen (a light head on cached embeddings of a frozen backbone) or finetune (train the whole "
+            "network) (default: the model's usual mode)."
         ),
     ] = None,
     head: Annotated[
-        str | None, typer.Option(help="Fast-path head: logreg or mlp (mlp gives MC dropout for bald).")
+        str | None, typer.Option(help="Frozen-mode head: logreg or mlp (mlp gives MC dropout for bald).")
     ] = None,
     image_size: Annotated[int | None, typer.Option(help="Model input size in pixels.")] = None,
     pool_limit: Annotated[
@@ -94,7 +95,7 @@ def simulate(
     ] = None,
     pool_subset: Annotated[
         int | None,
-        typer.Option(help="Score only this many random unlabeled images per round (full path on big pools)."),
+        typer.Option(help="Score only this many random unlabeled images per round (finetune mode on big pools)."),
     ] = None,
     targets: Annotated[
         str | None, typer.Option(help=f"Accuracies for labels-to-reach (default: {SIM_DEFAULTS['targets']}).")
@@ -115,6 +116,7 @@ def simulate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON (nothing else).")] = False,
     strategies: Annotated[str | None, typer.Option("--strategies", hidden=True)] = None,
     batch_size: Annotated[int | None, typer.Option("--batch-size", hidden=True)] = None,
+    path: Annotated[str | None, typer.Option("--path", hidden=True)] = None,
     output: Annotated[str | None, typer.Option("--output", hidden=True)] = None,
     progress: Annotated[bool, typer.Option("--progress/--no-progress", hidden=True)] = True,
 ) -> None:
@@ -126,12 +128,12 @@ def simulate(
         "strategies": either("--strategy", strategy, "--strategies", strategies),
         "initial": initial,
         "initial_size": initial_size,
-        "batch_size": either("-k", k, "--batch-size", batch_size),
+        "k": either("-k", k, "--batch-size", batch_size),
         "rounds": rounds,
         "budget": budget,
         "seeds": seeds,
         "model": model,
-        "path": path,
+        "mode": either("--mode", mode, "--path", mode_name(path)),
         "head": head,
         "image_size": image_size,
         "pool_limit": pool_limit,

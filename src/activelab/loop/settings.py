@@ -2,56 +2,110 @@
 
 Sections follow what users of active-labeling tools expect (``model``, ``train``,
 ``active_learner``); unknown keys are rejected with the file and key named, so a
-typo never silently falls back to a default.
+typo never silently falls back to a default. Keys renamed in 0.x (``model.path``
+-> ``model.mode``, ``active_learner.batch_size`` -> ``active_learner.k``) are still
+read, so older files keep working; files are always written with the new names.
 """
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from activelab.exceptions import InputError, NotFoundError
 
 SETTINGS_FILE = "activelab.yaml"
+DEFAULT_TASK = "classification"
+
+#: the model modes' names before 0.x: ``path: fast | full``
+OLD_MODE_NAMES = {"fast": "frozen", "full": "finetune"}
 
 
-class _Section(BaseModel):
+def _mode_from_old_name(value: Any) -> Any:
+    return OLD_MODE_NAMES.get(value, value) if isinstance(value, str) else value
+
+
+#: ``frozen``: train a light head on cached embeddings of a frozen backbone; ``finetune``: train the whole network
+Mode = Annotated[Literal["frozen", "finetune"], BeforeValidator(_mode_from_old_name)]
+Head = Literal["logreg", "mlp"]
+
+
+class Section(BaseModel):
+    """A settings mapping: unknown keys are errors, renamed keys (``renamed``: old -> new) still read."""
+
     model_config = ConfigDict(extra="forbid")
+    renamed: ClassVar[dict[str, str]] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _read_old_names(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not cls.renamed.keys() & data.keys():
+            return data
+        data = dict(data)
+        for old, new in cls.renamed.items():
+            if old in data:
+                if new in data and _mode_from_old_name(data[new]) != _mode_from_old_name(data[old]):
+                    raise ValueError(f"both {old!r} and {new!r} are given; keep only {new!r} (the new name of {old!r})")
+                data[new] = data.pop(old)
+        return data
 
 
-class ModelSettings(_Section):
+def upgrade_keys(data: dict[str, Any]) -> dict[str, Any]:
+    """A settings mapping with each section's old key names replaced by the new ones (for merging files)."""
+    sections = {name: field.annotation for name, field in Settings.model_fields.items()}
+    out = dict(data)
+    for name, values in data.items():
+        section = sections.get(name)
+        if isinstance(values, dict) and isinstance(section, type) and issubclass(section, Section):
+            out[name] = {section.renamed.get(key, key): value for key, value in values.items()}
+    return out
+
+
+def check_task(name: str) -> str:
+    """``name`` if it is a registered task; otherwise an error listing the known ones."""
+    from activelab.tasks import get_task
+
+    get_task(name)
+    return name
+
+
+class ModelSettings(Section):
+    renamed: ClassVar[dict[str, str]] = {"path": "mode"}
+
     name: str = "efficientnet_lite0"
-    path: Literal["fast", "full"] = "fast"
-    head: Literal["logreg", "mlp"] = "logreg"
+    mode: Mode = "frozen"
+    head: Head = "logreg"
     pretrained: bool = True
-    image_size: int | None = None
+    image_size: int | None = Field(None, ge=1)
     device: str | None = None
 
 
-class TrainSettings(_Section):
+class TrainSettings(Section):
     epochs: int = Field(10, ge=1)
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(64, ge=1)
     seed: int = 0
 
 
-class ActiveLearnerSettings(_Section):
+class ActiveLearnerSettings(Section):
+    renamed: ClassVar[dict[str, str]] = {"batch_size": "k"}
+
     strategy: str = "margin"
     cold_start_strategy: str = Field(
         "typiclust",
         description="Orders a fresh project's queue before any label "
         "exists; must need no trained model (docs/strategies.md, 'Cold start').",
     )
-    batch_size: int = Field(50, ge=1)
+    k: int = Field(50, ge=1, description="Labels per round: how many images a round selects.")
     retrain_every: int = Field(20, ge=1)
     eval_fraction: float = Field(0.2, ge=0, lt=1)
     seed: int = 0
 
 
-class LabelingSettings(_Section):
+class LabelingSettings(Section):
     """What labelers may change from the web app."""
 
     allow_new_classes: bool = Field(
@@ -61,20 +115,55 @@ class LabelingSettings(_Section):
     )
 
 
-class Settings(_Section):
+class Settings(Section):
     """Everything ``activelab.yaml`` may hold."""
 
     version: int = 1
     name: str = "activelab project"
     db: str = "sqlite:///activelab.db"
+    task: str = Field(DEFAULT_TASK, description="What an annotation is: a registered task name (activelab.tasks).")
     model: ModelSettings = ModelSettings()
     train: TrainSettings = TrainSettings()
     active_learner: ActiveLearnerSettings = ActiveLearnerSettings()
     labeling: LabelingSettings = LabelingSettings()
 
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        return check_task(value)
+
+
+def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
+    """One line per problem, naming ``source`` and the key; an unknown key gets the closest known one."""
+    problems = []
+    for err in exc.errors():
+        loc = [str(p) for p in err["loc"]]
+        if err["type"] == "extra_forbidden":
+            problems.append(_unknown_key(model, loc, source))
+        else:
+            msg = str(err["msg"]).removeprefix("Value error, ")
+            problems.append(f"{source}: {'.'.join(loc) or 'value'}: {msg}")
+    return "; ".join(problems)
+
+
+def _unknown_key(model: type[BaseModel], loc: list[str], source: str) -> str:
+    *sections, key = loc
+    for name in sections:
+        inner = model.model_fields[name].annotation if name in model.model_fields else None
+        if not (isinstance(inner, type) and issubclass(inner, BaseModel)):
+            break
+        model = inner
+    known = list(model.model_fields)
+    where = f"{source} (section {'.'.join(sections)!r})" if sections else source
+    close = difflib.get_close_matches(key, known, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown key {key!r} in {where}{hint} Known keys: {', '.join(known)}"
+
 
 def read_yaml_mapping(path: str | Path, what: str = "file") -> dict[str, Any]:
     """A YAML file whose top level is a mapping; errors name the file (an empty file is ``{}``)."""
+    import yaml
+
     path = Path(path)
     if not path.is_file():
         raise NotFoundError(f"no {what} at {path}")
@@ -93,14 +182,17 @@ def load_settings(path: str | Path) -> Settings:
 
 
 def parse_settings(data: Any, *, source: str = "settings") -> Settings:
+    """Validate a mapping of sections (old key names accepted); errors name ``source`` and the key."""
     if not isinstance(data, dict):
         raise InputError(f"{source} must be a mapping of sections, got {type(data).__name__}")
     try:
         return Settings.model_validate(data)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors())
-        raise InputError(f"{source}: {problems}") from exc
+        raise InputError(describe_validation_error(exc, Settings, source)) from exc
 
 
 def save_settings(settings: Settings, path: str | Path) -> None:
+    """Write ``settings`` as YAML, with the current key names."""
+    import yaml
+
     Path(path).write_text(yaml.safe_dump(settings.model_dump(mode="json"), sort_keys=False), encoding="utf-8")

@@ -19,7 +19,10 @@ from pathlib import Path
 from typing import Any
 
 from activelab.exceptions import InputError
-from activelab.loop.settings import read_yaml_mapping
+from activelab.loop.settings import OLD_MODE_NAMES, check_task, read_yaml_mapping
+
+#: keys renamed in 0.x (old -> new), still read
+RENAMED = {"batch_size": "k", "path": "mode"}
 
 #: how the initial set can be chosen besides a cold-start strategy name
 INITIAL_RANDOM = ("balanced", "random")
@@ -38,18 +41,19 @@ class SimulationConfig:
     """
 
     dataset: str = "digits"
+    task: str = "classification"
     pool_limit: int | None = None
     eval_limit: int | None = None
     strategies: list[str] = field(default_factory=lambda: ["random", "entropy", "margin"])
     strategy_params: dict[str, dict[str, Any]] = field(default_factory=dict)
     initial: str = "balanced"
     initial_size: int = 20
-    batch_size: int = 10
+    k: int = 10
     rounds: int | None = None
     budget: int | None = 200
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
     model: str = "efficientnet_lite0"
-    path: str | None = None
+    mode: str | None = None
     head: str | None = None
     image_size: int | None = None
     model_options: dict[str, Any] = field(default_factory=dict)
@@ -94,7 +98,7 @@ class SimulationConfig:
         ):
             pos_int(key, optional=True)
         pos_int("initial_size")
-        pos_int("batch_size")
+        pos_int("k")
         pos_int("mc_samples")
         pos_int("tsne_points", 10)
         if self.rounds is None and self.budget is None:
@@ -142,8 +146,13 @@ class SimulationConfig:
             )
         if len(set(self.seeds)) != len(self.seeds):
             fail("seeds", f"lists a seed twice: {self.seeds}")
-        if self.path not in (None, "fast", "full"):
-            fail("path", f"must be 'fast' or 'full', got {self.path!r}")
+        self.mode = OLD_MODE_NAMES.get(self.mode, self.mode) if isinstance(self.mode, str) else self.mode
+        if self.mode not in (None, "frozen", "finetune"):
+            fail("mode", f"must be 'frozen' or 'finetune', got {self.mode!r}")
+        try:
+            check_task(self.task)
+        except InputError as e:
+            fail("task", str(e))
         if self.head not in (None, "logreg", "mlp"):
             fail("head", f"must be 'logreg' or 'mlp', got {self.head!r}")
         if not isinstance(self.model_options, dict):
@@ -195,7 +204,7 @@ class SimulationConfig:
     @property
     def n_rounds(self) -> int:
         """Acquisition rounds to run (after the initial set)."""
-        by_budget = math.ceil((self.budget - self.initial_size) / self.batch_size) if self.budget is not None else None
+        by_budget = math.ceil((self.budget - self.initial_size) / self.k) if self.budget is not None else None
         if self.rounds is None:
             assert by_budget is not None
             return by_budget
@@ -203,9 +212,9 @@ class SimulationConfig:
 
     def batch_for_round(self, r: int) -> int:
         """Labels acquired in acquisition round ``r`` (1-based); the last may be cut to the budget."""
-        k = self.batch_size
+        k = self.k
         if self.budget is not None:
-            k = min(k, self.budget - self.initial_size - (r - 1) * self.batch_size)
+            k = min(k, self.budget - self.initial_size - (r - 1) * self.k)
         return k
 
     def to_dict(self) -> dict[str, Any]:
@@ -220,17 +229,19 @@ class SimulationConfig:
             "eval_limit",
             "initial",
             "initial_size",
-            "batch_size",
+            "k",
             "rounds",
             "budget",
             "model",
-            "path",
+            "mode",
             "head",
             "image_size",
             "model_options",
             "mc_samples",
         )
         out = {k: d[k] for k in keep}
+        if self.task != "classification":  # only when not the default: older results folders keep their key
+            out["task"] = self.task
         if self.pool_subset is not None:  # only when set: older results folders keep their key
             out["pool_subset"] = self.pool_subset
         if self.initial in self.strategy_params:
@@ -241,7 +252,12 @@ class SimulationConfig:
 
     def config_hash(self) -> str:
         """12 hex digits of sha256 over :meth:`result_fields` (the results folder's key)."""
-        blob = json.dumps(self.result_fields(), sort_keys=True, default=str)
+        fields = self.result_fields()
+        # hashed under the names before the 0.x renames, so existing results folders are still found
+        fields["batch_size"] = fields.pop("k")
+        mode = fields.pop("mode")
+        fields["path"] = {new: old for old, new in OLD_MODE_NAMES.items()}.get(mode, mode)
+        blob = json.dumps(fields, sort_keys=True, default=str)
         return hashlib.sha256(blob.encode()).hexdigest()[:12]
 
     def results_dir(self) -> Path:
@@ -258,6 +274,7 @@ class SimulationConfig:
                 f"{source}: expected a mapping of keys to values at the top level, got {type(data).__name__}"
             )
         known = [f.name for f in dataclasses.fields(cls)]
+        data = {RENAMED.get(key, key): value for key, value in data.items()}
         for key in data:
             if key not in known:
                 close = difflib.get_close_matches(str(key), known, n=1)
