@@ -158,7 +158,7 @@ def test_badge_joint_draws_with_tiny_chunks_match_explicit_gradient_d2(
         counts = np.zeros((6, 6))
         runs = 3000
         for s in range(runs):
-            out = select("badge", 3, rng=rng(s), probs=p, embeddings=h)
+            out = select("badge", 3, rng=rng(s), grad_factors=gradient_factors(p), embeddings=h)
             assert out[0] == first
             counts[out[1], out[2]] += 1
         tv = 0.5 * np.abs(counts / runs - joint).sum()

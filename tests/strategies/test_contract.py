@@ -15,7 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from activelab.exceptions import InputError
-from activelab.strategies import get_strategy, list_strategies, select
+from activelab.strategies import get_strategy, gradient_factors, list_strategies, select
 
 ALL = list_strategies()
 N_CLASSES = 3
@@ -33,11 +33,21 @@ def make_inputs(name: str, n: int, seed: int = 0, labeled: np.ndarray | None = N
         out["mc_probs"] = g.dirichlet(np.ones(N_CLASSES), size=(5, n))
     if "embeddings" in need:
         out["embeddings"] = g.standard_normal((n, 4))
+    if "marginals" in need:
+        out["marginals"] = g.random((n, N_CLASSES))
+    if "grad_factors" in need:
+        out["grad_factors"] = gradient_factors(probs)
+    known = labeled is not None and labeled.dtype == bool and labeled.shape == (n,)
     if "labels" in need:
         labels = np.full(n, -1)
-        if labeled is not None and labeled.dtype == bool and labeled.shape == (n,):
+        if known:
             labels[labeled] = probs[labeled].argmax(1)
         out["labels"] = labels
+    if "label_matrix" in need:
+        matrix = np.full((n, N_CLASSES), -1)
+        if known:
+            matrix[labeled] = (g.random((int(labeled.sum()), N_CLASSES)) < 0.4).astype(int)
+        out["label_matrix"] = matrix
     if not need:
         out["n_samples"] = n
     return out
@@ -118,6 +128,11 @@ def _corruptions(name: str) -> list[tuple[str, Any]]:
         if key == "labels":
             bad += [(key, v[:-1]), (key, np.full(40, -5)), (key, v.astype(float) + 0.5), (key, v[:, None])]
             continue
+        if key == "label_matrix":
+            mixed = v.copy()
+            mixed[0, 0] = 1
+            bad += [(key, v[:-1]), (key, np.full_like(v, -5)), (key, v + 0.5), (key, v[..., None]), (key, mixed)]
+            continue
         nan = v.astype(float).copy()
         nan.flat[3] = np.nan
         inf = v.astype(float).copy()
@@ -147,6 +162,13 @@ def test_unnormalised_probabilities_rejected(name: str) -> None:
             v = make_inputs(name, 40)[key] * 2.0
             with pytest.raises(InputError, match="sum to 1"):
                 run(name, 3, **{key: v})
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if "marginals" in get_strategy(n).inputs])
+def test_marginals_outside_unit_interval_rejected(name: str) -> None:
+    for shift in (1.5, -1.5):
+        with pytest.raises(InputError, match=r"in \[0, 1\]"):
+            run(name, 3, marginals=make_inputs(name, 40)["marginals"] + shift)
 
 
 @pytest.mark.parametrize("name", ALL)

@@ -17,7 +17,7 @@ def test_badge_first_pick_is_the_largest_gradient() -> None:
     p = np.array([[0.98, 0.02], [0.6, 0.4], [0.5, 0.5], [0.9, 0.1]])
     h = np.array([[1.0, 0.0], [1.0, 0.0], [0.1, 0.0], [1.0, 0.0]])
     # ||g|| = ||p - onehot|| * ||h||: row 1 -> 0.566, row 2 -> 0.071
-    assert select("badge", 1, rng=rng(), probs=p, embeddings=h)[0] == 1
+    assert select("badge", 1, rng=rng(), grad_factors=gradient_factors(p), embeddings=h)[0] == 1
 
 
 def test_badge_factored_gradient_embedding_matches_explicit() -> None:
@@ -35,7 +35,9 @@ def test_badge_draws_proportionally_to_squared_distance() -> None:
     g = np.einsum("ic,id->icd", a, h).reshape(4, -1)
     d2 = ((g - g[0]) ** 2).sum(1)[1:]
     expected = d2 / d2.sum()
-    seconds = np.array([select("badge", 2, rng=rng(s), probs=p, embeddings=h)[1] for s in range(3000)])
+    seconds = np.array(
+        [select("badge", 2, rng=rng(s), grad_factors=gradient_factors(p), embeddings=h)[1] for s in range(3000)]
+    )
     freq = np.array([(seconds == i).mean() for i in (1, 2, 3)])
     np.testing.assert_allclose(freq, expected, atol=0.03)
 
@@ -47,7 +49,7 @@ def test_badge_picks_diverse_uncertain_items() -> None:
     p = np.full((n, 3), [0.8, 0.1, 0.1])
     p[:5] = [0.34, 0.33, 0.33]  # uncertain, cluster A
     p[200:205] = [0.34, 0.33, 0.33]  # uncertain, cluster B
-    out = select("badge", 2, rng=rng(), probs=p, embeddings=h)
+    out = select("badge", 2, rng=rng(), grad_factors=gradient_factors(p), embeddings=h)
     assert {int(out[0] >= 200), int(out[1] >= 200)} == {0, 1}
 
 
@@ -115,7 +117,7 @@ def test_random_fraction_mixes_and_interleaves() -> None:
 def test_random_fraction_requires_its_inner_strategies_inputs() -> None:
     assert required_inputs("random_fraction") == {"probs"}
     assert required_inputs("random_fraction", strategy="bald") == {"mc_probs"}
-    assert required_inputs("random_fraction", strategy="badge") == {"probs", "embeddings"}
+    assert required_inputs("random_fraction", strategy="badge") == {"grad_factors", "embeddings"}
     with pytest.raises(InputError, match="missing: mc_probs"):
         select("random_fraction", 2, rng=rng(), probs=np.full((4, 2), 0.5), strategy="bald")
 

@@ -44,6 +44,8 @@ EXPECTED = {
     "uncertainty_diversity": {"probs", "embeddings"},
     "random_fraction": {"probs"},
     "class_balanced": {"probs", "labels"},
+    "multilabel_uncertainty": {"marginals"},
+    "cvirs": {"marginals", "label_matrix"},
 }
 
 
@@ -55,7 +57,7 @@ def test_every_expected_strategy_is_registered_with_its_inputs() -> None:
         assert spec.requires <= VOCABULARY
         assert spec.paper, f"{name} names no paper"
         assert spec.doc, f"{name} has no docstring"
-    assert get_strategy("badge").inputs == {"probs", "embeddings"}
+    assert get_strategy("badge").inputs == {"grad_factors", "embeddings"}
 
 
 def test_list_strategies_pattern() -> None:
@@ -117,7 +119,7 @@ def test_select_ignores_inputs_a_strategy_does_not_use() -> None:
 
 def test_select_reports_missing_inputs() -> None:
     with pytest.raises(InputError, match="missing: embeddings"):
-        select("badge", 1, rng=np.random.default_rng(0), probs=np.full((2, 2), 0.5))
+        select("badge", 1, rng=np.random.default_rng(0), grad_factors=np.zeros((2, 2)))
 
 
 def test_select_requires_a_generator() -> None:

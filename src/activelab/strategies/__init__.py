@@ -6,19 +6,20 @@ first (all unlabeled items, still ordered, when ``k`` exceeds them). Call them
 directly or by name through :func:`select`::
 
     from activelab.strategies import select, required_inputs
-    needed = required_inputs("badge")            # {'probs', 'embeddings'}
+    needed = required_inputs("badge")            # {'grad_factors', 'embeddings'}
     picks = select("badge", 100, rng=np.random.default_rng(0), labeled=mask,
-                   probs=probs, embeddings=emb)
+                   grad_factors=gradient_factors(probs), embeddings=emb)
 
 See ``docs/strategies.md`` for the guide and :mod:`.registry` for the input vocabulary.
 """
 
 from __future__ import annotations
 
-from . import bayesian, diversity, hybrid, uncertainty
+from . import bayesian, diversity, hybrid, multilabel, uncertainty
 from .bayesian import bald_scores, mean_std_scores, variation_ratio_scores
 from .diversity import outlier_scores
 from .hybrid import gradient_factors
+from .multilabel import binary_uncertainty, cvirs_scores, label_vector_distance, multilabel_uncertainty_scores
 from .registry import (
     VOCABULARY,
     StrategyContractError,
@@ -39,16 +40,21 @@ __all__ = [
     "StrategySpec",
     "bald_scores",
     "bayesian",
+    "binary_uncertainty",
+    "cvirs_scores",
     "diversity",
     "egl_scores",
     "entropy_scores",
     "get_strategy",
     "gradient_factors",
     "hybrid",
+    "label_vector_distance",
     "least_confidence_scores",
     "list_strategies",
     "margin_scores",
     "mean_std_scores",
+    "multilabel",
+    "multilabel_uncertainty_scores",
     "outlier_scores",
     "ratio_scores",
     "register",

@@ -113,6 +113,56 @@ def check_mc_probs(mc_probs: Any, name: str = "mc_probs") -> NDArray[np.floating
     return arr
 
 
+def check_marginals(marginals: Any, name: str = "marginals") -> NDArray[np.floating[Any]]:
+    """Validate independent per-class probabilities of shape (n_samples, n_classes), each in [0, 1]."""
+    arr = _as_float_array(marginals, name, 2, "(n_samples, n_classes)")
+    if arr.shape[1] == 0:
+        raise InputError(f"{name} has zero classes (shape {arr.shape}); pass one column per class.")
+    if arr.min() < 0.0 or arr.max() > 1.0:
+        raise InputError(
+            f"{name} must hold probabilities in [0, 1], got values in [{arr.min():.6g}, {arr.max():.6g}]; "
+            "apply a sigmoid to the logits first."
+        )
+    return arr
+
+
+def check_grad_factors(grad_factors: Any, name: str = "grad_factors") -> NDArray[np.floating[Any]]:
+    """Validate last-layer loss gradients w.r.t. the logits, shape (n_samples, n_classes)."""
+    arr = _as_float_array(grad_factors, name, 2, "(n_samples, n_classes)")
+    if arr.shape[1] == 0:
+        raise InputError(f"{name} has zero classes (shape {arr.shape}); pass one column per class.")
+    return arr
+
+
+def check_label_matrix(label_matrix: Any, n: int, n_classes: int, name: str = "label_matrix") -> NDArray[np.int64]:
+    """Validate multi-label indicators of shape (n, n_classes): 0/1 rows where labeled, all -1 where not."""
+    if label_matrix is None:
+        raise InputError(
+            f"{name} is required: pass an int array of shape ({n}, {n_classes}) with 0/1 per class "
+            "for labeled items and a row of -1 for unlabeled ones."
+        )
+    arr = np.asarray(label_matrix)
+    if arr.shape != (n, n_classes):
+        raise InputError(
+            f"{name} must have shape ({n}, {n_classes}) (one row per pool item, one column per class), got {arr.shape}."
+        )
+    if not np.issubdtype(arr.dtype, np.integer):
+        if np.issubdtype(arr.dtype, np.floating) and _all_finite(arr) and np.all(arr == np.round(arr)):
+            arr = arr.astype(np.int64)
+        else:
+            raise InputError(f"{name} must hold integers 0/1 (-1 rows for unlabeled), got dtype {arr.dtype}.")
+    arr = arr.astype(np.int64, copy=False)
+    if arr.size and (arr.min() < -1 or arr.max() > 1):
+        raise InputError(f"{name} has values outside -1, 0, 1; use 0/1 per class and a row of -1 for unlabeled.")
+    unlabeled = (arr == -1).all(axis=1)
+    mixed = np.flatnonzero(~unlabeled & (arr == -1).any(axis=1))
+    if mixed.size:
+        raise InputError(
+            f"{name} row {int(mixed[0])} mixes -1 with 0/1; a row is either all -1 (unlabeled) or all 0/1 (labeled)."
+        )
+    return arr
+
+
 def check_embeddings(embeddings: Any, name: str = "embeddings") -> NDArray[np.floating[Any]]:
     """Validate a float matrix of shape (n_samples, n_features)."""
     arr = _as_float_array(embeddings, name, 2, "(n_samples, n_features)")

@@ -21,6 +21,7 @@ from ._validation import (
     check_choice,
     check_embeddings,
     check_fraction,
+    check_grad_factors,
     check_k,
     check_labeled,
     check_labels,
@@ -71,7 +72,10 @@ def _run_on_subset(
 def gradient_factors(probs: Any) -> NDArray[np.float32]:
     """The class factor ``a_i = p_i - onehot(argmax p_i)`` of BADGE's gradient embedding
     ``g_i = a_i (x) h_i`` (the cross-entropy gradient of the last linear layer at the
-    model's own predicted label). ``probs: (N, C)`` -> ``(N, C)`` float32."""
+    model's own predicted label). ``probs: (N, C)`` -> ``(N, C)`` float32.
+
+    Callers holding softmax probabilities pass this as BADGE's ``grad_factors``; the
+    tasks compute the same array (and its sigmoid counterpart) in ``strategy_arrays``."""
     p = np.asarray(probs, dtype=np.float32)
     a = p.copy()
     a[np.arange(p.shape[0]), p.argmax(axis=1)] -= 1.0
@@ -79,19 +83,23 @@ def gradient_factors(probs: Any) -> NDArray[np.float32]:
 
 
 @register("badge", requires={"grad_embeddings"}, paper="Ash, Zhang, Krishnamurthy, Langford & Agarwal, ICLR 2020")
-def badge(probs: Any, embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any = None) -> IntArray:
+def badge(grad_factors: Any, embeddings: Any, k: int, *, rng: np.random.Generator, labeled: Any = None) -> IntArray:
     """BADGE: k-means++ seeding on last-layer gradient embeddings.
 
-    The gradient embedding ``g_i = (p_i - onehot(argmax p_i)) (x) h_i`` is long where
-    the model is uncertain (magnitude) and points in different directions for different
-    items (diversity). It is used in factored form, ``<g_i, g_j> = (a_i . a_j)(h_i . h_j)``,
-    so the ``N x (C d)`` matrix is never built. The first pick is the unlabeled item with
-    the largest ``||g_i||``, each next one is drawn with probability proportional to its
-    squared distance to the nearest pick (exact D^2 sampling with lazy chunked updates).
+    The gradient embedding ``g_i = a_i (x) h_i`` (``a_i`` = ``grad_factors``, ``d loss /
+    d logits`` at the model's own predicted label) is long where the model is uncertain
+    (magnitude) and points in different directions for different items (diversity). It
+    is used in factored form, ``<g_i, g_j> = (a_i . a_j)(h_i . h_j)``, so the ``N x (C d)``
+    matrix is never built. The first pick is the unlabeled item with the largest
+    ``||g_i||``, each next one is drawn with probability proportional to its squared
+    distance to the nearest pick (exact D^2 sampling with lazy chunked updates).
+    Taking the factors from the task keeps BADGE task-agnostic: softmax cross-entropy
+    gives ``p - onehot(argmax p)`` (:func:`gradient_factors`), per-class binary
+    cross-entropy ``p - (p >= 0.5)``.
 
     Args:
-        probs: ``(N, C)`` class probabilities, rows sum to 1.
-        embeddings: ``(N, d)`` penultimate features ``h`` feeding the softmax layer.
+        grad_factors: ``(N, C)`` loss gradients with respect to the logits.
+        embeddings: ``(N, d)`` penultimate features ``h`` feeding the last linear layer.
 
     Cost O(N k (C + d)) worst case, O(N (C + d)) memory.
     Ash et al., "Deep Batch Active Learning by Diverse, Uncertain Gradient Lower
@@ -99,11 +107,11 @@ def badge(probs: Any, embeddings: Any, k: int, *, rng: np.random.Generator, labe
     """
     check_rng(rng)
     kk = check_k(k)
-    p = check_probs(probs)
+    a = check_grad_factors(grad_factors)
     h = check_embeddings(embeddings)
-    check_same_n(p.shape[0], embeddings=(h.shape[0], "(N, d)"))
-    mask = check_labeled(labeled, p.shape[0])
-    pts = Points(h, gradient_factors(p))
+    check_same_n(a.shape[0], embeddings=(h.shape[0], "(N, d)"))
+    mask = check_labeled(labeled, a.shape[0])
+    pts = Points(h, a)
     cand = ~mask
     pool = np.flatnonzero(cand)
     first = int(pool[np.argmax(pts.sq[pool])])

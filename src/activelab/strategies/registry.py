@@ -8,21 +8,34 @@ A strategy is registered with the inputs it needs, named from a fixed vocabulary
 The loop reads :meth:`StrategySpec.requires_for` (or the module-level
 :func:`required_inputs`) to know which arrays to compute, and calls only :func:`select`.
 
-Input vocabulary (every array indexes the same N pool items, in the same order):
+Input vocabulary (every array indexes the same N pool items, in the same order).
+Single-label strategies read ``probs``; multi-label ones read ``marginals`` and
+``label_matrix``; embedding strategies work for every task. The task (see
+:mod:`activelab.tasks`) computes the prediction-derived arrays from the model's outputs.
 
 ``probs``
-    ``(N, C)`` class probabilities, rows sum to 1.
+    ``(N, C)`` class probabilities, rows sum to 1 (single-label: one class per item).
+``marginals``
+    ``(N, C)`` independent per-class probabilities in ``[0, 1]`` (multi-label: a
+    sigmoid per class; rows need not sum to 1).
 ``mc_probs``
     ``(T, N, C)`` T stochastic predictions (MC-dropout passes or ensemble members).
 ``embeddings``
     ``(N, d)`` float features (penultimate layer / backbone embedding).
+``grad_factors``
+    ``(N, C)`` float ``d loss / d logits`` at the model's own predicted label, computed
+    by the task: ``p - onehot(argmax p)`` for softmax cross-entropy, ``p - (p >= 0.5)``
+    for per-class binary cross-entropy.
 ``grad_embeddings``
-    BADGE-style last-layer gradient embeddings, passed in *factored* form: the caller
-    passes ``probs`` and ``embeddings`` and the strategy uses
-    ``<g_i, g_j> = (a_i . a_j)(h_i . h_j)`` with ``a_i = p_i - onehot(argmax p_i)``;
-    the ``N x (C*d)`` matrix is never built. :attr:`StrategySpec.inputs` expands it.
+    BADGE-style last-layer gradient embeddings ``g_i = grad_factors_i (x) embeddings_i``,
+    passed in *factored* form: the caller passes ``grad_factors`` and ``embeddings`` and
+    the strategy uses ``<g_i, g_j> = (a_i . a_j)(h_i . h_j)``; the ``N x (C*d)`` matrix
+    is never built. :attr:`StrategySpec.inputs` expands it.
 ``labels``
-    ``(N,)`` int class per item, ``-1`` for unlabeled (used for class balance).
+    ``(N,)`` int class per item, ``-1`` for unlabeled (single-label class balance).
+``label_matrix``
+    ``(N, C)`` int: a labeled item's 0/1 class indicators, a row of ``-1`` for an
+    unlabeled one (multi-label).
 """
 
 from __future__ import annotations
@@ -44,17 +57,24 @@ from ._validation import check_k, check_labeled, check_rng
 StrategyFn = Callable[..., NDArray[np.int64]]
 
 #: Names a strategy may list in ``requires``.
-VOCABULARY: frozenset[str] = frozenset({"probs", "mc_probs", "embeddings", "grad_embeddings", "labels"})
+VOCABULARY: frozenset[str] = frozenset(
+    {"probs", "marginals", "mc_probs", "embeddings", "grad_factors", "grad_embeddings", "labels", "label_matrix"}
+)
 #: The arrays the caller computes for each vocabulary entry.
 CONCRETE_INPUTS: Mapping[str, frozenset[str]] = {
     "probs": frozenset({"probs"}),
+    "marginals": frozenset({"marginals"}),
     "mc_probs": frozenset({"mc_probs"}),
     "embeddings": frozenset({"embeddings"}),
-    "grad_embeddings": frozenset({"probs", "embeddings"}),
+    "grad_factors": frozenset({"grad_factors"}),
+    "grad_embeddings": frozenset({"grad_factors", "embeddings"}),
     "labels": frozenset({"labels"}),
+    "label_matrix": frozenset({"label_matrix"}),
 }
 #: Array keywords ``select`` accepts and forwards only to strategies that take them.
-ARRAY_INPUTS: frozenset[str] = frozenset({"probs", "mc_probs", "embeddings", "labels"})
+ARRAY_INPUTS: frozenset[str] = frozenset(
+    {"probs", "marginals", "mc_probs", "embeddings", "grad_factors", "labels", "label_matrix"}
+)
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 
@@ -182,7 +202,7 @@ def list_strategies(pattern: str = "*") -> list[str]:
 
 
 def required_inputs(name: str, **params: Any) -> frozenset[str]:
-    """The concrete arrays (``probs``, ``mc_probs``, ``embeddings``, ``labels``) that
+    """The concrete arrays (``probs``, ``marginals``, ``embeddings``, ``grad_factors``, ...) that
     ``select(name, ..., **params)`` needs; this is what the loop computes."""
     return _concrete(get_strategy(name).requires_for(**params))
 
@@ -190,7 +210,7 @@ def required_inputs(name: str, **params: Any) -> frozenset[str]:
 def _pool_size(inputs: Mapping[str, Any], labeled: Any, params: Mapping[str, Any]) -> int | None:
     if labeled is not None:
         return int(np.shape(labeled)[0]) if np.ndim(labeled) >= 1 else None
-    for key in ("probs", "embeddings", "labels"):
+    for key in ("probs", "marginals", "embeddings", "grad_factors", "labels", "label_matrix"):
         if key in inputs and np.ndim(inputs[key]) >= 1:
             return int(np.shape(inputs[key])[0])
     if "mc_probs" in inputs and np.ndim(inputs["mc_probs"]) >= 2:
@@ -234,8 +254,9 @@ def select(
         k: how many items to select (``>= 1``).
         rng: the only source of randomness.
         labeled: ``(N,)`` bool mask of already-labeled items (never returned).
-        **inputs_and_params: arrays from the vocabulary (``probs``, ``mc_probs``,
-            ``embeddings``, ``labels``) and the strategy's parameters. Arrays the
+        **inputs_and_params: arrays from the vocabulary (``probs``, ``marginals``,
+            ``mc_probs``, ``embeddings``, ``grad_factors``, ``labels``, ``label_matrix``)
+            and the strategy's parameters. Arrays the
             strategy does not use are ignored, so a caller may pass everything it has.
 
     Returns:

@@ -80,8 +80,23 @@ class Task(ABC):
         """
 
     @abstractmethod
-    def metrics(self, targets: np.ndarray, outputs: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
-        """Evaluation metrics of ``outputs`` ``(N, C)`` against ``targets``, JSON-serialisable."""
+    def metrics(
+        self, targets: np.ndarray, outputs: np.ndarray, classes: Sequence[str], *, thresholds: np.ndarray | None = None
+    ) -> dict[str, Any]:
+        """Evaluation metrics of ``outputs`` ``(N, C)`` against ``targets``, JSON-serialisable.
+
+        ``thresholds`` are the per-class decision thresholds of :meth:`choose_thresholds`
+        (ignored by tasks that decide by arg-max). Every task reports ``n``, ``accuracy``
+        and ``macro_f1``, the keys learning curves read.
+        """
+
+    def choose_thresholds(self, targets: np.ndarray, outputs: np.ndarray) -> np.ndarray | None:
+        """Per-class decision thresholds ``(C,)`` fitted on held-out ``targets`` and ``outputs``.
+
+        The loop calls it after training and passes the result to :meth:`decode` and
+        :meth:`metrics`. ``None`` (the default) for tasks that decide by arg-max.
+        """
+        return None
 
     def model_options(self) -> Mapping[str, Any]:
         """Options the model factory needs for this task's output (e.g. ``{"output": "sigmoid"}``)."""

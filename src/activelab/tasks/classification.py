@@ -67,5 +67,7 @@ class Classification(Task):
             out["labels"] = labels
         return out
 
-    def metrics(self, targets: np.ndarray, outputs: np.ndarray, classes: Sequence[str]) -> dict[str, Any]:
+    def metrics(
+        self, targets: np.ndarray, outputs: np.ndarray, classes: Sequence[str], *, thresholds: np.ndarray | None = None
+    ) -> dict[str, Any]:
         return classification_metrics(targets.tolist(), outputs, classes)

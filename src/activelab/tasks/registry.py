@@ -19,7 +19,7 @@ def register_task(cls: type[Task]) -> type[Task]:
 
 
 def _load_builtins() -> None:
-    from activelab.tasks import classification  # noqa: F401  (registers it)
+    from activelab.tasks import classification, multilabel  # noqa: F401  (registers them)
 
 
 def list_tasks() -> list[str]:
