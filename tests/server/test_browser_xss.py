@@ -20,8 +20,8 @@ import pytest
 
 from activelab.loop.project import open_project
 from activelab.loop.settings import load_settings, save_settings
+from activelab.loop.trainer import STATE_KEY
 from activelab.server import ServerSettings
-from activelab.server.trainer import STATE_KEY
 
 from .browser import CHROMIUM, csp_violations, wait_until, with_csp
 from .conftest import LiveServer

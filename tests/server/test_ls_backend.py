@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from activelab.loop.formats.labelstudio import label_config
 from activelab.loop.project import Project, open_project
+from activelab.loop.trainer import BackgroundTrainer
 from activelab.server.ls_backend import LabelStudioBackend, create_ls_backend_app
-from activelab.server.trainer import BackgroundTrainer
 
 CONFIG = """<View><Image name="img" value="$photo"/>
 <Choices name="kind" toName="img"><Choice value="bag"/><Choice value="dress"/></Choices></View>"""

@@ -136,8 +136,8 @@ def run_ls_backend(
     import uvicorn
 
     from activelab.loop.project import open_project
+    from activelab.loop.trainer import BackgroundTrainer
     from activelab.server.ls_backend import LabelStudioBackend, create_ls_backend_app
-    from activelab.server.trainer import BackgroundTrainer
 
     with open_project(project) as proj:
         trainer = BackgroundTrainer(proj, retrain_every=retrain_every or proj.settings.active_learner.retrain_every)

@@ -1,4 +1,4 @@
-"""The labeling web app: REST API, labeling page, dashboard and background trainer.
+"""The labeling web app: REST API, labeling page and dashboard over the loop (queue rules, background trainer).
 
 >>> from activelab.server import ServerSettings, create_app
 >>> app = create_app(ServerSettings(project=Path("my-project")))   # doctest: +SKIP

@@ -23,12 +23,12 @@ from activelab.exceptions import (
 )
 from activelab.loop.project import open_project
 from activelab.loop.session import ActiveSession
+from activelab.loop.trainer import BackgroundTrainer, SessionFactory
 from activelab.server import api, pages
 from activelab.server.apidocs import add_docs
 from activelab.server.security import SECURITY_HEADERS, SecurityMiddleware, redact_paths
 from activelab.server.service import LabelingService
 from activelab.server.settings import ServerSettings
-from activelab.server.trainer import BackgroundTrainer, SessionFactory
 
 
 def create_app(settings: ServerSettings, *, session_factory: SessionFactory = ActiveSession) -> FastAPI:

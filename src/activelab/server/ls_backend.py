@@ -38,7 +38,7 @@ from activelab.loop.formats.labelstudio import (
 )
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession
-from activelab.server.trainer import BackgroundTrainer
+from activelab.loop.trainer import BackgroundTrainer
 
 STATE_KEY = "labelstudio"
 MODEL_CLASS = "activelab"

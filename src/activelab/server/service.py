@@ -6,8 +6,8 @@ project, the background trainer and nothing a restart could lose.
 
 from __future__ import annotations
 
-import hashlib
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -33,28 +33,17 @@ from activelab.exceptions import (
 from activelab.label_errors import load_ranking, mix_queues, ranking_path, review_queue
 from activelab.loop.export import export_labels
 from activelab.loop.project import Project
+from activelab.loop.queue import LabelQueue, flagged_image_ids, holdout_state, is_held_out, review_batch
 from activelab.loop.session import ActiveSession
 from activelab.loop.similar import SimilarImages
 from activelab.loop.stopping import StoppingRules
+from activelab.loop.trainer import BackgroundTrainer
 from activelab.server.settings import ServerSettings
-from activelab.server.trainer import BackgroundTrainer
-from activelab.store.store import Image
+from activelab.store import Image
 
-HOLDOUT_KEY = "holdout"
 MAX_CURVE_POINTS = 200
 #: bytes of an image's start that identify its format (for images imported before formats were stored)
 _HEADER_BYTES = 16
-
-
-def holdout_rule(sha256: str, fraction: float, seed: int) -> bool:
-    """Whether a human-labeled pool image is held out for evaluation.
-
-    Deterministic in the image content and the seed: the first 8 bytes of
-    ``sha256(f"{seed}:{image sha256}")`` read as a number in [0, 1) below
-    ``fraction``. The same image is always held out (or not), whoever labels it.
-    """
-    digest = hashlib.sha256(f"{seed}:{sha256}".encode()).hexdigest()
-    return int(digest[:16], 16) / 16**16 < fraction
 
 
 @dataclass
@@ -90,23 +79,9 @@ class LabelingService:
 
     # ------------------------------------------------------------ hold-out
     def holdout(self) -> dict[str, Any]:
-        """The evaluation hold-out decision, made once per project and persisted.
-
-        A project with an ``eval`` split evaluates on it; one without holds out
-        ``active_learner.eval_fraction`` of human labels (see :func:`holdout_rule`).
-        """
-        state = self.store.service_state(HOLDOUT_KEY)
-        if state is None:
-            al = self.project.settings.active_learner
-            enabled = self.store.n_images("eval") == 0 and al.eval_fraction > 0
-            state = {
-                "enabled": enabled,
-                "fraction": al.eval_fraction if enabled else 0.0,
-                "seed": al.seed,
-                "rule": "sha256(f'{seed}:{image sha256}')[:16 hex] / 16**16 < fraction",
-            }
-            self.store.set_service_state(HOLDOUT_KEY, state)
-        return state
+        """The evaluation hold-out decision, made once per project and persisted (:func:`holdout_state`)."""
+        al = self.project.settings.active_learner
+        return holdout_state(self.store, eval_fraction=al.eval_fraction, seed=al.seed)
 
     # --------------------------------------------------------------- items
     def item(
@@ -156,6 +131,9 @@ class LabelingService:
             "created_at": e.created_at.isoformat(),
         }
 
+    def queue_rules(self) -> LabelQueue:
+        return LabelQueue(self.store, lease_seconds=self.settings.lease_seconds)
+
     def next_items(self, user: str, n: int, *, mode: str = "label", exclude: list[int] | None = None) -> dict[str, Any]:
         """Lease the next ``n`` images to ``user``: the active-learning queue first, then the pool.
 
@@ -170,88 +148,28 @@ class LabelingService:
             return {"items": self._review_items(user, n, set(exclude)), "ranks": {}, "queue_length": None}
         queue = self.session().queue()
         ranks = {iid: r for r, iid in enumerate(queue)}
-        items = self._mixed_items(user, n, queue, exclude) if self.settings.mix_review and queue else None
-        if items is None:
-            ids = self.store.lease_next(
-                user, n, ttl_seconds=self.settings.lease_seconds, preferred=queue, exclude=exclude
+        rules = self.queue_rules()
+        frame = self._ranking() if self.settings.mix_review and queue else None
+        mixed = None
+        if frame is not None:
+            reviews = [(i, float(frame.loc[i, "score"])) for i in review_queue(self.store, frame.reset_index())]
+            mixed = rules.lease_mixed(user, n, queue, exclude, reviews, mix=_mix_by_value)
+        if mixed is None:
+            mixed = [("new", i) for i in rules.lease_new(user, n, queue, exclude)]
+        leases = self.store.live_leases()
+        items = [
+            self._label_error_item(iid, frame, user, leases)
+            if kind == "review" and frame is not None
+            else self.item(
+                self.store.get_image(iid),
+                rank=ranks.get(iid),
+                origin="queue" if iid in ranks else "pool",
+                user=user,
+                leases=leases,
             )
-            leases = self.store.live_leases()
-            items = [
-                self.item(
-                    self.store.get_image(i),
-                    rank=ranks.get(i),
-                    origin="queue" if i in ranks else "pool",
-                    user=user,
-                    leases=leases,
-                )
-                for i in ids
-            ]
+            for kind, iid in mixed
+        ]
         return {"items": items, "ranks": {i: ranks.get(i) for i in exclude}, "queue_length": len(queue)}
-
-    def _mixed_items(self, user: str, n: int, queue: list[int], exclude: list[int]) -> list[dict[str, Any]] | None:
-        """Label mode with ``mix_review``: likely label errors interleaved with new images.
-
-        Both candidate lists are put on one scale by :func:`activelab.label_errors.mix_queues`
-        (``scores_are="quality"``): a review item is worth ``1 - score`` (its
-        label-quality score in the ranking: the chance the given label is wrong), a new
-        image ``1 - confidence`` (the latest round's confidence in its predicted class:
-        the chance the model is wrong about it). The ``n`` most valuable go out,
-        highest first; new images keep the active-learning queue's order among
-        themselves and are leased as usual; review items are leased too (so two
-        labelers don't get the same one) and carry ``origin="label_error"`` and the
-        ranking's details in ``flag``. None when there is nothing to review (then the
-        plain queue order applies).
-        """
-        frame = self._ranking()
-        if frame is None:
-            return None
-        held = set(exclude)
-        leases = self.store.live_leases()
-        skipped = self.store.skipped_ids(user)
-        reviews = [
-            i
-            for i in review_queue(self.store, frame.reset_index())
-            if i not in held and i not in skipped and leases.get(i, user) == user
-        ][:n]
-        if not reviews:
-            return None
-        candidates = [i for i in queue if i not in held and i not in skipped and leases.get(i, user) == user][:n]
-        predictions = self.store.latest_predictions(candidates)
-        new_conf = [predictions[i][1] if i in predictions else 0.0 for i in candidates]  # unscored: most valuable
-        mixed = mix_queues(
-            reviews, [float(frame.loc[i, "score"]) for i in reviews], candidates, new_conf, k=n, scores_are="quality"
-        )
-        picked = [m.image_id for m in mixed if m.kind == "review"]
-        n_new = len(mixed) - len(picked)
-        new_ids = (
-            self.store.lease_next(
-                user, n_new, ttl_seconds=self.settings.lease_seconds, preferred=queue, exclude=exclude + picked
-            )
-            if n_new
-            else []
-        )
-        for iid in picked:
-            self.store.lease_image(iid, user, ttl_seconds=self.settings.lease_seconds)
-        ranks = {iid: r for r, iid in enumerate(queue)}
-        leases = self.store.live_leases()
-        fresh = iter(new_ids)
-        out: list[dict[str, Any]] = []
-        for entry in mixed:
-            if entry.kind == "review":
-                item = self._label_error_item(entry.image_id, frame, user, leases)
-            else:
-                new_id = next(fresh, None)
-                if new_id is None:  # the pool ran dry
-                    continue
-                item = self.item(
-                    self.store.get_image(new_id),
-                    rank=ranks.get(new_id),
-                    origin="queue" if new_id in ranks else "pool",
-                    user=user,
-                    leases=leases,
-                )
-            out.append(item)
-        return out
 
     def _ranking(self) -> pd.DataFrame | None:
         """The latest ``activelab errors`` ranking indexed by image id (None when there is none)."""
@@ -292,38 +210,24 @@ class LabelingService:
         return bool(history) and history[-1].label is not None
 
     def _review_items(self, user: str, n: int, seen: set[int]) -> list[dict[str, Any]]:
-        """Images to review: disagreements between labelers first, then likely label errors.
-
-        Label errors come from the latest ``activelab errors`` ranking (most likely
-        wrong first), minus images reviewed or corrected since it was made.
-        """
-        out: list[dict[str, Any]] = []
+        """Images to review (:func:`review_batch`): disagreements between labelers first, then likely
+        label errors of the latest ``activelab errors`` ranking, minus images reviewed since it was made."""
+        frame = self._ranking()
         leases = self.store.live_leases()
-        offset = 0
-        while len(out) < n:
-            flags = self.store.review_flags(offset=offset, limit=100)
-            if not flags:
-                break
-            offset += len(flags)
-            for flag in flags:
-                if flag.image_id in seen or len(out) >= n:
-                    continue
-                seen.add(flag.image_id)
-                item = self.item(
-                    self.store.get_image(flag.image_id), origin="review", history=True, user=user, leases=leases
-                )
-                item["flag"] = {"id": flag.id, "reason": flag.reason, "details": flag.details}
-                out.append(item)
-        frame = self._ranking() if len(out) < n else None
-        if frame is not None:
-            for iid in review_queue(self.store, frame.reset_index()):
-                if len(out) >= n:
-                    break
-                if iid in seen:
-                    continue
-                seen.add(iid)
+        out: list[dict[str, Any]] = []
+        for iid, flag in review_batch(self.store, n, seen, lambda: self._label_error_ids(frame)):
+            if flag is None:
+                assert frame is not None
                 out.append(self._label_error_item(iid, frame, user, leases))
+                continue
+            item = self.item(self.store.get_image(iid), origin="review", history=True, user=user, leases=leases)
+            item["flag"] = {"id": flag.id, "reason": flag.reason, "details": flag.details}
+            out.append(item)
         return out
+
+    def _label_error_ids(self, frame: pd.DataFrame | None) -> list[int]:
+        """The ranking's likely label errors waiting for review, most likely wrong first."""
+        return [] if frame is None else review_queue(self.store, frame.reset_index())
 
     # -------------------------------------------------------------- labels
     def submit(self, user: str, image_id: int, label: str | None, *, note: str | None, review: bool) -> dict[str, Any]:
@@ -331,14 +235,7 @@ class LabelingService:
         self._check_label(label)
         if not review and self.settings.mix_review and self._is_label_error_review(image_id):
             review = True  # an answer to a label-error item the mix handed out in label mode
-        hold = self.holdout()
-        hold_out = (
-            bool(hold["enabled"])
-            and image.split == "pool"
-            and label is not None
-            and not review
-            and holdout_rule(image.sha256, float(hold["fraction"]), int(hold["seed"]))
-        )
+        hold_out = label is not None and not review and is_held_out(self.holdout(), image)
         outcome = self.store.submit_label(
             image_id, label, author=user, source="review" if review else "human", note=note, hold_out=hold_out
         )
@@ -423,19 +320,9 @@ class LabelingService:
         ``flagged``: images with an open review flag; ``label_errors``: likely label errors of the
         latest ranking waiting for review, other than those; ``total``: both.
         """
-        flagged = self._flagged_image_ids()
-        frame = self._ranking()
-        errors = [] if frame is None else [i for i in review_queue(self.store, frame.reset_index()) if i not in flagged]
+        flagged = flagged_image_ids(self.store)
+        errors = [i for i in self._label_error_ids(self._ranking()) if i not in flagged]
         return {"total": len(flagged) + len(errors), "flagged": len(flagged), "label_errors": len(errors)}
-
-    def _flagged_image_ids(self) -> set[int]:
-        """Images with an open review flag (read in pages: an image may have several flags)."""
-        ids: set[int] = set()
-        offset = 0
-        while flags := self.store.review_flags(offset=offset, limit=500):
-            ids.update(f.image_id for f in flags)
-            offset += len(flags)
-        return ids
 
     def review_page(self, offset: int, limit: int) -> dict[str, Any]:
         flags = self.store.review_flags(offset=offset, limit=limit)
@@ -566,3 +453,17 @@ class LabelingService:
         folder = Path(tempfile.mkdtemp(prefix="activelab-export-"))
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         return export_labels(self.store, folder / f"labels-{stamp}.{fmt}", fmt=fmt, include_eval=include_eval)
+
+
+def _mix_by_value(
+    review_ids: Sequence[int],
+    review_scores: Sequence[float],
+    new_ids: Sequence[int],
+    confidences: Sequence[float],
+    k: int,
+) -> list[tuple[str, int]]:
+    """The ActiveLab merge (:func:`activelab.label_errors.mix_queues`): a review item is worth ``1 - score``
+    (its label-quality score: the chance the given label is wrong), a new image ``1 - confidence`` (the
+    chance the model is wrong about it)."""
+    mixed = mix_queues(review_ids, review_scores, new_ids, confidences, k=k, scores_are="quality")
+    return [(m.kind, m.image_id) for m in mixed]
