@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from activelab.cli.commands import either
+from activelab.cli.commands import OLD_MODE_NAMES as CLI_OLD_MODE_NAMES
+from activelab.cli.commands import either, mode_name
 from activelab.cli.main import app
 from activelab.exceptions import InputError
 
@@ -54,10 +55,12 @@ def test_defaults_are_shown() -> None:
 
 def test_old_spellings_are_hidden() -> None:
     assert "--batch-size" not in invoke("query", "--help").output
-    assert "--full" not in invoke("train", "--help").output and "--path" in invoke("train", "--help").output
+    text = invoke("train", "--help").output
+    assert "--full" not in text and "--path" not in text and "--mode" in text and "finetune" in text
     text = invoke("simulate", "--help").output
     assert "--strategies" not in text and "--output" not in text and "--batch-size" not in text
-    assert "--strategy" in text and "--out" in text and "-k" in text
+    assert "--path" not in text
+    assert "--strategy" in text and "--out" in text and "-k" in text and "--mode" in text
 
 
 def test_old_spellings_still_parse_and_must_agree(tmp_path: Path) -> None:
@@ -66,6 +69,17 @@ def test_old_spellings_still_parse_and_must_agree(tmp_path: Path) -> None:
     assert result.exit_code == 2 and "-k and --batch-size (its old spelling) disagree" in result.output
     result = invoke("train", tmp_path / "p", "--path", "fast", "--full")
     assert result.exit_code == 2 and "--path and --full/--fast (its old spelling) disagree" in result.output
+    result = invoke("train", tmp_path / "p", "--mode", "frozen", "--path", "full")
+    assert result.exit_code == 2 and "--mode and --path/--full/--fast (its old spelling) disagree" in result.output
+    result = invoke("simulate", "--mode", "finetune", "--path", "fast")
+    assert result.exit_code == 2 and "--mode and --path (its old spelling) disagree" in result.output
+
+
+def test_old_mode_names_mean_the_new_ones() -> None:
+    from activelab.loop.settings import OLD_MODE_NAMES
+
+    assert CLI_OLD_MODE_NAMES == OLD_MODE_NAMES == {"fast": "frozen", "full": "finetune"}
+    assert [mode_name(v) for v in ("fast", "full", "frozen", None)] == ["frozen", "finetune", "frozen", None]
 
 
 def test_either_takes_the_old_spelling_when_only_it_is_given() -> None:

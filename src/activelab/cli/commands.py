@@ -141,3 +141,13 @@ def either(option: str, value: T, old_option: str, old_value: T) -> T:
     if value is not None and value != old_value:
         raise InputError(f"{option} and {old_option} (its old spelling) disagree: pass only {option}")
     return old_value
+
+
+#: the spellings of ``--mode`` before 0.x (``--path fast|full``); activelab.loop.settings.OLD_MODE_NAMES, not
+#: imported: it loads pydantic, and ``--help`` must stay fast
+OLD_MODE_NAMES = {"fast": "frozen", "full": "finetune"}
+
+
+def mode_name(old: str | None) -> str | None:
+    """The ``--mode`` value an old ``--path fast|full`` meant (other values pass through for the settings to refuse)."""
+    return None if old is None else OLD_MODE_NAMES.get(old, old)

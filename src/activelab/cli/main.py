@@ -67,15 +67,24 @@ def init(
         str | None, typer.Option(help="SQLAlchemy URL of the store (default: SQLite file in the project).")
     ] = None,
     name: Annotated[str | None, typer.Option(help="A display name for the project (default: the folder's).")] = None,
+    task: Annotated[
+        str,
+        typer.Option(
+            help="What an annotation is: classification (one class per image) or multilabel (a set of classes)."
+        ),
+    ] = "classification",
     as_json: JsonOpt = False,
 ) -> None:
     """Create a project folder with its settings file and store."""
     from activelab.loop.project import init_project
+    from activelab.tasks import get_task
 
-    with init_project(project, _split_names(classes), db=db, name=name) as proj:
+    get_task(task)  # an unknown name fails before anything is written, naming the known tasks
+    with init_project(project, _split_names(classes), db=db, name=name, task=task) as proj:
         result = {
             "project": str(project),
             "name": proj.settings.name,
+            "task": proj.settings.task,
             "store": proj.store.url,
             "classes": proj.store.class_names(),
         }
@@ -83,7 +92,7 @@ def init(
         print_json(result)
         return
     console.print(
-        f"created project [bold]{result['name']}[/] in {project} "
+        f"created {result['task']} project [bold]{result['name']}[/] in {project} "
         f"(store: {result['store']}, classes: {', '.join(result['classes']) or 'none yet'})",
         highlight=False,
         soft_wrap=True,
@@ -110,6 +119,16 @@ def import_cmd(
     ] = "pool",
     path_col: Annotated[str, typer.Option(help="Table column holding file paths.")] = "filepath",
     label_col: Annotated[str, typer.Option(help="Table column holding labels (optional).")] = "label",
+    label_sep: Annotated[
+        str, typer.Option(help="Separates several classes in one label cell (multilabel projects).")
+    ] = "|",
+    class_columns: Annotated[
+        str | None,
+        typer.Option(
+            help="Instead of a label column: one 0/1 (true/false, yes/no) column per class, comma-separated, "
+            "or '*' for every column named like a class (multilabel projects)."
+        ),
+    ] = None,
     add_classes: Annotated[bool, typer.Option(help="Create classes for unknown label values.")] = False,
     author: Annotated[str | None, typer.Option(help="Recorded as the labels' author (default: your user).")] = None,
     report: Annotated[Path | None, typer.Option(help="Per-file report CSV (default: PROJECT/reports/).")] = None,
@@ -127,6 +146,7 @@ def import_cmd(
             project,
             source,
             format,
+            label_sep=label_sep,
             split=split,
             add_classes=add_classes,
             author=author,
@@ -136,7 +156,9 @@ def import_cmd(
         )
     from activelab.loop.ingest import default_report_path, import_images
     from activelab.loop.project import open_project
+    from activelab.tasks import get_task
 
+    class_cols = None if class_columns is None else class_columns.strip()
     with open_project(project) as proj:
         result = import_images(
             proj.store,
@@ -145,6 +167,9 @@ def import_cmd(
             split=split,
             path_col=path_col,
             label_col=label_col,
+            class_cols=class_cols if class_cols in (None, "*") else _split_names(class_cols),
+            label_sep=label_sep,
+            task=get_task(proj.settings.task),
             add_classes=add_classes,
             author=author,
             report_path=report or default_report_path(proj.root),

@@ -121,8 +121,6 @@ def simulate(
     progress: Annotated[bool, typer.Option("--progress/--no-progress", hidden=True)] = True,
 ) -> None:
     """Run every strategy from the same initial set per seed, resuming finished work; write reports."""
-    from activelab.simulate import Experiment, SimulationConfig
-
     flags: dict[str, Any] = {
         "dataset": dataset,
         "strategies": either("--strategy", strategy, "--strategies", strategies),
@@ -146,6 +144,8 @@ def simulate(
         "tsne": tsne,
     }
     given = {key: value for key, value in flags.items() if value is not None}
+    from activelab.simulate import Experiment, SimulationConfig  # after the flags: a usage error needs no torch
+
     if config is not None:
         cfg = SimulationConfig.from_yaml(config, **given)
     else:
