@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import sqlite3
 import time
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from alembic.script import ScriptDirectory
+from sqlalchemy import create_engine, inspect, text
 
 from activelab.exceptions import InputError, SchemaVersionError, StoreError
 from activelab.store import (
@@ -44,34 +46,50 @@ def test_newer_store_is_refused_untouched(store_url: str) -> None:
     assert _version(store_url) == SCHEMA_VERSION + 1
 
 
-def test_older_store_migrates_forward(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def _revisions_with(tmp_path: Path, upgrade_body: str) -> ScriptDirectory:
+    """The packaged revisions plus one more (schema version SCHEMA_VERSION + 1) whose upgrade runs ``upgrade_body``."""
+    root = tmp_path / "migrations"
+    shutil.copytree(Path(migrations.__file__).parent / "versions", root / "versions")
+    (root / "versions" / "v_next.py").write_text(
+        "from alembic import op\n"
+        "import sqlalchemy as sa\n"
+        f"revision = {migrations.revision_id(SCHEMA_VERSION + 1)!r}\n"
+        f"down_revision = {migrations.revision_id(SCHEMA_VERSION)!r}\n"
+        "def upgrade():\n"
+        f"    {upgrade_body}\n"
+    )
+    return ScriptDirectory(str(root))
+
+
+def _tables(url: str) -> set[str]:
+    engine = create_engine(url)
+    names = set(inspect(engine).get_table_names())
+    engine.dispose()
+    return names
+
+
+def test_older_store_migrates_forward(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     open_store(store_url).close()
-    ran: list[int] = []
-
-    def add_notes_table(conn) -> None:  # type: ignore[no-untyped-def]
-        conn.execute(text("CREATE TABLE notes (id INTEGER PRIMARY KEY, body TEXT)"))
-        ran.append(SCHEMA_VERSION + 1)
-
+    script = _revisions_with(tmp_path, "op.create_table('notes', sa.Column('id', sa.Integer, primary_key=True))")
     monkeypatch.setattr(migrations, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setitem(migrations.MIGRATIONS, SCHEMA_VERSION + 1, add_notes_table)
+    monkeypatch.setattr(migrations, "revisions", lambda: script)
     open_store(store_url).close()
-    open_store(store_url).close()
-    assert ran == [SCHEMA_VERSION + 1]
+    open_store(store_url).close()  # a second open runs nothing: creating 'notes' again would fail
+    assert "notes" in _tables(store_url)
     assert _version(store_url) == SCHEMA_VERSION + 1
 
 
-def test_failed_migration_leaves_old_version(store_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_failed_migration_leaves_old_version(store_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     open_store(store_url).close()
-
-    def broken(conn) -> None:  # type: ignore[no-untyped-def]
-        conn.execute(text("CREATE TABLE half_done (id INTEGER)"))
-        raise RuntimeError("disk full")
-
+    script = _revisions_with(
+        tmp_path, "op.create_table('half_done', sa.Column('id', sa.Integer)); raise RuntimeError('disk full')"
+    )
     monkeypatch.setattr(migrations, "SCHEMA_VERSION", SCHEMA_VERSION + 1)
-    monkeypatch.setitem(migrations.MIGRATIONS, SCHEMA_VERSION + 1, broken)
+    monkeypatch.setattr(migrations, "revisions", lambda: script)
     with pytest.raises(RuntimeError, match="disk full"):
         open_store(store_url)
     assert _version(store_url) == SCHEMA_VERSION
+    assert "half_done" not in _tables(store_url)  # the half-done step was rolled back with the version bump
 
 
 def test_open_without_create_needs_a_store(tmp_path: Path) -> None:
@@ -104,16 +122,18 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
 
 
 def _downgrade_to_v2(store_url: str) -> None:
-    """Make a current store look like one written by schema version 2 (no images.format, no class events)."""
+    """Make a current store look like one written by schema version 2 (no images.format, no class events,
+    no label_events.annotation)."""
     engine = create_engine(store_url)
     with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE label_events DROP COLUMN annotation"))
         conn.execute(text("DROP TABLE class_events"))
         conn.execute(text("ALTER TABLE images DROP COLUMN format"))
         conn.execute(text("UPDATE meta SET value = '2' WHERE key = 'schema_version'"))
     engine.dispose()
 
 
-def test_version_2_store_migrates_to_3(store_url: str) -> None:
+def test_version_2_store_migrates_to_current(store_url: str) -> None:
     with open_store(store_url) as store:
         store.add_classes(["cat", "dog"])
         (old_id,) = store.add_images(
@@ -121,7 +141,7 @@ def test_version_2_store_migrates_to_3(store_url: str) -> None:
         ).image_id
     _downgrade_to_v2(store_url)
     with open_store(store_url, create=False) as store:
-        assert _version(store_url) == 3
+        assert _version(store_url) == SCHEMA_VERSION
         assert store.get_image(old_id).format is None
         assert store.current_labels()[old_id].label == "cat"
         (new_id,) = store.add_images(

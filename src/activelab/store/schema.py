@@ -1,8 +1,13 @@
 """Table definitions of the project store.
 
 Label history is append-only: ``label_events`` rows are only ever inserted; the
-current label of an image is the class of its latest event (``None`` when the
-latest event withdrew the label, e.g. "unsure / remove from training").
+current label of an image is the class (or, multi-label, the annotation) of its
+latest event (neither when the latest event withdrew the label, e.g. "unsure /
+remove from training").
+
+The tables are created and upgraded by the Alembic revisions in
+``activelab/store/migrations/versions``; these definitions are what the queries
+use, and a test checks that the two agree.
 """
 
 from __future__ import annotations
@@ -92,6 +97,9 @@ label_events = Table(
     Column("round_index", Integer, nullable=False),
     Column("note", Text, nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    # version 4: a multi-label event's payload, the sorted list of class names (class_id NULL);
+    # NULL for single-label events and withdrawals (none_as_null: Python None is SQL NULL, not JSON null)
+    Column("annotation", JSON(none_as_null=True), nullable=True),
     Index("ix_label_events_image_id_id", "image_id", "id"),
 )
 

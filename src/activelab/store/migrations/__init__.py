@@ -1,37 +1,42 @@
-"""Forward-only schema migrations.
+"""Forward-only schema migrations: Alembic revisions shipped in the package, run without an alembic.ini.
 
-The schema version lives in the ``meta`` table. A new store is created at
-:data:`SCHEMA_VERSION` directly; an older one is brought forward by running the
-steps in :data:`MIGRATIONS` in order, each in the same transaction as the
-version bump. A store newer than this code is refused, never touched.
+Each schema version is one revision in ``versions/`` (revision id ``"0003"`` is schema
+version 3). A new store is created by running every revision from the first; an older
+one by running those after its version. Each step runs in the caller's transaction
+together with the bump of ``meta.schema_version``, the one place the version is kept
+(the revision graph is Alembic's; no ``alembic_version`` table is written beside it, so
+the two can never disagree). A store newer than this code is refused, never touched.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from functools import cache
+from pathlib import Path
 
-from sqlalchemy import Connection, inspect, select, text, update
+from alembic.operations import Operations
+from alembic.runtime.migration import MigrationContext
+from alembic.script import Script, ScriptDirectory
+from alembic.script.revision import RevisionError
+from alembic.util import CommandError
+from sqlalchemy import Connection, inspect, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from activelab.exceptions import SchemaVersionError, StoreError
 from activelab.store import schema as t
 
-SCHEMA_VERSION = 3
+#: The schema version this code writes: the head revision (a test keeps the two equal).
+SCHEMA_VERSION = 4
 
 
-def _v2_labeling_app(conn: Connection) -> None:
-    """Version 2: leases, skips, undos, review flags, predictions and service state (the labeling app)."""
-    t.metadata.create_all(conn, tables=list(t.V2_TABLES))
+@cache
+def revisions() -> ScriptDirectory:
+    """The packaged revisions (``versions/`` beside this file), loaded once per process."""
+    return ScriptDirectory(str(Path(__file__).resolve().parent))
 
 
-def _v3_formats_and_class_events(conn: Connection) -> None:
-    """Version 3: the image format detected at import, and class retirement events."""
-    conn.execute(text("ALTER TABLE images ADD COLUMN format VARCHAR(16)"))
-    t.metadata.create_all(conn, tables=list(t.V3_TABLES))
-
-
-# MIGRATIONS[n] upgrades a store from version n - 1 to version n.
-MIGRATIONS: dict[int, Callable[[Connection], None]] = {2: _v2_labeling_app, 3: _v3_formats_and_class_events}
+def revision_id(version: int) -> str:
+    """The Alembic revision id of a schema version: ``3`` -> ``"0003"``."""
+    return f"{version:04d}"
 
 
 def stored_version(conn: Connection, url: str) -> int | None:
@@ -79,6 +84,8 @@ def ensure_schema(conn: Connection, url: str, *, create: bool = True, target: in
     """Create (if ``create``) or upgrade the schema inside the caller's transaction; return the version."""
     target = SCHEMA_VERSION if target is None else target
     version = _checked_version(conn, url, create=create, target=target)
+    if version == target:
+        return target
     if version is None:
         foreign = [name for name in inspect(conn).get_table_names() if name not in t.metadata.tables]
         if foreign:
@@ -86,15 +93,22 @@ def ensure_schema(conn: Connection, url: str, *, create: bool = True, target: in
                 f"{url} already holds other tables ({', '.join(sorted(foreign)[:5])}); "
                 "give activelab an empty database or a new file"
             )
-        t.metadata.create_all(conn)
-        _upsert_version(conn, target)
-        return target
-    for step in range(version + 1, target + 1):
-        if step not in MIGRATIONS:
-            raise StoreError(f"no migration from schema version {step - 1} to {step}")
-        MIGRATIONS[step](conn)
-        _upsert_version(conn, step)
+    steps = _steps(version, target)
+    with Operations.context(MigrationContext.configure(connection=conn)):
+        for step in steps:
+            step.module.upgrade()
+            _upsert_version(conn, int(step.revision))
     return target
+
+
+def _steps(version: int | None, target: int) -> list[Script]:
+    """The revisions that bring a store at ``version`` (None: empty) to ``target``, oldest first."""
+    lower = "base" if version is None else revision_id(version)
+    try:
+        steps = list(revisions().iterate_revisions(revision_id(target), lower))
+    except (CommandError, RevisionError) as exc:
+        raise StoreError(f"no migration from schema version {version} to {target} ({exc})") from exc
+    return steps[::-1]
 
 
 def _upsert_version(conn: Connection, version: int) -> None:

@@ -1,0 +1,1 @@
+"""The Alembic revisions of the store schema, one module per schema version (loaded by Alembic, not imported)."""

@@ -1,0 +1,174 @@
+"""Rounds: what the loop trained, measured and selected, and the predictions shown as hints."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, delete, func, insert, select, update
+
+from activelab.exceptions import NotFoundError, StoreError
+from activelab.store import schema as t
+from activelab.store._base import StoreBase, as_utc, aware, chunks, utcnow
+from activelab.store.classes import class_ids
+
+ROUND_STATUSES = ("running", "done", "failed")
+
+
+@dataclass(frozen=True)
+class Round:
+    """One active-learning round as recorded by the loop."""
+
+    number: int
+    strategy: str
+    model: str
+    config: dict[str, Any]
+    status: str
+    n_labeled: int
+    metrics: dict[str, Any] | None
+    started_at: datetime
+    finished_at: datetime | None
+
+
+class RoundsMixin(StoreBase):
+    """Rounds are numbered from 1; a label event records the number of rounds done when it was made."""
+
+    def round_index(self) -> int:
+        """The round new labels belong to: the number of rounds finished so far."""
+        with self._read() as conn:
+            return current_round(conn)
+
+    def start_round(self, *, strategy: str, model: str, config: dict[str, Any], n_labeled: int) -> int:
+        """Record a new running round and return its number (1-based)."""
+        with self._write() as conn:
+            number = int(conn.scalar(select(func.coalesce(func.max(t.rounds.c.number), 0))) or 0) + 1
+            conn.execute(
+                insert(t.rounds),
+                {
+                    "number": number,
+                    "strategy": strategy,
+                    "model": model,
+                    "config": config,
+                    "status": "running",
+                    "n_labeled": n_labeled,
+                    "started_at": utcnow(),
+                },
+            )
+        return number
+
+    def finish_round(
+        self,
+        number: int,
+        *,
+        metrics: dict[str, Any],
+        selection: Sequence[tuple[int, float | None]],
+        predictions: Sequence[tuple[int, str, float]] = (),
+    ) -> None:
+        """Mark a round done with its metrics, ranked selection ``(image_id, score)`` and the
+        model's ``(image_id, class name, confidence)`` predictions (the labeler's hints), atomically."""
+        with self._write() as conn:
+            row = conn.execute(select(t.rounds.c.id, t.rounds.c.status).where(t.rounds.c.number == number)).first()
+            if row is None:
+                raise NotFoundError(f"no round {number} in {self.url}")
+            if row.status != "running":
+                raise StoreError(f"round {number} is already {row.status}; start a new round instead")
+            conn.execute(
+                update(t.rounds)
+                .where(t.rounds.c.id == row.id)
+                .values(status="done", metrics=metrics, finished_at=utcnow())
+            )
+            if selection:
+                conn.execute(
+                    insert(t.round_selections),
+                    [
+                        {"round_id": row.id, "image_id": iid, "rank": rank, "score": score}
+                        for rank, (iid, score) in enumerate(selection)
+                    ],
+                )
+            insert_predictions(conn, number, predictions)
+
+    def fail_round(self, number: int, error: str) -> None:
+        """Mark a running round failed (e.g. found half-done after a crash)."""
+        with self._write() as conn:
+            conn.execute(
+                update(t.rounds)
+                .where(t.rounds.c.number == number, t.rounds.c.status == "running")
+                .values(status="failed", metrics={"error": error}, finished_at=utcnow())
+            )
+
+    def rounds(self) -> list[Round]:
+        with self._read() as conn:
+            rows = conn.execute(select(t.rounds).order_by(t.rounds.c.number))
+            return [
+                Round(
+                    r.number,
+                    r.strategy,
+                    r.model,
+                    dict(r.config),
+                    r.status,
+                    r.n_labeled,
+                    None if r.metrics is None else dict(r.metrics),
+                    aware(r.started_at),
+                    as_utc(r.finished_at),
+                )
+                for r in rows
+            ]
+
+    def round_selection(self, number: int) -> list[tuple[int, float | None]]:
+        """The ranked ``(image_id, score)`` selection of a finished round, best first."""
+        sel = t.round_selections
+        query = (
+            select(sel.c.image_id, sel.c.score)
+            .join(t.rounds, t.rounds.c.id == sel.c.round_id)
+            .where(t.rounds.c.number == number)
+            .order_by(sel.c.rank)
+        )
+        with self._read() as conn:
+            return [(r.image_id, r.score) for r in conn.execute(query)]
+
+    def save_predictions(self, round_number: int, rows: Sequence[tuple[int, str, float]]) -> None:
+        """Store a round's ``(image_id, predicted class name, confidence)`` rows, replacing that round's."""
+        with self._write() as conn:
+            conn.execute(delete(t.predictions).where(t.predictions.c.round_number == round_number))
+            insert_predictions(conn, round_number, rows)
+
+    def latest_predictions(self, image_ids: Sequence[int]) -> dict[int, tuple[str, float, int]]:
+        """Image id -> (class name, confidence, round number) from the latest round that predicted it."""
+        pr = t.predictions
+        out: dict[int, tuple[str, float, int]] = {}
+        with self._read() as conn:
+            for chunk in chunks(list(image_ids)):
+                latest = (
+                    select(pr.c.image_id, func.max(pr.c.round_number).label("rn"))
+                    .where(pr.c.image_id.in_(chunk))
+                    .group_by(pr.c.image_id)
+                    .subquery()
+                )
+                rows = conn.execute(
+                    select(pr.c.image_id, t.classes.c.name, pr.c.confidence, pr.c.round_number)
+                    .join(latest, (latest.c.image_id == pr.c.image_id) & (latest.c.rn == pr.c.round_number))
+                    .join(t.classes, t.classes.c.id == pr.c.class_id)
+                )
+                out.update({r.image_id: (r.name, float(r.confidence), int(r.round_number)) for r in rows})
+        return out
+
+
+def current_round(conn: Connection) -> int:
+    """The round new labels belong to: the number of rounds finished so far."""
+    done = conn.scalar(select(func.count()).select_from(t.rounds).where(t.rounds.c.status == "done"))
+    return int(done or 0)
+
+
+def insert_predictions(conn: Connection, round_number: int, rows: Sequence[tuple[int, str, float]]) -> None:
+    if not rows:
+        return
+    ids = class_ids(conn)
+    conn.execute(
+        insert(t.predictions),
+        [
+            {"round_number": round_number, "image_id": iid, "class_id": ids[name], "confidence": float(conf)}
+            for iid, name, conf in rows
+        ],
+    )
