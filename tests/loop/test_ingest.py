@@ -129,17 +129,17 @@ def test_bad_split(classes_store: Store, sample: Path) -> None:
 KILLER = textwrap.dedent(
     """
     import os, sys
-    import activelab.store.store as st
+    import activelab.store.events as st
     from activelab.loop.ingest import import_images
     from activelab.store import open_store
     calls = {"n": 0}
-    original = st._event
+    original = st.event_row
     def dying_event(*args, **kwargs):
         calls["n"] += 1
         if calls["n"] == int(sys.argv[3]):
             os._exit(137)  # killed inside a write transaction
         return original(*args, **kwargs)
-    st._event = dying_event
+    st.event_row = dying_event
     report = sys.argv[4] if len(sys.argv) > 4 else None
     import_images(open_store(sys.argv[1]), sys.argv[2], batch_size=50, report_path=report)
     """

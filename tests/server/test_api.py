@@ -302,7 +302,7 @@ def test_a_version_1_store_is_upgraded(tmp_path: Path) -> None:
     store.close()
     store = open_store(url)
     with store._read() as conn:
-        assert ensure_schema(conn, url, create=False) == SCHEMA_VERSION == 3
+        assert ensure_schema(conn, url, create=False) == SCHEMA_VERSION == 4
     store.set_service_state("trainer", {"state": "idle"})
     assert store.service_state("trainer") == {"state": "idle"}
     store.close()
