@@ -103,3 +103,6 @@ def test_task_defaults_to_classification_and_is_checked(tmp_path: Path) -> None:
     assert "task: classification" in (tmp_path / SETTINGS_FILE).read_text()
     with pytest.raises(InputError, match=r"settings: task: unknown task 'detection.*; known: classification"):
         parse_settings({"task": "detection"})
+    with pytest.raises(InputError, match=r"init_project: task: unknown task 'detection"):
+        init_project(tmp_path / "new", [], task="detection")
+    assert not (tmp_path / "new").exists()

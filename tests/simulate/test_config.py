@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -12,14 +13,15 @@ def test_yaml_unknown_key_names_file_key_and_fix(tmp_path: Path) -> None:
     f.write_text("dataset: digits\nstrategy: [random]\nbudget: 50\n")
     with pytest.raises(ConfigError) as e:
         SimulationConfig.from_yaml(f)
-    msg = str(e.value)
-    assert str(f) in msg and "'strategy'" in msg and "did you mean 'strategies'" in msg
+    assert str(e.value).startswith(
+        f"unknown key 'strategy' in {f}; did you mean 'strategies'? Known keys: task, dataset,"
+    )
 
 
 def test_yaml_bad_value(tmp_path: Path) -> None:
     f = tmp_path / "sim.yaml"
     f.write_text("k: ten\n")
-    with pytest.raises(ConfigError, match="k: must be an integer"):
+    with pytest.raises(ConfigError, match=r"sim.yaml: k: Input should be a valid integer"):
         SimulationConfig.from_yaml(f)
 
 
@@ -53,3 +55,66 @@ def test_unknown_strategy_and_bad_cold_start() -> None:
         SimulationConfig(strategies=["nope"]).check_strategies()
     with pytest.raises(ConfigError, match="before the first label"):
         SimulationConfig(initial="margin").check_strategies()
+
+
+def test_old_key_names_still_read_and_suggested(tmp_path: Path) -> None:
+    f = tmp_path / "sim.yaml"
+    f.write_text("batch_size: 5\npath: full\n")
+    cfg = SimulationConfig.from_yaml(f)
+    assert (cfg.k, cfg.mode) == (5, "finetune")
+    assert SimulationConfig(batch_size=4, path="fast").to_dict()["k"] == 4
+    assert SimulationConfig(mode="fast").mode == "frozen"
+    with pytest.raises(
+        ConfigError, match=r"unknown key 'batchsize' in command line; did you mean 'k' \(formerly 'batch_size'\)\?"
+    ):
+        SimulationConfig.from_dict({"batchsize": 5}, source="command line")
+    with pytest.raises(ConfigError, match="both 'batch_size' and 'k' are given; keep only 'k'"):
+        SimulationConfig(batch_size=4, k=5)
+
+
+def test_written_config_uses_new_names_and_reads_back(tmp_path: Path) -> None:
+    cfg = SimulationConfig(k=7, mode="finetune", model="small_cnn", seeds=[3])
+    text = cfg.to_yaml()
+    assert "k: 7" in text and "mode: finetune" in text and "batch_size" not in text and "path:" not in text
+    f = tmp_path / "sim.yaml"
+    f.write_text(text)
+    assert SimulationConfig.from_yaml(f) == cfg
+
+
+def test_json_config_file_loads(tmp_path: Path) -> None:
+    f = tmp_path / "sim.json"
+    f.write_text(json.dumps({"dataset": "digits", "strategies": ["random"], "k": 5, "budget": 30}))
+    cfg = SimulationConfig.from_yaml(f)
+    assert (cfg.strategies, cfg.k, cfg.budget, cfg.n_rounds) == (["random"], 5, 30, 2)
+
+
+def test_results_hash_unchanged_by_the_renames() -> None:
+    """Results folders written before ``k``/``mode`` (hashed as batch_size/path) are still found."""
+    assert SimulationConfig().config_hash() == "c7a290fef860"
+    assert SimulationConfig(k=5, mode="finetune", head="mlp").config_hash() == "f3e5b05ffe24"
+    assert SimulationConfig(batch_size=5, path="full", head="mlp").config_hash() == "f3e5b05ffe24"
+
+
+def test_task_is_checked_and_only_hashed_when_not_the_default() -> None:
+    assert SimulationConfig(task="classification").config_hash() == "c7a290fef860"
+    with pytest.raises(ConfigError, match=r"config: task: unknown task 'detection.*; known: classification"):
+        SimulationConfig(task="detection")
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"budget": 10, "initial_size": 20}, "config: budget: the budget (10) is smaller than the initial set (20)"),
+        ({"strategies": ["random", "random"]}, "config: strategies: lists an entry twice: ['random', 'random']"),
+        ({"strategies": []}, "config: strategies: List should have at least 1 item"),
+        ({"seeds": [-1]}, "config: seeds.0: Input should be greater than or equal to 0"),
+        ({"targets": [1.5]}, "config: targets.0: Input should be less than or equal to 1"),
+        ({"trackers": ["comet"]}, "config: trackers.0: Input should be 'tensorboard', 'mlflow' or 'wandb'"),
+        ({"strategy_params": {"bald": {}}}, "config: strategy_params: has parameters for ['bald']"),
+        ({"head": "svm"}, "config: head: Input should be 'logreg' or 'mlp'"),
+    ],
+)
+def test_bad_values_name_the_key(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as e:
+        SimulationConfig(**kwargs)
+    assert str(e.value).startswith(message)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from activelab.exceptions import InputError, NotFoundError
-from activelab.loop.settings import DEFAULT_TASK, SETTINGS_FILE, Settings, load_settings, save_settings
+from activelab.loop.settings import DEFAULT_TASK, SETTINGS_FILE, Settings, load_settings, parse_settings, save_settings
 from activelab.store import Store, open_store
 
 DEFAULT_DB_FILE = "activelab.db"
@@ -60,8 +60,11 @@ def init_project(
     settings_path = root / SETTINGS_FILE
     if settings_path.exists():
         raise InputError(f"{root} is already an activelab project ({settings_path} exists); use it as it is")
+    settings = parse_settings(
+        {"name": name or root.resolve().name, "db": db or f"sqlite:///{DEFAULT_DB_FILE}", "task": task},
+        source="init_project",
+    )
     root.mkdir(parents=True, exist_ok=True)
-    settings = Settings(name=name or root.resolve().name, db=db or f"sqlite:///{DEFAULT_DB_FILE}", task=task)
     store = open_store(resolve_db_url(root, settings.db), create=True)
     try:
         store.add_classes(classes)

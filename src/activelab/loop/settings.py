@@ -31,6 +31,7 @@ def _mode_from_old_name(value: Any) -> Any:
 #: ``frozen``: train a light head on cached embeddings of a frozen backbone; ``finetune``: train the whole network
 Mode = Annotated[Literal["frozen", "finetune"], BeforeValidator(_mode_from_old_name)]
 Head = Literal["logreg", "mlp"]
+PositiveInt = Annotated[int, Field(ge=1)]
 
 
 class Section(BaseModel):
@@ -99,7 +100,7 @@ class ActiveLearnerSettings(Section):
         description="Orders a fresh project's queue before any label "
         "exists; must need no trained model (docs/strategies.md, 'Cold start').",
     )
-    k: int = Field(50, ge=1, description="Labels per round: how many images a round selects.")
+    k: PositiveInt = Field(50, description="Labels per round: how many images a round selects.")
     retrain_every: int = Field(20, ge=1)
     eval_fraction: float = Field(0.2, ge=0, lt=1)
     seed: int = 0
@@ -141,8 +142,9 @@ def describe_validation_error(exc: ValidationError, model: type[BaseModel], sour
         if err["type"] == "extra_forbidden":
             problems.append(_unknown_key(model, loc, source))
         else:
+            key = ".".join(loc)
             msg = str(err["msg"]).removeprefix("Value error, ")
-            problems.append(f"{source}: {'.'.join(loc) or 'value'}: {msg}")
+            problems.append(f"{source}: {key}: {msg}" if key else f"{source}: {msg}")
     return "; ".join(problems)
 
 
@@ -154,9 +156,15 @@ def _unknown_key(model: type[BaseModel], loc: list[str], source: str) -> str:
             break
         model = inner
     known = list(model.model_fields)
+    renamed: dict[str, str] = getattr(model, "renamed", {})
     where = f"{source} (section {'.'.join(sections)!r})" if sections else source
-    close = difflib.get_close_matches(key, known, n=1)
-    hint = f"; did you mean {close[0]!r}?" if close else ""
+    close = difflib.get_close_matches(key, known + list(renamed), n=1)
+    if not close:
+        hint = ""
+    elif close[0] in renamed:
+        hint = f"; did you mean {renamed[close[0]]!r} (formerly {close[0]!r})?"
+    else:
+        hint = f"; did you mean {close[0]!r}?"
     return f"unknown key {key!r} in {where}{hint} Known keys: {', '.join(known)}"
 
 

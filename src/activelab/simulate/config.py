@@ -1,4 +1,4 @@
-"""The configuration of a simulation: one dataclass, read from flags, a dict or a YAML file.
+"""The configuration of a simulation: one pydantic model, read from flags, a dict or a YAML (or JSON) file.
 
 Unknown keys and wrong types raise :class:`ConfigError` naming the file, the key and
 the fix. ``config_hash`` keys the results folder on everything that changes results
@@ -8,21 +8,35 @@ lists: adding a strategy or a seed reuses the folder and runs only what is new.
 
 from __future__ import annotations
 
-import dataclasses
-import difflib
 import hashlib
 import json
 import math
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from activelab.exceptions import InputError
-from activelab.loop.settings import OLD_MODE_NAMES, check_task, read_yaml_mapping
-
-#: keys renamed in 0.x (old -> new), still read
-RENAMED = {"batch_size": "k", "path": "mode"}
+from activelab.loop.settings import (
+    DEFAULT_TASK,
+    OLD_MODE_NAMES,
+    Head,
+    Mode,
+    PositiveInt,
+    Section,
+    check_task,
+    describe_validation_error,
+    read_yaml_mapping,
+)
 
 #: how the initial set can be chosen besides a cold-start strategy name
 INITIAL_RANDOM = ("balanced", "random")
@@ -32,153 +46,101 @@ class ConfigError(InputError):
     """A simulation config with an unknown key or a bad value."""
 
 
-@dataclass
-class SimulationConfig:
+def _split_commas(kind: type) -> BeforeValidator:
+    """Accept ``"a,b"`` (a command-line flag) or one number where a list is expected."""
+
+    def split(value: Any) -> Any:
+        if isinstance(value, str):
+            parts = [part.strip() for part in value.split(",") if part.strip()]
+            try:
+                return [kind(part) for part in parts]
+            except ValueError:
+                raise ValueError(f"{value!r} is not a comma-separated list of {kind.__name__}") from None
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and kind is not str:
+            return [value]
+        return value
+
+    return BeforeValidator(split)
+
+
+def _unique(value: list[Any]) -> list[Any]:
+    if len(set(value)) != len(value):
+        raise ValueError(f"lists an entry twice: {value}")
+    return value
+
+
+class SimulationConfig(Section):
     """Everything a simulation needs; see docs/simulation.md for each key.
 
-    Exactly one of ``rounds`` / ``budget`` may be left None (both set: stop at the
-    first reached). ``budget`` counts every label, the initial set included.
+    Shares its validation, key vocabulary (``mode``, ``head``, ``k``) and messages with
+    the project settings (:mod:`activelab.loop.settings`). Exactly one of ``rounds`` /
+    ``budget`` may be left None (both set: stop at the first reached). ``budget`` counts
+    every label, the initial set included.
     """
 
-    dataset: str = "digits"
-    task: str = "classification"
-    pool_limit: int | None = None
-    eval_limit: int | None = None
-    strategies: list[str] = field(default_factory=lambda: ["random", "entropy", "margin"])
-    strategy_params: dict[str, dict[str, Any]] = field(default_factory=dict)
-    initial: str = "balanced"
-    initial_size: int = 20
-    k: int = 10
-    rounds: int | None = None
-    budget: int | None = 200
-    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    model_config = ConfigDict(protected_namespaces=())  # allows the model_options key
+    renamed: ClassVar[dict[str, str]] = {"batch_size": "k", "path": "mode"}
+
+    task: str = DEFAULT_TASK
+    dataset: str = Field("digits", min_length=1)
+    pool_limit: PositiveInt | None = None
+    eval_limit: PositiveInt | None = None
+    strategies: Annotated[list[Annotated[str, Field(min_length=1)]], _split_commas(str), AfterValidator(_unique)] = (
+        Field(default_factory=lambda: ["random", "entropy", "margin"], min_length=1)
+    )
+    strategy_params: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    initial: str = Field("balanced", min_length=1)
+    initial_size: PositiveInt = 20
+    k: PositiveInt = 10
+    rounds: PositiveInt | None = None
+    budget: PositiveInt | None = 200
+    seeds: Annotated[list[Annotated[int, Field(ge=0)]], _split_commas(int), AfterValidator(_unique)] = Field(
+        default_factory=lambda: [0, 1, 2], min_length=1
+    )
     model: str = "efficientnet_lite0"
-    mode: str | None = None
-    head: str | None = None
-    image_size: int | None = None
-    model_options: dict[str, Any] = field(default_factory=dict)
-    mc_samples: int = 10
-    pool_subset: int | None = None
+    mode: Mode | None = None
+    head: Head | None = None
+    image_size: PositiveInt | None = None
+    model_options: dict[str, Any] = Field(default_factory=dict)
+    mc_samples: PositiveInt = 10
+    pool_subset: PositiveInt | None = None
     device: str | None = None
-    threads: int | None = None
-    targets: list[float] = field(default_factory=lambda: [0.8, 0.9])
+    threads: PositiveInt | None = None
+    targets: Annotated[list[Annotated[float, Field(gt=0, le=1)]], _split_commas(float)] = Field(
+        default_factory=lambda: [0.8, 0.9]
+    )
     output: str = "simulations"
     cache_dir: str | None = None
     plots: bool = True
     tsne: bool = True
-    tsne_points: int = 2000
+    tsne_points: int = Field(2000, ge=10)
     tensorboard: str | None = None
-    trackers: list[str] = field(default_factory=list)
+    trackers: list[Literal["tensorboard", "mlflow", "wandb"]] = Field(default_factory=list)
 
-    def __post_init__(self) -> None:
-        self.validate()
+    def __init__(self, _source: str = "config", /, **data: Any) -> None:
+        """Validate ``data``; a problem raises :class:`ConfigError` naming ``_source`` (a file, "command line")."""
+        try:
+            super().__init__(**data)
+        except ValidationError as exc:
+            raise ConfigError(describe_validation_error(exc, type(self), _source)) from None
 
-    # ------------------------------------------------------------------ checks
-    def validate(self, source: str = "config") -> None:
-        def fail(key: str, msg: str) -> None:
-            raise ConfigError(f"{source}: {key}: {msg}")
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, value: str) -> str:
+        return check_task(value)
 
-        def pos_int(key: str, minimum: int = 1, optional: bool = False) -> None:
-            v = getattr(self, key)
-            if v is None and optional:
-                return
-            if not isinstance(v, int) or isinstance(v, bool) or v < minimum:
-                fail(key, f"must be an integer >= {minimum}, got {v!r}")
-
-        if not isinstance(self.dataset, str) or not self.dataset:
-            fail("dataset", f"must be a dataset name or folder, got {self.dataset!r}")
-        for key in (
-            "pool_limit",
-            "eval_limit",
-            "rounds",
-            "budget",
-            "image_size",
-            "threads",
-            "pool_subset",
-        ):
-            pos_int(key, optional=True)
-        pos_int("initial_size")
-        pos_int("k")
-        pos_int("mc_samples")
-        pos_int("tsne_points", 10)
+    @model_validator(mode="after")
+    def _consistent(self) -> SimulationConfig:
         if self.rounds is None and self.budget is None:
-            fail(
-                "rounds",
-                "set rounds (acquisition rounds) or budget (total labels), or both",
-            )
+            raise ValueError("rounds: set rounds (acquisition rounds) or budget (total labels), or both")
         if self.budget is not None and self.budget < self.initial_size:
-            fail(
-                "budget",
-                f"the budget ({self.budget}) is smaller than the initial set ({self.initial_size})",
-            )
-        if (
-            not isinstance(self.strategies, list)
-            or not self.strategies
-            or not all(isinstance(s, str) and s for s in self.strategies)
-        ):
-            fail(
-                "strategies",
-                f"must be a non-empty list of strategy names, got {self.strategies!r}",
-            )
-        if len(set(self.strategies)) != len(self.strategies):
-            fail("strategies", f"lists a strategy twice: {self.strategies}")
-        if not isinstance(self.strategy_params, dict) or not all(
-            isinstance(v, dict) for v in self.strategy_params.values()
-        ):
-            fail(
-                "strategy_params",
-                "must map strategy names to dicts of parameters, e.g. {coreset: {metric: cosine}}",
+            raise ValueError(
+                f"budget: the budget ({self.budget}) is smaller than the initial set ({self.initial_size})"
             )
         extra = sorted(set(self.strategy_params) - set(self.strategies) - {self.initial})
         if extra:
-            fail(
-                "strategy_params",
-                f"has parameters for {extra}, which are not in strategies",
-            )
-        if (
-            not isinstance(self.seeds, list)
-            or not self.seeds
-            or not all(isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in self.seeds)
-        ):
-            fail(
-                "seeds",
-                f"must be a non-empty list of non-negative integers, got {self.seeds!r}",
-            )
-        if len(set(self.seeds)) != len(self.seeds):
-            fail("seeds", f"lists a seed twice: {self.seeds}")
-        self.mode = OLD_MODE_NAMES.get(self.mode, self.mode) if isinstance(self.mode, str) else self.mode
-        if self.mode not in (None, "frozen", "finetune"):
-            fail("mode", f"must be 'frozen' or 'finetune', got {self.mode!r}")
-        try:
-            check_task(self.task)
-        except InputError as e:
-            fail("task", str(e))
-        if self.head not in (None, "logreg", "mlp"):
-            fail("head", f"must be 'logreg' or 'mlp', got {self.head!r}")
-        if not isinstance(self.model_options, dict):
-            fail(
-                "model_options",
-                f"must be a mapping of model options, got {self.model_options!r}",
-            )
-        if not isinstance(self.targets, list) or not all(
-            isinstance(t, (int, float)) and not isinstance(t, bool) and 0 < t <= 1 for t in self.targets
-        ):
-            fail(
-                "targets",
-                f"must be a list of accuracies in (0, 1], e.g. [0.8, 0.9]; got {self.targets!r}",
-            )
-        if not isinstance(self.trackers, list) or not all(
-            t in ("tensorboard", "mlflow", "wandb") for t in self.trackers
-        ):
-            fail(
-                "trackers",
-                f"must be a list of tensorboard, mlflow, wandb; got {self.trackers!r}",
-            )
-        if not isinstance(self.initial, str) or not self.initial:
-            fail(
-                "initial",
-                f"must be 'balanced', 'random' or a cold-start strategy name, got {self.initial!r}",
-            )
+            raise ValueError(f"strategy_params: has parameters for {extra}, which are not in strategies")
+        return self
 
     def check_strategies(self) -> None:
         """Fail early on unknown strategy names (needs the strategy registry)."""
@@ -218,7 +180,8 @@ class SimulationConfig:
         return k
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Every key with its value, as a YAML or JSON file would hold it."""
+        return self.model_dump(mode="json")
 
     def result_fields(self) -> dict[str, Any]:
         """The fields that change a (strategy, seed) run's results."""
@@ -267,42 +230,13 @@ class SimulationConfig:
 
     # ------------------------------------------------------------------ reading
     @classmethod
-    def from_dict(cls, data: dict[str, Any], *, source: str = "config") -> SimulationConfig:
-        """Build from a mapping; unknown keys raise naming the closest known key."""
+    def from_dict(cls, data: Any, *, source: str = "config") -> SimulationConfig:
+        """Build from a mapping (old key names accepted); errors name ``source``, the key and the closest known key."""
         if not isinstance(data, dict):
             raise ConfigError(
                 f"{source}: expected a mapping of keys to values at the top level, got {type(data).__name__}"
             )
-        known = [f.name for f in dataclasses.fields(cls)]
-        data = {RENAMED.get(key, key): value for key, value in data.items()}
-        for key in data:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                raise ConfigError(f"{source}: unknown key {key!r}{hint} Known keys: {', '.join(known)}")
-        data = dict(data)
-        for key in ("strategies", "seeds", "targets", "trackers"):
-            v = data.get(key)
-            if isinstance(v, str):
-                data[key] = _split(
-                    v,
-                    int if key == "seeds" else float if key == "targets" else str,
-                    source,
-                    key,
-                )
-            elif isinstance(v, (int, float)) and not isinstance(v, bool) and key in ("seeds", "targets"):
-                data[key] = [v]
-        cfg = cls.__new__(cls)
-        for f in dataclasses.fields(cls):
-            if f.name in data:
-                value = data[f.name]
-            elif f.default is not dataclasses.MISSING:
-                value = f.default
-            else:
-                value = f.default_factory()  # type: ignore[misc,operator]
-            setattr(cfg, f.name, value)
-        cfg.validate(source)
-        return cfg
+        return cls(source, **{str(key): value for key, value in data.items()})
 
     @classmethod
     def from_yaml(cls, path: str | os.PathLike[str], **overrides: Any) -> SimulationConfig:
@@ -319,16 +253,3 @@ class SimulationConfig:
         import yaml
 
         return str(yaml.safe_dump(self.to_dict(), sort_keys=False))
-
-
-def _split(text: str, kind: type, source: str, key: str) -> list[Any]:
-    out = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            out.append(kind(part))
-        except ValueError:
-            raise ConfigError(f"{source}: {key}: {part!r} is not a valid {kind.__name__}") from None
-    return out
