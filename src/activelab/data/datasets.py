@@ -11,6 +11,13 @@
 
 The pool's labels live apart from ``pool.csv`` so that importing the pool leaves something
 to label, which is the point of active learning.
+
+``fashion-pairs`` is the multi-label set, built offline from the bundled sample: each
+56x28 image puts two sample items side by side (pool pairs from the sample's pool, eval
+pairs from its eval split, so no eval item is seen in training) and is labeled with both
+classes, or one when both items share it. Its tables hold a ``labels`` column instead of
+``label``, the class names sorted and joined by ``|`` (``bag|shirt``); ``seed.csv`` holds the
+first ``seed_per_class`` pool images containing each class.
 """
 
 from __future__ import annotations
@@ -53,6 +60,11 @@ FASHION_MNIST_CLASSES = [
 ]
 DIGITS_CLASSES = [str(d) for d in range(10)]
 SAMPLE = "fashion-mnist-sample"
+PAIRS = "fashion-pairs"
+#: pool and eval images ``fashion-pairs`` writes unless ``limit`` / ``eval_limit`` say otherwise
+PAIRS_SIZES = {"pool": 1000, "eval": 300}
+#: the separator of the class names in a ``fashion-pairs`` ``labels`` cell
+LABEL_SEP = "|"
 #: old names still accepted by ``fetch_dataset``
 ALIASES = {"sample": SAMPLE}
 #: labeled pool images per class written to ``seed.csv`` unless asked otherwise
@@ -71,6 +83,8 @@ class DatasetInfo:
     source: str
     available: bool
     how_to_get: str
+    #: the task its labels are for (``activelab.tasks``): one class per image, or a set of classes
+    task: str = "classification"
 
 
 def fashion_mnist_dir() -> Path:
@@ -129,7 +143,7 @@ _LOADERS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     "digits": load_digits_arrays,
 }
 _CLASSES = {"fashion-mnist": FASHION_MNIST_CLASSES, "digits": DIGITS_CLASSES}
-DATASET_NAMES = (*_LOADERS, SAMPLE)
+DATASET_NAMES = (*_LOADERS, SAMPLE, PAIRS)
 
 
 def list_datasets() -> list[DatasetInfo]:
@@ -157,6 +171,16 @@ def list_datasets() -> list[DatasetInfo]:
             "bundled with activelab (a Fashion-MNIST sample)",
             (sample / "pool.csv").is_file(),
             "ships with activelab",
+        ),
+        DatasetInfo(
+            PAIRS,
+            FASHION_MNIST_CLASSES,
+            PAIRS_SIZES["pool"],
+            PAIRS_SIZES["eval"],
+            f"built from {SAMPLE}: two items side by side, labeled with both classes",
+            (sample / "pool.csv").is_file(),
+            "ships with activelab",
+            task="multilabel",
         ),
     ]
 
@@ -189,6 +213,10 @@ def fetch_dataset(
     dest = Path(dest)
     rng = np.random.default_rng(seed)
     limits = {"pool": limit, "eval": limit if eval_limit is None else eval_limit}
+    if name == PAIRS:
+        pairs = {split: _write_pairs(dest, split, lim, rng, progress) for split, lim in limits.items()}
+        _write_pair_tables(dest, pairs["pool"], pairs["eval"], seed_per_class)
+        return dest
     if name == SAMPLE:
         tables = {split: _copy_sample_split(dest, split, lim, rng, progress) for split, lim in limits.items()}
     else:
@@ -262,3 +290,38 @@ def _copy_sample_split(
     for rel in track(table["filepath"], progress, f"copying {split} images", total=len(table), unit="img"):
         shutil.copyfile(src / rel, dest / rel)
     return table
+
+
+def _write_pairs(
+    dest: Path, split: str, limit: int | None, rng: np.random.Generator, progress: Progress
+) -> pd.DataFrame:
+    """Write ``split/<n>.png``: two distinct bundled ``split`` items side by side; return ``filepath``, ``labels``."""
+    n = PAIRS_SIZES[split] if limit is None else limit
+    if n < 1:
+        raise InputError(f"limit must be at least 1, got {n}")
+    src = sample_dir()
+    if not (src / f"{split}.csv").is_file():
+        raise NotFoundError(f"the bundled sample is missing from {src}; reinstall activelab")
+    items = pd.read_csv(src / f"{split}.csv")
+    pixels = np.stack([np.asarray(Image.open(src / rel).convert("L")) for rel in items["filepath"]])
+    classes = items["label"].to_numpy()
+    (dest / split).mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i in track(range(n), progress, f"writing {split} pairs", total=n, unit="img"):
+        left, right = rng.choice(len(items), size=2, replace=False)
+        rel = f"{split}/{i:05d}.png"
+        Image.fromarray(np.hstack([pixels[left], pixels[right]]), mode="L").save(dest / rel, optimize=True)
+        rows.append((rel, LABEL_SEP.join(sorted({classes[left], classes[right]}))))
+    return pd.DataFrame(rows, columns=["filepath", "labels"])
+
+
+def _write_pair_tables(dest: Path, answers: pd.DataFrame, evals: pd.DataFrame, seed_per_class: int) -> None:
+    """Like :func:`_write_tables` for a ``labels`` column; the seed takes the first images containing each class."""
+    answers[["filepath"]].to_csv(dest / "pool.csv", index=False)
+    sets = [set(cell.split(LABEL_SEP)) for cell in answers["labels"]]
+    seed = np.zeros(len(answers), dtype=bool)
+    for name in FASHION_MNIST_CLASSES:
+        seed[np.flatnonzero([name in labels for labels in sets])[:seed_per_class]] = True
+    answers[seed].to_csv(dest / "seed.csv", index=False)
+    answers.to_csv(dest / "answers.csv", index=False)
+    evals.to_csv(dest / "eval.csv", index=False)
