@@ -10,7 +10,8 @@ import pytest
 from activelab.exceptions import InputError
 from activelab.loop.export import export_labels
 from activelab.loop.ingest import import_images
-from activelab.store import Store
+from activelab.store import Store, open_store, sqlite_url
+from activelab.tasks import get_task
 
 
 @pytest.fixture
@@ -100,3 +101,71 @@ def test_class_names_sharing_a_folder_name_get_distinct_folders(store: Store, sa
     mapping = pd.read_csv(out / "classes.csv", dtype=str).set_index("folder")["class"].to_dict()
     assert mapping == {"cat_x": "cat_x", "cat_x-2": "cat/x", "_=cmd_' _C calc'!A0": "'" + FORMULA}
     assert sorted(mapping) == folders
+
+
+# ------------------------------------------------------------------ multi-label
+
+ML_CLASSES = ["bag", "dress", "shirt"]
+
+
+@pytest.fixture
+def multilabeled(store: Store, sample: Path) -> Store:
+    store.add_classes(ML_CLASSES)
+    paths = sorted((sample / "pool").glob("*.png"))[:4]
+    table = pd.DataFrame({"filepath": [str(p) for p in paths], "label": ["bag|shirt", "dress", "shirt", ""]})
+    import_images(store, table, task=get_task("multilabel"), author="ann")
+    return store
+
+
+def _payloads(store: Store) -> dict[str, object]:
+    hashes = {img.id: img.sha256 for img in store.images()}
+    return {hashes[iid]: cur.payload for iid, cur in store.current_annotations().items()}
+
+
+def test_multilabel_table_joins_classes_and_adds_flag_columns(multilabeled: Store, tmp_path: Path) -> None:
+    task = get_task("multilabel")
+    multilabeled.add_annotations([(multilabeled.images()[3].id, [])], author="rev", source="correction")
+    frame = pd.read_csv(export_labels(multilabeled, tmp_path / "l.csv", task=task, sep=";"), keep_default_na=False)
+    assert frame.label.tolist() == ["bag;shirt", "dress", "shirt", ""]
+    assert frame[ML_CLASSES].values.tolist() == [[1, 0, 1], [0, 1, 0], [0, 0, 1], [0, 0, 0]]
+    for fmt, out, options in [
+        ("csv", tmp_path / "l.csv", {"class_cols": "*"}),
+        ("parquet", tmp_path / "l.parquet", {"class_cols": ML_CLASSES}),
+    ]:
+        export_labels(multilabeled, out, fmt=fmt, task=task)
+        again = open_store(sqlite_url(tmp_path / f"{fmt}.db"))
+        again.add_classes(ML_CLASSES)
+        report = import_images(again, out, task=task, **options)
+        assert (report.added, report.labeled) == (4, 4)
+        assert _payloads(again) == _payloads(multilabeled)
+        again.close()
+
+
+def test_multilabel_label_column_round_trip(multilabeled: Store, tmp_path: Path) -> None:
+    task = get_task("multilabel")
+    out = export_labels(multilabeled, tmp_path / "l.csv", task=task)
+    again = open_store(sqlite_url(tmp_path / "again.db"))
+    again.add_classes(ML_CLASSES)
+    import_images(again, out, task=task)
+    assert _payloads(again) == _payloads(multilabeled)
+    again.close()
+
+
+def test_multilabel_imagefolder_copies_into_each_class_and_reads_back(multilabeled: Store, tmp_path: Path) -> None:
+    out = export_labels(multilabeled, tmp_path / "tree", fmt="imagefolder")
+    counts = {d.name: len(list(d.iterdir())) for d in sorted((out / "train").iterdir())}
+    assert counts == {"bag": 1, "dress": 1, "shirt": 2}
+    again = open_store(sqlite_url(tmp_path / "again.db"))
+    again.add_classes(ML_CLASSES)
+    report = import_images(again, out / "train", fmt="imagefolder", task=get_task("multilabel"))
+    assert (report.added, report.labeled) == (3, 3) and _payloads(again) == _payloads(multilabeled)
+    again.close()
+    multilabeled.add_annotations([(multilabeled.images()[3].id, [])], author="rev", source="human")
+    with pytest.raises(InputError, match="none of the classes.*export a table"):
+        export_labels(multilabeled, tmp_path / "tree2", fmt="imagefolder")
+
+
+def test_class_named_like_an_export_column_is_refused_for_flag_columns(store: Store, tmp_path: Path) -> None:
+    store.add_classes(["split"])
+    with pytest.raises(InputError, match="class 'split' has the name of an export column"):
+        export_labels(store, tmp_path / "l.csv", task=get_task("multilabel"))

@@ -15,6 +15,7 @@ from PIL import Image
 from activelab.exceptions import InputError
 from activelab.loop.ingest import import_images
 from activelab.store import Store, open_store, sqlite_url
+from activelab.tasks import get_task
 
 CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
 
@@ -201,3 +202,134 @@ def test_exif_rotated_image_is_stored_as_displayed_with_its_format(classes_store
     stored = {Path(i.path).name: i for i in classes_store.images()}
     assert (stored["rotated.jpg"].width, stored["rotated.jpg"].height) == (20, 40)
     assert (stored["rotated.jpg"].format, stored["named-as-html.html"].format) == ("JPEG", "PNG")
+
+
+# ------------------------------------------------------------------ multi-label
+
+ML_CLASSES = ["bag", "dress", "shirt"]
+
+
+@pytest.fixture
+def ml_store(store: Store) -> Store:
+    store.add_classes(ML_CLASSES)
+    return store
+
+
+@pytest.fixture
+def pngs(sample: Path) -> list[Path]:
+    return sorted((sample / "pool").glob("*.png"))[:4]
+
+
+def _annotations(store: Store) -> dict[str, object]:
+    names = {img.id: Path(img.path).name for img in store.images()}
+    return {names[iid]: cur.payload for iid, cur in store.current_annotations().items()}
+
+
+def test_multilabel_cells_split_on_the_separator(ml_store: Store, pngs: list[Path], tmp_path: Path) -> None:
+    table = pd.DataFrame({"filepath": [str(p) for p in pngs], "label": ["shirt;bag", " dress ", "", "bag;shirt;bag"]})
+    report = import_images(ml_store, table, task=get_task("multilabel"), label_sep=";", report_path=tmp_path / "r.csv")
+    assert (report.seen, report.added, report.labeled) == (4, 4, 3)
+    assert _annotations(ml_store) == {
+        pngs[0].name: ["bag", "shirt"],
+        pngs[1].name: ["dress"],
+        pngs[3].name: ["bag", "shirt"],
+    }
+    assert pd.read_csv(tmp_path / "r.csv", keep_default_na=False).label.tolist() == [
+        "bag;shirt",
+        "dress",
+        "",
+        "bag;shirt",
+    ]
+
+
+def test_multilabel_unknown_class_duplicate_and_conflicting_set(ml_store: Store, pngs: list[Path]) -> None:
+    task = get_task("multilabel")
+    first = pd.DataFrame({"filepath": [str(pngs[0]), str(pngs[1])], "label": ["bag|shirt", "bag|hat"]})
+    report = import_images(ml_store, first, task=task)
+    assert (report.added, report.labeled, dict(report.rejected)) == (1, 1, {"unknown_class": 1})
+    again = pd.DataFrame({"filepath": [str(pngs[0]), str(pngs[0])], "label": ["shirt|bag", "dress"]})
+    report = import_images(ml_store, again, task=task)
+    assert (report.added, report.labeled, report.duplicates, report.label_conflicts) == (0, 0, 1, 1)
+    assert _annotations(ml_store) == {pngs[0].name: ["bag", "shirt"]}
+    added = import_images(ml_store, first.assign(label=["", "bag|dress"]), task=task, add_classes=False)
+    assert (added.added, added.labeled) == (1, 1)
+    assert _annotations(ml_store)[pngs[1].name] == ["bag", "dress"]
+
+
+def test_multilabel_add_classes_creates_every_named_class(store: Store, pngs: list[Path]) -> None:
+    table = pd.DataFrame({"filepath": [str(pngs[0])], "label": ["sock|hat"]})
+    report = import_images(store, table, task=get_task("multilabel"), add_classes=True)
+    assert report.new_classes == ["hat", "sock"] and _annotations(store) == {pngs[0].name: ["hat", "sock"]}
+
+
+def test_class_columns_read_flags_and_keep_an_empty_set(ml_store: Store, pngs: list[Path], tmp_path: Path) -> None:
+    table = pd.DataFrame(
+        {
+            "filepath": [p.name for p in pngs[:3]],
+            "bag": ["1", "yes", "0"],
+            "shirt": ["TRUE", "no", "false"],
+            "dress": ["0", "1", "No"],
+            "note": ["x", "y", "z"],
+        }
+    )
+    for p in pngs[:3]:
+        shutil.copy(p, tmp_path / p.name)
+    table.to_csv(tmp_path / "flags.csv", index=False)
+    task = get_task("multilabel")
+    report = import_images(ml_store, tmp_path / "flags.csv", class_cols="*", task=task)
+    assert (report.added, report.labeled) == (3, 3)
+    assert _annotations(ml_store) == {pngs[0].name: ["bag", "shirt"], pngs[1].name: ["bag", "dress"], pngs[2].name: []}
+
+
+def test_class_column_with_a_bad_value_names_file_row_and_column(
+    ml_store: Store, pngs: list[Path], tmp_path: Path
+) -> None:
+    pd.DataFrame({"filepath": [str(p) for p in pngs[:2]], "bag": ["1", "maybe"]}).to_csv(
+        tmp_path / "f.csv", index=False
+    )
+    with pytest.raises(InputError, match=r"f\.csv, row 2, column 'bag': 'maybe' is not a class flag"):
+        import_images(ml_store, tmp_path / "f.csv", class_cols=["bag"], task=get_task("multilabel"))
+    with pytest.raises(InputError, match=r"no column\(s\) \['hat'\]"):
+        import_images(ml_store, tmp_path / "f.csv", class_cols=["hat"], task=get_task("multilabel"))
+
+
+def test_class_columns_in_a_single_label_project_are_refused_per_row(classes_store: Store, pngs: list[Path]) -> None:
+    table = pd.DataFrame({"filepath": [str(pngs[0])], "bag": [1], "shirt": [0]})
+    report = import_images(classes_store, table, class_cols=["bag", "shirt"])
+    assert (report.added, dict(report.rejected)) == (0, {"invalid_label": 1})
+
+
+def _tree(root: Path, layout: dict[str, list[Path]]) -> Path:
+    for cls, files in layout.items():
+        (root / cls).mkdir(parents=True)
+        for f in files:
+            shutil.copy(f, root / cls / f.name)
+    return root
+
+
+def test_image_under_several_class_folders_gets_all_of_them(ml_store: Store, pngs: list[Path], tmp_path: Path) -> None:
+    root = _tree(tmp_path / "tree", {"bag": [pngs[0], pngs[1]], "dress": [pngs[2]], "shirt": [pngs[0], pngs[2]]})
+    report = import_images(
+        ml_store, root, fmt="imagefolder", task=get_task("multilabel"), batch_size=1, report_path=tmp_path / "r.csv"
+    )
+    assert (report.seen, report.added, report.labeled, report.duplicates, report.label_conflicts) == (5, 3, 3, 0, 0)
+    assert _annotations(ml_store) == {
+        pngs[0].name: ["bag", "shirt"],
+        pngs[1].name: ["bag"],
+        pngs[2].name: ["dress", "shirt"],
+    }
+    rows = pd.read_csv(tmp_path / "r.csv")
+    assert rows.status.value_counts().to_dict() == {"added": 3, "merged": 2}
+    both = next(img.id for img in ml_store.images() if Path(img.path).name == pngs[0].name)
+    assert [ev.payload for ev in ml_store.label_history(both)] == [["bag", "shirt"]]  # one event, not one per folder
+    again = import_images(ml_store, root, fmt="imagefolder", task=get_task("multilabel"))
+    assert (again.added, again.labeled, again.duplicates, again.label_conflicts) == (0, 0, 3, 0)
+
+
+def test_single_label_image_under_two_class_folders_stays_a_conflict(
+    classes_store: Store, pngs: list[Path], tmp_path: Path
+) -> None:
+    root = _tree(tmp_path / "tree", {"bag": [pngs[0]], "shirt": [pngs[0]]})
+    report = import_images(classes_store, root, fmt="imagefolder")
+    assert (report.added, report.labeled, report.label_conflicts) == (1, 1, 1)
+    assert [cur.label for cur in classes_store.current_labels().values()] == ["bag"]

@@ -1,8 +1,15 @@
 """Exporting the current labels as a table or an ImageFolder tree.
 
-CSV cells that a spreadsheet would run as a formula are neutralised; parquet
-keeps the values raw. ImageFolder trees get one folder per class, with a
-``classes.csv`` mapping each folder back to its exact class name.
+The label column is each annotation as the project's task writes a table cell
+(a class name; several joined by ``sep`` for multi-label). Where the task trains
+on one 0/1 target per class (multi-label), the table also gets one such column per
+class, named by the class, so that "none of these classes" (an empty cell in
+the label column, which an import reads as unlabeled) survives a round trip
+through ``activelab import --class-columns '*'``. CSV cells that a spreadsheet
+would run as a formula are neutralised; parquet keeps the values raw.
+ImageFolder trees get one folder per class (an image with several classes is
+copied into each), with a ``classes.csv`` mapping each folder back to its exact
+class name.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ import pandas as pd
 
 from activelab.exceptions import InputError
 from activelab.store import Store
+from activelab.tasks import Task, get_task
 
 EXPORT_FORMATS = ("csv", "parquet", "imagefolder")
 EXPORT_COLUMNS = ["image_id", "filepath", "label", "split", "source", "author", "labeled_at", "round", "sha256"]
@@ -23,50 +31,100 @@ FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 CLASS_MAP_FILE = "classes.csv"
 
 
-def labels_frame(store: Store, *, include_eval: bool = False) -> pd.DataFrame:
-    """Current labels, one row per labeled image; the ``eval`` split only when asked."""
+def labels_frame(store: Store, *, include_eval: bool = False, task: Task | None = None, sep: str = "|") -> pd.DataFrame:
+    """Current labels, one row per labeled image; the ``eval`` split only when asked.
+
+    ``label`` is the task's cell text (default task: single-label classification);
+    a task whose targets are one 0/1 column per class adds those columns, named by class.
+    """
+    task = task or get_task("classification")
     images = {img.id: img for img in store.images()}
     rows = []
-    for iid, cur in store.current_labels().items():
+    payloads = []
+    for iid, cur in store.current_annotations().items():
         img = images[iid]
         if img.split == "eval" and not include_eval:
             continue
+        label = task.format(cur.payload, sep=sep)
         rows.append(
-            [iid, img.path, cur.label, img.split, cur.source, cur.author, cur.created_at, cur.round_index, img.sha256]
+            [iid, img.path, label, img.split, cur.source, cur.author, cur.created_at, cur.round_number, img.sha256]
         )
-    return pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+        payloads.append(cur.payload)
+    frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+    classes = [*store.class_names(), *store.retired_classes()]
+    targets = task.targets(payloads, classes)
+    if targets.ndim == 2:
+        clash = [name for name in classes if name in EXPORT_COLUMNS]
+        if clash:
+            raise InputError(
+                f"class {clash[0]!r} has the name of an export column ({', '.join(EXPORT_COLUMNS)}); "
+                "rename the class to export per-class columns"
+            )
+        flags = pd.DataFrame(targets.reshape(len(frame), len(classes)), columns=classes, index=frame.index)
+        frame = pd.concat([frame, flags.astype("int64")], axis=1)
+    return frame
 
 
-def export_labels(store: Store, out: str | Path, *, fmt: str = "csv", include_eval: bool = False) -> Path:
+def export_labels(
+    store: Store,
+    out: str | Path,
+    *,
+    fmt: str = "csv",
+    include_eval: bool = False,
+    task: Task | None = None,
+    sep: str = "|",
+) -> Path:
     """Write the current labels to ``out``; returns what was written.
 
-    ``csv``/``parquet`` write one table; in CSV, text cells that start like a
-    formula get a leading ``'``. ``imagefolder`` copies each labeled image to
-    ``out/train/<folder>/`` (and ``out/eval/<folder>/`` with ``include_eval``),
-    named ``<image id>_<original name>`` so names never clash; each class gets
-    its own folder and ``out/classes.csv`` maps ``folder`` to ``class``.
+    ``csv``/``parquet`` write one table (see :func:`labels_frame`); in CSV, text
+    cells that start like a formula get a leading ``'``. ``imagefolder`` copies
+    each labeled image to ``out/train/<folder>/`` (and ``out/eval/<folder>/``
+    with ``include_eval``), named ``<image id>_<original name>`` so names never
+    clash, once per class it carries; each class gets its own folder and
+    ``out/classes.csv`` maps ``folder`` to ``class``. An image labeled with none
+    of the classes has no folder to go to: such a project exports as a table.
     """
     if fmt not in EXPORT_FORMATS:
         raise InputError(f"--format must be one of {EXPORT_FORMATS}, got {fmt!r}")
-    frame = labels_frame(store, include_eval=include_eval)
+    task = task or get_task("classification")
     out = Path(out)
     if fmt == "imagefolder":
-        if out.exists() and any(out.iterdir()):
-            raise InputError(f"{out} is not empty; export an ImageFolder tree into a new folder")
-        folders = class_folders(sorted(set(frame.label)))
-        for row in frame.itertuples(index=False):
-            folder = out / ("eval" if row.split == "eval" else "train") / folders[row.label]
-            folder.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(row.filepath, folder / f"{row.image_id}_{Path(row.filepath).name}")
-        out.mkdir(parents=True, exist_ok=True)
-        mapping = pd.DataFrame({"folder": list(folders.values()), "class": list(folders.keys())})
-        neutralise_formulas(mapping).to_csv(out / CLASS_MAP_FILE, index=False)
-        return out
+        return _export_imagefolder(store, out, include_eval=include_eval)
+    frame = labels_frame(store, include_eval=include_eval, task=task, sep=sep)
     out.parent.mkdir(parents=True, exist_ok=True)
     if fmt == "csv":
         neutralise_formulas(frame).to_csv(out, index=False)
     else:
         frame.to_parquet(out, index=False)
+    return out
+
+
+def _export_imagefolder(store: Store, out: Path, *, include_eval: bool) -> Path:
+    if out.exists() and any(out.iterdir()):
+        raise InputError(f"{out} is not empty; export an ImageFolder tree into a new folder")
+    images = {img.id: img for img in store.images()}
+    placed: list[tuple[int, str, list[str]]] = []
+    for iid, cur in store.current_annotations().items():
+        img = images[iid]
+        if img.split == "eval" and not include_eval:
+            continue
+        names = [cur.payload] if isinstance(cur.payload, str) else list(cur.payload)
+        if not names:
+            raise InputError(
+                f"image {iid} ({img.path}) is labeled with none of the classes, which an ImageFolder tree "
+                "cannot hold; export a table (csv or parquet) instead"
+            )
+        placed.append((iid, img.path, names))
+    folders = class_folders(sorted({name for _, _, names in placed for name in names}))
+    for iid, path, names in placed:
+        split_dir = "eval" if images[iid].split == "eval" else "train"
+        for name in names:
+            folder = out / split_dir / folders[name]
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, folder / f"{iid}_{Path(path).name}")
+    out.mkdir(parents=True, exist_ok=True)
+    mapping = pd.DataFrame({"folder": list(folders.values()), "class": list(folders.keys())})
+    neutralise_formulas(mapping).to_csv(out / CLASS_MAP_FILE, index=False)
     return out
 
 
