@@ -16,8 +16,10 @@ from typing import Any
 from activelab.exceptions import InputError
 from activelab.loop.input_size import resolve_input_size
 from activelab.loop.project import Project
-from activelab.models import FastAdapter, create_model
+from activelab.loop.round import build_model, model_settings
+from activelab.models import FastAdapter
 from activelab.models.stream import ShardCallback, StreamReport, stream_embed
+from activelab.tasks import get_task
 
 BACKENDS = ("local", "ray")
 #: the backbone used for embeddings when the project's own model has no pretrained backbone
@@ -34,14 +36,18 @@ def embedding_model(project: Project, *, device: str | None = None) -> FastAdapt
     and recorded on first use when the settings leave it unset (:mod:`.input_size`).
     """
     m = project.settings.model
-    name = m.name if m.pretrained else FALLBACK_EMBEDDING_MODEL
-    adapter = create_model(
-        name,
-        path="fast",
+    frozen = model_settings(
+        m.name if m.pretrained else FALLBACK_EMBEDDING_MODEL,
+        mode="frozen",
         pretrained=True,
-        image_size=resolve_input_size(project).pixels,
         device=device if device is not None else m.device,
+    )
+    adapter = build_model(
+        frozen,
+        None,
+        task=get_task(project.settings.task),
         cache_dir=project.cache_dir / "embeddings",
+        image_size=resolve_input_size(project).pixels,
     )
     assert isinstance(adapter, FastAdapter)
     return adapter
@@ -90,7 +96,7 @@ def embed_project(
     total = sum(project.store.n_images(s) for s in set(splits))
     items = project_items(project, splits)
     if backend == "ray":
-        from activelab.models.ray_backend import ray_embed
+        from activelab.models.integrations.ray import ray_embed
 
         return ray_embed(
             adapter,

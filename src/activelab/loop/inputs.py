@@ -1,18 +1,40 @@
-"""Computing what a strategy needs from a model: one function for the loop, ActiveLearner and simulations."""
+"""What a strategy reads, and where each array comes from: the task, the model, or neither.
+
+Arrays derived from model outputs (``probs``, ``marginals``, ``grad_factors``) and from
+the labels (``labels``, ``label_matrix``) come from the task
+(:meth:`~activelab.tasks.base.Task.strategy_arrays`); ``embeddings`` and ``mc_probs``
+come from the model itself. :func:`check_capabilities` checks both before any training.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from activelab.exceptions import InputError
 from activelab.models import ModelAdapter
 from activelab.strategies import get_strategy, list_strategies, required_inputs
+from activelab.tasks import Task, get_task
 
 #: arrays a round computes without a trained model: backbone embeddings and the labels it has
-MODEL_FREE_INPUTS: frozenset[str] = frozenset({"embeddings", "labels"})
+MODEL_FREE_INPUTS: frozenset[str] = frozenset({"embeddings", "labels", "label_matrix"})
+#: arrays the model computes itself, and the capability (``model.supports``) each needs
+MODEL_INPUTS: Mapping[str, str] = {"embeddings": "embeddings", "mc_probs": "mc_probs"}
+#: arrays the task derives from the labels alone
+LABEL_INPUTS: frozenset[str] = frozenset({"labels", "label_matrix"})
+
+
+class Embedder(Protocol):
+    """What a cold start needs of a frozen backbone: its name and ``(N, d)`` embeddings of image files."""
+
+    @property
+    def name(self) -> str: ...
+
+    def embed(self, paths: Sequence[str], *, keys: Sequence[str] | None = None, progress: bool = False) -> np.ndarray:
+        """``(N, d)`` features of ``paths``."""
+        ...
 
 
 def needs_model(strategy: str, params: Mapping[str, Any] | None = None) -> bool:
@@ -25,17 +47,104 @@ def cold_start_strategies() -> list[str]:
     return [name for name in list_strategies() if not needs_model(name)]
 
 
-def check_model_provides(model: ModelAdapter, strategy: str, params: Mapping[str, Any] | None = None) -> frozenset[str]:
-    """The arrays ``strategy`` needs; raises InputError (before any training) if ``model`` cannot provide them."""
+def _model_needs(needed: frozenset[str]) -> set[str]:
+    """The model capabilities (``supports`` names) that computing ``needed`` takes."""
+    out = {MODEL_INPUTS[name] for name in needed if name in MODEL_INPUTS}
+    if needed - MODEL_INPUTS.keys() - LABEL_INPUTS:
+        out.add("probs")
+    return out
+
+
+def _missing(needed: frozenset[str], task: Task, model: ModelAdapter | None) -> tuple[set[str], set[str]]:
+    """(arrays ``task`` cannot give, model capabilities ``model`` lacks; None: a cold start's model-free only)."""
+    from_task = set(needed) - set(task.provides)
+    if model is None:
+        return from_task, set(needed) - MODEL_FREE_INPUTS
+    return from_task, _model_needs(needed) - set(model.supports)
+
+
+def workable_strategies(task: Task, model: ModelAdapter | None) -> list[str]:
+    """Registered strategies (default parameters) whose every input ``task`` and ``model`` provide, sorted."""
+    return [name for name in list_strategies() if not any(_missing(required_inputs(name), task, model))]
+
+
+def check_capabilities(
+    task: Task, strategy: str, params: Mapping[str, Any] | None, model: ModelAdapter | None
+) -> frozenset[str]:
+    """The arrays ``strategy`` reads; raises InputError, before any training, when one cannot be had.
+
+    ``model=None`` checks a cold start: only model-free arrays (embeddings, labels).
+    The message names what is missing and the strategies that would work.
+    """
     needed = required_inputs(strategy, **dict(params or {}))
-    missing = set(needed) - set(model.supports) - {"labels"}
-    if missing:
+    from_task, from_model = _missing(needed, task, model)
+    if not from_task and not from_model:
+        return needed
+    works = ", ".join(workable_strategies(task, model)) or "none"
+    if from_task:
         raise InputError(
-            f"strategy {strategy!r}: model {model.name!r} cannot provide {sorted(missing)} (it provides "
-            f"{sorted(model.supports)}); pick a strategy that needs less, or a model/head that provides it "
-            "(e.g. head: mlp for mc_probs)"
+            f"strategy {strategy!r} reads {sorted(from_task)}, which the {task.name!r} task does not provide "
+            f"(it provides {sorted(task.provides)}); strategies that work here: {works}"
         )
-    return needed
+    if model is None:
+        raise InputError(
+            f"strategy {strategy!r} reads {sorted(from_model)}, which needs a trained model; "
+            f"strategies that need none: {works}"
+        )
+    raise InputError(
+        f"strategy {strategy!r}: model {model.name!r} cannot provide {sorted(from_model)} (it provides "
+        f"{sorted(model.supports)}); strategies that work with it: {works}; or pick a model/head that provides it "
+        "(e.g. head: mlp for mc_probs)"
+    )
+
+
+def pool_arrays(
+    task: Task,
+    model: ModelAdapter | None,
+    strategy: str,
+    paths: Sequence[str],
+    *,
+    keys: Sequence[str] | None,
+    params: Mapping[str, Any],
+    n_classes: int,
+    targets: np.ndarray,
+    labeled: np.ndarray,
+    embedder: Embedder | None = None,
+    mc_samples: int = 10,
+    seed: int = 0,
+    progress: bool = False,
+) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
+    """The arrays ``strategy`` reads over ``paths``, and the ``(N, C)`` model outputs when it needed them.
+
+    ``model=None`` is a cold start: only model-free arrays, embeddings from ``embedder``.
+    For gradient-embedding strategies (BADGE) ``embeddings`` are the input of the
+    model's last layer, so that with ``grad_factors`` (or ``probs``) they factor its
+    gradients exactly; for the others they are the model's ``embed`` features.
+    """
+    needed = check_capabilities(task, strategy, params, model)
+    arrays: dict[str, np.ndarray] = {}
+    outputs: np.ndarray | None = None
+    derived = frozenset(needed - MODEL_INPUTS.keys())
+    if derived:
+        if derived <= LABEL_INPUTS:
+            base = np.zeros((len(paths), n_classes), dtype=np.float32)
+        else:
+            assert model is not None  # check_capabilities refused model-free rounds needing outputs
+            base = outputs = model.predict_proba(paths, keys=keys, progress=progress)
+        arrays.update(task.strategy_arrays(derived, base, targets=targets, labeled=labeled))
+    if "embeddings" in needed:
+        gradients = "grad_factors" in needed or "grad_embeddings" in get_strategy(strategy).requires_for(**params)
+        if model is not None:
+            features = model.last_layer_features if gradients else model.embed
+            arrays["embeddings"] = features(paths, keys=keys, progress=progress)
+        elif embedder is not None:
+            arrays["embeddings"] = embedder.embed(paths, keys=keys, progress=progress)
+        else:
+            raise InputError(f"strategy {strategy!r} reads embeddings: a cold start needs a frozen backbone to embed")
+    if "mc_probs" in needed:
+        assert model is not None
+        arrays["mc_probs"] = model.mc_predict(paths, keys=keys, n_samples=mc_samples, seed=seed, progress=progress)
+    return arrays, outputs
 
 
 def strategy_inputs(
@@ -46,30 +155,32 @@ def strategy_inputs(
     keys: Sequence[str] | None = None,
     params: Mapping[str, Any] | None = None,
     labels: np.ndarray | None = None,
+    task: Task | None = None,
     mc_samples: int = 10,
     seed: int = 0,
     progress: bool = False,
 ) -> dict[str, np.ndarray]:
-    """The arrays ``strategy`` (with ``params``) asks for, over ``paths`` in their order.
+    """The arrays ``strategy`` (with ``params``) reads from a fitted ``model`` over ``paths``, in their order.
 
-    ``labels`` (N,) holds class indices with -1 for unlabeled (class-balanced
-    strategies). For gradient-embedding strategies (BADGE) ``embeddings`` are the
-    input of the model's last layer, so that with ``probs`` they factor its
-    gradients exactly; for the others they are the model's ``embed`` features.
+    ``labels``: the task's targets with ``-1`` rows (or a ``-1`` first column) for
+    unlabeled items; ``task`` defaults to single-label classification.
     """
-    params = dict(params or {})
-    needed = check_model_provides(model, strategy, params)
-    gradients = "grad_embeddings" in get_strategy(strategy).requires_for(**params)
-    out: dict[str, np.ndarray] = {}
-    if "probs" in needed:
-        out["probs"] = model.predict_proba(paths, keys=keys, progress=progress)
-    if "embeddings" in needed:
-        features = model.last_layer_features if gradients else model.embed
-        out["embeddings"] = features(paths, keys=keys, progress=progress)
-    if "mc_probs" in needed:
-        out["mc_probs"] = model.mc_predict(paths, keys=keys, n_samples=mc_samples, seed=seed, progress=progress)
-    if "labels" in needed:
-        if labels is None:
-            raise InputError(f"strategy {strategy!r} needs the class of each labeled item (labels, -1 = unlabeled)")
-        out["labels"] = np.asarray(labels, dtype=np.int64)
-    return out
+    task = task or get_task("classification")
+    n = len(paths)
+    targets = np.full(n, -1, dtype=np.int64) if labels is None else np.asarray(labels)
+    labeled = (targets >= 0) if targets.ndim == 1 else (targets[:, 0] >= 0)
+    arrays, _ = pool_arrays(
+        task,
+        model,
+        strategy,
+        paths,
+        keys=keys,
+        params=dict(params or {}),
+        n_classes=len(model.classes),
+        targets=targets,
+        labeled=labeled,
+        mc_samples=mc_samples,
+        seed=seed,
+        progress=progress,
+    )
+    return arrays

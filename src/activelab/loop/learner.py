@@ -17,10 +17,9 @@ import numpy as np
 import pandas as pd
 
 from activelab.exceptions import ActivelabError, InputError, NotFoundError
-from activelab.loop.inputs import strategy_inputs
-from activelab.models import FitReport, ModelAdapter, create_model, load_model
-from activelab.strategies import select
-from activelab.tasks.metrics import classification_metrics
+from activelab.loop.round import Images, Pool, build_model, model_settings, play_round
+from activelab.models import FitReport, ModelAdapter, load_model
+from activelab.tasks import Payload, Task, get_task
 
 PRED_COLUMNS = ["filepath", "pred_label", "pred_conf", "probs"]
 
@@ -34,23 +33,28 @@ class ActiveLearner:
 
     ``model`` is any name :func:`activelab.models.create_model` accepts
     (``efficientnet_lite0`` works offline; ``resnet18`` and other timm names need
-    a network for pretrained weights). ``path="fast"`` trains a head on cached
-    frozen embeddings; ``path="full"`` fine-tunes the network.
+    a network for pretrained weights). ``mode="frozen"`` trains a head on cached
+    frozen embeddings; ``mode="finetune"`` fine-tunes the network; unset ``mode`` and
+    ``pretrained`` are the model's own defaults. ``task`` names the
+    kind of label (``"classification"``: one class name per row; ``"multilabel"``: a
+    list of class names, or a ``"a|b"`` string, per row).
     """
 
     def __init__(
         self,
         model: str = "efficientnet_lite0",
         *,
-        path: str = "fast",
-        pretrained: bool = True,
+        task: str = "classification",
+        mode: str | None = None,
+        pretrained: bool | None = None,
         device: str | None = None,
         cache_dir: str | Path | None = None,
         seed: int = 0,
         **model_options: Any,
     ) -> None:
         self.model_name = model
-        self.path = path
+        self.task_name = task
+        self.mode = mode
         self.pretrained = pretrained
         self.device = device
         self.cache_dir = cache_dir
@@ -64,25 +68,32 @@ class ActiveLearner:
         self._filepath_col = "filepath"
         self._label_col = "label"
 
+    @property
+    def task(self) -> Task:
+        return get_task(self.task_name)
+
     # ------------------------------------------------------------------ data
     def load_dataset(self, df: pd.DataFrame, filepath_col: str = "filepath", label_col: str = "label") -> None:
-        """Set the labeled training set; the class list is its sorted label values."""
-        self.train_df = _clean_labeled(df, filepath_col, label_col, "the training DataFrame")
+        """Set the labeled training set; the class list is the sorted classes its labels name."""
+        self.train_df = _clean_labeled(df, filepath_col, label_col, "the training DataFrame", self.task)
         self._filepath_col, self._label_col = filepath_col, label_col
-        self.classes = sorted(self.train_df["label"].unique().tolist())
+        self.classes = _classes_of(self.train_df["label"])
 
     def add_to_train_set(self, labeled_df: pd.DataFrame, output_filename: str | Path | None = None) -> pd.DataFrame:
         """Append newly labeled rows (new classes are added); optionally write the set as parquet."""
-        new = _clean_labeled(labeled_df, self._filepath_col, self._label_col, "the labeled DataFrame")
+        new = _clean_labeled(labeled_df, self._filepath_col, self._label_col, "the labeled DataFrame", self.task)
         base = self.train_df if self.train_df is not None else new.iloc[0:0]
         merged = pd.concat([base, new], ignore_index=True).drop_duplicates("filepath", keep="last")
         self.train_df = merged.reset_index(drop=True)
-        self.classes = sorted(set(self.classes) | set(new["label"]))
+        self.classes = sorted(set(self.classes) | set(_classes_of(new["label"])))
         if output_filename is not None:
             out = Path(output_filename)
             out = out if out.suffix else out.with_suffix(".parquet")
             self.train_df.rename(columns={"filepath": self._filepath_col, "label": self._label_col}).to_parquet(out)
         return self.train_df
+
+    def _targets(self, payloads: Sequence[Payload]) -> np.ndarray:
+        return self.task.targets([self.task.validate(p, self.classes) for p in payloads], self.classes)
 
     # ----------------------------------------------------------------- model
     def train(self, epochs: int | None = None, lr: float | None = None, batch_size: int | None = None) -> FitReport:
@@ -93,21 +104,19 @@ class ActiveLearner:
         for key, value in (("epochs", epochs), ("lr", lr), ("batch_size", batch_size)):
             if value is not None:
                 options[key] = value
-        self.model = create_model(
+        settings = model_settings(
             self.model_name,
-            classes=self.classes,
-            path=self.path,
+            mode=self.mode,
+            head=options.pop("head", None),
             pretrained=self.pretrained,
             device=self.device,
-            cache_dir=self.cache_dir,
-            **options,
         )
-        index = {c: i for i, c in enumerate(self.classes)}
+        image_size = options.pop("image_size", None)
+        self.model = build_model(
+            settings, self.classes, task=self.task, cache_dir=self.cache_dir, image_size=image_size, **options
+        )
         self.last_report = self.model.fit(
-            self.train_df["filepath"].tolist(),
-            [index[c] for c in self.train_df["label"]],
-            seed=self.seed,
-            progress=True,
+            self.train_df["filepath"].tolist(), self._targets(self.train_df["label"]), seed=self.seed, progress=True
         )
         return self.last_report
 
@@ -117,32 +126,35 @@ class ActiveLearner:
         return self.model
 
     def predict(self, filepaths: Sequence[str | Path] | pd.Series, batch_size: int | None = None) -> pd.DataFrame:
-        """Predictions for image files: ``filepath``, ``pred_label``, ``pred_conf`` and ``probs`` (one array per row)."""
+        """Predictions for image files: ``filepath``, ``pred_label`` (the task's payload), ``pred_conf`` and
+        ``probs`` (the model's outputs, one array per row)."""
         paths = [str(p) for p in filepaths]
         if not paths:
             return pd.DataFrame(columns=PRED_COLUMNS)
         _check_files(paths)
-        probs = self._fitted().predict_proba(paths, progress=True)
+        outputs = self._fitted().predict_proba(paths, progress=True)
+        decoded = self.task.decode(outputs, self.classes)
         return pd.DataFrame(
             {
                 "filepath": paths,
-                "pred_label": [self.classes[i] for i in probs.argmax(axis=1)],
-                "pred_conf": probs.max(axis=1).astype(float),
-                "probs": list(probs),
+                "pred_label": [payload for payload, _ in decoded],
+                "pred_conf": np.array([conf for _, conf in decoded], dtype=float),
+                "probs": list(outputs),
             }
         )
 
     def evaluate(self, eval_df: pd.DataFrame, filepath_col: str = "filepath", label_col: str = "label") -> float:
-        """Accuracy on a labeled set; ``last_eval`` holds the per-class report and confusion matrix."""
-        df = _clean_labeled(eval_df, filepath_col, label_col, "the evaluation DataFrame")
-        unknown = sorted(set(df["label"]) - set(self.classes))
+        """Accuracy on a labeled set; ``last_eval`` holds the task's metrics (per class, confusion where it has them)."""
+        df = _clean_labeled(eval_df, filepath_col, label_col, "the evaluation DataFrame", self.task)
+        unknown = sorted(set(_classes_of(df["label"])) - set(self.classes))
         if unknown:
             raise InputError(f"evaluation labels {unknown} are not classes the model was trained on: {self.classes}")
-        probs = self._fitted().predict_proba(df["filepath"].tolist(), progress=True)
-        index = {c: i for i, c in enumerate(self.classes)}
-        metrics = classification_metrics([index[c] for c in df["label"]], probs, self.classes)
-        metrics["report"] = pd.DataFrame(metrics["per_class"]).T
-        metrics["confusion_matrix"] = pd.DataFrame(metrics["confusion"], index=self.classes, columns=self.classes)
+        outputs = self._fitted().predict_proba(df["filepath"].tolist(), progress=True)
+        metrics = self.task.metrics(self._targets(df["label"]), outputs, self.classes)
+        if "per_class" in metrics:
+            metrics["report"] = pd.DataFrame(metrics["per_class"]).T
+        if "confusion" in metrics:
+            metrics["confusion_matrix"] = pd.DataFrame(metrics["confusion"], index=self.classes, columns=self.classes)
         self.last_eval = metrics
         return float(metrics["accuracy"])
 
@@ -159,18 +171,28 @@ class ActiveLearner:
             return pred_df.copy()
         if "filepath" not in pred_df.columns:
             raise InputError(f"pred_df needs a 'filepath' column (from predict()); got {list(pred_df.columns)}")
+        model = self._fitted()
         train_paths = self.train_df["filepath"].tolist() if self.train_df is not None else []
         paths = train_paths + pred_df["filepath"].astype(str).tolist()
-        labeled = np.zeros(len(paths), dtype=bool)
-        labeled[: len(train_paths)] = True
-        index = {c: i for i, c in enumerate(self.classes)}
-        train_y = [index[c] for c in self.train_df["label"]] if self.train_df is not None else []
-        labels = np.array(train_y + [-1] * len(pred_df), dtype=np.int64)
-        inputs = strategy_inputs(self._fitted(), strategy, paths, params=params, labels=labels, seed=self.seed)
-        rng = np.random.default_rng(self.seed)
-        positions = select(strategy, num_samples, rng=rng, labeled=labeled, **inputs, **params)
-        rows = positions - len(train_paths)
-        out = pred_df.iloc[rows].copy()
+        trained = np.zeros(len(paths), dtype=bool)
+        trained[: len(train_paths)] = True
+        known = self._targets(self.train_df["label"]) if self.train_df is not None else None
+        shape = (len(paths),) if known is None else (len(paths), *known.shape[1:])
+        targets = np.full(shape, -1, dtype=np.int64)
+        if known is not None:
+            targets[: len(train_paths)] = known
+        outcome = play_round(
+            self.task,
+            model,
+            Pool(Images(paths), targets, trained),
+            strategy,
+            num_samples,
+            classes=self.classes,
+            seed=self.seed,
+            params=params,
+            fit=False,
+        )
+        out = pred_df.iloc[outcome.positions - len(train_paths)].copy()
         out["rank"] = np.arange(1, len(out) + 1)
         out["strategy"] = strategy
         return out
@@ -243,7 +265,8 @@ class ActiveLearner:
             self.train_df.to_parquet(folder / "train.parquet")
         meta = {
             "model": self.model_name,
-            "path": self.path,
+            "task": self.task_name,
+            "mode": self.mode,
             "classes": self.classes,
             "seed": self.seed,
             "model_options": self.model_options,
@@ -258,30 +281,65 @@ class ActiveLearner:
         if not (folder / "learner.json").is_file():
             raise NotFoundError(f"no saved ActiveLearner in {folder} (learner.json missing)")
         meta = json.loads((folder / "learner.json").read_text())
-        learner = cls(meta["model"], path=meta["path"], device=device, seed=meta["seed"], **meta["model_options"])
+        learner = cls(
+            meta["model"],
+            task=meta.get("task", "classification"),
+            mode=meta.get("mode"),
+            device=device,
+            seed=meta["seed"],
+            **meta["model_options"],
+        )
         learner.classes = list(meta["classes"])
         learner.model = load_model(folder / "model", device=device)
         if (folder / "train.parquet").is_file():
-            learner.train_df = pd.read_parquet(folder / "train.parquet")
+            df = pd.read_parquet(folder / "train.parquet")
+            df["label"] = [sorted(map(str, c)) if _listlike(c) else c for c in df["label"]]  # parquet lists: arrays
+            learner.train_df = df
         return learner
 
 
-def _clean_labeled(df: pd.DataFrame, filepath_col: str, label_col: str, name: str) -> pd.DataFrame:
-    """``filepath``/``label`` columns as strings; clear errors for missing columns, labels or files."""
+def _clean_labeled(df: pd.DataFrame, filepath_col: str, label_col: str, name: str, task: Task) -> pd.DataFrame:
+    """``filepath`` (str) and ``label`` (the task's payload) columns; clear errors for missing columns, labels, files.
+
+    A text cell is read with the task's :meth:`~activelab.tasks.base.Task.parse` (``"a|b"`` for
+    several classes); a list cell is taken as a list of class names.
+    """
     missing = [c for c in (filepath_col, label_col) if c not in df.columns]
     if missing:
         raise InputError(
             f"{name} has no column(s) {missing} (columns: {list(map(str, df.columns))}); "
             "pass filepath_col= and label_col="
         )
-    out = pd.DataFrame({"filepath": df[filepath_col].astype(str), "label": df[label_col]})
-    blank = out["label"].isna() | (out["label"].astype(str).str.strip() == "")
-    if blank.any():
-        rows = (np.flatnonzero(blank.to_numpy())[:5] + 1).tolist()
-        raise InputError(f"{name} has {int(blank.sum())} row(s) without a label (rows {rows}); drop or label them")
-    out["label"] = out["label"].astype(str)
+    cells = df[label_col].tolist()
+    blank = [i for i, c in enumerate(cells) if _blank(c)]
+    if blank:
+        rows = [i + 1 for i in blank[:5]]
+        raise InputError(f"{name} has {len(blank)} row(s) without a label (rows {rows}); drop or label them")
+    payloads = [sorted(map(str, c)) if _listlike(c) else task.parse(str(c)) for c in cells]
+    out = pd.DataFrame(
+        {"filepath": df[filepath_col].astype(str).to_numpy(), "label": pd.Series(payloads, dtype=object)}
+    )
     _check_files(out["filepath"].tolist(), name)
-    return out.reset_index(drop=True)
+    return out
+
+
+def _listlike(cell: Any) -> bool:
+    return isinstance(cell, (list, tuple, set, frozenset, np.ndarray))
+
+
+def _blank(cell: Any) -> bool:
+    """No label at all: a missing value or empty text (an empty list is the multi-label "none of these")."""
+    if _listlike(cell):
+        return False
+    return cell is None or (isinstance(cell, float) and np.isnan(cell)) or str(cell).strip() == ""
+
+
+def _classes_of(payloads: pd.Series) -> list[str]:
+    """The sorted class names that payloads (a class name, or a list of them) mention."""
+    names: set[str] = set()
+    for p in payloads:
+        names.update(p if isinstance(p, list) else [p])
+    return sorted(map(str, names))
 
 
 def _check_files(paths: Sequence[str], name: str = "filepaths") -> None:

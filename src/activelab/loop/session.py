@@ -19,7 +19,6 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,18 +30,14 @@ from activelab.exceptions import InputError, StoreError
 from activelab.loop.embed import embedding_model
 from activelab.loop.evaluate import prediction_agreement
 from activelab.loop.input_size import InputSize, resolve_input_size
-from activelab.loop.inputs import (
-    check_model_provides,
-    cold_start_strategies,
-    needs_model,
-    strategy_inputs,
-)
+from activelab.loop.inputs import check_capabilities, cold_start_strategies, needs_model
 from activelab.loop.project import Project
+from activelab.loop.round import EvalSet, Images, Pool, build_model, play_round
 from activelab.loop.stopping import CurvePoint, StoppingRules, stop_reason
-from activelab.models import ModelAdapter, create_model, load_model
+from activelab.models import ModelAdapter, load_model
 from activelab.store import ImageRef, Store
-from activelab.strategies import required_inputs, select
-from activelab.tasks.metrics import classification_metrics
+from activelab.strategies import required_inputs
+from activelab.tasks import Payload, Task, get_task
 
 ModelFactory = Callable[[list[str]], ModelAdapter]
 log = logging.getLogger(__name__)
@@ -50,12 +45,16 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LabeledSet:
-    """Images with a current label, in store order: paths, content hashes, class indices."""
+    """Images with a current annotation, in store order: paths, content hashes, the task's targets."""
 
     image_ids: list[int]
     paths: list[str]
     keys: list[str]
-    y: np.ndarray
+    y: np.ndarray  # (N,) class positions (single-label) or (N, C) 0/1 (multi-label)
+
+    @property
+    def images(self) -> Images:
+        return Images(self.paths, self.keys)
 
 
 @dataclass
@@ -72,11 +71,11 @@ class RoundResult:
 
 
 class ActiveSession:
-    """Rounds of train -> score -> select over one project.
+    """Rounds of train -> score -> select over one project, for the project's task.
 
     ``model_factory(classes)`` builds a fresh adapter each round; by default it
-    follows the project's ``model`` settings, with the embedding cache in the
-    project's ``cache/`` folder.
+    follows the project's ``model`` settings (:func:`~activelab.loop.round.build_model`),
+    with the embedding cache in the project's ``cache/`` folder.
     """
 
     def __init__(
@@ -95,6 +94,10 @@ class ActiveSession:
         return self.project.store
 
     @property
+    def task(self) -> Task:
+        return get_task(self.project.settings.task)
+
+    @property
     def models_dir(self) -> Path:
         return self.project.root / "models"
 
@@ -103,56 +106,54 @@ class ActiveSession:
         return self.project.root / "rounds"
 
     def _settings_model(self, classes: list[str]) -> ModelAdapter:
-        m = self.project.settings.model
-        train = self.project.settings.train
-        options: dict[str, Any] = (
-            {"head": m.head}
-            if m.path == "fast"
-            else {
-                "epochs": train.epochs,
-                "lr": train.lr,
-                "batch_size": train.batch_size,
-            }
-        )
-        return create_model(
-            m.name,
-            classes=classes,
-            path=m.path,
-            pretrained=m.pretrained,
-            device=m.device,
-            image_size=resolve_input_size(self.project).pixels,
+        settings = self.project.settings
+        return build_model(
+            settings.model,
+            classes,
+            task=self.task,
             cache_dir=self.project.cache_dir / "embeddings",
-            **options,
+            image_size=resolve_input_size(self.project).pixels,
+            train=settings.train,
         )
 
     # ----------------------------------------------------------- data views
+    def _payloads(self, split: str) -> dict[int, Payload]:
+        """Image id -> current annotation payload of the images of ``split`` that have one."""
+        return {iid: a.payload for iid, a in self.store.current_annotations(split).items()}
+
     def labeled_set(self, split: str) -> LabeledSet:
-        """Images of ``split`` with a current label, and their class indices."""
-        classes = {name: i for i, name in enumerate(self.store.class_names())}
-        labels = self.store.current_labels(split)
-        images = [img for img in self.store.image_refs(split) if img.id in labels]
+        """Images of ``split`` with a current annotation, and their training targets."""
+        payloads = self._payloads(split)
+        images = [img for img in self.store.image_refs(split) if img.id in payloads]
         return LabeledSet(
             [img.id for img in images],
             [img.path for img in images],
             [img.sha256 for img in images],
-            np.array([classes[labels[img.id].label] for img in images], dtype=np.int64),
+            self.task.targets([payloads[img.id] for img in images], self.store.class_names()),
         )
 
-    def pool(self) -> tuple[list[ImageRef], np.ndarray, np.ndarray]:
-        """Pool images, the mask of those never to select again, and class indices (-1 unlabeled).
+    def pool(self) -> tuple[list[ImageRef], Pool, list[Payload]]:
+        """Pool images, the round's view of them, and the payloads it trains on (in pool order).
 
         An image is excluded from selection once it has any label event, even
         one that withdrew its label ("unsure"): nobody is asked twice.
         """
         images = self.store.image_refs("pool")
-        classes = {name: i for i, name in enumerate(self.store.class_names())}
-        current = self.store.current_labels("pool")
+        payloads = self._payloads("pool")
         touched = self.store.labeled_image_ids()
-        mask = np.array([img.id in touched for img in images], dtype=bool)
-        labels = np.array(
-            [classes[current[img.id].label] if img.id in current else -1 for img in images], dtype=np.int64
+        trained = np.array([img.id in payloads for img in images], dtype=bool)
+        labeled = [payloads[img.id] for img in images if img.id in payloads]
+        classes = self.store.class_names()
+        targets = self.task.targets(labeled, classes)
+        full = np.full((len(images), *targets.shape[1:]), -1, dtype=np.int64)
+        full[trained] = targets
+        pool = Pool(
+            Images([img.path for img in images], [img.sha256 for img in images]),
+            full,
+            trained,
+            np.array([img.id in touched for img in images], dtype=bool),
         )
-        return images, mask, labels
+        return images, pool, labeled
 
     # --------------------------------------------------------------- rounds
     def recover(self) -> list[int]:
@@ -171,19 +172,19 @@ class ActiveSession:
     def train(
         self, *, seed: int | None = None, train_set: LabeledSet | None = None, model: ModelAdapter | None = None
     ) -> tuple[ModelAdapter, dict[str, Any]]:
-        """Fit a fresh model on the current pool labels; evaluate it on the eval split.
+        """Fit a fresh model on the current pool annotations; evaluate it on the eval split.
 
         ``train_set`` lets a caller that already read the pool pass its labeled part
         instead of reading it again; ``model`` an adapter it already built (and checked).
         """
         classes = self.store.class_names()
         train = self.labeled_set("pool") if train_set is None else train_set
-        problem = _untrainable(train.y, classes)
+        problem = self._untrainable(train.y)
         if problem:
             raise InputError(f"cannot train: {problem}; label images of at least two classes (or import labels) first")
         seed = self.project.settings.train.seed if seed is None else seed
         model = self.model_factory(classes) if model is None else model
-        report = model.fit(train.paths, train.y.tolist(), keys=train.keys, seed=seed, progress=self.progress)
+        report = model.fit(train.paths, train.y, keys=train.keys, seed=seed, progress=self.progress)
         metrics: dict[str, Any] = {"n_labeled": len(train.image_ids), "fit": report.to_dict()}
         metrics.update(self.evaluate(model))
         return model, metrics
@@ -193,29 +194,43 @@ class ActiveSession:
         evals = self.labeled_set("eval")
         if not evals.image_ids:
             return {}
-        probs = model.predict_proba(evals.paths, keys=evals.keys, progress=self.progress)
-        out = classification_metrics(evals.y.tolist(), probs, self.store.class_names())
-        out["eval_predictions"] = {str(i): p for i, p in zip(evals.image_ids, probs.argmax(axis=1).tolist())}
-        return {"eval": out}
+        outputs = model.predict_proba(evals.paths, keys=evals.keys, progress=self.progress)
+        thresholds = self.task.choose_thresholds(evals.y, outputs)
+        metrics = self.task.metrics(evals.y, outputs, self.store.class_names(), thresholds=thresholds)
+        return {"eval": {**metrics, "eval_predictions": self._eval_predictions(evals, outputs, thresholds)}}
 
-    def _plan(
-        self, strategy: str, params: dict[str, Any], images: list[ImageRef], mask: np.ndarray, labels: np.ndarray
-    ) -> tuple[ModelAdapter | None, InputSize]:
-        """Refuse an invalid round before anything is recorded.
-
-        Returns the checked model to train (None: a cold start) and the backbone's input
-        size, chosen (and recorded in the settings) once the labels allow the round.
-        """
-        model_needed = needs_model(strategy, params)  # unknown strategy names fail here
-        if not images:
-            raise InputError("the pool has no images: import some with `activelab import PROJECT FOLDER`")
-        if mask.all():
-            raise InputError("every pool image is already labeled: import more images to select from")
+    def _eval_predictions(
+        self, evals: LabeledSet, outputs: np.ndarray, thresholds: np.ndarray | None
+    ) -> dict[str, Any]:
+        """Image id -> the predicted target (a class position, or a 0/1 row): what round agreement compares."""
         classes = self.store.class_names()
-        problem = _untrainable(labels[labels >= 0], classes)
+        decoded = self.task.decode(outputs, classes, thresholds=thresholds)
+        predicted = self.task.targets([payload for payload, _ in decoded], classes)
+        return {str(i): p for i, p in zip(evals.image_ids, predicted.tolist())}
+
+    def _untrainable(self, targets: np.ndarray, payloads: list[Payload] | None = None) -> str | None:
+        """Why no model can be trained on ``targets`` (fewer than two distinct annotations), or None."""
+        if len(targets) == 0:
+            return "no labeled pool images yet"
+        distinct, first = np.unique(targets, axis=0, return_index=True)
+        if len(distinct) >= 2:
+            return None
+        if payloads is None:
+            return f"all {len(targets)} labeled pool images have the same annotation"
+        return f"all {len(targets)} labeled pool images are labeled {self.task.format(payloads[int(first[0])])!r}"
+
+    def _plan(self, strategy: str, params: dict[str, Any], pool: Pool, payloads: list[Payload]) -> ModelAdapter | None:
+        """Refuse an invalid round before anything is recorded; the checked model to train (None: a cold start)."""
+        model_needed = needs_model(strategy, params)  # unknown strategy names fail here
+        if not len(pool.images):
+            raise InputError("the pool has no images: import some with `activelab import PROJECT FOLDER`")
+        if pool.labeled.all():
+            raise InputError("every pool image is already labeled: import more images to select from")
+        problem = self._untrainable(pool.targets[pool.trained], payloads)
         if problem:
             if not model_needed:
-                return None, resolve_input_size(self.project)
+                check_capabilities(self.task, strategy, params, None)
+                return None
             cold = self.project.settings.active_learner.cold_start_strategy
             raise InputError(
                 f"strategy {strategy!r} reads {sorted(required_inputs(strategy, **params))}, which needs a trained "
@@ -223,10 +238,9 @@ class ActiveSession:
                 f"needs no model: {', '.join(cold_start_strategies())} (the app's fresh queue uses {cold!r}, "
                 "active_learner.cold_start_strategy)"
             )
-        input_size = resolve_input_size(self.project)
-        model = self.model_factory(classes)
-        check_model_provides(model, strategy, params)
-        return model, input_size
+        model = self.model_factory(self.store.class_names())
+        check_capabilities(self.task, strategy, params, model)
+        return model
 
     def run_round(
         self, strategy: str | None = None, k: int | None = None, *, seed: int | None = None, **params: Any
@@ -238,107 +252,77 @@ class ActiveSession:
         """
         al = self.project.settings.active_learner
         strategy = strategy or al.strategy
-        k = k or al.batch_size
+        k = k or al.k
         seed = al.seed if seed is None else seed
         needs_model(strategy, params)  # unknown names fail before any work
         self.recover()
-        images, mask, labels = self.pool()
-        model, input_size = self._plan(strategy, params, images, mask, labels)
+        images, pool, payloads = self.pool()
+        model = self._plan(strategy, params, pool, payloads)
+        input_size = resolve_input_size(self.project)
         config = {
             "strategy": strategy,
             "k": k,
             "seed": seed,
             "params": params,
             "cold_start": model is None,
+            "task": self.task.name,
             "model": self.project.settings.model.model_dump(),
             "_owner": {"host": socket.gethostname(), "pid": os.getpid()},
         }
         number = self.store.start_round(
-            strategy=strategy, model=self.project.settings.model.name, config=config, n_labeled=int((labels >= 0).sum())
+            strategy=strategy,
+            model=self.project.settings.model.name,
+            config=config,
+            n_labeled=int(pool.trained.sum()),
         )
-        if model is None:
-            result = self._cold_start_round(number, strategy, k, seed, params, images, mask, labels)
-            result.input_size = input_size
-            return result
+        evals = self.labeled_set("eval") if model is not None else None
+        classes = self.store.class_names()
         try:
-            t0 = time.perf_counter()
-            keep = np.flatnonzero(labels >= 0)
-            train_set = LabeledSet(
-                [images[i].id for i in keep],
-                [images[i].path for i in keep],
-                [images[i].sha256 for i in keep],
-                labels[keep],
-            )
-            model, metrics = self.train(seed=seed, train_set=train_set, model=model)
-            t1 = time.perf_counter()
-            inputs = strategy_inputs(
+            embedder = None
+            if model is None and "embeddings" in required_inputs(strategy, **params):
+                embedder = embedding_model(self.project)
+            outcome = play_round(
+                self.task,
                 model,
+                pool,
                 strategy,
-                [img.path for img in images],
-                keys=[img.sha256 for img in images],
-                params=params,
-                labels=labels,
+                k,
+                classes=classes,
                 seed=seed,
+                rng=np.random.default_rng([seed, number]),
+                params=params,
+                evaluation=EvalSet(evals.images, evals.y) if evals and evals.image_ids else None,
+                embedder=embedder,
                 progress=self.progress,
             )
-            t2 = time.perf_counter()
-            positions = select(strategy, k, rng=np.random.default_rng([seed, number]), labeled=mask, **inputs, **params)
-            t3 = time.perf_counter()
         except BaseException as exc:
             self.store.fail_round(number, f"{type(exc).__name__}: {exc}")
             raise
-        chosen = [images[int(p)] for p in positions]
-        selected = [img.id for img in chosen]
-        if "probs" in inputs:
-            probs = inputs["probs"][positions]
-        else:
-            probs = model.predict_proba([img.path for img in chosen], keys=[img.sha256 for img in chosen])
-        scores: list[float | None] = [float(p.max()) for p in probs]
-        hints = [(iid, model.classes[int(p.argmax())], float(p.max())) for iid, p in zip(selected, probs)]
+        selected = [images[int(p)].id for p in outcome.positions]
+        metrics: dict[str, Any] = {"n_labeled": int(pool.trained.sum())}
+        if outcome.model is None:
+            scores: list[float | None] = [None] * len(selected)
+            metrics.update(cold_start=True, embedding_model=None if embedder is None else embedder.name)
+            metrics["seconds"] = {
+                "embed": outcome.seconds.get("score_pool", 0.0),
+                "select": outcome.seconds.get("select", 0.0),
+            }
+            self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)))
+            return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"], input_size)
+        assert outcome.fit is not None
+        metrics["fit"] = outcome.fit.to_dict()
+        if evals and evals.image_ids and outcome.eval_outputs is not None:
+            predictions = self._eval_predictions(evals, outcome.eval_outputs, outcome.thresholds)
+            metrics["eval"] = {**outcome.metrics, "eval_predictions": predictions}
+        decoded = self.task.decode(outcome.picked_outputs(pool), classes, thresholds=outcome.thresholds)
+        scores = [confidence for _, confidence in decoded]
+        hints = [(iid, self.task.format(payload), confidence) for iid, (payload, confidence) in zip(selected, decoded)]
         metrics = self._with_agreement(number, metrics)
-        metrics["seconds"] = {"train": t1 - t0, "score_pool": t2 - t1, "select": t3 - t2}
+        metrics["seconds"] = dict(outcome.seconds)
         self.models_dir.mkdir(parents=True, exist_ok=True)
-        model.save(self.models_dir / "latest")
+        outcome.model.save(self.models_dir / "latest")
         self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)), predictions=hints)
         return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"], input_size)
-
-    def _cold_start_round(
-        self,
-        number: int,
-        strategy: str,
-        k: int,
-        seed: int,
-        params: dict[str, Any],
-        images: list[ImageRef],
-        mask: np.ndarray,
-        labels: np.ndarray,
-    ) -> RoundResult:
-        """Select from frozen backbone embeddings (the embedding cache) without training; record the round."""
-        needed = required_inputs(strategy, **params)
-        try:
-            t0 = time.perf_counter()
-            inputs: dict[str, np.ndarray] = {"labels": labels}
-            embedder = embedding_model(self.project) if "embeddings" in needed else None
-            if embedder is not None:
-                inputs["embeddings"] = embedder.embed(
-                    [img.path for img in images], keys=[img.sha256 for img in images], progress=self.progress
-                )
-            t1 = time.perf_counter()
-            positions = select(strategy, k, rng=np.random.default_rng([seed, number]), labeled=mask, **inputs, **params)
-            t2 = time.perf_counter()
-        except BaseException as exc:
-            self.store.fail_round(number, f"{type(exc).__name__}: {exc}")
-            raise
-        selected = [images[int(p)].id for p in positions]
-        scores: list[float | None] = [None] * len(selected)
-        metrics: dict[str, Any] = {
-            "n_labeled": int((labels >= 0).sum()),
-            "cold_start": True,
-            "embedding_model": None if embedder is None else embedder.name,
-            "seconds": {"embed": t1 - t0, "select": t2 - t1},
-        }
-        self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)))
-        return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"])
 
     def _with_agreement(self, number: int, metrics: dict[str, Any]) -> dict[str, Any]:
         """Add kappa between this round's and the previous finished round's eval predictions."""
@@ -355,7 +339,8 @@ class ActiveSession:
         if common:
             a = np.array([prev[i] for i in common])
             b = np.array([current[i] for i in common])
-            metrics["agreement"] = prediction_agreement(a, b)
+            if a.shape == b.shape:  # a class added between the rounds changes a multi-label row's length
+                metrics["agreement"] = prediction_agreement(a.ravel(), b.ravel())
         return metrics
 
     # ------------------------------------------------------------ learning curve
@@ -404,7 +389,7 @@ class ActiveSession:
         """
         al = self.project.settings.active_learner
         try:
-            self.run_round(al.cold_start_strategy, al.batch_size)
+            self.run_round(al.cold_start_strategy, al.k)
         except Exception as exc:
             log.warning(
                 "cold-start queue (%s) not computed, serving images in file order: %s", al.cold_start_strategy, exc
@@ -416,16 +401,6 @@ class ActiveSession:
         if not path.exists():
             raise InputError("no trained model yet: run `activelab train` or a round first")
         return load_model(path)
-
-
-def _untrainable(y: np.ndarray, classes: list[str]) -> str | None:
-    """Why no classifier can be trained on labels ``y`` (class indices), or None when one can."""
-    if len(y) == 0:
-        return "no labeled pool images yet"
-    present = np.unique(y)
-    if len(present) < 2:
-        return f"all {len(y)} labeled pool images are of class {classes[int(present[0])]!r}"
-    return None
 
 
 def _pid_alive(pid: Any) -> bool:

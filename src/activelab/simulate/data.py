@@ -20,6 +20,7 @@ import pandas as pd
 from PIL import Image
 
 from activelab.exceptions import InputError, NotFoundError
+from activelab.tasks import Task, get_task
 
 #: dataset names understood besides a folder path
 BUILTIN_DATASETS = ("digits", "fashion-mnist", "fashion-mnist-sample", "sample")
@@ -30,8 +31,9 @@ class SimDataset:
     """A pool and an eval split, both fully labeled (the oracle's answers).
 
     ``pool_paths`` / ``eval_paths``: image files; ``pool_keys`` / ``eval_keys``: their
-    cache keys (sha256 hex); ``y_pool`` (N,) / ``y_eval`` (M,) int64 positions into
-    ``classes``. ``name`` says where it came from (recorded with results).
+    cache keys (sha256 hex); ``y_pool`` / ``y_eval``: the task's targets, ``(N,)`` int64
+    positions into ``classes`` (single-label) or ``(N, C)`` 0/1 (multi-label). ``name``
+    says where it came from (recorded with results).
     """
 
     name: str
@@ -81,12 +83,21 @@ def write_images(images: np.ndarray, folder: str | os.PathLike[str]) -> tuple[li
     return paths, keys
 
 
+def strata(y: np.ndarray) -> np.ndarray:
+    """``(N,)`` int stratum of each target: its class, or for a ``(N, C)`` 0/1 row the position of its label set."""
+    y = np.asarray(y)
+    if y.ndim == 1:
+        return y
+    return np.unique(y, axis=0, return_inverse=True)[1].reshape(-1)
+
+
 def _stratified(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
-    """Indices of a class-stratified random subset of size ``limit`` (all when None), sorted."""
+    """Indices of a stratified (by class, or by label set) random subset of size ``limit`` (all when None), sorted."""
     if limit is None or limit >= len(y):
         return np.arange(len(y))
     if limit < 1:
         raise InputError(f"a subset size must be at least 1, got {limit}")
+    y = strata(y)
     rng = np.random.default_rng(seed)
     classes, counts = np.unique(y, return_counts=True)
     quota = np.floor(counts / counts.sum() * limit).astype(int)
@@ -137,15 +148,21 @@ def from_folder(
     eval_limit: int | None = None,
     subset_seed: int = 0,
     path_col: str = "filepath",
-    label_col: str = "label",
+    label_col: str | None = None,
+    task: Task | None = None,
 ) -> SimDataset:
     """A :class:`SimDataset` from ``folder/pool.csv`` and ``folder/eval.csv`` (columns
     ``filepath`` relative to ``folder`` and ``label``), the layout ``fetch_dataset`` writes.
 
     The pool's labels come from ``folder/answers.csv`` where it exists: ``fetch_dataset``
-    keeps them there so that its ``pool.csv`` imports unlabeled."""
+    keeps them there so that its ``pool.csv`` imports unlabeled. Each label cell is read
+    by ``task`` (default single-label classification): a multi-label cell holds
+    ``"a|b"``, in a ``labels`` column unless ``label_col`` names another."""
     from activelab.models import file_key
 
+    task = task or get_task("classification")
+    if label_col is None:
+        label_col = "label" if task.output == "softmax" else "labels"
     root = Path(folder)
     tables, sources = {}, {}
     for split in ("pool", "eval"):
@@ -167,12 +184,12 @@ def from_folder(
             raise InputError(f"{table} row {row} has no label: every image of a simulation needs one")
         tables[split] = df
         sources[split] = table
-    classes = sorted({str(v) for df in tables.values() for v in df[label_col]})
-    index = {c: i for i, c in enumerate(classes)}
+    payloads = {split: [task.parse(str(v)) for v in df[label_col]] for split, df in tables.items()}
+    classes = sorted({name for split in payloads.values() for p in split for name in _class_names(p)})
     parts = []
     for split, limit, off in (("pool", pool_limit, 0), ("eval", eval_limit, 1)):
         df = tables[split]
-        y = np.array([index[str(v)] for v in df[label_col]], dtype=np.int64)
+        y = task.targets(payloads[split], classes)
         keep = _stratified(y, limit, subset_seed + off)
         paths = [str(root / str(df[path_col].iloc[i])) for i in keep]
         for p in paths:
@@ -183,6 +200,11 @@ def from_folder(
     return SimDataset(str(root), classes, pp, pk, yp, ep, ek, ye)
 
 
+def _class_names(payload: Any) -> list[str]:
+    """The class names a payload (a class name, or a list of them) mentions."""
+    return [str(name) for name in payload] if isinstance(payload, list) else [str(payload)]
+
+
 def load_dataset(
     name: str,
     image_dir: str | os.PathLike[str],
@@ -190,9 +212,12 @@ def load_dataset(
     pool_limit: int | None = None,
     eval_limit: int | None = None,
     subset_seed: int = 0,
+    task: Task | None = None,
 ) -> SimDataset:
     """``digits``, ``fashion-mnist`` (60k pool / 10k eval), ``fashion-mnist-sample`` (or ``sample``: the
-    bundled Fashion-MNIST sample) or a folder holding ``pool.csv`` (or ``answers.csv``) and ``eval.csv``."""
+    bundled Fashion-MNIST sample) or a folder holding ``pool.csv`` (or ``answers.csv``) and ``eval.csv``.
+
+    ``task`` reads a folder's label cells (:func:`from_folder`); the built-in sets are single-label."""
     from activelab.data.datasets import (
         DIGITS_CLASSES,
         FASHION_MNIST_CLASSES,
@@ -228,7 +253,7 @@ def load_dataset(
             ],
         )
     if os.path.isdir(name):
-        return from_folder(name, **kw)  # type: ignore[arg-type]
+        return from_folder(name, task=task, **kw)
     raise InputError(
         f"unknown dataset {name!r}: use one of {', '.join(BUILTIN_DATASETS)} or a folder holding pool.csv and eval.csv"
     )

@@ -1,12 +1,13 @@
 """``Experiment``: an oracle simulation comparing query strategies on a labeled dataset.
 
-For each seed the initial labeled set is chosen once (randomly per class, at random,
-or by a cold-start strategy) and shared by every strategy. Each (strategy, seed) run
-then repeats: fit the model on the labeled pool rows -> evaluate on the eval split ->
-compute what the strategy ``requires`` -> ``strategies.select`` -> the oracle labels the
-picks. The model adapter and the strategy code are the ones the loop uses; on the fast
-path the backbone embeddings come from the embedding cache, so a "fit" trains only the
-head.
+For each seed the initial labeled set is chosen once (randomly per class or label set,
+at random, or by a cold-start strategy) and shared by every strategy. Each (strategy,
+seed) run then repeats the loop's one round (:func:`activelab.loop.round.play_round`):
+fit the model on the labeled pool rows -> evaluate on the eval split with the task's
+metrics -> compute what the strategy ``requires`` -> ``strategies.select`` -> the oracle
+labels the picks. In frozen mode the backbone embeddings come from the embedding cache,
+so a "fit" trains only the head. The config's ``task`` (single- or multi-label) decides
+how labels are read, what the model outputs and which metrics the curves plot.
 
 Results live in ``results_dir`` (keyed by the config hash). A run's file
 ``runs/<strategy>__seed<seed>.json`` is written atomically when it finishes, and a
@@ -21,7 +22,6 @@ import os
 import platform
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,16 +30,17 @@ from typing import Any
 import numpy as np
 
 from activelab.exceptions import InputError
-from activelab.loop.inputs import check_model_provides, strategy_inputs
-from activelab.models import ModelAdapter, create_model
+from activelab.loop.inputs import check_capabilities
+from activelab.loop.round import EvalSet, Images, Pool, build_model, model_settings, play_round
+from activelab.models import ModelAdapter
 from activelab.models.base import torch_threads
 from activelab.progress import Progress, progress_task
 from activelab.simulate.config import INITIAL_RANDOM, SimulationConfig
-from activelab.simulate.data import SimDataset, load_dataset
+from activelab.simulate.data import SimDataset, load_dataset, strata
 from activelab.simulate.metrics import summarise
 from activelab.simulate.trackers import Tracker, make_tracker
 from activelab.strategies import select
-from activelab.tasks.metrics import classification_metrics
+from activelab.tasks import Task, get_task
 
 ModelFactory = Callable[[list[str]], ModelAdapter]
 RESULTS_FORMAT = 1
@@ -156,6 +157,10 @@ class Experiment:
         return Path(self.config.cache_dir) if self.config.cache_dir else Path(self.config.output) / "cache"
 
     @property
+    def task(self) -> Task:
+        return get_task(self.config.task)
+
+    @property
     def dataset(self) -> SimDataset:
         if self._dataset is None:
             c = self.config
@@ -164,6 +169,7 @@ class Experiment:
                 self.cache_dir / "images",
                 pool_limit=c.pool_limit,
                 eval_limit=c.eval_limit,
+                task=self.task,
             )
         return self._dataset
 
@@ -172,17 +178,13 @@ class Experiment:
         classes = self.dataset.classes
         if self.model_factory is not None:
             return self.model_factory(classes)
-        options = dict(c.model_options)
-        if c.head is not None:
-            options["head"] = c.head
-        return create_model(
-            c.model,
-            classes=classes,
-            path=c.path,
-            image_size=c.image_size,
-            device=c.device,
+        return build_model(
+            model_settings(c.model, mode=c.mode, head=c.head, device=c.device),
+            classes,
+            task=self.task,
             cache_dir=self.cache_dir / "embeddings",
-            **options,
+            image_size=c.image_size,
+            **c.model_options,
         )
 
     @property
@@ -192,8 +194,8 @@ class Experiment:
             self._model = self._build_model()
         return self._model
 
-    def _is_fast(self) -> bool:
-        return getattr(self.model, "path", None) == "fast"
+    def _is_frozen(self) -> bool:
+        return getattr(self.model, "mode", None) == "frozen"
 
     def pool_embeddings(self) -> np.ndarray:
         """(N, d) pool embeddings before any fit (fast path: the cached backbone ones),
@@ -208,7 +210,7 @@ class Experiment:
 
     def prepare(self) -> None:
         """Embed pool and eval once (fast path: fills the on-disk embedding cache)."""
-        if self._is_fast():
+        if self._is_frozen():
             ds = self.dataset
             self.pool_embeddings()
             self.model.embed(ds.eval_paths, keys=ds.eval_keys, progress=self.progress)
@@ -221,7 +223,7 @@ class Experiment:
         path = self.results_dir / "initial" / f"seed{seed}.json"
         if path.exists():
             return np.array(json.loads(path.read_text())["positions"], dtype=np.int64)
-        y = self.dataset.y_pool
+        y = strata(self.dataset.y_pool)
         n = int(c.initial_size)
         if n > len(y):
             raise InputError(f"initial_size={n} is larger than the pool ({len(y)} images)")
@@ -246,7 +248,7 @@ class Experiment:
                     "seed": seed,
                     "initial": c.initial,
                     "positions": pos.tolist(),
-                    "classes": np.bincount(y[pos], minlength=len(self.dataset.classes)).tolist(),
+                    "classes": _class_counts(self.dataset.y_pool, pos, len(self.dataset.classes)),
                 }
             ),
         )
@@ -298,7 +300,7 @@ class Experiment:
         c = self.config
         ds = self.dataset
         params = c.strategy_params.get(strategy, {})
-        check_model_provides(self.model, strategy, params)  # fail before any round
+        check_capabilities(self.task, strategy, params, self.model)  # fail before any round
         initial = self.initial_set(seed)
         partial = self.run_path(strategy, seed).with_suffix(".partial.json")
         rounds: list[dict[str, Any]] = []
@@ -323,10 +325,7 @@ class Experiment:
                 rounds.append(rec)
                 labeled[np.asarray(rec["picked"], dtype=np.int64)] = True
                 for t in trackers:
-                    t.log(
-                        {"accuracy": rec["accuracy"], "macro_f1": rec["macro_f1"]},
-                        rec["n_labeled"],
-                    )
+                    t.log(rec["metrics"], rec["n_labeled"])
                 bar.describe(
                     f"{strategy} seed={seed} round={r}/{c.n_rounds}: accuracy {rec['accuracy']:.3f} "
                     f"at {rec['n_labeled']} labels"
@@ -357,54 +356,48 @@ class Experiment:
         labeled: np.ndarray,
         params: dict[str, Any],
     ) -> dict[str, Any]:
+        """One round through the loop's :func:`~activelab.loop.round.play_round` over this round's candidates."""
         c = self.config
         ds = self.dataset
-        model = self.model
-        idx = np.flatnonzero(labeled)
-        t0 = time.perf_counter()
-        model.fit(
-            [ds.pool_paths[i] for i in idx],
-            ds.y_pool[idx].tolist(),
-            keys=[ds.pool_keys[i] for i in idx],
-            seed=seed * 1000 + r,
-        )
-        t1 = time.perf_counter()
-        probs_eval = model.predict_proba(ds.eval_paths, keys=ds.eval_keys)
-        m = classification_metrics(ds.y_eval.tolist(), probs_eval, ds.classes)
-        t2 = t3 = t4 = time.perf_counter()
-        picked = np.zeros(0, dtype=np.int64)
         k = c.batch_for_round(r + 1) if r < c.n_rounds else 0
-        if k > 0 and not labeled.all():
-            view = self._candidates(labeled, seed, r)
-            inputs = self._inputs(strategy, params, labeled, view, seed, r)
-            t3 = time.perf_counter()
-            picked = view[
-                select(
-                    strategy,
-                    k,
-                    rng=np.random.default_rng([seed, r, 2]),
-                    labeled=labeled[view],
-                    **inputs,
-                    **params,
-                )
-            ]
-            t4 = time.perf_counter()
+        view = self._candidates(labeled, seed, r) if k > 0 and not labeled.all() else np.flatnonzero(labeled)
+        outcome = play_round(
+            self.task,
+            self.model,
+            Pool(self._pool_images(view), ds.y_pool[view], labeled[view]),
+            strategy,
+            k,
+            classes=ds.classes,
+            seed=seed * 1000 + r,
+            rng=np.random.default_rng([seed, r, 2]),
+            params=params,
+            evaluation=EvalSet(Images(ds.eval_paths, ds.eval_keys), ds.y_eval),
+            mc_samples=c.mc_samples,
+        )
+        picked = view[outcome.positions]
+        m = outcome.metrics
+        seconds = {
+            "fit": outcome.seconds["train"],
+            "score_pool": outcome.seconds.get("score_pool", 0.0),
+            "select": outcome.seconds.get("select", 0.0),
+        }
         return {
             "round": r,
             "n_labeled": int(labeled.sum()),
             "accuracy": m["accuracy"],
             "macro_f1": m["macro_f1"],
-            "recall": {name: v["recall"] for name, v in m["per_class"].items()},
+            "metrics": {name: v for name, v in m.items() if isinstance(v, float)},
+            "recall": {name: v["recall"] for name, v in m.get("per_class", {}).items() if "recall" in v},
             "picked": picked.tolist(),
-            "picked_classes": np.bincount(ds.y_pool[picked], minlength=len(ds.classes)).tolist(),
-            "seconds": {
-                "fit": t1 - t0,
-                "evaluate": t2 - t1,
-                "score_pool": t3 - t2,
-                "select": t4 - t3,
-                "total": t4 - t0,
-            },
+            "picked_classes": _class_counts(ds.y_pool, picked, len(ds.classes)),
+            "seconds": {**seconds, "total": sum(seconds.values())},
         }
+
+    def _pool_images(self, view: np.ndarray) -> Images:
+        ds = self.dataset
+        if len(view) == ds.n_pool:
+            return Images(ds.pool_paths, ds.pool_keys)
+        return Images(ds.pool_paths, ds.pool_keys).take(view)
 
     def _candidates(self, labeled: np.ndarray, seed: int, r: int) -> np.ndarray:
         """Pool positions the strategy sees this round: the whole pool, or with
@@ -418,28 +411,6 @@ class Experiment:
             return np.arange(len(labeled))
         drawn = np.random.default_rng([seed, r, 3]).choice(unlabeled, size=n, replace=False)
         return np.sort(np.concatenate([np.flatnonzero(labeled), drawn]))
-
-    def _inputs(
-        self,
-        strategy: str,
-        params: dict[str, Any],
-        labeled: np.ndarray,
-        view: np.ndarray,
-        seed: int,
-        r: int,
-    ) -> dict[str, np.ndarray]:
-        """The arrays the strategy asked for, over the pool positions ``view`` in order."""
-        ds = self.dataset
-        labels = np.where(labeled, ds.y_pool, -1)[view]
-        if len(view) == ds.n_pool:
-            paths, keys = ds.pool_paths, ds.pool_keys
-        else:
-            paths = [ds.pool_paths[i] for i in view]
-            keys = [ds.pool_keys[i] for i in view]
-        return strategy_inputs(
-            self.model, strategy, paths, keys=keys, params=params, labels=labels,
-            mc_samples=self.config.mc_samples, seed=seed * 1000 + r,
-        )  # fmt: skip
 
     # --------------------------------------------------------------- results
     def results(self) -> dict[str, dict[int, dict[str, Any]]]:
@@ -476,6 +447,14 @@ class Experiment:
             plots=c.plots if plots is None else plots,
             tsne=c.tsne if tsne is None else tsne,
         )
+
+
+def _class_counts(targets: np.ndarray, positions: np.ndarray, n_classes: int) -> list[int]:
+    """How many of the images at ``positions`` carry each class (single- or multi-label targets)."""
+    picked = np.asarray(targets)[positions]
+    if picked.ndim == 1:
+        return np.bincount(picked, minlength=n_classes).tolist()
+    return picked.sum(axis=0, dtype=np.int64).tolist() if len(picked) else [0] * n_classes
 
 
 def _balanced(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

@@ -1,0 +1,226 @@
+"""One round of active learning, for every caller: check -> train -> the strategy's arrays -> select.
+
+The project session, :class:`~activelab.loop.learner.ActiveLearner` and simulations
+all call :func:`play_round`, so a strategy sees the same arrays whoever runs it. The
+task turns model outputs into the arrays strategies read (``probs`` or ``marginals``,
+``grad_factors``, ``labels`` or ``label_matrix``); the model gives embeddings and MC
+samples. What the strategy needs is checked against the task and the model before
+anything is trained (:func:`~activelab.loop.inputs.check_capabilities`).
+
+:func:`build_model` is the one place a model is built from settings.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from activelab.loop.inputs import Embedder, check_capabilities, pool_arrays
+from activelab.loop.settings import ModelSettings, TrainSettings
+from activelab.models import FitReport, ModelAdapter, create_model
+from activelab.strategies import select
+from activelab.tasks import Task
+
+
+def build_model(
+    settings: ModelSettings,
+    classes: Sequence[str] | None,
+    *,
+    task: Task,
+    cache_dir: str | Path | None,
+    image_size: int | None,
+    train: TrainSettings | None = None,
+    **options: Any,
+) -> ModelAdapter:
+    """A fresh adapter for ``classes`` as ``settings`` describe it, with ``task``'s output.
+
+    ``classes=None`` builds a backbone to embed with (no head to train).
+
+    ``frozen`` mode trains ``settings.head`` on cached backbone embeddings (under
+    ``cache_dir``); ``finetune`` trains the whole network with ``train``'s epochs,
+    learning rate and batch size (the model's defaults without ``train``). ``options``
+    add or override model options.
+    """
+    mode_options: dict[str, Any] = {"head": settings.head}
+    if settings.mode == "finetune":
+        mode_options = {} if train is None else {"epochs": train.epochs, "lr": train.lr, "batch_size": train.batch_size}
+    return create_model(
+        settings.name,
+        classes=None if classes is None else list(classes),
+        mode=settings.mode,
+        pretrained=settings.pretrained,
+        device=settings.device,
+        image_size=image_size,
+        cache_dir=cache_dir,
+        **{**mode_options, **task.model_options(), **options},
+    )
+
+
+def model_settings(
+    name: str,
+    *,
+    mode: str | None = None,
+    head: str | None = None,
+    pretrained: bool | None = None,
+    device: str | None = None,
+) -> ModelSettings:
+    """Model settings for ``name`` where what is left unset is the model's own default (its first mode,
+    whether it has pretrained weights), as a simulation's or ``ActiveLearner``'s arguments mean it."""
+    from activelab.models.registry import find_model
+
+    entry, _ = find_model(name)
+    return ModelSettings.model_validate(
+        {
+            "name": name,
+            "mode": mode or entry.modes[0],
+            "head": head or "logreg",
+            "pretrained": entry.pretrained if pretrained is None else pretrained,
+            "device": device,
+        }
+    )
+
+
+@dataclass(frozen=True)
+class Images:
+    """Image files and their cache keys (sha256; None: hashed on read), in one order."""
+
+    paths: Sequence[str]
+    keys: Sequence[str] | None = None
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def take(self, positions: np.ndarray) -> Images:
+        """The images at ``positions``, in that order."""
+        keys = None if self.keys is None else [self.keys[int(i)] for i in positions]
+        return Images([self.paths[int(i)] for i in positions], keys)
+
+
+@dataclass(frozen=True)
+class Pool:
+    """What a round selects from, in the positions 0..N-1 strategies see.
+
+    ``targets``: the task's training targets (``(N,)`` class positions or ``(N, C)``
+    0/1), read only where ``trained``; ``trained``: ``(N,)`` bool, the rows the model
+    fits on; ``exclude``: ``(N,)`` bool, rows never to select (default: ``trained``;
+    a withdrawn label excludes an image that has no target).
+    """
+
+    images: Images
+    targets: np.ndarray
+    trained: np.ndarray
+    exclude: np.ndarray | None = None
+
+    @property
+    def labeled(self) -> np.ndarray:
+        return self.trained if self.exclude is None else self.exclude
+
+
+@dataclass(frozen=True)
+class EvalSet:
+    """Held-out labeled images and their targets: the round's metrics."""
+
+    images: Images
+    targets: np.ndarray
+
+
+@dataclass
+class RoundOutcome:
+    """What :func:`play_round` did.
+
+    ``positions``: pool positions picked, best first; ``model``: the fitted adapter
+    (None for a cold start); ``outputs``: ``(N, C)`` pool outputs when the strategy
+    read them; ``eval_outputs`` / ``metrics``: the eval set's outputs and the task's
+    metrics (empty without one); ``thresholds``: the task's per-class decision
+    thresholds chosen on the eval set (None: the task decides by arg-max, or no eval set).
+    """
+
+    positions: np.ndarray
+    model: ModelAdapter | None
+    fit: FitReport | None = None
+    outputs: np.ndarray | None = None
+    eval_outputs: np.ndarray | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+    thresholds: np.ndarray | None = None
+
+    def picked_outputs(self, pool: Pool) -> np.ndarray:
+        """``(k, C)`` outputs of the picked images (predicted now when the strategy read none)."""
+        if self.model is None:
+            raise ValueError("a cold-start round has no model outputs")
+        if self.outputs is not None:
+            return self.outputs[self.positions]
+        picked = pool.images.take(self.positions)
+        return self.model.predict_proba(picked.paths, keys=picked.keys)
+
+
+def play_round(
+    task: Task,
+    model: ModelAdapter | None,
+    pool: Pool,
+    strategy: str,
+    k: int,
+    *,
+    classes: Sequence[str],
+    seed: int,
+    rng: np.random.Generator | None = None,
+    params: Mapping[str, Any] | None = None,
+    evaluation: EvalSet | None = None,
+    embedder: Embedder | None = None,
+    mc_samples: int = 10,
+    fit: bool = True,
+    progress: bool = False,
+) -> RoundOutcome:
+    """Train ``model`` on the pool's labeled rows, evaluate, compute what ``strategy`` reads, select ``k``.
+
+    ``model=None`` is a cold start: nothing is trained and the strategy may read only
+    model-free arrays, embeddings coming from ``embedder`` (a frozen backbone).
+    ``seed`` seeds training and MC sampling; ``rng`` (default seeded by ``seed``) the
+    selection. ``k=0`` trains and evaluates only; ``fit=False`` selects with ``model``
+    as it is (already fitted). Everything the strategy needs is
+    checked before training; an InputError names what is missing and what would work.
+    """
+    params = dict(params or {})
+    check_capabilities(task, strategy, params, model)
+    rng = np.random.default_rng(seed) if rng is None else rng
+    outcome = RoundOutcome(np.zeros(0, dtype=np.int64), model)
+    t0 = time.perf_counter()
+    if model is not None and fit:
+        rows = np.flatnonzero(pool.trained)
+        train = pool.images.take(rows)
+        outcome.fit = model.fit(train.paths, pool.targets[rows], keys=train.keys, seed=seed, progress=progress)
+        if evaluation is not None and len(evaluation.images):
+            ev = evaluation.images
+            outcome.eval_outputs = model.predict_proba(ev.paths, keys=ev.keys, progress=progress)
+            outcome.thresholds = task.choose_thresholds(evaluation.targets, outcome.eval_outputs)
+            outcome.metrics = task.metrics(
+                evaluation.targets, outcome.eval_outputs, list(classes), thresholds=outcome.thresholds
+            )
+    t1 = time.perf_counter()
+    outcome.seconds = {"train": t1 - t0}
+    if k <= 0 or pool.labeled.all():
+        return outcome
+    arrays, outcome.outputs = pool_arrays(
+        task,
+        model,
+        strategy,
+        pool.images.paths,
+        keys=pool.images.keys,
+        params=params,
+        n_classes=len(classes),
+        targets=pool.targets,
+        labeled=pool.trained,
+        embedder=embedder,
+        mc_samples=mc_samples,
+        seed=seed,
+        progress=progress,
+    )
+    t2 = time.perf_counter()
+    outcome.positions = select(strategy, k, rng=rng, labeled=pool.labeled, **arrays, **params)
+    outcome.seconds.update(score_pool=t2 - t1, select=time.perf_counter() - t2)
+    return outcome
