@@ -88,3 +88,22 @@ def test_cvirs_threshold_decides_the_predicted_vector() -> None:
     np.testing.assert_allclose(cvirs_scores(marg, labels, labeled), [0.0, 0.0, 0.0])
     # at 0.7 they predict [0,0]: H(y) = 0, so the distance is 1
     np.testing.assert_allclose(cvirs_scores(marg, labels, labeled, threshold=0.7), [0.0, 0.5, 0.5])
+
+
+def test_wrappers_take_multilabel_strategies() -> None:
+    marg = rng(3).random((30, 4))
+    labels = np.full((30, 4), -1)
+    labels[:5] = rng(4).integers(0, 2, (5, 4))
+    labeled = labels[:, 0] >= 0
+    inner = select("cvirs", 4, rng=rng(), marginals=marg, label_matrix=labels, labeled=labeled)
+    out = select(
+        "random_fraction",
+        4,
+        rng=rng(),
+        marginals=marg,
+        label_matrix=labels,
+        labeled=labeled,
+        strategy="cvirs",
+        fraction=0.0,
+    )
+    assert out.tolist() == inner.tolist()
