@@ -161,7 +161,7 @@ def main() -> None:
 
     import faiss
 
-    from activelab.strategies import get_strategy
+    from activelab.strategies import get_strategy, gradient_factors
 
     rng = np.random.default_rng(0)
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -216,7 +216,7 @@ def main() -> None:
             probs = np.exp(logits - logits.max(1, keepdims=True))
             probs /= probs.sum(1, keepdims=True)
             t0 = time.perf_counter()
-            picked = get_strategy("badge").fn(probs, x, args.k, rng=np.random.default_rng(0))
+            picked = get_strategy("badge").fn(gradient_factors(probs), x, args.k, rng=np.random.default_rng(0))
             row(n, f"badge: select {args.k:,} (10 classes)", f"{time.perf_counter() - t0:.2f} s")
             t0 = time.perf_counter()
             picked = get_strategy("margin").fn(probs, args.k, rng=np.random.default_rng(0))
