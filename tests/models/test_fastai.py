@@ -211,7 +211,7 @@ def test_wrapped_learner(wrapped_learner, fashion, tmp_path) -> None:
 
 @needs_fastai
 def test_wrapped_learner_class_order_is_checked(wrapped_learner) -> None:
-    from activelab.models.fastai_adapter import FastaiAdapter
+    from activelab.models.integrations.fastai import FastaiAdapter
 
     model, vocab = wrapped_learner
     with pytest.raises(InputError, match="order"):

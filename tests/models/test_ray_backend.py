@@ -24,7 +24,7 @@ def items(sample: Path, n: int) -> list[tuple[str, str]]:
 
 @pytest.mark.slow
 def test_ray_backend_writes_the_same_embeddings_as_the_local_pass(sample: Path, tmp_path: Path) -> None:
-    from activelab.models.ray_backend import ray_embed
+    from activelab.models.integrations.ray import ray_embed
 
     pairs = items(sample, 24)
     pairs.append(("0" * 64, str(tmp_path / "missing.png")))  # unreadable: reported, not cached, not fatal

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+import numpy as np
 import pytest
 
 from activelab.exceptions import InputError, OfflineError
@@ -123,3 +124,90 @@ def test_weights_already_in_the_torch_cache_load_offline(monkeypatch, tmp_path) 
     assert time.perf_counter() - t0 < 5
     loaded = model._body.module.state_dict()
     torch.testing.assert_close(loaded["conv1.weight"], source.state_dict()["conv1.weight"])
+
+
+# --- the model table ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def table(monkeypatch):
+    """The registry's table, restored after the test (rows registered here do not leak)."""
+    from activelab.models import registry
+
+    monkeypatch.setattr(registry, "_TABLE", dict(registry._TABLE))
+    return registry
+
+
+def _toy_body(spec, load_weights, options):
+    """A 4-feature body on 16 px inputs: the per-channel mean and the overall spread."""
+    import torch
+
+    from activelab.models.backbones import Body
+    from activelab.models.images import Preprocess
+
+    def features(module, x):
+        return torch.cat([x.mean((2, 3)), x.std((1, 2, 3))[:, None]], dim=1)
+
+    return Body(torch.nn.Identity(), 4, Preprocess(size=16), features, f"toy:{spec.name}")
+
+
+def test_register_model_adds_a_row_that_create_and_list_models_use(table, tmp_path) -> None:
+    from PIL import Image
+
+    entry = table.register_model("toy/", description="toy bodies for tests", body=_toy_body, offline=True,
+                                 names=lambda: ["mean", "spread"])  # fmt: skip
+    assert entry.is_prefix and entry.source == "toy" and table.model_entries()[-1] is entry
+    assert list_models("toy/*") == ["toy/mean", "toy/spread"]
+    assert list_models("spread") == ["toy/spread"]
+    assert parse_name("toy/mean") == ("toy", "mean")
+    paths = []
+    for i, colour in enumerate([(250, 0, 0), (0, 0, 250)] * 4):
+        paths.append(str(tmp_path / f"{i}.png"))
+        Image.new("RGB", (20, 20), colour).save(paths[-1])
+    model = create_model("toy/mean", classes=["red", "blue"], device="cpu")
+    assert isinstance(model, FastAdapter) and model.config["backbone"]["source"] == "toy"
+    model.fit(paths, [0, 1] * 4)
+    np.testing.assert_array_equal(model.predict_proba(paths).argmax(1), [0, 1] * 4)
+    with pytest.raises(InputError, match=r"toy/<name>"):  # unknown names list the registered rows
+        create_model("toy_mean")
+
+
+def test_register_model_refuses_duplicates_and_half_rows(table) -> None:
+    with pytest.raises(InputError, match="already registered"):
+        table.register_model("small_cnn", description="again", body=_toy_body)
+    with pytest.raises(InputError, match="exactly one of body="):
+        table.register_model("both", description="x", body=_toy_body, create=lambda arch, **kw: None)
+    with pytest.raises(InputError, match="exactly one of body="):
+        table.register_model("neither", description="x")
+    with pytest.raises(InputError, match="prefix ending in '/'"):
+        table.register_model("a/b", description="x", body=_toy_body)
+    with pytest.raises(InputError, match="modes"):
+        table.register_model("fastest", description="x", body=_toy_body, modes=("fast",))
+    with pytest.raises(InputError, match="unknown backbone source 'nowhere'"):
+        table.body_builder("nowhere")
+
+
+def test_the_table_says_what_each_row_needs_and_whether_it_is_offline() -> None:
+    from activelab.models import model_entries
+
+    rows = {e.name: e for e in model_entries()}
+    assert list(rows)[:2] == ["efficientnet_lite0", "small_cnn"]
+    assert rows["efficientnet_lite0"].offline and rows["small_cnn"].offline and not rows["timm/"].offline
+    assert rows["hf/"].requires == ("transformers",) and rows["fastai/"].requires == ("fastai",)
+    assert rows["small_cnn"].modes == ("finetune",) and not rows["small_cnn"].pretrained
+    assert rows["fastai/"].create is not None and rows["fastai/"].body is None
+
+
+def test_mode_is_the_name_of_path() -> None:
+    frozen = create_model(mode="frozen", build=False)
+    finetune = create_model(mode="finetune", build=False)
+    assert isinstance(frozen, FastAdapter) and isinstance(finetune, FullAdapter)
+    assert (frozen.mode, frozen.path, finetune.mode, finetune.path) == ("frozen", "fast", "finetune", "full")
+    assert finetune.config["mode"] == "finetune" and "path" not in finetune.config
+    assert isinstance(create_model(path="full", mode="finetune", build=False), FullAdapter)
+    with pytest.raises(InputError, match="disagree"):
+        create_model(mode="frozen", path="full", build=False)
+    with pytest.raises(InputError, match="'frozen' or 'finetune'"):
+        create_model(mode="fast", build=False)
+    with pytest.raises(InputError, match=r"mode='finetune' \(the full path\)"):
+        create_model("small_cnn", mode="frozen")

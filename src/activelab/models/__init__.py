@@ -5,12 +5,16 @@
 >>> report = model.fit(paths, labels, keys=hashes, seed=0)        # doctest: +SKIP
 >>> probs = model.predict_proba(pool_paths, keys=pool_hashes)     # doctest: +SKIP
 
-See docs/models.md for names, the fast and full paths, options and offline behaviour.
+See docs/models.md for names, the frozen and finetune modes, outputs, options and offline
+behaviour; ``list_models()`` and ``register_model`` for the model table; optional frameworks
+(fastai, Hugging Face, lightly, Ray) live in :mod:`activelab.models.integrations`.
 """
 
+from activelab.models._adapter import MODES
 from activelab.models.backbones import BackboneSpec, SmallCNN
 from activelab.models.base import (
     CAPABILITIES,
+    OUTPUTS,
     FitReport,
     MissingDependencyError,
     ModelAdapter,
@@ -26,11 +30,15 @@ from activelab.models.images import ImageDataset, Preprocess, load_rgb
 from activelab.models.registry import (
     BUILTIN_MODELS,
     DEFAULT_MODEL,
+    ModelEntry,
     create_model,
+    find_model,
     from_learner,
     list_models,
     load_model,
+    model_entries,
     parse_name,
+    register_model,
 )
 
 __all__ = [
@@ -39,6 +47,8 @@ __all__ = [
     "DEFAULT_MODEL",
     "FAST_DEFAULTS",
     "FULL_DEFAULTS",
+    "MODES",
+    "OUTPUTS",
     "BackboneSpec",
     "CacheStats",
     "EmbeddingCache",
@@ -48,16 +58,20 @@ __all__ = [
     "ImageDataset",
     "MissingDependencyError",
     "ModelAdapter",
+    "ModelEntry",
     "NotFittedError",
     "Preprocess",
     "SmallCNN",
     "UnsupportedError",
     "create_model",
     "file_key",
+    "find_model",
     "from_learner",
     "list_models",
     "load_model",
     "load_rgb",
+    "model_entries",
     "parse_name",
     "pick_device",
+    "register_model",
 ]

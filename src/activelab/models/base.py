@@ -3,7 +3,9 @@
 A *model adapter* turns image files into what query strategies need, and nothing
 framework-specific:
 
-- ``predict_proba(paths) -> (N, C)`` float32 class probabilities, rows sum to 1;
+- ``predict_proba(paths) -> (N, C)`` float32 class probabilities: rows sum to 1 for a
+  ``softmax`` model (one class per image), independent per-class probabilities
+  ("marginals") for a ``sigmoid`` model (multi-label);
 - ``embed(paths) -> (N, d)`` float32 features (see each adapter for which layer);
 - ``mc_predict(paths, n_samples=T) -> (T, N, C)`` MC-dropout probabilities
   (Gal & Ghahramani, 2016), where the adapter has dropout;
@@ -14,8 +16,9 @@ framework-specific:
 an adapter can provide, so the loop computes what a strategy's ``requires`` names
 and never special-cases an adapter by type.
 
-Labels are integer positions into ``classes``; image ``keys`` are content hashes
-(sha256 hex) that let the fast path cache backbone embeddings across rounds.
+Labels are integer positions into ``classes`` (softmax) or an (N, C) 0/1 matrix
+(sigmoid); image ``keys`` are content hashes (sha256 hex) that let the frozen mode
+cache backbone embeddings across rounds.
 """
 
 from __future__ import annotations
@@ -25,8 +28,7 @@ import os
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -34,6 +36,9 @@ from activelab.exceptions import ActivelabError, InputError
 
 #: Everything an adapter may be able to provide (see :attr:`ModelAdapter.supports`).
 CAPABILITIES: frozenset[str] = frozenset({"probs", "embeddings", "mc_probs", "grad_embeddings"})
+
+#: What a model's last layer outputs: one distribution over the classes, or one probability per class.
+OUTPUTS: tuple[str, ...] = ("softmax", "sigmoid")
 
 #: Version of the file format written by ``save``; ``load`` refuses newer ones.
 FORMAT_VERSION = 1
@@ -96,13 +101,13 @@ class ModelAdapter(Protocol):
 
     @property
     def config(self) -> dict[str, Any]:
-        """JSON-serialisable configuration (model name, path, options), for recording."""
+        """JSON-serialisable configuration (model name, mode, output, options), for recording."""
         ...
 
     def fit(
         self,
         paths: Sequence[PathLike],
-        labels: Sequence[int],
+        labels: Sequence[int] | np.ndarray,
         *,
         keys: Sequence[str] | None = None,
         seed: int = 0,
@@ -271,20 +276,54 @@ def normalise_rows(p: np.ndarray) -> np.ndarray:
     return p64.astype(np.float32)
 
 
-def grad_embedding(probs: np.ndarray, hidden: np.ndarray) -> np.ndarray:
+def check_label_matrix(labels: Any, n: int, n_classes: int | None) -> np.ndarray:
+    """Multi-label targets as an (n, C) float32 0/1 array (a sigmoid model's ``fit`` labels)."""
+    arr = np.asarray(labels)
+    if arr.ndim != 2 or arr.shape[0] != n:
+        raise InputError(
+            f"a sigmoid (multi-label) model takes labels as an (N, C) 0/1 array with one row per path: "
+            f"got shape {arr.shape} for {n} paths"
+        )
+    if n == 0:
+        raise InputError("fit needs at least one labeled image; got none")
+    if n_classes is not None and arr.shape[1] != n_classes:
+        raise InputError(
+            f"labels have {arr.shape[1]} columns but the model has {n_classes} classes; "
+            "give one column per class, in the order of `classes`"
+        )
+    if arr.dtype.kind not in "biuf" or not np.isin(arr, (0, 1)).all():
+        bad = np.argwhere(~np.isin(arr, (0, 1)))[0] if arr.dtype.kind in "biuf" else None
+        where = f" (e.g. {arr[tuple(bad)].item()!r} at row {bad[0]}, column {bad[1]})" if bad is not None else ""
+        raise InputError(f"multi-label targets must be 0 or 1{where}; map each image's class names to a 0/1 row")
+    return arr.astype(np.float32)
+
+
+def grad_embedding(probs: np.ndarray, hidden: np.ndarray, output: str = "softmax") -> np.ndarray:
     """BADGE gradient embeddings (Ash et al., 2020, "Deep Batch Active Learning by
     Diverse, Uncertain Gradient Lower Bounds").
 
-    probs: (N, C) softmax outputs; hidden: (N, h) input of the last linear layer.
-    Returns (N, C * h) float32: the gradient of the cross-entropy loss with respect
-    to the last layer's weights, taking the predicted class as the label, i.e.
-    ``(p - onehot(argmax p)) ⊗ hidden`` (sign flipped; only norms and distances matter).
+    probs: (N, C) model outputs; hidden: (N, h) input of the last linear layer.
+    Returns (N, C * h) float32: the gradient of the loss with respect to the last
+    layer's weights, taking the predicted label as the target, i.e. ``(p - ŷ) ⊗ hidden``
+    (sign flipped; only norms and distances matter). ``ŷ`` is ``onehot(argmax p)`` for
+    softmax/cross-entropy and ``p >= 0.5`` per class for sigmoid/binary cross-entropy.
     """
     n = probs.shape[0]
-    g = probs.astype(np.float32).copy()  # (N, C)
-    g[np.arange(n), probs.argmax(axis=1)] -= 1.0
-    g = -g
+    p = probs.astype(np.float32)
+    if output == "sigmoid":
+        target = (p >= 0.5).astype(np.float32)
+    else:
+        target = np.zeros_like(p)
+        target[np.arange(n), p.argmax(axis=1)] = 1.0
+    g = target - p
     return (g[:, :, None] * hidden.astype(np.float32)[:, None, :]).reshape(n, -1)
+
+
+def finish_probs(p: np.ndarray, output: str) -> np.ndarray:
+    """Float32 outputs: rows renormalised to sum to 1 (softmax) or clipped to [0, 1] (sigmoid)."""
+    if output == "sigmoid":
+        return np.clip(np.asarray(p, dtype=np.float32), 0.0, 1.0)
+    return normalise_rows(p)
 
 
 def check_format(obj: Any, path: PathLike, kind: str | None = None) -> dict[str, Any]:
@@ -300,17 +339,3 @@ def check_format(obj: Any, path: PathLike, kind: str | None = None) -> dict[str,
             "use activelab.models.load_model(path) to load any kind"
         )
     return obj
-
-
-class _Named:
-    """Mixin: a readable repr from ``name`` and ``config``."""
-
-    name: str
-    _kind: ClassVar[str] = ""
-
-    def __repr__(self) -> str:  # pragma: no cover - cosmetic
-        return f"{type(self).__name__}({self.name!r})"
-
-
-def as_path(p: PathLike) -> Path:
-    return Path(os.fspath(p))

@@ -1,5 +1,6 @@
-"""The fast path: a frozen pretrained backbone embeds each image once (cached on disk),
-then a light head (logistic regression or small MLP) trains on the embeddings in seconds.
+"""The frozen mode (the "fast path"): a frozen pretrained backbone embeds each image once
+(cached on disk), then a light head (logistic regression or small MLP) trains on the
+embeddings in seconds. With ``output="sigmoid"`` the head is one-vs-rest (multi-label).
 """
 
 from __future__ import annotations
@@ -13,17 +14,14 @@ import numpy as np
 import torch
 
 from activelab.exceptions import InputError
-from activelab.models._adapter import AdapterBase, forward_images, init_classes, merge_options
+from activelab.models._adapter import AdapterBase, fit_report, forward_images
 from activelab.models.backbones import BackboneSpec, Body, build_body
 from activelab.models.base import (
     FitReport,
     PathLike,
     UnsupportedError,
-    check_labels,
     check_n_samples,
     check_paths,
-    grad_embedding,
-    normalise_rows,
     pick_device,
     resolve_keys,
     seeded,
@@ -32,7 +30,7 @@ from activelab.models.cache import CacheStats, EmbeddingCache
 from activelab.models.heads import HEADS, Head, train_head
 from activelab.models.images import Preprocess
 
-#: options of the fast path and their defaults
+#: options of the frozen mode and their defaults (plus ``output``: "softmax" | "sigmoid")
 FAST_DEFAULTS: dict[str, Any] = {
     "head": "logreg",  # "logreg" | "mlp"
     "l2": 1.0,  # logreg: L2 penalty (scikit-learn's 1/C)
@@ -63,7 +61,8 @@ class FastAdapter(AdapterBase):
     """
 
     kind = "fast"
-    path = "fast"
+    mode = "frozen"
+    defaults = FAST_DEFAULTS
 
     def __init__(
         self,
@@ -76,15 +75,10 @@ class FastAdapter(AdapterBase):
         device: str | None = None,
         **options: Any,
     ) -> None:
-        self.options = merge_options(options, FAST_DEFAULTS, "the fast path")
-        self.spec = spec
-        self.name = spec.display_name
-        self.classes = init_classes(classes, num_classes)
+        super().__init__(spec, classes=classes, num_classes=num_classes, device=device, options=options)
         if self.options["head"] not in HEADS:
             raise InputError(f"unknown head {self.options['head']!r}; expected one of {', '.join(HEADS)}")
         self.cache = cache if cache is not None else EmbeddingCache(cache_dir)
-        self._device_arg = device
-        self.device = device or "cpu"  # resolved in build()
         self.forward_count = 0
         self.last_cache_stats = CacheStats()
         self._body: Body | None = None
@@ -153,7 +147,7 @@ class FastAdapter(AdapterBase):
             device=self.device,
             batch_size=int(self.options["batch_size"]),
             num_workers=int(self.options["num_workers"]),
-            progress=False,
+            progress=False,  # the cache reports these images as they are stored
             desc="backbone",
             amp=bool(self.options["amp"]),
         )
@@ -181,43 +175,33 @@ class FastAdapter(AdapterBase):
     def fit(
         self,
         paths: Sequence[PathLike],
-        labels: Sequence[int],
+        labels: Sequence[int] | np.ndarray,
         *,
         keys: Sequence[str] | None = None,
         seed: int = 0,
         progress: bool = False,
     ) -> FitReport:
-        """Embed ``paths`` (cached) and train a new head on them. Labels index ``classes``."""
+        """Embed ``paths`` (cached) and train a new head on them.
+
+        ``labels``: positions into ``classes`` (softmax), or an (N, C) 0/1 array (sigmoid).
+        """
         t0 = time.perf_counter()
-        ps = check_paths(paths, keys)
-        y = check_labels(labels, len(ps), self.n_classes or None)
+        ps, y = self._fit_inputs(paths, labels, keys)
         x = self._embeddings(ps, keys, progress)
         stats = self.last_cache_stats
-        self._classes_for_fit(y)
         o = self.options
         with seeded(seed):
             head = Head(o["head"], x.shape[1], self.n_classes, hidden=int(o["hidden"]), dropout=float(o["dropout"]))
             summary = train_head(
                 head, x, y, l2=float(o["l2"]), epochs=int(o["epochs"]), lr=float(o["lr"]),
                 batch_size=int(o["head_batch_size"]), weight_decay=float(o["weight_decay"]),
-                max_iter=int(o["max_iter"]), seed=seed,
+                max_iter=int(o["max_iter"]), seed=seed, progress=progress,
             )  # fmt: skip
         self._head = head
-        return FitReport(
-            n_train=len(ps),
-            n_val=0,
-            epochs=summary["epochs"],
-            best_epoch=summary["epochs"],
-            train_loss=summary["train_loss"],
-            val_loss=None,
-            val_accuracy=None,
-            seconds=time.perf_counter() - t0,
-            device=self.device,
-            cache_hits=stats.hits,
-            cache_misses=stats.misses,
-            history=({"epoch": float(summary["epochs"]), "train_loss": summary["train_loss"],
-                      "train_accuracy": summary["train_accuracy"]},),
-        )  # fmt: skip
+        history = [{"epoch": float(summary["epochs"]), "train_loss": summary["train_loss"],
+                    "train_accuracy": summary["train_accuracy"]}]  # fmt: skip
+        return fit_report(n_train=len(ps), n_val=0, history=history, best_epoch=1, seconds=time.perf_counter() - t0,
+                          device=self.device, cache_hits=stats.hits, cache_misses=stats.misses)  # fmt: skip
 
     def _fitted_head(self) -> Head:
         self._require_fitted(self._head is not None)
@@ -227,12 +211,12 @@ class FastAdapter(AdapterBase):
     def predict_proba(
         self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
     ) -> np.ndarray:
-        """(N, C) float32 class probabilities, rows sum to 1."""
+        """(N, C) float32 probabilities: rows sum to 1 (softmax), or one independent probability per class (sigmoid)."""
         head = self._fitted_head()
         x = torch.from_numpy(self._embeddings(paths, keys, progress))
         with torch.no_grad():
-            p = torch.softmax(head(x), dim=1).numpy()
-        return normalise_rows(p)
+            p = self._activate(head(x)).numpy()
+        return self._finish(p)
 
     def embed(
         self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
@@ -258,7 +242,7 @@ class FastAdapter(AdapterBase):
         keys: Sequence[str] | None = None,
         progress: bool = False,
     ) -> np.ndarray:
-        """(T, N, C) float32 MC-dropout probabilities (head="mlp" only); rows sum to 1."""
+        """(T, N, C) float32 MC-dropout probabilities (head="mlp" only), shaped like ``predict_proba``'s."""
         t = check_n_samples(n_samples)
         if self.options["head"] != "mlp":
             raise UnsupportedError(
@@ -267,16 +251,10 @@ class FastAdapter(AdapterBase):
             )
         head = self._fitted_head()
         x = torch.from_numpy(self._embeddings(paths, keys, progress))
-        out = np.empty((t, x.shape[0], self.n_classes), dtype=np.float32)
         with torch.no_grad(), seeded(seed):
             hidden = head.penultimate(x)
-            head.dropout.train()
-            try:
-                for i in range(t):
-                    out[i] = torch.softmax(head.out(head.dropout(hidden)), dim=1).numpy()
-            finally:
-                head.dropout.eval()
-        return normalise_rows(out)
+            out = self._mc_samples(head, lambda: head.out(head.dropout(hidden)), t)
+        return self._finish(out.numpy())
 
     def grad_embed(
         self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
@@ -286,8 +264,8 @@ class FastAdapter(AdapterBase):
         x = torch.from_numpy(self._embeddings(paths, keys, progress))
         with torch.no_grad():
             h = head.penultimate(x)
-            p = torch.softmax(head.out(h), dim=1)
-        return grad_embedding(p.numpy(), h.numpy())
+            p = self._activate(head.out(h))
+        return self._grad_embed(p.numpy(), h.numpy())
 
     # --- persistence -------------------------------------------------------------
 

@@ -1,8 +1,10 @@
-"""The full path: fine-tune a whole network (timm / torchvision / small_cnn /
-efficientnet_lite0 / Hugging Face) with augmentation, mixed precision on CUDA, early
-stopping on a validation split and a checkpoint of the best epoch.
+"""The finetune mode (the "full path"): fine-tune a whole network (timm / torchvision /
+small_cnn / efficientnet_lite0 / Hugging Face) with augmentation, mixed precision on
+CUDA, early stopping on a validation split and a checkpoint of the best epoch.
 
-The network is the backbone body, then dropout, then a new linear classifier; each
+The network is the backbone body, then dropout, then a new linear classifier trained
+with cross-entropy (``output="softmax"``) or binary cross-entropy per class
+(``output="sigmoid"``, multi-label); each
 ``fit`` starts again from the pretrained (or seeded random) weights, the usual practice
 in active learning (no warm-start bias from earlier rounds).
 """
@@ -23,24 +25,21 @@ import torch
 from torch import nn
 
 from activelab.exceptions import InputError
-from activelab.models._adapter import AdapterBase, forward_images, init_classes, merge_options
+from activelab.models._adapter import AdapterBase, fit_report, forward_images, split_validation
 from activelab.models.backbones import BackboneSpec, Body, build_body
 from activelab.models.base import (
     FitReport,
     PathLike,
     UnsupportedError,
-    check_labels,
     check_n_samples,
     check_paths,
-    grad_embedding,
-    normalise_rows,
     pick_device,
     seeded,
 )
 from activelab.models.images import ImageDataset, Preprocess, make_loader
 from activelab.progress import progress_task
 
-#: options of the full path and their defaults
+#: options of the finetune mode and their defaults (plus ``output``: "softmax" | "sigmoid")
 FULL_DEFAULTS: dict[str, Any] = {
     "epochs": 10,
     "min_steps": 0,  # at least this many optimiser steps: more epochs when the labeled set is tiny
@@ -86,20 +85,13 @@ class ClassifierNet(nn.Module):
         return self.fc(self.dropout(self.features(x)))
 
 
-def _split(n: int, fraction: float, min_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    n_val = round(n * fraction) if fraction > 0 else 0
-    if n_val < min_val or n - n_val < 1:
-        return np.arange(n), np.arange(0)
-    perm = np.random.default_rng(seed).permutation(n)
-    return np.sort(perm[n_val:]), np.sort(perm[:n_val])
-
-
 class FullAdapter(AdapterBase):
     """Fine-tunes the whole network. ``embed`` returns the penultimate layer (the
     classifier's input; before ``fit``, the pretrained body's features)."""
 
     kind = "full"
-    path = "full"
+    mode = "finetune"
+    defaults = FULL_DEFAULTS
 
     def __init__(
         self,
@@ -110,14 +102,9 @@ class FullAdapter(AdapterBase):
         device: str | None = None,
         **options: Any,
     ) -> None:
-        self.options = merge_options(options, FULL_DEFAULTS, "the full path")
-        self.spec = spec
-        self.name = spec.display_name
-        self.classes = init_classes(classes, num_classes)
+        super().__init__(spec, classes=classes, num_classes=num_classes, device=device, options=options)
         if self.options["checkpoint_dir"] is not None:
             self.options["checkpoint_dir"] = os.fspath(self.options["checkpoint_dir"])
-        self._device_arg = device
-        self.device = device or "cpu"
         self._template: Body | None = None  # pretrained body, as loaded
         self._preprocess: Preprocess | None = None
         self._dim: int | None = None
@@ -157,23 +144,24 @@ class FullAdapter(AdapterBase):
     def fit(
         self,
         paths: Sequence[PathLike],
-        labels: Sequence[int],
+        labels: Sequence[int] | np.ndarray,
         *,
         keys: Sequence[str] | None = None,
         seed: int = 0,
         progress: bool = False,
     ) -> FitReport:
-        """Fine-tune a fresh network on ``paths`` / ``labels`` (``keys`` unused)."""
+        """Fine-tune a fresh network on ``paths`` / ``labels`` (``keys`` unused).
+
+        ``labels``: positions into ``classes`` (softmax), or an (N, C) 0/1 array (sigmoid).
+        """
         t0 = time.perf_counter()
-        ps = check_paths(paths, keys)
-        y = check_labels(labels, len(ps), self.n_classes or None)
-        self._classes_for_fit(y)
+        ps, y = self._fit_inputs(paths, labels, keys)
         self.build()
         assert self._preprocess is not None and self._dim is not None
         o = self.options
         dev = self.device
         use_amp = bool(o["amp"]) and dev.startswith("cuda")
-        tr, va = _split(len(ps), float(o["val_fraction"]), int(o["min_val_size"]), seed)
+        tr, va = split_validation(len(ps), float(o["val_fraction"]), int(o["min_val_size"]), seed)
         bs = int(o["batch_size"])
         with seeded(seed, dev):
             body = self._new_body()
@@ -202,7 +190,7 @@ class FullAdapter(AdapterBase):
                 opt, lambda s: 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps))
             )
             scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-            loss_fn = nn.CrossEntropyLoss(label_smoothing=float(o["label_smoothing"]))
+            loss_fn = self._loss(float(o["label_smoothing"]))
             history: list[dict[str, float]] = []
             best_state: dict[str, torch.Tensor] | None = None
             best_epoch, best_val, bad = 0, math.inf, 0
@@ -253,30 +241,23 @@ class FullAdapter(AdapterBase):
         net.load_state_dict(best_state)
         net.eval()
         self._net = net
-        best = history[best_epoch - 1]
-        return FitReport(
-            n_train=len(tr),
-            n_val=len(va),
-            epochs=len(history),
-            best_epoch=best_epoch,
-            train_loss=best["train_loss"],
-            val_loss=best.get("val_loss"),
-            val_accuracy=best.get("val_accuracy"),
-            seconds=time.perf_counter() - t0,
-            device=dev,
-            history=tuple(history),
-        )
+        return fit_report(n_train=len(tr), n_val=len(va), history=history, best_epoch=best_epoch,
+                          seconds=time.perf_counter() - t0, device=dev)  # fmt: skip
 
     def _evaluate(self, net: nn.Module, loader: Any, loss_fn: nn.Module, use_amp: bool) -> tuple[float, float]:
+        """Validation loss and accuracy (sigmoid: the fraction of (image, class) entries right at 0.5)."""
         net.eval()
-        total, correct, count = 0.0, 0, 0
+        total, correct, count = 0.0, 0.0, 0
         with torch.no_grad():
             for xb, yb in loader:
                 xb, yb = xb.to(self.device), yb.to(self.device)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
                     logits = net(xb)
                 total += float(loss_fn(logits.float(), yb)) * len(yb)
-                correct += int((logits.argmax(1) == yb).sum())
+                if self.output == "sigmoid":
+                    correct += float(((logits > 0).float() == yb).float().mean(1).sum())
+                else:
+                    correct += int((logits.argmax(1) == yb).sum())
                 count += len(yb)
         return total / count, correct / count
 
@@ -309,10 +290,10 @@ class FullAdapter(AdapterBase):
     def predict_proba(
         self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
     ) -> np.ndarray:
-        """(N, C) float32 class probabilities, rows sum to 1."""
+        """(N, C) float32 probabilities: rows sum to 1 (softmax), or one independent probability per class (sigmoid)."""
         net = self._fitted().eval()
-        outs = self._run(lambda x: torch.softmax(net(x).float(), 1).cpu(), paths, keys, progress, "predicting")
-        return normalise_rows(torch.cat(outs).numpy()) if outs else np.zeros((0, self.n_classes), np.float32)
+        outs = self._run(lambda x: self._activate(net(x)).cpu(), paths, keys, progress, "predicting")
+        return self._finish(torch.cat(outs).numpy()) if outs else np.zeros((0, self.n_classes), np.float32)
 
     def embed(
         self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
@@ -346,33 +327,26 @@ class FullAdapter(AdapterBase):
         keys: Sequence[str] | None = None,
         progress: bool = False,
     ) -> np.ndarray:
-        """(T, N, C) float32 MC-dropout probabilities (dropout on, BatchNorm frozen)."""
+        """(T, N, C) float32 MC-dropout probabilities (dropout on, BatchNorm frozen), shaped like ``predict_proba``'s."""
         t = check_n_samples(n_samples)
         if "mc_probs" not in self.supports:
             raise UnsupportedError(
                 f"{self.name} was created with dropout=0, so it has no MC-dropout samples; create it with dropout>0"
             )
         net = self._fitted().eval()
-        drops = [m for m in net.modules() if isinstance(m, nn.Dropout)]
         body_has_dropout = any(isinstance(m, nn.Dropout) and m.p > 0 for m in net.body.modules())
 
         def fn(x: torch.Tensor) -> torch.Tensor:
-            for m in drops:
-                m.train()
-            try:
-                if body_has_dropout:
-                    return torch.stack([torch.softmax(net(x).float(), 1) for _ in range(t)]).cpu()
-                h = net.features(x)
-                return torch.stack([torch.softmax(net.fc(net.dropout(h)).float(), 1) for _ in range(t)]).cpu()
-            finally:
-                for m in drops:
-                    m.eval()
+            if body_has_dropout:
+                return self._mc_samples(net, lambda: net(x), t)
+            h = net.features(x)  # the body runs once; only the head's dropout varies
+            return self._mc_samples(net, lambda: net.fc(net.dropout(h)), t)
 
         with seeded(seed, self.device):
             outs = self._run(fn, paths, keys, progress, "MC dropout")
         if not outs:
             return np.zeros((t, 0, self.n_classes), np.float32)
-        return normalise_rows(torch.cat(outs, dim=1).numpy())
+        return self._finish(torch.cat(outs, dim=1).numpy())
 
     def grad_embed(
         self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
@@ -382,14 +356,14 @@ class FullAdapter(AdapterBase):
 
         def fn(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
             h = net.features(x)
-            return torch.softmax(net.fc(h).float(), 1).cpu(), h.float().cpu()
+            return self._activate(net.fc(h)).cpu(), h.float().cpu()
 
         outs = self._run(fn, paths, keys, progress, "gradient embeddings")
         if not outs:
             return np.zeros((0, self.n_classes * (self._dim or 0)), np.float32)
         p = torch.cat([o[0] for o in outs]).numpy()
         h = torch.cat([o[1] for o in outs]).numpy()
-        return grad_embedding(p, h)
+        return self._grad_embed(p, h)
 
     # --- persistence -----------------------------------------------------------------
 

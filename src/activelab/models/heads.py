@@ -1,10 +1,13 @@
 """Light classifier heads trained on cached embeddings in seconds (the fast path).
 
 - ``logreg``: multinomial logistic regression (one linear layer) fitted with L-BFGS
-  on the full batch, L2-penalised like scikit-learn's ``LogisticRegression(C=1/l2)``.
-  Its penultimate features are its input (the standardised embedding).
-- ``mlp``: linear -> ReLU -> dropout -> linear, trained with Adam. Its penultimate
-  features are the hidden layer (after ReLU); its dropout gives MC-dropout samples.
+  on the full batch, L2-penalised like scikit-learn's ``LogisticRegression(C=1/l2)``;
+  with multi-label targets, one-vs-rest logistic regression (one independent binary
+  problem per class, the same penalty). Its penultimate features are its input (the
+  standardised embedding).
+- ``mlp``: linear -> ReLU -> dropout -> linear, trained with Adam on cross-entropy, or
+  on binary cross-entropy per class for multi-label targets. Its penultimate features
+  are the hidden layer (after ReLU); its dropout gives MC-dropout samples.
 
 Inputs are centred with the training mean and divided by one scalar (the training
 RMS), which is robust with the handful of labels an active-learning run starts with.
@@ -20,6 +23,7 @@ from torch import nn
 
 from activelab.exceptions import InputError
 from activelab.models.base import torch_threads
+from activelab.progress import Progress, progress_task
 
 HEADS = ("logreg", "mlp")
 #: training inputs up to this many values (about 1,200 x 1280 embeddings) are fitted on one thread
@@ -67,13 +71,18 @@ def train_head(
     weight_decay: float = 1e-4,
     max_iter: int = 200,
     seed: int = 0,
+    progress: Progress = False,
 ) -> dict[str, Any]:
-    """Fit ``head`` on embeddings ``x`` (N, d) with labels ``y`` (N,); returns a summary.
+    """Fit ``head`` on embeddings ``x`` (N, d) with labels ``y``; returns a summary.
 
-    Runs on the CPU in float32; deterministic for a given ``seed``.
+    ``y`` is (N,) int class positions (softmax), or an (N, C) 0/1 float matrix
+    (multi-label: binary cross-entropy per class, and ``train_accuracy`` is the
+    fraction of (image, class) entries right at a 0.5 threshold). Runs on the CPU in
+    float32; deterministic for a given ``seed``. ``progress`` shows the mlp's epochs.
     """
     xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
+    multilabel = np.ndim(y) == 2
+    yt = torch.from_numpy(np.asarray(y, dtype=np.float32 if multilabel else np.int64))
     # a small problem runs several times faster on one thread: thread start-up and contention
     # dominate its tiny matrix products (measured on 2 cores: 50 x 1280 logreg 0.66 s on 2 threads, 0.17 s on 1)
     with torch_threads(1 if xt.numel() <= SINGLE_THREAD_ELEMENTS else None):
@@ -88,7 +97,16 @@ def train_head(
             weight_decay=weight_decay,
             max_iter=max_iter,
             seed=seed,
+            progress=progress,
         )
+
+
+def _data_loss(multilabel: bool) -> Any:
+    """Mean over images of the loss summed over classes: cross-entropy, or binary cross-entropy per class."""
+    if not multilabel:
+        return nn.CrossEntropyLoss()
+    bce = nn.BCEWithLogitsLoss(reduction="sum")
+    return lambda logits, y: bce(logits, y) / logits.shape[0]
 
 
 def _fit(
@@ -103,14 +121,16 @@ def _fit(
     weight_decay: float,
     max_iter: int,
     seed: int,
+    progress: Progress,
 ) -> dict[str, Any]:
     n = xt.shape[0]
+    multilabel = yt.ndim == 2
     with torch.no_grad():
         mean = xt.mean(0)
         rms = ((xt - mean) ** 2).mean().sqrt() if n > 1 else xt.pow(2).mean().sqrt()
         head.mean.copy_(mean if n > 1 else torch.zeros_like(mean))
         head.scale.fill_(float(rms) if float(rms) > 1e-8 else 1.0)
-    loss_fn = nn.CrossEntropyLoss()
+    loss_fn = _data_loss(multilabel)
     head.train()
     epochs_run = 0
     if head.kind == "logreg":
@@ -136,18 +156,24 @@ def _fit(
     else:
         g = torch.Generator().manual_seed(int(seed))
         opt2 = torch.optim.Adam(head.parameters(), lr=lr, weight_decay=weight_decay)
-        for _ in range(epochs):
-            perm = torch.randperm(n, generator=g)
-            for s in range(0, n, batch_size):
-                idx = perm[s : s + batch_size]
-                opt2.zero_grad()
-                loss = loss_fn(head(xt[idx]), yt[idx])
-                loss.backward()
-                opt2.step()
-            epochs_run += 1
+        with progress_task(progress, "training the head", total=epochs, unit="epoch") as bar:
+            for _ in range(epochs):
+                perm = torch.randperm(n, generator=g)
+                for s in range(0, n, batch_size):
+                    idx = perm[s : s + batch_size]
+                    opt2.zero_grad()
+                    loss = loss_fn(head(xt[idx]), yt[idx])
+                    loss.backward()
+                    opt2.step()
+                epochs_run += 1
+                bar.advance(1)
     head.eval()
     with torch.no_grad():
         logits = head(xt)
-        train_loss = float(loss_fn(logits, yt))
-        train_acc = float((logits.argmax(1) == yt).float().mean())
+        if multilabel:
+            train_loss = float(nn.functional.binary_cross_entropy_with_logits(logits, yt))
+            train_acc = float(((logits > 0).float() == yt).float().mean())
+        else:
+            train_loss = float(loss_fn(logits, yt))
+            train_acc = float((logits.argmax(1) == yt).float().mean())
     return {"epochs": epochs_run, "train_loss": train_loss, "train_accuracy": train_acc}

@@ -16,7 +16,7 @@ import threading
 from typing import Any
 from urllib.parse import urlparse
 
-from activelab.exceptions import InputError, NotFoundError, OfflineError
+from activelab.exceptions import OfflineError
 
 #: seconds to wait for a download host's DNS + TCP connect before calling it offline
 PROBE_TIMEOUT_S = 2.0
@@ -139,72 +139,3 @@ def torchvision_weights(name: str, pretrained: bool) -> Any:
     if hub_offline_env() or not host or not host_reachable(host):
         raise offline_error(f"torchvision/{name}", host)
     return weights
-
-
-# --- Hugging Face transformers --------------------------------------------------
-
-
-def hf_local_folder(hub_id: str) -> str | None:
-    """``hub_id`` as a local folder (e.g. one written by ``save_pretrained``), or None.
-
-    Like transformers itself, an existing folder wins over a hub id of the same name.
-    Raises NotFoundError for a name that is clearly a path (starts with ``/``, ``.``,
-    ``~``, or has more than one ``/``) but is not an existing folder, and InputError for
-    a name that is neither a folder nor a valid hub id.
-    """
-    expanded = os.path.expanduser(hub_id)
-    if os.path.isdir(expanded):
-        return expanded
-    if hub_id.startswith(("/", ".", "~")) or hub_id.count("/") > 1 or os.sep in hub_id.replace("/", ""):
-        raise NotFoundError(
-            f"hf/{hub_id}: no such folder. hf/ takes a Hugging Face hub id (e.g. hf/google/vit-base-patch16-224) "
-            "or a folder written by a transformers model's save_pretrained()"
-        )
-    try:
-        from huggingface_hub.utils import validate_repo_id
-
-        validate_repo_id(hub_id)
-    except ImportError:  # pragma: no cover - transformers depends on huggingface_hub
-        pass
-    except ValueError as e:  # HFValidationError
-        raise InputError(
-            f"hf/{hub_id}: not a Hugging Face hub id (namespace/name) nor an existing folder ({e})"
-        ) from None
-    return None
-
-
-def hf_offline(hub_id: str) -> bool:
-    """Whether ``hub_id`` must be read from the local cache only (no network access).
-
-    A local folder never needs the network; otherwise ``HF_HUB_OFFLINE`` or an
-    unreachable huggingface.co (probed once, within :data:`PROBE_TIMEOUT_S`) mean offline.
-    """
-    if hf_local_folder(hub_id) is not None:
-        return True
-    return hub_offline_env() or not host_reachable("huggingface.co")
-
-
-def hf_from_pretrained(factory: Any, hub_id: str, *, offline: bool | None = None, **kwargs: Any) -> Any:
-    """``factory.from_pretrained(hub_id)`` that never hangs offline.
-
-    ``hub_id`` is a hub id or a local folder (see :func:`hf_local_folder`); ``offline``
-    (from :func:`hf_offline`, to probe the network once for several calls) is worked out
-    when None. Offline, only the local cache is used and a miss raises OfflineError.
-    """
-    local = hf_local_folder(hub_id)
-    if local is not None:
-        try:
-            return factory.from_pretrained(local, **kwargs)
-        except (OSError, ValueError) as e:  # ValueError: no/unknown config.json, or no class for it
-            raise InputError(
-                f"hf/{hub_id}: the folder holds no loadable {getattr(factory, '__name__', 'model')} files "
-                f"(write them with save_pretrained(); {type(e).__name__}: {e})"
-            ) from e
-    if offline is None:
-        offline = hf_offline(hub_id)
-    try:
-        return factory.from_pretrained(hub_id, local_files_only=offline, **kwargs)
-    except OSError as e:
-        if offline:
-            raise offline_error(f"hf/{hub_id}", "huggingface.co", e) from e
-        raise

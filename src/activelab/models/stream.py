@@ -14,7 +14,7 @@ as shards of ``shard_size`` rows as soon as they are full, so:
 Unreadable images do not stop the pass: they are counted, named in the report,
 and left out of the cache (so a later pass retries them).
 
-The Ray backend (:mod:`activelab.models.ray_backend`) writes the same cache.
+The Ray backend (:mod:`activelab.models.integrations.ray`) writes the same cache.
 """
 
 from __future__ import annotations

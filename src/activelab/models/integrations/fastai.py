@@ -14,8 +14,10 @@ Two ways in:
   it was wrapped (``warm_start=True`` keeps training the current ones) and trains on new
   DataLoaders that reuse the learner's own item and batch transforms.
 
-The file was named ``fastai_adapter`` so that ``activelab.models.fastai`` never reads as the
-fastai package. fastai is imported lazily: without it, :class:`MissingDependencyError`.
+Images are read with :func:`activelab.data.images.load_rgb` (EXIF orientation, 16-bit
+scaling), like every other model, not with fastai's ``PILImage.create`` on a path. Only
+``output="softmax"`` (single-label) is supported. fastai is imported lazily: without it,
+:class:`MissingDependencyError`.
 
 Shapes (see :mod:`activelab.models.base`): ``predict_proba`` (N, C) softmax of the
 logits; ``embed`` / ``last_layer_features`` (N, h) the input of the final linear layer
@@ -46,19 +48,18 @@ import numpy as np
 import torch
 from torch import nn
 
+from activelab.data.images import load_rgb
 from activelab.exceptions import InputError, NotFoundError
-from activelab.models._adapter import AdapterBase, init_classes, merge_options
+from activelab.models._adapter import AdapterBase, fit_report, init_classes, split_validation
 from activelab.models.backbones import BackboneSpec
 from activelab.models.base import (
     FitReport,
     MissingDependencyError,
+    ModelAdapter,
     PathLike,
     UnsupportedError,
-    check_labels,
     check_n_samples,
     check_paths,
-    grad_embedding,
-    normalise_rows,
     pick_device,
     seeded,
 )
@@ -110,6 +111,39 @@ def _python_random(seed: int) -> Iterator[None]:
         random.setstate(state)
 
 
+def open_rgb(path: Any) -> Any:
+    """An image file as fastai's ``PILImage``, read with :func:`load_rgb` (a module-level
+    function, so ``learn.export`` can pickle the pipeline that uses it)."""
+    fv = import_fastai()
+    return fv.PILImage.create(load_rgb(os.fspath(path)))
+
+
+def create_fastai(
+    arch: str,
+    *,
+    mode: str,
+    pretrained: bool,
+    classes: Sequence[str] | None,
+    num_classes: int | None,
+    image_size: int | None,
+    device: str | None,
+    backbone_weights: PathLike | None,
+    build: bool,
+    **options: Any,
+) -> ModelAdapter:
+    """The model table's builder of ``fastai/<arch>`` names (``arch`` checked by the registry)."""
+    if backbone_weights is not None:
+        raise InputError(
+            "backbone_weights is not supported for fastai/ models; wrap your own Learner with from_learner"
+        )
+    source, name = ("torchvision", arch[len("torchvision/") :]) if arch.startswith("torchvision/") else ("timm", arch)
+    adapter = FastaiAdapter(name, source=source, pretrained=pretrained, classes=classes, num_classes=num_classes,
+                            image_size=image_size, device=device, **options)  # fmt: skip
+    if build:
+        adapter.build()
+    return adapter  # type: ignore[return-value]
+
+
 def _final_linear(model: nn.Module) -> nn.Linear | None:
     """The last ``nn.Linear`` registered in ``model`` (the classifier of a fastai head)."""
     found = None
@@ -145,7 +179,8 @@ class FastaiAdapter(AdapterBase):
     """A fastai ``Learner`` (built with ``vision_learner`` or wrapped) as a model adapter."""
 
     kind = "fastai"
-    path = "full"
+    mode = "finetune"
+    defaults = FASTAI_DEFAULTS
 
     def __init__(
         self,
@@ -159,24 +194,25 @@ class FastaiAdapter(AdapterBase):
         device: str | None = None,
         **options: Any,
     ) -> None:
-        merged = merge_options(options, FASTAI_DEFAULTS, "the fastai adapter")
         if source not in SOURCES:
             raise InputError(f"source must be one of {SOURCES}, got {source!r}")
         if image_size is not None and (not isinstance(image_size, int) or image_size < 8):
             raise InputError(f"image_size must be an integer >= 8 pixels, got {image_size!r}")
-        self.spec = BackboneSpec(source=source, name=arch, pretrained=bool(pretrained), image_size=image_size)
+        spec = BackboneSpec(source=source, name=arch, pretrained=bool(pretrained), image_size=image_size)
+        super().__init__(spec, classes=classes, num_classes=num_classes, device=device, options=options)
+        if self.output != "softmax":
+            raise UnsupportedError(
+                "fastai models are single-label (output='softmax'); for multi-label (output='sigmoid') "
+                "use a frozen or finetune model, e.g. create_model('efficientnet_lite0', output='sigmoid')"
+            )
         if source == "learner":
             self.name = f"fastai/learner:{arch}"
         elif source == "torchvision":
             self.name = f"fastai/torchvision/{arch}"
         else:
             self.name = f"fastai/{arch}"
-        self.classes = init_classes(classes, num_classes)
-        self.options = merged
         if self.options["method"] not in ("auto", "fine_tune", "fit_one_cycle"):
             raise InputError(f"method must be 'auto', 'fine_tune' or 'fit_one_cycle', got {self.options['method']!r}")
-        self._device_arg = device
-        self.device = device or "cpu"
         self._built = False
         self._arch_kwargs: dict[str, Any] = {}
         self._learn: Any = None  # the fastai Learner (after fit, or wrapped)
@@ -295,8 +331,9 @@ class FastaiAdapter(AdapterBase):
         o = self.options
         size = self.spec.image_size or 224
         batch_tfms = fv.aug_transforms(do_flip=bool(o["hflip"])) if o["augment"] else None
+        image_block = fv.TransformBlock(type_tfms=open_rgb, batch_tfms=fv.IntToFloatTensor)
         block = fv.DataBlock(
-            blocks=(fv.ImageBlock, fv.CategoryBlock(vocab=list(self.classes), sort=False)),
+            blocks=(image_block, fv.CategoryBlock(vocab=list(self.classes), sort=False)),
             get_x=fv.ColReader("filepath"),
             get_y=fv.ColReader("label"),
             splitter=fv.IndexSplitter(val_idx.tolist()),
@@ -323,7 +360,7 @@ class FastaiAdapter(AdapterBase):
         vocab = list(df["label"].unique()) if getattr(learn.dls, "vocab", None) is None else list(learn.dls.vocab)
         dsets = fv.Datasets(
             df,
-            tfms=[[fv.ColReader("filepath"), fv.PILImage.create],
+            tfms=[[fv.ColReader("filepath"), open_rgb],
                   [fv.ColReader("label"), fv.Categorize(vocab=vocab, sort=False)]],
             splits=(tr.tolist(), va.tolist()),
         )  # fmt: skip
@@ -354,9 +391,7 @@ class FastaiAdapter(AdapterBase):
         A validation split (``val_fraction``) is only reported, not used to stop early.
         """
         t0 = time.perf_counter()
-        ps = check_paths(paths, keys)
-        y = check_labels(labels, len(ps), self.n_classes or None)
-        self._classes_for_fit(y)
+        ps, y = self._fit_inputs(paths, labels, keys)
         _check_files(ps)
         self.build()
         fv = import_fastai()
@@ -364,9 +399,7 @@ class FastaiAdapter(AdapterBase):
         epochs, freeze_epochs = int(o["epochs"]), int(o["freeze_epochs"])
         if epochs < 1:
             raise InputError(f"epochs must be >= 1, got {epochs}")
-        from activelab.models.full import _split
-
-        tr, va = _split(len(ps), float(o["val_fraction"]), int(o["min_val_size"]), seed)
+        tr, va = split_validation(len(ps), float(o["val_fraction"]), int(o["min_val_size"]), seed)
         if len(tr) < 2:
             raise InputError(f"fit needs at least 2 training images (BatchNorm), got {len(tr)}")
         bs = max(2, min(int(o["batch_size"]), len(tr)))
@@ -409,19 +442,8 @@ class FastaiAdapter(AdapterBase):
             if len(va) and len(row) >= 3 and row[1] is not None:
                 rec.update(val_loss=float(row[1]), val_accuracy=float(row[2]))
             history.append(rec)
-        last = history[-1] if history else {"train_loss": float("nan")}
-        return FitReport(
-            n_train=len(tr),
-            n_val=len(va),
-            epochs=len(history),
-            best_epoch=len(history),
-            train_loss=last["train_loss"],
-            val_loss=last.get("val_loss"),
-            val_accuracy=last.get("val_accuracy"),
-            seconds=time.perf_counter() - t0,
-            device=self.device,
-            history=tuple(history),
-        )
+        return fit_report(n_train=len(tr), n_val=len(va), history=history, best_epoch=len(history),
+                          seconds=time.perf_counter() - t0, device=self.device)  # fmt: skip
 
     # --- inference ---------------------------------------------------------------------
 
@@ -463,8 +485,8 @@ class FastaiAdapter(AdapterBase):
         with ExitStack() as stack:
             if not progress:
                 stack.enter_context(learn.no_bar())
-            preds, _ = learn.get_preds(dl=dl, act=lambda t: torch.softmax(t.float(), dim=-1))
-        return normalise_rows(_plain(preds).numpy())
+            preds, _ = learn.get_preds(dl=dl, act=lambda t: self._activate(_plain(t)))
+        return self._finish(_plain(preds).numpy())
 
     def _features(self, learn: Any, ps: list[str], progress: bool, desc: str,
                   with_probs: bool) -> tuple[np.ndarray, np.ndarray | None]:  # fmt: skip
@@ -476,7 +498,7 @@ class FastaiAdapter(AdapterBase):
         try:
 
             def fn(x: torch.Tensor) -> torch.Tensor:
-                return torch.softmax(_plain(model(x)), dim=-1)
+                return self._activate(_plain(model(x)))
 
             outs = self._batches(learn, ps, fn, progress, desc)
         finally:
@@ -526,7 +548,6 @@ class FastaiAdapter(AdapterBase):
             return np.zeros((t, 0, self.n_classes), np.float32)
         _check_files(ps)
         model = learn.model.eval()
-        drops = [m for m in model.modules() if isinstance(m, nn.Dropout)]
         split = (
             isinstance(model, nn.Sequential)
             and len(model) == 2
@@ -534,20 +555,14 @@ class FastaiAdapter(AdapterBase):
         )
 
         def fn(x: torch.Tensor) -> torch.Tensor:
-            for m in drops:
-                m.train()
-            try:
-                if split:
-                    f = model[0](x)
-                    return torch.stack([torch.softmax(_plain(model[1](f)), -1) for _ in range(t)])
-                return torch.stack([torch.softmax(_plain(model(x)), -1) for _ in range(t)])
-            finally:
-                for m in drops:
-                    m.eval()
+            if split:
+                f = model[0](x)
+                return self._mc_samples(model, lambda: _plain(model[1](f)), t)
+            return self._mc_samples(model, lambda: _plain(model(x)), t)
 
         with seeded(seed, self.device):
             outs = self._batches(learn, ps, fn, progress, "MC dropout")
-        return normalise_rows(torch.cat(outs, dim=1).numpy())
+        return self._finish(torch.cat(outs, dim=1).numpy())
 
     def grad_embed(
         self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
@@ -561,7 +576,7 @@ class FastaiAdapter(AdapterBase):
         _check_files(ps)
         h, p = self._features(learn, ps, progress, "gradient embeddings", with_probs=True)
         assert p is not None
-        return grad_embedding(p, h)
+        return self._grad_embed(p, h)
 
     # --- persistence -------------------------------------------------------------------
 

@@ -24,10 +24,10 @@ import numpy as np
 import torch
 
 from activelab.exceptions import InputError
-from activelab.models.backbones import SOURCES, BackboneSpec, build_body
+from activelab.models.backbones import BackboneSpec, build_body
 from activelab.models.base import MissingDependencyError, PathLike, check_paths, pick_device, seeded
 from activelab.models.images import ImageDataset
-from activelab.models.registry import parse_name
+from activelab.models.registry import find_model
 from activelab.progress import progress_task
 
 METHODS = ("simsiam", "simclr")
@@ -101,14 +101,13 @@ def pretrain_backbone(
     ps = check_paths(paths)
     if len(ps) < 2:
         raise InputError("self-supervised pretraining needs at least 2 images")
-    source, arch = parse_name(name)
-    if source not in SOURCES:
+    entry, arch = find_model(name)
+    if entry.body is None:
         raise InputError(
-            f"{name!r} cannot be pretrained here; use efficientnet_lite0, small_cnn, timm, torchvision or hf"
+            f"{name!r} has no backbone to pretrain here; use efficientnet_lite0, small_cnn, timm, torchvision or hf"
         )
-    if source == "small_cnn":
-        pretrained = False
-    spec = BackboneSpec(source=source, name=arch, pretrained=pretrained, image_size=image_size)
+    spec = BackboneSpec(source=entry.source, name=arch, pretrained=pretrained and entry.pretrained,
+                        image_size=image_size)  # fmt: skip
     dev = pick_device(device)
     bs = min(int(batch_size), len(ps))
     with seeded(seed, dev), _global_rngs_seeded(seed):
