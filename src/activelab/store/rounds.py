@@ -14,12 +14,10 @@ from activelab.store import schema as t
 from activelab.store._base import StoreBase, as_utc, aware, chunks, utcnow
 from activelab.store.classes import class_ids
 
-ROUND_STATUSES = ("running", "done", "failed")
-
 
 @dataclass(frozen=True)
 class Round:
-    """One active-learning round as recorded by the loop."""
+    """One active-learning round as recorded by the loop (``status``: running, done or failed)."""
 
     number: int
     strategy: str

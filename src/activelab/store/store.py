@@ -20,16 +20,14 @@ from activelab.store.annotations import (
     LabelEvent,
     UndoOutcome,
 )
-from activelab.store.classes import MAX_CLASS_NAME_LENGTH, ClassesMixin
+from activelab.store.classes import ClassesMixin
 from activelab.store.events import Payload, latest_events
 from activelab.store.images import BatchOutcome, Image, ImageRecord, ImageRef, ImagesMixin
 from activelab.store.labeling import LabelingMixin, ReviewFlag, SubmitOutcome
-from activelab.store.rounds import ROUND_STATUSES, Round, RoundsMixin
+from activelab.store.rounds import Round, RoundsMixin
 from activelab.store.service_state import ServiceStateMixin
 
 __all__ = [
-    "MAX_CLASS_NAME_LENGTH",
-    "ROUND_STATUSES",
     "BatchOutcome",
     "CurrentAnnotation",
     "CurrentLabel",
