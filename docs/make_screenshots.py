@@ -28,8 +28,15 @@ from activelab.loop.session import ActiveSession
 from activelab.server import ServerSettings, create_app
 
 OUT = Path(__file__).resolve().parent / "img"
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 
 
 def main() -> None:
@@ -44,15 +51,19 @@ def main() -> None:
         images = {img.id: img for img in proj.store.images("pool")}
         for _ in range(4):
             picked = session.run_round("margin", 20).selected
-            proj.store.add_labels([(i, by_name[Path(images[i].path).name]) for i in picked], author="oracle",
-                                  source="oracle")
+            proj.store.add_labels(
+                [(i, by_name[Path(images[i].path).name]) for i in picked], author="oracle", source="oracle"
+            )
         session.run_round("margin", 20)
 
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(ServerSettings(project=project, trainer=False)),
-                                           host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(
+            create_app(ServerSettings(project=project, trainer=False)), host="127.0.0.1", port=port, log_level="warning"
+        )
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     while not server.started:

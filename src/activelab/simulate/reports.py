@@ -15,15 +15,37 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import pandas as pd
 
+from activelab._io import atomic_write_text
 from activelab.simulate.metrics import target_name
 
 if TYPE_CHECKING:
-    from activelab.simulate.experiment import Experiment
+    from activelab.simulate.config import SimulationConfig
+    from activelab.simulate.data import SimDataset
+
+
+class ExperimentResults(Protocol):
+    """What the reports read from an experiment (:class:`~activelab.simulate.Experiment` is one);
+    a protocol, so reports never import the experiment that calls them."""
+
+    @property
+    def config(self) -> SimulationConfig: ...
+
+    @property
+    def dataset(self) -> SimDataset: ...
+
+    @property
+    def results_dir(self) -> Path: ...
+
+    def results(self) -> dict[str, dict[int, dict[str, Any]]]: ...
+
+    def summary(self) -> list[dict[str, Any]]: ...
+
+    def pool_embeddings(self) -> np.ndarray: ...
 
 
 def rounds_table(results: dict[str, dict[int, dict[str, Any]]]) -> pd.DataFrame:
@@ -83,9 +105,7 @@ def summary_markdown(rows: list[dict[str, Any]], targets: list[float]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_reports(exp: Experiment, *, plots: bool = True, tsne: bool = True) -> dict[str, Path]:
-    from activelab.simulate.experiment import atomic_write_text
-
+def write_reports(exp: ExperimentResults, *, plots: bool = True, tsne: bool = True) -> dict[str, Path]:
     out = exp.results_dir
     out.mkdir(parents=True, exist_ok=True)
     results = exp.results()
@@ -210,7 +230,7 @@ def plot_class_histogram(results: dict[str, dict[int, dict[str, Any]]], classes:
     return out
 
 
-def plot_tsne(exp: Experiment, results: dict[str, dict[int, dict[str, Any]]], path: Path) -> Path:
+def plot_tsne(exp: ExperimentResults, results: dict[str, dict[int, dict[str, Any]]], path: Path) -> Path:
     """t-SNE of (a sample of) pool embeddings: by class, then per strategy picked / initial / unlabeled."""
     from sklearn.manifold import TSNE
 
