@@ -17,6 +17,7 @@ from activelab.exceptions import InputError
 from activelab.loop.formats.fiftyone import export_fiftyone, import_fiftyone
 from activelab.loop.ingest import import_images
 from activelab.store import Store, open_store, sqlite_url
+from activelab.tasks import get_task
 from tests.loop.conftest import LabelsByContent
 
 
@@ -92,3 +93,39 @@ def test_class_index_outside_classes_names_the_file(fresh: Store, tmp_path: Path
     (tmp_path / "fo" / "labels.json").write_text(json.dumps({"classes": ["a"], "labels": {"x": 3}}))
     with pytest.raises(InputError, match=r"labels\.json: class index 3 is outside"):
         import_fiftyone(fresh, tmp_path / "fo")
+
+
+def test_multilabel_targets_are_lists_of_class_indices_both_ways(
+    store: Store, fresh: Store, sample: Path, tmp_path: Path
+) -> None:
+    task = get_task("multilabel")
+    classes = ["bag", "dress", "shirt"]
+    files = sorted((sample / "pool").glob("*.png"))[:3]
+    store.add_classes(classes)
+    import_images(
+        store,
+        pd.DataFrame({"filepath": [str(f) for f in files], "label": [("shirt", "bag"), ("dress",), ()]}),
+        task=task,
+    )
+    out = export_fiftyone(store, tmp_path / "fo", task=task)
+    targets = sorted(json.loads((out / "labels.json").read_text())["labels"].values())
+    assert targets == [[], [0, 2], [1]]
+
+    fresh.add_classes(classes)
+    (report,) = import_fiftyone(fresh, out, task=task)
+    assert (report.added, report.labeled) == (3, 3)
+    assert _payloads(fresh) == _payloads(store)
+
+
+def test_classifications_dict_targets_import_as_sets(fresh: Store, sample: Path, tmp_path: Path) -> None:
+    (tmp_path / "fo" / "data").mkdir(parents=True)
+    (tmp_path / "fo" / "data" / "00223.png").write_bytes((sample / "pool" / "00223.png").read_bytes())
+    target = {"classifications": [{"label": "shirt"}, {"label": "bag", "confidence": 0.4}]}
+    (tmp_path / "fo" / "labels.json").write_text(json.dumps({"labels": {"00223": target}}))
+    (report,) = import_fiftyone(fresh, tmp_path / "fo", add_classes=True, task=get_task("multilabel"))
+    assert report.labeled == 1 and [c.payload for c in fresh.current_annotations().values()] == [["bag", "shirt"]]
+
+
+def _payloads(store: Store) -> dict[str, object]:
+    sha = {img.id: img.sha256 for img in store.images()}
+    return {sha[i]: c.payload for i, c in store.current_annotations().items()}

@@ -8,9 +8,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from activelab.exceptions import InputError
 from activelab.loop.formats.hf_datasets import export_hf_imagefolder, import_hf
 from activelab.loop.ingest import import_images
 from activelab.store import Store, open_store, sqlite_url
+from activelab.tasks import get_task
 from tests.loop.conftest import LabelsByContent
 
 datasets = pytest.importorskip("datasets")
@@ -77,3 +79,9 @@ def test_class_folder_tree_without_metadata(fresh: Store, sample: Path, tmp_path
         (tmp_path / "tree" / "train" / cls / name).write_bytes((sample / "pool" / name).read_bytes())
     (report,) = import_hf(fresh, tmp_path / "tree", media_dir=tmp_path / "media", add_classes=True)
     assert report.labeled == 2 and sorted(c.label for c in fresh.current_labels().values()) == ["dress", "shirt"]
+
+
+def test_multilabel_project_is_refused_before_writing(store: Store, tmp_path: Path) -> None:
+    with pytest.raises(InputError, match="one class per image.*export csv or parquet"):
+        export_hf_imagefolder(store, tmp_path / "hf", task=get_task("multilabel"))
+    assert not (tmp_path / "hf").exists()

@@ -17,6 +17,7 @@ from activelab.loop.formats.labelstudio import (
 )
 from activelab.loop.ingest import import_images
 from activelab.store import Store, open_store, sqlite_url
+from activelab.tasks import get_task
 
 
 @pytest.fixture
@@ -188,3 +189,74 @@ def test_unknown_class_is_reported_not_recorded(fresh: Store, sample: Path, tmp_
     report = import_labelstudio(fresh, tmp_path / "t.json", report_path=tmp_path / "r.csv")
     assert (report.added, report.labeled, dict(report.rejected)) == (1, 0, {"unknown_class": 1})
     assert "label 'unicorn' is not a class" in (tmp_path / "r.csv").read_text()
+
+
+# ------------------------------------------------------------------ multi-label
+
+ML_CLASSES = ["bag", "dress", "shirt"]
+
+
+def _multi(choices: list[str], who: object, when: str) -> dict[str, object]:
+    annotation = _annotation("x", who, when)
+    annotation["result"][0]["value"] = {"choices": choices}  # type: ignore[index]
+    return annotation
+
+
+def test_multichoice_annotations_import_as_sets(fresh: Store, sample: Path, tmp_path: Path) -> None:
+    files = sorted((sample / "pool").glob("*.png"))[:4]
+    answers = [["shirt", "bag"], [], ["dress", "hat"], ["dress"]]
+    tasks = [
+        {"data": {"image": str(f)}, "annotations": [_multi(a, 5, f"2024-03-0{n + 1}T10:00:00Z")]}
+        for n, (f, a) in enumerate(zip(files, answers))
+    ]
+    (tmp_path / "t.json").write_text(json.dumps(tasks))
+    fresh.add_classes(ML_CLASSES)
+    report = import_labelstudio(fresh, tmp_path / "t.json", task=get_task("multilabel"), report_path=tmp_path / "r.csv")
+    assert (report.added, report.labeled, dict(report.rejected)) == (4, 3, {"unknown_class": 1})
+    names = {img.id: Path(img.path).name for img in fresh.images()}
+    current = {names[i]: (c.payload, c.author) for i, c in fresh.current_annotations().items()}
+    assert current == {
+        files[0].name: (["bag", "shirt"], "labelstudio-user-5"),
+        files[1].name: ([], "labelstudio-user-5"),
+        files[3].name: (["dress"], "labelstudio-user-5"),
+    }
+    assert "label 'hat' is not a class" in (tmp_path / "r.csv").read_text()
+    again = import_labelstudio(fresh, tmp_path / "t.json", task=get_task("multilabel"))
+    assert (again.labeled, again.label_conflicts) == (0, 0)
+
+
+def test_several_choices_in_a_single_label_project_are_refused(fresh: Store, sample: Path, tmp_path: Path) -> None:
+    path = min((sample / "pool").glob("*.png"))
+    task = {"data": {"image": str(path)}, "annotations": [_multi(["bag", "shirt"], 1, "2024-01-01T00:00:00Z")]}
+    (tmp_path / "t.json").write_text(json.dumps([task]))
+    fresh.add_classes(ML_CLASSES)
+    report = import_labelstudio(fresh, tmp_path / "t.json", report_path=tmp_path / "r.csv")
+    assert (report.added, report.labeled, dict(report.rejected)) == (1, 0, {"invalid_label": 1})
+    assert "chose 'bag', 'shirt', not an annotation of this project" in (tmp_path / "r.csv").read_text()
+
+
+def test_multilabel_export_round_trips_sets_authors_and_times(
+    source_store: Store, fresh: Store, sample: Path, tmp_path: Path
+) -> None:
+    task = get_task("multilabel")
+    files = sorted((sample / "pool").glob("*.png"))[:4]
+    source_store.add_classes(ML_CLASSES)
+    table = pd.DataFrame({"filepath": [str(f) for f in files], "label": ["bag|shirt", "dress", "", ""]})
+    import_images(source_store, table, task=task, author="ann")
+    source_store.add_annotations([(source_store.images()[2].id, [])], author="rev", source="human")
+
+    out = export_labelstudio(source_store, tmp_path / "ls" / "tasks.json", document_root=sample, task=task)
+    tasks = json.loads(out.read_text())
+    chosen = [[r["value"]["choices"] for a in t.get("annotations", []) for r in a["result"]] for t in tasks]
+    assert chosen == [[["bag", "shirt"]], [["dress"]], [[]], []]
+    assert 'choice="multiple"' in (tmp_path / "ls" / "tasks_label_config.xml").read_text()
+
+    fresh.add_classes(ML_CLASSES)
+    report = import_labelstudio(fresh, out, images_root=sample, task=task)
+    assert (report.added, report.labeled, report.n_rejected) == (4, 3, 0)
+
+    def annotations(store: Store) -> dict[str, tuple[object, str, datetime]]:
+        sha = {img.id: img.sha256 for img in store.images()}
+        return {sha[i]: (c.payload, c.author, c.created_at) for i, c in store.current_annotations().items()}
+
+    assert annotations(fresh) == annotations(source_store)

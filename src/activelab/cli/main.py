@@ -146,7 +146,6 @@ def import_cmd(
             project,
             source,
             format,
-            label_sep=label_sep,
             split=split,
             add_classes=add_classes,
             author=author,
@@ -239,17 +238,22 @@ def export(
         ),
     ] = None,
     include_eval: Annotated[bool, typer.Option(help="Also export the eval split (marked as such).")] = False,
+    label_sep: Annotated[
+        str, typer.Option(help="Joins several classes in one label cell (multilabel projects).")
+    ] = "|",
     as_json: JsonOpt = False,
 ) -> None:
     """Write the current labels, with their source and author."""
     from activelab.loop.export import export_labels
     from activelab.loop.project import open_project
+    from activelab.tasks import get_task
 
     fmt = export_format(out, format)
     if fmt in formats.EXPORT_FORMATS:
         return formats.export_other(project, out, fmt, include_eval=include_eval, as_json=as_json)
     with open_project(project) as proj:
-        written = export_labels(proj.store, out, fmt=fmt, include_eval=include_eval)
+        task = get_task(proj.settings.task)
+        written = export_labels(proj.store, out, fmt=fmt, include_eval=include_eval, task=task, sep=label_sep)
     if as_json:
         print_json({"path": str(written), "format": fmt})
         return

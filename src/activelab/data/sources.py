@@ -116,8 +116,7 @@ def table_items(
     labels = table[label_col].tolist() if label_col is not None else [None] * len(table)
     for row, (raw, label) in enumerate(zip(table[path_col].tolist(), labels), start=1):
         path, raw_str = _row_path(raw, base_dir)
-        clean_label = None if _is_blank(label) else str(label).strip()
-        yield SourceItem(path, clean_label, row, raw_str)
+        yield SourceItem(path, _clean_label(label), row, raw_str)
 
 
 def _class_column_items(
@@ -158,6 +157,13 @@ def _row_path(raw: object, base_dir: str | Path | None) -> tuple[Path | None, st
     raw_str = "" if _is_blank(raw) else str(raw).strip()
     path = None if not raw_str else (Path(raw_str) if Path(raw_str).is_absolute() else base / raw_str)
     return path, raw_str
+
+
+def _clean_label(value: object) -> str | tuple[str, ...] | None:
+    """A label cell: stripped text, or the class names of a list/tuple cell (a DataFrame built in Python)."""
+    if isinstance(value, list | tuple):
+        return tuple(str(name).strip() for name in value)
+    return None if _is_blank(value) else str(value).strip()
 
 
 def _is_blank(value: object) -> bool:

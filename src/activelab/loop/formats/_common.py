@@ -12,6 +12,7 @@ import pandas as pd
 from activelab.exceptions import InputError
 from activelab.loop.export import labels_frame
 from activelab.store import Store
+from activelab.tasks import Task
 
 _CHUNK_BYTES = 1 << 20
 
@@ -47,12 +48,14 @@ def new_output_dir(out: Path) -> Path:
     return out
 
 
-def copy_labeled_images(store: Store, folder_of: dict[str, Path], *, include_eval: bool) -> pd.DataFrame:
+def copy_labeled_images(
+    store: Store, folder_of: dict[str, Path], *, include_eval: bool, task: Task | None = None
+) -> pd.DataFrame:
     """Copy each labeled image into ``folder_of[split]`` as ``<image id>_<name>``; the labels with a ``file`` column.
 
     The id prefix keeps names unique when two source folders hold files of the same name.
     """
-    frame = labels_frame(store, include_eval=include_eval)
+    frame = labels_frame(store, include_eval=include_eval, task=task)
     files = []
     for row in frame.itertuples(index=False):
         target = folder_of[row.split] / f"{row.image_id}_{Path(row.filepath).name}"

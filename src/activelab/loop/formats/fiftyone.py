@@ -22,6 +22,7 @@ from activelab.exceptions import InputError
 from activelab.loop.formats._common import copy_labeled_images, new_output_dir
 from activelab.loop.ingest import ImportReport, import_images
 from activelab.store import Store
+from activelab.tasks import Payload, Task
 
 LABELS_FILE = "labels.json"
 SAMPLES_FILE = "samples.json"
@@ -33,21 +34,32 @@ PREFERRED_FIELD = "ground_truth"
 # ------------------------------------------------------------------ exporting
 
 
-def export_fiftyone(store: Store, out: str | Path, *, include_eval: bool = False) -> Path:
-    """Copy the labeled images to ``out/data/`` and write ``out/labels.json`` (eval: ``out/eval/``)."""
+def export_fiftyone(store: Store, out: str | Path, *, include_eval: bool = False, task: Task | None = None) -> Path:
+    """Copy the labeled images to ``out/data/`` and write ``out/labels.json`` (eval: ``out/eval/``).
+
+    A target is a class index, or a list of them for a set of classes (multi-label:
+    FiftyOne reads a list as ``Classifications``).
+    """
     out = new_output_dir(Path(out))
     roots = {"pool": out, "eval": out / EVAL_DIR}
-    frame = copy_labeled_images(store, {s: root / DATA_DIR for s, root in roots.items()}, include_eval=include_eval)
-    classes = store.class_names()
+    frame = copy_labeled_images(
+        store, {s: root / DATA_DIR for s, root in roots.items()}, include_eval=include_eval, task=task
+    )
+    classes = [*store.class_names(), *store.retired_classes()]
     index = {name: i for i, name in enumerate(classes)}
+    payloads = {iid: cur.payload for iid, cur in store.current_annotations().items()}
     for split, root in roots.items():
         part = frame[frame.split == split]
         if part.empty and split == "eval":
             continue
-        labels = {Path(f).stem: index[label] for f, label in zip(part.file, part.label)}
+        labels = {Path(f).stem: _target(payloads[iid], index) for f, iid in zip(part.file, part.image_id)}
         root.mkdir(parents=True, exist_ok=True)
         (root / LABELS_FILE).write_text(json.dumps({"classes": classes, "labels": labels}, indent=1), encoding="utf-8")
     return out
+
+
+def _target(payload: Payload, index: dict[str, int]) -> int | list[int]:
+    return index[payload] if isinstance(payload, str) else [index[name] for name in payload]
 
 
 # ------------------------------------------------------------------ importing
@@ -62,8 +74,12 @@ def import_fiftyone(
     author: str | None = None,
     report_path: str | Path | None = None,
     progress: bool = False,
+    task: Task | None = None,
 ) -> list[ImportReport]:
-    """Import a FiftyOne classification export; ``source/eval/`` (as this module exports it) goes to ``eval``."""
+    """Import a FiftyOne classification export; ``source/eval/`` (as this module exports it) goes to ``eval``.
+
+    A list target (``Classifications``) is a set of classes, for a multi-label ``task``.
+    """
     source = Path(source)
     if not source.is_dir():
         raise InputError(f"{source} is not a folder; give the folder FiftyOne exported to")
@@ -87,6 +103,7 @@ def import_fiftyone(
                 author=author,
                 report_path=path,
                 progress=progress,
+                task=task,
             )
         )
     return reports
@@ -118,9 +135,13 @@ def _classification_dataset(folder: Path) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["filepath", "label"])
 
 
-def _target_label(target: Any, classes: list[str] | None, folder: Path) -> str | None:
+def _target_label(target: Any, classes: list[str] | None, folder: Path) -> str | tuple[str, ...] | None:
+    """A class name, or the tuple of names of a list target (``Classifications``; a dict may wrap either)."""
     if isinstance(target, dict):
-        target = target.get("label")
+        target = target.get("classifications", target.get("label"))
+    if isinstance(target, list):
+        names = [_target_label(t, classes, folder) for t in target]
+        return tuple(str(name) for name in names if name is not None)
     if target is None:
         return None
     if isinstance(target, int) and classes is not None:
@@ -129,8 +150,6 @@ def _target_label(target: Any, classes: list[str] | None, folder: Path) -> str |
                 f"{folder / LABELS_FILE}: class index {target} is outside 'classes' (0..{len(classes) - 1})"
             )
         return str(classes[target])
-    if isinstance(target, list):
-        raise InputError(f"{folder / LABELS_FILE} holds multi-label targets; one class per image is supported")
     return str(target)
 
 

@@ -20,6 +20,7 @@ from activelab.exceptions import InputError
 from activelab.loop.formats._common import copy_labeled_images, new_output_dir
 from activelab.loop.ingest import ImportReport, import_images
 from activelab.store import Store
+from activelab.tasks import Task
 
 METADATA_FILE = "metadata.csv"
 METADATA_COLUMNS = ["file_name", "label", "image_id", "author", "source", "labeled_at"]
@@ -32,8 +33,19 @@ _SUFFIXES = {"JPEG": ".jpg", "TIFF": ".tif"}
 # ------------------------------------------------------------------ exporting
 
 
-def export_hf_imagefolder(store: Store, out: str | Path, *, include_eval: bool = False) -> Path:
-    """Copy the labeled images into an ``imagefolder`` layout with a ``metadata.csv`` per split; returns ``out``."""
+def export_hf_imagefolder(
+    store: Store, out: str | Path, *, include_eval: bool = False, task: Task | None = None
+) -> Path:
+    """Copy the labeled images into an ``imagefolder`` layout with a ``metadata.csv`` per split; returns ``out``.
+
+    One class per image (``datasets`` reads ``label`` as a ``ClassLabel``): a ``task``
+    whose classes are independent (multi-label) is refused before anything is written.
+    """
+    if task is not None and task.output == "sigmoid":
+        raise InputError(
+            "the Hugging Face imagefolder export holds one class per image, and this project's annotations are "
+            "sets of classes: export csv or parquet (one 0/1 column per class), imagefolder or labelstudio instead"
+        )
     out = new_output_dir(Path(out))
     frame = copy_labeled_images(store, {s: out / d for s, d in SPLIT_DIRS.items()}, include_eval=include_eval)
     for split, folder in SPLIT_DIRS.items():
@@ -72,6 +84,7 @@ def import_hf(
     author: str | None = None,
     report_path: str | Path | None = None,
     progress: bool = False,
+    task: Task | None = None,
 ) -> list[ImportReport]:
     """Import a Hugging Face dataset saved on disk, or an ``imagefolder`` tree; one report per split read.
 
@@ -97,6 +110,7 @@ def import_hf(
                 author=author,
                 report_path=_split_report(report_path, hf_split, len(tables)),
                 progress=progress,
+                task=task,
             )
         )
     return reports

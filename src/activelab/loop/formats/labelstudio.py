@@ -2,7 +2,10 @@
 
 A Label Studio task holds an image reference in ``data`` (``data.image`` by
 default), the people's ``annotations`` and the models' ``predictions``; a
-classification answer is a result of ``type: choices``. Each annotation becomes
+classification answer is a result of ``type: choices``: one choice for a
+single-label project, any number (``choice="multiple"`` in the labeling config)
+for a multi-label one; the project's task turns the choices into its annotation
+payload. Each annotation becomes
 one label event with its annotator as the author and its time kept, so the
 store's history reads as it happened in Label Studio. Exported predictions carry
 the latest round's queue position as their ``score`` (Label Studio's "Prediction
@@ -29,6 +32,7 @@ from activelab.exceptions import InputError
 from activelab.loop.formats._common import image_ids_for
 from activelab.loop.ingest import ImportReport, import_images
 from activelab.store import Store
+from activelab.tasks import Payload, Task, get_task
 
 #: the control and object names of the labeling config written beside an export
 FROM_NAME = "choice"
@@ -37,15 +41,26 @@ LOCAL_FILES_URL = "/data/local-files/?d="
 UNKNOWN_AUTHOR = "labelstudio"
 #: task data key of the activelab author of an exported annotation (Label Studio refuses unknown annotators)
 AUTHOR_KEY = "activelab_author"
+#: joins a result's choices into one cell for :meth:`Task.parse` (a character no class name holds)
+CHOICE_SEP = "\x1f"
 
 
 @dataclass(frozen=True)
 class ForeignLabel:
-    """A label made in another tool: its class, who made it and when (None: unknown)."""
+    """A label made in another tool: the classes chosen, who chose them and when (None: unknown)."""
 
-    label: str
+    choices: tuple[str, ...]
     author: str
     created_at: datetime | None
+
+    @property
+    def label(self) -> str | None:
+        """The class when exactly one was chosen (a single-label answer), else None."""
+        return self.choices[0] if len(self.choices) == 1 else None
+
+    def payload(self, task: Task) -> Payload:
+        """The choices as ``task``'s annotation, read like the table cell the task writes for them."""
+        return task.parse(CHOICE_SEP.join(self.choices), sep=CHOICE_SEP)
 
 
 @dataclass(frozen=True)
@@ -141,20 +156,24 @@ def resolve_image(reference: str, root: Path) -> Path:
 
 
 def annotation_label(annotation: dict[str, Any], *, default_author: str = UNKNOWN_AUTHOR) -> ForeignLabel | None:
-    """The class one annotation chose, its author and time; None for a skipped or empty annotation.
+    """The classes one annotation chose, its author and time; None for a skipped or empty annotation.
 
-    ``default_author`` is recorded when the annotation names no annotator.
+    ``default_author`` is recorded when the annotation names no annotator. An
+    annotation with an empty choice list (multi-label "none of these") is kept.
     """
     if annotation.get("was_cancelled"):
         return None
     choices = [r.get("value", {}).get("choices") for r in annotation.get("result") or [] if r.get("type") == "choices"]
     if not choices:
         return None
-    if len(choices) > 1 or not isinstance(choices[0], list) or len(choices[0]) != 1:
-        raise InputError(f"annotation {annotation.get('id')} chose {choices}; one class per image is supported")
+    if len(choices) > 1 or not isinstance(choices[0], list) or not all(isinstance(c, str) for c in choices[0]):
+        raise InputError(
+            f"annotation {annotation.get('id')} has {len(choices)} choices results {choices}; "
+            "one choices control (a list of class names) per image is supported"
+        )
     who = annotation.get("completed_by")
     return ForeignLabel(
-        str(choices[0][0]),
+        tuple(choices[0]),
         default_author if who is None else annotator(who),
         _parse_time(annotation.get("updated_at") or annotation.get("created_at")),
     )
@@ -197,92 +216,108 @@ def import_labelstudio(
     add_classes: bool = False,
     report_path: str | Path | None = None,
     progress: bool = False,
+    task: Task | None = None,
 ) -> ImportReport:
     """Import the images and labels of a Label Studio JSON export into ``store``.
 
     Images go through the normal import (checks, duplicates, per-file report);
-    each annotation becomes a label event with its annotator and time. A label
+    each annotation becomes a label event with its annotator and time, its
+    choices read by ``task`` (default: single-label classification). A label
     newer than the stored one is appended; an older, different one is counted
     as a conflict and the stored label kept. Re-running adds nothing new.
     """
-    tasks = read_tasks(export, images_root=images_root, image_key=image_key)
-    frame = pd.DataFrame({"filepath": [str(t.path) for t in tasks]})
+    task = task or get_task("classification")
+    ls_tasks = read_tasks(export, images_root=images_root, image_key=image_key)
+    frame = pd.DataFrame({"filepath": [str(t.path) for t in ls_tasks]})
     report = import_images(store, frame, split=split, label_col=None, report_path=report_path, progress=progress)
-    problems = [p for t in tasks for p in t.problems]
+    problems = [p for t in ls_tasks for p in t.problems]
     if add_classes:
-        report.new_classes = store.add_classes(dict.fromkeys(lab.label for t in tasks for lab in t.labels))
-    known = set(store.class_names())
-    ids = image_ids_for(store, (t.path for t in tasks))
+        report.new_classes = store.add_classes(
+            dict.fromkeys(c for t in ls_tasks for lab in t.labels for c in lab.choices)
+        )
+    classes = store.class_names()
+    ids = image_ids_for(store, (t.path for t in ls_tasks))
     wanted: dict[int, list[ForeignLabel]] = defaultdict(list)
-    for task in tasks:
-        if task.path not in ids:
+    for ls_task in ls_tasks:
+        if ls_task.path not in ids:
             continue
-        for lab in task.labels:
-            if lab.label in known:
-                wanted[ids[task.path]].append(lab)
-            else:
+        for lab in ls_task.labels:
+            unknown = [c for c in lab.choices if c not in classes]
+            if unknown:
                 problems.append(
                     (
                         "unknown_class",
-                        (
-                            f"{task.reference}: label {lab.label!r} is not a class; "
-                            "add it with `activelab classes add` or re-import with "
-                            "--add-classes"
-                        ),
+                        f"{ls_task.reference}: label {', '.join(map(repr, unknown))} is not a class; "
+                        "add it with `activelab classes add` or re-import with --add-classes",
                     )
                 )
-    report.labeled, report.label_conflicts = record_labels(store, wanted)
+                continue
+            try:
+                task.validate(lab.payload(task), classes)
+            except InputError as exc:
+                chose = f"chose {', '.join(map(repr, lab.choices)) or 'no class'}"
+                problems.append(
+                    ("invalid_label", f"{ls_task.reference}: {chose}, not an annotation of this project ({exc})")
+                )
+                continue
+            wanted[ids[ls_task.path]].append(lab)
+    report.labeled, report.label_conflicts = record_labels(store, wanted, task=task)
     report.rejected.update(reason for reason, _ in problems)
     _append_report(report_path, problems)
     return report
 
 
-def record_labels(store: Store, wanted: dict[int, list[ForeignLabel]], *, source: str = "import") -> tuple[int, int]:
+def record_labels(
+    store: Store, wanted: dict[int, list[ForeignLabel]], *, source: str = "import", task: Task | None = None
+) -> tuple[int, int]:
     """Append the labels made elsewhere (per image, oldest first) that the store does not hold yet.
 
-    Returns ``(events added, conflicts)``. The current label is the latest event,
-    so a label is appended only when it differs from the image's current label
-    and is newer than it (or has no time); an older different label that is not
-    already in the history is a conflict and the stored label is kept.
+    Returns ``(events added, conflicts)``. Choices are read by ``task`` (default:
+    single-label classification). The current label is the latest event, so a
+    label is appended only when it differs from the image's current label and is
+    newer than it (or has no time); an older different label that is not already
+    in the history is a conflict and the stored label is kept.
     """
-    current = store.current_labels()
-    passes: list[list[tuple[int, ForeignLabel]]] = []
+    task = task or get_task("classification")
+    current = store.current_annotations()
+    passes: list[list[tuple[int, ForeignLabel, Payload]]] = []
     conflicts = 0
     for iid, labels in wanted.items():
         cur = current.get(iid)
-        have_label, have_time = (cur.label, cur.created_at) if cur else (None, None)
+        have_label, have_time = (cur.payload, cur.created_at) if cur else (None, None)
         step = 0
         for lab in labels:
-            if lab.label == have_label:
+            payload = lab.payload(task)
+            if payload == have_label:
                 continue
             if have_time is not None and (lab.created_at is None or lab.created_at <= have_time):
-                conflicts += not _in_history(store, iid, lab)
+                conflicts += not _in_history(store, iid, lab, payload)
                 continue
             if step == len(passes):
                 passes.append([])
-            passes[step].append((iid, lab))
+            passes[step].append((iid, lab, payload))
             step += 1
-            have_label, have_time = lab.label, lab.created_at
+            have_label, have_time = payload, lab.created_at
     added = 0
     for batch in passes:  # one pass per event position keeps each image's events in time order
-        by_author: dict[str, list[tuple[int, ForeignLabel]]] = defaultdict(list)
-        for iid, lab in batch:
-            by_author[lab.author].append((iid, lab))
+        by_author: dict[str, list[tuple[int, ForeignLabel, Payload]]] = defaultdict(list)
+        for item in batch:
+            by_author[item[1].author].append(item)
         for author, items in by_author.items():
             now = datetime.now(timezone.utc)
-            store.add_labels(
-                [(iid, lab.label) for iid, lab in items],
+            store.add_annotations(
+                [(iid, payload) for iid, _, payload in items],
                 author=author,
                 source=source,
-                created_at=[lab.created_at or now for _, lab in items],
+                created_at=[lab.created_at or now for _, lab, _ in items],
             )
             added += len(items)
     return added, conflicts
 
 
-def _in_history(store: Store, image_id: int, lab: ForeignLabel) -> bool:
+def _in_history(store: Store, image_id: int, lab: ForeignLabel, payload: Payload) -> bool:
     return any(
-        ev.label == lab.label and ev.author == lab.author and ev.created_at == lab.created_at
+        ev.payload == payload and ev.author == lab.author and ev.created_at == lab.created_at
         for ev in store.label_history(image_id)
     )
 
@@ -298,12 +333,16 @@ def _append_report(report_path: str | Path | None, problems: Sequence[tuple[str,
 # ------------------------------------------------------------------ exporting
 
 
-def label_config(classes: Iterable[str]) -> str:
-    """The Label Studio labeling config (XML) that the exported tasks' results refer to."""
+def label_config(classes: Iterable[str], *, multiple: bool = False) -> str:
+    """The Label Studio labeling config (XML) that the exported tasks' results refer to.
+
+    ``multiple`` lets a person choose several classes (``choice="multiple"``: multi-label).
+    """
     choices = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in classes)
+    kind = "multiple" if multiple else "single"
     return (
         f'<View>\n  <Image name="{TO_NAME}" value="$image"/>\n'
-        f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="single" showInLine="true">\n'
+        f'  <Choices name="{FROM_NAME}" toName="{TO_NAME}" choice="{kind}" showInLine="true">\n'
         f"{choices}\n  </Choices>\n</View>\n"
     )
 
@@ -342,21 +381,21 @@ def queue_scores(store: Store) -> tuple[int | None, dict[int, float]]:
     return done[-1], {iid: (n - rank) / n for rank, (iid, _) in enumerate(selection)}
 
 
-def choice_result(label: str, score: float | None = None) -> dict[str, Any]:
-    """One ``choices`` result naming ``label`` (with the model's confidence as ``score`` when given)."""
+def choice_result(label: Payload, score: float | None = None) -> dict[str, Any]:
+    """One ``choices`` result naming ``label``, a class or a list of them (the model's confidence as ``score``)."""
     result: dict[str, Any] = {
         "from_name": FROM_NAME,
         "to_name": TO_NAME,
         "type": "choices",
-        "value": {"choices": [label]},
+        "value": {"choices": [label] if isinstance(label, str) else list(label)},
     }
     if score is not None:
         result["score"] = score
     return result
 
 
-def prediction(label: str, confidence: float, priority: float, model_version: str) -> dict[str, Any]:
-    """A Label Studio prediction: the class with its confidence, ``score`` = queue priority."""
+def prediction(label: Payload, confidence: float, priority: float, model_version: str) -> dict[str, Any]:
+    """A Label Studio prediction: the class (or classes) with its confidence, ``score`` = queue priority."""
     return {"model_version": model_version, "score": priority, "result": [choice_result(label, confidence)]}
 
 
@@ -367,10 +406,12 @@ def export_labelstudio(
     include_eval: bool = False,
     document_root: str | Path | None = None,
     url_prefix: str | None = None,
+    task: Task | None = None,
 ) -> Path:
     """Write every image as a Label Studio task to ``out`` (JSON) and its labeling config beside it.
 
-    Labeled images carry their current label as an annotation with its time;
+    Labeled images carry their current label as an annotation with its time
+    (several choices for a ``task`` whose classes are independent: multi-label);
     the author goes in ``data.activelab_author``, not ``completed_by``, which Label
     Studio refuses for people who are not members of its organisation (the
     annotation then belongs to whoever imports it). Images the latest round predicted carry
@@ -381,7 +422,8 @@ def export_labelstudio(
     out = Path(out)
     images = [img for img in store.images() if include_eval or img.split == "pool"]
     root = Path(document_root) if document_root is not None else _common_root([img.path for img in images])
-    current = store.current_labels()
+    multiple = (task or get_task("classification")).output == "sigmoid"  # independent classes: several choices
+    current = store.current_annotations()
     round_number, priority = queue_scores(store)
     predicted = store.latest_predictions([img.id for img in images]) if round_number is not None else {}
     tasks = []
@@ -394,7 +436,7 @@ def export_labelstudio(
             task["data"][AUTHOR_KEY] = cur.author
             task["annotations"] = [
                 {
-                    "result": [choice_result(cur.label)],
+                    "result": [choice_result(cur.payload)],
                     "created_at": cur.created_at.isoformat(),
                     "updated_at": cur.created_at.isoformat(),
                     "ground_truth": False,
@@ -410,7 +452,8 @@ def export_labelstudio(
         tasks.append(task)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(tasks, indent=1), encoding="utf-8")
-    out.with_name(f"{out.stem}_label_config.xml").write_text(label_config(store.class_names()), encoding="utf-8")
+    config = label_config(store.class_names(), multiple=multiple)
+    out.with_name(f"{out.stem}_label_config.xml").write_text(config, encoding="utf-8")
     return out
 
 
