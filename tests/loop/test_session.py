@@ -1,4 +1,10 @@
-"""Rounds on the bundled real Fashion-MNIST sample: learning, caching, crash safety, queue."""
+"""Rounds on the bundled real Fashion-MNIST sample and a tiny real multi-label set: learning, caching, crash
+safety, queue, capability checks.
+
+Every round runs the real packaged EfficientNet-Lite0 backbone; most tests share one embedding cache
+(``shared_embeddings``), so each image is embedded once per test run and a round trains only its head.
+``test_second_round_hits_the_embedding_cache`` and ``test_the_cold_start_strategy_is_a_setting`` keep a
+project's own cache, end to end."""
 
 from __future__ import annotations
 
@@ -16,30 +22,39 @@ from activelab.exceptions import InputError
 from activelab.loop.embed import embedding_model
 from activelab.loop.ingest import import_images
 from activelab.loop.project import Project, init_project, open_project
+from activelab.loop.round import build_model
 from activelab.loop.session import ActiveSession
 from activelab.loop.settings import SETTINGS_FILE, load_settings, save_settings
 from activelab.loop.stopping import StoppingRules
+from activelab.models import ModelAdapter
 from activelab.strategies import select
+
+from .conftest import multilabel_project, share_embeddings
 
 CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
 
 
 def make_project(root: Path, sample: Path, seed_per_class: int = 3) -> Project:
-    """Pool of 500 real images (seed_per_class labeled per class), eval split of 200 labeled."""
+    """Pool of 200 real images, 20 per class (seed_per_class labeled per class), eval split of 100 labeled."""
     proj = init_project(root, CLASSES)
     proj.settings.model.image_size = 64  # 28 px images; 224 px costs 10x the CPU for little gain here
     save_settings(proj.settings, root / SETTINGS_FILE)
-    pool = pd.read_csv(sample / "pool.csv").assign(filepath=lambda f: [str(sample / p) for p in f.filepath])
-    seed = pool.groupby("label").head(seed_per_class)
+    pool, evals = (
+        pd.read_csv(sample / f"{split}.csv")
+        .assign(filepath=lambda f: [str(sample / p) for p in f.filepath])
+        .groupby("label")
+        .head(n)
+        for split, n in (("pool", 20), ("eval", 10))
+    )
     import_images(proj.store, pool.assign(label=None))
-    import_images(proj.store, seed)
-    import_images(proj.store, sample / "eval.csv", split="eval")
+    import_images(proj.store, pool.groupby("label").head(seed_per_class))
+    import_images(proj.store, evals, split="eval")
     return proj
 
 
 @pytest.fixture
-def project(tmp_path: Path, sample: Path) -> Project:
-    proj = make_project(tmp_path / "p", sample)
+def project(tmp_path: Path, sample: Path, shared_embeddings: Path) -> Project:
+    proj = share_embeddings(make_project(tmp_path / "p", sample), shared_embeddings)
     yield proj
     proj.close()
 
@@ -66,7 +81,8 @@ def test_round_learns_records_and_queues(project: Project) -> None:
     assert session.latest_model().classes == CLASSES
 
 
-def test_second_round_hits_the_embedding_cache(project: Project) -> None:
+def test_second_round_hits_the_embedding_cache(tmp_path: Path, sample: Path) -> None:
+    project = make_project(tmp_path / "own", sample)  # its own cache: every image embedded here
     session = ActiveSession(project)
     first = session.run_round("entropy", 10)
     assert first.metrics["fit"]["cache_misses"] == 30
@@ -81,6 +97,7 @@ def test_second_round_hits_the_embedding_cache(project: Project) -> None:
     assert second.metrics["n_labeled"] == 40
     assert "agreement" in second.metrics
     assert project.store.current_labels()[first.selected[0]].round_index == 1
+    project.close()
 
 
 def test_unknown_strategy_and_too_few_labels(tmp_path: Path, sample: Path) -> None:
@@ -100,11 +117,10 @@ KILLER = textwrap.dedent(
     import os, sys
     from activelab.loop.project import open_project
     from activelab.loop.session import ActiveSession
-    import activelab.strategies as strategies_pkg
-    import activelab.loop.session as session_mod
+    import activelab.loop.round as round_mod
     def die(*a, **k):
         os._exit(137)   # killed after training, before the round is recorded
-    session_mod.select = die
+    round_mod.select = die
     ActiveSession(open_project(sys.argv[1])).run_round("margin", 5)
     """
 )
@@ -160,8 +176,8 @@ def fresh_project(root: Path, sample: Path, n: int = 100) -> Project:
 
 
 @pytest.fixture
-def fresh(tmp_path: Path, sample: Path) -> Project:
-    proj = fresh_project(tmp_path / "fresh", sample)
+def fresh(tmp_path: Path, sample: Path, shared_embeddings: Path) -> Project:
+    proj = share_embeddings(fresh_project(tmp_path / "fresh", sample), shared_embeddings)
     yield proj
     proj.close()
 
@@ -205,7 +221,7 @@ def test_strategy_needing_a_model_is_refused_naming_the_cold_start_ones(fresh: P
     assert "coreset, outlier, probcover, proximity, random, typiclust" in message
     first = fresh.store.image_refs("pool")[0].id
     fresh.store.add_label(first, "bag", author="ann")
-    with pytest.raises(InputError, match="all 1 labeled pool images are of class 'bag'"):
+    with pytest.raises(InputError, match="all 1 labeled pool images are labeled 'bag'"):
         session.run_round("entropy", 5)
     assert fresh.store.rounds() == []
     result = session.run_round("random", 5)  # one class cannot train a model; random needs none
@@ -231,7 +247,7 @@ def test_three_refused_queries_then_a_real_one_is_round_1(fresh: Project, sample
 
 
 def test_a_fresh_queue_is_the_cold_start_selection_computed_once(fresh: Project) -> None:
-    fresh.settings.active_learner.batch_size = 8
+    fresh.settings.active_learner.k = 8
     session = ActiveSession(fresh)
     queue = session.queue()
     (rnd,) = fresh.store.rounds()
@@ -246,7 +262,95 @@ def test_a_fresh_queue_is_the_cold_start_selection_computed_once(fresh: Project)
 def test_the_cold_start_strategy_is_a_setting(tmp_path: Path, sample: Path) -> None:
     with fresh_project(tmp_path / "p", sample, n=30) as proj:
         proj.settings.active_learner.cold_start_strategy = "random"
-        proj.settings.active_learner.batch_size = 5
+        proj.settings.active_learner.k = 5
         queue = ActiveSession(proj).queue()
         assert [r.strategy for r in proj.store.rounds()] == ["random"] and len(queue) == 5
         assert not (proj.cache_dir / "embeddings").exists()  # random reads no embeddings: nothing embedded
+
+
+class CountingFits:
+    """A model factory building the project's real model and counting the ``fit`` calls of what it built."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.fits = 0
+
+    def __call__(self, classes: list[str]) -> ModelAdapter:
+        session = ActiveSession(self.project)
+        model = build_model(
+            self.project.settings.model,
+            classes,
+            task=session.task,
+            cache_dir=self.project.cache_dir / "embeddings",
+            image_size=self.project.settings.model.image_size,
+        )
+        fit = model.fit
+
+        def counted(*args: object, **kwargs: object) -> object:
+            self.fits += 1
+            return fit(*args, **kwargs)
+
+        model.fit = counted  # type: ignore[method-assign]
+        return model
+
+
+def test_capability_check_refuses_before_training(project: Project) -> None:
+    factory = CountingFits(project)
+    session = ActiveSession(project, model_factory=factory)
+    with pytest.raises(InputError) as err:
+        session.run_round("bald", 5)  # mc_probs: the default logreg head has no dropout to sample
+    message = str(err.value)
+    assert "cannot provide ['mc_probs']" in message and "head: mlp" in message
+    assert "strategies that work with it: " in message and "margin" in message and "bald," not in message
+    assert factory.fits == 0 and project.store.rounds() == []
+    result = session.run_round("margin", 5)
+    assert factory.fits == 1 and len(result.selected) == 5
+
+
+@pytest.fixture
+def multilabel(tmp_path: Path, pairs: dict[str, list[tuple[str, list[str]]]], shared_embeddings: Path) -> Project:
+    proj = share_embeddings(multilabel_project(tmp_path / "ml", pairs), shared_embeddings)
+    yield proj
+    proj.close()
+
+
+def test_multilabel_round_selects_k_with_the_task_metrics(
+    multilabel: Project, pairs: dict[str, list[tuple[str, list[str]]]]
+) -> None:
+    session = ActiveSession(multilabel)
+    result = session.run_round("multilabel_uncertainty", 6)
+    assert len(result.selected) == 6 and len(set(result.selected)) == 6
+    assert not set(result.selected) & multilabel.store.labeled_image_ids()
+    fit = result.metrics["fit"]
+    assert result.metrics["n_labeled"] == 12 and fit["n_train"] + fit["n_val"] == 12
+    ev = result.metrics["eval"]
+    assert ev["n"] == 30
+    assert {"micro_f1", "macro_f1", "map", "subset_accuracy", "accuracy"} <= set(ev)
+    assert all(0.0 <= ev[key] <= 1.0 for key in ("micro_f1", "macro_f1", "map", "subset_accuracy"))
+    # eval predictions are 0/1 rows over the classes, one per eval image, for round agreement
+    rows = list(ev["eval_predictions"].values())
+    assert len(rows) == 30 and {len(r) for r in rows} == {len(multilabel.store.class_names())}
+    assert all(0.5 <= s <= 1.0 for s in result.scores)  # mean certainty of the per-class decisions
+    (rnd,) = multilabel.store.rounds()
+    assert (rnd.status, rnd.n_labeled, rnd.config["task"]) == ("done", 12, "multilabel")
+    assert session.queue() == result.selected
+    # the oracle answers; the next round trains on 18 and compares its predictions with the last
+    names = {Path(p).name: labels for p, labels in pairs["pool"]}
+    paths = {img.id: Path(img.path).name for img in multilabel.store.image_refs("pool")}
+    multilabel.store.add_annotations(
+        [(iid, names[paths[iid]]) for iid in result.selected], author="oracle", source="oracle"
+    )
+    second = session.run_round("badge", 4)
+    assert second.metrics["n_labeled"] == 18 and len(set(second.selected)) == 4
+    assert not set(second.selected) & set(result.selected)
+    assert -1.0 <= second.metrics["agreement"] <= 1.0
+
+
+def test_multilabel_refuses_single_label_strategies_naming_what_works(multilabel: Project) -> None:
+    factory = CountingFits(multilabel)
+    with pytest.raises(InputError) as err:
+        ActiveSession(multilabel, model_factory=factory).run_round("margin", 5)
+    message = str(err.value)
+    assert "reads ['probs'], which the 'multilabel' task does not provide" in message
+    assert "cvirs" in message and "multilabel_uncertainty" in message and "entropy" not in message
+    assert factory.fits == 0 and multilabel.store.rounds() == []
