@@ -334,7 +334,7 @@ def _store_batch(
     ]
     statuses = list(outcome.status)
     if annotated:
-        current = {iid: cur.payload for iid, cur in store.current_annotations().items()}
+        current: dict[int, Payload] = {iid: cur.payload for iid, cur in store.current_annotations().items()}
         to_add: list[tuple[int, Payload]] = []
         for pos, iid in annotated:
             payload = good[pos][0].payload

@@ -426,15 +426,15 @@ def export_labelstudio(
     current = store.current_annotations()
     round_number, priority = queue_scores(store)
     predicted = store.latest_predictions([img.id for img in images]) if round_number is not None else {}
-    tasks = []
+    entries = []
     for img in images:
-        task: dict[str, Any] = {
+        entry: dict[str, Any] = {
             "data": {"image": image_url(img.path, root, url_prefix), "activelab_id": img.id, "split": img.split}
         }
         cur = current.get(img.id)
         if cur is not None:
-            task["data"][AUTHOR_KEY] = cur.author
-            task["annotations"] = [
+            entry["data"][AUTHOR_KEY] = cur.author
+            entry["annotations"] = [
                 {
                     "result": [choice_result(cur.payload)],
                     "created_at": cur.created_at.isoformat(),
@@ -446,12 +446,12 @@ def export_labelstudio(
         pred = predicted.get(img.id)
         if pred is not None and pred[2] == round_number:
             label, confidence, number = pred
-            task["predictions"] = [
+            entry["predictions"] = [
                 prediction(label, confidence, priority.get(img.id, 0.0), f"activelab-round-{number}")
             ]
-        tasks.append(task)
+        entries.append(entry)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(tasks, indent=1), encoding="utf-8")
+    out.write_text(json.dumps(entries, indent=1), encoding="utf-8")
     config = label_config(store.class_names(), multiple=multiple)
     out.with_name(f"{out.stem}_label_config.xml").write_text(config, encoding="utf-8")
     return out
