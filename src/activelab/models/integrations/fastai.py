@@ -40,7 +40,7 @@ import tempfile
 import time
 import warnings
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +63,7 @@ from activelab.models.base import (
     pick_device,
     seeded,
 )
-from activelab.progress import track
+from activelab.progress import ProgressTask, progress_task, track
 
 INSTALL_HINT = "pip install 'activelab[fastai]'"
 
@@ -111,9 +111,10 @@ def _python_random(seed: int) -> Iterator[None]:
         random.setstate(state)
 
 
-def open_rgb(path: Any) -> Any:
+def open_rgb(path):  # type: ignore[no-untyped-def]
     """An image file as fastai's ``PILImage``, read with :func:`load_rgb` (a module-level
-    function, so ``learn.export`` can pickle the pipeline that uses it)."""
+    function, so ``learn.export`` can pickle the pipeline that uses it). Unannotated on
+    purpose: fastai dispatches a function transform on its annotations."""
     fv = import_fastai()
     return fv.PILImage.create(load_rgb(os.fspath(path)))
 
@@ -156,6 +157,30 @@ def _final_linear(model: nn.Module) -> nn.Linear | None:
 def _plain(t: torch.Tensor) -> torch.Tensor:
     """A plain float32 CPU tensor (fastai hands out TensorBase subclasses)."""
     return t.detach().as_subclass(torch.Tensor).float().cpu()
+
+
+def _progress_callback(task: ProgressTask, description: str | None = None) -> Any:
+    """A fastai Callback that advances an :mod:`activelab.progress` task by one per batch (training batches
+    while fitting, every batch while predicting) and, given ``description``, shows each epoch's losses."""
+    fv = import_fastai()
+
+    class Report(fv.Callback):  # type: ignore[misc,name-defined]
+        order = 65
+
+        def after_batch(self) -> None:
+            if self.training or description is None:
+                task.advance(1)
+
+        def after_epoch(self) -> None:
+            if description is not None:
+                names = self.learn.recorder.metric_names[1:-1]
+                values = self.learn.recorder.values[-1]
+                task.describe(
+                    f"{description}: "
+                    + ", ".join(f"{n} {float(v):.4f}" for n, v in zip(names, values) if v is not None)
+                )
+
+    return Report()
 
 
 def _history_callback() -> Any:
@@ -422,15 +447,19 @@ class FastaiAdapter(AdapterBase):
             history_cb = _history_callback()
             old_metrics = learn.metrics
             learn.metrics = [fv.accuracy]
+            total_epochs = epochs + (freeze_epochs if method == "fine_tune" else 0)
             try:
-                with ExitStack() as stack:
-                    if not progress:
-                        stack.enter_context(learn.no_bar())
-                        stack.enter_context(learn.no_logging())
+                with (
+                    learn.no_bar(),
+                    learn.no_logging(),
+                    progress_task(progress, f"fine-tuning {self.name}", total=total_epochs * len(learn.dls.train),
+                                  unit="batch") as bar,
+                ):  # fmt: skip
+                    cbs = [history_cb, _progress_callback(bar, f"fine-tuning {self.name}")]
                     if method == "fine_tune":
-                        learn.fine_tune(epochs, base_lr=float(o["lr"]), freeze_epochs=freeze_epochs, cbs=[history_cb])
+                        learn.fine_tune(epochs, base_lr=float(o["lr"]), freeze_epochs=freeze_epochs, cbs=cbs)
                     else:
-                        learn.fit_one_cycle(epochs, float(o["lr"]), cbs=[history_cb])
+                        learn.fit_one_cycle(epochs, float(o["lr"]), cbs=cbs)
             finally:
                 learn.metrics = old_metrics
         learn.model.eval()
@@ -482,10 +511,8 @@ class FastaiAdapter(AdapterBase):
             return np.zeros((0, self.n_classes), np.float32)
         _check_files(ps)
         dl = self._test_dl(learn, ps)
-        with ExitStack() as stack:
-            if not progress:
-                stack.enter_context(learn.no_bar())
-            preds, _ = learn.get_preds(dl=dl, act=lambda t: self._activate(_plain(t)))
+        with learn.no_bar(), progress_task(progress, "predicting", total=len(dl), unit="batch") as bar:
+            preds, _ = learn.get_preds(dl=dl, act=lambda t: self._activate(_plain(t)), cbs=[_progress_callback(bar)])
         return self._finish(_plain(preds).numpy())
 
     def _features(self, learn: Any, ps: list[str], progress: bool, desc: str,
