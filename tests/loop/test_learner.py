@@ -77,3 +77,40 @@ def test_clear_errors(sample: Path, tmp_path: Path) -> None:
         al.load_dataset(train_df.assign(filepath="/nope.png"))
     with pytest.raises(InputError, match="call train"):
         al.predict(train_df.filepath)
+
+
+def test_multilabel_learner_on_list_and_pipe_labels(
+    pairs: dict[str, list[tuple[str, list[str]]]], tmp_path: Path
+) -> None:
+    pool, evals = pairs["pool"], pairs["eval"]
+    train_df = pd.DataFrame({"filepath": [p for p, _ in pool[:40]], "label": [names for _, names in pool[:40]]})
+    known = {name for _, names in pool[:40] for name in names}
+    evals = [(p, names) for p, names in evals if set(names) <= known]
+    eval_df = pd.DataFrame({"filepath": [p for p, _ in evals], "label": ["|".join(names) for _, names in evals]})
+
+    al = ActiveLearner("efficientnet_lite0", task="multilabel", cache_dir=tmp_path / "cache", image_size=64)
+    al.load_dataset(train_df)
+    assert al.classes == sorted(known)
+    al.train()
+    assert al.model is not None and al.model.output == "sigmoid"
+    assert 0.0 <= al.evaluate(eval_df) <= 1.0  # subset accuracy: every class of an image right
+    assert {"micro_f1", "macro_f1", "map"} <= set(al.last_eval) and "confusion_matrix" not in al.last_eval
+
+    rest = [p for p, _ in pool[40:]]
+    pred_df = al.predict(rest)
+    assert all(isinstance(labels, list) and set(labels) <= set(al.classes) for labels in pred_df.pred_label)
+    probs = np.stack(pred_df.probs)
+    assert probs.shape == (20, len(al.classes)) and ((probs >= 0) & (probs <= 1)).all()
+    assert not np.allclose(probs.sum(axis=1), 1)  # independent per-class probabilities, not a softmax
+
+    picked = al.sample(pred_df, num_samples=5, strategy="multilabel_uncertainty")
+    uncertainty = np.abs(probs.astype(np.float64) - 0.5).mean(axis=1)  # lower: less certain
+    assert list(picked.filepath) == [rest[i] for i in np.argsort(uncertainty, kind="stable")[:5]]
+    with pytest.raises(InputError, match="'multilabel' task does not provide"):
+        al.sample(pred_df, num_samples=5, strategy="entropy")
+
+    al.add_to_train_set(eval_df.head(5), output_filename=tmp_path / "more")
+    assert len(al.train_df) == 45 and all(isinstance(labels, list) for labels in al.train_df.label)
+    al.save(tmp_path / "learner")
+    again = ActiveLearner.load(tmp_path / "learner")
+    assert again.task_name == "multilabel" and list(again.train_df.label) == list(al.train_df.label)
