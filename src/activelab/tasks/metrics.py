@@ -6,14 +6,6 @@ from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sklearn.metrics import (
-    accuracy_score,
-    average_precision_score,
-    confusion_matrix,
-    f1_score,
-    hamming_loss,
-    precision_recall_fscore_support,
-)
 
 from activelab.exceptions import InputError
 
@@ -25,6 +17,8 @@ def classification_metrics(y_true: Sequence[int], probs: np.ndarray, classes: Se
     f1, support per class name) and ``confusion`` (rows: true class, columns:
     predicted, in class-index order).
     """
+    from sklearn.metrics import confusion_matrix, f1_score, precision_recall_fscore_support  # slow to import
+
     y = np.asarray(y_true, dtype=np.int64)
     probs = np.asarray(probs)
     if probs.ndim != 2 or probs.shape != (len(y), len(classes)):
@@ -65,6 +59,14 @@ def multilabel_metrics(
     - ``per_class``: precision, recall, f1, support (positives) and ``ap`` (``None`` when
       skipped) per class name.
     """
+    from sklearn.metrics import (  # slow to import
+        accuracy_score,
+        average_precision_score,
+        f1_score,
+        hamming_loss,
+        precision_recall_fscore_support,
+    )
+
     y = np.asarray(targets)
     p = np.asarray(marginals, dtype=np.float64)
     shape = (len(y), len(classes))

@@ -11,7 +11,6 @@ from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import numpy as np
-from sklearn.metrics import f1_score, precision_recall_curve
 
 from activelab.exceptions import InputError
 from activelab.tasks.base import Payload, Task
@@ -53,6 +52,8 @@ def choose_thresholds(targets: np.ndarray, marginals: np.ndarray) -> np.ndarray:
         targets: ``(N, C)`` 0/1 held-out labels.
         marginals: ``(N, C)`` the model's per-class probabilities for the same images.
     """
+    from sklearn.metrics import f1_score, precision_recall_curve  # slow to import: only when used
+
     y = np.asarray(targets)
     p = np.asarray(marginals, dtype=np.float64)
     if y.ndim != 2 or y.shape != p.shape or len(y) == 0:
