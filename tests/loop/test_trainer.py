@@ -141,3 +141,10 @@ def test_the_thread_runs_a_due_round_and_stops(project: SimpleNamespace) -> None
     finally:
         trainer.stop(timeout=10)
     assert trainer.status()["running"] is False
+
+
+def test_sets_of_classes_count_as_labels(project: SimpleNamespace) -> None:
+    trainer = _trainer(project)
+    project.store.add_annotations([(1, ["cat", "dog"]), (2, [])], author="ann", source="human")
+    assert trainer.labels_since_last_round() == (2, None)
+    assert trainer.due()

@@ -28,16 +28,16 @@ CLIENT_HEADERS = {"X-Activelab-Client": "1"}
 
 
 def fast_settings(root: Path, **active_learner: Any) -> None:
-    """Make a project's rounds quick: small CNN, 28 px, 2 epochs, batches of 20."""
+    """Make a project's rounds quick: small CNN, 28 px, 2 epochs, 20 labels per round."""
     path = root / "activelab.yaml"
     settings = load_settings(path)
     settings.model.name = "small_cnn"
-    settings.model.path = "full"
+    settings.model.mode = "finetune"
     settings.model.pretrained = False
     settings.model.image_size = 28
     settings.model.device = "cpu"
     settings.train.epochs = 2
-    settings.active_learner.batch_size = 20
+    settings.active_learner.k = 20
     for key, value in active_learner.items():
         setattr(settings.active_learner, key, value)
     save_settings(settings, path)
@@ -60,6 +60,33 @@ def project_dir(tmp_path: Path, demo_template: Path) -> Path:
     dest = tmp_path / "project"
     shutil.copytree(demo_template, dest)
     return dest
+
+
+#: the classes of the multi-label test project
+TAGS = ["bag", "shirt", "sandal", "sneaker"]
+
+
+@pytest.fixture
+def multilabel_dir(tmp_path: Path, demo_template: Path) -> Path:
+    """A multi-label project (task ``multilabel``, classes :data:`TAGS`) over 12 of the demo's pool images, unlabeled."""
+    from activelab.loop.project import init_project, open_project
+    from activelab.store import ImageRecord
+
+    root = tmp_path / "tags"
+    with open_project(demo_template) as demo:
+        images = demo.store.images("pool")[:12]
+    with init_project(root, TAGS, task="multilabel") as proj:
+        proj.store.add_images(
+            [
+                ImageRecord(
+                    sha256=i.sha256, path=i.path, width=i.width, height=i.height, n_bytes=i.n_bytes, format=i.format
+                )
+                for i in images
+            ],
+            author="import",
+        )
+    fast_settings(root)
+    return root
 
 
 @pytest.fixture

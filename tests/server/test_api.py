@@ -525,7 +525,7 @@ def test_schema_bounds_are_exact_in_json(client_factory) -> None:
     found = list(bounds(schema))
     # FastAPI writes body bounds as floats: every bound must be an integer a double holds exactly
     assert MAX_ID in found and all(b == int(b) and abs(int(b)) <= 2**53 - 1 for b in found), found
-    assert schema["components"]["schemas"]["LabelRequest"]["anyOf"]
+    assert schema["components"]["schemas"]["LabelRequest"]["allOf"]
     client = client_factory()
     for image_id, status in [(MAX_ID, 404), (MAX_ID + 1, 422), (2**63, 422)]:
         assert client.get(f"/api/images/{image_id}").status_code == status
@@ -534,3 +534,23 @@ def test_schema_bounds_are_exact_in_json(client_factory) -> None:
     for extra in [{"label": "coat", "review": 0}, {"unsure": 1}, {"label": "coat", "unsure": "false"}]:
         assert client.post("/api/labels", json={"user": "ann", "image_id": iid, **extra}).status_code == 422, extra
     assert client.post("/api/labels", json={"user": "ann", "image_id": float(iid), "label": "coat"}).status_code == 200
+
+
+def test_author_names_the_labeler_and_user_is_still_read(client_factory, project_dir: Path) -> None:
+    client = client_factory()
+    first, second, third = (i["image_id"] for i in _next(client, "ann", 3))
+    assert client.post("/api/labels", json={"author": "ann", "image_id": first, "label": "coat"}).status_code == 200
+    assert client.post("/api/labels", json={"user": "bob", "image_id": second, "label": "bag"}).status_code == 200
+    both = client.post("/api/labels", json={"author": "ann", "user": "bob", "image_id": second, "label": "bag"})
+    assert both.status_code == 422 and "not both" in both.text
+    neither = client.post("/api/labels", json={"image_id": second, "label": "bag"})
+    assert neither.status_code == 422 and "give author" in neither.text
+    assert client.post("/api/undo", json={"author": "bob"}).json()["item"]["image_id"] == second
+    held_by = {
+        f"{key}={name}": client.get(f"/api/images/{third}", params={key: name}).json()["held_by"]
+        for key, name in (("author", "ann"), ("author", "zed"), ("user", "ann"))
+    }
+    assert held_by == {"author=ann": None, "author=zed": "ann", "user=ann": None}
+    with open_project(project_dir) as proj:
+        assert [(e.author, e.label) for e in proj.store.label_history(first)] == [("ann", "coat")]
+        assert [(e.author, e.label) for e in proj.store.label_history(second)] == [("bob", "bag"), ("bob", None)]

@@ -124,8 +124,9 @@ class BackgroundTrainer:
 
     # --------------------------------------------------------------- work
     def labels_since_last_round(self) -> tuple[int, int | None]:
-        """(labeled pool images now, labeled pool images when the latest finished round started)."""
-        n = len(self.project.store.current_labels("pool"))
+        """(labeled pool images now, any task's annotations counted; labeled pool images when the latest
+        finished round started)."""
+        n = len(self.project.store.current_annotations("pool"))
         done = [r for r in self.project.store.rounds() if r.status == "done"]
         return n, (done[-1].n_labeled if done else None)
 

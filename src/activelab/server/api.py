@@ -23,13 +23,22 @@ Service = Annotated[LabelingService, Depends(get_service)]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 Limit = Annotated[int, Query(ge=1, le=200)]
 ImageIdPath = Annotated[int, Path(ge=1, le=s.MAX_ID, description="An image id.")]
-UserQuery = Annotated[
+AuthorQuery = Annotated[
     str | None,
     Query(
         min_length=1,
         max_length=s.MAX_NAME,
         pattern=s.USER_PATTERN,
         description="The asking labeler: `held_by` then names only someone else.",
+    ),
+]
+OldAuthorQuery = Annotated[
+    str | None,
+    Query(
+        min_length=1,
+        max_length=s.MAX_NAME,
+        pattern=s.USER_PATTERN,
+        description="The old name of `author`, still accepted (`author` wins when both are given).",
     ),
 ]
 
@@ -40,6 +49,8 @@ def project_info(service: Service) -> dict[str, Any]:
     p = service.project.settings
     return {
         "name": p.name,
+        "task": p.task,
+        "answer": service.answer,
         "classes": service.store.class_names(),
         "strategy": p.active_learner.strategy,
         "model": p.model.name,
@@ -66,7 +77,7 @@ def retire_class(body: s.RetireClassRequest, service: Service) -> dict[str, Any]
 
     404 for an unknown class, 409 while images carry it. Adding the name again restores it.
     """
-    return service.retire_class(body.name, body.user)
+    return service.retire_class(body.name, body.who)
 
 
 @router.post("/next", response_model=s.NextResponse, tags=["labeling"])
@@ -74,11 +85,11 @@ def next_items(body: s.NextRequest, service: Service) -> dict[str, Any]:
     """Lease the next images to a labeler: active-learning queue order (latest round), then the pool.
 
     Images leased to someone else (lease not expired), already labeled, or skipped
-    by this user are never returned. ``mode=review`` returns images flagged for review
+    by this author are never returned. ``mode=review`` returns images flagged for review
     with their label history instead (no leases). ``ranks`` gives the images in ``exclude``
     their rank in the queue as it is now.
     """
-    batch = service.next_items(body.user, min(body.n, service.settings.max_items), mode=body.mode, exclude=body.exclude)
+    batch = service.next_items(body.who, min(body.n, service.settings.max_items), mode=body.mode, exclude=body.exclude)
     return {**batch, "lease_seconds": service.settings.lease_seconds}
 
 
@@ -86,32 +97,36 @@ def next_items(body: s.NextRequest, service: Service) -> dict[str, Any]:
 def submit_label(body: s.LabelRequest, service: Service) -> dict[str, Any]:
     """Record a label (or 'not sure' with ``unsure=true`` and no label); returns once it is stored.
 
-    An image leased to another labeler may still be labeled (leases are advisory); 404 for a class the
-    project lacks, 409 for a retired one.
+    A single-label project takes ``label`` (a class name), a multi-label one ``labels`` (the classes
+    present; ``[]`` says none of them): ``answer`` in GET /api/project says which. An image leased to
+    another labeler may still be labeled (leases are advisory); 404 for a class the project lacks,
+    409 for a retired one, 422 for the other project kind's field.
     """
     note = body.note
     if body.unsure:
         note = "not sure" if not note else f"not sure: {note}"
-    return service.submit(body.user, body.image_id, body.label, note=note, review=body.review)
+    return service.submit(body.who, body.image_id, body.payload(), note=note, review=body.review)
 
 
 @router.post("/undo", response_model=s.UndoResponse, tags=["labeling"])
 def undo(body: s.UserRequest, service: Service) -> dict[str, Any]:
-    """Undo the user's latest label: a new event restores the previous label; the image comes back to them."""
-    return service.undo(body.user)
+    """Undo the author's latest label: a new event restores the previous label; the image comes back to them."""
+    return service.undo(body.who)
 
 
 @router.post("/skip", response_model=s.Ok, tags=["labeling"])
 def skip(body: s.SkipRequest, service: Service) -> dict[str, Any]:
-    """Skip an image: its lease is released and it is not shown to this user again."""
-    service.skip(body.user, body.image_id)
+    """Skip an image: its lease is released and it is not shown to this author again."""
+    service.skip(body.who, body.image_id)
     return {"ok": True}
 
 
 @router.get("/images/{image_id}", response_model=s.Item, tags=["images"])
-def image_detail(image_id: ImageIdPath, service: Service, user: UserQuery = None) -> dict[str, Any]:
+def image_detail(
+    image_id: ImageIdPath, service: Service, author: AuthorQuery = None, user: OldAuthorQuery = None
+) -> dict[str, Any]:
     """One image: metadata, current label, label history, model prediction, who else holds it."""
-    return service.image_detail(image_id, user)
+    return service.image_detail(image_id, author or user)
 
 
 @router.get(
@@ -143,14 +158,15 @@ def similar_images(
     image_id: ImageIdPath,
     service: Service,
     k: Annotated[int, Query(ge=1, le=100, description="How many similar images.")] = 12,
-    user: UserQuery = None,
+    author: AuthorQuery = None,
+    user: OldAuthorQuery = None,
 ) -> dict[str, Any]:
     """The images most like this one over the whole project (FAISS over cached embeddings), most similar first.
 
     The index is built in the background (at start and when the images change); until it is ready the
     answer has no items and ``index.status`` is ``building``.
     """
-    return service.similar(image_id, k, user)
+    return service.similar(image_id, k, author or user)
 
 
 @router.get("/queue", response_model=s.Page, tags=["labeling"])

@@ -26,6 +26,7 @@ from activelab.loop.session import ActiveSession
 from activelab.loop.trainer import BackgroundTrainer, SessionFactory
 from activelab.server import api, pages
 from activelab.server.apidocs import add_docs
+from activelab.server.schemas import label_request_branches
 from activelab.server.security import SECURITY_HEADERS, SecurityMiddleware, redact_paths
 from activelab.server.service import LabelingService
 from activelab.server.settings import ServerSettings
@@ -88,7 +89,24 @@ def create_app(settings: ServerSettings, *, session_factory: SessionFactory = Ac
         return {"status": "ok"}
 
     _add_error_handlers(app)
+    _publish_label_body(app, service.answer)
     return app
+
+
+def _publish_label_body(app: FastAPI, answer: str) -> None:
+    """The OpenAPI schema of POST /api/labels says what this project's labels are: a class name (``label``)
+    or a set of class names (``labels``); the other field may only be null, as the API treats it."""
+    default = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            body = default()["components"]["schemas"]["LabelRequest"]
+            body["allOf"][1]["anyOf"] = label_request_branches(answer)
+            unused = "labels" if answer == "class" else "label"
+            body["properties"][unused] = {"type": "null", "description": "Not used by this project's task."}
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 #: the HTTP status of each error activelab raises on purpose (a subclass takes its parent's)

@@ -31,6 +31,8 @@ ImageId = Annotated[int, Field(ge=1, le=MAX_ID, description="An image id (from /
 
 #: longest user or class name, in characters
 MAX_NAME = 64
+#: most class names in one multi-label answer
+MAX_CLASSES = 1000
 #: code points no name may hold: Unicode categories Cc (controls), Cf (format: bidi overrides, zero-width
 #: spaces, soft hyphen, tags), Zl and Zp (line and paragraph separators), as of Unicode 14 plus the Egyptian
 #: format controls of Unicode 15. Written in the syntax Python ``re`` and Rust ``regex`` (pydantic,
@@ -59,7 +61,7 @@ def name_pattern(refused: str = "") -> str:
 USER_PATTERN = name_pattern()
 #: class names also refuse commas (they separate names in ``--classes``)
 CLASS_PATTERN = name_pattern(",")
-UserName = Annotated[
+AuthorName = Annotated[
     str,
     Field(
         min_length=1,
@@ -88,8 +90,37 @@ class _Body(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
-class NextRequest(_Body):
-    user: UserName
+#: who acts: ``author``, or ``user``, its name before 0.x, still accepted; exactly one (as a schema, so clients see it)
+AUTHOR_BRANCHES: list[dict[str, Any]] = [
+    {"required": ["author"], "properties": {"author": {"type": "string"}, "user": {"type": "null"}}},
+    {"required": ["user"], "properties": {"user": {"type": "string"}, "author": {"type": "null"}}},
+]
+
+
+class _Authored(_Body):
+    """A request made by a labeler, named by ``author`` (``user`` is its old name, still accepted)."""
+
+    model_config = ConfigDict(json_schema_extra={"anyOf": AUTHOR_BRANCHES})
+    author: AuthorName | None = None
+    user: AuthorName | None = Field(None, description="The old name of `author`, still accepted.")
+
+    @model_validator(mode="after")
+    def _one_author(self) -> _Authored:
+        if self.author is not None and self.user is not None:
+            raise ValueError("give author (user is its old name), not both")
+        if self.author is None and self.user is None:
+            raise ValueError("give author: the labeler's name")
+        return self
+
+    @property
+    def who(self) -> str:
+        """The labeler's name, whichever field carried it."""
+        name = self.author if self.author is not None else self.user
+        assert name is not None  # checked by _one_author
+        return name
+
+
+class NextRequest(_Authored):
     n: Annotated[int, Field(ge=1, le=50, description="How many images to lease."), Integral] = 5
     mode: Literal["label", "review"] = "label"
     exclude: list[ImageId] = Field(
@@ -97,15 +128,26 @@ class NextRequest(_Body):
     )
 
 
+#: a set of class names in a multi-label project (the empty list: "none of these classes")
+ClassSet = Annotated[
+    list[ClassName],
+    Field(max_length=MAX_CLASSES, description="Class names present in the image (multi-label projects); [] = none."),
+]
+_LABEL = "The class (single-label projects; null in multi-label ones)."
+_LABELS = "The set of classes, sorted (multi-label projects; null in single-label ones)."
+
+
 class Prediction(BaseModel):
-    label: str
+    label: str | None = Field(description=_LABEL)
+    labels: list[str] | None = Field(None, description=_LABELS)
     confidence: float
     round: int
 
 
 class LabelEventOut(BaseModel):
     event_id: int
-    label: str | None
+    label: str | None = Field(description=_LABEL + " Both null: the label was withdrawn.")
+    labels: list[str] | None = Field(None, description=_LABELS)
     author: str
     source: str
     round: int
@@ -114,10 +156,11 @@ class LabelEventOut(BaseModel):
 
 
 class Suggestion(BaseModel):
-    """The class the page proposes for an image: highlighted, accepted with Enter, named by the hint and the
-    review banner alike."""
+    """The class (or, multi-label, the set) the page proposes for an image: highlighted, named by the hint and
+    the review banner alike; Enter accepts a single-label suggestion."""
 
-    label: str
+    label: str | None = Field(description=_LABEL)
+    labels: list[str] | None = Field(None, description=_LABELS)
     confidence: float | None = Field(description="The model's probability of the class (null when unknown).")
     source: Literal["prediction", "label_errors"] = Field(
         description="label_errors: the suggested class of the latest `activelab errors` ranking (out-of-fold), "
@@ -145,7 +188,8 @@ class Item(BaseModel):
     suggestion: Suggestion | None = None
     history: list[LabelEventOut] | None = None
     flag: dict[str, Any] | None = None
-    label: str | None = None
+    label: str | None = Field(None, description="The current class (image detail and similar images).")
+    labels: list[str] | None = Field(None, description="The current set of classes (multi-label projects).")
     held_by: str | None = Field(
         None,
         description="Another labeler holding a live lease on this image (null when "
@@ -164,54 +208,75 @@ class NextResponse(BaseModel):
     lease_seconds: float
 
 
-#: a label body holds a class name, or ``unsure: true`` and no class (as a schema, so clients see the rule)
-_LABEL_OR_UNSURE: list[dict[str, Any]] = [
-    {"required": ["label"], "properties": {"label": {"type": "string"}, "unsure": {"const": False}}},
-    {"required": ["unsure"], "properties": {"unsure": {"const": True}, "label": {"type": "null"}}},
-]
+def label_request_branches(answer: str) -> list[dict[str, Any]]:
+    """The ``anyOf`` of a label body: a class name (``answer="class"``) or a set of class names
+    (``"classes"``), or ``unsure: true`` and neither. The app publishes the branch of its project's task."""
+    given = "label" if answer == "class" else "labels"
+    other = "labels" if given == "label" else "label"
+    kind = {"type": "string"} if given == "label" else {"type": "array"}
+    return [
+        {"required": [given], "properties": {given: kind, other: {"type": "null"}, "unsure": {"const": False}}},
+        {
+            "required": ["unsure"],
+            "properties": {"unsure": {"const": True}, "label": {"type": "null"}, "labels": {"type": "null"}},
+        },
+    ]
 
 
-class LabelRequest(_Body):
-    """A label (``label``: a class name) or "not sure" (``unsure: true``, no label); exactly one of the two."""
+class LabelRequest(_Authored):
+    """A label (``label``: a class name; multi-label projects: ``labels``, a list of class names) or "not sure"
+    (``unsure: true``, no label); exactly one of them."""
 
-    model_config = ConfigDict(json_schema_extra={"anyOf": _LABEL_OR_UNSURE})
-    user: UserName
+    model_config = ConfigDict(
+        json_schema_extra={"allOf": [{"anyOf": AUTHOR_BRANCHES}, {"anyOf": label_request_branches("class")}]}
+    )
     image_id: ImageId
     label: ClassName | None = Field(None, description="A class name; null or absent with unsure=true for 'not sure'.")
+    labels: ClassSet | None = Field(
+        None, description="Multi-label projects: the classes present, [] for none of them; null with unsure=true."
+    )
     unsure: StrictBool = False
     note: str | None = Field(None, max_length=2000)
     review: StrictBool = Field(False, description="Answer from review mode: resolves the image's review flags.")
 
     @model_validator(mode="after")
     def _label_or_unsure(self) -> LabelRequest:
-        if self.unsure and self.label is not None:
-            raise ValueError("give either a label or unsure=true, not both")
-        if not self.unsure and self.label is None:
-            raise ValueError("give a label (a class name) or unsure=true")
+        given = [name for name in ("label", "labels") if getattr(self, name) is not None]
+        if self.unsure and given:
+            raise ValueError(f"give either {given[0]} or unsure=true, not both")
+        if len(given) > 1:
+            raise ValueError("give label (a class name) or labels (a list of class names), not both")
+        if not self.unsure and not given:
+            raise ValueError("give a label (a class name; labels, a list, in multi-label projects) or unsure=true")
         return self
+
+    def payload(self) -> str | list[str] | None:
+        """The answer as a task payload: the class name, the list of names, or None for 'not sure'."""
+        return self.label if self.label is not None else self.labels
 
 
 class LabelResponse(BaseModel):
     event_id: int
     image_id: int
-    label: str | None
+    label: str | None = Field(description=_LABEL)
+    labels: list[str] | None = Field(None, description=_LABELS)
     flagged: bool = Field(description="True when this label disagrees with another person's: flagged for review.")
     held_out: bool = Field(description="True when the image was held out as evaluation data.")
 
 
-class UserRequest(_Body):
-    user: UserName
+class UserRequest(_Authored):
+    pass
 
 
-class SkipRequest(_Body):
-    user: UserName
+class SkipRequest(_Authored):
     image_id: ImageId
 
 
 class UndoResponse(BaseModel):
     undone_event_id: int
     undo_event_id: int
-    restored_label: str | None
+    restored_label: str | None = Field(description="The class the image carries again (null: unlabeled now).")
+    restored_labels: list[str] | None = Field(None, description="Multi-label: the set it carries again.")
     item: Item
 
 
@@ -219,9 +284,8 @@ class ClassRequest(_Body):
     name: ClassName
 
 
-class RetireClassRequest(_Body):
+class RetireClassRequest(_Authored):
     name: ClassName
-    user: UserName
 
 
 class ClassesResponse(BaseModel):
@@ -265,6 +329,10 @@ class ReviewPage(Page):
 
 class ProjectInfo(BaseModel):
     name: str
+    task: str = Field(description="The project's task (activelab.tasks): what an annotation is.")
+    answer: Literal["class", "classes"] = Field(
+        description="What a label is: one class (POST /api/labels takes `label`) or a set of classes (`labels`)."
+    )
     classes: list[str]
     strategy: str
     model: str

@@ -40,6 +40,7 @@ from activelab.loop.stopping import StoppingRules
 from activelab.loop.trainer import BackgroundTrainer
 from activelab.server.settings import ServerSettings
 from activelab.store import Image
+from activelab.tasks import Payload, Task, get_task
 
 MAX_CURVE_POINTS = 200
 #: bytes of an image's start that identify its format (for images imported before formats were stored)
@@ -54,8 +55,10 @@ class LabelingService:
     settings: ServerSettings
     trainer: BackgroundTrainer
     similar_images: SimilarImages | None = field(default=None, repr=False)  # index built in the background
+    task: Task = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        self.task = get_task(self.project.settings.task)
         if self.similar_images is None:
             self.similar_images = SimilarImages(self.project)
 
@@ -74,6 +77,16 @@ class LabelingService:
     def store(self):  # type: ignore[no-untyped-def]
         return self.project.store
 
+    @property
+    def answer(self) -> str:
+        """What a label is in this project: ``"class"`` (one class name) or ``"classes"`` (a set of names:
+        a task whose model outputs independent per-class sigmoids)."""
+        return "classes" if self.task.output == "sigmoid" else "class"
+
+    def _predicted(self, text: str) -> dict[str, Any]:
+        """``label`` / ``labels`` of a stored prediction (saved as the task's table-cell text)."""
+        return as_answer(self.task.parse(text))
+
     def session(self) -> ActiveSession:
         return self.trainer.session_factory(self.project)
 
@@ -91,10 +104,10 @@ class LabelingService:
         rank: int | None = None,
         origin: str = "pool",
         history: bool = False,
-        user: str | None = None,
+        author: str | None = None,
         leases: dict[int, str] | None = None,
     ) -> dict[str, Any]:
-        """One image as the API shows it; ``held_by`` names another labeler with a live lease on it.
+        """One image as the API shows it; ``held_by`` names another author with a live lease on it.
 
         ``leases``: :meth:`Store.live_leases`, when the caller already has them (read once per request).
         """
@@ -108,12 +121,14 @@ class LabelingService:
             "split": image.split,
             "rank": rank,
             "origin": origin,
-            "prediction": None if pred is None else {"label": pred[0], "confidence": pred[1], "round": pred[2]},
+            "prediction": None
+            if pred is None
+            else {**self._predicted(pred[0]), "confidence": pred[1], "round": pred[2]},
             "suggestion": None
             if pred is None
-            else {"label": pred[0], "confidence": pred[1], "source": "prediction", "round": pred[2]},
+            else {**self._predicted(pred[0]), "confidence": pred[1], "source": "prediction", "round": pred[2]},
             "history": None,
-            "held_by": None if holder == user else holder,
+            "held_by": None if holder == author else holder,
         }
         if history:
             out["history"] = [self._event(e) for e in self.store.label_history(image.id)]
@@ -123,7 +138,7 @@ class LabelingService:
     def _event(e: Any) -> dict[str, Any]:
         return {
             "event_id": e.id,
-            "label": e.label,
+            **as_answer(e.payload),
             "author": e.author,
             "source": e.source,
             "round": e.round_index,
@@ -134,8 +149,10 @@ class LabelingService:
     def queue_rules(self) -> LabelQueue:
         return LabelQueue(self.store, lease_seconds=self.settings.lease_seconds)
 
-    def next_items(self, user: str, n: int, *, mode: str = "label", exclude: list[int] | None = None) -> dict[str, Any]:
-        """Lease the next ``n`` images to ``user``: the active-learning queue first, then the pool.
+    def next_items(
+        self, author: str, n: int, *, mode: str = "label", exclude: list[int] | None = None
+    ) -> dict[str, Any]:
+        """Lease the next ``n`` images to ``author``: the active-learning queue first, then the pool.
 
         Returns ``items``, ``ranks`` and ``queue_length``. Ranks are positions in the queue as it is
         now (labeled images removed, so they move up as labels arrive): ``ranks`` gives the current
@@ -145,7 +162,7 @@ class LabelingService:
         """
         exclude = exclude or []
         if mode == "review":
-            return {"items": self._review_items(user, n, set(exclude)), "ranks": {}, "queue_length": None}
+            return {"items": self._review_items(author, n, set(exclude)), "ranks": {}, "queue_length": None}
         queue = self.session().queue()
         ranks = {iid: r for r, iid in enumerate(queue)}
         rules = self.queue_rules()
@@ -153,18 +170,18 @@ class LabelingService:
         mixed = None
         if frame is not None:
             reviews = [(i, float(frame.loc[i, "score"])) for i in review_queue(self.store, frame.reset_index())]
-            mixed = rules.lease_mixed(user, n, queue, exclude, reviews, mix=_mix_by_value)
+            mixed = rules.lease_mixed(author, n, queue, exclude, reviews, mix=_mix_by_value)
         if mixed is None:
-            mixed = [("new", i) for i in rules.lease_new(user, n, queue, exclude)]
+            mixed = [("new", i) for i in rules.lease_new(author, n, queue, exclude)]
         leases = self.store.live_leases()
         items = [
-            self._label_error_item(iid, frame, user, leases)
+            self._label_error_item(iid, frame, author, leases)
             if kind == "review" and frame is not None
             else self.item(
                 self.store.get_image(iid),
                 rank=ranks.get(iid),
                 origin="queue" if iid in ranks else "pool",
-                user=user,
+                author=author,
                 leases=leases,
             )
             for kind, iid in mixed
@@ -179,10 +196,12 @@ class LabelingService:
         return load_ranking(path).drop_duplicates("image_id").set_index("image_id")
 
     def _label_error_item(
-        self, image_id: int, frame: pd.DataFrame, user: str, leases: dict[int, str]
+        self, image_id: int, frame: pd.DataFrame, author: str, leases: dict[int, str]
     ) -> dict[str, Any]:
         row = frame.loc[image_id]
-        item = self.item(self.store.get_image(image_id), origin="label_error", history=True, user=user, leases=leases)
+        item = self.item(
+            self.store.get_image(image_id), origin="label_error", history=True, author=author, leases=leases
+        )
         item["flag"] = {
             "id": None,
             "reason": "label_error",
@@ -191,7 +210,7 @@ class LabelingService:
         # the class the review is about, shown by the banner, the hint and the highlighted button alike
         p_suggested = row.get("p_suggested")
         item["suggestion"] = {
-            "label": str(row["suggested_label"]),
+            **self._predicted(str(row["suggested_label"])),
             "source": "label_errors",
             "round": None,
             "confidence": None if p_suggested is None or pd.isna(p_suggested) else float(p_suggested),
@@ -209,7 +228,7 @@ class LabelingService:
         history = self.store.label_history(image_id)
         return bool(history) and history[-1].label is not None
 
-    def _review_items(self, user: str, n: int, seen: set[int]) -> list[dict[str, Any]]:
+    def _review_items(self, author: str, n: int, seen: set[int]) -> list[dict[str, Any]]:
         """Images to review (:func:`review_batch`): disagreements between labelers first, then likely
         label errors of the latest ``activelab errors`` ranking, minus images reviewed since it was made."""
         frame = self._ranking()
@@ -218,9 +237,9 @@ class LabelingService:
         for iid, flag in review_batch(self.store, n, seen, lambda: self._label_error_ids(frame)):
             if flag is None:
                 assert frame is not None
-                out.append(self._label_error_item(iid, frame, user, leases))
+                out.append(self._label_error_item(iid, frame, author, leases))
                 continue
-            item = self.item(self.store.get_image(iid), origin="review", history=True, user=user, leases=leases)
+            item = self.item(self.store.get_image(iid), origin="review", history=True, author=author, leases=leases)
             item["flag"] = {"id": flag.id, "reason": flag.reason, "details": flag.details}
             out.append(item)
         return out
@@ -230,47 +249,60 @@ class LabelingService:
         return [] if frame is None else review_queue(self.store, frame.reset_index())
 
     # -------------------------------------------------------------- labels
-    def submit(self, user: str, image_id: int, label: str | None, *, note: str | None, review: bool) -> dict[str, Any]:
+    def submit(
+        self, author: str, image_id: int, payload: Payload | None, *, note: str | None, review: bool
+    ) -> dict[str, Any]:
+        """Record ``author``'s answer: a payload of the project's task, or None for "not sure".
+
+        Class names are checked first (404 for a name the project lacks, 409 for a retired class,
+        as for single-label), then the payload's form by the task (422: a list in a single-label
+        project, a name in a multi-label one).
+        """
         image = self.store.get_image(image_id)
-        self._check_label(label)
+        if payload is not None:
+            self._check_classes([payload] if isinstance(payload, str) else payload)
+            payload = self.task.validate(payload, self.store.class_names())
         if not review and self.settings.mix_review and self._is_label_error_review(image_id):
             review = True  # an answer to a label-error item the mix handed out in label mode
-        hold_out = label is not None and not review and is_held_out(self.holdout(), image)
-        outcome = self.store.submit_label(
-            image_id, label, author=user, source="review" if review else "human", note=note, hold_out=hold_out
+        hold_out = payload is not None and not review and is_held_out(self.holdout(), image)
+        outcome = self.store.submit_annotation(
+            image_id, payload, author=author, source="review" if review else "human", note=note, hold_out=hold_out
         )
         self.trainer.notify()
         return {
             "event_id": outcome.event_id,
             "image_id": image_id,
-            "label": label,
+            **as_answer(payload),
             "flagged": outcome.flagged,
             "held_out": outcome.held_out,
         }
 
-    def _check_label(self, label: str | None) -> None:
-        """A label names an active class: 404 for a name the project lacks, 409 for a retired class."""
-        if label is None or label in self.store.class_names():
-            return
-        if label in self.store.retired_classes():
-            raise StoreError(f"class {label!r} is retired; add it again (POST /api/classes) to label with it")
-        raise NotFoundError(f"no class named {label!r}; the classes are listed by GET /api/project")
+    def _check_classes(self, names: Sequence[str]) -> None:
+        """Each name is an active class: 404 for a name the project lacks, 409 for a retired class."""
+        active = set(self.store.class_names())
+        for name in names:
+            if name in active:
+                continue
+            if name in self.store.retired_classes():
+                raise StoreError(f"class {name!r} is retired; add it again (POST /api/classes) to label with it")
+            raise NotFoundError(f"no class named {name!r}; the classes are listed by GET /api/project")
 
-    def undo(self, user: str) -> dict[str, Any]:
-        outcome = self.store.undo_last_label(user)
+    def undo(self, author: str) -> dict[str, Any]:
+        outcome = self.store.undo_last_label(author)
         if outcome is None:
-            raise NotFoundError(f"{user} has no label to undo")
-        self.store.lease_image(outcome.image_id, user, ttl_seconds=self.settings.lease_seconds)
+            raise NotFoundError(f"{author} has no label to undo")
+        self.store.lease_image(outcome.image_id, author, ttl_seconds=self.settings.lease_seconds)
         image = self.store.get_image(outcome.image_id)
         return {
             "undone_event_id": outcome.undone_event_id,
             "undo_event_id": outcome.undo_event_id,
             "restored_label": outcome.restored_label,
-            "item": self.item(image, origin="undo", user=user),
+            "restored_labels": outcome.restored_annotation,
+            "item": self.item(image, origin="undo", author=author),
         }
 
-    def skip(self, user: str, image_id: int) -> None:
-        self.store.skip_image(image_id, user)
+    def skip(self, author: str, image_id: int) -> None:
+        self.store.skip_image(image_id, author)
 
     def add_class(self, name: str) -> dict[str, Any]:
         """Add (or restore) a class, if the project lets the app do so (``labeling.allow_new_classes``)."""
@@ -282,9 +314,9 @@ class LabelingService:
         self.store.add_classes([name])
         return self.classes()
 
-    def retire_class(self, name: str, user: str) -> dict[str, Any]:
-        """Retire a class no image currently carries (an event by ``user``; nothing is deleted)."""
-        self.store.retire_class(name, author=user)
+    def retire_class(self, name: str, author: str) -> dict[str, Any]:
+        """Retire a class no image currently carries (an event by ``author``; nothing is deleted)."""
+        self.store.retire_class(name, author=author)
         return self.classes()
 
     def classes(self) -> dict[str, Any]:
@@ -308,7 +340,7 @@ class LabelingService:
                     "url": f"/api/images/{iid}/file",
                     "prediction": None
                     if iid not in preds
-                    else {"label": preds[iid][0], "confidence": preds[iid][1], "round": preds[iid][2]},
+                    else {**self._predicted(preds[iid][0]), "confidence": preds[iid][1], "round": preds[iid][2]},
                 }
                 for i, iid in enumerate(page)
             ],
@@ -344,11 +376,11 @@ class LabelingService:
             ],
         }
 
-    def image_detail(self, image_id: int, user: str | None = None) -> dict[str, Any]:
+    def image_detail(self, image_id: int, author: str | None = None) -> dict[str, Any]:
         image = self.store.get_image(image_id)
-        item = self.item(image, history=True, user=user)
-        current = [e for e in item["history"]]
-        item["label"] = current[-1]["label"] if current else None
+        item = self.item(image, history=True, author=author)
+        if item["history"]:
+            item.update(label=item["history"][-1]["label"], labels=item["history"][-1]["labels"])
         return item
 
     def image_file(self, image_id: int) -> tuple[bytes, str]:
@@ -379,7 +411,7 @@ class LabelingService:
         return data, media
 
     # --------------------------------------------------------------- similar
-    def similar(self, image_id: int, k: int, user: str | None = None) -> dict[str, Any]:
+    def similar(self, image_id: int, k: int, author: str | None = None) -> dict[str, Any]:
         """The ``k`` images most like ``image_id`` (cosine similarity of backbone embeddings), best first.
 
         Never builds the FAISS index (``loop.similar``) in the request: while it is missing or out
@@ -396,8 +428,9 @@ class LabelingService:
         leases = self.store.live_leases()
         items = []
         for iid, score in pairs:
-            item = self.item(self.store.get_image(iid), origin="similar", history=True, user=user, leases=leases)
-            item["label"] = item["history"][-1]["label"] if item["history"] else None
+            item = self.item(self.store.get_image(iid), origin="similar", history=True, author=author, leases=leases)
+            if item["history"]:
+                item.update(label=item["history"][-1]["label"], labels=item["history"][-1]["labels"])
             item["history"] = None
             item["similarity"] = score
             items.append(item)
@@ -453,6 +486,14 @@ class LabelingService:
         folder = Path(tempfile.mkdtemp(prefix="activelab-export-"))
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
         return export_labels(self.store, folder / f"labels-{stamp}.{fmt}", fmt=fmt, include_eval=include_eval)
+
+
+def as_answer(payload: Payload | None) -> dict[str, Any]:
+    """A payload as the API's ``label`` (a class name) and ``labels`` (a list of class names) fields."""
+    return {
+        "label": payload if isinstance(payload, str) else None,
+        "labels": list(payload) if isinstance(payload, list) else None,
+    }
 
 
 def _mix_by_value(

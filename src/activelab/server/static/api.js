@@ -48,8 +48,9 @@ function toast(text, kind) {
 function currentUser() {
   const params = new URLSearchParams(location.search);
   const input = document.getElementById("user");
-  let name = params.get("user") || localStorage.getItem("activelab.user") || "";
-  if (params.get("user")) localStorage.setItem("activelab.user", name);
+  const given = params.get("author") || params.get("user");  // ?user= is the old spelling, still read
+  let name = given || localStorage.getItem("activelab.user") || "";
+  if (given) localStorage.setItem("activelab.user", name);
   input.value = name;
   input.addEventListener("change", () => {
     localStorage.setItem("activelab.user", input.value.trim());

@@ -7,10 +7,17 @@
   const KEYS = ["1", "2", "3", "4", "5", "6", "7", "8", "9", "0"];
   const state = { classes: [], retired: new Set(), allowNewClasses: true, pendingClass: null, similarFor: null, similarRetry: null,
                   items: [], cursor: 0, grid: false, fetching: null, labeled: 0, queueLength: null,
-                  hint: localStorage.getItem("activelab.hint") !== "off", busy: false };
+                  hint: localStorage.getItem("activelab.hint") !== "off", busy: false,
+                  // multi-label projects: an answer is a set; the classes turned on for the image on screen
+                  multi: false, chosen: new Set(), chosenFor: null };
   const $ = (id) => document.getElementById(id);
 
   function current() { return state.items[state.cursor] || null; }
+
+  // a set of classes as text: "bag, shirt", or "none of these" for the empty set
+  function setText(names) { return names.length ? names.join(", ") : "none of these"; }
+  // an answer, a prediction or a suggestion as text: its class, or its set of classes
+  function answerText(x) { return x.labels ? setText(x.labels) : x.label; }
 
   // retired classes leave the keys; the server lists only active ones, the filter keeps an old answer honest
   function setClasses(names) {
@@ -22,9 +29,24 @@
     $("classes").replaceChildren(...state.classes.map((name, i) => {
       const b = node("button", { type: "button", class: "class", "data-label": name },
         i < KEYS.length ? node("kbd", {}, KEYS[i]) : null, i < KEYS.length ? " " : null, name);
-      b.addEventListener("click", () => label(name));
+      b.addEventListener("click", () => (state.multi ? toggle(name) : label(name)));
       return b;
     }));
+  }
+
+  // multi-label: a number key or a click turns a class on or off; nothing is sent until Enter
+  function toggle(name) {
+    const item = current();
+    if (!item) return;
+    syncChosen(item);
+    if (state.chosen.has(name)) state.chosen.delete(name); else state.chosen.add(name);
+    render();
+  }
+
+  // the set belongs to the image on screen: another image starts with nothing on
+  function syncChosen(item) {
+    const id = item ? item.image_id : null;
+    if (state.chosenFor !== id) { state.chosen = new Set(); state.chosenFor = id; }
   }
 
   function setProject(p) {
@@ -32,6 +54,11 @@
     state.allowNewClasses = p.allow_new_classes !== false;
     $("class-add").hidden = !state.allowNewClasses;
     $("key-new-class").hidden = !state.allowNewClasses;
+    state.multi = p.answer === "classes";
+    $("classes").classList.toggle("multi", state.multi);
+    $("set-actions").hidden = !state.multi;
+    $("keys-single").hidden = state.multi;
+    $("keys-multi").hidden = !state.multi;
     setClasses(p.classes);
   }
 
@@ -43,7 +70,13 @@
     if (!s) return "model: no prediction yet";
     const pct = s.confidence == null ? null : `${Math.round(100 * s.confidence)}%`;
     const from = s.source === "label_errors" ? "out-of-fold, label-error ranking" : `round ${s.round}`;
-    return `model: ${s.label} (${[pct, from].filter(Boolean).join(", ")})`;
+    return `model: ${answerText(s)} (${[pct, from].filter(Boolean).join(", ")})`;
+  }
+
+  // multi-label: the predicted classes shown with the hint (each highlighted), only active ones
+  function suggestedSet(item) {
+    const s = item && item.suggestion;
+    return s && s.labels && state.hint ? s.labels.filter((n) => state.classes.includes(n)) : [];
   }
 
   // the class Enter accepts: shown with the hint, or named by a label-error banner; only an active class
@@ -78,8 +111,15 @@
       img.dataset.imageId = item.image_id;
       $("image-meta").textContent = `image ${item.image_id} · ${rankText(item)}`;
     }
-    const pick = suggestedClass(item);
-    document.querySelectorAll("#classes .class").forEach((b) => b.classList.toggle("suggested", b.dataset.label === pick));
+    syncChosen(item);
+    const picks = state.multi ? suggestedSet(item) : [suggestedClass(item)];
+    document.querySelectorAll("#classes .class").forEach((b) => {
+      b.classList.toggle("suggested", picks.includes(b.dataset.label));
+      const on = state.multi && state.chosen.has(b.dataset.label);
+      b.classList.toggle("on", on);
+      if (state.multi) b.setAttribute("aria-pressed", String(on));
+    });
+    $("chosen").textContent = state.chosen.size ? `on: ${[...state.chosen].sort().join(", ")}` : "no class on";
     // leases are advisory: labeling an image someone else holds is allowed, but say so
     $("held-by").hidden = !(item && item.held_by);
     $("held-by").textContent = item && item.held_by ? `also open for ${item.held_by}` : "";
@@ -104,7 +144,7 @@
     const grid = $("grid");
     if (!state.grid) { grid.replaceChildren(); return; }
     grid.replaceChildren(...state.items.slice(0, 24).map((it, i) => {
-      const c = cell(it, state.hint && it.suggestion ? it.suggestion.label : null, i === state.cursor);
+      const c = cell(it, state.hint && it.suggestion ? answerText(it.suggestion) : null, i === state.cursor);
       c.addEventListener("click", () => { state.cursor = i; render(); });
       return c;
     }));
@@ -122,12 +162,13 @@
         `(label quality ${Number(details.score).toFixed(3)}). Keep it, correct it, or mark not sure.`;
     } else {
       banner.textContent = labels
-        ? "Labelers disagree: " + Object.entries(labels).map(([who, l]) => `${who} said ${l}`).join(", ") + ". Pick the right class."
+        ? "Labelers disagree: " + Object.entries(labels).map(([who, l]) => `${who} said ${Array.isArray(l) ? setText(l) : l}`).join("; ") +
+          (state.multi ? ". Turn on the right classes and press Enter." : ". Pick the right class.")
         : "Flagged for review. Pick the right class.";
     }
     list.hidden = false;
     list.replaceChildren(...(item.history || []).map((e) => node("li", {},
-      `${e.created_at.slice(0, 19).replace("T", " ")} · `, node("b", {}, e.label ?? "—"),
+      `${e.created_at.slice(0, 19).replace("T", " ")} · `, node("b", {}, e.labels ? setText(e.labels) : e.label ?? "—"),
       ` by ${e.author} (${e.source})`, e.note ? ` · ${e.note}` : null)));
   }
 
@@ -144,7 +185,7 @@
     if (want <= 0) return;
     state.fetching = (async () => {
       try {
-        const res = await api.post("/api/next", { user: user(), n: Math.min(want, 50), mode,
+        const res = await api.post("/api/next", { author: user(), n: Math.min(want, 50), mode,
           exclude: state.items.map((i) => i.image_id) });
         const have = new Set(state.items.map((i) => i.image_id));
         res.items.forEach((it) => { if (!have.has(it.image_id)) state.items.push(it); });
@@ -180,11 +221,11 @@
     const index = state.cursor;
     try {
       const note = $("note").value.trim() || null;
-      const res = await api.post("/api/labels", Object.assign({ user: user(), image_id: item.image_id, note, review: mode === "review" || item.origin === "label_error" }, body));
+      const res = await api.post("/api/labels", Object.assign({ author: user(), image_id: item.image_id, note, review: mode === "review" || item.origin === "label_error" }, body));
       state.labeled += 1;
       if (res.flagged) toast("another labeler chose differently: flagged for review", "warn");
-      else if (res.held_out) toast(`${res.label} (kept aside for evaluation)`);
-      else toast(body.unsure ? "not sure" : res.label);
+      else if (res.held_out) toast(`${answerText(res)} (kept aside for evaluation)`);
+      else toast(body.unsure ? "not sure" : answerText(res));
       advance(index);
     } catch (e) { toast(e.message, "error"); }
     finally { state.busy = false; }
@@ -192,6 +233,20 @@
 
   function label(name) { return send({ label: name }); }
   function unsure() { return send({ unsure: true }); }
+
+  // multi-label: Enter sends the classes that are on; an empty set ("none of these") only through x or its
+  // button, so an Enter pressed before any class was turned on never records a wrong "none"
+  async function submitSet() {
+    const item = await ready();
+    if (!item) return;
+    syncChosen(item);
+    if (!state.chosen.size) {
+      toast("no class is on: turn classes on with the number keys, or press x for none of these", "warn");
+      return;
+    }
+    return send({ labels: [...state.chosen].sort() });
+  }
+  function noneOfThese() { return send({ labels: [] }); }
 
   async function acceptSuggestion() {
     const item = await ready();
@@ -206,7 +261,7 @@
     const item = await ready();
     if (!item || state.busy) return;
     try {
-      await api.post("/api/skip", { user: user(), image_id: item.image_id });
+      await api.post("/api/skip", { author: user(), image_id: item.image_id });
       toast("skipped");
       advance(state.cursor);
     } catch (e) { toast(e.message, "error"); }
@@ -216,7 +271,7 @@
     if (state.busy) return;
     state.busy = true;
     try {
-      const res = await api.post("/api/undo", { user: user() });
+      const res = await api.post("/api/undo", { author: user() });
       state.items = state.items.filter((i) => i.image_id !== res.item.image_id);
       state.items.splice(state.cursor, 0, res.item);
       state.labeled = Math.max(0, state.labeled - 1);
@@ -283,7 +338,8 @@
       state.similar = res.items;
       $("similar-title").textContent = `${res.items.length} images like ${imageId} (click one to label it)`;
       $("similar-grid").replaceChildren(...res.items.map((it) => {
-        const c = cell(it, `${(100 * it.similarity).toFixed(0)}%${it.label ? " · " + it.label : ""}`, false);
+        const given = it.labels || it.label ? " · " + answerText(it) : "";
+        const c = cell(it, `${(100 * it.similarity).toFixed(0)}%${given}`, false);
         c.addEventListener("click", () => labelSimilar([it]));
         return c;
       }));
@@ -315,8 +371,10 @@
     if (e.ctrlKey || e.metaKey) return e.key === "z" ? undo : null;
     if (e.altKey) return null;
     const idx = KEYS.indexOf(e.key);
-    if (idx >= 0 && idx < state.classes.length) return () => label(state.classes[idx]);
-    const actions = { s: skip, n: unsure, u: undo, h: toggleHint, g: toggleGrid, m: showSimilar, Enter: acceptSuggestion,
+    if (idx >= 0 && idx < state.classes.length) return () => (state.multi ? toggle : label)(state.classes[idx]);
+    if (state.multi && e.key === "x") return noneOfThese;
+    const actions = { s: skip, n: unsure, u: undo, h: toggleHint, g: toggleGrid, m: showSimilar,
+      Enter: state.multi ? submitSet : acceptSuggestion,
       "/": () => $("note").focus(), c: () => { if (state.allowNewClasses) $("new-class").focus(); },
       ArrowRight: () => { state.cursor = Math.min(state.items.length - 1, state.cursor + 1); render(); fill(); },
       ArrowLeft: () => { state.cursor = Math.max(0, state.cursor - 1); render(); } };
@@ -343,6 +401,8 @@
     fn();
   });
   $("skip").addEventListener("click", skip);
+  $("submit-set").addEventListener("click", submitSet);
+  $("none-of-these").addEventListener("click", noneOfThese);
   $("unsure").addEventListener("click", unsure);
   $("undo").addEventListener("click", undo);
   $("toggle-hint").addEventListener("click", toggleHint);
@@ -352,7 +412,7 @@
   $("class-confirm-no").addEventListener("click", cancelAddClass);
   $("show-similar").addEventListener("click", showSimilar);
   $("similar-close").addEventListener("click", closeSimilar);
-  $("similar-queue").addEventListener("click", () => labelSimilar((state.similar || []).filter((it) => !it.label)));
+  $("similar-queue").addEventListener("click", () => labelSimilar((state.similar || []).filter((it) => !it.label && !it.labels)));
   // a new round re-ranked the queue: keep the image on screen, fetch the rest in the new order
   document.addEventListener("newround", () => {
     if (mode !== "label") return;
