@@ -6,7 +6,8 @@
 >>> review_queue(store, ranking_path("my-project"))                 # doctest: +SKIP
 
 Out-of-fold probabilities (K-fold CV on the fast path) feed cleanlab's label-quality
-scores (Northcutt et al. 2021); near-duplicates with different labels come from
+scores (Northcutt et al. 2021; its ``multilabel_classification`` module for multi-label
+projects); near-duplicates with different labels come from
 faiss neighbour search on the embeddings. See docs/label_errors.md.
 """
 
@@ -32,6 +33,7 @@ from activelab.label_errors.rank import (
     find_label_issues,
     find_near_duplicates,
     rank_label_issues,
+    rank_multilabel_issues,
 )
 from activelab.label_errors.report import (
     LabelErrorReport,
@@ -62,6 +64,7 @@ __all__ = [
     "plot_swaps",
     "project_out_of_fold",
     "rank_label_issues",
+    "rank_multilabel_issues",
     "ranking_path",
     "review_priority",
     "review_queue",

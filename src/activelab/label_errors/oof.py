@@ -5,6 +5,10 @@ model is fitted K times, each time on K-1 folds, and predicts the held-out fold.
 On the fast path the backbone embeds each image once (embedding cache), so K-fold
 costs K light head fits. These probabilities are what confident learning
 (Northcutt, Jiang & Chuang 2021, "Confident Learning", JAIR) needs to rank labels.
+For multi-label projects the labels are an (N, C) 0/1 matrix, the model is built
+with sigmoid outputs (the project's task says so) and the out-of-fold outputs are
+per-class probabilities; folds are then plain shuffled K-fold (scikit-learn has no
+multi-label stratification).
 
 For a project, the result is cached under ``PROJECT/cache/oof/`` as
 ``round-<N>-<key>.npz``, where ``key`` hashes the model settings, the number of
@@ -42,8 +46,9 @@ OOF_FORMAT = 1
 class OutOfFold:
     """Out-of-fold predictions for labeled images, in store order.
 
-    ``probs``: (N, C) float32, rows sum to 1, row i from a model not trained on image i.
-    ``labels``: (N,) int64 class indices of the labels the models were trained on.
+    ``probs``: (N, C) float32, row i from a model not trained on image i: rows sum to 1
+    (single-label), or independent per-class probabilities (multi-label).
+    ``labels``: (N,) int64 class indices, or (N, C) 0/1 for multi-label: what the models trained on.
     ``embeddings``: (N, d) float32 model embeddings when the model provides them, else None.
     ``folds``: (N,) int64, the fold each image was held out in.
     """
@@ -66,12 +71,13 @@ def fold_assignment(labels: np.ndarray, n_folds: int, *, seed: int) -> np.ndarra
 
     Classes with fewer members than ``n_folds`` are spread over as many folds as they
     have members (scikit-learn's StratifiedKFold warns about that; the split is still valid).
+    Multi-label ``labels`` (N, C) get shuffled, unstratified folds.
     """
-    from sklearn.model_selection import StratifiedKFold
+    from sklearn.model_selection import KFold, StratifiedKFold
 
     y = np.asarray(labels)
-    if y.ndim != 1:
-        raise InputError(f"labels must be 1-d, got shape {y.shape}")
+    if y.ndim not in (1, 2):
+        raise InputError(f"labels must be (N,) class indices or (N, C) 0/1, got shape {y.shape}")
     if n_folds < 2:
         raise InputError(
             f"--folds must be at least 2 (each image is scored by a model trained on the others), got {n_folds}"
@@ -79,10 +85,10 @@ def fold_assignment(labels: np.ndarray, n_folds: int, *, seed: int) -> np.ndarra
     if len(y) < n_folds:
         raise InputError(f"{len(y)} labeled images cannot be split into {n_folds} folds; label more or use fewer folds")
     out = np.empty(len(y), dtype=np.int64)
-    skf = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=int(seed))
+    splitter = (StratifiedKFold if y.ndim == 1 else KFold)(n_splits=n_folds, shuffle=True, random_state=int(seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has only k members"
-        for f, (_, test) in enumerate(skf.split(np.zeros(len(y)), y)):
+        for f, (_, test) in enumerate(splitter.split(np.zeros(len(y)), y if y.ndim == 1 else None)):
             out[test] = f
     return out
 
@@ -100,13 +106,17 @@ def out_of_fold_probs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """K-fold out-of-fold probabilities for images ``paths`` with class indices ``labels``.
 
+    ``labels`` may also be an (N, C) 0/1 matrix (multi-label; the factory must then
+    build sigmoid models, whose outputs are per-class probabilities).
     ``model_factory()`` builds a fresh, unfitted adapter (share one embedding cache
     between them so the backbone runs once per image). Returns ``(probs (N, C), folds (N,))``.
     """
     y = np.asarray(labels, dtype=np.int64)
     if len(paths) != len(y):
         raise InputError(f"{len(paths)} paths but {len(y)} labels; pass one label per image")
-    if len(y) and (y.min() < 0 or y.max() >= n_classes):
+    if y.ndim == 2 and (y.shape[1] != n_classes or not np.isin(y, (0, 1)).all()):
+        raise InputError(f"multi-label labels must be (N, {n_classes}) 0/1, got shape {y.shape}")
+    if y.ndim == 1 and len(y) and (y.min() < 0 or y.max() >= n_classes):
         raise InputError(f"labels must be class indices in [0, {n_classes}), got values {y.min()}..{y.max()}")
     assignment = fold_assignment(y, folds, seed=seed)
     probs = np.zeros((len(y), n_classes), dtype=np.float32)
@@ -119,7 +129,7 @@ def out_of_fold_probs(
         model = model_factory()
         model.fit(
             [paths[i] for i in train],
-            y[train].tolist(),
+            y[train] if y.ndim == 2 else y[train].tolist(),
             keys=None if ks is None else [ks[i] for i in train],
             seed=seed,
             progress=progress,

@@ -6,6 +6,15 @@ Learning: Estimating Uncertainty in Dataset Labels", JAIR 70), lowest first; the
 flagged set (``is_issue``) is cleanlab's ``filter.find_label_issues``
 (``prune_by_noise_rate`` by default), which estimates how many labels are wrong
 per pair of classes from the confident joint.
+
+Multi-label labels ((N, C) 0/1, from a multi-label project) go to cleanlab's
+``multilabel_classification`` module instead: ``rank.get_label_quality_scores``
+and ``filter.find_label_issues`` on out-of-fold per-class probabilities (Thyagarajan
+et al. 2023, "Identifying Incorrect Annotations in Multi-Label Classification
+Data"). Given and suggested labels are then the class sets joined by ``|``; the
+suggested set is the classes with probability >= 0.5, and ``p_given`` /
+``p_suggested`` are the probabilities of those whole sets under the independent
+per-class outputs.
 """
 
 from __future__ import annotations
@@ -47,6 +56,10 @@ DUPLICATE_COLUMNS = ["image_id_a", "image_id_b", "filepath_a", "filepath_b", "la
 SCORE_METHODS = ("self_confidence", "normalized_margin", "confidence_weighted_entropy")
 #: cosine distance under which two images count as near-duplicates (fast-path embeddings)
 DEFAULT_DUPLICATE_DISTANCE = 0.02
+#: joins the classes of a multi-label set in the ranking's given/suggested columns (the table-cell convention)
+SET_SEP = "|"
+#: per-class probability from which a class is in a suggested multi-label set
+SET_THRESHOLD = 0.5
 
 
 def _check_probs(pred_probs: Any, n: int | None = None) -> np.ndarray:
@@ -99,8 +112,14 @@ def rank_label_issues(
     Rows are sorted by ``score`` ascending (most likely wrong first); ``score`` is
     cleanlab's label-quality score in [0, 1] (``self_confidence``: the out-of-fold
     probability of the given label). ``is_issue`` is cleanlab's flagged set.
+    Multi-label ``labels`` (N, C) 0/1 with per-class ``pred_probs`` are ranked by
+    :func:`rank_multilabel_issues`.
     """
     y = np.asarray(labels, dtype=np.int64)
+    if y.ndim == 2:
+        return rank_multilabel_issues(
+            y, pred_probs, classes=classes, image_ids=image_ids, filepaths=filepaths, method=method, filter_by=filter_by
+        )
     p = _check_probs(pred_probs, len(y))
     if p.shape[1] != len(classes):
         raise InputError(f"pred_probs has {p.shape[1]} columns but there are {len(classes)} classes")
@@ -141,6 +160,80 @@ def rank_label_issues(
     frame.insert(0, "rank", np.arange(1, n + 1))
     frame["ranked_at"] = datetime.now(timezone.utc).isoformat()
     return frame[RANKING_COLUMNS]
+
+
+def rank_multilabel_issues(
+    labels: np.ndarray,
+    pred_probs: np.ndarray,
+    *,
+    classes: Sequence[str],
+    image_ids: Sequence[Any] | None = None,
+    filepaths: Sequence[str | None] | None = None,
+    method: str = "self_confidence",
+    filter_by: str = "prune_by_noise_rate",
+) -> pd.DataFrame:
+    """The ranking table of multi-label ``labels`` (N, C) 0/1 from out-of-fold per-class ``pred_probs`` (N, C).
+
+    Columns and order as :func:`rank_label_issues`; ``score`` and ``is_issue`` come
+    from cleanlab's ``multilabel_classification`` (rank / filter), which scores each
+    class as a binary problem and aggregates the per-class scores of an image.
+    """
+    y = np.asarray(labels, dtype=np.int64)
+    p = np.asarray(pred_probs, dtype=np.float64)
+    n = len(y)
+    if p.shape != y.shape or y.shape[1:] != (len(classes),):
+        raise InputError(
+            f"multi-label labels and pred_probs must both be (n, n_classes={len(classes)}), got {y.shape} and {p.shape}"
+        )
+    if not np.isin(y, (0, 1)).all():
+        raise InputError("multi-label labels must be 0/1 (one column per class)")
+    if not np.all(np.isfinite(p)) or np.any((p < 0) | (p > 1)):
+        raise InputError("pred_probs must be per-class probabilities in [0, 1] (sigmoid outputs), without NaN")
+    if method not in SCORE_METHODS:
+        raise InputError(f"method must be one of {SCORE_METHODS}, got {method!r}")
+    ids = list(range(n)) if image_ids is None else list(image_ids)
+    paths = [None] * n if filepaths is None else list(filepaths)
+    if len(ids) != n or len(paths) != n:
+        raise InputError(f"image_ids / filepaths must have one entry per label ({n})")
+    from cleanlab.multilabel_classification.filter import find_label_issues as cl_find
+    from cleanlab.multilabel_classification.rank import get_label_quality_scores
+
+    as_lists = [np.flatnonzero(row).tolist() for row in y]
+    scores = get_label_quality_scores(as_lists, p, method=method) if n else np.zeros(0)
+    flagged = np.zeros(n, dtype=bool)
+    if n and len({tuple(row) for row in y.tolist()}) > 1:
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            flagged = np.asarray(cl_find(as_lists, p, filter_by=filter_by, n_jobs=1), dtype=bool)
+    suggested = (p >= SET_THRESHOLD).astype(np.int64)
+    frame = pd.DataFrame(
+        {
+            "image_id": ids,
+            "filepath": paths,
+            "given_label": [_set_text(row, classes) for row in y],
+            "suggested_label": [_set_text(row, classes) for row in suggested],
+            "score": np.asarray(scores, dtype=float),
+            "is_issue": flagged,
+            "p_given": _set_probability(y, p),
+            "p_suggested": _set_probability(suggested, p),
+        }
+    )
+    order = np.lexsort((np.arange(n), frame["score"].to_numpy()))
+    frame = frame.iloc[order].reset_index(drop=True)
+    frame.insert(0, "rank", np.arange(1, n + 1))
+    frame["ranked_at"] = datetime.now(timezone.utc).isoformat()
+    return frame[RANKING_COLUMNS]
+
+
+def _set_text(row: np.ndarray, classes: Sequence[str]) -> str:
+    return SET_SEP.join(classes[j] for j in np.flatnonzero(row))
+
+
+def _set_probability(sets: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """(N,) probability of each row's whole class set under independent per-class probabilities."""
+    return np.prod(np.where(sets == 1, p, 1.0 - p), axis=1) if len(p) else np.zeros(0)
 
 
 def find_near_duplicates(

@@ -28,6 +28,7 @@ import pandas as pd
 from activelab.label_errors.oof import ModelFactory, project_out_of_fold
 from activelab.label_errors.rank import (
     DEFAULT_DUPLICATE_DISTANCE,
+    SET_SEP,
     find_near_duplicates,
     rank_label_issues,
 )
@@ -133,10 +134,13 @@ def label_error_report(
     ranking = rank_label_issues(
         oof.labels, oof.probs, classes=oof.classes, image_ids=oof.image_ids, filepaths=oof.paths, method=method
     )
-    names = np.asarray(oof.classes, dtype=object)[oof.labels]
     if oof.embeddings is not None:
         duplicates = find_near_duplicates(
-            oof.embeddings, names.tolist(), image_ids=oof.image_ids, filepaths=oof.paths, max_distance=max_distance
+            oof.embeddings,
+            label_texts(oof.labels, oof.classes),
+            image_ids=oof.image_ids,
+            filepaths=oof.paths,
+            max_distance=max_distance,
         )
     else:
         duplicates = pd.DataFrame(
@@ -159,6 +163,7 @@ def label_error_report(
     summary = {
         "project": str(project.root),
         "split": split,
+        "task": project.settings.task,
         "n_labeled": len(ranking),
         "n_issues": int(ranking["is_issue"].sum()),
         "n_near_duplicate_conflicts": len(duplicates),
@@ -175,6 +180,14 @@ def label_error_report(
     }
     files["summary"].write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return LabelErrorReport(ranking, duplicates, swaps, files, summary)
+
+
+def label_texts(labels: np.ndarray, classes: Sequence[str]) -> list[str]:
+    """Each label as text: its class name, or a multi-label row's classes joined by ``|`` (as the ranking shows them)."""
+    y = np.asarray(labels)
+    if y.ndim == 2:
+        return [SET_SEP.join(classes[j] for j in np.flatnonzero(row)) for row in y]
+    return [str(name) for name in np.asarray(classes, dtype=object)[y]]
 
 
 def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
