@@ -2,7 +2,7 @@
 
 Sections follow what users of active-labeling tools expect (``model``, ``train``,
 ``active_learner``); unknown keys are rejected with the file and key named, so a
-typo never silently falls back to a default. Keys renamed in 0.x (``model.path``
+typo never silently falls back to a default. Keys renamed since 0.1.0 (``model.path``
 -> ``model.mode``, ``active_learner.batch_size`` -> ``active_learner.k``) are still
 read, so older files keep working; files are always written with the new names.
 """
@@ -20,7 +20,7 @@ from activelab.exceptions import InputError, NotFoundError
 SETTINGS_FILE = "activelab.yaml"
 DEFAULT_TASK = "classification"
 
-#: the model modes' names before 0.x: ``path: fast | full``
+#: the model modes' names in 0.1.0: ``path: fast | full``
 OLD_MODE_NAMES = {"fast": "frozen", "full": "finetune"}
 
 

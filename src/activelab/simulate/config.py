@@ -2,7 +2,7 @@
 
 Unknown keys and wrong types raise :class:`ConfigError` naming the file, the key and
 the fix. ``config_hash`` keys the results folder on everything that changes results
-(dataset, model, initial set, batch size, budget), but not on the strategies and seeds
+(dataset, model, initial set, labels per round, budget), but not on the strategies and seeds
 lists: adding a strategy or a seed reuses the folder and runs only what is new.
 """
 
@@ -216,7 +216,7 @@ class SimulationConfig(Section):
     def config_hash(self) -> str:
         """12 hex digits of sha256 over :meth:`result_fields` (the results folder's key)."""
         fields = self.result_fields()
-        # hashed under the names before the 0.x renames, so existing results folders are still found
+        # hashed under the 0.1.0 names (batch_size, path: fast|full), so existing results folders are still found
         fields["batch_size"] = fields.pop("k")
         mode = fields.pop("mode")
         fields["path"] = {new: old for old, new in OLD_MODE_NAMES.items()}.get(mode, mode)
