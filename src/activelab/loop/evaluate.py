@@ -9,7 +9,10 @@ from activelab.exceptions import InputError
 
 
 def prediction_agreement(previous: np.ndarray, current: np.ndarray) -> float:
-    """Cohen's kappa between two rounds' predicted classes on the same images.
+    """Cohen's kappa between two rounds' predictions on the same images.
+
+    ``previous`` / ``current``: ``(N,)`` predicted classes, or for a multi-label task the
+    ``(N * C,)`` flattened 0/1 decisions (kappa then measures agreement per image and class).
 
     The "stabilizing predictions" stopping signal of Bloodgood & Vijay-Shanker
     (2009): when successive models agree (kappa near 1), more labels change little.

@@ -1,6 +1,8 @@
-"""The active-learning session: train on the current labels, score the pool, select, record.
+"""The active-learning session: train on the current annotations, score the pool, select, record.
 
-This is the only place that converts between the store's stable image ids and
+The project's task (``task:`` in ``activelab.yaml``) reads the annotations into training
+targets, turns model outputs into what strategies read, predictions and metrics; the
+round itself is the loop's one :func:`~activelab.loop.round.play_round`. This is the only place that converts between the store's stable image ids and
 the positions 0..N-1 that strategies and models see. Everything that can refuse a
 round (unknown strategy, nothing left to select, too few labels, a model that
 cannot give what the strategy reads) is checked before the store records it, so a
@@ -8,7 +10,7 @@ refused round leaves nothing behind. A round is then recorded as ``running`` and
 completed (metrics + ranked selection) in one transaction at the end, so a round
 killed half-way leaves no half-written result; the next round marks it ``failed``.
 
-Cold start: before a model can be trained (no labels, or one class), a strategy that
+Cold start: before a model can be trained (no labels, or one distinct annotation), a strategy that
 needs only embeddings (``random``, ``typiclust``, ``probcover``... read from the
 registry's ``requires``) selects from the project's frozen backbone embeddings,
 and no model is trained or saved.
