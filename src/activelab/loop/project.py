@@ -5,10 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from activelab.exceptions import InputError, NotFoundError
 from activelab.loop.settings import DEFAULT_TASK, SETTINGS_FILE, Settings, load_settings, parse_settings, save_settings
-from activelab.store import Store, open_store
+
+if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) is imported when a project is opened, not with this module
+    from activelab.store import Store
 
 DEFAULT_DB_FILE = "activelab.db"
 
@@ -56,6 +59,8 @@ def init_project(
     task: str = DEFAULT_TASK,
 ) -> Project:
     """Create a project folder with its settings file and store (refuses an existing project)."""
+    from activelab.store import open_store
+
     root = Path(root)
     settings_path = root / SETTINGS_FILE
     if settings_path.exists():
@@ -77,6 +82,8 @@ def init_project(
 
 def open_project(root: str | Path) -> Project:
     """Open an existing project folder."""
+    from activelab.store import open_store
+
     root = Path(root)
     settings_path = root / SETTINGS_FILE
     if not settings_path.is_file():
