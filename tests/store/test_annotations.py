@@ -138,3 +138,14 @@ def test_add_images_reports_a_conflict_with_a_multi_label_image(tagged: tuple[St
     store.add_annotations([(ids[0], ["bag"])], author="ann", source="human")
     again = store.add_images([ImageRecord(f"{0:064x}", "/img/0.png", 4, 4, 10, label="bag")], author="bob")
     assert again.status == ["label_conflict"] and again.labels_added == 0
+
+
+def test_a_round_keeps_predicted_sets_beside_predicted_classes(tagged: tuple[Store, list[int]]) -> None:
+    store, ids = tagged
+    number = store.start_round(strategy="margin", model="m", config={}, n_labeled=0)
+    store.finish_round(
+        number, metrics={}, selection=[], predictions=[(ids[0], ["shoe", "bag"], 0.8), (ids[1], "shirt", 0.6)]
+    )
+    assert store.latest_predictions(ids) == {ids[0]: (["bag", "shoe"], 0.8, 1), ids[1]: ("shirt", 0.6, 1)}
+    store.save_predictions(number, [(ids[0], [], 0.9)])
+    assert store.latest_predictions(ids) == {ids[0]: ([], 0.9, 1)}

@@ -13,6 +13,7 @@ from activelab.exceptions import NotFoundError, StoreError
 from activelab.store import schema as t
 from activelab.store._base import StoreBase, as_utc, aware, chunks, utcnow
 from activelab.store.classes import class_ids
+from activelab.store.events import Payload
 
 
 @dataclass(frozen=True)
@@ -62,10 +63,13 @@ class RoundsMixin(StoreBase):
         *,
         metrics: dict[str, Any],
         selection: Sequence[tuple[int, float | None]],
-        predictions: Sequence[tuple[int, str, float]] = (),
+        predictions: Sequence[tuple[int, Payload, float]] = (),
     ) -> None:
         """Mark a round done with its metrics, ranked selection ``(image_id, score)`` and the
-        model's ``(image_id, class name, confidence)`` predictions (the labeler's hints), atomically."""
+        model's ``(image_id, predicted payload, confidence)`` predictions (the labeler's hints), atomically.
+
+        A predicted payload is a class name, or the predicted set of class names (multi-label).
+        """
         with self._write() as conn:
             row = conn.execute(select(t.rounds.c.id, t.rounds.c.status).where(t.rounds.c.number == number)).first()
             if row is None:
@@ -126,16 +130,19 @@ class RoundsMixin(StoreBase):
         with self._read() as conn:
             return [(r.image_id, r.score) for r in conn.execute(query)]
 
-    def save_predictions(self, round_number: int, rows: Sequence[tuple[int, str, float]]) -> None:
-        """Store a round's ``(image_id, predicted class name, confidence)`` rows, replacing that round's."""
+    def save_predictions(self, round_number: int, rows: Sequence[tuple[int, Payload, float]]) -> None:
+        """Store a round's ``(image_id, predicted payload, confidence)`` rows, replacing that round's."""
         with self._write() as conn:
             conn.execute(delete(t.predictions).where(t.predictions.c.round_number == round_number))
             insert_predictions(conn, round_number, rows)
 
-    def latest_predictions(self, image_ids: Sequence[int]) -> dict[int, tuple[str, float, int]]:
-        """Image id -> (class name, confidence, round number) from the latest round that predicted it."""
+    def latest_predictions(self, image_ids: Sequence[int]) -> dict[int, tuple[Payload, float, int]]:
+        """Image id -> (predicted payload, confidence, round number) from the latest round that predicted it.
+
+        The payload is a class name for a single-label prediction, the sorted predicted set for a multi-label one.
+        """
         pr = t.predictions
-        out: dict[int, tuple[str, float, int]] = {}
+        out: dict[int, tuple[Payload, float, int]] = {}
         with self._read() as conn:
             for chunk in chunks(list(image_ids)):
                 latest = (
@@ -145,11 +152,20 @@ class RoundsMixin(StoreBase):
                     .subquery()
                 )
                 rows = conn.execute(
-                    select(pr.c.image_id, t.classes.c.name, pr.c.confidence, pr.c.round_number)
+                    select(pr.c.image_id, t.classes.c.name, pr.c.annotation, pr.c.confidence, pr.c.round_number)
                     .join(latest, (latest.c.image_id == pr.c.image_id) & (latest.c.rn == pr.c.round_number))
-                    .join(t.classes, t.classes.c.id == pr.c.class_id)
+                    .outerjoin(t.classes, t.classes.c.id == pr.c.class_id)
                 )
-                out.update({r.image_id: (r.name, float(r.confidence), int(r.round_number)) for r in rows})
+                out.update(
+                    {
+                        r.image_id: (
+                            r.name if r.name is not None else list(r.annotation),
+                            float(r.confidence),
+                            int(r.round_number),
+                        )
+                        for r in rows
+                    }
+                )
         return out
 
 
@@ -159,14 +175,21 @@ def current_round(conn: Connection) -> int:
     return int(done or 0)
 
 
-def insert_predictions(conn: Connection, round_number: int, rows: Sequence[tuple[int, str, float]]) -> None:
+def insert_predictions(conn: Connection, round_number: int, rows: Sequence[tuple[int, Payload, float]]) -> None:
+    """Insert prediction rows: a class name as its class id, a predicted set as its sorted names."""
     if not rows:
         return
     ids = class_ids(conn)
     conn.execute(
         insert(t.predictions),
         [
-            {"round_number": round_number, "image_id": iid, "class_id": ids[name], "confidence": float(conf)}
-            for iid, name, conf in rows
+            {
+                "round_number": round_number,
+                "image_id": iid,
+                "class_id": ids[payload] if isinstance(payload, str) else None,
+                "annotation": None if isinstance(payload, str) else sorted(payload),
+                "confidence": float(conf),
+            }
+            for iid, payload, conf in rows
         ],
     )

@@ -150,8 +150,10 @@ predictions = Table(
     metadata,
     Column("round_number", Integer, primary_key=True),
     Column("image_id", Integer, ForeignKey("images.id"), primary_key=True),
-    Column("class_id", Integer, ForeignKey("classes.id"), nullable=False),
+    # version 4: a single-label prediction names its class; a multi-label one is the predicted set
+    Column("class_id", Integer, ForeignKey("classes.id"), nullable=True),
     Column("confidence", Float, nullable=False),
+    Column("annotation", JSON(none_as_null=True), nullable=True),
 )
 
 # Small persistent state of long-running services (the background trainer's status), as JSON.

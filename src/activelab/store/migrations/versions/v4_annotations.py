@@ -1,6 +1,7 @@
-"""Schema version 4: label events carry an annotation payload (a multi-label event's sorted class names).
+"""Schema version 4: label events and predictions carry an annotation payload (sorted class names, multi-label).
 
-Existing events keep ``annotation`` NULL: a single-label event is still read from ``class_id``.
+Existing rows keep ``annotation`` NULL: a single-label event or prediction is still read
+from ``class_id``, which a prediction may now leave NULL (a predicted set has no one class).
 """
 
 from __future__ import annotations
@@ -14,3 +15,6 @@ down_revision = "0003"
 
 def upgrade() -> None:
     op.add_column("label_events", sa.Column("annotation", sa.JSON(none_as_null=True), nullable=True))
+    with op.batch_alter_table("predictions") as batch:  # SQLite cannot drop NOT NULL in place: a copy
+        batch.alter_column("class_id", existing_type=sa.Integer, nullable=True)
+        batch.add_column(sa.Column("annotation", sa.JSON(none_as_null=True), nullable=True))
