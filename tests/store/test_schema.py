@@ -123,10 +123,11 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
 
 def _downgrade_to_v2(store_url: str) -> None:
     """Make a current store look like one written by schema version 2 (no images.format, no class events,
-    no label_events.annotation)."""
+    no annotation columns)."""
     engine = create_engine(store_url)
     with engine.begin() as conn:
         conn.execute(text("ALTER TABLE label_events DROP COLUMN annotation"))
+        conn.execute(text("ALTER TABLE predictions DROP COLUMN annotation"))
         conn.execute(text("DROP TABLE class_events"))
         conn.execute(text("ALTER TABLE images DROP COLUMN format"))
         conn.execute(text("UPDATE meta SET value = '2' WHERE key = 'schema_version'"))
