@@ -63,6 +63,11 @@ def _aim_at_the_project(case, n_images: int, classes: list[str]) -> None:  # typ
         body["image_id"] = 1 + body["image_id"] % n_images
         if isinstance(body.get("label"), str) and len(body["label"]) % 2 == 0:
             body["label"] = classes[len(body["label"]) % len(classes)]
+        if isinstance(body.get("labels"), list):
+            body["labels"] = [
+                classes[len(name) % len(classes)] if isinstance(name, str) and len(name) % 2 == 0 else name
+                for name in body["labels"]
+            ]
     if case.path_parameters and isinstance(case.path_parameters.get("image_id"), int):
         case.path_parameters["image_id"] = 1 + case.path_parameters["image_id"] % (n_images + 5)
 
@@ -138,6 +143,32 @@ def test_api_conforms_to_its_schema_with_all_checks(project_dir: Path, mode: str
     assert after[: len(before)] == before, "label events are append-only: none changed or removed"
     added = [body["name"] for label, code, body in calls if label == "POST /api/classes" and code == 200]
     assert _classes(db) == classes_before + [n for n in dict.fromkeys(added) if n not in classes_before]
+
+
+@pytest.mark.parametrize("mode", ["positive", "negative"])
+def test_multilabel_labeling_conforms_to_its_schema(multilabel_dir: Path, mode: str) -> None:
+    """A multi-label project publishes ``labels`` (a list) in its label body: generated sets are stored or
+    refused exactly as that schema says."""
+    db = multilabel_dir / "activelab.db"
+    app = create_app(ServerSettings(project=multilabel_dir, trainer=False, similar_index=False))
+    api = schemathesis.openapi.from_asgi("/openapi.json", app, headers={"Host": "127.0.0.1"})
+    service = app.state.service
+    project = (service.store.n_images(), service.store.class_names())
+    calls: list[tuple[str, int, Any]] = []
+    try:
+        for path in ("/api/labels", "/api/undo"):
+            operation = api[path]["POST"]
+            _fuzz(operation, schemathesis.GenerationMode(mode), calls, project if mode == "positive" else None)()
+    finally:
+        service.stop()
+        service.project.close()
+    statuses = {(label, code) for label, code, _ in calls}
+    if mode == "positive":
+        stored = [body for label, code, body in calls if label == "POST /api/labels" and code == 200]
+        assert any(isinstance(body.get("labels"), list) for body in stored), statuses
+    else:
+        assert all(code < 500 for _, code in statuses)
+    assert _integrity(db) == "ok"
 
 
 def test_schemathesis_command_with_all_checks_reports_no_failure(project_dir: Path) -> None:
