@@ -55,17 +55,33 @@ def _model_needs(needed: frozenset[str]) -> set[str]:
     return out
 
 
-def _missing(needed: frozenset[str], task: Task, model: ModelAdapter | None) -> tuple[set[str], set[str]]:
-    """(arrays ``task`` cannot give, model capabilities ``model`` lacks; None: a cold start's model-free only)."""
-    from_task = set(needed) - set(task.provides)
+def _missing(needed: frozenset[str], model: ModelAdapter | None) -> set[str]:
+    """What ``model`` lacks to compute ``needed`` (None: a cold start, which has only model-free arrays)."""
     if model is None:
-        return from_task, set(needed) - MODEL_FREE_INPUTS
-    return from_task, _model_needs(needed) - set(model.supports)
+        return set(needed) - MODEL_FREE_INPUTS
+    return _model_needs(needed) - set(model.supports)
 
 
 def workable_strategies(task: Task, model: ModelAdapter | None) -> list[str]:
     """Registered strategies (default parameters) whose every input ``task`` and ``model`` provide, sorted."""
-    return [name for name in list_strategies() if not any(_missing(required_inputs(name), task, model))]
+    return [
+        name
+        for name in list_strategies()
+        if required_inputs(name) <= task.provides and not _missing(required_inputs(name), model)
+    ]
+
+
+def check_task(task: Task, strategy: str, params: Mapping[str, Any] | None = None) -> frozenset[str]:
+    """The arrays ``strategy`` reads; raises InputError when ``task`` cannot give one (no model needed to tell)."""
+    needed = required_inputs(strategy, **dict(params or {}))
+    missing = set(needed) - set(task.provides)
+    if missing:
+        works = [name for name in list_strategies() if required_inputs(name) <= task.provides]
+        raise InputError(
+            f"strategy {strategy!r} reads {sorted(missing)}, which the {task.name!r} task does not provide "
+            f"(it provides {sorted(task.provides)}); strategies that work here: {', '.join(works) or 'none'}"
+        )
+    return needed
 
 
 def check_capabilities(
@@ -76,16 +92,11 @@ def check_capabilities(
     ``model=None`` checks a cold start: only model-free arrays (embeddings, labels).
     The message names what is missing and the strategies that would work.
     """
-    needed = required_inputs(strategy, **dict(params or {}))
-    from_task, from_model = _missing(needed, task, model)
-    if not from_task and not from_model:
+    needed = check_task(task, strategy, params)
+    from_model = _missing(needed, model)
+    if not from_model:
         return needed
     works = ", ".join(workable_strategies(task, model)) or "none"
-    if from_task:
-        raise InputError(
-            f"strategy {strategy!r} reads {sorted(from_task)}, which the {task.name!r} task does not provide "
-            f"(it provides {sorted(task.provides)}); strategies that work here: {works}"
-        )
     if model is None:
         raise InputError(
             f"strategy {strategy!r} reads {sorted(from_model)}, which needs a trained model; "

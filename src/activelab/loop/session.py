@@ -32,7 +32,7 @@ from activelab.exceptions import InputError, StoreError
 from activelab.loop.embed import embedding_model
 from activelab.loop.evaluate import prediction_agreement
 from activelab.loop.input_size import InputSize, resolve_input_size
-from activelab.loop.inputs import check_capabilities, cold_start_strategies, needs_model
+from activelab.loop.inputs import check_capabilities, check_task, cold_start_strategies, needs_model
 from activelab.loop.project import Project
 from activelab.loop.round import EvalSet, Images, Pool, build_model, play_round
 from activelab.loop.stopping import CurvePoint, StoppingRules, stop_reason
@@ -240,6 +240,7 @@ class ActiveSession:
                 f"needs no model: {', '.join(cold_start_strategies())} (the app's fresh queue uses {cold!r}, "
                 "active_learner.cold_start_strategy)"
             )
+        check_task(self.task, strategy, params)  # before building a model: the task alone can refuse
         model = self.model_factory(self.store.class_names())
         check_capabilities(self.task, strategy, params, model)
         return model
