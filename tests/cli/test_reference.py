@@ -24,8 +24,11 @@ def test_reference_names_every_visible_option_and_no_hidden_one() -> None:
         "`--out`",
         "### `datasets fetch`",
         "`--json`",
-        "`--path`",
+        "`--mode`",
+        "`--task`",
+        "`--label-sep`",
+        "`--class-columns`",
     ):
         assert needle in text, needle
-    for hidden in ("`--strategies`", "`--output`", "`--full`", "`--progress`"):
+    for hidden in ("`--strategies`", "`--output`", "`--full`", "`--progress`", "`--path`"):
         assert hidden not in text, hidden

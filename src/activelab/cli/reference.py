@@ -38,13 +38,18 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+def _code(value: object) -> str:
+    """A default as inline code; a ``|`` (the separators' default) is escaped so it does not split the table row."""
+    return f"`{value}`".replace("|", "\\|")
+
+
 def _option_row(param: Any, ctx: Any) -> str:
     names = ", ".join(f"`{n}`" for n in [*param.opts, *param.secondary_opts])
     if isinstance(param, TyperArgument):
         names = f"`{param.metavar or param.name.upper()}`"
     kind = "" if getattr(param, "is_flag", False) else (param.display_type_rich(ctx) or "")
     default = param.get_default(ctx) if not param.required else None
-    shown = "" if default is None or default == "" or (isinstance(default, bool) and not default) else f"`{default}`"
+    shown = "" if default is None or default == "" or (isinstance(default, bool) and not default) else _code(default)
     if isinstance(default, bool) and default:
         shown = "on"
     value = f"`{kind}`" if kind else ""
