@@ -218,3 +218,19 @@ def test_wrapped_learner_class_order_is_checked(wrapped_learner) -> None:
         FastaiAdapter.from_learner(model.learner, classes=list(reversed([str(v) for v in vocab])))
     with pytest.raises(InputError):
         FastaiAdapter.from_learner(model.learner, classes=["a", "b"])
+
+
+@needs_fastai
+def test_images_are_read_with_load_rgb_exif_orientation_included(tmp_path) -> None:
+    """fastai's pipelines open files through open_rgb, so an EXIF-rotated photo arrives upright as elsewhere."""
+    from PIL import Image
+
+    from activelab.models.integrations.fastai import import_fastai, open_rgb
+
+    path = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.new("RGB", (40, 20), (200, 10, 10)).save(path, exif=exif)
+    im = open_rgb(path)
+    assert isinstance(im, import_fastai().PILImage)
+    assert (im.size, im.mode) == ((20, 40), "RGB")

@@ -68,7 +68,9 @@ class FitReport:
     ``cache_hits`` / ``cache_misses`` count images whose backbone embedding was found
     in / added to the embedding cache (fast path only; 0 on the full path).
     ``history`` holds one dict per epoch (``epoch``, ``train_loss`` and, with a
-    validation split, ``val_loss`` and ``val_accuracy``).
+    validation split, ``val_loss`` and ``val_accuracy``). For a sigmoid (multi-label)
+    model, losses are binary cross-entropy per (image, class) entry and accuracies the
+    fraction of entries right at a 0.5 threshold.
     """
 
     n_train: int
