@@ -27,6 +27,8 @@ def _events(root: Path, image_id: int) -> list[tuple[list[str] | None, str, str]
 
 def test_keyboard_labels_several_classes_per_image(browser, multilabel_dir: Path) -> None:
     queue = record_round(multilabel_dir, 4)
+    with open_project(multilabel_dir) as proj:
+        proj.store.save_predictions(1, [(queue[0], ["bag", "shirt"], 0.75)])
     problems: list[str] = []
     with LiveServer(ServerSettings(project=multilabel_dir, trainer=False, similar_index=False)) as server:
         context = browser.new_context(viewport={"width": 1100, "height": 900})
@@ -40,6 +42,13 @@ def test_keyboard_labels_several_classes_per_image(browser, multilabel_dir: Path
             page.is_visible("#set-actions") and page.is_visible("#keys-multi") and not page.is_visible("#keys-single")
         )
         assert _shown(page) == str(queue[0])
+        # the hint names the predicted set and outlines each predicted class; it turns none of them on
+        assert page.text_content("#hint") == "model: bag, shirt (75%, round 1)"
+        assert [b.get_attribute("data-label") for b in page.query_selector_all("#classes .class.suggested")] == [
+            "bag",
+            "shirt",
+        ]
+        assert _on(page) == []
 
         for key in ("1", "2", "3", "2"):  # bag, shirt, sandal on; shirt off again
             page.keyboard.press(key)

@@ -76,14 +76,11 @@ def test_undo_restores_the_previous_set(client_factory, multilabel_dir: Path) ->
     assert _annotations(multilabel_dir) == {}
 
 
-def test_the_hint_is_the_predicted_set(client_factory, multilabel_dir: Path, monkeypatch) -> None:
+def test_the_hint_is_the_predicted_set(client_factory, multilabel_dir: Path) -> None:
     queue = record_round(multilabel_dir, 3)
+    with open_project(multilabel_dir) as proj:
+        proj.store.save_predictions(1, [(queue[0], ["shirt", "bag"], 0.75), (queue[1], [], 0.9)])
     client = client_factory(project=multilabel_dir)
-    store = client.app.state.service.store
-    # a round saves each hint as the task's table-cell text ("bag|shirt"; "" for the empty set); the store
-    # keeps predictions by class id today, so its answer is given here as the loop writes it
-    saved = {queue[0]: ("bag|shirt", 0.75, 1), queue[1]: ("", 0.9, 1)}
-    monkeypatch.setattr(store, "latest_predictions", lambda ids: {i: saved[i] for i in ids if i in saved})
     items = client.post("/api/next", json={"user": "ann", "n": 3}).json()["items"]
     assert [i["image_id"] for i in items] == queue
     first, second, third = (i["suggestion"] for i in items)

@@ -83,10 +83,6 @@ class LabelingService:
         a task whose model outputs independent per-class sigmoids)."""
         return "classes" if self.task.output == "sigmoid" else "class"
 
-    def _predicted(self, text: str) -> dict[str, Any]:
-        """``label`` / ``labels`` of a stored prediction (saved as the task's table-cell text)."""
-        return as_answer(self.task.parse(text))
-
     def session(self) -> ActiveSession:
         return self.trainer.session_factory(self.project)
 
@@ -121,12 +117,10 @@ class LabelingService:
             "split": image.split,
             "rank": rank,
             "origin": origin,
-            "prediction": None
-            if pred is None
-            else {**self._predicted(pred[0]), "confidence": pred[1], "round": pred[2]},
+            "prediction": None if pred is None else {**as_answer(pred[0]), "confidence": pred[1], "round": pred[2]},
             "suggestion": None
             if pred is None
-            else {**self._predicted(pred[0]), "confidence": pred[1], "source": "prediction", "round": pred[2]},
+            else {**as_answer(pred[0]), "confidence": pred[1], "source": "prediction", "round": pred[2]},
             "history": None,
             "held_by": None if holder == author else holder,
         }
@@ -210,7 +204,7 @@ class LabelingService:
         # the class the review is about, shown by the banner, the hint and the highlighted button alike
         p_suggested = row.get("p_suggested")
         item["suggestion"] = {
-            **self._predicted(str(row["suggested_label"])),
+            **as_answer(self.task.parse(str(row["suggested_label"]))),  # the ranking's table-cell text
             "source": "label_errors",
             "round": None,
             "confidence": None if p_suggested is None or pd.isna(p_suggested) else float(p_suggested),
@@ -340,7 +334,7 @@ class LabelingService:
                     "url": f"/api/images/{iid}/file",
                     "prediction": None
                     if iid not in preds
-                    else {**self._predicted(preds[iid][0]), "confidence": preds[iid][1], "round": preds[iid][2]},
+                    else {**as_answer(preds[iid][0]), "confidence": preds[iid][1], "round": preds[iid][2]},
                 }
                 for i, iid in enumerate(page)
             ],
