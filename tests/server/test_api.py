@@ -296,6 +296,7 @@ def test_a_version_1_store_is_upgraded(tmp_path: Path) -> None:
     store = open_store(url)
     with store._write() as conn:  # make it look like a store written by schema version 1
         conn.execute(text("ALTER TABLE images DROP COLUMN format"))
+        conn.execute(text("ALTER TABLE label_events DROP COLUMN annotation"))
         for table in reversed(t.V2_TABLES + t.V3_TABLES):
             conn.execute(text(f"DROP TABLE {table.name}"))
         conn.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
