@@ -64,7 +64,13 @@ def test_multilabel_simulation_records_f1_and_map_curves(pairs: Path, tmp_path: 
         assert first["picked_classes"] == ds.y_pool[first["picked"]].sum(axis=0).tolist()
     # the same initial set and seed: both strategies' first models are the same
     assert results["random"][0]["rounds"][0]["metrics"] == results["multilabel_uncertainty"][0]["rounds"][0]["metrics"]
-    assert {row["strategy"] for row in exp.summary()} == {"random", "multilabel_uncertainty"}
+    for metric in ("accuracy", "micro_f1", "map"):
+        rows = {row["strategy"]: row for row in exp.summary(metric)}
+        assert set(rows) == {"random", "multilabel_uncertainty"}
+        final = results["random"][0]["rounds"][-1]["metrics"][metric]  # one seed: the mean is its value
+        assert rows["random"]["final_accuracy"] == pytest.approx(final)
+    with pytest.raises(InputError, match="no metric 'top5'"):
+        exp.summary("top5")
 
 
 def test_a_single_label_strategy_is_refused_before_any_round(pairs: Path, tmp_path: Path, sim_cache: Path) -> None:

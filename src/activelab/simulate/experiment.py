@@ -423,14 +423,14 @@ class Experiment:
                     out.setdefault(s, {})[seed] = json.loads(p.read_text())
         return out
 
-    def summary(self) -> list[dict[str, Any]]:
-        """Per-strategy AUC, labels to reach each target and ratios to random (see metrics.summarise)."""
+    def summary(self, metric: str = "accuracy") -> list[dict[str, Any]]:
+        """Per-strategy AUC, labels to reach each target and ratios to random (see metrics.summarise).
+
+        ``metric``: the eval metric the curves follow, any float the task reports (``accuracy``,
+        ``macro_f1``; for multi-label also ``micro_f1``, ``map``, ``subset_accuracy``)."""
         curves = {
             s: {
-                seed: (
-                    [r["n_labeled"] for r in run["rounds"]],
-                    [r["accuracy"] for r in run["rounds"]],
-                )
+                seed: ([r["n_labeled"] for r in run["rounds"]], [_round_metric(r, metric) for r in run["rounds"]])
                 for seed, run in by_seed.items()
             }
             for s, by_seed in self.results().items()
@@ -447,6 +447,14 @@ class Experiment:
             plots=c.plots if plots is None else plots,
             tsne=c.tsne if tsne is None else tsne,
         )
+
+
+def _round_metric(record: dict[str, Any], metric: str) -> float:
+    """A round's eval ``metric`` (results written before rounds kept ``metrics`` hold accuracy and macro_f1 only)."""
+    metrics = record.get("metrics", record)
+    if metric not in metrics:
+        raise InputError(f"rounds report no metric {metric!r}; they report {', '.join(sorted(metrics))}")
+    return float(metrics[metric])
 
 
 def _class_counts(targets: np.ndarray, positions: np.ndarray, n_classes: int) -> list[int]:
