@@ -6,11 +6,15 @@ Run on demand (not part of the tests)::
     python benchmarks/bench_strategies.py                    # N = 10k, 100k, 1M
     python benchmarks/bench_strategies.py --sizes 100000 --ks 1000 --strategies coreset,badge
 
-Synthetic data: ``embeddings`` (N, 512) float32 from a 64-component Gaussian mixture,
-``probs`` softmax of random logits (C = 10 and 1000), ``mc_probs`` (10, N, 10), 1% of
-the pool labeled. Peers (scikit-activeml, modAL) are timed on the same arrays in a
-forked subprocess with a time limit and skipped when not installed. Prints one table
-and replaces the "Strategies" section of ``docs/benchmarks.md``.
+Synthetic data, one array per entry of the strategy input vocabulary, built only when a
+chosen strategy reads it: ``embeddings`` (N, 512) float32 from a 64-component Gaussian
+mixture; ``probs`` softmax of random logits (C = 10 and 1000) and BADGE's
+``grad_factors`` from them; ``marginals`` sigmoids of random logits centred at -2 (a
+few classes per image, as in multi-label data); ``mc_probs`` (10, N, 10); 1% of the
+pool labeled, with ``labels`` (arg-max class) and ``label_matrix`` (0/1 rows drawn from
+the marginals, -1 rows elsewhere). Peers (scikit-activeml, modAL) are timed on the same
+arrays in a forked subprocess with a time limit and skipped when not installed. Prints
+one table and replaces the "Strategies" section of ``docs/benchmarks.md``.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from _report import machine, write_section  # noqa: E402  (benchmarks/ is on sys.path when run)
 
-from activelab.strategies import get_strategy, list_strategies, select  # noqa: E402
+from activelab.strategies import get_strategy, gradient_factors, list_strategies, select  # noqa: E402
 
 DIM = 512
 MC_T = 10
-PROB_STRATEGIES = {"least_confidence", "margin", "ratio", "entropy", "class_balanced", "random_fraction"}
+#: inputs whose width is the class count C: strategies reading one are timed at every C
+PER_CLASS_INPUTS = frozenset({"probs", "mc_probs", "marginals", "grad_factors", "label_matrix"})
 # strategies whose cost does not depend on C are run once per (N, k), with C = 10 inputs
 C_INDEPENDENT_SKIP_1000 = {
     "coreset",
@@ -54,7 +59,16 @@ C_INDEPENDENT_SKIP_1000 = {
 
 
 # --------------------------------------------------------------------------- data
-def make_data(n: int, n_classes: int, seed: int, need_mc: bool) -> dict[str, Any]:
+def _softmax_rows(logits: np.ndarray) -> np.ndarray:
+    logits = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def make_data(n: int, n_classes: int, seed: int, inputs: frozenset[str]) -> dict[str, Any]:
+    """The pool's arrays: ``embeddings``, ``probs``, ``labeled`` and ``labels`` always, and
+    ``mc_probs``, ``grad_factors``, ``marginals``, ``label_matrix`` when ``inputs`` names them
+    (at N = 1M and C = 1000 each (N, C) array is 4-8 GB)."""
     g = np.random.default_rng(seed)
     centres = g.standard_normal((64, DIM)).astype(np.float32) * 2.0
     emb = np.empty((n, DIM), dtype=np.float32)
@@ -65,24 +79,31 @@ def make_data(n: int, n_classes: int, seed: int, need_mc: bool) -> dict[str, Any
     probs = np.empty((n, n_classes), dtype=np.float32)
     for s in range(0, n, step):
         m = min(step, n - s)
-        logits = g.standard_normal((m, n_classes), dtype=np.float32) * 3.0
-        logits -= logits.max(axis=1, keepdims=True)
-        e = np.exp(logits)
-        probs[s : s + m] = e / e.sum(axis=1, keepdims=True)
+        probs[s : s + m] = _softmax_rows(g.standard_normal((m, n_classes), dtype=np.float32) * 3.0)
     labeled = np.zeros(n, dtype=bool)
     labeled[g.choice(n, size=max(1, n // 100), replace=False)] = True
     labels = np.full(n, -1, dtype=np.int64)
     labels[labeled] = probs[labeled].argmax(axis=1)
     out: dict[str, Any] = {"embeddings": emb, "probs": probs, "labeled": labeled, "labels": labels}
-    if need_mc:
+    if "mc_probs" in inputs:
         base = g.standard_normal((n, n_classes), dtype=np.float32) * 2.0
         mc = np.empty((MC_T, n, n_classes), dtype=np.float32)
         for t in range(MC_T):
-            logits = base + g.standard_normal((n, n_classes), dtype=np.float32)
-            logits -= logits.max(axis=1, keepdims=True)
-            e = np.exp(logits)
-            mc[t] = e / e.sum(axis=1, keepdims=True)
+            mc[t] = _softmax_rows(base + g.standard_normal((n, n_classes), dtype=np.float32))
         out["mc_probs"] = mc
+    if "grad_factors" in inputs:
+        out["grad_factors"] = gradient_factors(probs)
+    if "marginals" in inputs or "label_matrix" in inputs:
+        marginals = np.empty((n, n_classes), dtype=np.float32)
+        for s in range(0, n, step):
+            m = min(step, n - s)
+            logits = g.standard_normal((m, n_classes), dtype=np.float32) * 2.0 - 2.0
+            marginals[s : s + m] = 1.0 / (1.0 + np.exp(-logits))
+        out["marginals"] = marginals
+        if "label_matrix" in inputs:
+            matrix = np.full((n, n_classes), -1, dtype=np.int64)
+            matrix[labeled] = g.random((int(labeled.sum()), n_classes)) < marginals[labeled]
+            out["label_matrix"] = matrix
     return out
 
 
@@ -274,11 +295,11 @@ def main(argv: list[str] | None = None) -> None:
     print(" | ".join(header), flush=True)
     for n in sizes:
         for c in classes:
-            need_mc = c <= 10 and any("mc_probs" in get_strategy(s).inputs for s in names)
-            data = make_data(n, c, seed=0, need_mc=need_mc)
+            inputs = frozenset().union(*(get_strategy(s).inputs for s in names))
+            data = make_data(n, c, seed=0, inputs=inputs if c <= 10 else inputs - {"mc_probs"})
             for name in names:
                 spec = get_strategy(name)
-                uses_c = bool(spec.inputs & {"probs", "mc_probs"}) and name not in C_INDEPENDENT_SKIP_1000
+                uses_c = bool(spec.inputs & PER_CLASS_INPUTS) and name not in C_INDEPENDENT_SKIP_1000
                 if c != classes[0] and not uses_c:
                     continue
                 if "mc_probs" in spec.inputs and "mc_probs" not in data:
@@ -341,10 +362,12 @@ def main(argv: list[str] | None = None) -> None:
         f"Machine: {machine()}. Date: {_dt.date.today().isoformat()}.\n\n"
         f"Command: `{cmd.strip()}`\n\n"
         "Synthetic pools: embeddings (N, 512) float32 from a 64-component Gaussian mixture, softmax "
-        "probabilities (N, C), MC predictions (10, N, 10), 1% labeled. Times are wall-clock seconds of one "
+        "probabilities (N, C) and BADGE's gradient factors from them, sigmoid marginals (N, C) with a few "
+        "likely classes per item, MC predictions (10, N, 10), 1% labeled (class labels, 0/1 label rows). "
+        "Times are wall-clock seconds of one "
         "`select(...)` call (best of up to 3), input validation included. Peers run on the same arrays in a "
         f'forked process with a {peer_limit:.0f} s limit; "ours vs peer" = peer time / our time. '
-        "C = `-` means the strategy does not read probabilities.\n\n" + "\n".join(table) + "\n"
+        "C = `-` means the strategy reads no per-class array.\n\n" + "\n".join(table) + "\n"
     )
     if not args.no_write:
         write_section("Strategies", body, Path(args.out))
