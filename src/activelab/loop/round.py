@@ -23,6 +23,7 @@ import numpy as np
 from activelab.loop.inputs import Embedder, check_capabilities, pool_arrays
 from activelab.loop.settings import ModelSettings, TrainSettings
 from activelab.models import FitReport, ModelAdapter, create_model
+from activelab.models.registry import find_model
 from activelab.strategies import select
 from activelab.tasks import Task
 
@@ -71,8 +72,6 @@ def model_settings(
 ) -> ModelSettings:
     """Model settings for ``name`` where what is left unset is the model's own default (its first mode,
     whether it has pretrained weights), as a simulation's or ``ActiveLearner``'s arguments mean it."""
-    from activelab.models.registry import find_model
-
     entry, _ = find_model(name)
     return ModelSettings.model_validate(
         {
