@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
@@ -347,7 +346,7 @@ class AnnotationsMixin(StoreBase):
         return UndoOutcome(target.id, undo_id, target.image_id, restored_label, restored_annotation)
 
 
-def resolve_payloads(conn: Connection, payloads: Sequence[Payload | None]) -> list[tuple[int | None, Any]]:
+def resolve_payloads(conn: Connection, payloads: Sequence[Payload | None]) -> list[tuple[int | None, list[str] | None]]:
     """Each payload as the ``(class_id, annotation)`` pair of its event; raises for unknown or retired classes.
 
     A class name becomes its id, a list of names the sorted list (duplicates dropped), None ``(None, None)``.
@@ -356,7 +355,7 @@ def resolve_payloads(conn: Connection, payloads: Sequence[Payload | None]) -> li
     for payload in payloads:
         names.extend(_names(payload))
     active = labelable_class_ids(conn, names)
-    out: list[tuple[int | None, Any]] = []
+    out: list[tuple[int | None, list[str] | None]] = []
     for payload in payloads:
         if payload is None:
             out.append((None, None))
