@@ -331,6 +331,12 @@ def test_multilabel_round_selects_k_with_the_task_metrics(
     rows = list(ev["eval_predictions"].values())
     assert len(rows) == 30 and {len(r) for r in rows} == {len(multilabel.store.class_names())}
     assert all(0.5 <= s <= 1.0 for s in result.scores)  # mean certainty of the per-class decisions
+    # the labeler's hints are predicted sets, recorded with the round
+    hints = multilabel.store.latest_predictions(result.selected)
+    assert sorted(hints) == sorted(result.selected)
+    assert [round(hints[i][1], 6) for i in result.selected] == [round(s, 6) for s in result.scores]
+    classes = set(multilabel.store.class_names())
+    assert all(isinstance(h[0], list) and set(h[0]) <= classes and h[2] == 1 for h in hints.values())
     (rnd,) = multilabel.store.rounds()
     assert (rnd.status, rnd.n_labeled, rnd.config["task"]) == ("done", 12, "multilabel")
     assert session.queue() == result.selected

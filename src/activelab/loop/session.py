@@ -319,8 +319,7 @@ class ActiveSession:
             metrics["eval"] = {**outcome.metrics, "eval_predictions": predictions}
         decoded = self.task.decode(outcome.picked_outputs(pool), classes, thresholds=outcome.thresholds)
         scores = [confidence for _, confidence in decoded]
-        # the store keeps a hint as one class name; a multi-label prediction (a list) has no row there yet
-        hints = [(iid, payload, conf) for iid, (payload, conf) in zip(selected, decoded) if isinstance(payload, str)]
+        hints = [(iid, payload, confidence) for iid, (payload, confidence) in zip(selected, decoded)]
         metrics = self._with_agreement(number, metrics)
         metrics["seconds"] = dict(outcome.seconds)
         self.models_dir.mkdir(parents=True, exist_ok=True)
