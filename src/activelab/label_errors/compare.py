@@ -5,7 +5,8 @@ label event that is not a ``review`` or ``correction`` (usually the ``import``).
 *Current* labels are the derived labels the loop trains on (latest event; an image
 whose label was withdrawn, "unsure / remove from training", drops out). Both models
 use the project's model settings and the same seed and are scored on the labeled
-``eval`` split.
+``eval`` split by the project's task (its ``accuracy``: exact match of the set for
+multi-label).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from activelab.label_errors.oof import ModelFactory
 from activelab.label_errors.queue import REVIEW_SOURCES
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession
-from activelab.tasks.metrics import classification_metrics
+from activelab.tasks import Payload
 
 
 @dataclass(frozen=True)
@@ -41,19 +42,19 @@ class BeforeAfter:
         return {**asdict(self), "delta": self.delta}
 
 
-def original_labels(project: Project, split: str = "pool") -> dict[int, str]:
-    """Image id -> label before review (latest non-review/correction event that sets a label)."""
+def original_labels(project: Project, split: str = "pool") -> dict[int, Payload]:
+    """Image id -> annotation before review (latest non-review/correction event that sets one)."""
     store = project.store
-    current = store.current_labels(split)
+    current = store.current_annotations(split)
     split_ids = {img.id for img in store.images(split)}
-    out = {iid: cur.label for iid, cur in current.items() if cur.source not in REVIEW_SOURCES}
+    out = {iid: cur.payload for iid, cur in current.items() if cur.source not in REVIEW_SOURCES}
     touched = store.labeled_image_ids() & split_ids
     for iid in touched:
         if iid in out:
             continue
         events = [e for e in store.label_history(iid) if e.source not in REVIEW_SOURCES]
-        if events and events[-1].label is not None:
-            out[iid] = events[-1].label
+        if events and events[-1].payload is not None:
+            out[iid] = events[-1].payload
     return out
 
 
@@ -65,8 +66,8 @@ def compare_before_after(
 ) -> BeforeAfter:
     """Train on original vs current pool labels; eval accuracy of each (module docstring)."""
     session = ActiveSession(project, model_factory=model_factory)
+    task = session.task
     classes = project.store.class_names()
-    index = {c: i for i, c in enumerate(classes)}
     evals = session.labeled_set("eval")
     if not evals.image_ids:
         raise InputError(
@@ -75,22 +76,23 @@ def compare_before_after(
         )
     images = {img.id: img for img in project.store.images("pool")}
     before = original_labels(project, "pool")
-    after = {iid: cur.label for iid, cur in project.store.current_labels("pool").items()}
+    after = {iid: cur.payload for iid, cur in project.store.current_annotations("pool").items()}
     seed = project.settings.train.seed if seed is None else seed
 
-    def accuracy(labels: dict[int, str]) -> float:
+    def accuracy(labels: dict[int, Payload]) -> float:
         ids = sorted(labels)
-        if len({labels[i] for i in ids}) < 2:
-            raise InputError("need labeled pool images of at least two classes to train")
+        if len({repr(labels[i]) for i in ids}) < 2:
+            raise InputError("need labeled pool images with at least two different labels to train")
+        targets = task.targets([labels[i] for i in ids], classes)
         model = session.model_factory(classes)
         model.fit(
             [images[i].path for i in ids],
-            [index[labels[i]] for i in ids],
+            targets if targets.ndim == 2 else targets.tolist(),
             keys=[images[i].sha256 for i in ids],
             seed=seed,
         )
-        probs = model.predict_proba(evals.paths, keys=evals.keys)
-        return float(classification_metrics(evals.y.tolist(), probs, classes)["accuracy"])
+        outputs = model.predict_proba(evals.paths, keys=evals.keys)
+        return float(task.metrics(evals.y, outputs, classes)["accuracy"])
 
     changed = sum(1 for iid, lab in after.items() if iid in before and before[iid] != lab)
     removed = sum(1 for iid in before if iid not in after)

@@ -76,10 +76,15 @@ def _check_probs(pred_probs: Any, n: int | None = None) -> np.ndarray:
 
 
 def _encode_labels(labels: Any, classes: Sequence[str] | None) -> tuple[np.ndarray, list[str]]:
-    """Labels as class indices, and the class names (given, or from the labels)."""
+    """Labels as class indices (or an (N, C) 0/1 multi-label matrix, kept), and the class names."""
     arr = np.asarray(labels)
+    if arr.ndim == 2 and arr.dtype.kind in "iub":
+        names = list(classes) if classes is not None else [str(c) for c in range(arr.shape[1])]
+        return arr.astype(np.int64), names
     if arr.ndim != 1:
-        raise InputError(f"labels must be 1-d (one label per image), got shape {arr.shape}")
+        raise InputError(
+            f"labels must be 1-d (one label per image) or (N, C) 0/1 for multi-label, got shape {arr.shape}"
+        )
     if arr.dtype.kind in "iu":
         names = list(classes) if classes is not None else [str(c) for c in range(int(arr.max()) + 1 if len(arr) else 0)]
         if len(arr) and (arr.min() < 0 or arr.max() >= len(names)):
@@ -228,7 +233,7 @@ def rank_multilabel_issues(
 
 
 def _set_text(row: np.ndarray, classes: Sequence[str]) -> str:
-    return SET_SEP.join(classes[j] for j in np.flatnonzero(row))
+    return SET_SEP.join(classes[j] for j in np.flatnonzero(row).tolist())
 
 
 def _set_probability(sets: np.ndarray, p: np.ndarray) -> np.ndarray:

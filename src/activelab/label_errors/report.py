@@ -186,7 +186,7 @@ def label_texts(labels: np.ndarray, classes: Sequence[str]) -> list[str]:
     """Each label as text: its class name, or a multi-label row's classes joined by ``|`` (as the ranking shows them)."""
     y = np.asarray(labels)
     if y.ndim == 2:
-        return [SET_SEP.join(classes[j] for j in np.flatnonzero(row)) for row in y]
+        return [SET_SEP.join(classes[j] for j in np.flatnonzero(row).tolist()) for row in y]
     return [str(name) for name in np.asarray(classes, dtype=object)[y]]
 
 
