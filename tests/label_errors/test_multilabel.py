@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -136,3 +137,27 @@ def test_find_label_issues_takes_a_label_matrix() -> None:
     ranking = find_label_issues(labels=labels, pred_probs=probs, classes=CLASSES)
     assert ranking.image_id.iloc[0] == 1 and ranking.given_label.iloc[0] == "bag"
     assert ranking.suggested_label.iloc[0] == "sneaker"
+
+
+def test_cli_on_a_multilabel_project(pairs_project: tuple[Project, dict[str, list[str]]], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from activelab.cli.main import app
+
+    proj, flipped = pairs_project
+
+    def invoke(*args: object) -> str:
+        result = CliRunner().invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, result.output
+        return result.output
+
+    report = json.loads(invoke("errors", proj.root, "--folds", "4", "--top", "6", "--json"))
+    assert report["summary"]["task"] == "multilabel" and report["summary"]["n_labeled"] == N_IMAGES
+    assert set(flipped) <= {Path(row["filepath"]).name for row in report["top"]}
+    trained = json.loads(invoke("train", proj.root, "--json"))
+    assert {"micro_f1", "subset_accuracy", "map"} <= set(trained["metrics"]["eval"])
+    invoke("predict", proj.root, tmp_path / "pred.csv", "--split", "eval")
+    predictions = pd.read_csv(tmp_path / "pred.csv", keep_default_na=False)
+    assert len(predictions) == len(proj.store.images("eval"))
+    assert all(set(cell.split("|")) <= set(CLASSES) for cell in predictions.pred_label if cell)
+    assert predictions.pred_label.str.contains("|", regex=False).mean() > 0.5  # most predicted sets hold both classes

@@ -248,7 +248,10 @@ def predict(
     project: ProjectArg,
     out: Annotated[
         Path,
-        typer.Argument(help="CSV to write: filepath, pred_label, pred_conf, one column per class.", show_default=False),
+        typer.Argument(
+            help="CSV to write: filepath, pred_label (a multilabel set joined by '|'), pred_conf, one column per class.",
+            show_default=False,
+        ),
     ],
     split: Annotated[str, typer.Option(help="pool, eval or all.")] = "pool",
     unlabeled_only: Annotated[bool, typer.Option(help="Only images without a label.")] = False,
@@ -271,12 +274,14 @@ def predict(
             images = [img for img in images if img.id not in labeled]
         probs = model.predict_proba([i.path for i in images], keys=[i.sha256 for i in images], progress=True)
         classes = list(model.classes)
+        task = session.task
+        decoded = task.decode(probs, classes) if len(images) else []
     frame = pd.DataFrame(
         {
             "image_id": [i.id for i in images],
             "filepath": [i.path for i in images],
-            "pred_label": [classes[j] for j in probs.argmax(axis=1)] if len(images) else [],
-            "pred_conf": probs.max(axis=1) if len(images) else [],
+            "pred_label": [task.format(payload) for payload, _ in decoded],
+            "pred_conf": [confidence for _, confidence in decoded],
         }
     )
     for j, name in enumerate(classes):
@@ -284,8 +289,11 @@ def predict(
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
     if as_json:
-        counts = frame["pred_label"].value_counts()
-        print_json({"path": str(out), "n": len(frame), "per_class": {c: int(counts.get(c, 0)) for c in classes}})
+        counts = {
+            c: sum(c in (payload if isinstance(payload, list) else [payload]) for payload, _ in decoded)
+            for c in classes
+        }
+        print_json({"path": str(out), "n": len(frame), "per_class": counts})
         return
     console.print(f"{len(frame)} predictions written to {out}", highlight=False, soft_wrap=True)
 
