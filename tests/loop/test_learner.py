@@ -77,6 +77,7 @@ def test_clear_errors(sample: Path, tmp_path: Path) -> None:
         al.load_dataset(train_df.assign(filepath="/nope.png"))
     with pytest.raises(InputError, match="call train"):
         al.predict(train_df.filepath)
+    assert ActiveLearner("efficientnet_lite0", path="full").mode == "finetune"  # the older name of mode, still read
 
 
 def test_multilabel_learner_on_list_and_pipe_labels(

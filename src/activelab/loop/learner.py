@@ -18,6 +18,7 @@ import pandas as pd
 
 from activelab.exceptions import ActivelabError, InputError, NotFoundError
 from activelab.loop.round import Images, Pool, build_model, model_settings, play_round
+from activelab.loop.settings import OLD_MODE_NAMES
 from activelab.models import FitReport, ModelAdapter, load_model
 from activelab.tasks import Payload, Task, get_task
 
@@ -52,6 +53,9 @@ class ActiveLearner:
         seed: int = 0,
         **model_options: Any,
     ) -> None:
+        if "path" in model_options:  # the older name of mode: path="fast" | "full"
+            old = model_options.pop("path")
+            mode = mode or OLD_MODE_NAMES.get(old, old)
         self.model_name = model
         self.task_name = task
         self.mode = mode
@@ -284,7 +288,7 @@ class ActiveLearner:
         learner = cls(
             meta["model"],
             task=meta.get("task", "classification"),
-            mode=meta.get("mode"),
+            mode=meta.get("mode") or OLD_MODE_NAMES.get(meta.get("path", "")),  # "path": saved before 0.x
             device=device,
             seed=meta["seed"],
             **meta["model_options"],
