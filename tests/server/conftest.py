@@ -85,7 +85,7 @@ def multilabel_dir(tmp_path: Path, demo_template: Path) -> Path:
             ],
             author="import",
         )
-    fast_settings(root)
+    fast_settings(root, strategy="multilabel_uncertainty")  # margin reads softmax probabilities
     return root
 
 

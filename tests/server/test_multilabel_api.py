@@ -116,3 +116,18 @@ def test_openapi_publishes_the_projects_form_of_a_label(client_factory, multilab
     single = client_factory().get("/openapi.json").json()["components"]["schemas"]["LabelRequest"]
     assert single["allOf"][1]["anyOf"][0]["required"] == ["label"]
     assert single["properties"]["labels"]["type"] == "null"
+
+
+def test_a_trainer_round_on_sets_hints_predicted_sets(client_factory, multilabel_dir: Path) -> None:
+    client = client_factory(project=multilabel_dir)
+    ids = [i["image_id"] for i in client.post("/api/next", json={"user": "ann", "n": 6}).json()["items"]]
+    answers = [["bag"], ["bag", "shirt"], ["sandal"], [], ["sneaker", "shirt"], ["shirt"]]
+    for iid, labels in zip(ids, answers):
+        assert _submit(client, iid, labels=labels).status_code == 200
+    state = client.app.state.service.trainer.run_once()
+    assert state["last_error"] is None and state["last_round"] is not None, state
+    assert state["last_metrics"]["n_labeled"] == 6
+    queue = client.get("/api/queue").json()
+    assert queue["total"] == 6  # the other six pool images, ranked
+    hints = [i["suggestion"] for i in client.post("/api/next", json={"user": "bob", "n": 6}).json()["items"]]
+    assert all(h is not None and h["label"] is None and set(h["labels"]) <= set(TAGS) for h in hints), hints
