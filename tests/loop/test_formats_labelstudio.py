@@ -260,3 +260,20 @@ def test_multilabel_export_round_trips_sets_authors_and_times(
         return {sha[i]: (c.payload, c.author, c.created_at) for i, c in store.current_annotations().items()}
 
     assert annotations(fresh) == annotations(source_store)
+
+
+def test_multilabel_export_carries_predicted_sets(source_store: Store, sample: Path, tmp_path: Path) -> None:
+    files = sorted((sample / "pool").glob("*.png"))[:2]
+    source_store.add_classes(ML_CLASSES)
+    import_images(source_store, pd.DataFrame({"filepath": [str(f) for f in files]}), label_col=None)
+    a, b = (img.id for img in source_store.images())
+    number = source_store.start_round(strategy="cvirs", model="m", config={}, n_labeled=0)
+    source_store.finish_round(
+        number, metrics={}, selection=[(b, 0.7), (a, 0.2)], predictions=[(b, ["bag", "shirt"], 0.7), (a, [], 0.2)]
+    )
+    out = export_labelstudio(source_store, tmp_path / "t.json", task=get_task("multilabel"))
+    tasks = {t["data"]["activelab_id"]: t for t in json.loads(out.read_text())}
+    (pb,), (pa,) = tasks[b]["predictions"], tasks[a]["predictions"]
+    assert (pb["score"], pa["score"]) == (1.0, 0.5)
+    assert pb["result"][0]["value"] == {"choices": ["bag", "shirt"]} and pb["result"][0]["score"] == 0.7
+    assert pa["result"][0]["value"] == {"choices": []}
