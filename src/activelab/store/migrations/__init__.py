@@ -6,23 +6,25 @@ one by running those after its version. Each step runs in the caller's transacti
 together with the bump of ``meta.schema_version``, the one place the version is kept
 (the revision graph is Alembic's; no ``alembic_version`` table is written beside it, so
 the two can never disagree). A store newer than this code is refused, never touched.
+
+Alembic is imported only when a store is created or upgraded: opening a current store
+reads ``meta.schema_version`` with plain SQL (:func:`needs_write`), so short commands such
+as ``activelab status`` never pay for loading Alembic and its dialect modules.
 """
 
 from __future__ import annotations
 
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic.operations import Operations
-from alembic.runtime.migration import MigrationContext
-from alembic.script import Script, ScriptDirectory
-from alembic.script.revision import RevisionError
-from alembic.util import CommandError
 from sqlalchemy import Connection, inspect, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from activelab.exceptions import SchemaVersionError, StoreError
 from activelab.store import schema as t
+
+if TYPE_CHECKING:
+    from alembic.script import Script, ScriptDirectory
 
 #: The schema version this code writes: the head revision (a test keeps the two equal).
 SCHEMA_VERSION = 4
@@ -31,6 +33,8 @@ SCHEMA_VERSION = 4
 @cache
 def revisions() -> ScriptDirectory:
     """The packaged revisions (``versions/`` beside this file), loaded once per process."""
+    from alembic.script import ScriptDirectory
+
     return ScriptDirectory(str(Path(__file__).resolve().parent))
 
 
@@ -93,6 +97,9 @@ def ensure_schema(conn: Connection, url: str, *, create: bool = True, target: in
                 f"{url} already holds other tables ({', '.join(sorted(foreign)[:5])}); "
                 "give activelab an empty database or a new file"
             )
+    from alembic.operations import Operations
+    from alembic.runtime.migration import MigrationContext
+
     steps = _steps(version, target)
     with Operations.context(MigrationContext.configure(connection=conn)):
         for step in steps:
@@ -103,6 +110,9 @@ def ensure_schema(conn: Connection, url: str, *, create: bool = True, target: in
 
 def _steps(version: int | None, target: int) -> list[Script]:
     """The revisions that bring a store at ``version`` (None: empty) to ``target``, oldest first."""
+    from alembic.script.revision import RevisionError
+    from alembic.util import CommandError
+
     lower = "base" if version is None else revision_id(version)
     try:
         steps = list(revisions().iterate_revisions(revision_id(target), lower))
@@ -112,6 +122,8 @@ def _steps(version: int | None, target: int) -> list[Script]:
 
 
 def _upsert_version(conn: Connection, version: int) -> None:
+    from sqlalchemy.dialects import postgresql, sqlite
+
     if conn.scalar(select(t.meta.c.value).where(t.meta.c.key == "schema_version")) is None:
         insert_fn = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
         conn.execute(insert_fn(t.meta).values(key="schema_version", value=str(version)).on_conflict_do_nothing())
