@@ -313,6 +313,7 @@ def test_image_under_several_class_folders_gets_all_of_them(ml_store: Store, png
         ml_store, root, fmt="imagefolder", task=get_task("multilabel"), batch_size=1, report_path=tmp_path / "r.csv"
     )
     assert (report.seen, report.added, report.labeled, report.duplicates, report.label_conflicts) == (5, 3, 3, 0, 0)
+    assert report.merged == 2 and "2 copies under other class folders merged" in report.summary()
     assert _annotations(ml_store) == {
         pngs[0].name: ["bag", "shirt"],
         pngs[1].name: ["bag"],

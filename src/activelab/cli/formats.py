@@ -63,6 +63,7 @@ def import_other(
                     "labels_recorded": r.labeled,
                     "duplicates": r.duplicates,
                     "label_conflicts": r.label_conflicts,
+                    "merged": r.merged,
                     "rejected": dict(r.rejected),
                     "new_classes": r.new_classes,
                     "report": str(r.report_path) if r.report_path else None,

@@ -183,6 +183,7 @@ def import_cmd(
                 "labels_recorded": result.labeled,
                 "duplicates": result.duplicates,
                 "label_conflicts": result.label_conflicts,
+                "merged": result.merged,
                 "rejected": dict(result.rejected),
                 "new_classes": result.new_classes,
                 "report": str(result.report_path) if result.report_path else None,

@@ -54,6 +54,8 @@ class ImportReport:
     labeled: int = 0
     duplicates: int = 0
     label_conflicts: int = 0
+    #: copies of an image under another class folder, folded into its set (multi-label ImageFolder imports)
+    merged: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
     new_classes: list[str] = field(default_factory=list)
     report_path: Path | None = None
@@ -69,6 +71,8 @@ class ImportReport:
             f"{self.labeled} labels recorded",
             f"{self.duplicates} duplicates",
         ]
+        if self.merged:
+            parts.append(f"{self.merged} copies under other class folders merged")
         if self.label_conflicts:
             parts.append(f"{self.label_conflicts} label conflicts (kept the stored label)")
         parts.append(f"{self.n_rejected} rejected")
@@ -308,6 +312,7 @@ def _store_batch(
     good: list[tuple[_Item, ImageInfo]] = []
     for item, info in zip(batch, checked):
         if isinstance(info, _Merged):
+            report.merged += 1
             rows.append(_row(task, item, "merged", "", info.detail, sep))
         elif isinstance(info, ImageRejected):
             report.rejected[info.reason] += 1
