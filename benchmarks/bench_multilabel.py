@@ -20,6 +20,7 @@ rebuilds the table, the plot and the "Multi-label" section of docs/benchmarks.md
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
@@ -32,7 +33,7 @@ from _report import machine, write_section
 from activelab.data.datasets import fetch_dataset
 from activelab.loop.input_size import choose_input_size
 from activelab.simulate import Experiment, SimulationConfig
-from activelab.simulate.metrics import summarise, target_name
+from activelab.simulate.metrics import normalised_auc, summarise, target_name
 from activelab.simulate.reports import plot_learning_curves
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -145,10 +146,77 @@ def markdown_table(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def paired_differences(frame: pd.DataFrame) -> dict[str, dict[str, np.ndarray]]:
+    """Per strategy, per seed, its final micro-F1, final mAP and micro-F1 AUC minus random's (same initial set)."""
+
+    def per_seed(df: pd.DataFrame) -> pd.DataFrame:
+        rows = {}
+        for seed, g in df.groupby("seed", sort=True):
+            last = g.iloc[-1]
+            auc = normalised_auc(g["n_labeled"].to_numpy(), g["micro_f1"].to_numpy())
+            rows[seed] = {"final micro-F1": last["micro_f1"], "final mAP": last["map"], "AUC": auc}
+        return pd.DataFrame.from_dict(rows, orient="index")
+
+    base = per_seed(frame[frame["strategy"] == "random"])
+    return {
+        strategy: {col: (per_seed(df)[col] - base[col]).dropna().to_numpy() for col in base.columns}
+        for strategy, df in frame.groupby("strategy", sort=False)
+        if strategy != "random"
+    }
+
+
+def random_spread(frame: pd.DataFrame) -> dict[str, float]:
+    """Random's seed-to-seed sd of its final micro-F1 and its micro-F1 AUC: the yardstick for a gain."""
+    df = frame[frame["strategy"] == "random"]
+    finals = [g["micro_f1"].iloc[-1] for _, g in df.groupby("seed")]
+    aucs = [normalised_auc(g["n_labeled"].to_numpy(), g["micro_f1"].to_numpy()) for _, g in df.groupby("seed")]
+    return {"final micro-F1": float(np.std(finals)), "AUC": float(np.std(aucs))}
+
+
+def reading(frame: pd.DataFrame) -> str:
+    """What the numbers say: each strategy against random seed by seed, and which (if any) beat it on every seed."""
+    diffs = paired_differences(frame)
+    lines = ["Against random, seed by seed (each seed shares its initial set; mean difference, seeds ahead):", ""]
+    for strategy, by_metric in diffs.items():
+        parts = [f"{name} {d.mean():+.3f} ({int((d > 0).sum())}/{d.size})" for name, d in by_metric.items()]
+        lines.append(f"- {strategy}: " + ", ".join(parts))
+    winners = [s for s, d in diffs.items() if (d["final micro-F1"] > 0).all() and (d["AUC"] > 0).all()]
+    lines.append("")
+    if winners:
+        lines.append(f"Ahead of random on every seed in both final micro-F1 and AUC: {', '.join(winners)}.")
+    else:
+        lines.append("No strategy beats random on every seed in both final micro-F1 and AUC.")
+    spread = random_spread(frame)
+    for metric, sd in spread.items():
+        best = max(diffs, key=lambda name: diffs[name][metric].mean())
+        lines[-1] += (
+            f" The largest mean gain in {metric} is {diffs[best][metric].mean():+.3f} ({best}), "
+            f"against a seed-to-seed sd of {sd:.3f} for random's."
+        )
+    return "\n".join(lines) + "\n"
+
+
+def settings_text(cfg: SimulationConfig, exp: Experiment, frame: pd.DataFrame) -> str:
+    ds = exp.dataset
+    evaluations = int(frame.groupby(["strategy", "seed"]).size().iloc[0])
+    rule = choose_input_size(PAIR_SIDE, LITE0_NATIVE)
+    size = f"{cfg.image_size} px" + (
+        "" if cfg.image_size == rule else f" (the project rule would pick {rule} px; smaller to keep the run short)"
+    )
+    return (
+        f"fashion-pairs (56x28, one or two of {len(ds.classes)} classes per image): pool {ds.n_pool}, "
+        f"eval {ds.n_eval}; EfficientNet-Lite0 frozen at {size}, packaged ImageNet weights, one-vs-rest "
+        f"logistic-regression head (`output: sigmoid`) refitted each round; initial {cfg.initial_size} "
+        f"({cfg.initial}), k = {cfg.k}, {cfg.n_rounds} rounds (budget {cfg.budget}, {evaluations} evaluations "
+        f"per run, so *labels to* moves in steps of {cfg.k}); seeds {cfg.seeds}; every strategy scores the "
+        "whole unlabeled pool; `multilabel_uncertainty` with `agg: mean`."
+    )
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--strategies", type=lambda s: s.split(","), default=STRATEGIES)
-    p.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2])
+    p.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2, 3, 4])
     p.add_argument("--pool", type=int, default=1000, help="fashion-pairs pool images")
     p.add_argument("--eval", type=int, default=300, help="fashion-pairs eval images")
     p.add_argument("--initial", type=int, default=20, help="initial labeled images (balanced over label sets)")
@@ -158,25 +226,25 @@ def main() -> int:
         "--image-size",
         type=int,
         default=64,
-        help="backbone input size (the project rule would pick "
-        f"{choose_input_size(PAIR_SIDE, LITE0_NATIVE)} px for 56x28 images)",
+        help=f"backbone input size (the project rule picks {choose_input_size(PAIR_SIDE, LITE0_NATIVE)} px here)",
     )
     p.add_argument("--no-doc", action="store_true", help="do not write docs/benchmarks.md or the plot")
     args = p.parse_args()
 
-    started = time.time()
+    started, load_before = time.time(), os.getloadavg()[0]
     dataset = fetch_dataset(
         "fashion-pairs", CACHE / f"fashion-pairs-{args.pool}-{args.eval}", limit=args.pool, eval_limit=args.eval
     )
     cfg = make_config(args, dataset)
     exp = Experiment(cfg, progress=True)
     exp.run()
-    minutes = (time.time() - started) / 60
+    minutes, load_after = (time.time() - started) / 60, os.getloadavg()[0]
     frame = rounds_frame(exp.results())
     rows, target = summary_rows(frame)
     table = markdown_table(rows)
-    ds = exp.dataset
-    print(f"\n{machine()}; {minutes:.1f} min (ran {len(exp.ran)} runs, {len(exp.skipped)} cached)\n\n{table}")
+    text = reading(frame)
+    runs = f"{len(exp.ran)} runs computed, {len(exp.skipped)} read from the cache"
+    print(f"\n{machine()}; {minutes:.1f} min ({runs})\n\n{table}\n{text}")
     if args.no_doc:
         return 0
 
@@ -187,23 +255,16 @@ def main() -> int:
     command = "OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 .venv/bin/python " + " ".join(
         ["benchmarks/bench_multilabel.py", *sys.argv[1:]]
     )
-    per_image = frame.groupby(["strategy", "seed"]).size()
-    settings = (
-        f"fashion-pairs (56x28, one or two of {len(ds.classes)} classes per image): pool {ds.n_pool}, eval {ds.n_eval}; "
-        f"EfficientNet-Lite0 frozen at {cfg.image_size} px (packaged ImageNet weights), one-vs-rest logistic-regression "
-        f"head (`output: sigmoid`); initial {cfg.initial_size} ({cfg.initial}), k = {cfg.k}, {cfg.n_rounds} rounds "
-        f"(budget {cfg.budget}, {int(per_image.iloc[0])} evaluations per run); seeds {cfg.seeds}; "
-        "every strategy scores the whole unlabeled pool; `multilabel_uncertainty` with `agg: mean`."
-    )
     body = "\n".join(
         [
-            f"Machine: {machine()}, shared with other jobs while it ran (2 cores, 1 torch thread). "
+            f"Machine: {machine()}, torch with 1 thread, shared with other jobs while it ran "
+            f"(load average {load_before:.1f} at the start, {load_after:.1f} at the end). "
             f"Date: {time.strftime('%Y-%m-%d', time.gmtime())}.",
             "",
-            f"Command: `{command}` ({minutes:.1f} min for this invocation; images, embeddings and finished runs "
+            f"Command: `{command}` ({minutes:.1f} min, {runs}; images, embeddings and finished runs "
             "are cached under `.bench-cache/multilabel/`).",
             "",
-            settings,
+            settings_text(cfg, exp, frame),
             "",
             "Finals are mean ± sd over seeds at the last round; AUC is the normalised area under the micro-F1 curve "
             f"(the curve's mean micro-F1); *labels to random's final micro-F1* ({target:.3f}) is read on the "
@@ -211,6 +272,7 @@ def main() -> int:
             "wall clock on the loaded machine, with select alone in brackets.",
             "",
             table,
+            text,
             "![fashion-pairs micro-F1 learning curves](img/multilabel_fashion_pairs_micro_f1.png)",
         ]
     )
