@@ -155,7 +155,11 @@ def import_images(
         names = [name for i in items if isinstance(i.payload, str | list) for name in _payload_classes(i.payload)]
         report.new_classes = store.add_classes(dict.fromkeys(names))
     classes = store.class_names()
-    merge_folders = not isinstance(source, pd.DataFrame) and resolve_format(source, fmt) == "imagefolder"
+    merge_folders = (
+        not isinstance(source, pd.DataFrame)
+        and resolve_format(source, fmt) == "imagefolder"
+        and any(isinstance(i.payload, list) for i in items)  # sets of classes; single-label copies stay conflicts
+    )
     check = _Checker(task, classes, max_pixels, max_file_mb)
     with (
         ThreadPoolExecutor(max_workers=workers) as pool,
