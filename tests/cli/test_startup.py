@@ -1,4 +1,8 @@
-"""The CLI starts without importing torch, scikit-learn or pandas: commands import them when they run."""
+"""The CLI starts without importing torch, scikit-learn, pandas, numpy or Alembic: commands import them when they run.
+
+`status` opens a current store (no Alembic: only creating or upgrading a store loads it) and
+checks the project's task by name (no task module, so no numpy).
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from activelab.exceptions import InputError
+from activelab.tasks import Task, check_task_name, get_task, register_task
+
 HEAVY = [
+    "numpy",
+    "alembic",
     "torch",
     "torchvision",
     "timm",
@@ -24,6 +35,8 @@ HEAVY = [
     "activelab.loop.session",
     "activelab.simulate",
     "activelab.label_errors",
+    "activelab.tasks.classification",
+    "activelab.tasks.multilabel",
 ]
 
 
@@ -53,5 +66,22 @@ def test_help_imports_nothing_heavy() -> None:
 
 def test_status_needs_only_the_store(tmp_path: Path) -> None:
     project = tmp_path / "p"
-    heavy_modules_after(run_cli("init", str(project), "--classes", "a,b"))
+    assert "alembic" in heavy_modules_after(run_cli("init", str(project), "--classes", "a,b"))  # creates the store
     assert heavy_modules_after(run_cli("status", str(project))) == []
+
+
+def test_a_task_name_is_checked_without_importing_the_task() -> None:
+    probe = "from activelab.tasks import check_task_name, get_task\n"
+    assert heavy_modules_after(probe + "assert check_task_name('multilabel') == 'multilabel'") == []
+    assert heavy_modules_after(probe + "get_task('multilabel')") == ["numpy", "activelab.tasks.multilabel"]
+    with pytest.raises(InputError, match=r"unknown task 'multilabl' \(did you mean 'multilabel'\?\); known: "):
+        check_task_name("multilabl")
+
+
+def test_a_built_in_name_is_taken_before_its_module_is_imported() -> None:
+    class Impostor(Task):
+        name = "multilabel"
+
+    with pytest.raises(ValueError, match="task 'multilabel' is already registered"):
+        register_task(Impostor)
+    assert type(get_task("multilabel")).__module__ == "activelab.tasks.multilabel"

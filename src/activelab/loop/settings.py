@@ -67,10 +67,9 @@ def upgrade_keys(data: dict[str, Any]) -> dict[str, Any]:
 
 def check_task(name: str) -> str:
     """``name`` if it is a registered task; otherwise an error listing the known ones."""
-    from activelab.tasks import get_task
+    from activelab.tasks import check_task_name
 
-    get_task(name)
-    return name
+    return check_task_name(name)
 
 
 class ModelSettings(Section):

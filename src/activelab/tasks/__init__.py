@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from activelab.tasks.base import Payload, Task
-from activelab.tasks.registry import get_task, list_tasks, register_task
+from activelab.tasks.registry import check_task_name, get_task, list_tasks, register_task
 
-__all__ = ["Payload", "Task", "get_task", "list_tasks", "register_task"]
+__all__ = ["Payload", "Task", "check_task_name", "get_task", "list_tasks", "register_task"]
