@@ -79,3 +79,30 @@ def test_resolve_format(tmp_path: Path) -> None:
         resolve_format(tmp_path / "nope", "auto")
     with pytest.raises(InputError, match="--format"):
         resolve_format(tmp_path, "zip")
+
+
+def test_class_columns_give_the_tuple_of_marked_classes(tmp_path: Path) -> None:
+    table = pd.DataFrame(
+        {"filepath": ["a.png", "b.png", "c.png"], "cat": [True, 0, "Yes"], "dog": [1.0, False, " no "]}
+    )
+    items = list(table_items(table, class_cols=["cat", "dog"], base_dir=tmp_path))
+    assert [(i.path, i.label, i.row) for i in items] == [
+        (tmp_path / "a.png", ("cat", "dog"), 1),
+        (tmp_path / "b.png", (), 2),
+        (tmp_path / "c.png", ("cat",), 3),
+    ]
+
+
+def test_a_class_column_cell_that_is_no_flag_names_table_row_and_column() -> None:
+    table = pd.DataFrame({"filepath": ["a.png", "b.png"], "cat": ["1", "2"]})
+    with pytest.raises(
+        InputError, match=r"the table, row 2, column 'cat': '2' is not a class flag; use one of 1, true"
+    ):
+        list(table_items(table, class_cols=["cat"]))
+    with pytest.raises(InputError, match="--class-columns names no column"):
+        list(table_items(table, class_cols=[]))
+
+
+def test_list_cells_of_a_dataframe_are_class_tuples() -> None:
+    table = pd.DataFrame({"filepath": ["a.png", "b.png"], "label": [["dog", "cat"], "cat"]})
+    assert [i.label for i in table_items(table)] == [("dog", "cat"), "cat"]
