@@ -136,7 +136,8 @@ class RoundOutcome:
     (None for a cold start); ``outputs``: ``(N, C)`` pool outputs when the strategy
     read them; ``eval_outputs`` / ``metrics``: the eval set's outputs and the task's
     metrics (empty without one); ``thresholds``: the task's per-class decision
-    thresholds chosen on the eval set (None: the task decides by arg-max, or no eval set).
+    thresholds chosen on the eval set for the hints (None: the task decides by arg-max, or no eval
+    set); the metrics use the task's default rule, never thresholds tuned on the images they score.
     """
 
     positions: np.ndarray
@@ -196,10 +197,10 @@ def play_round(
         if evaluation is not None and len(evaluation.images):
             ev = evaluation.images
             outcome.eval_outputs = model.predict_proba(ev.paths, keys=ev.keys, progress=progress)
+            # scored at the task's default decision rule: thresholds tuned on these same images would
+            # flatter the metrics; they only sharpen the hints shown for pool images
+            outcome.metrics = task.metrics(evaluation.targets, outcome.eval_outputs, list(classes))
             outcome.thresholds = task.choose_thresholds(evaluation.targets, outcome.eval_outputs)
-            outcome.metrics = task.metrics(
-                evaluation.targets, outcome.eval_outputs, list(classes), thresholds=outcome.thresholds
-            )
     t1 = time.perf_counter()
     outcome.seconds = {"train": t1 - t0}
     if k <= 0 or pool.labeled.all():
