@@ -140,7 +140,8 @@ class LabelingService:
             "created_at": e.created_at.isoformat(),
         }
 
-    def queue_rules(self) -> LabelQueue:
+    def _leasing(self) -> LabelQueue:
+        """The loop's queue rules over this project's store, with the server's lease length."""
         return LabelQueue(self.store, lease_seconds=self.settings.lease_seconds)
 
     def next_items(
@@ -159,7 +160,7 @@ class LabelingService:
             return {"items": self._review_items(author, n, set(exclude)), "ranks": {}, "queue_length": None}
         queue = self.session().queue()
         ranks = {iid: r for r, iid in enumerate(queue)}
-        rules = self.queue_rules()
+        rules = self._leasing()
         frame = self._ranking() if self.settings.mix_review and queue else None
         mixed = None
         if frame is not None:
