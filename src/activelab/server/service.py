@@ -221,7 +221,7 @@ class LabelingService:
         if str(frame.loc[image_id, "is_issue"]).lower() not in ("true", "1"):
             return False
         history = self.store.label_history(image_id)
-        return bool(history) and history[-1].label is not None
+        return bool(history) and history[-1].payload is not None
 
     def _review_items(self, author: str, n: int, seen: set[int]) -> list[dict[str, Any]]:
         """Images to review (:func:`review_batch`): disagreements between labelers first, then likely
