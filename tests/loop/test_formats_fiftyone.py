@@ -129,3 +129,18 @@ def test_classifications_dict_targets_import_as_sets(fresh: Store, sample: Path,
 def _payloads(store: Store) -> dict[str, object]:
     sha = {img.id: img.sha256 for img in store.images()}
     return {sha[i]: c.payload for i, c in store.current_annotations().items()}
+
+
+def test_full_export_classifications_field_imports_as_sets(fresh: Store, sample: Path, tmp_path: Path) -> None:
+    (tmp_path / "fo" / "data").mkdir(parents=True)
+    samples = []
+    for name, labels in [("00223.png", ["shirt", "bag"]), ("00235.png", [])]:
+        (tmp_path / "fo" / "data" / name).write_bytes((sample / "pool" / name).read_bytes())
+        cell = {"_cls": "Classifications", "classifications": [{"_cls": "Classification", "label": x} for x in labels]}
+        samples.append({"filepath": f"data/{name}", "tags": [], "metadata": None, "tags_field": cell})
+    (tmp_path / "fo" / "samples.json").write_text(json.dumps({"samples": samples}))
+
+    (report,) = import_fiftyone(fresh, tmp_path / "fo", add_classes=True, task=get_task("multilabel"))
+
+    assert (report.added, report.labeled) == (2, 2)
+    assert sorted(c.payload for c in fresh.current_annotations().values()) == [[], ["bag", "shirt"]]

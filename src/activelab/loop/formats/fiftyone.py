@@ -29,6 +29,8 @@ SAMPLES_FILE = "samples.json"
 DATA_DIR = "data"
 EVAL_DIR = "eval"
 PREFERRED_FIELD = "ground_truth"
+#: FiftyOne label types read from ``samples.json``: one class, or several (multi-label)
+LABEL_CLASSES = ("Classification", "Classifications")
 
 
 # ------------------------------------------------------------------ exporting
@@ -154,19 +156,25 @@ def _target_label(target: Any, classes: list[str] | None, folder: Path) -> str |
 
 
 def _fiftyone_dataset(folder: Path) -> pd.DataFrame:
-    """A full ``FiftyOneDataset`` export: ``samples.json`` with a ``Classification`` field per sample."""
+    """A full ``FiftyOneDataset`` export: ``samples.json`` with a ``Classification`` field per sample.
+
+    A ``Classifications`` field (several labels per sample: multi-label) is read as a
+    set of classes; a ``Classification`` field is preferred when a sample has both.
+    """
     samples = _read_json(folder / SAMPLES_FILE).get("samples") or []
-    fields = list(
-        dict.fromkeys(
-            name for s in samples for name, v in s.items() if isinstance(v, dict) and v.get("_cls") == "Classification"
-        )
-    )
-    field = PREFERRED_FIELD if PREFERRED_FIELD in fields else (fields[0] if fields else None)
+    kinds = {
+        name: v.get("_cls")
+        for s in samples
+        for name, v in s.items()
+        if isinstance(v, dict) and v.get("_cls") in LABEL_CLASSES
+    }
+    fields = sorted(kinds, key=lambda name: (kinds[name] != "Classification", name != PREFERRED_FIELD))
+    field = fields[0] if fields else None
     rows = []
     for sample in samples:
         path = Path(sample.get("filepath", ""))
         cell = sample.get(field) if field else None
-        rows.append((str(path if path.is_absolute() else folder / path), cell.get("label") if cell else None))
+        rows.append((str(path if path.is_absolute() else folder / path), _target_label(cell, None, folder)))
     return pd.DataFrame(rows, columns=["filepath", "label"])
 
 
