@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
+
+import pandas as pd
 
 from activelab.loop.project import open_project
 
@@ -131,3 +134,14 @@ def test_a_trainer_round_on_sets_hints_predicted_sets(client_factory, multilabel
     assert queue["total"] == 6  # the other six pool images, ranked
     hints = [i["suggestion"] for i in client.post("/api/next", json={"user": "bob", "n": 6}).json()["items"]]
     assert all(h is not None and h["label"] is None and set(h["labels"]) <= set(TAGS) for h in hints), hints
+
+
+def test_export_writes_the_sets(client_factory, multilabel_dir: Path) -> None:
+    client = client_factory(project=multilabel_dir)
+    _submit(client, 1, labels=["shirt", "bag"])
+    _submit(client, 2, labels=[])
+    res = client.get("/api/export", params={"format": "csv"})
+    assert res.status_code == 200, res.text
+    table = pd.read_csv(io.BytesIO(res.content), keep_default_na=False)
+    labels = dict(zip(table["image_id"], table["label"]))
+    assert (labels[1], labels[2]) == ("bag|shirt", "")

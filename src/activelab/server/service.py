@@ -480,7 +480,9 @@ class LabelingService:
             raise InputError(f"format must be csv or parquet, got {fmt!r}")
         folder = Path(tempfile.mkdtemp(prefix="activelab-export-"))
         stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-        return export_labels(self.store, folder / f"labels-{stamp}.{fmt}", fmt=fmt, include_eval=include_eval)
+        return export_labels(
+            self.store, folder / f"labels-{stamp}.{fmt}", fmt=fmt, include_eval=include_eval, task=self.task
+        )
 
 
 def as_answer(payload: Payload | None) -> dict[str, Any]:
