@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import io
+import threading
 from pathlib import Path
 
+import httpx
 import pandas as pd
 
 from activelab.loop.project import open_project
 
-from .conftest import TAGS, record_round
+from .conftest import CLIENT_HEADERS, TAGS, record_round
 
 
 def _submit(client, image_id: int, author: str = "ann", **body):
@@ -145,3 +147,26 @@ def test_export_writes_the_sets(client_factory, multilabel_dir: Path) -> None:
     table = pd.read_csv(io.BytesIO(res.content), keep_default_na=False)
     labels = dict(zip(table["image_id"], table["label"]))
     assert (labels[1], labels[2]) == ("bag|shirt", "")
+
+
+def test_label_dataframe_returns_sets_as_the_export_writes_them(sample: Path) -> None:
+    from activelab.server import label_dataframe
+
+    pool = pd.read_csv(sample / "pool.csv").head(3)
+    df = pd.DataFrame({"filepath": [str(sample / p) for p in pool.filepath], "label": [["shirt", "bag"], None, None]})
+    answers = iter([["sandal", "bag"], []])
+
+    def label_the_rest(url: str) -> None:
+        def work() -> None:
+            with httpx.Client(base_url=url, headers=CLIENT_HEADERS, timeout=10) as client:
+                for item in client.post("/api/next", json={"user": "ann", "n": 5}).json()["items"]:
+                    res = client.post(
+                        "/api/labels", json={"user": "ann", "image_id": item["image_id"], "labels": next(answers)}
+                    )
+                    assert res.status_code == 200, res.text
+
+        threading.Thread(target=work, daemon=True).start()
+
+    out = label_dataframe(df, TAGS, task="multilabel", on_ready=label_the_rest, timeout=120)
+    assert list(out.label) == ["bag|shirt", "bag|sandal", ""]
+    assert list(df.label) == [["shirt", "bag"], None, None]  # the input is not modified

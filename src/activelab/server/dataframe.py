@@ -2,10 +2,12 @@
 
 ``label_dataframe(df, classes)`` builds a temporary project from the DataFrame's
 image files, serves the labeling app on 127.0.0.1 (uvicorn in a thread), prints the
-URL, and blocks until every row has a class, ``POST /api/done`` is called (the
+URL, and blocks until every row has a label, ``POST /api/done`` is called (the
 page's API, e.g. from a notebook cell or curl) or the user presses Ctrl-C. It
-returns a copy of the DataFrame with the labels in ``label_col`` (missing, NA, where
-no class was given: skipped or "not sure"), and writes it as parquet when
+returns a copy of the DataFrame with the labels in ``label_col`` as the export
+writes them (the task's table cell: a class name, or for a multi-label ``task``
+the chosen classes joined by ``|``, ``""`` for none of them; missing, NA, where
+nothing was given: skipped or "not sure"), and writes it as parquet when
 ``output_filename`` is given.
 
 It lives in the server layer because it serves the app; ``ActiveLearner`` (loop
@@ -32,6 +34,7 @@ from activelab.loop.project import init_project, open_project
 from activelab.loop.settings import load_settings, save_settings
 from activelab.server.app import create_app
 from activelab.server.settings import ServerSettings
+from activelab.tasks import Task, get_task
 
 DONE_PATH = "/api/done"
 
@@ -49,6 +52,7 @@ def label_dataframe(
     poll_seconds: float = 0.5,
     on_ready: Callable[[str], Any] | None = None,
     lease_seconds: float = 600.0,
+    task: str = "classification",
 ) -> pd.DataFrame:
     """Open the labeling app on the rows of ``df``; return ``df`` with a ``label_col`` column.
 
@@ -60,6 +64,8 @@ def label_dataframe(
     - ``timeout``: stop after this many seconds (None: wait for the labels, ``/api/done``
       or Ctrl-C).
     - ``on_ready(url)``: called once the server answers (default: print the URL).
+    - ``task``: what a label is (``"multilabel"``: a set of classes per row); labels already
+      in ``label_col`` are read like an import reads them (``"a|b"`` or a list of names).
 
     Rows whose file is the same image (same content) share one label.
     """
@@ -67,6 +73,7 @@ def label_dataframe(
         raise InputError(
             f"the DataFrame has no column {filepath_col!r} (columns: {list(map(str, df.columns))}); pass filepath_col="
         )
+    kind = get_task(task)
     names = [str(c) for c in classes]
     if not names:
         raise InputError("give the class names: label_dataframe(df, classes=['cat', 'dog'])")
@@ -83,10 +90,11 @@ def label_dataframe(
     tmp = None if project_dir is not None else Path(tempfile.mkdtemp(prefix="activelab-label-"))
     root = Path(project_dir) if project_dir is not None else tmp / "project"  # type: ignore[operator]
     try:
-        ids = _build_project(root, paths, df[label_col] if label_col in df.columns else None, names)
+        ids = _build_project(root, paths, df[label_col] if label_col in df.columns else None, names, kind)
         labels = _serve_until_done(
             root,
             set(ids),
+            kind,
             port=port,
             timeout=timeout,
             poll_seconds=poll_seconds,
@@ -109,14 +117,19 @@ def _write(out: pd.DataFrame, output_filename: str | Path | None) -> pd.DataFram
     return out
 
 
-def _build_project(root: Path, paths: list[str], given: pd.Series | None, classes: list[str]) -> list[int]:
+def _build_project(root: Path, paths: list[str], given: pd.Series | None, classes: list[str], task: Task) -> list[int]:
     """A project with one pool image per distinct file; returns the image id of each row."""
     frame = pd.DataFrame({"filepath": paths})
     if given is not None:
-        frame["label"] = [None if pd.isna(v) or not str(v).strip() else str(v) for v in given]
-    with init_project(root, classes, name="dataframe") as project:
+        frame["label"] = [_given_cell(v, task) for v in given]
+    with init_project(root, classes, name="dataframe", task=task.name) as project:
         import_images(
-            project.store, frame, label_col="label" if given is not None else None, add_classes=True, author="dataframe"
+            project.store,
+            frame,
+            label_col="label" if given is not None else None,
+            task=task,
+            add_classes=True,
+            author="dataframe",
         )
         by_path = {str(Path(img.path).resolve()): img.id for img in project.store.images()}
         ids = []
@@ -135,6 +148,15 @@ def _build_project(root: Path, paths: list[str], given: pd.Series | None, classe
     return ids
 
 
+def _given_cell(value: Any, task: Task) -> str | None:
+    """A label already in the DataFrame as the import's table cell (a list of names is a set); None when blank."""
+    if isinstance(value, (list, tuple, set)):
+        return task.format(sorted(map(str, value)))
+    if value is None or pd.isna(value) or not str(value).strip():
+        return None
+    return str(value)
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -144,6 +166,7 @@ def _free_port() -> int:
 def _serve_until_done(
     root: Path,
     ids: set[int],
+    task: Task,
     *,
     port: int,
     timeout: float | None,
@@ -178,20 +201,20 @@ def _serve_until_done(
         (on_ready or _announce)(url)
         with open_project(root) as project:
             while not done.is_set():
-                labeled = project.store.current_labels()
+                labeled = project.store.current_annotations()
                 if ids <= labeled.keys():
                     break
                 if deadline is not None and time.monotonic() > deadline:
                     break
                 done.wait(poll_seconds)
-            current = project.store.current_labels()
+            current = project.store.current_annotations()
     except KeyboardInterrupt:
         with open_project(root) as project:
-            current = project.store.current_labels()
+            current = project.store.current_annotations()
     finally:
         server.should_exit = True
         thread.join(30)
-    return {iid: cur.label for iid, cur in current.items() if iid in ids}
+    return {iid: task.format(cur.payload) for iid, cur in current.items() if iid in ids}
 
 
 def _announce(url: str) -> None:
