@@ -142,3 +142,64 @@ def test_predict_gives_the_queue_order_as_score_after_a_round(
     assert first["result"][0]["from_name"] == "choice" and first["result"][0]["to_name"] == "image"
     (guess,) = known["result"]  # a labeled image: predicted by the saved model on request
     assert guess["value"]["choices"][0] in project.store.class_names() and 0 < guess["score"] <= 1
+
+
+MULTI_CONFIG = """<View><Image name="img" value="$photo"/>
+<Choices name="kind" toName="img" choice="multiple"><Choice value="bag"/><Choice value="shirt"/></Choices></View>"""
+
+
+def _event(image_path: str, choices: list[str], when: str) -> dict[str, object]:
+    annotation = {
+        "id": 12,
+        "completed_by": {"id": 3, "email": "kim@example.org"},
+        "updated_at": when,
+        "result": [{"from_name": "kind", "to_name": "img", "type": "choices", "value": {"choices": choices}}],
+    }
+    return {"action": "ANNOTATION_UPDATED", "project": {"id": 4}, "task": _task(image_path), "annotation": annotation}
+
+
+def test_a_multilabel_project_records_and_predicts_sets(multilabel_dir: Path) -> None:
+    from .conftest import record_round
+
+    queue = record_round(multilabel_dir, 3)
+    with open_project(multilabel_dir) as proj:
+        proj.store.save_predictions(1, [(queue[0], ["shirt", "bag"], 0.75), (queue[1], [], 0.875)])
+        first, second = (proj.store.get_image(i).path for i in queue[:2])
+        root = Path(first).parents[1]  # the webhook's tasks name the files under it (local-files URLs)
+        backend = LabelStudioBackend(proj, BackgroundTrainer(proj, retrain_every=1000), images_root=root)
+        with TestClient(create_ls_backend_app(backend)) as client:
+            client.post("/setup", json={"project": "4.1700000000", "schema": MULTI_CONFIG})
+            res = client.post("/webhook", json=_event(first, ["shirt", "bag"], "2025-05-01T08:00:00Z")).json()
+            assert (res["labels_added"], res["skipped"]) == (1, 0)
+            assert client.post("/webhook", json=_event(second, [], "2025-05-01T08:01:00Z")).json()["labels_added"] == 1
+            unknown = client.post("/webhook", json=_event(second, ["bag", "hat"], "2025-05-01T09:00:00Z")).json()
+            assert (unknown["labels_added"], unknown["skipped"]) == (0, 1)
+            current = proj.store.current_annotations()
+            assert {i: (c.payload, c.author, c.source) for i, c in current.items()} == {
+                queue[0]: (["bag", "shirt"], "kim@example.org", "human"),
+                queue[1]: ([], "kim@example.org", "human"),
+            }
+
+            tasks = [{"data": {"photo": "/data/upload/1/x.png", "activelab_id": iid}} for iid in queue[:2]]
+            body = client.post("/predict", json={"tasks": tasks, "project": "4.1700000000"}).json()
+            assert [r["result"] for r in body["results"]] == [
+                [
+                    {
+                        "from_name": "kind",
+                        "to_name": "img",
+                        "type": "choices",
+                        "value": {"choices": ["bag", "shirt"]},
+                        "score": 0.75,
+                    }
+                ],
+                [{"from_name": "kind", "to_name": "img", "type": "choices", "value": {"choices": []}, "score": 0.875}],
+            ]
+
+
+def test_a_single_label_project_skips_several_choices(client: TestClient, project: Project) -> None:
+    client.post("/setup", json={"project": "3.1700000000", "schema": CONFIG})
+    image = project.store.get_image(_unlabeled(project, 1)[0])
+    before = project.store.n_label_events()
+    res = client.post("/webhook", json=_event(image.path, ["bag", "dress"], "2025-05-01T08:00:00Z")).json()
+    assert (res["labels_added"], res["skipped"]) == (0, 1)
+    assert project.store.n_label_events() == before

@@ -10,6 +10,10 @@ prediction's ``score`` is the image's place in activelab's queue (1.0 = label
 first), so sorting Label Studio's tasks by prediction score gives the
 active-learning order; each result carries the model's confidence.
 
+The project's task decides what a choice means: one class per image, or for a
+multi-label project (``choice="multiple"``) the set of classes chosen, recorded as
+one annotation and predicted as a multi-choice result.
+
 Like the rest of ``server/``, this only calls the loop and the store: the
 labeling config of each Label Studio project is kept in the store's service state.
 """
@@ -24,7 +28,7 @@ from typing import Annotated, Any
 
 from fastapi import Body, FastAPI, HTTPException
 
-from activelab.exceptions import ActivelabError, NotFoundError
+from activelab.exceptions import ActivelabError, InputError, NotFoundError
 from activelab.loop.formats._common import file_sha256
 from activelab.loop.formats.labelstudio import (
     FROM_NAME,
@@ -39,6 +43,7 @@ from activelab.loop.formats.labelstudio import (
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession
 from activelab.loop.trainer import BackgroundTrainer
+from activelab.tasks import Payload, Task, get_task
 
 STATE_KEY = "labelstudio"
 MODEL_CLASS = "activelab"
@@ -60,6 +65,11 @@ class LabelStudioBackend:
     @property
     def store(self):  # type: ignore[no-untyped-def]
         return self.project.store
+
+    @property
+    def task(self) -> Task:
+        """The project's task: what a Label Studio choice (or set of choices) is as an annotation."""
+        return get_task(self.project.settings.task)
 
     def model_version(self) -> str:
         number, _ = queue_scores(self.store)
@@ -90,7 +100,8 @@ class LabelStudioBackend:
 
     # ----------------------------------------------------------- predict
     def predict(self, tasks: list[dict[str, Any]], ls_project: Any, label_config: str | None) -> list[dict[str, Any]]:
-        """One prediction per task, in order: the class, its confidence, and the queue priority as ``score``."""
+        """One prediction per task, in order: the class (a multi-label project: the predicted set, several
+        choices), its confidence, and the queue priority as ``score``."""
         names = self._names(ls_project, label_config)
         number, priority = queue_scores(self.store)
         version = self.model_version()
@@ -110,7 +121,7 @@ class LabelStudioBackend:
                         "from_name": names["from_name"],
                         "to_name": names["to_name"],
                         "type": "choices",
-                        "value": {"choices": [guess[0]]},
+                        "value": {"choices": _choices(guess[0])},
                         "score": guess[1],
                     }
                 ]
@@ -140,7 +151,7 @@ class LabelStudioBackend:
         image = None if sha is None else self.store.find_image(sha)
         return None if image is None else image.id
 
-    def _model_predictions(self, image_ids: list[int], number: int) -> dict[int, tuple[str, float]]:
+    def _model_predictions(self, image_ids: list[int], number: int) -> dict[int, tuple[Payload, float]]:
         """The latest round's model on images it did not predict when the round ran (e.g. labeled ones)."""
         with self._model_lock:
             if self._model is None or self._model[0] != number:
@@ -151,7 +162,7 @@ class LabelStudioBackend:
             model = self._model[1]
         images = {img.id: img for img in (self.store.get_image(i) for i in image_ids)}
         probs = model.predict_proba([images[i].path for i in image_ids], keys=[images[i].sha256 for i in image_ids])
-        return {iid: (model.classes[int(p.argmax())], float(p.max())) for iid, p in zip(image_ids, probs)}
+        return dict(zip(image_ids, self.task.decode(probs, model.classes)))
 
     # ---------------------------------------------------------- annotate
     def record(
@@ -160,9 +171,13 @@ class LabelStudioBackend:
         ls_project: Any,
         label_config: str | None,
     ) -> dict[str, int]:
-        """Record annotations as label events and wake the trainer; counts of what happened."""
+        """Record annotations as label events and wake the trainer; counts of what happened.
+
+        An annotation is skipped when its image is unknown, it names a class the project lacks, or
+        the project's task refuses its choices (several classes in a single-label project).
+        """
         value_key = self._names(ls_project, label_config)["value"]
-        known = set(self.store.class_names())
+        classes = self.store.class_names()
         wanted: dict[int, list[ForeignLabel]] = defaultdict(list)
         skipped = 0
         for task, annotation in tasks_and_annotations:
@@ -171,14 +186,24 @@ class LabelStudioBackend:
                 label = annotation_label(annotation)
             except ActivelabError:
                 label = None
-            if iid is None or label is None or label.label not in known:
+            if iid is None or label is None or not self._is_annotation(label, classes):
                 skipped += 1
                 continue
             wanted[iid].append(label)
-        added, conflicts = record_labels(self.store, wanted, source="human")  # a person labeled it, in Label Studio
+        # a person labeled it, in Label Studio
+        added, conflicts = record_labels(self.store, wanted, source="human", task=self.task)
         if added:
             self.trainer.notify()
         return {"labels_added": added, "conflicts": conflicts, "skipped": skipped}
+
+    def _is_annotation(self, label: ForeignLabel, classes: list[str]) -> bool:
+        if not set(label.choices) <= set(classes):
+            return False
+        try:
+            self.task.validate(label.payload(self.task), classes)
+        except InputError:
+            return False
+        return True
 
     def webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
         action = payload.get("action")
@@ -221,6 +246,11 @@ def config_names(schema: str) -> dict[str, Any]:
         "value": value,
         "choices": [c.get("value", "") for c in choices.iter("Choice")],
     }
+
+
+def _choices(payload: Payload) -> list[str]:
+    """A predicted payload as a ``choices`` value: one class, or every class of a predicted set."""
+    return [payload] if isinstance(payload, str) else list(payload)
 
 
 def _project_key(ls_project: Any) -> str:
