@@ -55,6 +55,14 @@ def test_table_column_errors_name_the_columns() -> None:
     assert [i.label for i in table_items(frame, path_col="path")] == [None]
 
 
+def test_the_default_label_column_may_be_spelled_labels() -> None:
+    # fashion-pairs and other multi-label tables name the column for the sets it holds
+    frame = pd.DataFrame({"filepath": ["/a.png"], "labels": ["bag|shirt"]})
+    assert [i.label for i in table_items(frame)] == ["bag|shirt"]
+    both = frame.assign(label=["coat"])
+    assert [i.label for i in table_items(both)] == ["coat"]
+
+
 def test_read_table_formats(tmp_path: Path) -> None:
     frame = pd.DataFrame({"filepath": ["a.png"], "label": ["cat"]})
     frame.to_csv(tmp_path / "t.csv", index=False)

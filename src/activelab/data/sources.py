@@ -94,8 +94,8 @@ def table_items(
     """Rows of a table with a file-path column and an optional label column, or one flag column per class.
 
     Relative paths are resolved against ``base_dir`` (the table's folder when it
-    came from a file). A ``label_col`` that is absent means an unlabeled import
-    only when it is the default ``label``; a named one must exist. ``class_cols``
+    came from a file). The default ``label`` column may also be spelled ``labels``; when
+    neither exists the import is unlabeled, while a named column must exist. ``class_cols``
     (instead of a label column) are per-class columns holding 0/1, true/false or
     yes/no: each row's label is the tuple of the classes it marks (possibly empty).
     """
@@ -107,6 +107,8 @@ def table_items(
     if class_cols is not None:
         yield from _class_column_items(table, path_col, list(class_cols), base_dir, name)
         return
+    if label_col == "label" and "label" not in table.columns and "labels" in table.columns:
+        label_col = "labels"  # multi-label tables (fashion-pairs) name the column for the sets they hold
     if label_col is not None and label_col not in table.columns:
         if label_col != "label":
             raise InputError(

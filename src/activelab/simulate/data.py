@@ -157,14 +157,12 @@ def from_folder(
     The pool's labels come from ``folder/answers.csv`` where it exists: ``fetch_dataset``
     keeps them there so that its ``pool.csv`` imports unlabeled. Each label cell is read
     by ``task`` (default single-label classification): a multi-label cell holds
-    ``"a|b"``, in a ``labels`` column unless ``label_col`` names another."""
+    ``"a|b"``, in a ``label`` (or ``labels``) column unless ``label_col`` names another."""
     from activelab.models import file_key
 
     task = task or get_task("classification")
-    if label_col is None:
-        label_col = "label" if task.output == "softmax" else "labels"
     root = Path(folder)
-    tables, sources = {}, {}
+    tables, sources, payloads = {}, {}, {}
     for split in ("pool", "eval"):
         table = root / f"{split}.csv"
         if split == "pool" and (root / "answers.csv").is_file():
@@ -172,19 +170,22 @@ def from_folder(
         if not table.is_file():
             raise NotFoundError(
                 f"{table} not found: a simulation dataset folder needs pool.csv (or answers.csv) and eval.csv "
-                f"(columns {path_col},{label_col}); write one with `activelab datasets fetch`"
+                f"(columns {path_col},{label_col or 'label'}); write one with `activelab datasets fetch`"
             )
         df = pd.read_csv(table)
-        for col in (path_col, label_col):
-            if col not in df.columns:
-                raise InputError(f"{table} has no column {col!r} (columns: {', '.join(map(str, df.columns))})")
-        missing = df[label_col].isna()
+        col = label_col  # by default ``label``, spelled ``labels`` in multi-label tables
+        if col is None:
+            col = "labels" if "label" not in df.columns and "labels" in df.columns else "label"
+        for needed in (path_col, col):
+            if needed not in df.columns:
+                raise InputError(f"{table} has no column {needed!r} (columns: {', '.join(map(str, df.columns))})")
+        missing = df[col].isna()
         if missing.any():
             row = int(np.flatnonzero(missing.to_numpy())[0]) + 2
             raise InputError(f"{table} row {row} has no label: every image of a simulation needs one")
         tables[split] = df
         sources[split] = table
-    payloads = {split: [task.parse(str(v)) for v in df[label_col]] for split, df in tables.items()}
+        payloads[split] = [task.parse(str(v)) for v in df[col]]
     classes = sorted({name for split in payloads.values() for p in split for name in _class_names(p)})
     parts = []
     for split, limit, off in (("pool", pool_limit, 0), ("eval", eval_limit, 1)):
