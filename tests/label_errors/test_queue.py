@@ -15,6 +15,8 @@ from activelab.label_errors import (
     review_priority,
     review_queue,
 )
+from activelab.store import ImageRecord, open_store
+from activelab.tasks import get_task
 
 
 def _ranking(image_ids: list[int], scores: list[float], flagged: list[bool], when: datetime) -> pd.DataFrame:
@@ -61,6 +63,34 @@ def test_review_queue_excludes_reviewed_and_withdrawn(planted, tmp_path) -> None
         review_queue(store, tmp_path / "missing.csv")
     with pytest.raises(InputError, match="ranked_at"):
         review_queue(store, ranking.drop(columns="ranked_at"))
+
+
+def test_review_queue_serves_sets_and_leaves_out_changed_ones(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    store = open_store(f"sqlite:///{tmp_path / 'tags.db'}")
+    store.add_classes(["bag", "shirt", "sandal"])
+    records = [ImageRecord(sha256=f"{n:064x}", path=f"/img/{n}.png", width=8, height=8, n_bytes=10) for n in range(5)]
+    store.add_images(records, author="import")
+    a, b, c, d, e = sorted(img.id for img in store.images())
+    given = {a: ["bag", "shirt"], b: [], c: ["sandal"], d: ["bag"], e: ["shirt"]}
+    store.add_annotations(list(given.items()), author="ann", source="human")
+    ranked_at = datetime.now(timezone.utc) + timedelta(milliseconds=5)
+    ranking = _ranking([c, b, a, d, e], [0.01, 0.02, 0.03, 0.04, 0.05], [True] * 5, ranked_at).assign(
+        given_label=["sandal", "", "bag|shirt", "bag", "shirt"]
+    )
+    task = get_task("multilabel")
+    assert review_queue(store, ranking, task=task) == [c, b, a, d, e]  # sets, the empty set too, are reviewable
+    import time
+
+    time.sleep(0.01)
+    store.add_annotations([(c, ["sandal", "shirt"])], author="bob", source="human")  # changed since the ranking
+    store.add_annotations([(d, ["bag"])], author="bob", source="human")  # the same set again: still the one ranked
+    store.add_annotations([(e, ["shirt"])], author="cy", source="review")  # confirmed
+    assert review_queue(store, ranking, task=task) == [b, a, d]
+    assert review_queue(store, ranking) == [c, b, a, d]  # without the task, given labels are not compared
+    path = tmp_path / "ranking.csv"
+    ranking.to_csv(path, index=False)  # the CSV reads the empty set back as a blank cell
+    assert review_queue(store, path, task=task) == [b, a, d]
+    store.close()
 
 
 def test_mix_queues_hand_made_case() -> None:

@@ -29,6 +29,7 @@ import pandas as pd
 
 from activelab.exceptions import InputError, NotFoundError
 from activelab.store import Store
+from activelab.tasks import Payload, Task
 
 #: label-event sources that count as a decision about an existing label
 REVIEW_SOURCES = ("review", "correction")
@@ -73,6 +74,7 @@ def review_queue(
     limit: int | None = None,
     max_score: float | None = None,
     reviewed_since: datetime | None = None,
+    task: Task | None = None,
 ) -> list[int]:
     """Image ids to review, most likely wrong first.
 
@@ -81,6 +83,9 @@ def review_queue(
     ``review`` or ``correction`` label event after the ranking was made
     (``ranked_at``), images no longer labeled, and (with ``issues_only``, the default)
     images not flagged by cleanlab, or with ``max_score``, those scoring above it.
+    Any annotation counts (a class, a set of classes; an empty set too). With ``task``
+    (the project's), an image whose annotation is no longer the ranking's ``given_label``
+    (read by ``task.parse``) is left out too: the ranking judged a label it no longer has.
     ``reviewed_since`` (timezone-aware) replaces ``ranked_at`` as the cut-off, e.g.
     ``datetime.min.replace(tzinfo=timezone.utc)`` to skip every image ever reviewed.
     """
@@ -92,12 +97,14 @@ def review_queue(
     if frame.empty:
         return []
     ranked_at = reviewed_since or min(_parse_time(v) for v in frame["ranked_at"].unique())
-    current = store.current_labels()
-    ids = [int(i) for i in frame["image_id"]]
+    current = store.current_annotations()
+    given = _given_payloads(frame, task)
     out: list[int] = []
-    for iid in ids:
+    for pos, iid in enumerate(int(i) for i in frame["image_id"]):
         cur = current.get(iid)
         if cur is None:  # label withdrawn ("unsure / remove from training") or never labeled
+            continue
+        if given is not None and cur.payload != given[pos]:
             continue
         if cur.created_at > ranked_at and _reviewed_since(store, iid, ranked_at, cur.source):
             continue
@@ -105,6 +112,16 @@ def review_queue(
         if limit is not None and len(out) >= limit:
             break
     return out
+
+
+def _given_payloads(frame: pd.DataFrame, task: Task | None) -> list[Payload] | None:
+    """The ranking's given labels as ``task``'s payloads, in row order (None without a task or the column).
+
+    A blank cell is the empty text (CSV reads a multi-label "none of these" back as NaN).
+    """
+    if task is None or "given_label" not in frame.columns:
+        return None
+    return [task.parse("" if pd.isna(cell) else str(cell)) for cell in frame["given_label"]]
 
 
 def _reviewed_since(store: Store, image_id: int, since: datetime, latest_source: str) -> bool:

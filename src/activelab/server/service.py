@@ -164,7 +164,7 @@ class LabelingService:
         frame = self._ranking() if self.settings.mix_review and queue else None
         mixed = None
         if frame is not None:
-            reviews = [(i, float(frame.loc[i, "score"])) for i in review_queue(self.store, frame.reset_index())]
+            reviews = [(i, float(frame.loc[i, "score"])) for i in review_queue(self.store, frame.reset_index(), task=self.task)]
             mixed = rules.lease_mixed(author, n, queue, exclude, reviews, mix=_mix_by_value)
         if mixed is None:
             mixed = [("new", i) for i in rules.lease_new(author, n, queue, exclude)]
@@ -241,7 +241,7 @@ class LabelingService:
 
     def _label_error_ids(self, frame: pd.DataFrame | None) -> list[int]:
         """The ranking's likely label errors waiting for review, most likely wrong first."""
-        return [] if frame is None else review_queue(self.store, frame.reset_index())
+        return [] if frame is None else review_queue(self.store, frame.reset_index(), task=self.task)
 
     # -------------------------------------------------------------- labels
     def submit(
