@@ -170,3 +170,62 @@ def test_label_dataframe_returns_sets_as_the_export_writes_them(sample: Path) ->
     out = label_dataframe(df, TAGS, task="multilabel", on_ready=label_the_rest, timeout=120)
     assert list(out.label) == ["bag|shirt", "bag|sandal", ""]
     assert list(df.label) == [["shirt", "bag"], None, None]  # the input is not modified
+
+
+def _record_rounds(root: Path, evals: list[tuple[int, dict[str, float]]]) -> None:
+    """Finished rounds with these eval metrics, each at its number of labels (no training)."""
+    with open_project(root) as proj:
+        for n_labeled, scores in evals:
+            number = proj.store.start_round(strategy="random", model="small_cnn", config={}, n_labeled=n_labeled)
+            proj.store.finish_round(number, metrics={"eval": scores}, selection=[])
+
+
+ROUND_EVALS = [
+    (4, {"micro_f1": 0.5, "macro_f1": 0.25, "map": 0.625, "subset_accuracy": 0.125, "accuracy": 0.125}),
+    (8, {"micro_f1": 0.75, "macro_f1": 0.5, "map": 0.875, "subset_accuracy": 0.25, "accuracy": 0.25}),
+]
+
+
+def test_stats_curve_reads_micro_f1_and_map_for_sets(client_factory, multilabel_dir: Path) -> None:
+    _record_rounds(multilabel_dir, ROUND_EVALS)
+    stats = client_factory(project=multilabel_dir).get("/api/stats").json()
+    assert stats["curve_metrics"] == [{"key": "micro_f1", "name": "micro-F1"}, {"key": "map", "name": "mAP"}]
+    assert stats["curve"] == [
+        {"n_labeled": 4, "accuracy": 0.125, "micro_f1": 0.5, "map": 0.625, "agreement": None},
+        {"n_labeled": 8, "accuracy": 0.25, "micro_f1": 0.75, "map": 0.875, "agreement": None},
+    ]
+
+
+def test_stats_curve_reads_accuracy_for_one_class(client_factory, project_dir: Path) -> None:
+    _record_rounds(project_dir, [(20, {"accuracy": 0.5, "macro_f1": 0.375})])
+    stats = client_factory().get("/api/stats").json()
+    assert stats["curve_metrics"] == [{"key": "accuracy", "name": "accuracy"}]
+    assert stats["curve"] == [{"n_labeled": 20, "accuracy": 0.5, "agreement": None}]
+
+
+def test_dashboard_plots_micro_f1_and_map_under_the_csp(browser, multilabel_dir: Path) -> None:
+    from activelab.server import ServerSettings
+
+    from .browser import csp_violations, with_csp
+    from .conftest import LiveServer
+
+    _record_rounds(multilabel_dir, ROUND_EVALS)
+    problems: list[str] = []
+    with LiveServer(ServerSettings(project=multilabel_dir, trainer=False, similar_index=False)) as server:
+        context = browser.new_context(viewport={"width": 1100, "height": 900})
+        context.route("**/*", with_csp)
+        page = context.new_page()
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("console", lambda m: problems.extend(csp_violations([m.text])))
+        page.goto(server.url + "/dashboard?user=ann")
+        page.wait_for_selector("#dashboard[data-ready='1']")
+        titles = [t.text_content() for t in page.query_selector_all("#cards .card-title")]
+        assert "Eval micro-F1" in titles and "Eval mAP" in titles and "Eval accuracy" not in titles
+        values = {t: page.text_content(f"#cards .card:nth-child({titles.index(t) + 1}) .card-value") for t in titles}
+        assert (values["Eval micro-F1"], values["Eval mAP"]) == ("75.0%", "87.5%")
+        assert page.text_content("#curve-metrics") == "micro-F1 and mAP"
+        assert len(page.query_selector_all("#chart-curve svg polyline")) == 2
+        assert len(page.query_selector_all("#chart-curve svg circle")) == 4
+        assert [t.text_content() for t in page.query_selector_all("#chart-curve svg .legend")] == ["micro-F1", "mAP"]
+        context.close()
+    assert problems == []

@@ -43,6 +43,12 @@ from activelab.store import Image
 from activelab.tasks import Payload, Task, get_task
 
 MAX_CURVE_POINTS = 200
+#: the eval metrics the dashboard plots and shows, by what a label is (:attr:`LabelingService.answer`):
+#: (key in a round's eval metrics, its name on the page); accuracy of whole sets is harsh for multi-label
+CURVE_METRICS = {
+    "class": (("accuracy", "accuracy"),),
+    "classes": (("micro_f1", "micro-F1"), ("map", "mAP")),
+}
 #: bytes of an image's start that identify its format (for images imported before formats were stored)
 _HEADER_BYTES = 16
 
@@ -164,7 +170,9 @@ class LabelingService:
         frame = self._ranking() if self.settings.mix_review and queue else None
         mixed = None
         if frame is not None:
-            reviews = [(i, float(frame.loc[i, "score"])) for i in review_queue(self.store, frame.reset_index(), task=self.task)]
+            reviews = [
+                (i, float(frame.loc[i, "score"])) for i in review_queue(self.store, frame.reset_index(), task=self.task)
+            ]
             mixed = rules.lease_mixed(author, n, queue, exclude, reviews, mix=_mix_by_value)
         if mixed is None:
             mixed = [("new", i) for i in rules.lease_new(author, n, queue, exclude)]
@@ -461,7 +469,8 @@ class LabelingService:
             "review": self.review_waiting(),
             "queue_length": len(session.queue()),
             "labels_over_time": over_time,
-            "curve": [{"n_labeled": p.n_labeled, "accuracy": p.accuracy, "agreement": p.agreement} for p in curve],
+            "curve_metrics": [{"key": key, "name": name} for key, name in CURVE_METRICS[self.answer]],
+            "curve": self._curve(),
             "latest_round": None
             if not rounds
             else {
@@ -474,6 +483,24 @@ class LabelingService:
             "holdout": self.holdout(),
             "live_leases": len(self.store.live_leases()),
         }
+
+    def _curve(self) -> list[dict[str, Any]]:
+        """The learning curve of finished rounds that trained a model, oldest first: labels used, the
+        project's curve metrics and ``accuracy`` on the eval set (None where a round has none), agreement."""
+        keys = dict.fromkeys(["accuracy", *(key for key, _ in CURVE_METRICS[self.answer])])
+        points = []
+        for rnd in self.store.rounds():
+            if rnd.status != "done" or not rnd.metrics or rnd.metrics.get("cold_start"):
+                continue  # a cold-start round trained no model: no point on the curve
+            scores = rnd.metrics.get("eval") or {}
+            points.append(
+                {
+                    "n_labeled": rnd.n_labeled,
+                    **{k: scores.get(k) for k in keys},
+                    "agreement": rnd.metrics.get("agreement"),
+                }
+            )
+        return points
 
     def export(self, fmt: str, include_eval: bool) -> Path:
         if fmt not in ("csv", "parquet"):

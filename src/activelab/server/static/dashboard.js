@@ -30,21 +30,30 @@
     return { sx, sy };
   }
 
-  function lineChart(id, points, opts) {
+  // series: [{ name, points: [[x, y], ...] }]; the n-th series is drawn with class "s<n>", named in a legend
+  // when there are several.
+  function lineChart(id, series, opts) {
     const svg = el("svg", { viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": opts.label });
     document.getElementById(id).replaceChildren(svg);
-    if (!points.length) {
+    const all = series.flatMap((s) => s.points);
+    if (!all.length) {
       svg.appendChild(el("text", { x: W / 2, y: H / 2, "text-anchor": "middle", class: "muted" }, opts.empty));
       return;
     }
-    const xs = points.map((p) => p[0]), ys = points.map((p) => p[1]);
+    const xs = all.map((p) => p[0]), ys = all.map((p) => p[1]);
     const xmin = Math.min(...xs), xmax = Math.max(...xs);
     const ymin = opts.ymin ?? Math.min(...ys), ymax = opts.ymax ?? Math.max(...ys);
     const { sx, sy } = axes(svg, xmin, xmax, ymin, ymax, opts.xfmt, opts.yfmt,
       opts.integerX ? xmax - xmin : 4);
-    svg.appendChild(el("polyline", { points: points.map((p) => `${sx(p[0])},${sy(p[1])}`).join(" "), class: "line" }));
-    if (opts.dots) points.forEach((p) => svg.appendChild(el("circle", { cx: sx(p[0]), cy: sy(p[1]), r: 3.5, class: "dot" })));
+    series.forEach((s, n) => {
+      const cls = `s${n}`;
+      svg.appendChild(el("polyline", { points: s.points.map((p) => `${sx(p[0])},${sy(p[1])}`).join(" "), class: `line ${cls}` }));
+      if (opts.dots) s.points.forEach((p) => svg.appendChild(el("circle", { cx: sx(p[0]), cy: sy(p[1]), r: 3.5, class: `dot ${cls}` })));
+      if (series.length > 1) svg.appendChild(el("text", { x: P.l + 8 + n * 90, y: P.t + 10, class: `legend ${cls}` }, s.name));
+    });
   }
+
+  const percent = (v) => (v == null ? "—" : (100 * v).toFixed(1) + "%");
 
   function barChart(id, perClass) {
     const names = Object.keys(perClass);
@@ -79,21 +88,25 @@
     document.getElementById("cards").replaceChildren(
       card("Labeled (pool)", s.labeled.pool, `of ${s.images.pool} pool images`),
       card("Eval labels", s.labeled.eval, s.holdout.enabled ? `held out: ${Math.round(100 * s.holdout.fraction)}% of human labels` : "eval split"),
-      card("Eval accuracy", last && last.accuracy != null ? (100 * last.accuracy).toFixed(1) + "%" : "—", last ? `at ${last.n_labeled} labels` : "no round yet"),
+      ...s.curve_metrics.map((m) => card(`Eval ${m.name}`, percent(last && last[m.key]), last ? `at ${last.n_labeled} labels` : "no round yet")),
       card("Strategy", s.strategy, `model ${s.model}`),
       card("Trainer", t.paused ? "paused" : t.state === "training" ? `training round ${t.round}` : "idle",
            t.last_error ? `last error: ${t.last_error}` : `${s.rounds} rounds · queue ${s.queue_length}`),
       card("Review", s.review.total, `${s.review.flagged} flagged (disagreement) · ${s.review.label_errors} likely label errors`),
     );
     document.getElementById("cards").dataset.rounds = s.rounds;
-    lineChart("chart-curve", s.curve.filter((p) => p.accuracy != null).map((p) => [p.n_labeled, p.accuracy]),
+    document.getElementById("curve-metrics").textContent = s.curve_metrics.map((m) => m.name).join(" and ");
+    const curves = s.curve_metrics.map((m) => ({
+      name: m.name, points: s.curve.filter((p) => p[m.key] != null).map((p) => [p.n_labeled, p[m.key]]),
+    }));
+    lineChart("chart-curve", curves,
       { label: "learning curve", empty: "no round finished yet", ymin: 0, ymax: 1, dots: true, integerX: true,
         xfmt: (x) => String(Math.round(x)), yfmt: (y) => Math.round(100 * y) + "%" });
     const t0 = s.labels_over_time.length ? Date.parse(s.labels_over_time[0].t) : 0;
     const times = s.labels_over_time.map((p) => [(Date.parse(p.t) - t0) / 1000, p.n]);
     const span = times.length ? times[times.length - 1][0] : 0;
     const unit = span < 120 ? [1, "s"] : span < 7200 ? [60, "min"] : [3600, "h"];
-    lineChart("chart-time", times.map(([x, n]) => [x / unit[0], n]),
+    lineChart("chart-time", [{ name: "labels", points: times.map(([x, n]) => [x / unit[0], n]) }],
       { label: "labels over time", empty: "no human labels yet", ymin: 0, dots: false,
         xfmt: (x) => Math.round(x) + " " + unit[1], yfmt: (y) => String(Math.round(y)) });
     barChart("chart-classes", s.per_class);
