@@ -38,3 +38,14 @@ def test_query_on_a_fresh_project_runs_a_cold_start_round(tmp_path: Path, sample
     assert embedded.exit_code == 0, embedded.output
     assert "input size 64 px (model.image_size in activelab.yaml)" in embedded.output
     assert "40 images: 40 already cached" in embedded.output  # the cold-start round filled the same cache
+
+
+def test_the_round_line_names_each_tasks_metrics() -> None:
+    from activelab.cli.rounds import _metrics_line
+
+    single = {"n_labeled": 50, "eval": {"n": 100, "accuracy": 0.81, "macro_f1": 0.8}}
+    assert _metrics_line(single) == ("trained on 50 labels: eval accuracy 0.8100, macro-F1 0.8000 on 100 eval images")
+    multi = {"n_labeled": 36, "eval": {"n": 60, "accuracy": 0.1, "micro_f1": 0.5, "macro_f1": 0.45, "map": 0.6}}
+    assert _metrics_line(multi) == (
+        "trained on 36 labels: micro-F1 0.5000, subset accuracy 0.1000, macro-F1 0.4500, mAP 0.6000 on 60 eval images"
+    )

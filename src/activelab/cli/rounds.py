@@ -59,10 +59,23 @@ def _metrics_line(metrics: dict[str, Any]) -> str:
     ev = metrics.get("eval")
     if not ev:
         return f"trained on {metrics['n_labeled']} labels (no labeled eval split: import one with --split eval)"
-    line = (
-        f"trained on {metrics['n_labeled']} labels: eval accuracy {ev['accuracy']:.4f}, macro-F1 {ev['macro_f1']:.4f}"
-    )
-    return line + f" on {ev['n']} eval images"
+    return f"trained on {metrics['n_labeled']} labels: {_scores(ev)} on {ev['n']} eval images"
+
+
+#: the headline metrics of a round, in the order shown; each task reports the ones that mean something for it
+_HEADLINE = (
+    ("micro_f1", "micro-F1"),
+    ("accuracy", "eval accuracy"),
+    ("macro_f1", "macro-F1"),
+    ("map", "mAP"),
+)
+
+
+def _scores(ev: dict[str, Any]) -> str:
+    shown = [(label, ev[key]) for key, label in _HEADLINE if isinstance(ev.get(key), float)]
+    if "micro_f1" in ev:  # sets of classes: 'accuracy' is subset accuracy (every class right), name it so
+        shown = [("subset accuracy" if label == "eval accuracy" else label, v) for label, v in shown]
+    return ", ".join(f"{label} {value:.4f}" for label, value in shown)
 
 
 def train(
