@@ -18,6 +18,8 @@ from activelab.loop.project import Project, open_project
 from activelab.loop.trainer import BackgroundTrainer
 from activelab.server.ls_backend import LabelStudioBackend, create_ls_backend_app
 
+from .conftest import TAGS, record_round
+
 CONFIG = """<View><Image name="img" value="$photo"/>
 <Choices name="kind" toName="img"><Choice value="bag"/><Choice value="dress"/></Choices></View>"""
 
@@ -159,8 +161,6 @@ def _event(image_path: str, choices: list[str], when: str) -> dict[str, object]:
 
 
 def test_a_multilabel_project_records_and_predicts_sets(multilabel_dir: Path) -> None:
-    from .conftest import record_round
-
     queue = record_round(multilabel_dir, 3)
     with open_project(multilabel_dir) as proj:
         proj.store.save_predictions(1, [(queue[0], ["shirt", "bag"], 0.75), (queue[1], [], 0.875)])
@@ -203,3 +203,20 @@ def test_a_single_label_project_skips_several_choices(client: TestClient, projec
     res = client.post("/webhook", json=_event(image.path, ["bag", "dress"], "2025-05-01T08:00:00Z")).json()
     assert (res["labels_added"], res["skipped"]) == (0, 1)
     assert project.store.n_label_events() == before
+
+
+def test_a_multilabel_model_predicts_a_set_for_an_image_its_round_did_not(multilabel_dir: Path) -> None:
+    answers = [["bag"], ["bag", "shirt"], ["sandal"], [], ["sneaker", "shirt"], ["shirt"]]
+    with open_project(multilabel_dir) as proj:
+        labeled = [img.id for img in proj.store.images("pool")][: len(answers)]
+        proj.store.add_annotations(list(zip(labeled, answers)), author="ann", source="human")
+        backend = LabelStudioBackend(proj, BackgroundTrainer(proj, retrain_every=1000), images_root=proj.root)
+        state = backend.trainer.run_once()
+        assert state["last_error"] is None, state["last_error"]
+        assert labeled[0] not in proj.store.latest_predictions([labeled[0]])  # the round predicts the unlabeled
+        with TestClient(create_ls_backend_app(backend)) as client:
+            tasks = [{"data": {"image": "/data/upload/1/x.png", "activelab_id": labeled[0]}}]
+            (result,) = client.post("/predict", json={"tasks": tasks, "project": "4.1"}).json()["results"]
+    (guess,) = result["result"]
+    assert guess["type"] == "choices" and set(guess["value"]["choices"]) <= set(TAGS)
+    assert guess["value"]["choices"] == sorted(guess["value"]["choices"]) and 0.5 <= guess["score"] <= 1
