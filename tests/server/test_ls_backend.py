@@ -64,6 +64,8 @@ def test_health_and_setup_remember_the_config_names(client: TestClient, project:
     }
     bad = client.post("/setup", json={"project": "3.1", "schema": label_config(["bag", "unicorn"])})
     assert bad.status_code == 422 and "['unicorn']" in bad.json()["detail"]
+    several = client.post("/setup", json={"project": "3.1", "schema": label_config(["bag"], multiple=True)})
+    assert several.status_code == 422 and 'remove choice="multiple"' in several.json()["detail"]
 
 
 def test_webhook_records_the_annotation_with_its_annotator_and_time(client: TestClient, project: Project) -> None:
@@ -168,7 +170,9 @@ def test_a_multilabel_project_records_and_predicts_sets(multilabel_dir: Path) ->
         root = Path(first).parents[1]  # the webhook's tasks name the files under it (local-files URLs)
         backend = LabelStudioBackend(proj, BackgroundTrainer(proj, retrain_every=1000), images_root=root)
         with TestClient(create_ls_backend_app(backend)) as client:
-            client.post("/setup", json={"project": "4.1700000000", "schema": MULTI_CONFIG})
+            one = client.post("/setup", json={"project": "4.1", "schema": label_config(["bag", "shirt"])})
+            assert one.status_code == 422 and 'add choice="multiple"' in one.json()["detail"]
+            assert client.post("/setup", json={"project": "4.1700000000", "schema": MULTI_CONFIG}).status_code == 200
             res = client.post("/webhook", json=_event(first, ["shirt", "bag"], "2025-05-01T08:00:00Z")).json()
             assert (res["labels_added"], res["skipped"]) == (1, 0)
             assert client.post("/webhook", json=_event(second, [], "2025-05-01T08:01:00Z")).json()["labels_added"] == 1

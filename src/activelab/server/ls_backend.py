@@ -77,8 +77,17 @@ class LabelStudioBackend:
 
     # ------------------------------------------------------------- setup
     def setup(self, ls_project: str, schema: str) -> dict[str, Any]:
-        """Remember the labeling config's names for ``ls_project``; refuse choices that are not classes."""
+        """Remember the labeling config's names for ``ls_project``; refuse choices that are not classes and
+        a config whose ``choice`` mode is not the project's (several classes per image only for sets)."""
         names = config_names(schema)
+        sets = self.task.output == "sigmoid"  # independent classes: an image carries any number of them
+        if names["multiple"] != sets:
+            fix = 'add choice="multiple" to' if sets else 'remove choice="multiple" from'
+            kind = "a set of classes" if sets else "one class"
+            raise HTTPException(
+                422,
+                f"this project's label is {kind} per image; {fix} the labeling config's <Choices> and connect again",
+            )
         unknown = sorted(set(names["choices"]) - set(self.store.class_names()))
         if unknown:
             raise HTTPException(
@@ -229,7 +238,8 @@ class LabelStudioBackend:
 
 
 def config_names(schema: str) -> dict[str, Any]:
-    """The ``Choices`` control's name, its ``toName``, the image's data key and the choice values of a config."""
+    """The ``Choices`` control's name, its ``toName``, the image's data key, the choice values of a config and
+    whether it lets a person pick several of them (``choice="multiple"``)."""
     try:
         root = ET.fromstring(schema)
     except ET.ParseError as exc:
@@ -245,6 +255,7 @@ def config_names(schema: str) -> dict[str, Any]:
         "to_name": to_name,
         "value": value,
         "choices": [c.get("value", "") for c in choices.iter("Choice")],
+        "multiple": choices.get("choice") == "multiple",
     }
 
 
