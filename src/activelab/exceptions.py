@@ -39,3 +39,36 @@ class ForbiddenError(ActivelabError, PermissionError):
 
 class UnsupportedMediaError(ActivelabError):
     """A stored file in a format that is not served (not a raster image format browsers display)."""
+
+
+class ConfigError(InputError):
+    """A simulation config with an unknown key or a bad value."""
+
+
+class StrategyContractError(ActivelabError, RuntimeError):
+    """A (usually user-registered) strategy returned positions that break the contract."""
+
+
+class UnsupportedError(ActivelabError, NotImplementedError):
+    """The model adapter cannot provide what was asked (e.g. MC dropout without dropout)."""
+
+
+class NotFittedError(ActivelabError, RuntimeError):
+    """A model method that needs a trained model was called before ``fit``."""
+
+
+class MissingDependencyError(ActivelabError, ImportError):
+    """An optional package (transformers, lightly, fastai) is needed but not installed."""
+
+
+class ImageRejected(ActivelabError):
+    """A file that cannot be used as an image; ``reason`` is a key of ``data.images.REJECTION_REASONS``.
+
+    Import and serving record the reason per file instead of stopping, so this carries the
+    machine-readable ``reason`` beside the human ``detail``.
+    """
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail

@@ -13,7 +13,8 @@ import pytest
 from PIL import Image
 
 from activelab.data import images
-from activelab.data.images import ImageRejected, inspect_image
+from activelab.data.images import inspect_image
+from activelab.exceptions import ImageRejected
 
 
 def test_real_image_is_hashed_and_measured(sample: Path) -> None:

@@ -9,13 +9,8 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from activelab.data.images import (
-    REJECTION_REASONS,
-    ImageRejected,
-    detect_format,
-    media_type,
-    read_verified,
-)
+from activelab.data.images import REJECTION_REASONS, detect_format, media_type, read_verified
+from activelab.exceptions import ImageRejected
 
 
 @pytest.fixture

@@ -10,11 +10,10 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from activelab.exceptions import InputError
+from activelab.exceptions import InputError, MissingDependencyError
 from activelab.loop.embed import embed_project, embedding_model, project_items
 from activelab.loop.ingest import import_images
 from activelab.loop.project import Project, init_project, open_project
-from activelab.models import MissingDependencyError
 from activelab.models.stream import stream_embed
 
 N_POOL, N_EVAL = 60, 20

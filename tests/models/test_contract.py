@@ -11,15 +11,8 @@ import json
 import numpy as np
 import pytest
 
-from activelab.models import (
-    BUILTIN_MODELS,
-    CAPABILITIES,
-    FitReport,
-    ModelAdapter,
-    UnsupportedError,
-    create_model,
-    load_model,
-)
+from activelab.exceptions import UnsupportedError
+from activelab.models import BUILTIN_MODELS, CAPABILITIES, FitReport, ModelAdapter, create_model, load_model
 
 CASES: list[tuple[str, dict]] = [
     ("efficientnet_lite0", {"path": "fast"}),

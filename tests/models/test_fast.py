@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from activelab.exceptions import InputError
-from activelab.models import EmbeddingCache, NotFittedError, UnsupportedError, create_model, file_key, load_model
+from activelab.exceptions import InputError, NotFittedError, UnsupportedError
+from activelab.models import EmbeddingCache, create_model, file_key, load_model
 
 from .conftest import accuracy
 

@@ -17,18 +17,9 @@ import numpy as np
 import pytest
 from torch import nn
 
-from activelab.exceptions import InputError, OfflineError
+from activelab.exceptions import InputError, MissingDependencyError, NotFittedError, OfflineError
 from activelab.loop.inputs import strategy_inputs
-from activelab.models import (
-    CAPABILITIES,
-    FitReport,
-    MissingDependencyError,
-    ModelAdapter,
-    NotFittedError,
-    create_model,
-    load_model,
-    parse_name,
-)
+from activelab.models import CAPABILITIES, FitReport, ModelAdapter, create_model, load_model, parse_name
 from tests.models.conftest import accuracy
 
 HAVE_FASTAI = importlib.util.find_spec("fastai") is not None

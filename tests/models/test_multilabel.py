@@ -9,8 +9,8 @@ import pytest
 import torch
 from PIL import Image
 
-from activelab.exceptions import InputError
-from activelab.models import UnsupportedError, create_model, load_model
+from activelab.exceptions import InputError, UnsupportedError
+from activelab.models import create_model, load_model
 from activelab.models.base import grad_embedding
 from activelab.models.heads import Head, train_head
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
-from activelab.exceptions import InputError, NotFoundError
-from activelab.models import MissingDependencyError, create_model
+from activelab.exceptions import InputError, MissingDependencyError, NotFoundError
+from activelab.models import create_model
 from activelab.models.base import torch_threads
 
 from .conftest import accuracy

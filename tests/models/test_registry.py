@@ -95,7 +95,7 @@ def test_hf_without_transformers_says_how_to_install() -> None:
     try:
         import transformers  # noqa: F401
     except ImportError:
-        from activelab.models import MissingDependencyError
+        from activelab.exceptions import MissingDependencyError
 
         with pytest.raises(MissingDependencyError, match="pip install"):
             create_model("hf/google/vit-base-patch16-224")

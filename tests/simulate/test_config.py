@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from activelab.simulate import ConfigError, SimulationConfig
+from activelab.exceptions import ConfigError
+from activelab.simulate import SimulationConfig
 
 
 def test_yaml_unknown_key_names_file_key_and_fix(tmp_path: Path) -> None:

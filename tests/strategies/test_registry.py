@@ -8,10 +8,9 @@ from typing import Any
 import numpy as np
 import pytest
 
-from activelab.exceptions import InputError
+from activelab.exceptions import InputError, StrategyContractError
 from activelab.strategies import (
     VOCABULARY,
-    StrategyContractError,
     get_strategy,
     list_strategies,
     margin_scores,

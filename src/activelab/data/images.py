@@ -22,7 +22,7 @@ from typing import BinaryIO
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from activelab.exceptions import InputError, NotFoundError
+from activelab.exceptions import ImageRejected, InputError, NotFoundError
 
 # Pillow's own default limit (about 89.5 megapixels); larger images are refused
 # as possible decompression bombs unless the caller raises the limit.
@@ -61,15 +61,6 @@ _CHUNK_BYTES = 1 << 20
 _ORIENTATION_TAG = 0x0112
 _SWAPS_AXES = {5, 6, 7, 8}  # EXIF orientations that rotate by 90 or 270 degrees
 _MB = 1_000_000
-
-
-class ImageRejected(Exception):
-    """A file that cannot be used as an image; ``reason`` is a key of REJECTION_REASONS."""
-
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
 
 
 @dataclass(frozen=True)

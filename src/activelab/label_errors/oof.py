@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from activelab.exceptions import InputError
+from activelab.exceptions import InputError, NotFittedError, UnsupportedError
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession
-from activelab.models import ModelAdapter, NotFittedError, UnsupportedError
+from activelab.models import ModelAdapter
 from activelab.progress import track
 
 ModelFactory = Callable[[list[str]], ModelAdapter]

@@ -22,13 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from activelab.data.images import (
-    DEFAULT_MAX_FILE_MB,
-    DEFAULT_MAX_PIXELS,
-    ImageInfo,
-    ImageRejected,
-    inspect_image,
-)
+from activelab.data.images import DEFAULT_MAX_FILE_MB, DEFAULT_MAX_PIXELS, ImageInfo, inspect_image
 from activelab.data.sources import (
     SourceItem,
     folder_items,
@@ -37,7 +31,7 @@ from activelab.data.sources import (
     resolve_format,
     table_items,
 )
-from activelab.exceptions import InputError
+from activelab.exceptions import ImageRejected, InputError
 from activelab.progress import Progress, progress_task
 from activelab.store import ImageRecord, Store
 from activelab.tasks import Payload, Task, get_task

@@ -11,13 +11,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from activelab.exceptions import InputError
+from activelab.exceptions import InputError, NotFittedError
 from activelab.models.backbones import BackboneSpec
 from activelab.models.base import (
     FORMAT_VERSION,
     OUTPUTS,
     FitReport,
-    NotFittedError,
     PathLike,
     check_format,
     check_label_matrix,

@@ -21,8 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from activelab.exceptions import InputError, NotFoundError
-from activelab.models.base import MissingDependencyError
+from activelab.exceptions import InputError, MissingDependencyError, NotFoundError
 from activelab.models.hub import create_timm, torchvision_weights
 from activelab.models.images import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 

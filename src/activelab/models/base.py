@@ -32,7 +32,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from activelab.exceptions import ActivelabError, InputError
+from activelab.exceptions import InputError
 
 #: Everything an adapter may be able to provide (see :attr:`ModelAdapter.supports`).
 CAPABILITIES: frozenset[str] = frozenset({"probs", "embeddings", "mc_probs", "grad_embeddings"})
@@ -44,18 +44,6 @@ OUTPUTS: tuple[str, ...] = ("softmax", "sigmoid")
 FORMAT_VERSION = 1
 
 PathLike = str | os.PathLike[str]
-
-
-class UnsupportedError(ActivelabError, NotImplementedError):
-    """The adapter cannot provide what was asked (e.g. MC dropout without dropout)."""
-
-
-class NotFittedError(ActivelabError, RuntimeError):
-    """A method that needs a trained model was called before ``fit``."""
-
-
-class MissingDependencyError(ActivelabError, ImportError):
-    """An optional package (transformers, lightly, fastai) is needed but not installed."""
 
 
 @dataclass(frozen=True)

@@ -13,19 +13,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from activelab.exceptions import InputError
+from activelab.exceptions import InputError, UnsupportedError
 from activelab.models._adapter import AdapterBase, fit_report, forward_images
 from activelab.models.backbones import BackboneSpec, Body, build_body
-from activelab.models.base import (
-    FitReport,
-    PathLike,
-    UnsupportedError,
-    check_n_samples,
-    check_paths,
-    pick_device,
-    resolve_keys,
-    seeded,
-)
+from activelab.models.base import FitReport, PathLike, check_n_samples, check_paths, pick_device, resolve_keys, seeded
 from activelab.models.cache import CacheStats, EmbeddingCache
 from activelab.models.heads import HEADS, Head, train_head
 from activelab.models.images import Preprocess

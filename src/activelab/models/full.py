@@ -24,18 +24,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from activelab.exceptions import InputError
+from activelab.exceptions import InputError, UnsupportedError
 from activelab.models._adapter import AdapterBase, fit_report, forward_images, split_validation
 from activelab.models.backbones import BackboneSpec, Body, build_body
-from activelab.models.base import (
-    FitReport,
-    PathLike,
-    UnsupportedError,
-    check_n_samples,
-    check_paths,
-    pick_device,
-    seeded,
-)
+from activelab.models.base import FitReport, PathLike, check_n_samples, check_paths, pick_device, seeded
 from activelab.models.images import ImageDataset, Preprocess, make_loader
 from activelab.progress import progress_task
 

@@ -8,7 +8,7 @@
 See docs/simulation.md.
 """
 
-from activelab.simulate.config import ConfigError, SimulationConfig
+from activelab.simulate.config import SimulationConfig
 from activelab.simulate.data import SimDataset, from_arrays, from_folder, load_dataset
 from activelab.simulate.experiment import Experiment, environment, run_simulation
 from activelab.simulate.metrics import labels_to_reach, normalised_auc, summarise
@@ -21,7 +21,6 @@ from activelab.simulate.trackers import (
 )
 
 __all__ = [
-    "ConfigError",
     "Experiment",
     "MLflowTracker",
     "SimDataset",

@@ -25,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from activelab.exceptions import InputError
+from activelab.exceptions import ConfigError, InputError
 from activelab.loop.settings import (
     DEFAULT_TASK,
     OLD_MODE_NAMES,
@@ -40,10 +40,6 @@ from activelab.loop.settings import (
 
 #: how the initial set can be chosen besides a cold-start strategy name
 INITIAL_RANDOM = ("balanced", "random")
-
-
-class ConfigError(InputError):
-    """A simulation config with an unknown key or a bad value."""
 
 
 def _split_commas(kind: type) -> BeforeValidator:

@@ -3,7 +3,7 @@
 A tracker has ``start_run(name, config)``, ``log(metrics, step)`` and ``end_run()``.
 TensorBoard (``torch.utils.tensorboard``) is always available; MLflow and Weights &
 Biases (offline mode) are imported only when asked for, and raise
-:class:`~activelab.models.MissingDependencyError` with the install command when absent.
+:class:`~activelab.exceptions.MissingDependencyError` with the install command when absent.
 """
 
 from __future__ import annotations
@@ -13,8 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from activelab.exceptions import InputError
-from activelab.models import MissingDependencyError
+from activelab.exceptions import InputError, MissingDependencyError
 
 
 @runtime_checkable

@@ -22,7 +22,6 @@ from .hybrid import gradient_factors
 from .multilabel import binary_uncertainty, cvirs_scores, label_vector_distance, multilabel_uncertainty_scores
 from .registry import (
     VOCABULARY,
-    StrategyContractError,
     StrategySpec,
     get_strategy,
     list_strategies,
@@ -36,7 +35,6 @@ from .uncertainty import egl_scores, entropy_scores, least_confidence_scores, ma
 
 __all__ = [
     "VOCABULARY",
-    "StrategyContractError",
     "StrategySpec",
     "bald_scores",
     "bayesian",

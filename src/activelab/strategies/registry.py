@@ -50,7 +50,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from activelab.exceptions import ActivelabError, InputError
+from activelab.exceptions import InputError, StrategyContractError
 
 from ._validation import check_k, check_labeled, check_rng
 
@@ -77,10 +77,6 @@ ARRAY_INPUTS: frozenset[str] = frozenset(
 )
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-
-
-class StrategyContractError(ActivelabError, RuntimeError):
-    """A (usually user-registered) strategy returned positions that break the contract."""
 
 
 @dataclass(frozen=True)

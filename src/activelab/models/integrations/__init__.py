@@ -10,6 +10,6 @@
   pass; extra ``ray``.
 
 Importing this package imports none of them; each raises
-:class:`~activelab.models.MissingDependencyError` naming its extra when the framework
+:class:`~activelab.exceptions.MissingDependencyError` naming its extra when the framework
 is missing.
 """

@@ -49,20 +49,10 @@ import torch
 from torch import nn
 
 from activelab.data.images import load_rgb
-from activelab.exceptions import InputError, NotFoundError
+from activelab.exceptions import InputError, MissingDependencyError, NotFoundError, UnsupportedError
 from activelab.models._adapter import AdapterBase, fit_report, init_classes, split_validation
 from activelab.models.backbones import BackboneSpec
-from activelab.models.base import (
-    FitReport,
-    MissingDependencyError,
-    ModelAdapter,
-    PathLike,
-    UnsupportedError,
-    check_n_samples,
-    check_paths,
-    pick_device,
-    seeded,
-)
+from activelab.models.base import FitReport, ModelAdapter, PathLike, check_n_samples, check_paths, pick_device, seeded
 from activelab.progress import ProgressTask, progress_task, track
 
 INSTALL_HINT = "pip install 'activelab[fastai]'"

@@ -16,10 +16,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from activelab.exceptions import InputError, NotFoundError, OfflineError
+from activelab.exceptions import InputError, MissingDependencyError, NotFoundError, OfflineError
 from activelab.models import hub
 from activelab.models.backbones import BackboneSpec, Body, probe_dim
-from activelab.models.base import MissingDependencyError
 from activelab.models.images import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 

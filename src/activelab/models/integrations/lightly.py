@@ -23,9 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from activelab.exceptions import InputError
+from activelab.exceptions import InputError, MissingDependencyError
 from activelab.models.backbones import BackboneSpec, build_body
-from activelab.models.base import MissingDependencyError, PathLike, check_paths, pick_device, seeded
+from activelab.models.base import PathLike, check_paths, pick_device, seeded
 from activelab.models.images import ImageDataset
 from activelab.models.registry import find_model
 from activelab.progress import progress_task

@@ -20,8 +20,8 @@ from typing import Any
 
 import numpy as np
 
+from activelab.exceptions import MissingDependencyError
 from activelab.models.backbones import BackboneSpec, build_body
-from activelab.models.base import MissingDependencyError
 from activelab.models.fast import FastAdapter
 from activelab.models.stream import (
     ShardCallback,
