@@ -61,3 +61,15 @@ def test_metrics_known_answer() -> None:
 def test_agreement() -> None:
     assert prediction_agreement(np.array([0, 1, 2]), np.array([0, 1, 2])) == 1.0
     assert prediction_agreement(np.array([0, 1, 0, 1]), np.array([1, 0, 1, 0])) == -1.0
+
+
+def test_the_learning_curve_reads_the_tasks_headline_metric(tmp_path) -> None:
+    from activelab.loop.project import init_project
+    from activelab.loop.session import ActiveSession
+
+    for task, expected in (("classification", 0.2), ("multilabel", 0.7)):
+        with init_project(tmp_path / task, ["a", "b"], task=task) as project:
+            number = project.store.start_round(strategy="random", model="m", config={}, n_labeled=10)
+            metrics = {"eval": {"accuracy": 0.2, "micro_f1": 0.7}, "agreement": None}
+            project.store.finish_round(number, metrics=metrics, selection=[])
+            assert [p.accuracy for p in ActiveSession(project).curve()] == [expected]

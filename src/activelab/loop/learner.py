@@ -256,6 +256,7 @@ class ActiveLearner:
             filepath_col=self._filepath_col,
             label_col=self._label_col,
             output_filename=output_filename,
+            task=self.task_name,
             **options,
         )
 

@@ -348,12 +348,12 @@ class ActiveSession:
 
     # ------------------------------------------------------------ learning curve
     def curve(self) -> list[CurvePoint]:
-        """The learning curve of finished rounds, oldest first."""
+        """The learning curve of finished rounds, oldest first, in the task's headline metric."""
         points = []
         for rnd in self.store.rounds():
             if rnd.status != "done" or rnd.metrics is None or rnd.metrics.get("cold_start"):
                 continue  # a cold-start round trained no model: no point on the curve
-            acc = rnd.metrics.get("eval", {}).get("accuracy")
+            acc = rnd.metrics.get("eval", {}).get(self.task.headline)
             points.append(CurvePoint(rnd.n_labeled, acc, rnd.metrics.get("agreement")))
         return points
 

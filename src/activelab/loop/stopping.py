@@ -15,7 +15,8 @@ from activelab.exceptions import InputError
 
 @dataclass(frozen=True)
 class CurvePoint:
-    """One finished round: labels it trained on, its eval accuracy, agreement with the round before."""
+    """One finished round: labels it trained on, its eval score (the task's headline metric: accuracy, or
+    micro-F1 for multi-label), agreement with the round before."""
 
     n_labeled: int
     accuracy: float | None

@@ -41,6 +41,8 @@ class Task(ABC):
     output: ClassVar[str]
     #: strategy inputs (registry vocabulary) this task can compute from a model's outputs
     provides: ClassVar[frozenset[str]]
+    #: the eval metric that learning curves, stopping rules and the round line lead with
+    headline: ClassVar[str] = "accuracy"
 
     @abstractmethod
     def validate(self, payload: Payload, classes: Sequence[str]) -> Payload:
@@ -94,8 +96,8 @@ class Task(ABC):
     def choose_thresholds(self, targets: np.ndarray, outputs: np.ndarray) -> np.ndarray | None:
         """Per-class decision thresholds ``(C,)`` fitted on held-out ``targets`` and ``outputs``.
 
-        The loop calls it after training and passes the result to :meth:`decode` and
-        :meth:`metrics`. ``None`` (the default) for tasks that decide by arg-max.
+        The loop calls it after training and passes the result to :meth:`decode` (the hints);
+        metrics use the task's default rule. ``None`` (the default) for tasks that decide by arg-max.
         """
         return None
 

@@ -83,6 +83,7 @@ class MultiLabel(Task):
     name: ClassVar[str] = "multilabel"
     output: ClassVar[str] = "sigmoid"
     provides: ClassVar[frozenset[str]] = frozenset({"marginals", "label_matrix", "grad_factors", "embeddings"})
+    headline: ClassVar[str] = "micro_f1"  # subset accuracy punishes one wrong class of ten as hard as ten
 
     def validate(self, payload: Payload, classes: Sequence[str]) -> list[str]:
         if isinstance(payload, str) or not isinstance(payload, (list, tuple)):
