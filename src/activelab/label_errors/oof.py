@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from activelab._io import atomic_path
 from activelab.exceptions import InputError, NotFittedError, UnsupportedError
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession
@@ -245,11 +246,14 @@ def project_out_of_fold(
     emb = embeddings_if_available(lambda: probe, labeled.paths, labeled.keys) if with_embeddings else None
     seconds = time.perf_counter() - t0
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(
-        tmp, probs=probs, folds=assignment, labels=labeled.y, image_ids=np.asarray(labeled.image_ids, dtype=np.int64)
-    )
-    tmp.replace(path)  # atomic: a killed run never leaves a half-written cache file
+    with atomic_path(path) as tmp:  # a killed run never leaves a half-written cache file
+        np.savez(
+            tmp,
+            probs=probs,
+            folds=assignment,
+            labels=labeled.y,
+            image_ids=np.asarray(labeled.image_ids, dtype=np.int64),
+        )
     return OutOfFold(
         labeled.image_ids, labeled.paths, labeled.keys, labeled.y, probs, assignment, classes, emb, path, False, seconds
     )

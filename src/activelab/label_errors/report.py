@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from activelab._io import atomic_write_text
 from activelab.label_errors.oof import ModelFactory, project_out_of_fold
 from activelab.label_errors.rank import (
     DEFAULT_DUPLICATE_DISTANCE,
@@ -191,6 +192,4 @@ def label_texts(labels: np.ndarray, classes: Sequence[str]) -> list[str]:
 
 
 def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    frame.to_csv(tmp, index=False)
-    tmp.replace(path)
+    atomic_write_text(path, frame.to_csv(index=False))

@@ -26,7 +26,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import threading
 import time
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from activelab._io import atomic_path, atomic_write_text
 from activelab.exceptions import InputError, NotFoundError
 from activelab.loop.embed import embed_project, embedding_model
 from activelab.loop.project import Project
@@ -266,12 +266,10 @@ class SimilarImages:
         meta_path = folder / "meta.json"
         if meta_path.exists():
             meta_path.unlink()  # the old index is invalid from here on
-        tmp = folder / ".index.faiss.tmp"
-        faiss.write_index(index, str(tmp))
-        os.replace(tmp, folder / "index.faiss")
-        with open(folder / ".ids.npy.tmp", "wb") as f:
-            np.save(f, all_ids)
-        os.replace(folder / ".ids.npy.tmp", folder / "ids.npy")
+        with atomic_path(folder / "index.faiss") as tmp:
+            faiss.write_index(index, str(tmp))
+        with atomic_path(folder / "ids.npy") as tmp:
+            np.save(tmp, all_ids)
         meta = {
             "format": INDEX_FORMAT,
             "kind": kind,
@@ -282,8 +280,7 @@ class SimilarImages:
             "seconds": round(seconds, 3),
             "nlist": int(getattr(index, "nlist", 0)),
         }
-        (folder / ".meta.json.tmp").write_text(json.dumps(meta, indent=1))
-        os.replace(folder / ".meta.json.tmp", meta_path)
+        atomic_write_text(meta_path, json.dumps(meta, indent=1))
         info = self._load(fingerprint)
         if info is None:  # pragma: no cover - written just above
             raise RuntimeError(f"could not read back the similar-images index in {folder}")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from torch import nn
 
+from activelab._io import atomic_path
 from activelab.exceptions import InputError, NotFittedError
 from activelab.models.backbones import BackboneSpec
 from activelab.models.base import (
@@ -198,11 +198,8 @@ class AdapterBase:
         }
 
     def _write(self, path: PathLike, payload: dict[str, Any]) -> None:
-        p = Path(os.fspath(path))
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp")
-        torch.save(payload, tmp)
-        os.replace(tmp, p)
+        with atomic_path(path) as tmp:
+            torch.save(payload, tmp)
 
     @staticmethod
     def _read(path: PathLike, kind: str | None) -> dict[str, Any]:

@@ -7,7 +7,7 @@ Layout under ``cache_dir``::
         <shard>.npy                     float32 (rows, d), memory-mapped when read
         <shard>.keys.json               the rows' image keys, written *after* the .npy
 
-A shard is written per computed batch (atomically: temp file then ``os.replace``),
+A shard is written per computed batch (atomically: temp file then ``os.replace``, see :mod:`activelab._io`),
 and only shards whose ``.keys.json`` exists are read, so an interrupted pass keeps
 every finished batch and never leaves a half-written one. Any process sharing the
 folder sees the others' shards (the index is refreshed from disk on every lookup).
@@ -21,13 +21,13 @@ import hashlib
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from activelab._io import atomic_path, atomic_write_text
 from activelab.exceptions import InputError
 from activelab.progress import Progress, progress_task
 
@@ -87,18 +87,6 @@ class _Space:
 def _slug(model_id: str) -> str:
     s = re.sub(r"[^A-Za-z0-9_.-]+", "_", model_id.split(";")[0])[:40]
     return f"{s}-{hashlib.sha1(model_id.encode()).hexdigest()[:12]}"
-
-
-def _atomic_write(path: Path, write: Callable[[object], None], binary: bool) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb" if binary else "w") as f:
-            write(f)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 class EmbeddingCache:
@@ -185,15 +173,16 @@ class EmbeddingCache:
             if sp.folder is not None:
                 sp.folder.mkdir(parents=True, exist_ok=True)
                 meta = {"model_id": model_id, "dim": sp.dim}
-                _atomic_write(sp.folder / "model.json", lambda f: json.dump(meta, f), binary=False)  # type: ignore[arg-type]
+                atomic_write_text(sp.folder / "model.json", json.dumps(meta))
         elif emb.shape[1] != sp.dim:
             raise InputError(f"embedding width {emb.shape[1]} != cached width {sp.dim} for model {model_id!r}")
         shard = hashlib.sha1("\n".join(keys).encode()).hexdigest()[:20]
         if sp.folder is None:
             sp.arrays[shard] = emb.copy()
         else:
-            _atomic_write(sp.folder / f"{shard}.npy", lambda f: np.save(f, emb), binary=True)  # type: ignore[arg-type]
-            _atomic_write(sp.folder / f"{shard}.keys.json", lambda f: json.dump(list(keys), f), binary=False)  # type: ignore[arg-type]
+            with atomic_path(sp.folder / f"{shard}.npy") as tmp:
+                np.save(tmp, emb)
+            atomic_write_text(sp.folder / f"{shard}.keys.json", json.dumps(list(keys)))
             sp.arrays[shard] = np.load(sp.folder / f"{shard}.npy", mmap_mode="r")
         for row, k in enumerate(keys):
             sp.index[k] = (shard, row)

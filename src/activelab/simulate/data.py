@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 from PIL import Image
 
+from activelab._io import atomic_path
 from activelab.exceptions import InputError, NotFoundError
 from activelab.tasks import Task, get_task
 
@@ -75,9 +76,8 @@ def write_images(images: np.ndarray, folder: str | os.PathLike[str]) -> tuple[li
         key = array_key(img)
         path = out / f"{key}.png"
         if not path.exists():
-            tmp = out / f".{key}.{os.getpid()}.tmp.png"
-            Image.fromarray(img).save(tmp)
-            os.replace(tmp, path)
+            with atomic_path(path) as tmp:
+                Image.fromarray(img).save(tmp)
         paths.append(str(path))
         keys.append(key)
     return paths, keys

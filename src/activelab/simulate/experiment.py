@@ -21,7 +21,6 @@ import json
 import os
 import platform
 import sys
-import tempfile
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from activelab._io import atomic_write_text
 from activelab.exceptions import InputError
 from activelab.loop.inputs import check_capabilities
 from activelab.loop.round import EvalSet, Images, Pool, build_model, model_settings, play_round
@@ -44,20 +44,6 @@ from activelab.tasks import Task, get_task
 
 ModelFactory = Callable[[list[str]], ModelAdapter]
 RESULTS_FORMAT = 1
-
-
-def atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temporary file and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _jsonable(obj: Any) -> Any:

@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from activelab._io import atomic_path
 from activelab.exceptions import InputError, MissingDependencyError
 from activelab.models.backbones import BackboneSpec, build_body
 from activelab.models.base import PathLike, check_paths, pick_device, seeded
@@ -160,9 +161,6 @@ def pretrain_backbone(
                     bar.describe(f"{method} pretraining {name}: epoch {epoch}, loss {float(loss.detach()):.4f}")
         finally:
             shown.close()
-    target = Path(os.fspath(out))
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.tmp")
-    torch.save({k: v.detach().cpu() for k, v in body.module.state_dict().items()}, tmp)
-    os.replace(tmp, target)
-    return target
+    with atomic_path(out) as tmp:
+        torch.save({k: v.detach().cpu() for k, v in body.module.state_dict().items()}, tmp)
+    return Path(os.fspath(out))
