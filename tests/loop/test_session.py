@@ -330,7 +330,8 @@ def test_multilabel_round_selects_k_with_the_task_metrics(
     # eval predictions are 0/1 rows over the classes, one per eval image, for round agreement
     rows = list(ev["eval_predictions"].values())
     assert len(rows) == 30 and {len(r) for r in rows} == {len(multilabel.store.class_names())}
-    assert all(0.5 <= s <= 1.0 for s in result.scores)  # mean certainty of the per-class decisions
+    # mean probability of the side decided per class; a class tuned below 0.5 may be predicted on p < 0.5
+    assert all(0.0 <= s <= 1.0 for s in result.scores) and len(set(result.scores)) > 1
     # the labeler's hints are predicted sets, recorded with the round
     hints = multilabel.store.latest_predictions(result.selected)
     assert sorted(hints) == sorted(result.selected)
