@@ -7,6 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
+from activelab._defaults import DEFAULT_MODEL
 from activelab.cli.commands import either, mode_name
 from activelab.cli.output import console, friendly_errors, print_json, result_table
 
@@ -19,7 +20,7 @@ SIM_DEFAULTS = {
     "k": 10,
     "budget": 200,
     "seeds": "0,1,2",
-    "model": "efficientnet_lite0",
+    "model": DEFAULT_MODEL,
     "targets": "0.8,0.9",
     "output": "simulations",
 }

@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from activelab._defaults import DEFAULT_MODEL
 from activelab.exceptions import InputError
 from activelab.label_errors.oof import (
     OutOfFold,
@@ -327,7 +328,7 @@ def find_label_issues(
     folds: int = 5,
     seed: int | None = None,
     split: str = "pool",
-    model: str = "efficientnet_lite0",
+    model: str = DEFAULT_MODEL,
     model_factory: Callable[[list[str]], ModelAdapter] | None = None,
     cache_dir: str | Path | None = None,
     path_col: str = "filepath",
@@ -454,7 +455,7 @@ def _frame_probs(
 def frame_embeddings(
     frame: pd.DataFrame,
     *,
-    model: str = "efficientnet_lite0",
+    model: str = DEFAULT_MODEL,
     cache_dir: str | Path | None = None,
     path_col: str = "filepath",
 ) -> np.ndarray | None:

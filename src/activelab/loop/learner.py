@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from activelab._defaults import DEFAULT_MODEL
 from activelab.exceptions import ActivelabError, InputError, NotFoundError
 from activelab.loop.round import Images, Pool, build_model, model_settings, play_round
 from activelab.loop.settings import OLD_MODE_NAMES
@@ -43,7 +44,7 @@ class ActiveLearner:
 
     def __init__(
         self,
-        model: str = "efficientnet_lite0",
+        model: str = DEFAULT_MODEL,
         *,
         task: str = "classification",
         mode: str | None = None,

@@ -15,6 +15,7 @@ from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from activelab._defaults import DEFAULT_MODEL
 from activelab.exceptions import InputError, NotFoundError
 
 SETTINGS_FILE = "activelab.yaml"
@@ -75,7 +76,7 @@ def check_task(name: str) -> str:
 class ModelSettings(Section):
     renamed: ClassVar[dict[str, str]] = {"path": "mode"}
 
-    name: str = "efficientnet_lite0"
+    name: str = DEFAULT_MODEL
     mode: Mode = "frozen"
     head: Head = "logreg"
     pretrained: bool = True

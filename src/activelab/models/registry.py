@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from activelab._defaults import DEFAULT_MODEL
 from activelab.exceptions import InputError
 from activelab.models._adapter import MODES, PATH_OF_MODE
 from activelab.models.backbones import (
@@ -44,7 +45,6 @@ from activelab.models.cache import EmbeddingCache
 from activelab.models.fast import FastAdapter
 from activelab.models.full import FullAdapter
 
-DEFAULT_MODEL = "efficientnet_lite0"
 #: the older ``path=`` names of the modes, still accepted by :func:`create_model`
 PATHS: tuple[str, ...] = ("fast", "full")
 MODE_OF_PATH: dict[str, str] = {path: mode for mode, path in PATH_OF_MODE.items()}

@@ -25,6 +25,7 @@ from pydantic import (
     model_validator,
 )
 
+from activelab._defaults import DEFAULT_MODEL
 from activelab.exceptions import ConfigError, InputError
 from activelab.loop.settings import (
     DEFAULT_TASK,
@@ -93,7 +94,7 @@ class SimulationConfig(Section):
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], _split_commas(int), AfterValidator(_unique)] = Field(
         default_factory=lambda: [0, 1, 2], min_length=1
     )
-    model: str = "efficientnet_lite0"
+    model: str = DEFAULT_MODEL
     mode: Mode | None = None
     head: Head | None = None
     image_size: PositiveInt | None = None
