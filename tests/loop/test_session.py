@@ -96,7 +96,7 @@ def test_second_round_hits_the_embedding_cache(tmp_path: Path, sample: Path) -> 
     assert second.metrics["fit"]["cache_hits"] == 40 and second.metrics["fit"]["cache_misses"] == 0
     assert second.metrics["n_labeled"] == 40
     assert "agreement" in second.metrics
-    assert project.store.current_labels()[first.selected[0]].round_index == 1
+    assert project.store.current_labels()[first.selected[0]].round_number == 1
     project.close()
 
 
@@ -136,7 +136,7 @@ def test_killed_round_leaves_nothing_half_written(project: Project) -> None:
     result = session.run_round("margin", 5)
     assert [r.status for r in project.store.rounds()] == ["failed", "done"]
     assert result.number == 2 and len(project.store.round_selection(2)) == 5
-    assert project.store.round_index() == 1
+    assert project.store.round_number() == 1
 
 
 def test_stopping_rule_reads_the_recorded_curve(project: Project) -> None:

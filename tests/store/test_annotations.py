@@ -51,7 +51,7 @@ def test_history_exposes_annotations_and_withdrawals(tagged: tuple[Store, list[i
         (None, None, None, "bob"),
         ("shirt", None, "shirt", "cy"),
     ]
-    assert (history[0].round_index, history[0].note) == (3, "first")
+    assert (history[0].round_number, history[0].note) == (3, "first")
 
 
 def test_unknown_retired_and_malformed_payloads_write_nothing(tagged: tuple[Store, list[int]]) -> None:

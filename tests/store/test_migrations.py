@@ -95,7 +95,7 @@ def test_a_v3_store_upgrades_with_nothing_lost(old_store: Callable[[str, int], s
         assert store.class_names() == ["shirt", "bag", "shoe"] and store.retired_classes() == ["hat"]
 
         history = [
-            (e.id, e.image_id, e.label, e.source, e.round_index) for i in images for e in store.label_history(i.id)
+            (e.id, e.image_id, e.label, e.source, e.round_number) for i in images for e in store.label_history(i.id)
         ]
         assert sorted(history) == [
             (1, 1, "shirt", "import", 0),

@@ -101,12 +101,12 @@ def test_rounds_record_selection_and_advance_label_round(store: Store) -> None:
     store.add_classes(["cat"])
     ids = store.add_images([rec(1, "cat"), rec(2), rec(3)], author="a").image_id
     number = store.start_round(strategy="margin", model="m", config={"k": 2}, n_labeled=1)
-    assert number == 1 and store.round_index() == 0
+    assert number == 1 and store.round_number() == 0
     store.finish_round(number, metrics={"accuracy": 0.5}, selection=[(ids[2], 0.9), (ids[1], 0.1)])
-    assert store.round_index() == 1
+    assert store.round_number() == 1
     assert store.round_selection(1) == [(ids[2], 0.9), (ids[1], 0.1)]
     store.add_label(ids[2], "cat", author="a")
-    assert store.current_labels()[ids[2]].round_index == 1
+    assert store.current_labels()[ids[2]].round_number == 1
     (rnd,) = store.rounds()
     assert (rnd.status, rnd.metrics, rnd.config) == ("done", {"accuracy": 0.5}, {"k": 2})
     with pytest.raises(StoreError, match="already done"):
@@ -117,7 +117,7 @@ def test_failed_round_does_not_count(store: Store) -> None:
     number = store.start_round(strategy="margin", model="m", config={}, n_labeled=0)
     store.fail_round(number, "killed")
     assert store.rounds()[0].status == "failed"
-    assert store.round_index() == 0
+    assert store.round_number() == 0
     assert store.start_round(strategy="margin", model="m", config={}, n_labeled=0) == 2
 
 

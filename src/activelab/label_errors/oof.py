@@ -213,7 +213,7 @@ def project_out_of_fold(
     config = dict(getattr(probe, "config", {}) or {})
     key = _cache_key(config, folds, seed, labeled.image_ids, labeled.keys, labeled.y, classes)
     folder = project.cache_dir / OOF_CACHE_DIR
-    path = folder / f"round-{project.store.round_index()}-{key}.npz"
+    path = folder / f"round-{project.store.round_number()}-{key}.npz"
     existing = sorted(folder.glob(f"round-*-{key}.npz")) if folder.is_dir() else []
     if existing and not refresh:
         with np.load(existing[0], allow_pickle=False) as z:

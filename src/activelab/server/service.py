@@ -141,7 +141,7 @@ class LabelingService:
             **as_answer(e.payload),
             "author": e.author,
             "source": e.source,
-            "round": e.round_index,
+            "round": e.round_number,
             "note": e.note,
             "created_at": e.created_at.isoformat(),
         }

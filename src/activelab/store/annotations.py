@@ -36,7 +36,7 @@ class LabelEvent:
     label: str | None
     author: str
     source: str
-    round_index: int
+    round_number: int  # the rounds finished when the event was made (column label_events.round_index)
     note: str | None
     created_at: datetime
     annotation: list[str] | None = None
@@ -55,7 +55,7 @@ class CurrentLabel:
     label: str
     author: str
     source: str
-    round_index: int
+    round_number: int
     created_at: datetime
 
 
@@ -96,11 +96,13 @@ class AnnotationsMixin(StoreBase):
         *,
         author: str,
         source: str = "human",
-        round_index: int | None = None,
+        round_number: int | None = None,
         note: str | None = None,
     ) -> int:
         """Append one label event; ``label=None`` withdraws the label. Returns the event id."""
-        return self.add_labels([(image_id, label)], author=author, source=source, round_index=round_index, note=note)[0]
+        return self.add_labels([(image_id, label)], author=author, source=source, round_number=round_number, note=note)[
+            0
+        ]
 
     def add_labels(
         self,
@@ -108,7 +110,7 @@ class AnnotationsMixin(StoreBase):
         *,
         author: str,
         source: str = "human",
-        round_index: int | None = None,
+        round_number: int | None = None,
         note: str | None = None,
         created_at: Sequence[datetime] | None = None,
     ) -> list[int]:
@@ -117,7 +119,7 @@ class AnnotationsMixin(StoreBase):
         ``created_at`` (one time per pair) keeps the times of labels made elsewhere
         (e.g. imported from Label Studio); by default every event is stamped now.
         """
-        return self._append_events(labels, author, source, round_index, note, created_at)
+        return self._append_events(labels, author, source, round_number, note, created_at)
 
     def add_annotations(
         self,

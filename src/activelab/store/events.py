@@ -25,7 +25,7 @@ def event_row(
     class_id: int | None,
     author: str,
     source: str,
-    round_index: int,
+    round_number: int,
     now: datetime,
     note: str | None = None,
     annotation: list[str] | None = None,
@@ -37,7 +37,7 @@ def event_row(
         "annotation": annotation,
         "author": author,
         "source": source,
-        "round_index": round_index,
+        "round_index": round_number,  # the column keeps its v1 name
         "note": note,
         "created_at": now,
     }

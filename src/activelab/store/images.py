@@ -80,7 +80,7 @@ class ImagesMixin(StoreBase):
         *,
         author: str,
         source: str = "import",
-        round_index: int | None = None,
+        round_number: int | None = None,
     ) -> BatchOutcome:
         """Add images (and their labels as events) in one transaction.
 
@@ -98,7 +98,7 @@ class ImagesMixin(StoreBase):
             return outcome
         with self._write() as conn:
             class_ids = labelable_class_ids(conn, (r.label for r in records))
-            rnd = current_round(conn) if round_index is None else round_index
+            rnd = current_round(conn) if round_number is None else round_number
             hashes = list({r.sha256 for r in records})
             existing: dict[str, tuple[int, str]] = {}
             for chunk in chunks(hashes):

@@ -34,7 +34,7 @@ class Round:
 class RoundsMixin(StoreBase):
     """Rounds are numbered from 1; a label event records the number of rounds done when it was made."""
 
-    def round_index(self) -> int:
+    def round_number(self) -> int:
         """The round new labels belong to: the number of rounds finished so far."""
         with self._read() as conn:
             return current_round(conn)
