@@ -18,13 +18,13 @@ import pandas as pd
 from activelab.data.images import (
     RASTER_MEDIA_TYPES,
     REJECTION_REASONS,
-    ImageRejected,
     media_type,
     read_verified,
     sniff_format,
 )
 from activelab.exceptions import (
     ForbiddenError,
+    ImageRejected,
     InputError,
     NotFoundError,
     StoreError,
