@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from activelab.data.datasets import fetch_dataset
@@ -71,6 +72,14 @@ def test_multilabel_simulation_records_f1_and_map_curves(pairs: Path, tmp_path: 
         assert rows["random"]["final_accuracy"] == pytest.approx(final)
     with pytest.raises(InputError, match="no metric 'top5'"):
         exp.summary("top5")
+    # by default summaries and reports follow the task's headline metric, micro-F1 (accuracy is subset accuracy)
+    assert exp.headline_metric == "micro_f1" and exp.summary() == exp.summary("micro_f1")
+    paths = exp.report(plots=False, tsne=False)
+    table = pd.read_csv(paths["rounds_csv"])
+    assert table["micro_f1"].tolist() == [
+        r["metrics"]["micro_f1"] for s in table["strategy"].unique() for r in results[s][0]["rounds"]
+    ]
+    assert "| final micro_f1 |" in paths["summary_md"].read_text()
 
 
 def test_a_single_label_strategy_is_refused_before_any_round(pairs: Path, tmp_path: Path, sim_cache: Path) -> None:

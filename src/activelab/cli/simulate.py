@@ -169,13 +169,13 @@ def simulate(
         return
     if exp.skipped:
         console.print(f"skipped (already done): {', '.join(exp.skipped)}", highlight=False)
-    console.print(summary_table(rows, list(cfg.targets)))
+    console.print(summary_table(rows, list(cfg.targets), exp.headline_metric))
     console.print(
         f"wrote {', '.join(p.name for p in paths.values())} in {exp.results_dir}", highlight=False, soft_wrap=True
     )
 
 
-def summary_table(rows: list[dict[str, Any]], targets: list[float]) -> Any:
+def summary_table(rows: list[dict[str, Any]], targets: list[float], metric: str = "accuracy") -> Any:
     """The per-strategy summary (as ``summary.md``) as a rich table; '-' where a target was never reached."""
     from activelab.simulate.reports import target_name
 
@@ -187,7 +187,7 @@ def summary_table(rows: list[dict[str, Any]], targets: list[float]) -> Any:
         ("seeds", "right"),
         ("AUC (norm.)", "right"),
         ("AUC / random", "right"),
-        ("final acc.", "right"),
+        (f"final {metric}", "right"),
     ]
     for t in targets:
         columns += [(f"labels to {target_name(t)}", "right"), (f"÷ random ({target_name(t)})", "right")]

@@ -409,11 +409,13 @@ class Experiment:
                     out.setdefault(s, {})[seed] = json.loads(p.read_text())
         return out
 
-    def summary(self, metric: str = "accuracy") -> list[dict[str, Any]]:
+    def summary(self, metric: str | None = None) -> list[dict[str, Any]]:
         """Per-strategy AUC, labels to reach each target and ratios to random (see metrics.summarise).
 
         ``metric``: the eval metric the curves follow, any float the task reports (``accuracy``,
-        ``macro_f1``; for multi-label also ``micro_f1``, ``map``, ``subset_accuracy``)."""
+        ``macro_f1``; for multi-label also ``micro_f1``, ``map``, ``subset_accuracy``); by default
+        the task's headline metric (accuracy; micro-F1 for multi-label)."""
+        metric = metric or self.headline_metric
         curves = {
             s: {
                 seed: ([r["n_labeled"] for r in run["rounds"]], [_round_metric(r, metric) for r in run["rounds"]])
@@ -422,6 +424,11 @@ class Experiment:
             for s, by_seed in self.results().items()
         }
         return summarise(curves, self.config.targets)
+
+    @property
+    def headline_metric(self) -> str:
+        """The metric summaries, reports and plots follow unless told otherwise (:attr:`Task.headline`)."""
+        return get_task(self.config.task).headline
 
     def report(self, *, plots: bool | None = None, tsne: bool | None = None) -> dict[str, Path]:
         """Write CSV / JSON / Markdown summaries and PNG plots; returns their paths by name."""

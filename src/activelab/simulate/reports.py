@@ -4,8 +4,11 @@ Files written into ``results_dir``:
 
 - ``rounds.csv`` / ``rounds.json``: one row per (strategy, seed, round).
 - ``summary.csv`` / ``summary.json`` / ``summary.md``: per strategy, normalised AUC
-  (mean ± std over seeds), labels to reach each target accuracy, ratios to random.
-- ``learning_curves.png``: accuracy vs labels, mean ± std over seeds, random dashed.
+  (mean ± std over seeds), labels to reach each target, ratios to random.
+- ``learning_curves.png``: the metric vs labels, mean ± std over seeds, random dashed.
+
+Curves, targets and plots follow the task's headline metric (accuracy; micro-F1 for
+multi-label, where accuracy is subset accuracy).
 - ``class_histogram.png``: classes of each strategy's picks (mean per seed).
 - ``tsne.png``: a 2-D t-SNE map of pool embeddings coloured by class, and per strategy
   by picked / initially labeled / unlabeled (first seed).
@@ -43,12 +46,16 @@ class ExperimentResults(Protocol):
 
     def results(self) -> dict[str, dict[int, dict[str, Any]]]: ...
 
-    def summary(self) -> list[dict[str, Any]]: ...
+    @property
+    def headline_metric(self) -> str: ...
+
+    def summary(self, metric: str | None = None) -> list[dict[str, Any]]: ...
 
     def pool_embeddings(self) -> np.ndarray: ...
 
 
-def rounds_table(results: dict[str, dict[int, dict[str, Any]]]) -> pd.DataFrame:
+def rounds_table(results: dict[str, dict[int, dict[str, Any]]], metric: str = "accuracy") -> pd.DataFrame:
+    """One row per round; ``metric`` (the task's headline metric) gets a column beside accuracy and macro-F1."""
     rows = []
     for strategy, by_seed in results.items():
         for seed, run in sorted(by_seed.items()):
@@ -61,6 +68,7 @@ def rounds_table(results: dict[str, dict[int, dict[str, Any]]]) -> pd.DataFrame:
                         "n_labeled": r["n_labeled"],
                         "accuracy": r["accuracy"],
                         "macro_f1": r["macro_f1"],
+                        metric: r.get("metrics", r).get(metric),
                         "n_picked": len(r["picked"]),
                         "seconds": r["seconds"]["total"],
                     }
@@ -74,15 +82,16 @@ def rounds_table(results: dict[str, dict[int, dict[str, Any]]]) -> pd.DataFrame:
             "n_labeled",
             "accuracy",
             "macro_f1",
+            *([metric] if metric not in ("accuracy", "macro_f1") else []),
             "n_picked",
             "seconds",
         ],
     )
 
 
-def summary_markdown(rows: list[dict[str, Any]], targets: list[float]) -> str:
+def summary_markdown(rows: list[dict[str, Any]], targets: list[float], metric: str = "accuracy") -> str:
     """The summary as a Markdown table (labels to reach: on the seed-mean curve; '-' never reached)."""
-    head = ["strategy", "seeds", "AUC (norm.)", "AUC / random", "final acc."]
+    head = ["strategy", "seeds", "AUC (norm.)", "AUC / random", f"final {metric}"]
     for t in targets:
         head += [f"labels to {target_name(t)}", f"÷ random ({target_name(t)})"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
@@ -110,7 +119,8 @@ def write_reports(exp: ExperimentResults, *, plots: bool = True, tsne: bool = Tr
     out.mkdir(parents=True, exist_ok=True)
     results = exp.results()
     paths: dict[str, Path] = {}
-    table = rounds_table(results)
+    metric = exp.headline_metric
+    table = rounds_table(results, metric)
     paths["rounds_csv"] = out / "rounds.csv"
     atomic_write_text(paths["rounds_csv"], table.to_csv(index=False))
     paths["rounds_json"] = out / "rounds.json"
@@ -118,19 +128,20 @@ def write_reports(exp: ExperimentResults, *, plots: bool = True, tsne: bool = Tr
         paths["rounds_json"],
         json.dumps({s: {str(seed): run for seed, run in by.items()} for s, by in results.items()}),
     )
-    rows = exp.summary()
+    rows = exp.summary(metric)
     targets = list(exp.config.targets)
     paths["summary_csv"] = out / "summary.csv"
     atomic_write_text(paths["summary_csv"], pd.DataFrame(rows).to_csv(index=False))
     paths["summary_json"] = out / "summary.json"
     atomic_write_text(paths["summary_json"], json.dumps(rows, indent=2))
     paths["summary_md"] = out / "summary.md"
-    atomic_write_text(paths["summary_md"], summary_markdown(rows, targets))
+    atomic_write_text(paths["summary_md"], summary_markdown(rows, targets, metric))
     if plots and results:
         paths["learning_curves"] = plot_learning_curves(
             table,
             out / "learning_curves.png",
-            title=f"{exp.config.dataset}: accuracy vs labels",
+            title=f"{exp.config.dataset}: {metric} vs labels",
+            metric=metric,
         )
         paths["class_histogram"] = plot_class_histogram(results, exp.dataset.classes, out / "class_histogram.png")
         if tsne:
