@@ -132,21 +132,12 @@ def rank_label_issues(
     if method not in SCORE_METHODS:
         raise InputError(f"method must be one of {SCORE_METHODS}, got {method!r}")
     n = len(y)
-    ids = list(range(n)) if image_ids is None else list(image_ids)
-    paths = [None] * n if filepaths is None else list(filepaths)
-    if len(ids) != n or len(paths) != n:
-        raise InputError(f"image_ids / filepaths must have one entry per label ({n})")
+    ids, paths = _ids_and_paths(n, image_ids, filepaths)
     from cleanlab.filter import find_label_issues as cl_find
     from cleanlab.rank import get_label_quality_scores
 
     scores = get_label_quality_scores(y, p, method=method) if n else np.zeros(0)
-    flagged = np.zeros(n, dtype=bool)
-    if n and len(np.unique(y)) > 1:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            flagged = np.asarray(cl_find(y, p, filter_by=filter_by, n_jobs=1), dtype=bool)
+    flagged = _flagged(cl_find, y, p, filter_by) if n and len(np.unique(y)) > 1 else np.zeros(n, dtype=bool)
     suggested = p.argmax(axis=1) if n else np.zeros(0, dtype=np.int64)
     names = np.asarray(list(classes), dtype=object)
     frame = pd.DataFrame(
@@ -161,11 +152,7 @@ def rank_label_issues(
             "p_suggested": p[np.arange(n), suggested] if n else [],
         }
     )
-    order = np.lexsort((np.arange(n), frame["score"].to_numpy()))  # stable: ties keep input order
-    frame = frame.iloc[order].reset_index(drop=True)
-    frame.insert(0, "rank", np.arange(1, n + 1))
-    frame["ranked_at"] = datetime.now(timezone.utc).isoformat()
-    return frame[RANKING_COLUMNS]
+    return _ranked(frame)
 
 
 def rank_multilabel_issues(
@@ -197,22 +184,14 @@ def rank_multilabel_issues(
         raise InputError("pred_probs must be per-class probabilities in [0, 1] (sigmoid outputs), without NaN")
     if method not in SCORE_METHODS:
         raise InputError(f"method must be one of {SCORE_METHODS}, got {method!r}")
-    ids = list(range(n)) if image_ids is None else list(image_ids)
-    paths = [None] * n if filepaths is None else list(filepaths)
-    if len(ids) != n or len(paths) != n:
-        raise InputError(f"image_ids / filepaths must have one entry per label ({n})")
+    ids, paths = _ids_and_paths(n, image_ids, filepaths)
     from cleanlab.multilabel_classification.filter import find_label_issues as cl_find
     from cleanlab.multilabel_classification.rank import get_label_quality_scores
 
     as_lists = [np.flatnonzero(row).tolist() for row in y]
     scores = get_label_quality_scores(as_lists, p, method=method) if n else np.zeros(0)
-    flagged = np.zeros(n, dtype=bool)
-    if n and len({tuple(row) for row in y.tolist()}) > 1:
-        import warnings
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            flagged = np.asarray(cl_find(as_lists, p, filter_by=filter_by, n_jobs=1), dtype=bool)
+    several = n > 0 and len({tuple(row) for row in y.tolist()}) > 1
+    flagged = _flagged(cl_find, as_lists, p, filter_by) if several else np.zeros(n, dtype=bool)
     suggested = (p >= SET_THRESHOLD).astype(np.int64)
     frame = pd.DataFrame(
         {
@@ -226,6 +205,31 @@ def rank_multilabel_issues(
             "p_suggested": _set_probability(suggested, p),
         }
     )
+    return _ranked(frame)
+
+
+def _ids_and_paths(
+    n: int, image_ids: Sequence[Any] | None, filepaths: Sequence[str | None] | None
+) -> tuple[list[Any], list[str | None]]:
+    ids = list(range(n)) if image_ids is None else list(image_ids)
+    paths: list[str | None] = [None] * n if filepaths is None else list(filepaths)
+    if len(ids) != n or len(paths) != n:
+        raise InputError(f"image_ids / filepaths must have one entry per label ({n})")
+    return ids, paths
+
+
+def _flagged(find_issues: Any, labels: Any, p: np.ndarray, filter_by: str) -> np.ndarray:
+    """cleanlab's flagged set as an (N,) bool mask, its warnings (about tiny classes) silenced."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(find_issues(labels, p, filter_by=filter_by, n_jobs=1), dtype=bool)
+
+
+def _ranked(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` sorted by score (stable: ties keep input order), ranked from 1 and time-stamped."""
+    n = len(frame)
     order = np.lexsort((np.arange(n), frame["score"].to_numpy()))
     frame = frame.iloc[order].reset_index(drop=True)
     frame.insert(0, "rank", np.arange(1, n + 1))
