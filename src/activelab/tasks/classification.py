@@ -8,6 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from activelab.exceptions import InputError
+from activelab.strategies import gradient_factors
 from activelab.tasks.base import Payload, Task
 from activelab.tasks.metrics import classification_metrics
 from activelab.tasks.registry import register_task
@@ -56,10 +57,7 @@ class Classification(Task):
         if "probs" in needed:
             out["probs"] = outputs
         if "grad_factors" in needed:
-            # d(cross-entropy)/d(logits) taking the predicted class as the label (BADGE, Ash et al. 2020)
-            factors = outputs.astype(np.float32).copy()
-            factors[np.arange(len(outputs)), outputs.argmax(axis=1)] -= 1.0
-            out["grad_factors"] = factors
+            out["grad_factors"] = gradient_factors(outputs)  # BADGE's cross-entropy factor, Ash et al. 2020
         if "labels" in needed:
             labels = np.full(len(outputs), -1, dtype=np.int64)
             if targets is not None and labeled is not None:
