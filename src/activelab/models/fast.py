@@ -5,6 +5,7 @@ embeddings in seconds. With ``output="sigmoid"`` the head is one-vs-rest (multi-
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 from collections.abc import Sequence
@@ -191,8 +192,10 @@ class FastAdapter(AdapterBase):
         self._head = head
         history = [{"epoch": float(summary["epochs"]), "train_loss": summary["train_loss"],
                     "train_accuracy": summary["train_accuracy"]}]  # fmt: skip
-        return fit_report(n_train=len(ps), n_val=0, history=history, best_epoch=1, seconds=time.perf_counter() - t0,
-                          device=self.device, cache_hits=stats.hits, cache_misses=stats.misses)  # fmt: skip
+        report = fit_report(n_train=len(ps), n_val=0, history=history, best_epoch=1, seconds=time.perf_counter() - t0,
+                            device=self.device, cache_hits=stats.hits, cache_misses=stats.misses)  # fmt: skip
+        # one history row summarises the whole fit: the head trained summary["epochs"] epochs, the last kept
+        return dataclasses.replace(report, epochs=summary["epochs"], best_epoch=summary["epochs"])
 
     def _fitted_head(self) -> Head:
         self._require_fitted(self._head is not None)
