@@ -22,7 +22,6 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from scipy.special import entr
-from scipy.stats import rankdata
 
 from ._validation import (
     check_choice,
@@ -148,6 +147,8 @@ def cvirs_scores(marginals: Any, label_matrix: Any, labeled: Any = None, thresho
     if unl.size == 1:
         ranking = np.ones(1)
     else:
+        from scipy.stats import rankdata  # scipy.stats takes most of a second to import: only when used
+
         ranks = rankdata(margins, axis=0, method="average")
         ranking = (unl.size - ranks).sum(axis=1) / (n_classes * (unl.size - 1))
     known = y[(y >= 0).all(axis=1)]

@@ -8,7 +8,6 @@ from typing import Any, ClassVar
 import numpy as np
 
 from activelab.exceptions import InputError
-from activelab.strategies import gradient_factors
 from activelab.tasks.base import Payload, Task
 from activelab.tasks.metrics import classification_metrics
 from activelab.tasks.registry import register_task
@@ -57,6 +56,8 @@ class Classification(Task):
         if "probs" in needed:
             out["probs"] = outputs
         if "grad_factors" in needed:
+            from activelab.strategies import gradient_factors  # the strategies load faiss and scipy: only here
+
             out["grad_factors"] = gradient_factors(outputs)  # BADGE's cross-entropy factor, Ash et al. 2020
         if "labels" in needed:
             labels = np.full(len(outputs), -1, dtype=np.int64)
