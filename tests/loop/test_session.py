@@ -361,3 +361,15 @@ def test_multilabel_refuses_single_label_strategies_naming_what_works(multilabel
     assert "reads ['probs'], which the 'multilabel' task does not provide" in message
     assert "cvirs" in message and "multilabel_uncertainty" in message and "entropy" not in message
     assert factory.fits == 0 and multilabel.store.rounds() == []
+
+
+def test_train_scores_multilabel_eval_at_the_default_rule_like_rounds(multilabel: Project) -> None:
+    from activelab.tasks.metrics import multilabel_metrics
+
+    session = ActiveSession(multilabel)
+    model, metrics = session.train()
+    evals = session.labeled_set("eval")
+    outputs = model.predict_proba(evals.paths, keys=evals.keys)
+    at_half = multilabel_metrics(evals.y, outputs, multilabel.store.class_names(), np.full(outputs.shape[1], 0.5))
+    assert metrics["eval"]["micro_f1"] == at_half["micro_f1"]
+    assert metrics["eval"]["subset_accuracy"] == at_half["subset_accuracy"]

@@ -171,21 +171,15 @@ class ActiveSession:
             failed.append(rnd.number)
         return failed
 
-    def train(
-        self, *, seed: int | None = None, train_set: LabeledSet | None = None, model: ModelAdapter | None = None
-    ) -> tuple[ModelAdapter, dict[str, Any]]:
-        """Fit a fresh model on the current pool annotations; evaluate it on the eval split.
-
-        ``train_set`` lets a caller that already read the pool pass its labeled part
-        instead of reading it again; ``model`` an adapter it already built (and checked).
-        """
+    def train(self, *, seed: int | None = None) -> tuple[ModelAdapter, dict[str, Any]]:
+        """Fit a fresh model on the current pool annotations; evaluate it on the eval split."""
         classes = self.store.class_names()
-        train = self.labeled_set("pool") if train_set is None else train_set
+        train = self.labeled_set("pool")
         problem = self._untrainable(train.y)
         if problem:
             raise InputError(f"cannot train: {problem}; label images of at least two classes (or import labels) first")
         seed = self.project.settings.train.seed if seed is None else seed
-        model = self.model_factory(classes) if model is None else model
+        model = self.model_factory(classes)
         report = model.fit(train.paths, train.y, keys=train.keys, seed=seed, progress=self.progress)
         metrics: dict[str, Any] = {"n_labeled": len(train.image_ids), "fit": report.to_dict()}
         metrics.update(self.evaluate(model))
@@ -197,8 +191,9 @@ class ActiveSession:
         if not evals.image_ids:
             return {}
         outputs = model.predict_proba(evals.paths, keys=evals.keys, progress=self.progress)
+        # scored at the task's default rule, as rounds are (play_round): tuned thresholds only shape predictions
+        metrics = self.task.metrics(evals.y, outputs, self.store.class_names())
         thresholds = self.task.choose_thresholds(evals.y, outputs)
-        metrics = self.task.metrics(evals.y, outputs, self.store.class_names(), thresholds=thresholds)
         return {"eval": {**metrics, "eval_predictions": self._eval_predictions(evals, outputs, thresholds)}}
 
     def _eval_predictions(
