@@ -116,8 +116,9 @@ def table_items(
             )
         label_col = None
     labels = table[label_col].tolist() if label_col is not None else [None] * len(table)
+    base = _base(base_dir)
     for row, (raw, label) in enumerate(zip(table[path_col].tolist(), labels), start=1):
-        path, raw_str = _row_path(raw, base_dir)
+        path, raw_str = _row_path(raw, base)
         yield SourceItem(path, _clean_label(label), row, raw_str)
 
 
@@ -134,8 +135,9 @@ def _class_column_items(
     if not class_cols:
         raise InputError("--class-columns names no column; give the per-class columns, e.g. --class-columns cat,dog")
     flags = {col: table[col].tolist() for col in class_cols}
+    base = _base(base_dir)
     for row, raw in enumerate(table[path_col].tolist(), start=1):
-        path, raw_str = _row_path(raw, base_dir)
+        path, raw_str = _row_path(raw, base)
         marked = tuple(col for col in class_cols if _flag(flags[col][row - 1], name, row, col))
         yield SourceItem(path, marked, row, raw_str)
 
@@ -153,9 +155,13 @@ def _flag(value: object, name: str, row: int, col: str) -> bool:
     return flag
 
 
-def _row_path(raw: object, base_dir: str | Path | None) -> tuple[Path | None, str]:
-    """A table cell's file path (relative ones under ``base_dir``, else the working folder) and its text."""
-    base = Path(base_dir) if base_dir is not None else Path.cwd()
+def _base(base_dir: str | Path | None) -> Path:
+    """The folder relative table paths resolve against: ``base_dir``, else the working folder (read once per table)."""
+    return Path(base_dir) if base_dir is not None else Path.cwd()
+
+
+def _row_path(raw: object, base: Path) -> tuple[Path | None, str]:
+    """A table cell's file path (a relative one under ``base``) and its text."""
     raw_str = "" if _is_blank(raw) else str(raw).strip()
     path = None if not raw_str else (Path(raw_str) if Path(raw_str).is_absolute() else base / raw_str)
     return path, raw_str

@@ -170,9 +170,7 @@ class LabelingService:
         frame = self._ranking() if self.settings.mix_review and queue else None
         mixed = None
         if frame is not None:
-            reviews = [
-                (i, float(frame.loc[i, "score"])) for i in review_queue(self.store, frame.reset_index(), task=self.task)
-            ]
+            reviews = [(i, float(frame.loc[i, "score"])) for i in self._label_error_ids(frame)]
             mixed = rules.lease_mixed(author, n, queue, exclude, reviews, mix=_mix_by_value)
         if mixed is None:
             mixed = [("new", i) for i in rules.lease_new(author, n, queue, exclude)]
