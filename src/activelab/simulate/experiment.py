@@ -428,7 +428,7 @@ class Experiment:
     @property
     def headline_metric(self) -> str:
         """The metric summaries, reports and plots follow unless told otherwise (:attr:`Task.headline`)."""
-        return get_task(self.config.task).headline
+        return self.task.headline
 
     def report(self, *, plots: bool | None = None, tsne: bool | None = None) -> dict[str, Path]:
         """Write CSV / JSON / Markdown summaries and PNG plots; returns their paths by name."""

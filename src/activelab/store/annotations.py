@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import datetime
 
 from sqlalchemy import Connection, func, insert, select
 
@@ -163,11 +163,7 @@ class AnnotationsMixin(StoreBase):
                 raise NotFoundError(f"no image with id(s) {missing[:10]} in {self.url}")
             values = resolve_payloads(conn, [payload for _, payload in items])
             rnd = current_round(conn) if round_number is None else round_number
-            times = (
-                [w if w.tzinfo else w.replace(tzinfo=timezone.utc) for w in created_at]
-                if created_at is not None
-                else [utcnow()] * len(items)
-            )
+            times = [aware(w) for w in created_at] if created_at is not None else [utcnow()] * len(items)
             rows = [
                 events.event_row(iid, cid, author, source, rnd, when, note, annotation)
                 for (iid, _), (cid, annotation), when in zip(items, values, times)

@@ -24,7 +24,7 @@ from activelab.store.classes import ClassesMixin
 from activelab.store.events import Payload, latest_events
 from activelab.store.images import BatchOutcome, Image, ImageRecord, ImageRef, ImagesMixin
 from activelab.store.labeling import LabelingMixin, ReviewFlag, SubmitOutcome
-from activelab.store.rounds import Round, RoundsMixin
+from activelab.store.rounds import Round, RoundsMixin, current_round
 from activelab.store.service_state import ServiceStateMixin
 
 __all__ = [
@@ -80,7 +80,7 @@ class Store(ImagesMixin, ClassesMixin, AnnotationsMixin, RoundsMixin, LabelingMi
             splits: dict[str, int] = {split: int(n) for split, n in rows}
             counts = conn.execute(per_class_split).all()
             annotations = conn.execute(annotated).all()
-            done = conn.scalar(select(func.count()).select_from(t.rounds).where(t.rounds.c.status == "done"))
+            done = current_round(conn)
         per_class: dict[str, dict[str, int]] = {name: {s: 0 for s in t.SPLITS} for name in self.class_names()}
         labeled = {s: 0 for s in t.SPLITS}
         for name, split, n in counts:  # a retired class can carry labels again only through an undo
@@ -94,6 +94,6 @@ class Store(ImagesMixin, ClassesMixin, AnnotationsMixin, RoundsMixin, LabelingMi
             "images": {s: int(splits.get(s, 0)) for s in t.SPLITS},
             "labeled": labeled,
             "per_class": per_class,
-            "rounds": int(done or 0),
+            "rounds": done,
             "label_events": self.n_label_events(),
         }
