@@ -197,8 +197,8 @@ def rank_multilabel_issues(
         {
             "image_id": ids,
             "filepath": paths,
-            "given_label": [_set_text(row, classes) for row in y],
-            "suggested_label": [_set_text(row, classes) for row in suggested],
+            "given_label": label_texts(y, classes),
+            "suggested_label": label_texts(suggested, classes),
             "score": np.asarray(scores, dtype=float),
             "is_issue": flagged,
             "p_given": _set_probability(y, p),
@@ -237,8 +237,12 @@ def _ranked(frame: pd.DataFrame) -> pd.DataFrame:
     return frame[RANKING_COLUMNS]
 
 
-def _set_text(row: np.ndarray, classes: Sequence[str]) -> str:
-    return SET_SEP.join(classes[j] for j in np.flatnonzero(row).tolist())
+def label_texts(labels: np.ndarray, classes: Sequence[str]) -> list[str]:
+    """Each label as text: its class name, or a multi-label row's classes joined by ``|`` (as the ranking shows them)."""
+    y = np.asarray(labels)
+    if y.ndim == 2:
+        return [SET_SEP.join(classes[j] for j in np.flatnonzero(row).tolist()) for row in y]
+    return [str(name) for name in np.asarray(classes, dtype=object)[y]]
 
 
 def _set_probability(sets: np.ndarray, p: np.ndarray) -> np.ndarray:

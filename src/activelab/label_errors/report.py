@@ -29,8 +29,8 @@ from activelab._io import atomic_write_text
 from activelab.label_errors.oof import ModelFactory, project_out_of_fold
 from activelab.label_errors.rank import (
     DEFAULT_DUPLICATE_DISTANCE,
-    SET_SEP,
     find_near_duplicates,
+    label_texts,
     rank_label_issues,
 )
 from activelab.loop.project import Project
@@ -181,14 +181,6 @@ def label_error_report(
     }
     files["summary"].write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return LabelErrorReport(ranking, duplicates, swaps, files, summary)
-
-
-def label_texts(labels: np.ndarray, classes: Sequence[str]) -> list[str]:
-    """Each label as text: its class name, or a multi-label row's classes joined by ``|`` (as the ranking shows them)."""
-    y = np.asarray(labels)
-    if y.ndim == 2:
-        return [SET_SEP.join(classes[j] for j in np.flatnonzero(row).tolist()) for row in y]
-    return [str(name) for name in np.asarray(classes, dtype=object)[y]]
 
 
 def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
