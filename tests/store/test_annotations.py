@@ -149,3 +149,26 @@ def test_a_round_keeps_predicted_sets_beside_predicted_classes(tagged: tuple[Sto
     assert store.latest_predictions(ids) == {ids[0]: (["bag", "shoe"], 0.8, 1), ids[1]: ("shirt", 0.6, 1)}
     store.save_predictions(number, [(ids[0], [], 0.9)])
     assert store.latest_predictions(ids) == {ids[0]: ([], 0.9, 1)}
+
+
+def test_add_images_records_sets_with_the_images_in_one_write(tagged: tuple[Store, list[int]]) -> None:
+    store, ids = tagged
+    records = [
+        ImageRecord(f"{9:064x}", "/img/9.png", 4, 4, 10, label=["shoe", "bag"]),  # new image, a set
+        ImageRecord(f"{1:064x}", "/img/1.png", 4, 4, 10, label=[]),  # stored unlabeled: "none of these" added
+    ]
+    outcome = store.add_images(records, author="ann")
+    assert (outcome.status, outcome.labels_added) == (["added", "labeled"], 2)
+    current = store.current_annotations()
+    assert (current[outcome.image_id[0]].payload, current[ids[1]].payload) == (["bag", "shoe"], [])
+    again = store.add_images(
+        [
+            ImageRecord(f"{9:064x}", "/img/9.png", 4, 4, 10, label=["bag", "shoe"]),
+            ImageRecord(f"{1:064x}", "/img/1.png", 4, 4, 10, label=["bag"]),
+        ],
+        author="bob",
+    )
+    assert (again.status, again.labels_added) == (["duplicate", "label_conflict"], 0)
+    with pytest.raises(InputError, match="hat"):
+        store.add_images([ImageRecord(f"{8:064x}", "/img/8.png", 4, 4, 10, label=["hat"])], author="ann")
+    assert store.find_image(f"{8:064x}") is None

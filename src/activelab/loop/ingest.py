@@ -305,7 +305,7 @@ def _store_batch(
     sep: str,
     report: ImportReport,
 ) -> list[list[object]]:
-    """Write one batch: images (single-label labels with them), then set annotations; the report's rows."""
+    """Write one batch of images with their labels (classes or sets) in one transaction; the report's rows."""
     rows: list[list[object]] = []
     good: list[tuple[_Item, ImageInfo]] = []
     for item, info in zip(batch, checked):
@@ -326,31 +326,13 @@ def _store_batch(
             n_bytes=info.n_bytes,
             format=info.format,
             split=split,
-            label=item.payload if isinstance(item.payload, str) else None,
+            label=item.payload,
         )
         for item, info in good
     ]
     outcome = store.add_images(records, author=author, source="import")
     report.labeled += outcome.labels_added
-    annotated = [
-        (pos, iid) for pos, ((item, _), iid) in enumerate(zip(good, outcome.image_id)) if _is_annotation(item.payload)
-    ]
-    statuses = list(outcome.status)
-    if annotated:
-        current: dict[int, Payload] = {iid: cur.payload for iid, cur in store.current_annotations().items()}
-        to_add: list[tuple[int, Payload]] = []
-        for pos, iid in annotated:
-            payload = good[pos][0].payload
-            have = current.get(iid)
-            if have is None:
-                to_add.append((iid, payload))
-                current[iid] = payload
-                statuses[pos] = "added" if statuses[pos] == "added" else "labeled"
-            elif have != payload:
-                statuses[pos] = "label_conflict"
-        store.add_annotations(to_add, author=author, source="import")
-        report.labeled += len(to_add)
-    for (item, _), status, existing in zip(good, statuses, outcome.existing_path):
+    for (item, _), status, existing in zip(good, outcome.status, outcome.existing_path):
         if status == "added":
             report.added += 1
             rows.append(_row(task, item, "added", "", "", sep))
@@ -372,11 +354,6 @@ def _store_batch(
                 )
             )
     return rows
-
-
-def _is_annotation(payload: Payload | None) -> bool:
-    """Whether ``payload`` is stored as an annotation event (not as a single-label class, nor absent)."""
-    return payload is not None and not isinstance(payload, str)
 
 
 def default_report_path(project_root: Path) -> Path:

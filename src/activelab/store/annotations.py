@@ -12,13 +12,13 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import func, insert, select
 
 from activelab.exceptions import InputError, NotFoundError
 from activelab.store import events
 from activelab.store import schema as t
 from activelab.store._base import StoreBase, aware, check_source, check_split, chunks, utcnow
-from activelab.store.classes import class_ids, labelable_class_ids
+from activelab.store.classes import class_ids, resolve_payloads
 from activelab.store.events import Payload, latest_events, sets_a_label
 from activelab.store.rounds import current_round
 
@@ -344,41 +344,8 @@ class AnnotationsMixin(StoreBase):
         return UndoOutcome(target.id, undo_id, target.image_id, restored_label, restored_annotation)
 
 
-def resolve_payloads(conn: Connection, payloads: Sequence[Payload | None]) -> list[tuple[int | None, list[str] | None]]:
-    """Each payload as the ``(class_id, annotation)`` pair of its event; raises for unknown or retired classes.
-
-    A class name becomes its id, a list of names the sorted list (duplicates dropped), None ``(None, None)``.
-    """
-    names: list[str] = []
-    for payload in payloads:
-        names.extend(_names(payload))
-    active = labelable_class_ids(conn, names)
-    out: list[tuple[int | None, list[str] | None]] = []
-    for payload in payloads:
-        if payload is None:
-            out.append((None, None))
-        elif isinstance(payload, str):
-            out.append((active[payload], None))
-        else:
-            out.append((None, sorted(set(payload))))
-    return out
-
-
 def payload_of(class_name: str | None, annotation: Iterable[str] | None) -> Payload | None:
     """The payload an event holds, from its class name and annotation columns."""
     if class_name is not None:
         return class_name
     return None if annotation is None else list(annotation)
-
-
-def _names(payload: object) -> list[str]:
-    if payload is None:
-        return []
-    if isinstance(payload, str):
-        return [payload]
-    if isinstance(payload, list | tuple) and all(isinstance(name, str) for name in payload):
-        return list(payload)
-    raise InputError(
-        f"an annotation must be a class name or a list of class names, got {payload!r}; "
-        "validate it with the project's task first"
-    )

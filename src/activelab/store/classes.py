@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -12,7 +12,7 @@ from sqlalchemy import Connection, func, insert, select
 from activelab.exceptions import InputError, NotFoundError, StoreError
 from activelab.store import schema as t
 from activelab.store._base import StoreBase, utcnow
-from activelab.store.events import latest_events
+from activelab.store.events import Payload, latest_events
 
 MAX_CLASS_NAME_LENGTH = 200  # the width of classes.name
 
@@ -149,3 +149,36 @@ def check_class_name(name: str) -> str:
     if "," in clean:
         raise InputError(f"class name {name!r} contains a comma; commas separate names in --classes")
     return clean
+
+
+def resolve_payloads(conn: Connection, payloads: Sequence[Payload | None]) -> list[tuple[int | None, list[str] | None]]:
+    """Each payload as the ``(class_id, annotation)`` pair of its event; raises for unknown or retired classes.
+
+    A class name becomes its id, a list of names the sorted list (duplicates dropped), None ``(None, None)``.
+    """
+    names: list[str] = []
+    for payload in payloads:
+        names.extend(_names(payload))
+    active = labelable_class_ids(conn, names)
+    out: list[tuple[int | None, list[str] | None]] = []
+    for payload in payloads:
+        if payload is None:
+            out.append((None, None))
+        elif isinstance(payload, str):
+            out.append((active[payload], None))
+        else:
+            out.append((None, sorted(set(payload))))
+    return out
+
+
+def _names(payload: object) -> list[str]:
+    if payload is None:
+        return []
+    if isinstance(payload, str):
+        return [payload]
+    if isinstance(payload, list | tuple) and all(isinstance(name, str) for name in payload):
+        return list(payload)
+    raise InputError(
+        f"an annotation must be a class name or a list of class names, got {payload!r}; "
+        "validate it with the project's task first"
+    )

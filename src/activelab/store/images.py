@@ -13,13 +13,14 @@ from activelab.exceptions import InputError, NotFoundError
 from activelab.store import events
 from activelab.store import schema as t
 from activelab.store._base import StoreBase, aware, check_source, check_split, chunks, utcnow
-from activelab.store.classes import labelable_class_ids
+from activelab.store.classes import resolve_payloads
+from activelab.store.events import Payload
 from activelab.store.rounds import current_round
 
 
 @dataclass(frozen=True)
 class ImageRecord:
-    """An image to add: its content hash and metadata, optionally a label."""
+    """An image to add: its content hash and metadata, optionally a label (a class name or a list of them)."""
 
     sha256: str
     path: str
@@ -27,7 +28,7 @@ class ImageRecord:
     height: int
     n_bytes: int
     split: str = "pool"
-    label: str | None = None
+    label: Payload | None = None
     format: str | None = None  # the Pillow format detected at import, e.g. "PNG"
 
 
@@ -97,7 +98,9 @@ class ImagesMixin(StoreBase):
         if not records:
             return outcome
         with self._write() as conn:
-            class_ids = labelable_class_ids(conn, (r.label for r in records))
+            values = [
+                cid if cid is not None else ann for cid, ann in resolve_payloads(conn, [r.label for r in records])
+            ]
             rnd = current_round(conn) if round_number is None else round_number
             hashes = list({r.sha256 for r in records})
             existing: dict[str, tuple[int, str]] = {}
@@ -109,15 +112,14 @@ class ImagesMixin(StoreBase):
             current = events.current_values(conn, [iid for iid, _ in existing.values()])
             now = utcnow()
             rows_to_insert: list[dict[str, Any]] = []
-            for rec in records:
+            for rec, want in zip(records, values, strict=True):
                 if rec.sha256 in existing:
                     iid, path = existing[rec.sha256]
                     status = "duplicate"
-                    if rec.label is not None:
-                        want = class_ids[rec.label]
+                    if want is not None:
                         have = current.get(iid)
                         if have is None:
-                            rows_to_insert.append(events.event_row(iid, want, author, source, rnd, now))
+                            rows_to_insert.append(_label_event(iid, want, author, source, rnd, now))
                             current[iid] = want
                             status = "labeled"
                         elif have != want:
@@ -140,9 +142,9 @@ class ImagesMixin(StoreBase):
                     },
                 ).scalar_one()
                 existing[rec.sha256] = (iid, rec.path)
-                if rec.label is not None:
-                    rows_to_insert.append(events.event_row(iid, class_ids[rec.label], author, source, rnd, now))
-                    current[iid] = class_ids[rec.label]
+                if want is not None:
+                    rows_to_insert.append(_label_event(iid, want, author, source, rnd, now))
+                    current[iid] = want
                 outcome.status.append("added")
                 outcome.image_id.append(iid)
                 outcome.existing_path.append(None)
@@ -223,3 +225,12 @@ def _image(row: Any) -> Image:
     return Image(
         row.id, row.sha256, row.path, row.width, row.height, row.n_bytes, row.split, aware(row.added_at), row.format
     )
+
+
+def _label_event(
+    image_id: int, value: int | list[str], author: str, source: str, round_number: int, now: datetime
+) -> dict[str, Any]:
+    """The event row of an imported label: a class id, or a multi-label annotation."""
+    if isinstance(value, int):
+        return events.event_row(image_id, value, author, source, round_number, now)
+    return events.event_row(image_id, None, author, source, round_number, now, annotation=value)

@@ -13,7 +13,8 @@ from activelab.exceptions import InputError, NotFoundError
 from activelab.store import events
 from activelab.store import schema as t
 from activelab.store._base import StoreBase, as_utc, aware, check_source, check_split, chunks, utcnow
-from activelab.store.annotations import payload_of, resolve_payloads
+from activelab.store.annotations import payload_of
+from activelab.store.classes import resolve_payloads
 from activelab.store.events import Payload
 from activelab.store.rounds import current_round
 
