@@ -9,3 +9,6 @@ from __future__ import annotations
 
 #: the model a project, a simulation or a label-error ranking uses when none is named
 DEFAULT_MODEL = "efficientnet_lite0"
+
+#: the detector a ``task: detection`` project uses when none is named (see docs/models.md, "Detectors")
+DEFAULT_DETECTION_MODEL = "fcos_small"

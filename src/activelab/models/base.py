@@ -37,8 +37,8 @@ from activelab.exceptions import InputError
 #: Everything an adapter may be able to provide (see :attr:`ModelAdapter.supports`).
 CAPABILITIES: frozenset[str] = frozenset({"probs", "embeddings", "mc_probs", "grad_embeddings"})
 
-#: What a model's last layer outputs: one distribution over the classes, or one probability per class.
-OUTPUTS: tuple[str, ...] = ("softmax", "sigmoid")
+#: What a model outputs: one distribution over the classes, one probability per class, or scored boxes (detectors).
+OUTPUTS: tuple[str, ...] = ("softmax", "sigmoid", "boxes")
 
 #: Version of the file format written by ``save``; ``load`` refuses newer ones.
 FORMAT_VERSION = 1
