@@ -37,6 +37,10 @@ from activelab.store import ImageRecord, Store
 from activelab.tasks import Payload, Task, get_task
 
 REPORT_COLUMNS = ["row", "path", "label", "status", "reason", "detail"]
+#: the file-path column of a table that has no ``filepath`` column (fashion-scenes' pool.csv)
+IMAGE_COLUMN = "image"
+#: the annotation column a table for a task with box annotations has in place of ``label``
+BOX_COLUMN = "boxes"
 
 
 @dataclass
@@ -83,19 +87,30 @@ def iter_source(
     path_col: str = "filepath",
     label_col: str | None = "label",
     class_cols: Sequence[str] | None = None,
+    box_col: str | None = None,
 ) -> Iterator[SourceItem]:
-    """The items of any supported source: folder, ImageFolder tree, CSV/parquet file or DataFrame."""
+    """The items of any supported source: folder, ImageFolder tree, CSV/parquet file or DataFrame.
+
+    A table without the default ``filepath`` column may name its files in ``image`` (as
+    fashion-scenes' tables do). ``box_col`` (a task whose annotation is a list of boxes)
+    is read instead of the default ``label`` column when the table has it.
+    """
     if isinstance(source, pd.DataFrame):
-        return table_items(source, path_col=path_col, label_col=label_col, class_cols=class_cols, name="the DataFrame")
-    kind = resolve_format(source, fmt)
-    if kind == "folder":
-        return folder_items(source)
-    if kind == "imagefolder":
-        return imagefolder_items(source)
-    path = Path(source)
-    table = read_table(path)
+        table, base_dir, name = source, None, "the DataFrame"
+    else:
+        kind = resolve_format(source, fmt)
+        if kind == "folder":
+            return folder_items(source)
+        if kind == "imagefolder":
+            return imagefolder_items(source)
+        path = Path(source)
+        table, base_dir, name = read_table(path), path.parent, str(path)
+    if path_col == "filepath" and path_col not in table.columns and IMAGE_COLUMN in table.columns:
+        path_col = IMAGE_COLUMN
+    if label_col == "label" and box_col is not None and box_col in table.columns:
+        label_col = box_col
     return table_items(
-        table, path_col=path_col, label_col=label_col, class_cols=class_cols, base_dir=path.parent, name=str(path)
+        table, path_col=path_col, label_col=label_col, class_cols=class_cols, base_dir=base_dir, name=name
     )
 
 
@@ -127,64 +142,138 @@ def import_images(
     0/1 column per class instead of a label column (``"*"``: every column named
     like a class of the project). An image under several class folders of an
     ImageFolder tree gets all of them when the task's annotation is a set of
-    classes (for single-label it stays a label conflict).
+    classes (for single-label it stays a label conflict). A task whose annotation
+    is a list of boxes reads the table's ``boxes`` column (the payload's JSON text)
+    when it has one, and checks each box against the image's real size.
 
     ``add_classes`` adds label values that are not yet classes; otherwise such
     rows are rejected as ``unknown_class``. Files over ``max_file_mb`` are
     rejected as ``too_large`` without being read. The per-file report is written
     to ``report_path`` when given, one batch at a time as the import goes.
     """
-    if split not in ("pool", "eval"):
-        raise InputError(f"--split must be 'pool' or 'eval', got {split!r}")
     task = task or get_task("classification")
-    author = author or getpass.getuser()
     if class_cols == "*":
         class_cols = _class_named_columns(source, store.class_names())
-    items = [
-        _Item(item, _parse(task, item.label, label_sep))
-        for item in iter_source(source, fmt=fmt, path_col=path_col, label_col=label_col, class_cols=class_cols)
-    ]
-    report = ImportReport(seen=len(items))
-    if add_classes:
-        names = [name for i in items if isinstance(i.payload, str | list) for name in _payload_classes(i.payload)]
-        report.new_classes = store.add_classes(dict.fromkeys(names))
-    classes = store.class_names()
+    sources = iter_source(
+        source,
+        fmt=fmt,
+        path_col=path_col,
+        label_col=label_col,
+        class_cols=class_cols,
+        box_col=BOX_COLUMN if task.output == "boxes" else None,
+    )
+    items = [_parse(task, item, label_sep) for item in sources]
     merge_folders = (
         not isinstance(source, pd.DataFrame)
         and resolve_format(source, fmt) == "imagefolder"
         and any(isinstance(i.payload, list) for i in items)  # sets of classes; single-label copies stay conflicts
     )
-    check = _Checker(task, classes, max_pixels, max_file_mb)
+    return import_items(
+        store,
+        items,
+        split=split,
+        task=task,
+        add_classes=add_classes,
+        author=author,
+        report_path=report_path,
+        label_sep=label_sep,
+        max_pixels=max_pixels,
+        max_file_mb=max_file_mb,
+        batch_size=batch_size,
+        workers=workers,
+        progress=progress,
+        merge_folders=merge_folders,
+    )
+
+
+@dataclass(frozen=True)
+class ImportItem:
+    """A source item with its annotation read (``None``: unlabeled), or the problem that stops it being read."""
+
+    source: SourceItem
+    payload: Payload | None
+    problem: ImageRejected | None = None
+
+
+@dataclass(frozen=True)
+class ImportProblem:
+    """Something an annotation file got wrong that belongs to no image of the import (a report row of its own)."""
+
+    where: str
+    reason: str
+    detail: str
+
+
+def import_items(
+    store: Store,
+    items: Sequence[ImportItem],
+    *,
+    split: str = "pool",
+    task: Task | None = None,
+    add_classes: bool = False,
+    author: str | None = None,
+    report_path: str | Path | None = None,
+    problems: Sequence[ImportProblem] = (),
+    label_sep: str = "|",
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    max_file_mb: float = DEFAULT_MAX_FILE_MB,
+    batch_size: int = 256,
+    workers: int = 4,
+    progress: Progress = False,
+    merge_folders: bool = False,
+) -> ImportReport:
+    """Import items whose annotations are already read (a table's cells, an annotation file's images).
+
+    Each item's file is checked and its payload validated by ``task`` against the
+    project's classes and the image's real ``(width, height)``; an item with a
+    ``problem`` is rejected with it. ``problems`` are counted and reported
+    first. The rest is :func:`import_images`'s contract.
+    """
+    if split not in ("pool", "eval"):
+        raise InputError(f"--split must be 'pool' or 'eval', got {split!r}")
+    task = task or get_task("classification")
+    author = author or getpass.getuser()
+    report = ImportReport(seen=len(items))
+    if add_classes:
+        names = [name for i in items if i.payload is not None for name in _payload_classes(i.payload)]
+        report.new_classes = store.add_classes(dict.fromkeys(names))
+    check = _Checker(task, store.class_names(), max_pixels, max_file_mb)
     with (
         ThreadPoolExecutor(max_workers=workers) as pool,
         _report_writer(report_path) as write_rows,
         progress_task(progress, "importing", total=len(items), unit="img") as bar,
     ):
         report.report_path = Path(report_path) if report_path is not None else None
-        for batch, checked in _checked_batches(items, pool, check, batch_size, merge=merge_folders):
+        report.rejected.update(p.reason for p in problems)
+        write_rows([["", p.where, "", "rejected", p.reason, p.detail] for p in problems])
+        for batch, checked in _checked_batches(list(items), pool, check, batch_size, merge=merge_folders):
             rows = _store_batch(store, task, batch, checked, split, author, label_sep, report)
             write_rows(rows)
             bar.advance(len(batch))
     return report
 
 
-@dataclass(frozen=True)
-class _Item:
-    """A source item with its label parsed by the task (``None``: unlabeled)."""
-
-    source: SourceItem
-    payload: Payload | None
-
-
-def _parse(task: Task, label: str | tuple[str, ...] | None, sep: str) -> Payload | None:
-    if label is None:
-        return None
-    return list(label) if isinstance(label, tuple) else task.parse(label, sep=sep)
+def _parse(task: Task, item: SourceItem, sep: str) -> ImportItem:
+    """``item`` with its label read by ``task``; a cell the task cannot read is the item's problem."""
+    if item.label is None:
+        return ImportItem(item, None)
+    if isinstance(item.label, tuple):
+        return ImportItem(item, list(item.label))
+    try:
+        return ImportItem(item, task.parse(item.label, sep=sep))
+    except (InputError, ValueError) as exc:
+        return ImportItem(item, None, ImageRejected("invalid_label", f"row {item.row}: {exc}"))
 
 
 def _payload_classes(payload: Payload) -> list[str]:
-    """The class names a payload mentions (a class name, or a list of them)."""
-    return [payload] if isinstance(payload, str) else [str(name) for name in payload]
+    """The class names a payload mentions: a class name, a list of them, or the classes of a list of boxes."""
+    if isinstance(payload, str):
+        return [payload]
+    if not isinstance(payload, list):
+        return []
+    return [
+        str(p["class"]) if isinstance(p, dict) else str(p) for p in payload if not isinstance(p, dict) or "class" in p
+    ]
 
 
 def _class_named_columns(source: str | Path | pd.DataFrame, classes: Sequence[str]) -> list[str]:
@@ -203,49 +292,67 @@ def _class_named_columns(source: str | Path | pd.DataFrame, classes: Sequence[st
 
 
 @dataclass(frozen=True)
+class _Good:
+    """A file that passed its checks, and its annotation in the task's canonical form (``None``: unlabeled)."""
+
+    info: ImageInfo
+    payload: Payload | None
+
+
+@dataclass(frozen=True)
 class _Checker:
-    """Checks one item: its label against the task and classes, then its file."""
+    """Checks one item: its classes, then its file, then its annotation against the task and the image's size."""
 
     task: Task
     classes: list[str]
     max_pixels: int
     max_file_mb: float
 
-    def __call__(self, item: _Item) -> ImageInfo | ImageRejected:
+    def __call__(self, item: ImportItem) -> _Good | ImageRejected:
+        if item.problem is not None:
+            return item.problem
         if item.source.path is None:
             return ImageRejected("missing_path", f"row {item.source.row} has an empty file path")
-        if item.payload is not None:
-            problem = self.label_problem(item.payload)
-            if problem is not None:
-                return problem
+        unknown = None if item.payload is None else self.unknown_classes(item.payload)
+        if unknown is not None:
+            return unknown
         try:
-            return inspect_image(item.source.path, max_pixels=self.max_pixels, max_file_mb=self.max_file_mb)
+            info = inspect_image(item.source.path, max_pixels=self.max_pixels, max_file_mb=self.max_file_mb)
         except ImageRejected as exc:
             return exc
+        if item.payload is None:
+            return _Good(info, None)
+        payload = self.validated(item.payload, (info.width, info.height))
+        return payload if isinstance(payload, ImageRejected) else _Good(info, payload)
 
-    def label_problem(self, payload: Payload) -> ImageRejected | None:
-        if isinstance(payload, str | list):
-            unknown = [name for name in _payload_classes(payload) if name not in self.classes]
-            if unknown:
-                return ImageRejected(
-                    "unknown_class",
-                    f"label {', '.join(map(repr, unknown))} is not a class of this project "
-                    f"({', '.join(sorted(self.classes)) or 'none yet'}); "
-                    "add it with `activelab classes add` or re-import with --add-classes",
-                )
+    def unknown_classes(self, payload: Payload) -> ImageRejected | None:
+        unknown = [name for name in dict.fromkeys(_payload_classes(payload)) if name not in self.classes]
+        if not unknown:
+            return None
+        return ImageRejected(
+            "unknown_class",
+            f"label {', '.join(map(repr, unknown))} is not a class of this project "
+            f"({', '.join(sorted(self.classes)) or 'none yet'}); "
+            "add it with `activelab classes add` or re-import with --add-classes",
+        )
+
+    def validated(self, payload: Payload, size: tuple[int, int] | None = None) -> Payload | ImageRejected:
+        """``payload`` in the task's canonical form, or the rejection saying why it is not an annotation."""
+        unknown = self.unknown_classes(payload)
+        if unknown is not None:
+            return unknown
         try:
-            self.task.validate(payload, self.classes)
+            return self.task.validate(payload, self.classes, size=size)
         except InputError as exc:
             return ImageRejected("invalid_label", str(exc))
-        return None
 
 
-_Checked = list[ImageInfo | ImageRejected]
+_Checked = list[_Good | ImageRejected]
 
 
 def _checked_batches(
-    items: list[_Item], pool: ThreadPoolExecutor, check: _Checker, batch_size: int, *, merge: bool
-) -> Iterator[tuple[list[_Item], _Checked]]:
+    items: list[ImportItem], pool: ThreadPoolExecutor, check: _Checker, batch_size: int, *, merge: bool
+) -> Iterator[tuple[list[ImportItem], _Checked]]:
     """Batches of items with their checks, in parallel.
 
     With ``merge`` (an ImageFolder tree read for a task whose annotation is a set
@@ -257,35 +364,32 @@ def _checked_batches(
         for batch in _batched(items, batch_size):
             yield batch, list(pool.map(check, batch))
         return
-    checked = list(pool.map(check, items))
-    merged_items, merged_checks = _merge_copies(items, checked, check)
-    for start in range(0, len(merged_items), batch_size):
-        yield merged_items[start : start + batch_size], merged_checks[start : start + batch_size]
+    merged = _merge_copies(items, list(pool.map(check, items)), check)
+    for start in range(0, len(items), batch_size):
+        yield items[start : start + batch_size], merged[start : start + batch_size]
 
 
-def _merge_copies(items: list[_Item], checked: _Checked, check: _Checker) -> tuple[list[_Item], _Checked]:
+def _merge_copies(items: list[ImportItem], checked: _Checked, check: _Checker) -> _Checked:
     """Fold copies of one image (same content) with set payloads into its first item; copies are kept as merged."""
     first: dict[str, int] = {}
-    out_items = list(items)
-    out_checks = list(checked)
-    for pos, (item, info) in enumerate(zip(items, checked)):
-        if not isinstance(info, ImageInfo) or not isinstance(item.payload, list):
+    out = list(checked)
+    for pos, good in enumerate(checked):
+        if not isinstance(good, _Good) or not isinstance(good.payload, list):
             continue
-        if info.sha256 not in first:
-            first[info.sha256] = pos
+        if good.info.sha256 not in first:
+            first[good.info.sha256] = pos
             continue
-        keep = first[info.sha256]
-        kept = out_items[keep]
-        if not isinstance(kept.payload, list):
+        keep = first[good.info.sha256]
+        kept = out[keep]
+        if not isinstance(kept, _Good) or not isinstance(kept.payload, list):
             continue
-        union = sorted(set(kept.payload) | set(item.payload))
-        problem = check.label_problem(union)
-        if problem is not None:
-            out_checks[pos] = problem
+        union = check.validated(sorted(set(kept.payload) | set(good.payload)))
+        if isinstance(union, ImageRejected):
+            out[pos] = union
             continue
-        out_items[keep] = _Item(kept.source, check.task.validate(union, check.classes))
-        out_checks[pos] = _Merged(kept.source.raw_path)
-    return out_items, out_checks
+        out[keep] = _Good(kept.info, union)
+        out[pos] = _Merged(items[keep].source.raw_path)
+    return out
 
 
 class _Merged(ImageRejected):
@@ -298,61 +402,53 @@ class _Merged(ImageRejected):
 def _store_batch(
     store: Store,
     task: Task,
-    batch: list[_Item],
+    batch: list[ImportItem],
     checked: _Checked,
     split: str,
     author: str,
     sep: str,
     report: ImportReport,
 ) -> list[list[object]]:
-    """Write one batch of images with their labels (classes or sets) in one transaction; the report's rows."""
+    """Write one batch of images with their annotations in one transaction; the report's rows."""
     rows: list[list[object]] = []
-    good: list[tuple[_Item, ImageInfo]] = []
-    for item, info in zip(batch, checked):
-        if isinstance(info, _Merged):
+    good: list[tuple[ImportItem, _Good]] = []
+    for item, outcome in zip(batch, checked):
+        if isinstance(outcome, _Merged):
             report.merged += 1
-            rows.append(_row(task, item, "merged", "", info.detail, sep))
-        elif isinstance(info, ImageRejected):
-            report.rejected[info.reason] += 1
-            rows.append(_row(task, item, "rejected", info.reason, info.detail, sep))
+            rows.append(_row(task, item, item.payload, "merged", "", outcome.detail, sep))
+        elif isinstance(outcome, ImageRejected):
+            report.rejected[outcome.reason] += 1
+            rows.append(_row(task, item, item.payload, "rejected", outcome.reason, outcome.detail, sep))
         else:
-            good.append((item, info))
+            good.append((item, outcome))
     records = [
         ImageRecord(
-            sha256=info.sha256,
+            sha256=ok.info.sha256,
             path=str(item.source.path.resolve()) if item.source.path else "",
-            width=info.width,
-            height=info.height,
-            n_bytes=info.n_bytes,
-            format=info.format,
+            width=ok.info.width,
+            height=ok.info.height,
+            n_bytes=ok.info.n_bytes,
+            format=ok.info.format,
             split=split,
-            label=item.payload,
+            label=ok.payload,
         )
-        for item, info in good
+        for item, ok in good
     ]
-    outcome = store.add_images(records, author=author, source="import")
-    report.labeled += outcome.labels_added
-    for (item, _), status, existing in zip(good, outcome.status, outcome.existing_path):
+    added = store.add_images(records, author=author, source="import")
+    report.labeled += added.labels_added
+    for (item, ok), status, existing in zip(good, added.status, added.existing_path):
         if status == "added":
             report.added += 1
-            rows.append(_row(task, item, "added", "", "", sep))
+            rows.append(_row(task, item, ok.payload, "added", "", "", sep))
         elif status == "labeled":
-            rows.append(_row(task, item, "labeled", "", f"already stored as {existing}; label added", sep))
+            rows.append(_row(task, item, ok.payload, "labeled", "", f"already stored as {existing}; label added", sep))
         elif status == "duplicate":
             report.duplicates += 1
-            rows.append(_row(task, item, "duplicate", "duplicate", f"same content as {existing}", sep))
+            rows.append(_row(task, item, ok.payload, "duplicate", "duplicate", f"same content as {existing}", sep))
         else:
             report.label_conflicts += 1
-            rows.append(
-                _row(
-                    task,
-                    item,
-                    "label_conflict",
-                    "label_conflict",
-                    f"{existing} already has another label; kept it",
-                    sep,
-                )
-            )
+            detail = f"{existing} already has another label; kept it"
+            rows.append(_row(task, item, ok.payload, "label_conflict", "label_conflict", detail, sep))
     return rows
 
 
@@ -362,9 +458,14 @@ def default_report_path(project_root: Path) -> Path:
     return project_root / "reports" / f"import-{stamp}.csv"
 
 
-def _row(task: Task, item: _Item, status: str, reason: str, detail: str, sep: str) -> list[object]:
+def _row(
+    task: Task, item: ImportItem, payload: Payload | None, status: str, reason: str, detail: str, sep: str
+) -> list[object]:
     src = item.source
-    label = "" if item.payload is None else _label_text(task, item.payload, src.label, sep)
+    if payload is None:
+        label = src.label if isinstance(src.label, str) else ""
+    else:
+        label = _label_text(task, payload, src.label, sep)
     return [src.row if src.row is not None else "", src.raw_path, label, status, reason, detail]
 
 
@@ -396,7 +497,7 @@ def _report_writer(path: str | Path | None) -> Iterator[Callable[[list[list[obje
         yield write_rows
 
 
-def _batched(items: Iterable[_Item], size: int) -> Iterator[list[_Item]]:
+def _batched(items: Iterable[ImportItem], size: int) -> Iterator[list[ImportItem]]:
     it = iter(items)
     while batch := list(islice(it, size)):
         yield batch
