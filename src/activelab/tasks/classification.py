@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -21,7 +21,7 @@ class Classification(Task):
     output: ClassVar[str] = "softmax"
     provides: ClassVar[frozenset[str]] = frozenset({"probs", "mc_probs", "embeddings", "grad_factors", "labels"})
 
-    def validate(self, payload: Payload, classes: Sequence[str]) -> str:
+    def validate(self, payload: Payload, classes: Sequence[str], *, size: tuple[int, int] | None = None) -> str:
         if not isinstance(payload, str):
             raise InputError(f"a classification label is one class name, got {payload!r}")
         if payload not in classes:
@@ -51,6 +51,7 @@ class Classification(Task):
         *,
         targets: np.ndarray | None = None,
         labeled: np.ndarray | None = None,
+        views: Mapping[str, list[np.ndarray]] | None = None,
     ) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         if "probs" in needed:

@@ -7,7 +7,7 @@ cell holds the names joined by ``sep`` (``"bag|shirt"``, the empty cell for ``[]
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
 import numpy as np
@@ -85,7 +85,7 @@ class MultiLabel(Task):
     provides: ClassVar[frozenset[str]] = frozenset({"marginals", "label_matrix", "grad_factors", "embeddings"})
     headline: ClassVar[str] = "micro_f1"  # subset accuracy punishes one wrong class of ten as hard as ten
 
-    def validate(self, payload: Payload, classes: Sequence[str]) -> list[str]:
+    def validate(self, payload: Payload, classes: Sequence[str], *, size: tuple[int, int] | None = None) -> list[str]:
         if isinstance(payload, str) or not isinstance(payload, (list, tuple)):
             raise InputError(
                 f"a multi-label annotation is a list of class names (e.g. ['bag', 'shirt'], [] for none), "
@@ -139,6 +139,7 @@ class MultiLabel(Task):
         *,
         targets: np.ndarray | None = None,
         labeled: np.ndarray | None = None,
+        views: Mapping[str, list[np.ndarray]] | None = None,
     ) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         if "marginals" in needed:

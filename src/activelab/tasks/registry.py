@@ -14,7 +14,11 @@ from activelab.exceptions import InputError
 from activelab.tasks.base import Task
 
 #: built-in task name -> the module whose import registers it
-_BUILTINS = {"classification": "activelab.tasks.classification", "multilabel": "activelab.tasks.multilabel"}
+_BUILTINS = {
+    "classification": "activelab.tasks.classification",
+    "multilabel": "activelab.tasks.multilabel",
+    "detection": "activelab.tasks.detection",
+}
 _TASKS: dict[str, type[Task]] = {}
 
 
