@@ -15,8 +15,16 @@ See ``docs/strategies.md`` for the guide and :mod:`.registry` for the input voca
 
 from __future__ import annotations
 
-from . import bayesian, diversity, hybrid, multilabel, uncertainty
+from . import bayesian, detection, diversity, hybrid, multilabel, uncertainty
 from .bayesian import bald_scores, mean_std_scores, variation_ratio_scores
+from .detection import (
+    aggregate_boxes,
+    cald_scores,
+    difficulty_weights,
+    localization_stability_scores,
+    ppal_distances,
+    ppal_uncertainty,
+)
 from .diversity import outlier_scores
 from .hybrid import gradient_factors
 from .multilabel import binary_uncertainty, cvirs_scores, label_vector_distance, multilabel_uncertainty_scores
@@ -30,16 +38,20 @@ from .registry import (
     select,
     unregister,
 )
-from .selection import top_k
+from .selection import select_budget, top_k
 from .uncertainty import egl_scores, entropy_scores, least_confidence_scores, margin_scores, ratio_scores
 
 __all__ = [
     "VOCABULARY",
     "StrategySpec",
+    "aggregate_boxes",
     "bald_scores",
     "bayesian",
     "binary_uncertainty",
+    "cald_scores",
     "cvirs_scores",
+    "detection",
+    "difficulty_weights",
     "diversity",
     "egl_scores",
     "entropy_scores",
@@ -49,15 +61,19 @@ __all__ = [
     "label_vector_distance",
     "least_confidence_scores",
     "list_strategies",
+    "localization_stability_scores",
     "margin_scores",
     "mean_std_scores",
     "multilabel",
     "multilabel_uncertainty_scores",
     "outlier_scores",
+    "ppal_distances",
+    "ppal_uncertainty",
     "ratio_scores",
     "register",
     "required_inputs",
     "select",
+    "select_budget",
     "top_k",
     "uncertainty",
     "unregister",

@@ -275,3 +275,130 @@ def check_positive_float(value: Any, name: str) -> float:
     ):
         raise InputError(f"{name} must be a positive finite number, got {value!r}.")
     return float(value)
+
+
+# ----------------------------------------------------------------------------- detection (box) inputs
+#: Box arrays: one row per predicted box of the whole pool (first dimension M, not N).
+BOX_INPUTS: frozenset[str] = frozenset(
+    {"box_probs", "box_scores", "box_owner", "box_features", "box_flip_iou", "box_flip_probs", "box_noise_iou"}
+)
+#: Per-class arrays: one entry per object class.
+CLASS_INPUTS: frozenset[str] = frozenset({"class_difficulty"})
+_BOX_SHAPES: dict[str, tuple[int, str]] = {
+    "box_probs": (2, "(M, C)"),
+    "box_flip_probs": (2, "(M, C)"),
+    "box_scores": (1, "(M,)"),
+    "box_flip_iou": (1, "(M,)"),
+    "box_noise_iou": (2, "(M, K)"),
+    "box_features": (2, "(M, d)"),
+}
+
+
+def _box_float_array(x: Any, name: str) -> NDArray[np.floating[Any]]:
+    """A finite float box array of the documented rank; zero rows (a pool without boxes) is allowed."""
+    ndim, doc = _BOX_SHAPES[name]
+    arr = np.asarray(x)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+        raise InputError(f"{name} must be a numeric array of shape {doc}, got dtype {arr.dtype}.")
+    if arr.ndim != ndim:
+        raise InputError(
+            f"{name} must have {ndim} dimension(s) {doc} (M = predicted boxes of the whole pool), got shape {arr.shape}."
+        )
+    if not np.issubdtype(arr.dtype, np.floating):
+        arr = arr.astype(np.float64)
+    if not _all_finite(arr):
+        raise InputError(f"{name} contains NaN or inf; check the detector's outputs (e.g. a diverged model).")
+    if ndim == 2 and arr.shape[1] == 0:
+        raise InputError(f"{name} has an empty second axis (shape {arr.shape}); pass {doc} with at least one column.")
+    return arr
+
+
+def _check_unit_interval(arr: NDArray[np.floating[Any]], name: str, what: str) -> None:
+    if arr.size and (arr.min() < 0.0 or arr.max() > 1.0):
+        raise InputError(f"{name} must hold {what} in [0, 1], got values in [{arr.min():.6g}, {arr.max():.6g}].")
+
+
+def _check_box_owner(owner: Any, n: int) -> NDArray[np.int64]:
+    arr = np.asarray(owner)
+    if arr.ndim != 1:
+        raise InputError(f"box_owner must be 1-D (M,) (the pool position of each box's image), got shape {arr.shape}.")
+    if not np.issubdtype(arr.dtype, np.integer):
+        integral = np.issubdtype(arr.dtype, np.floating) and _all_finite(arr) and np.all(arr == np.round(arr))
+        if not integral:
+            raise InputError(f"box_owner must hold integer pool positions 0..{n - 1}, got dtype {arr.dtype}.")
+    out = arr.astype(np.int64, copy=False)
+    if out.size and (out.min() < 0 or out.max() >= n):
+        bad = int(out.min()) if out.min() < 0 else int(out.max())
+        raise InputError(
+            f"box_owner has image position {bad}, outside the pool of {n} images (the length of labeled); "
+            "each box's owner must index the same pool as labeled, 0..N-1."
+        )
+    return out
+
+
+def check_box_inputs(n: int, **arrays: Any) -> dict[str, NDArray[Any]]:
+    """Validate detection inputs for a pool of ``n`` images and return them as arrays.
+
+    Box arrays (:data:`BOX_INPUTS`) must share their first dimension M (zero boxes is
+    allowed: images may own no box); ``box_owner`` values index the pool (0..n-1);
+    probabilities are rows summing to 1, IoUs and scores lie in [0, 1];
+    ``class_difficulty`` has one entry in [0, 1] per column of ``box_probs``.
+    ``None`` values are skipped.
+    """
+    out: dict[str, NDArray[Any]] = {}
+    for name, value in arrays.items():
+        if value is None:
+            continue
+        if name == "box_owner":
+            out[name] = _check_box_owner(value, n)
+        elif name == "class_difficulty":
+            arr = np.asarray(value)
+            if arr.ndim != 1 or arr.dtype == object or not np.issubdtype(arr.dtype, np.number):
+                raise InputError(f"class_difficulty must be a 1-D numeric array (C,), got shape {arr.shape}.")
+            arr = arr.astype(np.float64, copy=False)
+            if not _all_finite(arr):
+                raise InputError("class_difficulty contains NaN or inf; use 0.5 for a class with no labeled box.")
+            _check_unit_interval(arr, name, "difficulties")
+            out[name] = arr
+        elif name in _BOX_SHAPES:
+            arr = _box_float_array(value, name)
+            if name in ("box_probs", "box_flip_probs"):
+                if arr.size:
+                    _check_prob_rows_any(arr, name)
+            elif name != "box_features":
+                _check_unit_interval(arr, name, "scores" if name == "box_scores" else "IoUs")
+            out[name] = arr
+        else:
+            raise InputError(f"{name!r} is not a detection input; known: {sorted(BOX_INPUTS | CLASS_INPUTS)}.")
+    sizes = {name: int(v.shape[0]) for name, v in out.items() if name in BOX_INPUTS}
+    if len(set(sizes.values())) > 1:
+        desc = ", ".join(f"{name}: {m}" for name, m in sizes.items())
+        raise InputError(
+            f"box arrays disagree on the number of boxes ({desc}); every box array must have one row per "
+            "predicted box of the pool, in the same order."
+        )
+    classes = {name: int(out[name].shape[-1]) for name in ("box_probs", "box_flip_probs") if name in out}
+    if "class_difficulty" in out:
+        classes["class_difficulty"] = int(out["class_difficulty"].shape[0])
+    if len(set(classes.values())) > 1:
+        desc = ", ".join(f"{name}: {c}" for name, c in classes.items())
+        raise InputError(
+            f"detection inputs disagree on the number of classes ({desc}); box_probs, box_flip_probs and "
+            "class_difficulty must all have one entry per object class."
+        )
+    if "class_difficulty" in out and out["class_difficulty"].shape[0] == 0:
+        raise InputError("class_difficulty is empty; pass one difficulty per object class.")
+    return out
+
+
+def _check_prob_rows_any(arr: NDArray[np.floating[Any]], name: str) -> None:
+    """Rows are distributions; unlike :func:`_check_prob_rows` a single class is allowed (a one-class detector)."""
+    if arr.min() < -PROB_SUM_ATOL:
+        raise InputError(f"{name} has negative entries; pass per-box class probabilities, not logits.")
+    sums = arr.sum(axis=1, dtype=np.float64)
+    bad = np.flatnonzero(np.abs(sums - 1.0) > PROB_SUM_ATOL)
+    if bad.size:
+        raise InputError(
+            f"{name} rows must sum to 1 (within {PROB_SUM_ATOL}); row {int(bad[0])} sums to {sums[bad[0]]:.6g}. "
+            "Normalise each box's class scores over the object classes."
+        )

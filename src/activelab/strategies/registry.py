@@ -36,6 +36,31 @@ Single-label strategies read ``probs``; multi-label ones read ``marginals`` and
 ``label_matrix``
     ``(N, C)`` int: a labeled item's 0/1 class indicators, a row of ``-1`` for an
     unlabeled one (multi-label).
+
+Detection inputs. A detector predicts a variable number of boxes per image, so box
+arrays are flat over the M predicted boxes of the whole pool, with ``box_owner``
+naming each box's image; an image may own no box. N comes from ``labeled``, which
+detection strategies require.
+
+``box_probs``
+    ``(M, C)`` float: each box's distribution over the object classes (rows sum to 1).
+``box_scores``
+    ``(M,)`` float in [0, 1]: each box's detection confidence.
+``box_owner``
+    ``(M,)`` int: the pool position (0..N-1) of each box's image.
+``box_features``
+    ``(M, d)`` float: each box's RoI feature (PPAL's diversity stage).
+``box_flip_iou``
+    ``(M,)`` float in [0, 1]: IoU of each box with its best same-image match among the
+    boxes predicted on the horizontally flipped image (0 without a match); CALD.
+``box_flip_probs``
+    ``(M, C)`` float: that match's class distribution (uniform ``1/C`` without a match).
+``box_noise_iou``
+    ``(M, K)`` float in [0, 1]: per noise level, IoU of each box with its best match
+    among the boxes predicted on a noisy copy (Kao et al. 2018).
+``class_difficulty``
+    ``(C,)`` float in [0, 1]: PPAL's per-class difficulty, ``1 -`` the mean quality
+    (IoU x score) of the model's matched predictions on the labeled images.
 """
 
 from __future__ import annotations
@@ -52,13 +77,17 @@ from numpy.typing import NDArray
 
 from activelab.exceptions import InputError, StrategyContractError
 
-from ._validation import check_k, check_labeled, check_rng
+from ._validation import BOX_INPUTS, CLASS_INPUTS, check_box_inputs, check_k, check_labeled, check_rng
 
 StrategyFn = Callable[..., NDArray[np.int64]]
 
 #: Names a strategy may list in ``requires``.
-VOCABULARY: frozenset[str] = frozenset(
-    {"probs", "marginals", "mc_probs", "embeddings", "grad_factors", "grad_embeddings", "labels", "label_matrix"}
+DETECTION_INPUTS: frozenset[str] = BOX_INPUTS | CLASS_INPUTS
+VOCABULARY: frozenset[str] = (
+    frozenset(
+        {"probs", "marginals", "mc_probs", "embeddings", "grad_factors", "grad_embeddings", "labels", "label_matrix"}
+    )
+    | DETECTION_INPUTS
 )
 #: The arrays the caller computes for each vocabulary entry.
 CONCRETE_INPUTS: Mapping[str, frozenset[str]] = {
@@ -70,10 +99,12 @@ CONCRETE_INPUTS: Mapping[str, frozenset[str]] = {
     "grad_embeddings": frozenset({"grad_factors", "embeddings"}),
     "labels": frozenset({"labels"}),
     "label_matrix": frozenset({"label_matrix"}),
+    **{name: frozenset({name}) for name in sorted(DETECTION_INPUTS)},
 }
 #: Array keywords ``select`` accepts and forwards only to strategies that take them.
-ARRAY_INPUTS: frozenset[str] = frozenset(
-    {"probs", "marginals", "mc_probs", "embeddings", "grad_factors", "labels", "label_matrix"}
+ARRAY_INPUTS: frozenset[str] = (
+    frozenset({"probs", "marginals", "mc_probs", "embeddings", "grad_factors", "labels", "label_matrix"})
+    | DETECTION_INPUTS
 )
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -251,7 +282,8 @@ def select(
         rng: the only source of randomness.
         labeled: ``(N,)`` bool mask of already-labeled items (never returned).
         **inputs_and_params: arrays from the vocabulary (``probs``, ``marginals``,
-            ``mc_probs``, ``embeddings``, ``grad_factors``, ``labels``, ``label_matrix``)
+            ``mc_probs``, ``embeddings``, ``grad_factors``, ``labels``, ``label_matrix``,
+            the detection ``box_*`` arrays and ``class_difficulty``)
             and the strategy's parameters. Arrays the
             strategy does not use are ignored, so a caller may pass everything it has.
 
@@ -288,14 +320,32 @@ def select(
             f"it accepts: {', '.join(accepted) or 'no parameters'}."
         )
     call.update(params)
-    n = _check_pool_sizes(arrays, labeled)
+    pool_arrays = {key: v for key, v in arrays.items() if key not in DETECTION_INPUTS}
+    n = _check_pool_sizes(pool_arrays, labeled)
     if n is None:
-        n = _pool_size(arrays, labeled, params)
+        n = _pool_size(pool_arrays, labeled, params)
+    _check_detection_inputs(name, needed, arrays, labeled, n)
     if "n_samples" in sig and call.get("n_samples") is None and labeled is None and n is not None:
         call["n_samples"] = n
     out = spec.fn(k=k, rng=rng, labeled=labeled, **call)
     _check_output(name, out, n, labeled, k)
     return np.asarray(out, dtype=np.int64)
+
+
+def _check_detection_inputs(
+    name: str, needed: frozenset[str], arrays: Mapping[str, Any], labeled: Any, n: int | None
+) -> None:
+    """Box arrays agree on M, owners index the N images, class arrays agree on C (``labeled`` gives N)."""
+    if needed & DETECTION_INPUTS and labeled is None:
+        raise InputError(
+            f"strategy {name!r} reads box arrays and needs labeled=: the (N,) bool mask of labeled pool images, "
+            "which also gives N (an image may own no box). Pass np.zeros(N, bool) when nothing is labeled."
+        )
+    given = {key: v for key, v in arrays.items() if key in DETECTION_INPUTS and v is not None}
+    if not given or n is None:
+        return
+    check_labeled(labeled, n)
+    check_box_inputs(n, **given)
 
 
 def _check_output(name: str, out: Any, n: int | None, labeled: Any, k: int) -> None:
