@@ -154,3 +154,70 @@ def test_views_for_names_the_model_views_the_arrays_need() -> None:
     assert TASK.views_for(frozenset({"box_flip_iou"})) == ["hflip"]
     assert TASK.views_for(frozenset({"box_noise_iou", "box_flip_probs"})) == ["hflip", "noise"]
     assert get_task("classification").views_for(frozenset({"probs"})) == []
+
+
+def three_images() -> np.ndarray:
+    """Two boxes, no box, one low-scored box."""
+    return as_outputs(
+        detections([[0, 0, 10, 10], [20, 20, 30, 30]], [0.9, 0.6], [0, 1]),
+        detections([], [], []),
+        detections([[0, 0, 4, 4]], [0.3], [2]),
+    )
+
+
+def test_strategy_arrays_are_flat_over_the_pools_boxes() -> None:
+    outputs = three_images()
+    got = TASK.strategy_arrays(frozenset({"box_probs", "box_scores", "box_owner", "box_features"}), outputs)
+    assert set(got) == {"box_probs", "box_scores", "box_owner", "box_features"}
+    assert got["box_owner"].tolist() == [0, 0, 2] and got["box_owner"].dtype == np.int64
+    np.testing.assert_allclose(got["box_scores"], [0.9, 0.6, 0.3])
+    np.testing.assert_allclose(got["box_probs"], [[0.8, 0.1, 0.1], [0.1, 0.8, 0.1], [0.1, 0.1, 0.8]])
+    assert got["box_features"].tolist() == [[0, 1], [2, 3], [0, 1]]
+    empty = TASK.strategy_arrays(frozenset({"box_probs", "box_owner"}), as_outputs(detections([], [], [])))
+    assert empty["box_probs"].shape == (0, 3) and empty["box_owner"].shape == (0,)
+
+
+def test_flip_arrays_take_each_boxs_best_match_in_the_flipped_view() -> None:
+    flipped = as_outputs(
+        detections([[0, 0, 10, 5]], [0.7], [1]),  # IoU 0.5 with the first box, 0 with the second
+        detections([[0, 0, 1, 1]], [0.9], [0]),  # an image without boxes of its own adds no row
+        detections([], [], []),
+    )
+    got = TASK.strategy_arrays(
+        frozenset({"box_flip_iou", "box_flip_probs"}), three_images(), views={"hflip": [flipped]}
+    )
+    np.testing.assert_allclose(got["box_flip_iou"], [0.5, 0.0, 0.0])
+    np.testing.assert_allclose(got["box_flip_probs"], [[0.1, 0.8, 0.1], [1 / 3] * 3, [1 / 3] * 3], rtol=1e-6)
+    with pytest.raises(
+        InputError, match="inputs box_flip_iou need the model's predictions on the 'hflip' view; pass views="
+    ):
+        TASK.strategy_arrays(frozenset({"box_flip_iou"}), three_images())
+
+
+def test_noise_iou_has_one_column_per_noise_level() -> None:
+    shifted = as_outputs(
+        detections([[5, 0, 15, 10]], [0.9], [0]),  # IoU 50 / 150 with the first box
+        detections([], [], []),
+        detections([[0, 0, 4, 2]], [0.3], [2]),  # IoU 0.5
+    )
+    got = TASK.strategy_arrays(frozenset({"box_noise_iou"}), three_images(), views={"noise": [three_images(), shifted]})
+    np.testing.assert_allclose(got["box_noise_iou"], [[1.0, 1 / 3], [1.0, 0.0], [1.0, 0.5]], rtol=1e-6)
+    with pytest.raises(InputError, match="'noise' view"):
+        TASK.strategy_arrays(frozenset({"box_noise_iou"}), three_images(), views={"hflip": [shifted]})
+
+
+def test_class_difficulty_reads_the_labeled_images_only() -> None:
+    targets = TASK.targets(
+        [
+            [box("bag", 0, 0, 10, 10), box("shirt", 40, 40, 10, 10)],  # found with score 0.9; missed
+            [box("coat", 0, 0, 5, 5)],  # not labeled: ignored
+            [box("bag", 0, 0, 4, 4)],  # predicted as a coat: missed
+        ],
+        CLASSES,
+    )
+    labeled = np.array([True, False, True])
+    got = TASK.strategy_arrays(frozenset({"class_difficulty"}), three_images(), targets=targets, labeled=labeled)
+    np.testing.assert_allclose(got["class_difficulty"], [1 - 0.9 / 2, 1.0, 0.5])
+    assert (
+        TASK.strategy_arrays(frozenset({"class_difficulty"}), three_images())["class_difficulty"].tolist() == [0.5] * 3
+    )

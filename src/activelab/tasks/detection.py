@@ -127,7 +127,7 @@ def _n_classes(outputs: np.ndarray) -> int:
 def _view(views: Mapping[str, list[np.ndarray]] | None, name: str, arrays: frozenset[str]) -> list[np.ndarray]:
     if views is None or not views.get(name):
         raise InputError(
-            f"{', '.join(sorted(arrays))} need the model's predictions on the {name!r} view; "
+            f"the strategy inputs {', '.join(sorted(arrays))} need the model's predictions on the {name!r} view; "
             f"pass views={{{name!r}: model.predict_views(paths, [{name!r}])[{name!r}]}} (Task.views_for says which)"
         )
     return views[name]
@@ -300,10 +300,10 @@ class Detection(Task):
             width = int(np.shape(outputs[0]["features"])[1]) if len(outputs) else 0
             arrays["box_features"] = _concat(outputs, "features", width)
         if needed & FLIP_ARRAYS:
-            flip_iou, flip_probs = _flip_arrays(outputs, _view(views, "hflip", FLIP_ARRAYS)[0], n_classes)
+            flip_iou, flip_probs = _flip_arrays(outputs, _view(views, "hflip", needed & FLIP_ARRAYS)[0], n_classes)
             arrays.update({"box_flip_iou": flip_iou, "box_flip_probs": flip_probs})
         if needed & NOISE_ARRAYS:
-            arrays["box_noise_iou"] = _noise_iou(outputs, _view(views, "noise", NOISE_ARRAYS))
+            arrays["box_noise_iou"] = _noise_iou(outputs, _view(views, "noise", needed & NOISE_ARRAYS))
         if "class_difficulty" in needed:
             if targets is None or labeled is None:
                 arrays["class_difficulty"] = np.full(n_classes, UNKNOWN_DIFFICULTY)
