@@ -221,3 +221,17 @@ def test_class_difficulty_reads_the_labeled_images_only() -> None:
     assert (
         TASK.strategy_arrays(frozenset({"class_difficulty"}), three_images())["class_difficulty"].tolist() == [0.5] * 3
     )
+
+
+def test_an_empty_pool_gives_empty_arrays() -> None:
+    views = {"hflip": [as_outputs()], "noise": [as_outputs(), as_outputs()]}
+    got = TASK.strategy_arrays(TASK.provides - {"embeddings"}, as_outputs(), views=views)
+    assert {key: value.shape for key, value in got.items() if key != "class_difficulty"} == {
+        "box_probs": (0, 0),
+        "box_scores": (0,),
+        "box_owner": (0,),
+        "box_features": (0, 0),
+        "box_flip_iou": (0,),
+        "box_flip_probs": (0, 0),
+        "box_noise_iou": (0, 2),
+    }

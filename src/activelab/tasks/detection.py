@@ -113,11 +113,9 @@ def _object_array(items: Sequence[Any]) -> np.ndarray:
     return out
 
 
-def _concat(outputs: np.ndarray, key: str, width: int) -> np.ndarray:
-    """The per-image arrays ``outputs[i][key]`` stacked over the pool: ``(M, width)``, or ``(M,)`` for width 0."""
-    parts = [np.asarray(o[key], dtype=np.float32) for o in outputs]
-    shape = (0,) if width == 0 else (0, width)
-    return np.concatenate([p.reshape(len(p), *shape[1:]) for p in parts]) if parts else np.zeros(shape, np.float32)
+def _per_box(outputs: np.ndarray, key: str, tail: tuple[int, ...] = ()) -> np.ndarray:
+    """``outputs[i][key]`` of every image stacked over the pool's boxes: ``(M, *tail)`` float32."""
+    return np.concatenate([np.zeros((0, *tail), np.float32), *(np.asarray(o[key], np.float32) for o in outputs)])
 
 
 def _n_classes(outputs: np.ndarray) -> int:
@@ -135,7 +133,7 @@ def _view(views: Mapping[str, list[np.ndarray]] | None, name: str, arrays: froze
 
 def _flip_arrays(outputs: np.ndarray, flipped: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """CALD's per-box IoU with its best match in the flipped view, and that match's class distribution."""
-    ious, probs = [], []
+    ious, probs = [np.zeros(0)], [np.zeros((0, n_classes), np.float32)]
     for own, other in zip(outputs, flipped, strict=True):
         iou, index = best_match(own["boxes"], other["boxes"])
         other_probs = np.asarray(other["probs"], dtype=np.float32).reshape(-1, n_classes)
@@ -144,15 +142,16 @@ def _flip_arrays(outputs: np.ndarray, flipped: np.ndarray, n_classes: int) -> tu
         matched[found] = other_probs[index[found]]
         ious.append(iou)
         probs.append(matched)
-    return np.concatenate(ious).astype(np.float32), np.concatenate(probs).reshape(-1, n_classes)
+    return np.concatenate(ious).astype(np.float32), np.concatenate(probs)
 
 
 def _noise_iou(outputs: np.ndarray, levels: Sequence[np.ndarray]) -> np.ndarray:
-    """``(M, K)``: each box's best IoU in the prediction at each noise level (Kao et al. 2018)."""
-    columns = [np.concatenate([best_match(o["boxes"], n["boxes"])[0] for o, n in zip(outputs, noisy, strict=True)])
-               for noisy in levels]  # fmt: skip
-    m = sum(len(o["scores"]) for o in outputs)
-    return np.stack(columns, axis=1).astype(np.float32) if columns else np.zeros((m, 0), np.float32)
+    """``(M, K)``: each box's best IoU in the prediction at each of the K noise levels (Kao et al. 2018)."""
+    iou = np.zeros((sum(len(o["scores"]) for o in outputs), len(levels)), dtype=np.float32)
+    for k, noisy in enumerate(levels):
+        per_image = [best_match(own["boxes"], other["boxes"])[0] for own, other in zip(outputs, noisy, strict=True)]
+        iou[:, k] = np.concatenate([np.zeros(0), *per_image])
+    return iou
 
 
 def class_difficulty(outputs: np.ndarray, targets: np.ndarray, labeled: np.ndarray, n_classes: int) -> np.ndarray:
@@ -203,7 +202,7 @@ class Detection(Task):
         edges are known without it) by at most :data:`CLIP_TOLERANCE` px is clipped to it;
         further out is an error naming the box's position in the list.
         """
-        if isinstance(payload, (str, Mapping)) or not isinstance(payload, (list, tuple)):
+        if not isinstance(payload, (list, tuple)):
             raise InputError(
                 f"a detection annotation is a list of boxes ([] for an image with nothing in it), got {payload!r}; "
                 "read a table cell with parse()"
@@ -290,15 +289,15 @@ class Detection(Task):
         n_classes = _n_classes(outputs)
         arrays: dict[str, np.ndarray] = {}
         if "box_probs" in needed:
-            arrays["box_probs"] = _concat(outputs, "probs", n_classes)
+            arrays["box_probs"] = _per_box(outputs, "probs", (n_classes,))
         if "box_scores" in needed:
-            arrays["box_scores"] = _concat(outputs, "scores", 0)
+            arrays["box_scores"] = _per_box(outputs, "scores")
         if "box_owner" in needed:
             counts = [len(o["scores"]) for o in outputs]
             arrays["box_owner"] = np.repeat(np.arange(len(outputs), dtype=np.int64), counts)
         if "box_features" in needed:
             width = int(np.shape(outputs[0]["features"])[1]) if len(outputs) else 0
-            arrays["box_features"] = _concat(outputs, "features", width)
+            arrays["box_features"] = _per_box(outputs, "features", (width,))
         if needed & FLIP_ARRAYS:
             flip_iou, flip_probs = _flip_arrays(outputs, _view(views, "hflip", needed & FLIP_ARRAYS)[0], n_classes)
             arrays.update({"box_flip_iou": flip_iou, "box_flip_probs": flip_probs})
