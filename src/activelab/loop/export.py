@@ -21,6 +21,7 @@ from pathlib import Path
 import pandas as pd
 
 from activelab.exceptions import InputError
+from activelab.loop.ingest import BOX_COLUMN
 from activelab.store import Store
 from activelab.tasks import Task, get_task
 
@@ -36,9 +37,12 @@ def labels_frame(store: Store, *, include_eval: bool = False, task: Task | None 
 
     ``label`` is the task's cell text (default task: single-label classification);
     a task whose targets are one 0/1 column per class adds those columns, named by class.
+    For a task whose annotation is a list of boxes the column is ``boxes`` (the list's
+    JSON text), the column ``activelab import`` reads boxes from.
     """
     task = task or get_task("classification")
     images = {img.id: img for img in store.images()}
+    columns = label_columns(task)
     rows = []
     payloads = []
     for iid, cur in store.current_annotations().items():
@@ -50,19 +54,25 @@ def labels_frame(store: Store, *, include_eval: bool = False, task: Task | None 
             [iid, img.path, label, img.split, cur.source, cur.author, cur.created_at, cur.round_number, img.sha256]
         )
         payloads.append(cur.payload)
-    frame = pd.DataFrame(rows, columns=EXPORT_COLUMNS)
+    frame = pd.DataFrame(rows, columns=columns)
     classes = [*store.class_names(), *store.retired_classes()]
     targets = task.targets(payloads, classes)
     if targets.ndim == 2:
-        clash = [name for name in classes if name in EXPORT_COLUMNS]
+        clash = [name for name in classes if name in columns]
         if clash:
             raise InputError(
-                f"class {clash[0]!r} has the name of an export column ({', '.join(EXPORT_COLUMNS)}); "
+                f"class {clash[0]!r} has the name of an export column ({', '.join(columns)}); "
                 "rename the class to export per-class columns"
             )
         flags = pd.DataFrame(targets.reshape(len(frame), len(classes)), columns=classes, index=frame.index)
         frame = pd.concat([frame, flags.astype("int64")], axis=1)
     return frame
+
+
+def label_columns(task: Task) -> list[str]:
+    """The export table's columns for ``task``: the annotation column is ``boxes`` where the annotation is boxes."""
+    label = BOX_COLUMN if task.output == "boxes" else "label"
+    return [label if name == "label" else name for name in EXPORT_COLUMNS]
 
 
 def export_labels(
@@ -89,6 +99,11 @@ def export_labels(
     task = task or get_task("classification")
     out = Path(out)
     if fmt == "imagefolder":
+        if task.output == "boxes":
+            raise InputError(
+                "an ImageFolder tree holds one class per folder, not boxes; export this project with "
+                "--format coco, yolo, voc, labelstudio or csv"
+            )
         return _export_imagefolder(store, out, include_eval=include_eval)
     frame = labels_frame(store, include_eval=include_eval, task=task, sep=sep)
     out.parent.mkdir(parents=True, exist_ok=True)

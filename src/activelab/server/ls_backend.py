@@ -12,7 +12,10 @@ active-learning order; each result carries the model's confidence.
 
 The project's task decides what a choice means: one class per image, or for a
 multi-label project (``choice="multiple"``) the set of classes chosen, recorded as
-one annotation and predicted as a multi-choice result.
+one annotation and predicted as a multi-choice result. A detection project's
+labeling config has ``RectangleLabels``: its annotations are rectangles (percents
+of the image, turned into boxes in pixels) and its predictions one rectangle per
+predicted box, each with the box's score.
 
 Like the rest of ``server/``, this only calls the loop and the store: the
 labeling config of each Label Studio project is kept in the store's service state.
@@ -31,6 +34,7 @@ from fastapi import Body, FastAPI, HTTPException
 from activelab.exceptions import ActivelabError, InputError, NotFoundError
 from activelab.loop.formats._common import file_sha256
 from activelab.loop.formats.labelstudio import (
+    BOX_FROM_NAME,
     FROM_NAME,
     TO_NAME,
     ForeignLabel,
@@ -38,6 +42,7 @@ from activelab.loop.formats.labelstudio import (
     image_reference,
     queue_scores,
     record_labels,
+    rectangle_result,
     resolve_image,
 )
 from activelab.loop.project import Project
@@ -68,8 +73,13 @@ class LabelStudioBackend:
 
     @property
     def task(self) -> Task:
-        """The project's task: what a Label Studio choice (or set of choices) is as an annotation."""
+        """The project's task: what a Label Studio choice (or set of choices, or rectangles) is as an annotation."""
         return get_task(self.project.settings.task)
+
+    @property
+    def boxes(self) -> bool:
+        """Whether the project's annotations are boxes (Label Studio's ``RectangleLabels``)."""
+        return self.task.output == "boxes"
 
     def model_version(self) -> str:
         number, _ = queue_scores(self.store)
@@ -80,6 +90,11 @@ class LabelStudioBackend:
         """Remember the labeling config's names for ``ls_project``; refuse choices that are not classes and
         a config whose ``choice`` mode is not the project's (several classes per image only for sets)."""
         names = config_names(schema)
+        if names["boxes"] != self.boxes:
+            control, kind = ("RectangleLabels", "boxes") if self.boxes else ("Choices", "classes")
+            raise HTTPException(
+                422, f"this project's annotations are {kind}; label with a <{control}> control and connect again"
+            )
         sets = self.task.output == "sigmoid"  # independent classes: an image carries any number of them
         if names["multiple"] != sets:
             fix = 'add choice="multiple" to' if sets else 'remove choice="multiple" from'
@@ -105,7 +120,7 @@ class LabelStudioBackend:
             names = config_names(label_config)
             return {k: names[k] for k in ("from_name", "to_name", "value")}
         saved = (self.store.service_state(STATE_KEY) or {}).get(_project_key(ls_project))
-        return saved or {"from_name": FROM_NAME, "to_name": TO_NAME, "value": "image"}
+        return saved or {"from_name": BOX_FROM_NAME if self.boxes else FROM_NAME, "to_name": TO_NAME, "value": "image"}
 
     # ----------------------------------------------------------- predict
     def predict(self, tasks: list[dict[str, Any]], ls_project: Any, label_config: str | None) -> list[dict[str, Any]]:
@@ -119,22 +134,11 @@ class LabelStudioBackend:
         stored = {iid: p for iid, p in self.store.latest_predictions(known).items() if p[2] == number}
         missing = [iid for iid in known if iid not in stored]
         fresh = self._model_predictions(missing, number) if missing and number is not None else {}
+        sizes = {img.id: (img.width, img.height) for img in (self.store.get_image(i) for i in known)}
         out = []
         for iid in ids:
             guess = None if iid is None else (stored.get(iid) or fresh.get(iid))
-            result = (
-                []
-                if guess is None
-                else [
-                    {
-                        "from_name": names["from_name"],
-                        "to_name": names["to_name"],
-                        "type": "choices",
-                        "value": {"choices": _choices(guess[0])},
-                        "score": guess[1],
-                    }
-                ]
-            )
+            result = [] if iid is None or guess is None else self._results(guess, sizes[iid], names)
             out.append(
                 {
                     "result": result,
@@ -143,6 +147,25 @@ class LabelStudioBackend:
                 }
             )
         return out
+
+    def _results(
+        self, guess: tuple[Payload, float], size: tuple[int, int], names: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """A prediction's results: one rectangle per predicted box (with its score), or one choices result."""
+        payload, confidence = guess[0], guess[1]
+        if self.boxes:
+            return [
+                rectangle_result(box, size, from_name=names["from_name"], to_name=names["to_name"]) for box in payload
+            ]
+        return [
+            {
+                "from_name": names["from_name"],
+                "to_name": names["to_name"],
+                "type": "choices",
+                "value": {"choices": _choices(payload)},
+                "score": confidence,
+            }
+        ]
 
     def _image_id(self, task: dict[str, Any], value_key: str) -> int | None:
         """The stored image a task shows: by ``data.activelab_id`` (our export), else by the file's content."""
@@ -183,36 +206,40 @@ class LabelStudioBackend:
         """Record annotations as label events and wake the trainer; counts of what happened.
 
         An annotation is skipped when its image is unknown, it names a class the project lacks, or
-        the project's task refuses its choices (several classes in a single-label project).
+        the project's task refuses its choices (several classes in a single-label project) or its
+        rectangles (a box outside the image).
         """
         value_key = self._names(ls_project, label_config)["value"]
         classes = self.store.class_names()
-        wanted: dict[int, list[ForeignLabel]] = defaultdict(list)
+        wanted: dict[int, list[tuple[ForeignLabel, Payload]]] = defaultdict(list)
         skipped = 0
         for task, annotation in tasks_and_annotations:
             iid = self._image_id(task, value_key)
             try:
-                label = annotation_label(annotation)
+                label = annotation_label(annotation, boxes=self.boxes)
             except ActivelabError:
                 label = None
-            if iid is None or label is None or not self._is_annotation(label, classes):
+            payload = None if iid is None or label is None else self._annotation(iid, label, classes)
+            if iid is None or label is None or payload is None:
                 skipped += 1
                 continue
-            wanted[iid].append(label)
+            wanted[iid].append((label, payload))
         # a person labeled it, in Label Studio
-        added, conflicts = record_labels(self.store, wanted, source="human", task=self.task)
+        added, conflicts = record_labels(self.store, wanted, source="human")
         if added:
             self.trainer.notify()
         return {"labels_added": added, "conflicts": conflicts, "skipped": skipped}
 
-    def _is_annotation(self, label: ForeignLabel, classes: list[str]) -> bool:
+    def _annotation(self, image_id: int, label: ForeignLabel, classes: list[str]) -> Payload | None:
+        """The validated annotation of ``label`` on the stored image (boxes in its pixels); None if it is not one."""
         if not set(label.choices) <= set(classes):
-            return False
+            return None
+        image = self.store.get_image(image_id)
+        size = (image.width, image.height)
         try:
-            self.task.validate(label.payload(self.task), classes)
+            return self.task.validate(label.payload(self.task, size), classes, size=size)
         except InputError:
-            return False
-        return True
+            return None
 
     def webhook(self, payload: dict[str, Any]) -> dict[str, Any]:
         action = payload.get("action")
@@ -238,24 +265,33 @@ class LabelStudioBackend:
 
 
 def config_names(schema: str) -> dict[str, Any]:
-    """The ``Choices`` control's name, its ``toName``, the image's data key, the choice values of a config and
-    whether it lets a person pick several of them (``choice="multiple"``)."""
+    """The labeling control's name (``Choices``, else ``RectangleLabels``), its ``toName``, the image's data key,
+    the class values of a config, whether it lets a person pick several of them (``choice="multiple"``) and
+    whether it draws boxes."""
     try:
         root = ET.fromstring(schema)
     except ET.ParseError as exc:
         raise HTTPException(422, f"the labeling config is not valid XML ({exc})") from exc
-    choices = root.find(".//Choices")
-    if choices is None:
-        raise HTTPException(422, "the labeling config has no <Choices> control; activelab predicts image classes")
-    to_name = choices.get("toName", TO_NAME)
+    control = root.find(".//Choices")
+    boxes = control is None
+    if control is None:
+        control = root.find(".//RectangleLabels")
+    if control is None:
+        raise HTTPException(
+            422,
+            "the labeling config has neither <Choices> nor <RectangleLabels>; "
+            "activelab predicts image classes or boxes",
+        )
+    to_name = control.get("toName", TO_NAME)
     image = next((el for el in root.iter() if el.get("name") == to_name), None)
     value = (image.get("value", "$image") if image is not None else "$image").lstrip("$")
     return {
-        "from_name": choices.get("name", FROM_NAME),
+        "from_name": control.get("name", BOX_FROM_NAME if boxes else FROM_NAME),
         "to_name": to_name,
         "value": value,
-        "choices": [c.get("value", "") for c in choices.iter("Choice")],
-        "multiple": choices.get("choice") == "multiple",
+        "choices": [c.get("value", "") for c in control.iter("Label" if boxes else "Choice")],
+        "multiple": control.get("choice") == "multiple",
+        "boxes": boxes,
     }
 
 

@@ -1,4 +1,4 @@
-"""Label Studio image classification: read its JSON export, write tasks it imports as they are.
+"""Label Studio image classification and detection: read its JSON export, write tasks it imports as they are.
 
 A Label Studio task holds an image reference in ``data`` (``data.image`` by
 default), the people's ``annotations`` and the models' ``predictions``; a
@@ -10,6 +10,12 @@ one label event with its annotator as the author and its time kept, so the
 store's history reads as it happened in Label Studio. Exported predictions carry
 the latest round's queue position as their ``score`` (Label Studio's "Prediction
 score" column sorts by it) and the model's confidence per result.
+
+A detection project's answer is a list of ``rectanglelabels`` results, one per box,
+whose ``x``, ``y``, ``width`` and ``height`` are percents of the image that Label
+Studio saw (``original_width`` x ``original_height``; the image's real size where a
+result does not say): a box at 12 px in a 200 px wide image is ``x: 6.0``. An
+annotation with no rectangle is "nothing here". Rotated rectangles are refused.
 """
 
 from __future__ import annotations
@@ -36,6 +42,8 @@ from activelab.tasks import Payload, Task, get_task
 
 #: the control and object names of the labeling config written beside an export
 FROM_NAME = "choice"
+#: the control name of a detection project's ``RectangleLabels`` (Label Studio's template calls it so)
+BOX_FROM_NAME = "label"
 TO_NAME = "image"
 LOCAL_FILES_URL = "/data/local-files/?d="
 UNKNOWN_AUTHOR = "labelstudio"
@@ -46,20 +54,58 @@ CHOICE_SEP = "\x1f"
 
 
 @dataclass(frozen=True)
+class ForeignBox:
+    """One ``rectanglelabels`` region: its class and rectangle in percent of the image Label Studio showed."""
+
+    label: str
+    x: float
+    y: float
+    width: float
+    height: float
+    #: ``(original_width, original_height)`` the percents refer to; None when the result does not say
+    original_size: tuple[int, int] | None = None
+
+    def pixels(self, size: tuple[int, int] | None) -> dict[str, Any]:
+        """The box in pixels, top-left origin: percents of ``original_size``, else of the image's ``size``."""
+        reference = self.original_size or size
+        if reference is None:
+            raise InputError(
+                f"a {self.label!r} rectangle has no original_width/original_height; "
+                "import it with the image at hand so its real size converts the percents"
+            )
+        width, height = reference
+        return {
+            "class": self.label,
+            "x": self.x * width / 100,
+            "y": self.y * height / 100,
+            "w": self.width * width / 100,
+            "h": self.height * height / 100,
+        }
+
+
+@dataclass(frozen=True)
 class ForeignLabel:
-    """A label made in another tool: the classes chosen, who chose them and when (None: unknown)."""
+    """A label made in another tool: the classes chosen (or boxes drawn), who made it and when (None: unknown).
+
+    ``boxes`` is None for a classification answer; for a detection one it holds the
+    rectangles and ``choices`` the classes they name.
+    """
 
     choices: tuple[str, ...]
     author: str
     created_at: datetime | None
+    boxes: tuple[ForeignBox, ...] | None = None
 
     @property
     def label(self) -> str | None:
         """The class when exactly one was chosen (a single-label answer), else None."""
-        return self.choices[0] if len(self.choices) == 1 else None
+        return self.choices[0] if len(self.choices) == 1 and self.boxes is None else None
 
-    def payload(self, task: Task) -> Payload:
-        """The choices as ``task``'s annotation, read like the table cell the task writes for them."""
+    def payload(self, task: Task, size: tuple[int, int] | None = None) -> Payload:
+        """The answer as ``task``'s annotation: the boxes in pixels of an image of ``size`` (width, height),
+        or the choices read like the table cell the task writes for them."""
+        if self.boxes is not None:
+            return [box.pixels(size) for box in self.boxes]
         return task.parse(CHOICE_SEP.join(self.choices), sep=CHOICE_SEP)
 
 
@@ -77,12 +123,13 @@ class ForeignTask:
 
 
 def read_tasks(
-    export: str | Path, *, images_root: str | Path | None = None, image_key: str = "image"
+    export: str | Path, *, images_root: str | Path | None = None, image_key: str = "image", boxes: bool = False
 ) -> list[ForeignTask]:
     """The tasks of a Label Studio JSON export (a list of tasks), with each image found on disk.
 
     ``images_root`` is where the files are: Label Studio's local-files document
     root, or a folder holding the uploaded files (default: the export's folder).
+    ``boxes`` reads each annotation's rectangles (detection) instead of its choices.
     """
     export = Path(export)
     try:
@@ -96,10 +143,10 @@ def read_tasks(
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
         raise InputError(f"{export} does not hold a list of tasks; export the project as JSON (not CSV)")
     root = Path(images_root) if images_root is not None else export.parent
-    return [_read_task(task, n, export, root, image_key) for n, task in enumerate(tasks, start=1)]
+    return [_read_task(task, n, export, root, image_key, boxes) for n, task in enumerate(tasks, start=1)]
 
 
-def _read_task(task: dict[str, Any], n: int, export: Path, root: Path, image_key: str) -> ForeignTask:
+def _read_task(task: dict[str, Any], n: int, export: Path, root: Path, image_key: str, boxes: bool) -> ForeignTask:
     data = task.get("data")
     if not isinstance(data, dict):
         raise InputError(f"task {n} of {export} has no 'data' object; export as JSON, not JSON_MIN or CSV")
@@ -112,7 +159,9 @@ def _read_task(task: dict[str, Any], n: int, export: Path, root: Path, image_key
     problems: list[tuple[str, str]] = []
     for annotation in task.get("annotations") or []:
         try:
-            label = annotation_label(annotation, default_author=str(data.get(AUTHOR_KEY) or UNKNOWN_AUTHOR))
+            label = annotation_label(
+                annotation, default_author=str(data.get(AUTHOR_KEY) or UNKNOWN_AUTHOR), boxes=boxes
+            )
         except InputError as exc:
             problems.append(("bad_annotation", f"task {n}: {exc}"))
             continue
@@ -155,15 +204,26 @@ def resolve_image(reference: str, root: Path) -> Path:
     return candidate
 
 
-def annotation_label(annotation: dict[str, Any], *, default_author: str = UNKNOWN_AUTHOR) -> ForeignLabel | None:
-    """The classes one annotation chose, its author and time; None for a skipped or empty annotation.
+def annotation_label(
+    annotation: dict[str, Any], *, default_author: str = UNKNOWN_AUTHOR, boxes: bool = False
+) -> ForeignLabel | None:
+    """The classes one annotation chose (or, with ``boxes``, the rectangles it drew), its author and time.
 
+    None for a skipped annotation, or a classification one without a choice.
     ``default_author`` is recorded when the annotation names no annotator. An
-    annotation with an empty choice list (multi-label "none of these") is kept.
+    annotation with an empty choice list (multi-label "none of these") is kept, and so
+    is a detection annotation without a rectangle ("nothing here").
     """
     if annotation.get("was_cancelled"):
         return None
-    choices = [r.get("value", {}).get("choices") for r in annotation.get("result") or [] if r.get("type") == "choices"]
+    who = annotation.get("completed_by")
+    author = default_author if who is None else annotator(who)
+    created_at = _parse_time(annotation.get("updated_at") or annotation.get("created_at"))
+    results = [r for r in annotation.get("result") or [] if isinstance(r, dict)]
+    if boxes:
+        rectangles = tuple(_rectangle(r, annotation.get("id")) for r in results if r.get("type") == "rectanglelabels")
+        return ForeignLabel(tuple(dict.fromkeys(b.label for b in rectangles)), author, created_at, rectangles)
+    choices = [r.get("value", {}).get("choices") for r in results if r.get("type") == "choices"]
     if not choices:
         return None
     if len(choices) > 1 or not isinstance(choices[0], list) or not all(isinstance(c, str) for c in choices[0]):
@@ -171,12 +231,25 @@ def annotation_label(annotation: dict[str, Any], *, default_author: str = UNKNOW
             f"annotation {annotation.get('id')} has {len(choices)} choices results {choices}; "
             "one choices control (a list of class names) per image is supported"
         )
-    who = annotation.get("completed_by")
-    return ForeignLabel(
-        tuple(choices[0]),
-        default_author if who is None else annotator(who),
-        _parse_time(annotation.get("updated_at") or annotation.get("created_at")),
-    )
+    return ForeignLabel(tuple(choices[0]), author, created_at)
+
+
+def _rectangle(result: dict[str, Any], annotation_id: Any) -> ForeignBox:
+    """A ``rectanglelabels`` result as a box in percent; InputError naming the annotation when it is not one."""
+    value = result.get("value") or {}
+    labels = value.get("rectanglelabels")
+    where = f"annotation {annotation_id}, region {result.get('id', '?')}"
+    if not isinstance(labels, list) or len(labels) != 1 or not isinstance(labels[0], str):
+        raise InputError(f"{where}: rectanglelabels {labels!r} should name exactly one class")
+    if value.get("rotation"):
+        raise InputError(f"{where}: the rectangle is rotated by {value['rotation']} degrees; draw it unrotated")
+    try:
+        x, y, width, height = (float(value[key]) for key in ("x", "y", "width", "height"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{where}: x, y, width and height must be numbers (percent of the image)") from exc
+    size = (result.get("original_width"), result.get("original_height"))
+    known = all(isinstance(v, int | float) and v > 0 for v in size)
+    return ForeignBox(labels[0], x, y, width, height, (int(size[0]), int(size[1])) if known else None)
 
 
 def annotator(completed_by: Any) -> str:
@@ -222,12 +295,14 @@ def import_labelstudio(
 
     Images go through the normal import (checks, duplicates, per-file report);
     each annotation becomes a label event with its annotator and time, its
-    choices read by ``task`` (default: single-label classification). A label
-    newer than the stored one is appended; an older, different one is counted
-    as a conflict and the stored label kept. Re-running adds nothing new.
+    choices (or, where ``task``'s annotation is boxes, its rectangles in pixels of
+    the image's size) read by ``task`` (default: single-label classification) and
+    validated by it. A label newer than the stored one is appended; an older,
+    different one is counted as a conflict and the stored label kept. Re-running
+    adds nothing new.
     """
     task = task or get_task("classification")
-    ls_tasks = read_tasks(export, images_root=images_root, image_key=image_key)
+    ls_tasks = read_tasks(export, images_root=images_root, image_key=image_key, boxes=task.output == "boxes")
     frame = pd.DataFrame({"filepath": [str(t.path) for t in ls_tasks]})
     report = import_images(store, frame, split=split, label_col=None, report_path=report_path, progress=progress)
     problems = [p for t in ls_tasks for p in t.problems]
@@ -237,10 +312,12 @@ def import_labelstudio(
         )
     classes = store.class_names()
     ids = image_ids_for(store, (t.path for t in ls_tasks))
-    wanted: dict[int, list[ForeignLabel]] = defaultdict(list)
+    sizes = image_sizes(store, ids.values())
+    wanted: dict[int, list[tuple[ForeignLabel, Payload]]] = defaultdict(list)
     for ls_task in ls_tasks:
         if ls_task.path not in ids:
             continue
+        iid = ids[ls_task.path]
         for lab in ls_task.labels:
             unknown = [c for c in lab.choices if c not in classes]
             if unknown:
@@ -253,32 +330,39 @@ def import_labelstudio(
                 )
                 continue
             try:
-                task.validate(lab.payload(task), classes)
+                wanted[iid].append((lab, task.validate(lab.payload(task, sizes[iid]), classes, size=sizes[iid])))
             except InputError as exc:
-                chose = f"chose {', '.join(map(repr, lab.choices)) or 'no class'}"
-                problems.append(
-                    ("invalid_label", f"{ls_task.reference}: {chose}, not an annotation of this project ({exc})")
+                answer = (
+                    "drew boxes"
+                    if lab.boxes is not None
+                    else f"chose {', '.join(map(repr, lab.choices)) or 'no class'}"
                 )
-                continue
-            wanted[ids[ls_task.path]].append(lab)
-    report.labeled, report.label_conflicts = record_labels(store, wanted, task=task)
+                problems.append(
+                    ("invalid_label", f"{ls_task.reference}: {answer}, not an annotation of this project ({exc})")
+                )
+    report.labeled, report.label_conflicts = record_labels(store, wanted)
     report.rejected.update(reason for reason, _ in problems)
     _append_report(report_path, problems)
     return report
 
 
-def record_labels(
-    store: Store, wanted: dict[int, list[ForeignLabel]], *, source: str = "import", task: Task | None = None
-) -> tuple[int, int]:
-    """Append the labels made elsewhere (per image, oldest first) that the store does not hold yet.
+def image_sizes(store: Store, image_ids: Iterable[int]) -> dict[int, tuple[int, int]]:
+    """``(width, height)`` of each stored image in ``image_ids``, as read at import."""
+    wanted = set(image_ids)
+    return {img.id: (img.width, img.height) for img in store.images() if img.id in wanted}
 
-    Returns ``(events added, conflicts)``. Choices are read by ``task`` (default:
-    single-label classification). The current label is the latest event, so a
+
+def record_labels(
+    store: Store, wanted: dict[int, list[tuple[ForeignLabel, Payload]]], *, source: str = "import"
+) -> tuple[int, int]:
+    """Append the labels made elsewhere (per image, oldest first, each with its validated payload) that the
+    store does not hold yet.
+
+    Returns ``(events added, conflicts)``. The current label is the latest event, so a
     label is appended only when it differs from the image's current label and is
     newer than it (or has no time); an older different label that is not already
     in the history is a conflict and the stored label is kept.
     """
-    task = task or get_task("classification")
     current = store.current_annotations()
     passes: list[list[tuple[int, ForeignLabel, Payload]]] = []
     conflicts = 0
@@ -286,8 +370,7 @@ def record_labels(
         cur = current.get(iid)
         have_label, have_time = (cur.payload, cur.created_at) if cur else (None, None)
         step = 0
-        for lab in labels:
-            payload = lab.payload(task)
+        for lab, payload in labels:
             if payload == have_label:
                 continue
             if have_time is not None and (lab.created_at is None or lab.created_at <= have_time):
@@ -333,11 +416,19 @@ def _append_report(report_path: str | Path | None, problems: Sequence[tuple[str,
 # ------------------------------------------------------------------ exporting
 
 
-def label_config(classes: Iterable[str], *, multiple: bool = False) -> str:
+def label_config(classes: Iterable[str], *, multiple: bool = False, boxes: bool = False) -> str:
     """The Label Studio labeling config (XML) that the exported tasks' results refer to.
 
-    ``multiple`` lets a person choose several classes (``choice="multiple"``: multi-label).
+    ``multiple`` lets a person choose several classes (``choice="multiple"``: multi-label);
+    ``boxes`` asks for rectangles, each with one class (``RectangleLabels``: detection).
     """
+    if boxes:
+        labels = "\n".join(f"    <Label value={quoteattr(name)}/>" for name in classes)
+        return (
+            f'<View>\n  <Image name="{TO_NAME}" value="$image"/>\n'
+            f'  <RectangleLabels name="{BOX_FROM_NAME}" toName="{TO_NAME}">\n'
+            f"{labels}\n  </RectangleLabels>\n</View>\n"
+        )
     choices = "\n".join(f"    <Choice value={quoteattr(name)}/>" for name in classes)
     kind = "multiple" if multiple else "single"
     return (
@@ -394,9 +485,59 @@ def choice_result(label: Payload, score: float | None = None) -> dict[str, Any]:
     return result
 
 
-def prediction(label: Payload, confidence: float, priority: float, model_version: str) -> dict[str, Any]:
-    """A Label Studio prediction: the class (or classes) with its confidence, ``score`` = queue priority."""
-    return {"model_version": model_version, "score": priority, "result": [choice_result(label, confidence)]}
+def rectangle_result(
+    box: dict[str, Any], size: tuple[int, int], *, from_name: str = BOX_FROM_NAME, to_name: str = TO_NAME
+) -> dict[str, Any]:
+    """One ``rectanglelabels`` result for a box in pixels of an image of ``size`` (width, height).
+
+    Label Studio wants percents of the image: ``x`` = 100 * x / width, and so on; the
+    box's ``score`` (a prediction's confidence) is kept.
+    """
+    width, height = size
+    result: dict[str, Any] = {
+        "from_name": from_name,
+        "to_name": to_name,
+        "type": "rectanglelabels",
+        "original_width": width,
+        "original_height": height,
+        "image_rotation": 0,
+        "value": {
+            "x": 100 * box["x"] / width,
+            "y": 100 * box["y"] / height,
+            "width": 100 * box["w"] / width,
+            "height": 100 * box["h"] / height,
+            "rotation": 0,
+            "rectanglelabels": [box["class"]],
+        },
+    }
+    if "score" in box:
+        result["score"] = box["score"]
+    return result
+
+
+def answer_results(payload: Payload, size: tuple[int, int], *, boxes: bool) -> list[dict[str, Any]]:
+    """An annotation's (or prediction's) results: one rectangle per box with ``boxes``, else one choices result."""
+    return [rectangle_result(box, size) for box in payload] if boxes else [choice_result(payload)]
+
+
+def prediction(
+    label: Payload,
+    confidence: float,
+    priority: float,
+    model_version: str,
+    *,
+    size: tuple[int, int] | None = None,
+    boxes: bool = False,
+) -> dict[str, Any]:
+    """A Label Studio prediction, ``score`` = queue priority: the class (or classes) with its confidence, or
+    with ``boxes`` one rectangle per predicted box (in an image of ``size``) with the box's score."""
+    if boxes:
+        if size is None:
+            raise InputError("a box prediction needs the image's (width, height) to become Label Studio percents")
+        result = [rectangle_result(box, size) for box in label]
+    else:
+        result = [choice_result(label, confidence)]
+    return {"model_version": model_version, "score": priority, "result": result}
 
 
 def export_labelstudio(
@@ -411,7 +552,8 @@ def export_labelstudio(
     """Write every image as a Label Studio task to ``out`` (JSON) and its labeling config beside it.
 
     Labeled images carry their current label as an annotation with its time
-    (several choices for a ``task`` whose classes are independent: multi-label);
+    (several choices for a ``task`` whose classes are independent: multi-label;
+    one rectangle per box where its annotation is boxes: detection);
     the author goes in ``data.activelab_author``, not ``completed_by``, which Label
     Studio refuses for people who are not members of its organisation (the
     annotation then belongs to whoever imports it). Images the latest round predicted carry
@@ -422,7 +564,9 @@ def export_labelstudio(
     out = Path(out)
     images = [img for img in store.images() if include_eval or img.split == "pool"]
     root = Path(document_root) if document_root is not None else _common_root([img.path for img in images])
-    multiple = (task or get_task("classification")).output == "sigmoid"  # independent classes: several choices
+    task = task or get_task("classification")
+    multiple = task.output == "sigmoid"  # independent classes: several choices
+    boxes = task.output == "boxes"
     current = store.current_annotations()
     round_number, priority = queue_scores(store)
     predicted = store.latest_predictions([img.id for img in images]) if round_number is not None else {}
@@ -436,7 +580,7 @@ def export_labelstudio(
             entry["data"][AUTHOR_KEY] = cur.author
             entry["annotations"] = [
                 {
-                    "result": [choice_result(cur.payload)],
+                    "result": answer_results(cur.payload, (img.width, img.height), boxes=boxes),
                     "created_at": cur.created_at.isoformat(),
                     "updated_at": cur.created_at.isoformat(),
                     "ground_truth": False,
@@ -447,12 +591,19 @@ def export_labelstudio(
         if pred is not None and pred[2] == round_number:
             label, confidence, number = pred
             entry["predictions"] = [
-                prediction(label, confidence, priority.get(img.id, 0.0), f"activelab-round-{number}")
+                prediction(
+                    label,
+                    confidence,
+                    priority.get(img.id, 0.0),
+                    f"activelab-round-{number}",
+                    size=(img.width, img.height),
+                    boxes=boxes,
+                )
             ]
         entries.append(entry)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(entries, indent=1), encoding="utf-8")
-    config = label_config(store.class_names(), multiple=multiple)
+    config = label_config(store.class_names(), multiple=multiple, boxes=boxes)
     out.with_name(f"{out.stem}_label_config.xml").write_text(config, encoding="utf-8")
     return out
 
