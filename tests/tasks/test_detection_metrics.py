@@ -71,3 +71,13 @@ def test_bad_inputs_name_the_fix() -> None:
         coco_metrics(TRUTH, objects({"boxes": [], "scores": [], "labels": []}), CLASSES)
     with pytest.raises(InputError, match="label some images of the eval split"):
         coco_metrics(objects(), objects(), CLASSES)
+
+
+def test_a_box_predicted_on_a_nothing_here_image_is_a_false_positive() -> None:
+    outputs = objects(
+        {"boxes": [[0, 0, 10, 10], [20, 20, 40, 30]], "scores": [0.8, 0.8], "labels": [0, 1]},
+        {"boxes": [[0, 0, 10, 10]], "scores": [0.9], "labels": [0]},  # outranks the right bag box
+    )
+    got = TASK.metrics(TRUTH, outputs, CLASSES)
+    assert got["per_class_ap"]["bag"] == pytest.approx(0.5) and got["per_class_ap"]["shirt"] == pytest.approx(1.0)
+    assert got["map"] == pytest.approx(0.75)
