@@ -72,7 +72,8 @@ def fold_assignment(labels: np.ndarray, n_folds: int, *, seed: int) -> np.ndarra
 
     Classes with fewer members than ``n_folds`` are spread over as many folds as they
     have members (scikit-learn's StratifiedKFold warns about that; the split is still valid).
-    Multi-label ``labels`` (N, C) get shuffled, unstratified folds.
+    Multi-label ``labels`` (N, C) and box targets (an object array of per-image dicts)
+    get shuffled, unstratified folds.
     """
     from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -86,10 +87,11 @@ def fold_assignment(labels: np.ndarray, n_folds: int, *, seed: int) -> np.ndarra
     if len(y) < n_folds:
         raise InputError(f"{len(y)} labeled images cannot be split into {n_folds} folds; label more or use fewer folds")
     out = np.empty(len(y), dtype=np.int64)
-    splitter = (StratifiedKFold if y.ndim == 1 else KFold)(n_splits=n_folds, shuffle=True, random_state=int(seed))
+    stratified = y.ndim == 1 and y.dtype != object
+    splitter = (StratifiedKFold if stratified else KFold)(n_splits=n_folds, shuffle=True, random_state=int(seed))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "least populated class has only k members"
-        for f, (_, test) in enumerate(splitter.split(np.zeros(len(y)), y if y.ndim == 1 else None)):
+        for f, (_, test) in enumerate(splitter.split(np.zeros(len(y)), y if stratified else None)):
             out[test] = f
     return out
 
