@@ -16,9 +16,33 @@ from hypothesis import strategies as st
 
 from activelab.exceptions import InputError
 from activelab.strategies import get_strategy, gradient_factors, list_strategies, select
+from activelab.strategies.registry import DETECTION_INPUTS
 
 ALL = list_strategies()
 N_CLASSES = 3
+N_NOISE_LEVELS = 3
+
+
+def reads_boxes(name: str) -> bool:
+    """Detection strategies read box arrays and need ``labeled`` (it gives N)."""
+    return bool(get_strategy(name).inputs & DETECTION_INPUTS)
+
+
+def box_inputs(g: np.random.Generator, n: int) -> dict[str, Any]:
+    """Two boxes per image on average; the last image owns one, some images own none."""
+    m = 2 * n
+    owner = g.integers(0, n, m)
+    owner[0] = n - 1
+    return {
+        "box_owner": owner,
+        "box_probs": g.dirichlet(np.ones(N_CLASSES), size=m),
+        "box_scores": g.uniform(0.05, 1.0, m),
+        "box_features": g.standard_normal((m, 4)),
+        "box_flip_iou": g.random(m),
+        "box_flip_probs": g.dirichlet(np.ones(N_CLASSES), size=m),
+        "box_noise_iou": g.random((m, N_NOISE_LEVELS)),
+        "class_difficulty": g.random(N_CLASSES),
+    }
 
 
 def make_inputs(name: str, n: int, seed: int = 0, labeled: np.ndarray | None = None) -> dict[str, Any]:
@@ -48,6 +72,8 @@ def make_inputs(name: str, n: int, seed: int = 0, labeled: np.ndarray | None = N
         if known:
             matrix[labeled] = (g.random((int(labeled.sum()), N_CLASSES)) < 0.4).astype(int)
         out["label_matrix"] = matrix
+    if need & DETECTION_INPUTS:
+        out.update({key: v for key, v in box_inputs(g, n).items() if key in need})
     if not need:
         out["n_samples"] = n
     return out
@@ -60,6 +86,8 @@ def run(
     inputs.update(overrides)
     if labeled is not None and "n_samples" not in overrides:
         inputs.pop("n_samples", None)
+    if labeled is None and reads_boxes(name):
+        labeled = np.zeros(n, dtype=bool)
     return select(name, k, rng=np.random.default_rng(seed), labeled=labeled, **inputs)
 
 
@@ -133,6 +161,9 @@ def _corruptions(name: str) -> list[tuple[str, Any]]:
             mixed[0, 0] = 1
             bad += [(key, v[:-1]), (key, np.full_like(v, -5)), (key, v + 0.5), (key, v[..., None]), (key, mixed)]
             continue
+        if key in DETECTION_INPUTS:
+            bad += _box_corruptions(key, v)
+            continue
         nan = v.astype(float).copy()
         nan.flat[3] = np.nan
         inf = v.astype(float).copy()
@@ -147,6 +178,18 @@ def _corruptions(name: str) -> list[tuple[str, Any]]:
     return bad
 
 
+def _box_corruptions(key: str, v: np.ndarray) -> list[tuple[str, Any]]:
+    """NaN, inf, an extra axis, a missing axis, no rows (M or C then disagrees) and one row short."""
+    nan = v.astype(float).copy()
+    nan.flat[3 % v.size] = np.nan
+    inf = v.astype(float).copy()
+    inf.flat[1] = np.inf
+    bad: list[tuple[str, Any]] = [(key, nan), (key, inf), (key, v[..., None]), (key, v[:0]), (key, v[:-1])]
+    if v.ndim == 2:
+        bad.append((key, v.reshape(-1)))
+    return bad
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_bad_shapes_nan_and_empty_pools_rejected(name: str) -> None:
     for key, value in _corruptions(name):
@@ -157,7 +200,7 @@ def test_bad_shapes_nan_and_empty_pools_rejected(name: str) -> None:
 @pytest.mark.parametrize("name", ALL)
 def test_unnormalised_probabilities_rejected(name: str) -> None:
     need = get_strategy(name).inputs
-    for key in ("probs", "mc_probs"):
+    for key in ("probs", "mc_probs", "box_probs", "box_flip_probs"):
         if key in need:
             v = make_inputs(name, 40)[key] * 2.0
             with pytest.raises(InputError, match="sum to 1"):

@@ -45,6 +45,12 @@ EXPECTED = {
     "class_balanced": {"probs", "labels"},
     "multilabel_uncertainty": {"marginals"},
     "cvirs": {"marginals", "label_matrix"},
+    "det_least_confidence": {"box_probs", "box_owner"},
+    "det_margin": {"box_probs", "box_owner"},
+    "det_entropy": {"box_probs", "box_owner"},
+    "ppal": {"box_probs", "box_scores", "box_owner", "box_features", "class_difficulty"},
+    "cald": {"box_probs", "box_scores", "box_owner", "box_flip_iou", "box_flip_probs"},
+    "localization_stability": {"box_scores", "box_owner", "box_noise_iou"},
 }
 
 

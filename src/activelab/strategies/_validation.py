@@ -325,7 +325,9 @@ def _check_box_owner(owner: Any, n: int) -> NDArray[np.int64]:
     if not np.issubdtype(arr.dtype, np.integer):
         integral = np.issubdtype(arr.dtype, np.floating) and _all_finite(arr) and np.all(arr == np.round(arr))
         if not integral:
-            raise InputError(f"box_owner must hold integer pool positions 0..{n - 1}, got dtype {arr.dtype}.")
+            raise InputError(
+                f"box_owner must hold integer pool positions 0..{n - 1}, got non-integer values (dtype {arr.dtype})."
+            )
     out = arr.astype(np.int64, copy=False)
     if out.size and (out.min() < 0 or out.max() >= n):
         bad = int(out.min()) if out.min() < 0 else int(out.max())
@@ -377,7 +379,9 @@ def check_box_inputs(n: int, **arrays: Any) -> dict[str, NDArray[Any]]:
             f"box arrays disagree on the number of boxes ({desc}); every box array must have one row per "
             "predicted box of the pool, in the same order."
         )
-    classes = {name: int(out[name].shape[-1]) for name in ("box_probs", "box_flip_probs") if name in out}
+    classes: dict[str, int] = {
+        name: int(out[name].shape[-1]) for name in ("box_probs", "box_flip_probs") if name in out
+    }
     if "class_difficulty" in out:
         classes["class_difficulty"] = int(out["class_difficulty"].shape[0])
     if len(set(classes.values())) > 1:
