@@ -110,7 +110,7 @@ class Task(ABC):
         """The model views (e.g. ``"hflip"``, ``"noise"``) whose predictions the arrays in ``needed`` need.
 
         The loop asks the model for these (``predict_views``) and hands them to
-        :meth:`strategy_arrays`. None (the default) for tasks that read one prediction.
+        :meth:`strategy_arrays`. No view (the default) for tasks that read one prediction.
         """
         return []
 
