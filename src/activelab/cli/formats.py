@@ -1,4 +1,4 @@
-"""Other tools' formats in the CLI: ``import/export --format labelstudio|hf|fiftyone`` and ``ls-backend``.
+"""Other tools' formats in the CLI: ``import/export --format labelstudio|hf|fiftyone|coco|yolo|voc``, ``ls-backend``.
 
 ``main.py``'s ``import`` and ``export`` hand these format names to
 :func:`import_other` / :func:`export_other`; the format modules are imported
@@ -9,14 +9,19 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from activelab.cli.output import console, friendly_errors
+from activelab.exceptions import InputError
 
-IMPORT_FORMATS = ("labelstudio", "hf", "fiftyone")
-EXPORT_FORMATS = ("labelstudio", "hf-imagefolder", "fiftyone")
+if TYPE_CHECKING:
+    from activelab.tasks import Task
+
+BOX_FORMATS = ("coco", "yolo", "voc")
+IMPORT_FORMATS = ("labelstudio", "hf", "fiftyone", *BOX_FORMATS)
+EXPORT_FORMATS = ("labelstudio", "hf-imagefolder", "fiftyone", *BOX_FORMATS)
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
 
 
@@ -32,7 +37,7 @@ def import_other(
     images_root: Path | None = None,
     as_json: bool = False,
 ) -> None:
-    """``activelab import --format labelstudio|hf|fiftyone``: import, then print one summary per part read."""
+    """``activelab import --format labelstudio|hf|fiftyone|coco|yolo|voc``: import, then one summary per part read."""
     from activelab.loop import formats
     from activelab.loop.ingest import default_report_path
     from activelab.loop.project import open_project
@@ -48,6 +53,8 @@ def import_other(
         }
         if fmt == "labelstudio":
             results = [formats.import_labelstudio(proj.store, source, images_root=images_root, **common)]
+        elif fmt in BOX_FORMATS:
+            results = [formats.import_boxes(proj.store, source, fmt, images_root=images_root, author=author, **common)]
         elif fmt == "hf":
             results = formats.import_hf(
                 proj.store, source, media_dir=proj.root / "media" / source.name, author=author, **common
@@ -80,7 +87,7 @@ def import_other(
 
 
 def export_other(project: Path, out: Path, fmt: str, *, include_eval: bool, as_json: bool = False) -> None:
-    """``activelab export --format labelstudio|hf-imagefolder|fiftyone``."""
+    """``activelab export --format labelstudio|hf-imagefolder|fiftyone|coco|yolo|voc``."""
     from activelab.loop import formats
     from activelab.loop.project import open_project
     from activelab.tasks import get_task
@@ -89,6 +96,9 @@ def export_other(project: Path, out: Path, fmt: str, *, include_eval: bool, as_j
         task = get_task(proj.settings.task)
         if fmt == "labelstudio":
             written = formats.export_labelstudio(proj.store, out, include_eval=include_eval, task=task)
+        elif fmt in BOX_FORMATS:
+            _require_boxes(task, fmt)
+            written = formats.export_boxes(proj.store, out, fmt, include_eval=include_eval)
         elif fmt == "hf-imagefolder":
             written = formats.export_hf_imagefolder(proj.store, out, include_eval=include_eval, task=task)
         else:
@@ -97,6 +107,15 @@ def export_other(project: Path, out: Path, fmt: str, *, include_eval: bool, as_j
         _print_json({"path": str(written), "format": fmt})
         return
     console.print(f"exported {fmt} to {written}", highlight=False, soft_wrap=True)
+
+
+def _require_boxes(task: Task, fmt: str) -> None:
+    """COCO, YOLO and VOC files hold boxes: refuse them for a project whose annotations are not boxes."""
+    if task.output != "boxes":
+        raise InputError(
+            f"{fmt} files hold boxes and this project's annotations are classes; "
+            "export csv, parquet, imagefolder, labelstudio, hf-imagefolder or fiftyone"
+        )
 
 
 def _print_json(data: Any) -> None:

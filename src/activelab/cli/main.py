@@ -104,21 +104,32 @@ def init(
 def import_cmd(
     project: ProjectArg,
     source: Annotated[
-        Path, typer.Argument(help="A folder, an ImageFolder tree, or a CSV/TSV/parquet table.", show_default=False)
+        Path,
+        typer.Argument(
+            help="A folder, an ImageFolder tree, a CSV/TSV/parquet table, or an annotation file or folder (--format).",
+            show_default=False,
+        ),
     ],
     format: Annotated[
         str,
         typer.Option(
             "--format",
             help="auto (table file or plain folder), folder, imagefolder, table, "
-            "or another tool's export: labelstudio, hf, fiftyone (docs/formats.md).",
+            "another tool's export: labelstudio, hf, fiftyone, or boxes (detection projects): "
+            "coco (the JSON file), yolo (data.yaml or its folder), voc (the XML folder) (docs/formats.md).",
         ),
     ] = "auto",
     split: Annotated[
         str, typer.Option(help="pool (to label and train on) or eval (held out for evaluation).")
     ] = "pool",
     path_col: Annotated[str, typer.Option(help="Table column holding file paths.")] = "filepath",
-    label_col: Annotated[str, typer.Option(help="Table column holding labels (optional).")] = "label",
+    label_col: Annotated[
+        str,
+        typer.Option(
+            help="Table column holding labels (optional); a detection project reads 'boxes' "
+            "(the boxes' JSON) when the table has it."
+        ),
+    ] = "label",
     label_sep: Annotated[
         str, typer.Option(help="Separates several classes in one label cell (multilabel projects).")
     ] = "|",
@@ -136,7 +147,11 @@ def import_cmd(
         float, typer.Option(help="Reject files larger than this many MB (10^6 bytes) as too_large, unread.")
     ] = MAX_FILE_MB_DEFAULT,
     images_root: Annotated[
-        Path | None, typer.Option(help="labelstudio: where the export's images are (default: the export's folder).")
+        Path | None,
+        typer.Option(
+            help="labelstudio, coco, yolo, voc: where the images are (default: where the format keeps them, "
+            "docs/formats.md)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -227,7 +242,10 @@ def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
 def export(
     project: ProjectArg,
     out: Annotated[
-        Path, typer.Argument(help="Output file (.csv, .parquet) or folder (imagefolder).", show_default=False)
+        Path,
+        typer.Argument(
+            help="Output file (.csv, .parquet) or folder (imagefolder, coco, yolo, voc).", show_default=False
+        ),
     ],
     format: Annotated[
         str | None,
@@ -235,7 +253,7 @@ def export(
             "--format",
             help="csv, parquet or imagefolder (default: from OUT's extension; a folder "
             "name without one is an imagefolder tree), or labelstudio, hf-imagefolder, "
-            "fiftyone (docs/formats.md).",
+            "fiftyone, or coco, yolo, voc (detection projects) (docs/formats.md).",
         ),
     ] = None,
     include_eval: Annotated[bool, typer.Option(help="Also export the eval split (marked as such).")] = False,
@@ -348,12 +366,19 @@ def datasets_list(as_json: JsonOpt = False) -> None:
 @friendly_errors
 def datasets_fetch(
     name: Annotated[
-        str, typer.Argument(help="fashion-mnist, fashion-mnist-sample (bundled) or digits.", show_default=False)
+        str,
+        typer.Argument(
+            help="fashion-mnist, fashion-mnist-sample (bundled), digits, fashion-pairs (multilabel) "
+            "or fashion-scenes (detection; docs/detection_data.md).",
+            show_default=False,
+        ),
     ],
     dest: Annotated[
         Path,
         typer.Argument(
-            help="Folder to write PNGs, pool.csv, seed.csv, answers.csv and eval.csv into.", show_default=False
+            help="Folder to write PNGs, pool.csv, seed.csv, answers.csv and eval.csv into "
+            "(fashion-scenes: images, masks, COCO and YOLO files, pool.csv, seed.csv and eval.csv with boxes).",
+            show_default=False,
         ),
     ],
     limit: Annotated[
@@ -362,16 +387,37 @@ def datasets_fetch(
     eval_limit: Annotated[int | None, typer.Option(help="Keep this many eval images (default: --limit).")] = None,
     seed: Annotated[int, typer.Option(help="Seed of the subset drawn with --limit.")] = 0,
     seed_per_class: Annotated[
-        int, typer.Option(help="Labeled pool images per class written to seed.csv.", min=0)
-    ] = SEED_PER_CLASS_DEFAULT,
+        int | None,
+        typer.Option(
+            help=f"Labeled pool images per class written to seed.csv (default {SEED_PER_CLASS_DEFAULT}; "
+            "2 for fashion-scenes).",
+            min=0,
+            show_default=False,
+        ),
+    ] = None,
+    size: Annotated[
+        int | None,
+        typer.Option(help="fashion-scenes: side of its square images in px (default 128).", min=32, show_default=False),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Write a real dataset as PNGs plus tables: the unlabeled pool, seed labels, the pool's answers, eval."""
-    from activelab.data.datasets import fetch_dataset
+    from activelab.data.datasets import SCENES, fetch_dataset
 
     out = fetch_dataset(
-        name, dest, limit=limit, eval_limit=eval_limit, seed=seed, seed_per_class=seed_per_class, progress=True
+        name,
+        dest,
+        limit=limit,
+        eval_limit=eval_limit,
+        seed=seed,
+        seed_per_class=seed_per_class,
+        size=size,
+        progress=True,
     )
+    if name == SCENES:
+        _print_scenes_fetched(out, as_json)
+        return
+    seed_per_class = SEED_PER_CLASS_DEFAULT if seed_per_class is None else seed_per_class
     tables = {table: str(out / f"{table}.csv") for table in ("pool", "seed", "answers", "eval")}
     if as_json:
         print_json({"path": str(out), **tables})
@@ -383,6 +429,31 @@ def datasets_fetch(
         f"  activelab import PROJECT {tables['eval']} --split eval\n"
         f"  activelab import PROJECT {tables['seed']}\n"
         f"{tables['answers']} holds every pool label: the oracle of `activelab simulate --dataset {out}`",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+def _print_scenes_fetched(out: Path, as_json: bool) -> None:
+    """What fetching fashion-scenes wrote, and how a detection project starts from it."""
+    files = {
+        **{table: str(out / f"{table}.csv") for table in ("pool", "seed", "eval")},
+        "coco": str(out / "pool" / "annotations.json"),
+        "yolo": str(out / "data.yaml"),
+    }
+    if as_json:
+        print_json({"path": str(out), **files})
+        return
+    classes = (out / "classes.txt").read_text(encoding="utf-8").split()
+    console.print(
+        f"wrote fashion-scenes to {out}; start a detection project on the unlabeled pool images, the held-out "
+        "eval split and the seed boxes with:\n"
+        f"  activelab init PROJECT --task detection --classes {','.join(classes)}\n"
+        f"  activelab import PROJECT {out / 'pool' / 'images'} --format folder\n"
+        f"  activelab import PROJECT {files['eval']} --split eval\n"
+        f"  activelab import PROJECT {files['seed']}\n"
+        f"{files['pool']} holds every pool image's boxes: the oracle of `activelab simulate --task detection "
+        f"--dataset {out}`; the same boxes are in COCO ({files['coco']}) and YOLO ({files['yolo']}) form",
         highlight=False,
         soft_wrap=True,
     )

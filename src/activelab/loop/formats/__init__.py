@@ -1,4 +1,4 @@
-"""Formats other tools use: Label Studio, Hugging Face ``datasets`` and FiftyOne, both ways.
+"""Formats other tools use: Label Studio, Hugging Face ``datasets``, FiftyOne, and COCO/YOLO/VOC boxes, both ways.
 
 ``IMPORT_FORMATS`` and ``EXPORT_FORMATS`` are the names ``activelab import/export
 --format`` accepts for them; each module's functions are the Python side.
@@ -6,19 +6,23 @@
 
 from __future__ import annotations
 
+from activelab.loop.formats.boxes import BOX_FORMATS, export_boxes, import_boxes
 from activelab.loop.formats.fiftyone import export_fiftyone, import_fiftyone
 from activelab.loop.formats.hf_datasets import export_hf_imagefolder, import_hf
 from activelab.loop.formats.labelstudio import export_labelstudio, import_labelstudio
 
-IMPORT_FORMATS = ("labelstudio", "hf", "fiftyone")
-EXPORT_FORMATS = ("labelstudio", "hf-imagefolder", "fiftyone")
+IMPORT_FORMATS = ("labelstudio", "hf", "fiftyone", *BOX_FORMATS)
+EXPORT_FORMATS = ("labelstudio", "hf-imagefolder", "fiftyone", *BOX_FORMATS)
 
 __all__ = [
+    "BOX_FORMATS",
     "EXPORT_FORMATS",
     "IMPORT_FORMATS",
+    "export_boxes",
     "export_fiftyone",
     "export_hf_imagefolder",
     "export_labelstudio",
+    "import_boxes",
     "import_fiftyone",
     "import_hf",
     "import_labelstudio",
