@@ -18,6 +18,10 @@ pairs from its eval split, so no eval item is seen in training) and is labeled w
 classes, or one when both items share it. Its tables hold a ``labels`` column instead of
 ``label``, the class names sorted and joined by ``|`` (``bag|shirt``); ``seed.csv`` holds the
 first ``seed_per_class`` pool images containing each class.
+
+``fashion-scenes`` is the object-detection set, generated from Fashion-MNIST items by
+:mod:`activelab.data.scenes` with boxes, masks and COCO / YOLO files; its tables hold the
+columns ``image`` and ``boxes`` (docs/detection_data.md).
 """
 
 from __future__ import annotations
@@ -63,6 +67,11 @@ SAMPLE = "fashion-mnist-sample"
 PAIRS = "fashion-pairs"
 #: pool and eval images ``fashion-pairs`` writes unless ``limit`` / ``eval_limit`` say otherwise
 PAIRS_SIZES = {"pool": 1000, "eval": 300}
+SCENES = "fashion-scenes"
+#: pool and eval scenes ``fashion-scenes`` writes unless ``limit`` / ``eval_limit`` say otherwise
+SCENES_SIZES = {"pool": 2000, "eval": 500}
+#: pool images per class ``fashion-scenes``' seed.csv gathers unless asked otherwise
+SCENES_SEED_PER_CLASS = 2
 #: the separator of the class names in a ``fashion-pairs`` ``labels`` cell
 LABEL_SEP = "|"
 #: old names still accepted by ``fetch_dataset``
@@ -143,13 +152,14 @@ _LOADERS: dict[str, Callable[[], tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     "digits": load_digits_arrays,
 }
 _CLASSES = {"fashion-mnist": FASHION_MNIST_CLASSES, "digits": DIGITS_CLASSES}
-DATASET_NAMES = (*_LOADERS, SAMPLE, PAIRS)
+DATASET_NAMES = (*_LOADERS, SAMPLE, PAIRS, SCENES)
 
 
 def list_datasets() -> list[DatasetInfo]:
     """The datasets ``fetch_dataset`` can write, and whether each is available here."""
     root = fashion_mnist_dir()
     sample = sample_dir()
+    has_fashion = all((root / name).is_file() for name in FASHION_MNIST_FILES)
     return [
         DatasetInfo(
             "fashion-mnist",
@@ -157,7 +167,7 @@ def list_datasets() -> list[DatasetInfo]:
             60000,
             10000,
             f"Debian package dataset-fashion-mnist ({root})",
-            all((root / name).is_file() for name in FASHION_MNIST_FILES),
+            has_fashion,
             f"sudo apt-get install dataset-fashion-mnist, or use {SAMPLE}",
         ),
         DatasetInfo(
@@ -182,6 +192,17 @@ def list_datasets() -> list[DatasetInfo]:
             "ships with activelab",
             task="multilabel",
         ),
+        DatasetInfo(
+            SCENES,
+            FASHION_MNIST_CLASSES if has_fashion else DIGITS_CLASSES,
+            SCENES_SIZES["pool"],
+            SCENES_SIZES["eval"],
+            f"generated from {'Fashion-MNIST' if has_fashion else 'scikit-learn digits'}: 1-6 items per 128 px scene, "
+            "boxes, masks, COCO and YOLO files",
+            True,
+            "generated here (from dataset-fashion-mnist when installed, else scikit-learn digits)",
+            task="detection",
+        ),
     ]
 
 
@@ -196,23 +217,44 @@ def fetch_dataset(
     limit: int | None = None,
     eval_limit: int | None = None,
     seed: int = 0,
-    seed_per_class: int = SEED_PER_CLASS,
+    seed_per_class: int | None = None,
+    size: int | None = None,
     progress: Progress = False,
 ) -> Path:
     """Write dataset ``name`` to ``dest`` as PNGs plus the tables the module docstring lists.
 
     ``limit`` / ``eval_limit`` keep a class-stratified random subset of that many
-    pool / eval images (``eval_limit`` defaults to ``limit``). Existing files
-    with the same name are overwritten with the same bytes, so a re-fetch is harmless.
+    pool / eval images (``eval_limit`` defaults to ``limit``); for the generated sets
+    (``fashion-pairs``, ``fashion-scenes``) they are how many to generate. ``seed_per_class``
+    defaults to :data:`SEED_PER_CLASS` (:data:`SCENES_SEED_PER_CLASS` for ``fashion-scenes``).
+    ``size`` is the side in pixels of ``fashion-scenes``' square images (default 128). Existing
+    files with the same name are overwritten with the same bytes, so a re-fetch is harmless.
     """
     name = ALIASES.get(name, name)
     if name not in DATASET_NAMES:
         raise InputError(f"unknown dataset {name!r}; known: {', '.join(DATASET_NAMES)} (see `activelab datasets list`)")
+    if seed_per_class is None:
+        seed_per_class = SCENES_SEED_PER_CLASS if name == SCENES else SEED_PER_CLASS
     if seed_per_class < 0:
         raise InputError(f"seed_per_class must be 0 or more, got {seed_per_class}")
+    if size is not None and name != SCENES:
+        raise InputError(f"size applies to {SCENES} only ({name} keeps its images' own size); drop --size")
     dest = Path(dest)
     rng = np.random.default_rng(seed)
     limits = {"pool": limit, "eval": limit if eval_limit is None else eval_limit}
+    if name == SCENES:
+        from activelab.data.scenes import IMAGE_SIZE, write_scenes
+
+        n_pool, n_eval = (SCENES_SIZES[split] if lim is None else lim for split, lim in limits.items())
+        return write_scenes(
+            dest,
+            n_pool=n_pool,
+            n_eval=n_eval,
+            size=IMAGE_SIZE if size is None else size,
+            seed=seed,
+            seed_per_class=seed_per_class,
+            progress=progress,
+        )
     if name == PAIRS:
         pairs = {split: _write_pairs(dest, split, lim, rng, progress) for split, lim in limits.items()}
         _write_pair_tables(dest, pairs["pool"], pairs["eval"], seed_per_class)

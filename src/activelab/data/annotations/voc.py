@@ -16,7 +16,6 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from activelab._io import atomic_write_text
 from activelab.data.annotations._common import AnnotationProblem, AnnotationSet, ImageBoxes, check_size, make_box
 from activelab.exceptions import InputError, NotFoundError
 
@@ -94,7 +93,10 @@ _CORNERS = ("xmin", "ymin", "xmax", "ymax")
 
 
 def write_voc(folder: str | Path, items: Sequence[ImageBoxes]) -> None:
-    """Write one ``<stem>.xml`` per item under ``folder`` (an item with no box gets a file with no object)."""
+    """Write one ``<stem>.xml`` per item under ``folder`` (an item with no box gets a file with no object).
+
+    Files are written in place, not atomically: an fsync per file would dominate for thousands of them.
+    """
     folder = Path(folder)
     for item in items:
         root = ET.Element("annotation")
@@ -106,7 +108,9 @@ def write_voc(folder: str | Path, items: Sequence[ImageBoxes]) -> None:
             root.append(_object(box))
         ET.indent(root)
         text = ET.tostring(root, encoding="unicode") + "\n"
-        atomic_write_text((folder / item.file_name).with_suffix(".xml"), text)
+        path = (folder / item.file_name).with_suffix(".xml")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
 
 
 def _object(box: dict[str, Any]) -> ET.Element:

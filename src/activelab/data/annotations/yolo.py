@@ -181,7 +181,8 @@ def write_yolo(
     ``split`` is the data.yaml key (``train``, ``val`` or ``test``); ``folder`` (default: the
     split's name) is where its ``images/`` are expected, relative to ``root``; each item's
     ``file_name`` is relative to that images folder. Images are not copied. Every item gets a
-    label file, empty for an image with no box; scores are written as a sixth column.
+    label file, empty for an image with no box; scores are written as a sixth column. Label files
+    are written in place (an atomic write's fsync per file would dominate for thousands of them).
     ``data.yaml`` keeps the other splits it already lists, and its ``path`` is ``root`` absolute,
     as Ultralytics resolves a relative ``path`` against its own datasets folder.
     """
@@ -193,7 +194,9 @@ def write_yolo(
     labels_dir = root / folder / "labels"
     for item in items:
         lines = [_label_line(box, positions, item) for box in item.boxes]
-        atomic_write_text((labels_dir / item.file_name).with_suffix(".txt"), "".join(line + "\n" for line in lines))
+        path = (labels_dir / item.file_name).with_suffix(".txt")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
     yaml_path = root / DATA_YAML
     data = yaml.safe_load(yaml_path.read_text(encoding="utf-8")) if yaml_path.is_file() else None
     data = data if isinstance(data, dict) else {}
