@@ -214,8 +214,8 @@ def ppal_distances(
     own = local[box_owner[keep]]
     scores = box_scores[keep].astype(np.float64)
     labels = box_probs[keep].argmax(axis=1) if keep.size else np.zeros(0, dtype=np.int64)
-    feats = box_features[keep].astype(np.float64)
-    feats /= np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), np.finfo(np.float64).tiny)
+    feats = box_features[keep].astype(np.result_type(box_features.dtype, np.float32))  # float32 stays float32
+    feats /= np.maximum(np.linalg.norm(feats, axis=1, keepdims=True), np.finfo(feats.dtype).tiny)
     weighted = np.zeros((n_img, n_img))
     for c in np.unique(labels):
         idx = np.flatnonzero(labels == c)
@@ -228,7 +228,9 @@ def ppal_distances(
             dist = np.clip(1.0 - feats[rows] @ feats[idx].T, 0.0, 2.0)
             nearest = np.full((rows.size, n_img), 2.0)
             nearest[:, present] = np.minimum.reduceat(dist, starts, axis=1)
-            np.add.at(weighted, own[rows], scores[rows, None] * nearest)
+            # rows are sorted by image: sum each image's run of rows at once
+            images_here, first = np.unique(own[rows], return_index=True)
+            weighted[images_here] += np.add.reduceat(scores[rows, None] * nearest, first, axis=0)
     norm = np.bincount(own, weights=scores, minlength=n_img)
     has_box = np.bincount(own, minlength=n_img) > 0
     d = np.divide(weighted, norm[:, None], out=np.zeros_like(weighted), where=norm[:, None] > 0)
