@@ -104,21 +104,32 @@ def init(
 def import_cmd(
     project: ProjectArg,
     source: Annotated[
-        Path, typer.Argument(help="A folder, an ImageFolder tree, or a CSV/TSV/parquet table.", show_default=False)
+        Path,
+        typer.Argument(
+            help="A folder, an ImageFolder tree, a CSV/TSV/parquet table, or an annotation file or folder (--format).",
+            show_default=False,
+        ),
     ],
     format: Annotated[
         str,
         typer.Option(
             "--format",
             help="auto (table file or plain folder), folder, imagefolder, table, "
-            "or another tool's export: labelstudio, hf, fiftyone (docs/formats.md).",
+            "another tool's export: labelstudio, hf, fiftyone, or boxes (detection projects): "
+            "coco (the JSON file), yolo (data.yaml or its folder), voc (the XML folder) (docs/formats.md).",
         ),
     ] = "auto",
     split: Annotated[
         str, typer.Option(help="pool (to label and train on) or eval (held out for evaluation).")
     ] = "pool",
     path_col: Annotated[str, typer.Option(help="Table column holding file paths.")] = "filepath",
-    label_col: Annotated[str, typer.Option(help="Table column holding labels (optional).")] = "label",
+    label_col: Annotated[
+        str,
+        typer.Option(
+            help="Table column holding labels (optional); a detection project reads 'boxes' "
+            "(the boxes' JSON) when the table has it."
+        ),
+    ] = "label",
     label_sep: Annotated[
         str, typer.Option(help="Separates several classes in one label cell (multilabel projects).")
     ] = "|",
@@ -136,7 +147,11 @@ def import_cmd(
         float, typer.Option(help="Reject files larger than this many MB (10^6 bytes) as too_large, unread.")
     ] = MAX_FILE_MB_DEFAULT,
     images_root: Annotated[
-        Path | None, typer.Option(help="labelstudio: where the export's images are (default: the export's folder).")
+        Path | None,
+        typer.Option(
+            help="labelstudio, coco, yolo, voc: where the images are (default: where the format keeps them, "
+            "docs/formats.md)."
+        ),
     ] = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -227,7 +242,10 @@ def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
 def export(
     project: ProjectArg,
     out: Annotated[
-        Path, typer.Argument(help="Output file (.csv, .parquet) or folder (imagefolder).", show_default=False)
+        Path,
+        typer.Argument(
+            help="Output file (.csv, .parquet) or folder (imagefolder, coco, yolo, voc).", show_default=False
+        ),
     ],
     format: Annotated[
         str | None,
@@ -235,7 +253,7 @@ def export(
             "--format",
             help="csv, parquet or imagefolder (default: from OUT's extension; a folder "
             "name without one is an imagefolder tree), or labelstudio, hf-imagefolder, "
-            "fiftyone (docs/formats.md).",
+            "fiftyone, or coco, yolo, voc (detection projects) (docs/formats.md).",
         ),
     ] = None,
     include_eval: Annotated[bool, typer.Option(help="Also export the eval split (marked as such).")] = False,
