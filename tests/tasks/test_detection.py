@@ -57,6 +57,9 @@ def test_validate_canonicalises_keys_order_and_rounding() -> None:
     ]
     assert list(TASK.validate(given, CLASSES)[0]) == ["class", "x", "y", "w", "h", "score", "origin"]
     assert TASK.validate([], CLASSES, size=SIZE) == []
+    from_numpy = [box("bag", np.float32(1.5), np.int64(2), np.float64(3), 4)]
+    assert TASK.validate(from_numpy, CLASSES) == [box("bag", 1.5, 2.0, 3.0, 4.0)]
+    assert type(TASK.validate(from_numpy, CLASSES)[0]["x"]) is float  # JSON-serialisable
     assert TASK.validate((box("coat", 0, 0, 128, 96),), CLASSES, size=SIZE) == [box("coat", 0.0, 0.0, 128.0, 96.0)]
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
@@ -48,7 +49,7 @@ _BOX_HELP = 'a box is {"class": name, "x": left, "y": top, "w": width, "h": heig
 
 def _number(box: Mapping[str, Any], key: str, where: str) -> float:
     value = box[key]
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):  # numpy scalars are Real too
         raise InputError(f"{where}: {key} must be a number, got {value!r}; {_BOX_HELP}")
     if not math.isfinite(value):
         raise InputError(f"{where}: {key} must be finite, got {value!r}; {_BOX_HELP}")
