@@ -87,7 +87,7 @@ def _n_current_labels(conn: Connection, cid: int, name: str) -> int:
     annotations = conn.scalars(
         select(ev.c.annotation).join(latest, latest.c.event_id == ev.c.id).where(ev.c.annotation.is_not(None))
     )
-    return as_class + sum(name in names for names in annotations)
+    return as_class + sum(name in annotation_classes(annotation) for annotation in annotations)
 
 
 def class_id(conn: Connection, name: str) -> int:
@@ -151,10 +151,11 @@ def check_class_name(name: str) -> str:
     return clean
 
 
-def resolve_payloads(conn: Connection, payloads: Sequence[Payload | None]) -> list[tuple[int | None, list[str] | None]]:
+def resolve_payloads(conn: Connection, payloads: Sequence[Payload | None]) -> list[tuple[int | None, list[Any] | None]]:
     """Each payload as the ``(class_id, annotation)`` pair of its event; raises for unknown or retired classes.
 
-    A class name becomes its id, a list of names the sorted list (duplicates dropped), None ``(None, None)``.
+    A class name becomes its id, a list of names the sorted list (duplicates dropped), a list of boxes
+    (detection) the list as it is (:func:`stored_annotation`), None ``(None, None)``.
     """
     names: list[str] = []
     for payload in payloads:
@@ -167,8 +168,21 @@ def resolve_payloads(conn: Connection, payloads: Sequence[Payload | None]) -> li
         elif isinstance(payload, str):
             out.append((active[payload], None))
         else:
-            out.append((None, sorted(set(payload))))
+            out.append((None, stored_annotation(payload)))
     return out
+
+
+def stored_annotation(payload: Sequence[Any]) -> list[Any]:
+    """The ``annotation`` column of a list payload: class names sorted without duplicates (multi-label),
+    boxes (dicts with a ``class``, detection) in their order, as the task validated them."""
+    if payload and all(isinstance(entry, dict) for entry in payload):
+        return list(payload)
+    return sorted(set(payload))
+
+
+def annotation_classes(annotation: Sequence[Any]) -> list[str]:
+    """The class names a stored annotation uses: its names, or its boxes' classes (one per box)."""
+    return [entry["class"] if isinstance(entry, dict) else entry for entry in annotation]
 
 
 def _names(payload: object) -> list[str]:
@@ -176,9 +190,11 @@ def _names(payload: object) -> list[str]:
         return []
     if isinstance(payload, str):
         return [payload]
-    if isinstance(payload, list | tuple) and all(isinstance(name, str) for name in payload):
-        return list(payload)
+    if isinstance(payload, list | tuple) and all(
+        isinstance(entry, str) or (isinstance(entry, dict) and isinstance(entry.get("class"), str)) for entry in payload
+    ):
+        return annotation_classes(payload)
     raise InputError(
-        f"an annotation must be a class name or a list of class names, got {payload!r}; "
+        f"an annotation must be a list of boxes, a class name or a list of class names, got {payload!r}; "
         "validate it with the project's task first"
     )

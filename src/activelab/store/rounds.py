@@ -12,7 +12,7 @@ from sqlalchemy import Connection, delete, func, insert, select, update
 from activelab.exceptions import NotFoundError, StoreError
 from activelab.store import schema as t
 from activelab.store._base import StoreBase, as_utc, aware, chunks, utcnow
-from activelab.store.classes import class_ids
+from activelab.store.classes import class_ids, stored_annotation
 from activelab.store.events import Payload
 
 
@@ -176,7 +176,8 @@ def current_round(conn: Connection) -> int:
 
 
 def insert_predictions(conn: Connection, round_number: int, rows: Sequence[tuple[int, Payload, float]]) -> None:
-    """Insert prediction rows: a class name as its class id, a predicted set as its sorted names."""
+    """Insert prediction rows: a class name as its class id, a predicted set as its sorted names, predicted
+    boxes as they are."""
     if not rows:
         return
     ids = class_ids(conn)
@@ -187,7 +188,7 @@ def insert_predictions(conn: Connection, round_number: int, rows: Sequence[tuple
                 "round_number": round_number,
                 "image_id": iid,
                 "class_id": ids[payload] if isinstance(payload, str) else None,
-                "annotation": None if isinstance(payload, str) else sorted(payload),
+                "annotation": None if isinstance(payload, str) else stored_annotation(payload),
                 "confidence": float(conf),
             }
             for iid, payload, conf in rows

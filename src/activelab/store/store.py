@@ -20,7 +20,7 @@ from activelab.store.annotations import (
     LabelEvent,
     UndoOutcome,
 )
-from activelab.store.classes import ClassesMixin
+from activelab.store.classes import ClassesMixin, annotation_classes
 from activelab.store.events import Payload, latest_events
 from activelab.store.images import BatchOutcome, Image, ImageRecord, ImageRef, ImagesMixin
 from activelab.store.labeling import LabelingMixin, ReviewFlag, SubmitOutcome
@@ -86,9 +86,9 @@ class Store(ImagesMixin, ClassesMixin, AnnotationsMixin, RoundsMixin, LabelingMi
         for name, split, n in counts:  # a retired class can carry labels again only through an undo
             per_class.setdefault(name, {s: 0 for s in t.SPLITS})[split] += int(n)
             labeled[split] += int(n)
-        for split, names in annotations:
+        for split, annotation in annotations:
             labeled[split] += 1
-            for name in names:
+            for name in annotation_classes(annotation):  # a multi-label image's classes, a box per box
                 per_class.setdefault(name, {s: 0 for s in t.SPLITS})[split] += 1
         return {
             "images": {s: int(splits.get(s, 0)) for s in t.SPLITS},
