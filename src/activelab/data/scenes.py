@@ -132,7 +132,7 @@ def _visible_boxes(instances: np.ndarray, n: int) -> np.ndarray:
 def _background(size: int, rng: np.random.Generator) -> np.ndarray:
     """(size, size, 3) float32 in 0-255: smooth noise, stripes or a gradient around a random brightness."""
     brightness = rng.uniform(25.0, 230.0)
-    low, high = (np.clip(brightness + rng.uniform(-45.0, 45.0, 3), 0, 255) for _ in range(2))
+    low, high = (np.clip(brightness + rng.uniform(-45.0, 45.0, 3), 0, 255).astype(np.float32) for _ in range(2))
     kind = rng.integers(3)
     if kind == 0:
         cells = int(rng.integers(3, 9))
@@ -140,14 +140,15 @@ def _background(size: int, rng: np.random.Generator) -> np.ndarray:
         t = np.asarray(Image.fromarray(coarse).resize((size, size), Image.Resampling.BICUBIC), np.float32) / 255.0
     else:
         angle = rng.uniform(0.0, np.pi)
-        ys, xs = np.mgrid[0:size, 0:size] / size
-        along = xs * np.cos(angle) + ys * np.sin(angle)
+        steps = np.arange(size, dtype=np.float32) / size
+        along = steps[None, :] * np.float32(np.cos(angle)) + steps[:, None] * np.float32(np.sin(angle))
         if kind == 1:
-            along = 0.5 + 0.5 * np.sin(2 * np.pi * rng.uniform(2.0, 10.0) * along + rng.uniform(0, 2 * np.pi))
+            phase = np.float32(rng.uniform(0, 2 * np.pi))
+            along = 0.5 + 0.5 * np.sin(np.float32(2 * np.pi * rng.uniform(2.0, 10.0)) * along + phase)
         else:
             along = (along - along.min()) / (np.ptp(along) or 1.0)
         t = along[..., None]
-    return (low * (1 - t) + high * t).astype(np.float32)
+    return low + (high - low) * t
 
 
 def _item_colour(background_mean: float, rng: np.random.Generator) -> np.ndarray:
