@@ -13,13 +13,12 @@ from activelab.strategies import (
     cald_scores,
     difficulty_weights,
     localization_stability_scores,
-    ppal_distances,
     ppal_uncertainty,
     required_inputs,
     select,
     select_budget,
 )
-from activelab.strategies.detection import js_divergence, k_medoids
+from activelab.strategies.detection import js_divergence, k_medoids, ppal_distances
 
 # Three images: 0 owns no box, 1 owns one, 2 owns two.
 OWNER = np.array([1, 2, 2])
@@ -62,6 +61,15 @@ def test_image_without_boxes_scores_zero_and_a_boxless_pool_still_selects() -> N
     out = select("det_entropy", 5, rng=rng(), labeled=labeled, box_probs=np.zeros((0, 2)), box_owner=np.zeros(0, int))
     assert sorted(out.tolist()) == [0, 1, 3]
     assert aggregate_boxes(np.zeros(0), np.zeros(0, int), 2, "max").tolist() == [0.0, 0.0]
+
+
+def test_score_helpers_validate_their_inputs() -> None:
+    with pytest.raises(InputError, match="pass one value per box"):
+        aggregate_boxes([0.1, 0.2], OWNER, 3)
+    with pytest.raises(InputError, match="box_owner has image position 2, outside the pool of 2"):
+        aggregate_boxes([0.1, 0.2, 0.3], OWNER, 2)
+    with pytest.raises(InputError, match="box_noise_iou must hold IoUs in"):
+        localization_stability_scores([0.5], [0], [[1.5]], 1)
 
 
 def test_one_class_detector_has_no_margin() -> None:

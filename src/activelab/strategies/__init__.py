@@ -22,7 +22,6 @@ from .detection import (
     cald_scores,
     difficulty_weights,
     localization_stability_scores,
-    ppal_distances,
     ppal_uncertainty,
 )
 from .diversity import outlier_scores
@@ -67,7 +66,6 @@ __all__ = [
     "multilabel",
     "multilabel_uncertainty_scores",
     "outlier_scores",
-    "ppal_distances",
     "ppal_uncertainty",
     "ratio_scores",
     "register",

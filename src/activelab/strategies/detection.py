@@ -46,16 +46,15 @@ AGGREGATIONS = ("mean", "max", "sum")
 _CHUNK_ELEMS = 1 << 22  # box-pair distances held at once in PPAL's matching
 
 
-def _pool(labeled: Any, **arrays: Any) -> tuple[int, BoolArray, dict[str, NDArray[Any]]]:
-    """N, the labeled mask and the validated detection arrays."""
+def _pool(labeled: Any) -> tuple[int, BoolArray]:
+    """N and the labeled mask (required: ``box_owner`` cannot tell N)."""
     if labeled is None:
         raise InputError(
             "detection strategies need labeled=: the (N,) bool mask of labeled pool images, which also gives N "
             "(an image may own no box). Pass np.zeros(N, bool) when nothing is labeled."
         )
     n = int(np.shape(labeled)[0]) if np.ndim(labeled) == 1 else -1
-    mask = check_labeled(labeled, n)
-    return n, mask, check_box_inputs(n, **arrays)
+    return n, check_labeled(labeled, n)
 
 
 def aggregate_boxes(values: Any, box_owner: Any, n: int, agg: str = "mean") -> F64:
@@ -66,8 +65,10 @@ def aggregate_boxes(values: Any, box_owner: Any, n: int, agg: str = "mean") -> F
     at the single most uncertain box.
     """
     check_choice(agg, "agg", AGGREGATIONS)
+    owner = check_box_inputs(n, box_owner=box_owner)["box_owner"]
     v = np.asarray(values, dtype=np.float64)
-    owner = np.asarray(box_owner, dtype=np.int64)
+    if v.shape != owner.shape:
+        raise InputError(f"values has shape {v.shape} but box_owner {owner.shape}; pass one value per box.")
     total = np.bincount(owner, weights=v, minlength=n)
     if agg == "sum":
         return np.asarray(total, dtype=np.float64)
@@ -107,7 +108,8 @@ def _box_uncertainty(
     check_rng(rng)
     kk = check_k(k)
     check_choice(agg, "agg", AGGREGATIONS)
-    n, mask, arr = _pool(labeled, box_probs=box_probs, box_owner=box_owner)
+    n, mask = _pool(labeled)
+    arr = check_box_inputs(n, box_probs=box_probs, box_owner=box_owner)
     scores = aggregate_boxes(_BOX_SCORES[kind](arr["box_probs"]), arr["box_owner"], n, agg)
     return _top_k(scores, kk, rng, mask)
 
@@ -183,10 +185,12 @@ def ppal_uncertainty(
     As in the authors' code (``DCUSSampler``), a box's uncertainty is the entropy of its
     confidence, not of its class distribution: a RetinaNet score is one sigmoid.
     """
-    probs = np.asarray(box_probs)
-    labels = probs.argmax(axis=1) if probs.shape[0] else np.zeros(0, dtype=np.int64)
-    weights = difficulty_weights(class_difficulty, upper_bound, alpha)[labels]
-    return aggregate_boxes(binary_entropy(box_scores) * weights, box_owner, n, "sum")
+    arr = check_box_inputs(
+        n, box_probs=box_probs, box_scores=box_scores, box_owner=box_owner, class_difficulty=class_difficulty
+    )
+    labels = arr["box_probs"].argmax(axis=1) if arr["box_probs"].shape[0] else np.zeros(0, dtype=np.int64)
+    weights = difficulty_weights(arr["class_difficulty"], upper_bound, alpha)[labels]
+    return aggregate_boxes(binary_entropy(arr["box_scores"]) * weights, arr["box_owner"], n, "sum")
 
 
 def ppal_distances(
@@ -314,8 +318,9 @@ def ppal(
     ub = check_positive_float(class_weight_ub, "class_weight_ub")
     alpha = check_positive_float(class_weight_alpha, "class_weight_alpha")
     rounds = check_positive_int(n_iter, "n_iter")
-    n, mask, arr = _pool(
-        labeled,
+    n, mask = _pool(labeled)
+    arr = check_box_inputs(
+        n,
         box_probs=box_probs,
         box_scores=box_scores,
         box_owner=box_owner,
@@ -363,11 +368,17 @@ def cald_scores(
     consistent box (``m`` near 2) is learned, a wholly inconsistent one (``m`` near 0) is
     usually background. An image without boxes scores 0, first, as in the authors' code.
     """
-    m = np.asarray(box_flip_iou, dtype=np.float64) + (
-        1.0 - js_divergence(np.asarray(box_probs), np.asarray(box_flip_probs))
-    ) * np.asarray(box_scores, dtype=np.float64)
-    gap = np.abs(m - base_point)
-    owner = np.asarray(box_owner, dtype=np.int64)
+    arr = check_box_inputs(
+        n,
+        box_probs=box_probs,
+        box_scores=box_scores,
+        box_owner=box_owner,
+        box_flip_iou=box_flip_iou,
+        box_flip_probs=box_flip_probs,
+    )
+    agreement = 1.0 - js_divergence(arr["box_probs"], arr["box_flip_probs"])
+    gap = np.abs(arr["box_flip_iou"] + agreement * arr["box_scores"] - base_point)
+    owner = arr["box_owner"]
     out = np.full(n, np.inf)
     np.minimum.at(out, owner, gap)
     out[np.bincount(owner, minlength=n) == 0] = 0.0
@@ -400,17 +411,8 @@ def cald(
     check_rng(rng)
     kk = check_k(k)
     bp = check_positive_float(base_point, "base_point")
-    n, mask, arr = _pool(
-        labeled,
-        box_probs=box_probs,
-        box_scores=box_scores,
-        box_owner=box_owner,
-        box_flip_iou=box_flip_iou,
-        box_flip_probs=box_flip_probs,
-    )
-    consistency = cald_scores(
-        arr["box_probs"], arr["box_scores"], arr["box_owner"], arr["box_flip_iou"], arr["box_flip_probs"], n, bp
-    )
+    n, mask = _pool(labeled)
+    consistency = cald_scores(box_probs, box_scores, box_owner, box_flip_iou, box_flip_probs, n, bp)
     return _top_k(-consistency, kk, rng, mask)
 
 
@@ -423,9 +425,10 @@ def localization_stability_scores(box_scores: Any, box_owner: Any, box_noise_iou
     confident boxes count most. ``-> (n,)`` in [0, 1]; an image without boxes (or whose
     boxes all have score 0) scores 0.
     """
-    s = np.asarray(box_scores, dtype=np.float64)
-    stability = np.asarray(box_noise_iou, dtype=np.float64).mean(axis=1) if s.size else np.zeros(0)
-    owner = np.asarray(box_owner, dtype=np.int64)
+    arr = check_box_inputs(n, box_scores=box_scores, box_owner=box_owner, box_noise_iou=box_noise_iou)
+    s = arr["box_scores"].astype(np.float64)
+    stability = arr["box_noise_iou"].mean(axis=1, dtype=np.float64)
+    owner = arr["box_owner"]
     weight = np.bincount(owner, weights=s, minlength=n)
     stable = np.bincount(owner, weights=s * stability, minlength=n)
     return np.asarray(np.divide(weight - stable, weight, out=np.zeros(n), where=weight > 0))
@@ -451,6 +454,6 @@ def localization_stability(
     """
     check_rng(rng)
     kk = check_k(k)
-    n, mask, arr = _pool(labeled, box_scores=box_scores, box_owner=box_owner, box_noise_iou=box_noise_iou)
-    scores = localization_stability_scores(arr["box_scores"], arr["box_owner"], arr["box_noise_iou"], n)
+    n, mask = _pool(labeled)
+    scores = localization_stability_scores(box_scores, box_owner, box_noise_iou, n)
     return _top_k(scores, kk, rng, mask)
