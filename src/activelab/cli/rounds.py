@@ -158,7 +158,16 @@ def query(
     ] = None,
     k: Annotated[
         int | None,
-        typer.Option("-k", "--k", help="How many images to select (default: the project's active_learner.k)."),
+        typer.Option(
+            "-k", "--k", help="How many images (or boxes) to select (default: the project's active_learner.k)."
+        ),
+    ] = None,
+    budget_unit: Annotated[
+        str | None,
+        typer.Option(
+            help="What -k counts: images, or boxes (detection: each image costs the boxes the model predicts in "
+            "it) (default: the project's active_learner.budget_unit)."
+        ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the round.")] = None,
     out: Annotated[Path | None, typer.Option(help="CSV of the selection (default: PROJECT/rounds/).")] = None,
@@ -180,7 +189,9 @@ def query(
 
     k = either("-k", k, "--batch-size", batch_size)
     with open_project(project) as proj:
-        session = _session(proj, config, active_learner={"strategy": strategy, "k": k, "seed": seed})
+        session = _session(
+            proj, config, active_learner={"strategy": strategy, "k": k, "budget_unit": budget_unit, "seed": seed}
+        )
         with status_line("round: training, scoring the pool, selecting"):
             result = session.run_round()
         images = {img.id: img for img in proj.store.images("pool")}
@@ -262,7 +273,8 @@ def predict(
     out: Annotated[
         Path,
         typer.Argument(
-            help="CSV to write: filepath, pred_label (a multilabel set joined by '|'), pred_conf, one column per class.",
+            help="CSV to write: filepath, pred_label (a multilabel set joined by '|'; detection: the boxes' JSON), "
+            "pred_conf, one column per class (classification).",
             show_default=False,
         ),
     ],
@@ -271,6 +283,7 @@ def predict(
     as_json: JsonOpt = False,
 ) -> None:
     """Predict with the latest trained model."""
+    import numpy as np
     import pandas as pd
 
     from activelab.loop.project import open_project
@@ -297,15 +310,13 @@ def predict(
             "pred_conf": [confidence for _, confidence in decoded],
         }
     )
-    for j, name in enumerate(classes):
-        frame[f"p_{name}"] = probs[:, j] if len(images) else []
+    if np.ndim(probs) == 2 or not len(images):  # (N, C) class outputs; a detector's boxes are in pred_label
+        for j, name in enumerate(classes):
+            frame[f"p_{name}"] = probs[:, j] if len(images) else []
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
     if as_json:
-        counts = {
-            c: sum(c in (payload if isinstance(payload, list) else [payload]) for payload, _ in decoded)
-            for c in classes
-        }
+        counts = {c: sum(_payload_classes(payload).count(c) for payload, _ in decoded) for c in classes}
         print_json({"path": str(out), "n": len(frame), "per_class": counts})
         return
     console.print(f"{len(frame)} predictions written to {out}", highlight=False, soft_wrap=True)
@@ -328,6 +339,16 @@ def evaluate(
     if as_json:
         print_json(metrics)
         return
+    if "accuracy" not in metrics:  # detection: mAP and AP per class
+        console.print(f"{_scores(metrics)} on {metrics['n']} images", highlight=False)
+        console.print(
+            result_table(
+                "AP@[.5:.95] per class ('-': no ground-truth box)",
+                [("class", "left"), ("AP", "right")],
+                [[name, "-" if ap is None else f"{ap:.3f}"] for name, ap in metrics.get("per_class_ap", {}).items()],
+            )
+        )
+        return
     console.print(
         f"accuracy {metrics['accuracy']:.4f}, macro-F1 {metrics['macro_f1']:.4f} on {metrics['n']} images",
         highlight=False,
@@ -342,6 +363,12 @@ def evaluate(
             ],
         )
     )
+
+
+def _payload_classes(payload: Any) -> list[str]:
+    """The class names a predicted payload names: a class, a set of classes, or one per box."""
+    items = payload if isinstance(payload, list) else [payload]
+    return [str(item["class"]) if isinstance(item, dict) else str(item) for item in items]
 
 
 def register(app: typer.Typer) -> None:

@@ -1,15 +1,19 @@
 """What a strategy reads, and where each array comes from: the task, the model, or neither.
 
-Arrays derived from model outputs (``probs``, ``marginals``, ``grad_factors``) and from
-the labels (``labels``, ``label_matrix``) come from the task
-(:meth:`~activelab.tasks.base.Task.strategy_arrays`); ``embeddings`` and ``mc_probs``
-come from the model itself. :func:`check_capabilities` checks both before any training.
+Arrays derived from model outputs (``probs``, ``marginals``, ``grad_factors``, the
+detection task's ``box_*`` arrays) and from the labels (``labels``, ``label_matrix``)
+come from the task (:meth:`~activelab.tasks.base.Task.strategy_arrays`); ``embeddings``
+and ``mc_probs`` come from the model itself. Some task arrays compare the model's
+predictions with its predictions on other views of each image (a flipped copy, noisy
+copies): the task names those views (:meth:`~activelab.tasks.base.Task.views_for`) and
+the model computes them (capability ``views``). :func:`check_capabilities` checks it
+all before any training.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -37,6 +41,22 @@ class Embedder(Protocol):
         ...
 
 
+class ViewPredictor(Protocol):
+    """What a model with the ``views`` capability (a detector) adds: predictions on other views of each image."""
+
+    def predict_views(
+        self,
+        paths: Sequence[str],
+        views: Sequence[str],
+        *,
+        seed: int = 0,
+        keys: Sequence[str] | None = None,
+        progress: bool = False,
+    ) -> dict[str, list[np.ndarray]]:
+        """View name -> one outputs array (as ``predict_proba``'s) per variant of that view."""
+        ...
+
+
 def needs_model(strategy: str, params: Mapping[str, Any] | None = None) -> bool:
     """Whether ``strategy`` (with ``params``) reads anything only a trained model gives (from its ``requires``)."""
     return not required_inputs(strategy, **dict(params or {})) <= MODEL_FREE_INPUTS
@@ -47,19 +67,21 @@ def cold_start_strategies() -> list[str]:
     return [name for name in list_strategies() if not needs_model(name)]
 
 
-def _model_needs(needed: frozenset[str]) -> set[str]:
+def _model_needs(task: Task, needed: frozenset[str]) -> set[str]:
     """The model capabilities (``supports`` names) that computing ``needed`` takes."""
     out = {MODEL_INPUTS[name] for name in needed if name in MODEL_INPUTS}
     if needed - MODEL_INPUTS.keys() - LABEL_INPUTS:
         out.add("probs")
+    if task.views_for(needed):
+        out.add("views")
     return out
 
 
-def _missing(needed: frozenset[str], model: ModelAdapter | None) -> set[str]:
+def _missing(task: Task, needed: frozenset[str], model: ModelAdapter | None) -> set[str]:
     """What ``model`` lacks to compute ``needed`` (None: a cold start, which has only model-free arrays)."""
     if model is None:
         return set(needed) - MODEL_FREE_INPUTS
-    return _model_needs(needed) - set(model.supports)
+    return _model_needs(task, needed) - set(model.supports)
 
 
 def workable_strategies(task: Task, model: ModelAdapter | None) -> list[str]:
@@ -67,7 +89,7 @@ def workable_strategies(task: Task, model: ModelAdapter | None) -> list[str]:
     return [
         name
         for name in list_strategies()
-        if required_inputs(name) <= task.provides and not _missing(required_inputs(name), model)
+        if required_inputs(name) <= task.provides and not _missing(task, required_inputs(name), model)
     ]
 
 
@@ -93,7 +115,7 @@ def check_capabilities(
     The message names what is missing and the strategies that would work.
     """
     needed = check_task(task, strategy, params)
-    from_model = _missing(needed, model)
+    from_model = _missing(task, needed, model)
     if not from_model:
         return needed
     works = ", ".join(workable_strategies(task, model)) or "none"
@@ -125,9 +147,12 @@ def pool_arrays(
     seed: int = 0,
     progress: bool = False,
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
-    """The arrays ``strategy`` reads over ``paths``, and the ``(N, C)`` model outputs when it needed them.
+    """The arrays ``strategy`` reads over ``paths``, and the model's outputs when it needed them
+    (``(N, C)``, or an object array ``(N,)`` of per-image dicts for detection).
 
     ``model=None`` is a cold start: only model-free arrays, embeddings from ``embedder``.
+    The views the task asks for (:meth:`~activelab.tasks.base.Task.views_for`) are
+    predicted with ``seed`` (noise draws) and handed to the task with the outputs.
     For gradient-embedding strategies (BADGE) ``embeddings`` are the input of the
     model's last layer, so that with ``grad_factors`` (or ``probs``) they factor its
     gradients exactly; for the others they are the model's ``embed`` features.
@@ -142,7 +167,13 @@ def pool_arrays(
         else:
             assert model is not None  # check_capabilities refused model-free rounds needing outputs
             base = outputs = model.predict_proba(paths, keys=keys, progress=progress)
-        arrays.update(task.strategy_arrays(derived, base, targets=targets, labeled=labeled))
+        views = task.views_for(derived)
+        predicted_views = None
+        if views:
+            # check_capabilities made sure the model supports "views"
+            predictor = cast(ViewPredictor, model)
+            predicted_views = predictor.predict_views(paths, views, seed=seed, keys=keys, progress=progress)
+        arrays.update(task.strategy_arrays(derived, base, targets=targets, labeled=labeled, views=predicted_views))
     if "embeddings" in needed:
         gradients = "grad_factors" in needed or "grad_embeddings" in get_strategy(strategy).requires_for(**params)
         if model is not None:

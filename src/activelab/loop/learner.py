@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from activelab._defaults import DEFAULT_MODEL
 from activelab.exceptions import ActivelabError, InputError, NotFoundError
 from activelab.loop.round import Images, Pool, build_model, model_settings, play_round
 from activelab.loop.settings import OLD_MODE_NAMES
@@ -33,18 +32,20 @@ Labeler = Callable[..., pd.DataFrame]
 class ActiveLearner:
     """Train, predict and sample on pandas DataFrames with a file-path and a label column.
 
-    ``model`` is any name :func:`activelab.models.create_model` accepts
-    (``efficientnet_lite0`` works offline; ``resnet18`` and other timm names need
-    a network for pretrained weights). ``mode="frozen"`` trains a head on cached
+    ``model`` is any name :func:`activelab.models.create_model` accepts (default: the
+    task's default model: ``efficientnet_lite0``, which works offline, for classification,
+    a detector for detection; ``resnet18`` and other timm names need a network for
+    pretrained weights). ``mode="frozen"`` trains a head on cached
     frozen embeddings; ``mode="finetune"`` fine-tunes the network; unset ``mode`` and
     ``pretrained`` are the model's own defaults. ``task`` names the
     kind of label (``"classification"``: one class name per row; ``"multilabel"``: a
-    list of class names, or a ``"a|b"`` string, per row).
+    list of class names, or a ``"a|b"`` string, per row; ``"detection"``: a list of box
+    dicts, or its JSON text, per row).
     """
 
     def __init__(
         self,
-        model: str = DEFAULT_MODEL,
+        model: str | None = None,
         *,
         task: str = "classification",
         mode: str | None = None,
@@ -57,7 +58,7 @@ class ActiveLearner:
         if "path" in model_options:  # the older name of mode: path="fast" | "full"
             old = model_options.pop("path")
             mode = mode or OLD_MODE_NAMES.get(old, old)
-        self.model_name = model
+        self.model_name = model or get_task(task).default_model
         self.task_name = task
         self.mode = mode
         self.pretrained = pretrained
@@ -149,7 +150,8 @@ class ActiveLearner:
         )
 
     def evaluate(self, eval_df: pd.DataFrame, filepath_col: str = "filepath", label_col: str = "label") -> float:
-        """Accuracy on a labeled set; ``last_eval`` holds the task's metrics (per class, confusion where it has them)."""
+        """Accuracy on a labeled set (a task without one, detection, gives its headline, mAP); ``last_eval``
+        holds the task's metrics (per class, confusion where it has them)."""
         df = _clean_labeled(eval_df, filepath_col, label_col, "the evaluation DataFrame", self.task)
         unknown = sorted(set(_classes_of(df["label"])) - set(self.classes))
         if unknown:
@@ -161,7 +163,7 @@ class ActiveLearner:
         if "confusion" in metrics:
             metrics["confusion_matrix"] = pd.DataFrame(metrics["confusion"], index=self.classes, columns=self.classes)
         self.last_eval = metrics
-        return float(metrics["accuracy"])
+        return float(metrics["accuracy"] if "accuracy" in metrics else metrics[self.task.headline])
 
     # --------------------------------------------------------------- sampling
     def sample(
@@ -182,8 +184,12 @@ class ActiveLearner:
         trained = np.zeros(len(paths), dtype=bool)
         trained[: len(train_paths)] = True
         known = self._targets(self.train_df["label"]) if self.train_df is not None else None
-        shape = (len(paths),) if known is None else (len(paths), *known.shape[1:])
-        targets = np.full(shape, -1, dtype=np.int64)
+        if known is None:
+            targets = np.full(len(paths), -1, dtype=np.int64)
+        elif known.dtype == object:  # per-image dicts (detection's boxes): None where not labeled
+            targets = np.full(len(paths), None, dtype=object)
+        else:
+            targets = np.full((len(paths), *known.shape[1:]), -1, dtype=np.int64)
         if known is not None:
             targets[: len(train_paths)] = known
         outcome = play_round(
@@ -299,7 +305,7 @@ class ActiveLearner:
         learner.model = load_model(folder / "model", device=device)
         if (folder / "train.parquet").is_file():
             df = pd.read_parquet(folder / "train.parquet")
-            df["label"] = [sorted(map(str, c)) if _listlike(c) else c for c in df["label"]]  # parquet lists: arrays
+            df["label"] = [_list_payload(c) if _listlike(c) else c for c in df["label"]]  # parquet lists: arrays
             learner.train_df = df
         return learner
 
@@ -308,7 +314,7 @@ def _clean_labeled(df: pd.DataFrame, filepath_col: str, label_col: str, name: st
     """``filepath`` (str) and ``label`` (the task's payload) columns; clear errors for missing columns, labels, files.
 
     A text cell is read with the task's :meth:`~activelab.tasks.base.Task.parse` (``"a|b"`` for
-    several classes); a list cell is taken as a list of class names.
+    several classes, a JSON list for boxes); a list cell is taken as a list of class names, or of box dicts.
     """
     missing = [c for c in (filepath_col, label_col) if c not in df.columns]
     if missing:
@@ -321,12 +327,20 @@ def _clean_labeled(df: pd.DataFrame, filepath_col: str, label_col: str, name: st
     if blank:
         rows = [i + 1 for i in blank[:5]]
         raise InputError(f"{name} has {len(blank)} row(s) without a label (rows {rows}); drop or label them")
-    payloads = [sorted(map(str, c)) if _listlike(c) else task.parse(str(c)) for c in cells]
+    payloads = [_list_payload(c) if _listlike(c) else task.parse(str(c)) for c in cells]
     out = pd.DataFrame(
         {"filepath": df[filepath_col].astype(str).to_numpy(), "label": pd.Series(payloads, dtype=object)}
     )
     _check_files(out["filepath"].tolist(), name)
     return out
+
+
+def _list_payload(cell: Any) -> list[Any]:
+    """A list cell as a payload: box dicts as they are, class names sorted as text."""
+    items = list(cell)
+    if all(isinstance(item, dict) for item in items):
+        return [dict(item) for item in items]
+    return sorted(map(str, items))
 
 
 def _listlike(cell: Any) -> bool:
@@ -341,11 +355,12 @@ def _blank(cell: Any) -> bool:
 
 
 def _classes_of(payloads: pd.Series) -> list[str]:
-    """The sorted class names that payloads (a class name, or a list of them) mention."""
+    """The sorted class names that payloads (a class name, a list of them, or a list of box dicts) mention."""
     names: set[str] = set()
     for p in payloads:
-        names.update(p if isinstance(p, list) else [p])
-    return sorted(map(str, names))
+        items = p if isinstance(p, list) else [p]
+        names.update(str(item["class"]) if isinstance(item, dict) else str(item) for item in items)
+    return sorted(names)
 
 
 def _check_files(paths: Sequence[str], name: str = "filepaths") -> None:

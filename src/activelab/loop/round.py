@@ -7,6 +7,10 @@ task turns model outputs into the arrays strategies read (``probs`` or ``margina
 samples. What the strategy needs is checked against the task and the model before
 anything is trained (:func:`~activelab.loop.inputs.check_capabilities`).
 
+A round's ``k`` counts images, or with ``budget_unit="boxes"`` boxes: each image then
+costs what the task estimates from the model's predictions (:meth:`~activelab.tasks.base.Task.costs`,
+for detection the boxes the detector sees), so crowded images do not win by being crowded.
+
 :func:`build_model` is the one place a model is built from settings.
 """
 
@@ -20,11 +24,12 @@ from typing import Any
 
 import numpy as np
 
+from activelab.exceptions import InputError
 from activelab.loop.inputs import Embedder, check_capabilities, pool_arrays
 from activelab.loop.settings import ModelSettings, TrainSettings
 from activelab.models import FitReport, ModelAdapter, create_model
 from activelab.models.registry import find_model
-from activelab.strategies import select
+from activelab.strategies import select, select_budget
 from activelab.tasks import Task
 
 
@@ -84,6 +89,10 @@ def model_settings(
     )
 
 
+#: how a round's ``k`` is counted: images, or the boxes the task estimates each image holds
+BUDGET_UNITS: tuple[str, ...] = ("images", "boxes")
+
+
 @dataclass(frozen=True)
 class Images:
     """Image files and their cache keys (sha256; None: hashed on read), in one order."""
@@ -104,8 +113,8 @@ class Images:
 class Pool:
     """What a round selects from, in the positions 0..N-1 strategies see.
 
-    ``targets``: the task's training targets (``(N,)`` class positions or ``(N, C)``
-    0/1), read only where ``trained``; ``trained``: ``(N,)`` bool, the rows the model
+    ``targets``: the task's training targets (``(N,)`` class positions, ``(N, C)``
+    0/1, or an object array ``(N,)`` of per-image box dicts), read only where ``trained``; ``trained``: ``(N,)`` bool, the rows the model
     fits on; ``exclude``: ``(N,)`` bool, rows never to select (default: ``trained``;
     a withdrawn label excludes an image that has no target).
     """
@@ -133,8 +142,8 @@ class RoundOutcome:
     """What :func:`play_round` did.
 
     ``positions``: pool positions picked, best first; ``model``: the fitted adapter
-    (None for a cold start); ``outputs``: ``(N, C)`` pool outputs when the strategy
-    read them; ``eval_outputs`` / ``metrics``: the eval set's outputs and the task's
+    (None for a cold start); ``outputs``: the pool's model outputs (``(N, C)``, or an object
+    array ``(N,)`` for detection) when the strategy or a box budget read them; ``eval_outputs`` / ``metrics``: the eval set's outputs and the task's
     metrics (empty without one); ``thresholds``: the task's per-class decision
     thresholds chosen on the eval set for the hints (None: the task decides by arg-max, or no eval
     set); the metrics use the task's default rule, never thresholds tuned on the images they score.
@@ -150,7 +159,7 @@ class RoundOutcome:
     thresholds: np.ndarray | None = None
 
     def picked_outputs(self, pool: Pool) -> np.ndarray:
-        """``(k, C)`` outputs of the picked images (predicted now when the strategy read none)."""
+        """The outputs of the picked images, in pick order (predicted now when the round read none)."""
         if self.model is None:
             raise ValueError("a cold-start round has no model outputs")
         if self.outputs is not None:
@@ -174,6 +183,7 @@ def play_round(
     embedder: Embedder | None = None,
     mc_samples: int = 10,
     fit: bool = True,
+    budget_unit: str = "images",
     progress: bool = False,
 ) -> RoundOutcome:
     """Train ``model`` on the pool's labeled rows, evaluate, compute what ``strategy`` reads, select ``k``.
@@ -182,11 +192,15 @@ def play_round(
     model-free arrays, embeddings coming from ``embedder`` (a frozen backbone).
     ``seed`` seeds training and MC sampling; ``rng`` (default seeded by ``seed``) the
     selection. ``k=0`` trains and evaluates only; ``fit=False`` selects with ``model``
-    as it is (already fitted). Everything the strategy needs is
-    checked before training; an InputError names what is missing and what would work.
+    as it is (already fitted). ``budget_unit="boxes"``: ``k`` is a budget of boxes, each
+    image costing :meth:`~activelab.tasks.base.Task.costs` of the model's outputs
+    (:func:`~activelab.strategies.select_budget`); a cold start has no predictions to count, so it
+    needs ``"images"``. Everything the strategy needs is checked before training; an
+    InputError names what is missing and what would work.
     """
     params = dict(params or {})
     check_capabilities(task, strategy, params, model)
+    _check_budget_unit(budget_unit, model)
     rng = np.random.default_rng(seed) if rng is None else rng
     outcome = RoundOutcome(np.zeros(0, dtype=np.int64), model)
     t0 = time.perf_counter()
@@ -220,7 +234,28 @@ def play_round(
         seed=seed,
         progress=progress,
     )
+    costs = None
+    if budget_unit == "boxes":
+        assert model is not None  # _check_budget_unit refused a cold start
+        if outcome.outputs is None:
+            outcome.outputs = model.predict_proba(pool.images.paths, keys=pool.images.keys, progress=progress)
+        costs = task.costs(outcome.outputs)
     t2 = time.perf_counter()
-    outcome.positions = select(strategy, k, rng=rng, labeled=pool.labeled, **arrays, **params)
+    chosen = {"rng": rng, "labeled": pool.labeled, **arrays, **params}
+    if costs is None:
+        outcome.positions = select(strategy, k, **chosen)
+    else:
+        outcome.positions = select_budget(strategy, k, costs, **chosen)
     outcome.seconds.update(score_pool=t2 - t1, select=time.perf_counter() - t2)
     return outcome
+
+
+def _check_budget_unit(budget_unit: str, model: ModelAdapter | None) -> None:
+    """Refuse an unknown unit, and a box budget without a model whose predictions say what an image costs."""
+    if budget_unit not in BUDGET_UNITS:
+        raise InputError(f"budget_unit {budget_unit!r} is not one of {', '.join(BUDGET_UNITS)}")
+    if budget_unit == "boxes" and model is None:
+        raise InputError(
+            "a budget in boxes counts the boxes a trained model predicts in each image, and a cold start has no "
+            "model yet: count the cold-start round in images (budget_unit: images)"
+        )

@@ -18,6 +18,7 @@ and no model is trained or saved.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import socket
@@ -47,12 +48,13 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class LabeledSet:
-    """Images with a current annotation, in store order: paths, content hashes, the task's targets."""
+    """Images with a current annotation, in store order: paths, content hashes, payloads, the task's targets."""
 
     image_ids: list[int]
     paths: list[str]
     keys: list[str]
-    y: np.ndarray  # (N,) class positions (single-label) or (N, C) 0/1 (multi-label)
+    payloads: list[Payload]
+    y: np.ndarray  # (N,) class positions, (N, C) 0/1 (multi-label) or (N,) per-image box dicts (detection)
 
     @property
     def images(self) -> Images:
@@ -127,11 +129,13 @@ class ActiveSession:
         """Images of ``split`` with a current annotation, and their training targets."""
         payloads = self._payloads(split)
         images = [img for img in self.store.image_refs(split) if img.id in payloads]
+        labeled = [payloads[img.id] for img in images]
         return LabeledSet(
             [img.id for img in images],
             [img.path for img in images],
             [img.sha256 for img in images],
-            self.task.targets([payloads[img.id] for img in images], self.store.class_names()),
+            labeled,
+            self.task.targets(labeled, self.store.class_names()),
         )
 
     def pool(self) -> tuple[list[ImageRef], Pool, list[Payload]]:
@@ -147,7 +151,7 @@ class ActiveSession:
         labeled = [payloads[img.id] for img in images if img.id in payloads]
         classes = self.store.class_names()
         targets = self.task.targets(labeled, classes)
-        full = np.full((len(images), *targets.shape[1:]), -1, dtype=np.int64)
+        full = _no_targets(targets, len(images))
         full[trained] = targets
         pool = Pool(
             Images([img.path for img in images], [img.sha256 for img in images]),
@@ -175,7 +179,7 @@ class ActiveSession:
         """Fit a fresh model on the current pool annotations; evaluate it on the eval split."""
         classes = self.store.class_names()
         train = self.labeled_set("pool")
-        problem = self._untrainable(train.y)
+        problem = self._untrainable(train.payloads)
         if problem:
             raise InputError(f"cannot train: {problem}; label images of at least two classes (or import labels) first")
         seed = self.project.settings.train.seed if seed is None else seed
@@ -199,22 +203,23 @@ class ActiveSession:
     def _eval_predictions(
         self, evals: LabeledSet, outputs: np.ndarray, thresholds: np.ndarray | None
     ) -> dict[str, Any]:
-        """Image id -> the predicted target (a class position, or a 0/1 row): what round agreement compares."""
-        classes = self.store.class_names()
-        decoded = self.task.decode(outputs, classes, thresholds=thresholds)
-        predicted = self.task.targets([payload for payload, _ in decoded], classes)
-        return {str(i): p for i, p in zip(evals.image_ids, predicted.tolist())}
+        """Image id -> the predicted target (a class position, or a 0/1 row): what round agreement compares.
 
-    def _untrainable(self, targets: np.ndarray, payloads: list[Payload] | None = None) -> str | None:
-        """Why no model can be trained on ``targets`` (fewer than two distinct annotations), or None."""
-        if len(targets) == 0:
+        A task whose targets are per-image dicts (detection's boxes) keeps the predicted payload instead.
+        """
+        classes = self.store.class_names()
+        payloads = [payload for payload, _ in self.task.decode(outputs, classes, thresholds=thresholds)]
+        predicted = self.task.targets(payloads, classes)
+        values = payloads if predicted.dtype == object else predicted.tolist()
+        return {str(i): p for i, p in zip(evals.image_ids, values)}
+
+    def _untrainable(self, payloads: list[Payload]) -> str | None:
+        """Why no model can be trained on the labeled pool ``payloads`` (fewer than two distinct ones), or None."""
+        if not payloads:
             return "no labeled pool images yet"
-        distinct, first = np.unique(targets, axis=0, return_index=True)
-        if len(distinct) >= 2:
+        if len({json.dumps(p, sort_keys=True) for p in payloads}) >= 2:
             return None
-        if payloads is None:
-            return f"all {len(targets)} labeled pool images have the same annotation"
-        return f"all {len(targets)} labeled pool images are labeled {self.task.format(payloads[int(first[0])])!r}"
+        return f"all {len(payloads)} labeled pool images are labeled {self.task.format(payloads[0])!r}"
 
     def _plan(self, strategy: str, params: dict[str, Any], pool: Pool, payloads: list[Payload]) -> ModelAdapter | None:
         """Refuse an invalid round before anything is recorded; the checked model to train (None: a cold start)."""
@@ -223,7 +228,7 @@ class ActiveSession:
             raise InputError("the pool has no images: import some with `activelab import PROJECT FOLDER`")
         if pool.labeled.all():
             raise InputError("every pool image is already labeled: import more images to select from")
-        problem = self._untrainable(pool.targets[pool.trained], payloads)
+        problem = self._untrainable(payloads)
         if problem:
             if not model_needed:
                 check_capabilities(self.task, strategy, params, None)
@@ -245,8 +250,10 @@ class ActiveSession:
     ) -> RoundResult:
         """One round: train, evaluate, score the unlabeled pool, select ``k``, record it all.
 
-        Before a model can be trained, a strategy that needs only embeddings runs a
-        cold-start round instead (see the module docstring); one that needs a model is refused.
+        ``k`` counts ``active_learner.budget_unit`` (images, or boxes). Before a model can be
+        trained, a strategy that needs only embeddings runs a cold-start round instead (see
+        the module docstring; it counts ``k`` in images, having no predictions to count boxes in);
+        one that needs a model is refused.
         """
         al = self.project.settings.active_learner
         strategy = strategy or al.strategy
@@ -256,12 +263,14 @@ class ActiveSession:
         self.recover()
         images, pool, payloads = self.pool()
         model = self._plan(strategy, params, pool, payloads)
+        budget_unit = al.budget_unit if model is not None else "images"
         input_size = resolve_input_size(self.project)
         config = {
             "strategy": strategy,
             "k": k,
             "seed": seed,
             "params": params,
+            "budget_unit": budget_unit,
             "cold_start": model is None,
             "task": self.task.name,
             "model": self.project.settings.model.model_dump(),
@@ -291,6 +300,7 @@ class ActiveSession:
                 params=params,
                 evaluation=EvalSet(evals.images, evals.y) if evals and evals.image_ids else None,
                 embedder=embedder,
+                budget_unit=budget_unit,
                 progress=self.progress,
             )
         except BaseException as exc:
@@ -335,8 +345,11 @@ class ActiveSession:
         prev = (previous_rounds[-1].metrics or {}).get("eval", {}).get("eval_predictions") or {}
         common = [iid for iid in current if iid in prev]
         if common:
-            a = np.array([prev[i] for i in common])
-            b = np.array([current[i] for i in common])
+            try:
+                a = np.array([prev[i] for i in common], dtype=np.int64)
+                b = np.array([current[i] for i in common], dtype=np.int64)
+            except (TypeError, ValueError):  # predicted payloads (boxes) rather than class targets: no kappa
+                return metrics
             if a.shape == b.shape:  # a class added between the rounds changes a multi-label row's length
                 metrics["agreement"] = prediction_agreement(a.ravel(), b.ravel())
         return metrics
@@ -399,6 +412,13 @@ class ActiveSession:
         if not path.exists():
             raise InputError("no trained model yet: run `activelab train` or a round first")
         return load_model(path)
+
+
+def _no_targets(targets: np.ndarray, n: int) -> np.ndarray:
+    """``n`` rows of "no target" in the layout of ``targets``: ``-1`` for class targets, None for per-image dicts."""
+    if targets.dtype == object:
+        return np.full(n, None, dtype=object)
+    return np.full((n, *targets.shape[1:]), -1, dtype=np.int64)
 
 
 def _pid_alive(pid: Any) -> bool:

@@ -32,6 +32,7 @@ def _mode_from_old_name(value: Any) -> Any:
 #: ``frozen``: train a light head on cached embeddings of a frozen backbone; ``finetune``: train the whole network
 Mode = Annotated[Literal["frozen", "finetune"], BeforeValidator(_mode_from_old_name)]
 Head = Literal["logreg", "mlp"]
+BudgetUnit = Literal["images", "boxes"]
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
@@ -100,7 +101,12 @@ class ActiveLearnerSettings(Section):
         description="Orders a fresh project's queue before any label "
         "exists; must need no trained model (docs/strategies.md, 'Cold start').",
     )
-    k: PositiveInt = Field(50, description="Labels per round: how many images a round selects.")
+    k: PositiveInt = Field(50, description="Labels per round: how many images (or boxes) a round selects.")
+    budget_unit: BudgetUnit = Field(
+        "images",
+        description="What k counts: images, or boxes (detection: each image costs the boxes the model "
+        "predicts in it, so crowded images do not win by being crowded; a cold start counts images).",
+    )
     retrain_every: int = Field(20, ge=1)
     eval_fraction: float = Field(0.2, ge=0, lt=1)
     seed: int = 0
@@ -113,6 +119,12 @@ class LabelingSettings(Section):
         True,
         description="POST /api/classes (the page's 'add a class') may add "
         "classes; false: only `activelab classes add` can, the API answers 403.",
+    )
+    proposal_threshold: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Detection: the labeling page offers the model's boxes scoring at least this as proposals.",
     )
 
 
@@ -132,6 +144,35 @@ class Settings(Section):
     @classmethod
     def _known_task(cls, value: str) -> str:
         return check_task(value)
+
+    @model_validator(mode="after")
+    def _task_default_model(self) -> Settings:
+        """A model left unnamed is the task's default (a detector for detection), in that model's own
+        mode and with its own weights where those are left unset too."""
+        if "name" not in self.model.model_fields_set:
+            self.model = task_default_model(self.task, self.model)
+        return self
+
+
+def task_default_model(task: str, model: ModelSettings) -> ModelSettings:
+    """``model`` with its name set to ``task``'s default model; its mode and weights follow that model
+    where ``model`` leaves them unset (the model table is read only for a model other than DEFAULT_MODEL)."""
+    from activelab.tasks import get_task
+
+    name = get_task(task).default_model
+    if name == DEFAULT_MODEL:
+        return model.model_copy(update={"name": name})
+    from activelab.loop.round import model_settings  # the model table: imported only for such a task
+
+    given = model.model_fields_set
+    resolved = model_settings(
+        name,
+        mode=model.mode if "mode" in given else None,
+        head=model.head,
+        pretrained=model.pretrained if "pretrained" in given else None,
+        device=model.device,
+    )
+    return resolved.model_copy(update={"image_size": model.image_size})
 
 
 def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:
