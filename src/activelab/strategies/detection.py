@@ -207,8 +207,9 @@ def ppal_distances(
     distance ``1 - cos(f_a, f_b)`` over ``j``'s boxes ``b`` of the same predicted class
     (2 when ``j`` has none); ``D(i, j)`` is the score-weighted mean of ``d(a, j)`` over
     ``i``'s boxes, and the result is ``(D + D^T) / 2``, in [0, 2] with a zero diagonal.
-    An image without boxes is at 0 from another without boxes and at 2 from the rest
-    (the authors' code put it at 0 from everything, a bug they note). ``images`` index a
+    An image without boxes (or whose boxes all score 0) is at 2 from the rest, and two
+    images without boxes at 0 (the authors' code put such an image at 0 from everything,
+    a bug they note). ``images`` index a
     pool of ``n``; ``-> (len(images), len(images))``.
     """
     n_img = images.size
@@ -226,10 +227,11 @@ def ppal_distances(
         idx = idx[np.argsort(own[idx], kind="stable")]
         own_c = own[idx]
         present, starts = np.unique(own_c, return_index=True)
+        class_feats_t = feats[idx].T
         step = max(1, _CHUNK_ELEMS // idx.size)
         for s in range(0, idx.size, step):
             rows = idx[s : s + step]
-            dist = np.clip(1.0 - feats[rows] @ feats[idx].T, 0.0, 2.0)
+            dist = np.clip(1.0 - feats[rows] @ class_feats_t, 0.0, 2.0)
             nearest = np.full((rows.size, n_img), 2.0)
             nearest[:, present] = np.minimum.reduceat(dist, starts, axis=1)
             # rows are sorted by image: sum each image's run of rows at once
