@@ -1,4 +1,7 @@
-"""``activelab errors PROJECT``: rank the labels most likely wrong (out-of-fold + cleanlab)."""
+"""``activelab errors PROJECT``: rank the labels most likely wrong (out-of-fold + cleanlab).
+
+A detection project gets its suspicious boxes instead: missing, wrong class, badly placed.
+"""
 
 from __future__ import annotations
 
@@ -27,11 +30,16 @@ def register(app: typer.Typer) -> None:
 def errors(
     project: ProjectArg,
     top: Annotated[int, typer.Option("--top", min=0, help="How many of the most suspicious labels to print.")] = 20,
-    folds: Annotated[int, typer.Option("--folds", min=2, help="K of the K-fold out-of-fold predictions.")] = 5,
+    folds: Annotated[
+        int | None,
+        typer.Option("--folds", min=2, help="K of the K-fold out-of-fold predictions (default: 5; 3 for detection)."),
+    ] = None,
     out: Annotated[
         Path | None,
         typer.Option(
-            "--out", help="Folder for ranking.csv, near_duplicates.csv, swaps.png (default: PROJECT/reports/errors)."
+            "--out",
+            help="Folder for ranking.csv, near_duplicates.csv (detection: findings.csv/.json), swaps.png "
+            "(default: PROJECT/reports/errors).",
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the folds and the model (default: train.seed).")] = None,
@@ -60,6 +68,9 @@ def errors(
             with status_line("training on the original and on the current labels"):
                 ba = compare_before_after(proj, seed=seed)
     ranking, summary = report.ranking, report.summary
+    if report.findings is not None:
+        _print_box_report(report, top, as_json, ba)
+        return
     if as_json:
         print_json(
             {
@@ -95,13 +106,58 @@ def errors(
     for kind, path in report.files.items():
         console.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
     if ba is not None:
-        console.print(
-            f"eval accuracy with original labels {ba.accuracy_before:.3f} ({ba.n_train_before} train), "
-            f"with current labels {ba.accuracy_after:.3f} ({ba.n_train_after} train): "
-            f"{ba.delta:+.3f}; {ba.n_changed} labels changed, {ba.n_removed} removed by review, "
-            f"{ba.n_eval} eval images",
-            highlight=False,
+        _print_compare(ba)
+
+
+def _print_compare(ba: Any) -> None:
+    console.print(
+        f"eval {ba.metric} with original labels {ba.accuracy_before:.3f} ({ba.n_train_before} train), "
+        f"with current labels {ba.accuracy_after:.3f} ({ba.n_train_after} train): "
+        f"{ba.delta:+.3f}; {ba.n_changed} labels changed, {ba.n_removed} removed by review, "
+        f"{ba.n_eval} eval images",
+        highlight=False,
+    )
+
+
+def _print_box_report(report: Any, top: int, as_json: bool, ba: Any) -> None:
+    """A detection project's report: the suspicious boxes, most likely wrong first."""
+    findings, summary = report.findings, report.summary
+    if as_json:
+        import json
+
+        print_json(
+            {
+                "summary": summary,
+                "top": json.loads(findings.head(top).to_json(orient="records")),
+                "files": {kind: str(path) for kind, path in report.files.items()},
+                "compare": None if ba is None else ba.to_dict(),
+            }
         )
+        return
+    by_issue = ", ".join(f"{n} {issue.replace('_', ' ')}" for issue, n in summary["findings_by_issue"].items())
+    cached = " (out-of-fold detections from cache)" if summary["oof_from_cache"] else ""
+    console.print(
+        f"{summary['n_labeled']} labeled images ranked, {summary['n_issues']} flagged; "
+        f"{summary['n_findings']} suspicious boxes: {by_issue}{cached}",
+        highlight=False,
+    )
+    if top and len(findings):
+        rows = [
+            [str(r.rank), str(r.image_id), r.issue.replace("_", " "), format_score(float(r.score)), r.fix]
+            for r in findings.head(top).itertuples(index=False)
+        ]
+        console.print(
+            result_table(
+                f"top {len(rows)} of {len(findings)} suspicious boxes, most likely wrong first",
+                [("rank", "right"), ("image_id", "right"), ("issue", "left"), ("score", "right"), ("fix", "left")],
+                rows,
+                caption="score: cleanlab's per-box quality (lower = more likely wrong); review them with activelab serve",
+            )
+        )
+    for kind, path in report.files.items():
+        console.print(f"{kind}: {path}", highlight=False, soft_wrap=True)
+    if ba is not None:
+        _print_compare(ba)
 
 
 def format_score(score: float) -> str:

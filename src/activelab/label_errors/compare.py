@@ -1,12 +1,12 @@
-"""Eval accuracy before and after review: the same model trained on the original vs the current labels.
+"""Eval score before and after review: the same model trained on the original vs the current labels.
 
 *Original* labels are what an image carried before anyone reviewed it: its latest
 label event that is not a ``review`` or ``correction`` (usually the ``import``).
 *Current* labels are the derived labels the loop trains on (latest event; an image
 whose label was withdrawn, "unsure / remove from training", drops out). Both models
 use the project's model settings and the same seed and are scored on the labeled
-``eval`` split by the project's task (its ``accuracy``: exact match of the set for
-multi-label).
+``eval`` split by the project's task, with its headline metric (``metric``: accuracy;
+micro-F1 for multi-label; COCO mAP for detection), as rounds and learning curves are.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from activelab.tasks import Payload
 
 @dataclass(frozen=True)
 class BeforeAfter:
-    """Eval accuracy with the original and with the current training labels."""
+    """Eval accuracy (the task's headline metric: mAP for detection) with the original and the current labels."""
 
     accuracy_before: float
     accuracy_after: float
@@ -33,6 +33,8 @@ class BeforeAfter:
     n_changed: int
     n_removed: int
     n_eval: int
+    #: the metric ``accuracy_before`` / ``accuracy_after`` hold (the task's headline)
+    metric: str = "accuracy"
 
     @property
     def delta(self) -> float:
@@ -92,10 +94,17 @@ def compare_before_after(
             seed=seed,
         )
         outputs = model.predict_proba(evals.paths, keys=evals.keys)
-        return float(task.metrics(evals.y, outputs, classes)["accuracy"])
+        return float(task.metrics(evals.y, outputs, classes)[task.headline])
 
     changed = sum(1 for iid, lab in after.items() if iid in before and before[iid] != lab)
     removed = sum(1 for iid in before if iid not in after)
     return BeforeAfter(
-        accuracy(before), accuracy(after), len(before), len(after), changed, removed, len(evals.image_ids)
+        accuracy(before),
+        accuracy(after),
+        len(before),
+        len(after),
+        changed,
+        removed,
+        len(evals.image_ids),
+        task.headline,
     )

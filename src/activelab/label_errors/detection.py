@@ -26,17 +26,23 @@ findings' text as the review note.
 from __future__ import annotations
 
 import json
+import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from activelab._io import atomic_path
 from activelab.exceptions import InputError
-from activelab.label_errors.oof import fold_assignment
+from activelab.label_errors.oof import OOF_CACHE_DIR, ModelFactory, _cache_key, fold_assignment
+from activelab.loop.project import Project
+from activelab.loop.session import ActiveSession
 from activelab.models import ModelAdapter
 from activelab.progress import track
 from activelab.tasks import Payload
@@ -200,7 +206,7 @@ def _cleanlab_findings(
         get_label_quality_scores,
     )
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _inline_pool():
         warnings.simplefilter("ignore")  # numpy deprecations inside cleanlab's AP computation
         scores = np.asarray(get_label_quality_scores(labels, predictions, verbose=False), dtype=np.float64)
         class_ap = _get_per_class_ap(labels, predictions)
@@ -250,6 +256,37 @@ def _cleanlab_findings(
         per_image.append(sorted(found, key=lambda f: f["score"]))
     flagged = np.array([bool(found) for found in per_image], dtype=bool)
     return scores, flagged, per_image
+
+
+class _InlinePool:
+    """The two methods of ``multiprocessing.Pool`` cleanlab's AP computation uses, run in this process."""
+
+    def __init__(self, processes: int | None = None) -> None:
+        self.processes = processes
+
+    def starmap(self, func: Callable[..., Any], iterable: Any) -> list[Any]:
+        return [func(*args) for args in iterable]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+@contextmanager
+def _inline_pool() -> Iterator[None]:
+    """Run cleanlab's per-class AP in this process.
+
+    cleanlab 2.9 opens a worker pool for every IoU threshold even with one process (ten
+    forks of this process, torch and all, per ranking: seconds of overhead, and forking a
+    process whose OpenMP threads are running is unsafe); the work itself is small numpy code.
+    """
+    from cleanlab.object_detection import filter as cleanlab_filter
+
+    original = cleanlab_filter.Pool
+    cleanlab_filter.Pool = _InlinePool  # type: ignore[assignment,misc]
+    try:
+        yield
+    finally:
+        cleanlab_filter.Pool = original  # type: ignore[misc]
 
 
 def _finding(
@@ -367,4 +404,108 @@ def out_of_fold_detections(
         )
         for i, output in zip(test, predicted):
             outputs[i] = output
+    return outputs, assignment
+
+
+@dataclass(frozen=True)
+class BoxOutOfFold:
+    """Out-of-fold detections for the labeled images of a box project, in store order.
+
+    ``payloads``: the current annotations as stored; ``targets``: the task's box targets
+    (what the detectors trained on); ``outputs``: (N,) object array of per-image
+    ``{"boxes" (M, 4) xyxy, "scores" (M,), "labels" (M,)}`` from a detector not trained on
+    that image; ``folds``: (N,) the fold each image was held out in.
+    """
+
+    image_ids: list[int]
+    paths: list[str]
+    payloads: list[Payload]
+    targets: np.ndarray
+    outputs: np.ndarray
+    folds: np.ndarray
+    classes: list[str]
+    cache_path: Path | None = None
+    from_cache: bool = False
+    seconds: float = 0.0
+
+
+def project_box_out_of_fold(
+    project: Project,
+    *,
+    folds: int = DEFAULT_BOX_FOLDS,
+    seed: int | None = None,
+    split: str = "pool",
+    model_factory: ModelFactory | None = None,
+    refresh: bool = False,
+    progress: bool = False,
+) -> BoxOutOfFold:
+    """Out-of-fold detections for the labeled images of ``split``, cached per project state.
+
+    The detectors are the project's model (``model`` settings, the task's ``boxes`` output;
+    or ``model_factory(classes)``). The cache file is
+    ``PROJECT/cache/oof/boxes-round-<N>-<key>.npz`` (``key`` hashes the model settings,
+    folds, seed, images and annotations); it keeps the boxes, scores and labels cleanlab
+    reads, not the per-box class distributions or features. ``refresh`` recomputes.
+    """
+    session = ActiveSession(project)
+    classes = project.store.class_names()
+    labeled = session.labeled_set(split)
+    current = project.store.current_annotations(split)
+    payloads = [current[iid].payload for iid in labeled.image_ids]
+    if len(payloads) < folds:
+        raise InputError(
+            f"only {len(payloads)} labeled {split} images in {project.root}; out-of-fold detections need at "
+            f"least {folds} (import labels or use --folds {max(2, len(payloads))})"
+        )
+    seed = project.settings.train.seed if seed is None else seed
+    factory = model_factory or session.model_factory
+    config = dict(getattr(factory(classes), "config", {}) or {})
+    cells = np.array([_cell(p) for p in payloads], dtype=object)
+    key = _cache_key(config, folds, seed, labeled.image_ids, labeled.keys, cells, classes)
+    folder = project.cache_dir / OOF_CACHE_DIR
+    existing = sorted(folder.glob(f"boxes-round-*-{key}.npz")) if folder.is_dir() else []
+    common = (labeled.image_ids, labeled.paths, payloads, labeled.y)
+    if existing and not refresh:
+        outputs, assignment = _load_detections(existing[0], len(payloads))
+        return BoxOutOfFold(*common, outputs, assignment, classes, existing[0], True, 0.0)
+    t0 = time.perf_counter()
+    outputs, assignment = out_of_fold_detections(
+        lambda: factory(classes),
+        labeled.paths,
+        labeled.y,
+        keys=labeled.keys,
+        folds=folds,
+        seed=seed,
+        progress=progress,
+    )
+    path = folder / f"boxes-round-{project.store.round_number()}-{key}.npz"
+    _save_detections(path, outputs, assignment, labeled.image_ids)
+    return BoxOutOfFold(*common, outputs, assignment, classes, path, False, time.perf_counter() - t0)
+
+
+def _save_detections(path: Path, outputs: np.ndarray, assignment: np.ndarray, image_ids: Sequence[int]) -> None:
+    """The detections flattened over images (``owner``: each box's image position), written atomically."""
+    boxes = [np.asarray(o["boxes"], dtype=np.float32).reshape(-1, 4) for o in outputs]
+    scores = [np.asarray(o["scores"], dtype=np.float32).reshape(-1) for o in outputs]
+    labels = [np.asarray(o["labels"], dtype=np.int64).reshape(-1) for o in outputs]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path) as tmp:  # a killed run never leaves a half-written cache file
+        np.savez(
+            tmp,
+            boxes=np.concatenate([np.zeros((0, 4), np.float32), *boxes]),
+            scores=np.concatenate([np.zeros(0, np.float32), *scores]),
+            labels=np.concatenate([np.zeros(0, np.int64), *labels]),
+            owner=np.repeat(np.arange(len(boxes), dtype=np.int64), [len(b) for b in boxes]),
+            folds=assignment,
+            image_ids=np.asarray(image_ids, dtype=np.int64),
+        )
+
+
+def _load_detections(path: Path, n: int) -> tuple[np.ndarray, np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        boxes, scores, labels, owner, assignment = (z[k] for k in ("boxes", "scores", "labels", "owner", "folds"))
+    outputs = np.empty(n, dtype=object)
+    for i in range(n):
+        rows = owner == i
+        outputs[i] = {"boxes": boxes[rows], "scores": scores[rows], "labels": labels[rows].astype(np.int64)}
     return outputs, assignment

@@ -39,6 +39,8 @@ from activelab.progress import track
 ModelFactory = Callable[[list[str]], ModelAdapter]
 
 OOF_CACHE_DIR = "oof"
+#: K of the K-fold out-of-fold probabilities (a box project's default is detection.DEFAULT_BOX_FOLDS)
+DEFAULT_FOLDS = 5
 #: bump when the cached file's content or meaning changes
 OOF_FORMAT = 1
 
@@ -103,7 +105,7 @@ def out_of_fold_probs(
     *,
     n_classes: int,
     keys: Sequence[str] | None = None,
-    folds: int = 5,
+    folds: int = DEFAULT_FOLDS,
     seed: int = 0,
     progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -186,7 +188,7 @@ def _cache_key(
 def project_out_of_fold(
     project: Project,
     *,
-    folds: int = 5,
+    folds: int = DEFAULT_FOLDS,
     seed: int | None = None,
     split: str = "pool",
     model_factory: ModelFactory | None = None,
@@ -202,6 +204,11 @@ def project_out_of_fold(
     (for near-duplicate search) are not stored there: they come from the embedding cache.
     """
     session = ActiveSession(project)
+    if session.task.output == "boxes":
+        raise InputError(
+            f"{project.root} is a {project.settings.task} project: its labels are boxes, ranked by "
+            "label_error_report(project) (`activelab errors`) or label_errors.detection.project_box_out_of_fold"
+        )
     classes = project.store.class_names()
     labeled = session.labeled_set(split)
     if len(labeled.image_ids) < folds:

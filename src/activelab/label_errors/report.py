@@ -9,6 +9,13 @@
   vs suggested label (columns): which classes get mixed up;
 - ``summary.json``: counts, settings, timings and versions, for reproducibility.
 
+A project whose task outputs boxes (detection) gets, instead of the first three
+(:mod:`activelab.label_errors.detection`): ``ranking.csv`` (every labeled image, most
+likely mislabeled first, with its given boxes, the boxes with the fixes applied and the
+findings as a note), ``findings.csv`` / ``findings.json`` (every suspicious box: missing,
+wrong class or badly placed, with the model's box, scores and a fix) and ``swaps.png``
+(given vs suggested class of the wrong-class findings).
+
 The review queue of the web app reads ``ranking.csv`` (see :func:`ranking_path`).
 """
 
@@ -26,20 +33,30 @@ import numpy as np
 import pandas as pd
 
 from activelab._io import atomic_write_text
-from activelab.label_errors.oof import ModelFactory, project_out_of_fold
+from activelab.label_errors.detection import (
+    DEFAULT_BOX_FOLDS,
+    ISSUE_TYPES,
+    project_box_out_of_fold,
+    rank_box_issues,
+)
+from activelab.label_errors.oof import DEFAULT_FOLDS, ModelFactory, project_out_of_fold
 from activelab.label_errors.rank import (
     DEFAULT_DUPLICATE_DISTANCE,
+    DUPLICATE_COLUMNS,
     find_near_duplicates,
     label_texts,
     rank_label_issues,
 )
 from activelab.loop.project import Project
+from activelab.tasks import get_task
 
 REPORT_DIR = Path("reports") / "errors"
 RANKING_FILE = "ranking.csv"
 DUPLICATES_FILE = "near_duplicates.csv"
 SWAPS_FILE = "swaps.png"
 SUMMARY_FILE = "summary.json"
+FINDINGS_FILE = "findings.csv"
+FINDINGS_JSON = "findings.json"
 
 
 def ranking_path(project_root: str | Path) -> Path:
@@ -56,6 +73,8 @@ class LabelErrorReport:
     swaps: pd.DataFrame
     files: dict[str, Path] = field(default_factory=dict)
     summary: dict[str, Any] = field(default_factory=dict)
+    #: box projects: one row per suspicious box (missing, wrong class, badly placed), most likely wrong first
+    findings: pd.DataFrame | None = None
 
 
 def swap_matrix(ranking: pd.DataFrame, classes: Sequence[str], *, issues_only: bool = True) -> pd.DataFrame:
@@ -111,7 +130,7 @@ def label_error_report(
     project: Project,
     *,
     out_dir: str | Path | None = None,
-    folds: int = 5,
+    folds: int | None = None,
     seed: int | None = None,
     split: str = "pool",
     model_factory: ModelFactory | None = None,
@@ -120,7 +139,22 @@ def label_error_report(
     refresh: bool = False,
     progress: bool = False,
 ) -> LabelErrorReport:
-    """Rank a project's labels, find near-duplicate conflicts, write the files (module docstring)."""
+    """Rank a project's labels, find near-duplicate conflicts, write the files (module docstring).
+
+    ``folds`` defaults to 5, or 3 for a box project (each fold trains a detector).
+    """
+    if get_task(project.settings.task).output == "boxes":
+        return box_error_report(
+            project,
+            out_dir=out_dir,
+            folds=DEFAULT_BOX_FOLDS if folds is None else folds,
+            seed=seed,
+            split=split,
+            model_factory=model_factory,
+            refresh=refresh,
+            progress=progress,
+        )
+    folds = DEFAULT_FOLDS if folds is None else folds
     t0 = time.perf_counter()
     oof = project_out_of_fold(
         project,
@@ -181,6 +215,76 @@ def label_error_report(
     }
     files["summary"].write_text(json.dumps(summary, indent=2), encoding="utf-8")
     return LabelErrorReport(ranking, duplicates, swaps, files, summary)
+
+
+def box_error_report(
+    project: Project,
+    *,
+    out_dir: str | Path | None = None,
+    folds: int = DEFAULT_BOX_FOLDS,
+    seed: int | None = None,
+    split: str = "pool",
+    model_factory: ModelFactory | None = None,
+    refresh: bool = False,
+    progress: bool = False,
+) -> LabelErrorReport:
+    """A box project's report: out-of-fold detections, cleanlab's image ranking and box findings (module docstring)."""
+    t0 = time.perf_counter()
+    oof = project_box_out_of_fold(
+        project, folds=folds, seed=seed, split=split, model_factory=model_factory, refresh=refresh, progress=progress
+    )
+    issues = rank_box_issues(
+        oof.targets,
+        oof.outputs,
+        classes=oof.classes,
+        payloads=oof.payloads,
+        image_ids=oof.image_ids,
+        filepaths=oof.paths,
+    )
+    findings = issues.findings
+    swapped = findings[findings["issue"] == "wrong_class"].dropna(subset=["suggested_class"])
+    swaps = swap_matrix(
+        pd.DataFrame({"given_label": swapped["given_class"], "suggested_label": swapped["suggested_class"]}),
+        oof.classes,
+        issues_only=False,
+    )
+    out = Path(out_dir) if out_dir is not None else project.root / REPORT_DIR
+    out.mkdir(parents=True, exist_ok=True)
+    files = {
+        "ranking": out / RANKING_FILE,
+        "findings": out / FINDINGS_FILE,
+        "findings_json": out / FINDINGS_JSON,
+        "swaps": out / SWAPS_FILE,
+        "summary": out / SUMMARY_FILE,
+    }
+    _atomic_csv(issues.ranking, files["ranking"])
+    _atomic_csv(findings, files["findings"])
+    atomic_write_text(files["findings_json"], findings.to_json(orient="records", indent=2))
+    plot_swaps(swaps, files["swaps"], title="suspected class swaps")
+    import cleanlab
+
+    counts = findings["issue"].value_counts()
+    summary = {
+        "project": str(project.root),
+        "split": split,
+        "task": project.settings.task,
+        "n_labeled": len(issues.ranking),
+        "n_issues": int(issues.ranking["is_issue"].sum()),
+        "n_findings": len(findings),
+        "findings_by_issue": {issue: int(counts.get(issue, 0)) for issue in ISSUE_TYPES},
+        "folds": folds,
+        "seed": project.settings.train.seed if seed is None else seed,
+        "method": "cleanlab.object_detection (ObjectLab)",
+        "model": project.settings.model.model_dump() if model_factory is None else "custom model_factory",
+        "oof_cache": str(oof.cache_path) if oof.cache_path else None,
+        "oof_from_cache": oof.from_cache,
+        "seconds": round(time.perf_counter() - t0, 2),
+        "ranked_at": str(issues.ranking["ranked_at"].iloc[0]) if len(issues.ranking) else None,
+        "versions": {"cleanlab": cleanlab.__version__, "python": platform.python_version()},
+    }
+    atomic_write_text(files["summary"], json.dumps(summary, indent=2))
+    empty = pd.DataFrame(columns=DUPLICATE_COLUMNS)
+    return LabelErrorReport(issues.ranking, empty, swaps, files, summary, findings)
 
 
 def _atomic_csv(frame: pd.DataFrame, path: Path) -> None:
