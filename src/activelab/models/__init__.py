@@ -7,7 +7,9 @@
 
 See docs/models.md for names, the frozen and finetune modes, outputs, options and offline
 behaviour; ``list_models()`` and ``register_model`` for the model table; optional frameworks
-(fastai, Hugging Face, lightly, Ray) live in :mod:`activelab.models.integrations`.
+(fastai, Hugging Face, lightly, Ray) live in :mod:`activelab.models.integrations`. Detectors
+(``create_model(DEFAULT_DETECTION_MODEL, classes=..., output="boxes")``) live in
+:mod:`activelab.models.detection`.
 """
 
 from activelab.models._adapter import MODES
@@ -21,11 +23,14 @@ from activelab.models.base import (
     pick_device,
 )
 from activelab.models.cache import CacheStats, EmbeddingCache
+from activelab.models.detection import DETECTION_DEFAULTS, DetectorAdapter
 from activelab.models.fast import FAST_DEFAULTS, FastAdapter
 from activelab.models.full import FULL_DEFAULTS, FullAdapter
 from activelab.models.images import ImageDataset, Preprocess, load_rgb
 from activelab.models.registry import (
+    BUILTIN_DETECTORS,
     BUILTIN_MODELS,
+    DEFAULT_DETECTION_MODEL,
     DEFAULT_MODEL,
     ModelEntry,
     create_model,
@@ -39,15 +44,19 @@ from activelab.models.registry import (
 )
 
 __all__ = [
+    "BUILTIN_DETECTORS",
     "BUILTIN_MODELS",
     "CAPABILITIES",
+    "DEFAULT_DETECTION_MODEL",
     "DEFAULT_MODEL",
+    "DETECTION_DEFAULTS",
     "FAST_DEFAULTS",
     "FULL_DEFAULTS",
     "MODES",
     "OUTPUTS",
     "BackboneSpec",
     "CacheStats",
+    "DetectorAdapter",
     "EmbeddingCache",
     "FastAdapter",
     "FitReport",

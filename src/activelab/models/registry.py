@@ -15,6 +15,11 @@ works offline. Built in:
   (needs ``pip install 'activelab[fastai]'``); :func:`from_learner` wraps an existing
   fastai ``Learner``. Like ``hf/`` names, these are open-ended and not listed by
   :func:`list_models`.
+- detectors (``output="boxes"``): ``fcos_small`` (the default detector, from scratch,
+  offline) and torchvision's ``fasterrcnn_mobilenet_v3_large_fpn``,
+  ``retinanet_resnet50_fpn``, ``fcos_resnet50_fpn``, ``ssdlite320_mobilenet_v3_large``
+  (COCO weights downloaded once; ``pretrained=False`` trains from scratch). See
+  :mod:`activelab.models.detection`.
 
 Exact names win over prefixes, and bare timm names come last (``timm/efficientnet_lite0``
 gets timm's own model). :func:`register_model` adds a row.
@@ -29,7 +34,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from activelab._defaults import DEFAULT_MODEL
+from activelab._defaults import DEFAULT_DETECTION_MODEL, DEFAULT_MODEL
 from activelab.exceptions import InputError
 from activelab.models._adapter import MODES, PATH_OF_MODE
 from activelab.models.backbones import (
@@ -42,6 +47,7 @@ from activelab.models.backbones import (
 )
 from activelab.models.base import ModelAdapter, PathLike
 from activelab.models.cache import EmbeddingCache
+from activelab.models.detection import DETECTORS, DetectorAdapter
 from activelab.models.fast import FastAdapter
 from activelab.models.full import FullAdapter
 
@@ -51,6 +57,9 @@ MODE_OF_PATH: dict[str, str] = {path: mode for mode, path in PATH_OF_MODE.items(
 
 #: builds an adapter itself (for frameworks with their own training loop, e.g. fastai)
 AdapterFactory = Callable[..., ModelAdapter]
+
+#: what a classifier outputs (see :data:`activelab.models.base.OUTPUTS`); detectors output ``"boxes"``
+CLASSIFIER_OUTPUTS: tuple[str, ...] = ("softmax", "sigmoid")
 
 
 @dataclass(frozen=True)
@@ -67,7 +76,8 @@ class ModelEntry:
     architectures for :func:`list_models` (None: open-ended, not listed); ``check(arch)``
     returns the canonical architecture or raises InputError naming close matches.
     ``bare_names``: the prefix's architectures are accepted without it too, after every
-    other row.
+    other row. ``outputs``: the ``output=`` values it builds, the first the default
+    (classifiers: softmax, sigmoid; detectors: boxes).
     """
 
     name: str
@@ -81,6 +91,7 @@ class ModelEntry:
     names: Callable[[], Iterable[str]] | None = None
     check: Callable[[str], str] | None = None
     bare_names: bool = False
+    outputs: tuple[str, ...] = CLASSIFIER_OUTPUTS
 
     @property
     def is_prefix(self) -> bool:
@@ -108,6 +119,7 @@ def register_model(
     names: Callable[[], Iterable[str]] | None = None,
     check: Callable[[str], str] | None = None,
     bare_names: bool = False,
+    outputs: Sequence[str] = CLASSIFIER_OUTPUTS,
 ) -> ModelEntry:
     """Add a row to the model table (see :class:`ModelEntry`); a name already there raises InputError."""
     if not isinstance(name, str) or not name.strip() or name != name.strip() or name.count("/") > 1:
@@ -123,7 +135,7 @@ def register_model(
         raise InputError(f"modes of {name!r} must be among {', '.join(MODES)}, got {list(modes)}")
     entry = ModelEntry(name=name, description=description, body=body, create=create, requires=tuple(requires),
                        offline=offline, modes=tuple(modes), pretrained=pretrained, names=names, check=check,
-                       bare_names=bare_names)  # fmt: skip
+                       bare_names=bare_names, outputs=tuple(outputs))  # fmt: skip
     _TABLE[name] = entry
     return entry
 
@@ -264,6 +276,8 @@ def create_model(
         raise InputError(f"{name!r} has no pretrained weights; leave pretrained unset (or False)")
     if image_size is not None and (not isinstance(image_size, int) or image_size < 8):
         raise InputError(f"image_size must be an integer >= 8 pixels, got {image_size!r}")
+    if output is not None and output not in entry.outputs:
+        raise InputError(_output_mismatch(name, output, entry))
     if output is not None:
         options["output"] = output
     if entry.create is not None:
@@ -288,6 +302,15 @@ def create_model(
     return adapter  # type: ignore[return-value]
 
 
+def _output_mismatch(name: str, output: str, entry: ModelEntry) -> str:
+    if output == "boxes":
+        return f"{name!r} is a classifier and cannot output boxes; pick a detector: {', '.join(BUILTIN_DETECTORS)}"
+    if "boxes" in entry.outputs:
+        return (f"{name!r} is a detector: its output is 'boxes', not {output!r}; drop output= or pick a classifier "
+                f"such as {DEFAULT_MODEL!r}")  # fmt: skip
+    return f"output must be one of {', '.join(map(repr, entry.outputs))} for {name!r}, got {output!r}"
+
+
 def load_model(
     path: PathLike, *, device: str | None = None, cache_dir: PathLike | None = None,
     cache: EmbeddingCache | None = None,
@@ -298,6 +321,8 @@ def load_model(
         return FastAdapter.load(path, device=device, cache_dir=cache_dir, cache=cache)  # type: ignore[return-value]
     if kind == "full":
         return FullAdapter.load(path, device=device)  # type: ignore[return-value]
+    if kind == DetectorAdapter.kind:
+        return DetectorAdapter.load(path, device=device)  # type: ignore[return-value]
     if kind == "fastai":
         from activelab.models.integrations.fastai import FastaiAdapter
 
@@ -417,5 +442,27 @@ register_model(
     check=_check_fastai,
 )
 
-#: the exact (non-prefix) names among the built-in rows
+#: the exact (non-prefix) names among the built-in classifier rows
 BUILTIN_MODELS: tuple[str, ...] = tuple(e.name for e in _TABLE.values() if not e.is_prefix)
+
+
+def _create_detector(
+    arch: str, *, mode: str, pretrained: bool, classes: Sequence[str] | None, num_classes: int | None,
+    image_size: int | None, device: str | None, backbone_weights: PathLike | None, build: bool, **options: Any,
+) -> ModelAdapter:  # fmt: skip
+    if backbone_weights is not None:
+        raise InputError(f"{arch!r} takes no backbone_weights; pass pretrained=True for torchvision's weights")
+    adapter = DetectorAdapter(arch, classes=classes, num_classes=num_classes, pretrained=pretrained,
+                              image_size=image_size, device=device, **options)  # fmt: skip
+    if build:
+        adapter.build()
+    return adapter  # type: ignore[return-value]
+
+
+for _arch in DETECTORS.values():
+    register_model(_arch.name, description=_arch.description, create=_create_detector,
+                   requires=("torchvision",), offline=not _arch.has_pretrained,
+                   modes=("finetune",), pretrained=_arch.has_pretrained, outputs=("boxes",))  # fmt: skip
+
+#: the built-in detectors (``output="boxes"``), the default (:data:`DEFAULT_DETECTION_MODEL`) first
+BUILTIN_DETECTORS: tuple[str, ...] = (DEFAULT_DETECTION_MODEL, *(n for n in DETECTORS if n != DEFAULT_DETECTION_MODEL))
