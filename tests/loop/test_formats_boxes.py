@@ -320,3 +320,69 @@ def test_box_formats_refuse_a_project_whose_annotations_are_classes(source: Stor
         import_boxes(source, out / "pool" / "annotations.json", "coco", task=get_task("classification"))
     with pytest.raises(InputError, match="not boxes"):
         export_labels(source, tmp_path / "tree", fmt="imagefolder", task=DETECTION)
+
+
+def _predict_round(store: Store, image_id: int, boxes: list[dict[str, Any]]) -> None:
+    """A finished round 1 whose queue is ``image_id`` alone, with ``boxes`` as its prediction."""
+    number = store.start_round(strategy="det_entropy", model="detector", config={}, n_labeled=3)
+    store.finish_round(number, metrics={}, selection=[(image_id, 1.0)], predictions=[(image_id, boxes, 0.9)])
+
+
+PREDICTED = [{"class": "bag", "x": 4.0, "y": 8.0, "w": 16.0, "h": 8.0, "score": 0.9}]
+
+
+def test_labelstudio_export_carries_the_predicted_boxes_with_their_scores(source: Store, tmp_path: Path) -> None:
+    ids = {Path(img.path).name: img.id for img in source.images()}
+    _predict_round(source, ids["d.png"], PREDICTED)
+    tasks = json.loads(export_labelstudio(source, tmp_path / "ls.json", task=DETECTION).read_text())
+    with_predictions = [t for t in tasks if "predictions" in t]
+    assert [t["data"]["activelab_id"] for t in with_predictions] == [ids["d.png"]]
+    (guess,) = with_predictions[0]["predictions"]
+    assert (guess["score"], guess["model_version"]) == (1.0, "activelab-round-1")
+    (result,) = guess["result"]
+    assert result["score"] == 0.9 and result["type"] == "rectanglelabels"
+    assert result["value"] == {
+        "x": 12.5,
+        "y": 25.0,
+        "width": 50.0,
+        "height": 25.0,
+        "rotation": 0,
+        "rectanglelabels": ["bag"],
+    }
+
+
+def test_ls_backend_predicts_rectangles_and_records_drawn_ones(images: Path, tmp_path: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from activelab.loop.formats.labelstudio import label_config
+    from activelab.loop.project import init_project
+    from activelab.loop.trainer import BackgroundTrainer
+    from activelab.server.ls_backend import LabelStudioBackend, create_ls_backend_app
+
+    with init_project(tmp_path / "project", CLASSES, task="detection") as proj:
+        import_images(proj.store, pd.DataFrame({"filepath": [str(images / n) for n in ("a.png", "d.png")]}))
+        ids = {Path(img.path).name: img.id for img in proj.store.images()}
+        _predict_round(proj.store, ids["d.png"], PREDICTED)
+        backend = LabelStudioBackend(proj, BackgroundTrainer(proj, retrain_every=1000), images_root=images)
+        with TestClient(create_ls_backend_app(backend)) as client:
+            choices = client.post("/setup", json={"project": "4.1", "schema": label_config(CLASSES)})
+            assert choices.status_code == 422 and "<RectangleLabels>" in choices.json()["detail"]
+            setup = client.post("/setup", json={"project": "4.1", "schema": label_config(CLASSES, boxes=True)})
+            assert setup.status_code == 200
+
+            task = {"data": {"image": "/data/local-files/?d=d.png"}}
+            (result,) = client.post("/predict", json={"tasks": [task], "project": "4.1"}).json()["results"]
+            assert result["score"] == 1.0
+            (box,) = result["result"]
+            assert (box["from_name"], box["type"], box["score"]) == ("label", "rectanglelabels", 0.9)
+            assert (box["value"]["x"], box["value"]["width"]) == (12.5, 50.0)
+
+            drawn = _ls_task("a.png", [_rectangle("shoe", 50, 0, 25, 50, original_width=32, original_height=32)])
+            event = {"action": "ANNOTATION_CREATED", "project": {"id": 4}, "task": drawn}
+            response = client.post("/webhook", json={**event, "annotation": drawn["annotations"][0]})
+            assert response.json()["labels_added"] == 1
+        current = proj.store.current_annotations()[ids["a.png"]]
+        assert (current.payload, current.source) == (
+            [{"class": "shoe", "x": 16.0, "y": 0.0, "w": 8.0, "h": 16.0}],
+            "human",
+        )

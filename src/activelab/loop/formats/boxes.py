@@ -26,6 +26,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any, cast
 
 from activelab.data.annotations import (
     AnnotationProblem,
@@ -170,7 +171,7 @@ def export_boxes(store: Store, out: str | Path, fmt: str, *, include_eval: bool 
             name = f"{img.id}_{Path(img.path).name}"
             (folder / IMAGES_DIR).mkdir(parents=True, exist_ok=True)
             shutil.copy2(img.path, folder / IMAGES_DIR / name)
-            items.append(ImageBoxes(name, img.width, img.height, list(cur.payload)))
+            items.append(ImageBoxes(name, img.width, img.height, cast("list[dict[str, Any]]", cur.payload)))
         if fmt == "coco":
             write_coco(folder / COCO_FILE, items, classes)
         elif fmt == "yolo":

@@ -247,9 +247,15 @@ def _rectangle(result: dict[str, Any], annotation_id: Any) -> ForeignBox:
         x, y, width, height = (float(value[key]) for key in ("x", "y", "width", "height"))
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{where}: x, y, width and height must be numbers (percent of the image)") from exc
-    size = (result.get("original_width"), result.get("original_height"))
-    known = all(isinstance(v, int | float) and v > 0 for v in size)
-    return ForeignBox(labels[0], x, y, width, height, (int(size[0]), int(size[1])) if known else None)
+    return ForeignBox(labels[0], x, y, width, height, _original_size(result))
+
+
+def _original_size(result: dict[str, Any]) -> tuple[int, int] | None:
+    """``(original_width, original_height)`` of a result, None unless both are positive numbers."""
+    width, height = result.get("original_width"), result.get("original_height")
+    if isinstance(width, int | float) and isinstance(height, int | float) and width > 0 and height > 0:
+        return int(width), int(height)
+    return None
 
 
 def annotator(completed_by: Any) -> str:
