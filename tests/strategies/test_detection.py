@@ -99,6 +99,21 @@ def test_detection_strategies_need_labeled_and_owners_inside_the_pool() -> None:
         )
 
 
+def test_select_rejects_box_arrays_that_disagree_on_classes() -> None:
+    with pytest.raises(InputError, match=r"disagree on the number of classes \(box_probs: 3, box_flip_probs: 2\)"):
+        select(
+            "cald",
+            1,
+            rng=rng(),
+            labeled=NONE,
+            box_probs=PROBS,
+            box_scores=np.ones(3),
+            box_owner=OWNER,
+            box_flip_iou=np.ones(3),
+            box_flip_probs=np.full((3, 2), 0.5),
+        )
+
+
 def test_vocabulary_names_are_the_concrete_inputs() -> None:
     assert required_inputs("ppal") == {"box_probs", "box_scores", "box_owner", "box_features", "class_difficulty"}
     assert required_inputs("cald") == {"box_probs", "box_scores", "box_owner", "box_flip_iou", "box_flip_probs"}
