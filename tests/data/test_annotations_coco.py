@@ -83,6 +83,7 @@ def test_bad_rows_are_reported_with_their_reason_and_good_rows_kept(tmp_path: Pa
             {"id": 4, "image_id": 7, "category_id": 3, "bbox": [1, 2, 3, 4]},
             {"id": 5, "image_id": 1, "category_id": 3, "bbox": [1, 2, 0, 4]},
             {"id": 6, "image_id": 1, "category_id": 3, "bbox": [-0.5, 2, 50.5, 38.6]},
+            {"id": 7, "image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4], "iscrowd": 1},
         ],
     }
     (tmp_path / "ann.json").write_text(json.dumps(data))
@@ -98,6 +99,7 @@ def test_bad_rows_are_reported_with_their_reason_and_good_rows_kept(tmp_path: Pa
         "ann.json annotations[2]",
         "ann.json annotations[3]",
         "ann.json annotations[4]",
+        "ann.json annotations[6]",
     ]
     reasons = [p.reason for p in got.problems]
     assert "image size" in reasons[0]
@@ -105,6 +107,7 @@ def test_bad_rows_are_reported_with_their_reason_and_good_rows_kept(tmp_path: Pa
     assert reasons[2] == "unknown category id 9"
     assert reasons[3] == "image id 7 is not in the file's images list"
     assert reasons[4].startswith("box has zero or negative size")
+    assert reasons[5].startswith("crowd region (iscrowd=1)")
 
 
 def test_an_unreadable_file_raises_with_the_fix(tmp_path: Path) -> None:

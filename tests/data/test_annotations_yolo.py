@@ -83,13 +83,20 @@ def test_bad_lines_and_orphan_labels_are_reported_and_good_lines_kept(tmp_path: 
         "0 0.5 0.5 0 0.1\n"  # zero width
         "0 0.5 zero 0.1 0.1\n"  # not a number
         "0 0.5\n"  # too few fields
+        "1 0.1 0.2 0.3 0.2 0.2 0.6\n"  # a segment: its points' box, x 10..30, y 10..30
         "\n"
     )
     (labels / "ghost.txt").write_text("0 0.5 0.5 0.1 0.1\n")
     (tmp_path / "images" / "broken.png").write_bytes(b"not an image")
     got = read_yolo(tmp_path)
     assert [(i.file_name, i.boxes) for i in got.items] == [
-        ("a.png", [{"class": "bag", "x": 40.0, "y": 20.0, "w": 20.0, "h": 10.0}]),
+        (
+            "a.png",
+            [
+                {"class": "bag", "x": 40.0, "y": 20.0, "w": 20.0, "h": 10.0},
+                {"class": "coat", "x": 10.0, "y": 10.0, "w": 20.0, "h": 20.0},
+            ],
+        ),
         ("b.png", []),  # listed image without a label file: nothing here
     ]
     where = {p.where: p.reason for p in got.problems}

@@ -29,7 +29,8 @@ def read_coco(path: str | Path) -> AnnotationSet:
     """Read a COCO instances JSON file; every image of its ``images`` list is an item (``[]`` if unannotated).
 
     Bad rows (an annotation whose image id is not in ``images``, an unknown category id, a box
-    outside the image or of zero size, an image without a usable size) are skipped and reported.
+    outside the image or of zero size, an image without a usable size) are skipped and reported,
+    and so are crowd regions (``iscrowd=1``), which COCO's own evaluation ignores as well.
     Only a file that is missing, not JSON, or without the ``images`` / ``categories`` /
     ``annotations`` lists raises :class:`InputError` (:class:`NotFoundError` when missing).
     """
@@ -96,6 +97,8 @@ def _annotation_box(ann: Any, items: dict[Any, ImageBoxes], names: dict[int, str
         raise InputError(f"image id {ann.get('image_id')!r} is not in the file's images list")
     if ann.get("category_id") not in names:
         raise InputError(f"unknown category id {ann.get('category_id')!r}")
+    if ann.get("iscrowd"):
+        raise InputError("crowd region (iscrowd=1): a box payload holds single objects, so it was skipped")
     bbox = ann.get("bbox")
     if (
         not isinstance(bbox, list)

@@ -2,7 +2,8 @@
 
 Each line is ``class cx cy w h`` (an optional sixth number is a prediction's confidence),
 the class a 0-based index into the dataset's ``names`` and the box its centre and size as
-fractions of the image's width and height. The class names come from a ``data.yaml``
+fractions of the image's width and height; a segmentation line (``class x1 y1 x2 y2 ...``,
+fractions too) is read as the box around its points. The class names come from a ``data.yaml``
 (``path``, ``train``, ``val``, ``test``, ``names``) or, for a bare ``images/`` + ``labels/``
 folder, a ``classes.txt`` beside them. The files hold no image size, so readers open each
 image's header (EXIF-rotated, as Ultralytics does) to turn fractions into pixels.
@@ -157,19 +158,31 @@ def _read_label_file(
 
 
 def _parse_line(line: str, classes: list[str], width: int, height: int) -> dict[str, Any]:
-    """One ``class cx cy w h [score]`` line as a payload box in pixels."""
+    """One ``class cx cy w h [score]`` line, or a segment ``class x1 y1 x2 y2 x3 y3 ...``, as a payload box in pixels.
+
+    A segment (Ultralytics' segmentation labels: 3 or more points) becomes the box around its
+    points, as Ultralytics does when it trains a detector on them.
+    """
     fields = line.split()
-    if len(fields) not in (5, 6):
-        raise InputError(f"expected 'class cx cy w h' (5 numbers, 6 with a score), got {len(fields)} fields")
+    if len(fields) not in (5, 6) and (len(fields) < 7 or len(fields) % 2 == 0):
+        raise InputError(
+            f"expected 'class cx cy w h' (5 numbers, 6 with a score) or a segment 'class x1 y1 x2 y2 x3 y3 ...', "
+            f"got {len(fields)} fields"
+        )
     try:
         index = int(fields[0])
-        cx, cy, w, h = (float(v) for v in fields[1:5])
-        score = float(fields[5]) if len(fields) == 6 else None
+        values = [float(v) for v in fields[1:]]
     except ValueError as exc:
         raise InputError(f"not a number: {exc}") from exc
     if not 0 <= index < len(classes):
         raise InputError(f"unknown class index {index} (the dataset has {len(classes)} classes, 0..{len(classes) - 1})")
+    if len(values) > 5:
+        xs, ys = values[0::2], values[1::2]
+        x, y = min(xs) * width, min(ys) * height
+        return make_box(classes[index], x, y, max(xs) * width - x, max(ys) * height - y, width, height)
+    cx, cy, w, h = values[:4]
     w_px, h_px = w * width, h * height
+    score = values[4] if len(values) == 5 else None
     return make_box(classes[index], cx * width - w_px / 2, cy * height - h_px / 2, w_px, h_px, width, height, score)
 
 
