@@ -266,6 +266,7 @@ def test_coco_bad_rows_are_reported_and_the_good_ones_kept(target: Store, images
             {"id": 1, "file_name": "a.png", "width": 32, "height": 32},
             {"id": 2, "file_name": "b.png", "width": 32, "height": 32},
             {"id": 3, "file_name": "gone.png", "width": 32, "height": 32},  # no such file
+            {"id": 4, "file_name": "c.png"},  # no size
         ],
         [
             _ann(1, 1, [1, 2, 3, 4]),
@@ -275,6 +276,7 @@ def test_coco_bad_rows_are_reported_and_the_good_ones_kept(target: Store, images
             _ann(7, 1, [1, 1, 5, 5]),  # image 7 is not in the file
         ],
     )
+    data["categories"].append({"id": 3})  # no name
     (images / "coco.json").write_text(json.dumps(data))
     report_path = tmp_path / "report.csv"
     report = import_boxes(target, images / "coco.json", "coco", task=DETECTION, report_path=report_path)
@@ -282,6 +284,8 @@ def test_coco_bad_rows_are_reported_and_the_good_ones_kept(target: Store, images
     assert dict(report.rejected) == {
         "box_outside_image": 1,
         "unknown_category": 1,
+        "invalid_category": 1,
+        "invalid_image": 1,
         "image_not_listed": 1,
         "missing_file": 1,
     }

@@ -7,9 +7,9 @@ the task against the image's real size) and writes a project's current boxes bes
 copies of its images.
 
 A reader skips each bad box or image and says why in a sentence; the report files
-it under a reason (``box_outside_image``, ``unknown_category``, ``image_not_listed``,
-``malformed_file``, ``unreadable_image``, ``invalid_box``) with the sentence as its
-detail. The image of a skipped box is imported with its other boxes. Boxes whose
+it under a reason (``box_outside_image``, ``unknown_category``, ``invalid_category``,
+``image_not_listed``, ``invalid_image``, ``malformed_file``, ``unreadable_image``,
+``invalid_box``) with the sentence as its detail (docs/formats.md lists them). The image of a skipped box is imported with its other boxes. Boxes whose
 class the project lacks make their image's row ``unknown_class`` (nothing of it is
 stored), as for a table row, unless ``add_classes`` adds the file's classes first.
 
@@ -59,10 +59,16 @@ _REASONS = (
     ("outside the image", "box_outside_image"),
     ("unknown category", "unknown_category"),
     ("unknown class", "unknown_category"),
+    ("category", "invalid_category"),
     ("not in the file's images list", "image_not_listed"),
     ("with no image", "image_not_listed"),
     ("unreadable image", "unreadable_image"),
+    ("image size", "invalid_image"),
+    ("image entry", "invalid_image"),
+    ("appears twice", "invalid_image"),
     ("malformed", "malformed_file"),
+    ("root element", "malformed_file"),
+    ("no <filename>", "malformed_file"),
     ("unreadable label file", "malformed_file"),
 )
 
