@@ -181,8 +181,8 @@ def write_scenes(
     """Write ``n_pool`` + ``n_eval`` scenes and every annotation file of the layout to ``dest``; return ``dest``.
 
     Each split has its own generator derived from ``seed``, so the eval scenes do not change
-    with ``n_pool``. ``seed.csv`` takes pool images in order while some class they hold is in
-    fewer than ``seed_per_class`` seed images (at most 10 x ``seed_per_class`` images).
+    with ``n_pool``. ``seed.csv`` holds the first ``seed_per_class`` x C pool images, more when
+    needed until every class is in ``seed_per_class`` of them.
     """
     for name, n in (("n_pool", n_pool), ("n_eval", n_eval)):
         if n < 1:
@@ -241,18 +241,21 @@ def _write_split(
 
 
 def _seed_table(pool: pd.DataFrame, classes: Sequence[str], per_class: int) -> pd.DataFrame:
-    """The first pool rows that each add a class still short of ``per_class`` seed images."""
-    counts = dict.fromkeys(classes, 0)
-    keep = []
+    """The first pool rows: ``per_class`` x C of them, more if needed until each class is in ``per_class`` rows.
+
+    The pool is in random order, so a prefix is a random sample; a class too rare for the rule
+    makes it take the whole pool.
+    """
+    seen = np.zeros(len(classes), dtype=np.int64)
+    positions = {name: i for i, name in enumerate(classes)}
+    n = len(pool)
     for i, cell in enumerate(pool["boxes"]):
-        present = {box["class"] for box in json.loads(cell)}
-        if any(counts[name] < per_class for name in present):
-            keep.append(i)
-            for name in present:
-                counts[name] += 1
-        if all(count >= per_class for count in counts.values()):
+        if i >= per_class * len(classes) and seen.min() >= per_class:
+            n = i
             break
-    return pool.iloc[keep]
+        for name in {box["class"] for box in json.loads(cell)}:
+            seen[positions[name]] += 1
+    return pool.head(n)
 
 
 def _readme(source_name: str, n_pool: int, n_eval: int, size: int, seed: int) -> str:
