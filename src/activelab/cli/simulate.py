@@ -7,17 +7,19 @@ from typing import Annotated, Any
 
 import typer
 
-from activelab._defaults import DEFAULT_MODEL
+from activelab._defaults import DEFAULT_DETECTION_MODEL, DEFAULT_MODEL
 from activelab.cli.commands import either, mode_name
 from activelab.cli.output import console, friendly_errors, print_json, result_table
 
 #: SimulationConfig's defaults as help shows them (simulate.config is not imported here: it loads torch)
 SIM_DEFAULTS = {
+    "task": "classification",
     "dataset": "digits",
     "strategies": "random,entropy,margin",
     "initial": "balanced",
     "initial_size": 20,
     "k": 10,
+    "budget_unit": "images",
     "budget": 200,
     "seeds": "0,1,2",
     "model": DEFAULT_MODEL,
@@ -40,8 +42,15 @@ def simulate(
         str | None,
         typer.Option(
             help="digits, fashion-mnist, fashion-mnist-sample, or a folder with pool.csv "
-            "(or answers.csv) and eval.csv "
+            "(or answers.csv) and eval.csv (detection: a fashion-scenes folder) "
             f"(default: {SIM_DEFAULTS['dataset']})."
+        ),
+    ] = None,
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="What a label is: classification, multilabel or detection (the dataset's label column is read "
+            f"by it) (default: {SIM_DEFAULTS['task']})."
         ),
     ] = None,
     strategy: Annotated[
@@ -63,7 +72,14 @@ def simulate(
     ] = None,
     k: Annotated[
         int | None,
-        typer.Option("-k", "--k", help=f"Labels acquired per round (default: {SIM_DEFAULTS['k']})."),
+        typer.Option("-k", "--k", help=f"Labels (images, or boxes) acquired per round (default: {SIM_DEFAULTS['k']})."),
+    ] = None,
+    budget_unit: Annotated[
+        str | None,
+        typer.Option(
+            help="What -k counts: images, or boxes (detection: each image costs the boxes the model predicts in "
+            f"it; needs --rounds) (default: {SIM_DEFAULTS['budget_unit']})."
+        ),
     ] = None,
     rounds: Annotated[
         int | None, typer.Option(help="Acquisition rounds (default: as many as --budget allows).")
@@ -75,7 +91,11 @@ def simulate(
         str | None, typer.Option(help=f"Comma-separated seeds (default: {SIM_DEFAULTS['seeds']}).")
     ] = None,
     model: Annotated[
-        str | None, typer.Option(help=f"Model name (default: {SIM_DEFAULTS['model']}; small_cnn for finetune mode).")
+        str | None,
+        typer.Option(
+            help=f"Model name (default: the task's: {SIM_DEFAULTS['model']}, {DEFAULT_DETECTION_MODEL} for "
+            "detection; small_cnn for finetune mode)."
+        ),
     ] = None,
     mode: Annotated[
         str | None,
@@ -123,11 +143,13 @@ def simulate(
 ) -> None:
     """Run every strategy from the same initial set per seed, resuming finished work; write reports."""
     flags: dict[str, Any] = {
+        "task": task,
         "dataset": dataset,
         "strategies": either("--strategy", strategy, "--strategies", strategies),
         "initial": initial,
         "initial_size": initial_size,
         "k": either("-k", k, "--batch-size", batch_size),
+        "budget_unit": budget_unit,
         "rounds": rounds,
         "budget": budget,
         "seeds": seeds,

@@ -30,6 +30,7 @@ from activelab.exceptions import ConfigError, InputError
 from activelab.loop.settings import (
     DEFAULT_TASK,
     OLD_MODE_NAMES,
+    BudgetUnit,
     Head,
     Mode,
     PositiveInt,
@@ -72,7 +73,10 @@ class SimulationConfig(Section):
     Shares its validation, key vocabulary (``mode``, ``head``, ``k``) and messages with
     the project settings (:mod:`activelab.loop.settings`). Exactly one of ``rounds`` /
     ``budget`` may be left None (both set: stop at the first reached). ``budget`` counts
-    every label, the initial set included.
+    every label, the initial set included. ``model`` left unset is the task's default
+    model. ``budget_unit: boxes`` makes ``k`` a budget of boxes per round (each image
+    costing the boxes the model predicts in it); the run then lasts ``rounds`` rounds,
+    which must be set, and ``budget`` (in images) is not used.
     """
 
     model_config = ConfigDict(protected_namespaces=())  # allows the model_options key
@@ -89,6 +93,7 @@ class SimulationConfig(Section):
     initial: str = Field("balanced", min_length=1)
     initial_size: PositiveInt = 20
     k: PositiveInt = 10
+    budget_unit: BudgetUnit = "images"
     rounds: PositiveInt | None = None
     budget: PositiveInt | None = 200
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], _split_commas(int), AfterValidator(_unique)] = Field(
@@ -128,12 +133,26 @@ class SimulationConfig(Section):
 
     @model_validator(mode="after")
     def _consistent(self) -> SimulationConfig:
+        if "model" not in self.model_fields_set:
+            from activelab.tasks import get_task
+
+            self.model = get_task(self.task).default_model
+        if self.budget_unit == "boxes":
+            if self.rounds is None:
+                raise ValueError(
+                    "rounds: with budget_unit boxes, k counts boxes per round and budget (images) is not used; "
+                    "set rounds"
+                )
+            return self._known_params()
         if self.rounds is None and self.budget is None:
             raise ValueError("rounds: set rounds (acquisition rounds) or budget (total labels), or both")
         if self.budget is not None and self.budget < self.initial_size:
             raise ValueError(
                 f"budget: the budget ({self.budget}) is smaller than the initial set ({self.initial_size})"
             )
+        return self._known_params()
+
+    def _known_params(self) -> SimulationConfig:
         extra = sorted(set(self.strategy_params) - set(self.strategies) - {self.initial})
         if extra:
             raise ValueError(f"strategy_params: has parameters for {extra}, which are not in strategies")
@@ -163,6 +182,9 @@ class SimulationConfig(Section):
     @property
     def n_rounds(self) -> int:
         """Acquisition rounds to run (after the initial set)."""
+        if self.budget_unit == "boxes":
+            assert self.rounds is not None  # _consistent requires it
+            return self.rounds
         by_budget = math.ceil((self.budget - self.initial_size) / self.k) if self.budget is not None else None
         if self.rounds is None:
             assert by_budget is not None
@@ -170,9 +192,10 @@ class SimulationConfig(Section):
         return self.rounds if by_budget is None else min(self.rounds, by_budget)
 
     def batch_for_round(self, r: int) -> int:
-        """Labels acquired in acquisition round ``r`` (1-based); the last may be cut to the budget."""
+        """Labels (images, or boxes) acquired in acquisition round ``r`` (1-based); the last may be cut to the
+        budget in images."""
         k = self.k
-        if self.budget is not None:
+        if self.budget is not None and self.budget_unit == "images":
             k = min(k, self.budget - self.initial_size - (r - 1) * self.k)
         return k
 
@@ -204,6 +227,8 @@ class SimulationConfig(Section):
             out["task"] = self.task
         if self.pool_subset is not None:  # only when set: older results folders keep their key
             out["pool_subset"] = self.pool_subset
+        if self.budget_unit != "images":  # only when not the default: older results folders keep their key
+            out["budget_unit"] = self.budget_unit
         if self.initial in self.strategy_params:
             out["initial_params"] = self.strategy_params[self.initial]
         if os.path.isdir(self.dataset):

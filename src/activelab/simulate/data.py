@@ -25,6 +25,8 @@ from activelab.tasks import Task, get_task
 
 #: dataset names understood besides a folder path
 BUILTIN_DATASETS = ("digits", "fashion-mnist", "fashion-mnist-sample", "sample")
+#: a folder table's label column, first found (single-label, multi-label, detection)
+LABEL_COLUMNS = ("label", "labels", "boxes")
 
 
 @dataclass(frozen=True)
@@ -33,8 +35,9 @@ class SimDataset:
 
     ``pool_paths`` / ``eval_paths``: image files; ``pool_keys`` / ``eval_keys``: their
     cache keys (sha256 hex); ``y_pool`` / ``y_eval``: the task's targets, ``(N,)`` int64
-    positions into ``classes`` (single-label) or ``(N, C)`` 0/1 (multi-label). ``name``
-    says where it came from (recorded with results).
+    positions into ``classes`` (single-label), ``(N, C)`` 0/1 (multi-label) or an object
+    array ``(N,)`` of ``{"boxes", "labels"}`` dicts (detection). ``name`` says where it
+    came from (recorded with results).
     """
 
     name: str
@@ -84,11 +87,38 @@ def write_images(images: np.ndarray, folder: str | os.PathLike[str]) -> tuple[li
 
 
 def strata(y: np.ndarray) -> np.ndarray:
-    """``(N,)`` int stratum of each target: its class, or for a ``(N, C)`` 0/1 row the position of its label set."""
+    """``(N,)`` int stratum of each target: its class, or for a ``(N, C)`` 0/1 row the position of its label set.
+
+    Per-image box dicts (detection) all share one stratum: no class stands for a whole
+    scene, so "stratified" and "balanced" draws are plain random ones there.
+    """
     y = np.asarray(y)
+    if y.dtype == object:
+        return np.zeros(len(y), dtype=np.int64)
     if y.ndim == 1:
         return y
     return np.unique(y, axis=0, return_inverse=True)[1].reshape(-1)
+
+
+def box_counts(y: np.ndarray) -> np.ndarray | None:
+    """``(N,)`` ground-truth boxes of each image for detection targets (dicts with ``labels``); None for class
+    targets, which label an image, not objects in it."""
+    y = np.asarray(y)
+    if y.dtype != object:
+        return None
+    return np.array([len(t["labels"]) for t in y], dtype=np.int64)
+
+
+def class_counts(y: np.ndarray, positions: np.ndarray, n_classes: int) -> list[int]:
+    """How many of the images at ``positions`` carry each class; for detection targets, how many boxes."""
+    picked = np.asarray(y)[np.asarray(positions, dtype=np.int64)]
+    if picked.dtype == object:
+        labels = [np.asarray(t["labels"], dtype=np.int64) for t in picked]
+        flat = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
+        return np.bincount(flat, minlength=n_classes).tolist()
+    if picked.ndim == 1:
+        return np.bincount(picked, minlength=n_classes).tolist()
+    return picked.sum(axis=0, dtype=np.int64).tolist() if len(picked) else [0] * n_classes
 
 
 def _stratified(y: np.ndarray, limit: int | None, seed: int) -> np.ndarray:
@@ -157,7 +187,11 @@ def from_folder(
     The pool's labels come from ``folder/answers.csv`` where it exists: ``fetch_dataset``
     keeps them there so that its ``pool.csv`` imports unlabeled. Each label cell is read
     by ``task`` (default single-label classification): a multi-label cell holds
-    ``"a|b"``, in a ``label`` (or ``labels``) column unless ``label_col`` names another."""
+    ``"a|b"`` and a detection cell the JSON list of boxes, in a ``label`` (or ``labels``,
+    or ``boxes``) column unless ``label_col`` names another. The image column is
+    ``path_col``, or ``image`` where a table has no ``path_col`` (fashion-scenes' tables).
+    The classes are those of ``folder/classes.txt`` (one per line, in that order) where it
+    exists, else the sorted names the labels mention."""
     from activelab.models import file_key
 
     task = task or get_task("classification")
@@ -173,9 +207,9 @@ def from_folder(
                 f"(columns {path_col},{label_col or 'label'}); write one with `activelab datasets fetch`"
             )
         df = pd.read_csv(table)
-        col = label_col  # by default ``label``, spelled ``labels`` in multi-label tables
-        if col is None:
-            col = "labels" if "label" not in df.columns and "labels" in df.columns else "label"
+        col = label_col or next((c for c in LABEL_COLUMNS if c in df.columns), LABEL_COLUMNS[0])
+        if path_col not in df.columns and "image" in df.columns:
+            path_col = "image"
         for needed in (path_col, col):
             if needed not in df.columns:
                 raise InputError(f"{table} has no column {needed!r} (columns: {', '.join(map(str, df.columns))})")
@@ -186,7 +220,10 @@ def from_folder(
         tables[split] = df
         sources[split] = table
         payloads[split] = [task.parse(str(v)) for v in df[col]]
-    classes = sorted({name for split in payloads.values() for p in split for name in _class_names(p)})
+    mentioned = {name for split in payloads.values() for p in split for name in _class_names(p)}
+    classes = (
+        _listed_classes(root / "classes.txt", mentioned) if (root / "classes.txt").is_file() else sorted(mentioned)
+    )
     parts = []
     for split, limit, off in (("pool", pool_limit, 0), ("eval", eval_limit, 1)):
         df = tables[split]
@@ -202,8 +239,18 @@ def from_folder(
 
 
 def _class_names(payload: Any) -> list[str]:
-    """The class names a payload (a class name, or a list of them) mentions."""
-    return [str(name) for name in payload] if isinstance(payload, list) else [str(payload)]
+    """The class names a payload (a class name, a list of them, or a list of box dicts) mentions."""
+    items = payload if isinstance(payload, list) else [payload]
+    return [str(item["class"]) if isinstance(item, dict) else str(item) for item in items]
+
+
+def _listed_classes(path: Path, mentioned: set[str]) -> list[str]:
+    """The class names of ``path`` (one per line, blank lines skipped); every ``mentioned`` one must be there."""
+    listed = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    unknown = sorted(mentioned - set(listed))
+    if unknown:
+        raise InputError(f"labels name classes {unknown} that {path} does not list: add them to it")
+    return listed
 
 
 def load_dataset(

@@ -6,8 +6,10 @@ seed) run then repeats the loop's one round (:func:`activelab.loop.round.play_ro
 fit the model on the labeled pool rows -> evaluate on the eval split with the task's
 metrics -> compute what the strategy ``requires`` -> ``strategies.select`` -> the oracle
 labels the picks. In frozen mode the backbone embeddings come from the embedding cache,
-so a "fit" trains only the head. The config's ``task`` (single- or multi-label) decides
-how labels are read, what the model outputs and which metrics the curves plot.
+so a "fit" trains only the head. The config's ``task`` (single-label, multi-label,
+detection) decides how labels are read, what the model outputs and which metrics the
+curves plot (its headline: accuracy, micro-F1, mAP). Each round records the labeled
+images and, for detection, the labeled boxes, so curves can be drawn against either.
 
 Results live in ``results_dir`` (keyed by the config hash). A run's file
 ``runs/<strategy>__seed<seed>.json`` is written atomically when it finishes, and a
@@ -36,7 +38,7 @@ from activelab.models import ModelAdapter
 from activelab.models.base import torch_threads
 from activelab.progress import Progress, progress_task
 from activelab.simulate.config import INITIAL_RANDOM, SimulationConfig
-from activelab.simulate.data import SimDataset, load_dataset, strata
+from activelab.simulate.data import SimDataset, box_counts, class_counts, load_dataset, strata
 from activelab.simulate.metrics import summarise
 from activelab.simulate.trackers import Tracker, make_tracker
 from activelab.strategies import select
@@ -175,7 +177,7 @@ class Experiment:
 
     @property
     def model(self) -> ModelAdapter:
-        """One adapter reused by every round: each ``fit`` trains afresh from its seed."""
+        """The adapter of the current run (frozen mode: one for every run, its ``fit`` training the head afresh)."""
         if self._model is None:
             self._model = self._build_model()
         return self._model
@@ -234,7 +236,7 @@ class Experiment:
                     "seed": seed,
                     "initial": c.initial,
                     "positions": pos.tolist(),
-                    "classes": _class_counts(self.dataset.y_pool, pos, len(self.dataset.classes)),
+                    "classes": class_counts(self.dataset.y_pool, pos, len(self.dataset.classes)),
                 }
             ),
         )
@@ -286,6 +288,10 @@ class Experiment:
         c = self.config
         ds = self.dataset
         params = c.strategy_params.get(strategy, {})
+        if not self._is_frozen():
+            # a fine-tuned network may warm-start each fit from its weights (detectors do, round after round):
+            # every run starts from a freshly built one, so no strategy inherits another's training
+            self._model = None
         check_capabilities(self.task, strategy, params, self.model)  # fail before any round
         initial = self.initial_set(seed)
         partial = self.run_path(strategy, seed).with_suffix(".partial.json")
@@ -313,8 +319,8 @@ class Experiment:
                 for t in trackers:
                     t.log(rec["metrics"], rec["n_labeled"])
                 bar.describe(
-                    f"{strategy} seed={seed} round={r}/{c.n_rounds}: accuracy {rec['accuracy']:.3f} "
-                    f"at {rec['n_labeled']} labels"
+                    f"{strategy} seed={seed} round={r}/{c.n_rounds}: {self.headline_metric} "
+                    f"{rec['metrics'][self.headline_metric]:.3f} at {rec['n_labeled']} labels"
                 )
                 bar.advance(1)
                 atomic_write_text(partial, json.dumps({"rounds": rounds}))
@@ -359,6 +365,7 @@ class Experiment:
             params=params,
             evaluation=EvalSet(Images(ds.eval_paths, ds.eval_keys), ds.y_eval),
             mc_samples=c.mc_samples,
+            budget_unit=c.budget_unit,
         )
         picked = view[outcome.positions]
         m = outcome.metrics
@@ -367,15 +374,18 @@ class Experiment:
             "score_pool": outcome.seconds.get("score_pool", 0.0),
             "select": outcome.seconds.get("select", 0.0),
         }
+        record: dict[str, Any] = {"round": r, "n_labeled": int(labeled.sum())}
+        boxes = box_counts(ds.y_pool)
+        if boxes is not None:  # detection: the ground-truth boxes of the labeled images, the labeling work done
+            record["n_boxes"] = int(boxes[labeled].sum())
+        # accuracy and macro-F1 stay top-level keys where the task reports them (results written before `metrics`)
+        record.update({name: m[name] for name in ("accuracy", "macro_f1") if name in m})
         return {
-            "round": r,
-            "n_labeled": int(labeled.sum()),
-            "accuracy": m["accuracy"],
-            "macro_f1": m["macro_f1"],
+            **record,
             "metrics": {name: v for name, v in m.items() if isinstance(v, float)},
             "recall": {name: v["recall"] for name, v in m.get("per_class", {}).items() if "recall" in v},
             "picked": picked.tolist(),
-            "picked_classes": _class_counts(ds.y_pool, picked, len(ds.classes)),
+            "picked_classes": class_counts(ds.y_pool, picked, len(ds.classes)),
             "seconds": {**seconds, "total": sum(seconds.values())},
         }
 
@@ -413,8 +423,9 @@ class Experiment:
         """Per-strategy AUC, labels to reach each target and ratios to random (see metrics.summarise).
 
         ``metric``: the eval metric the curves follow, any float the task reports (``accuracy``,
-        ``macro_f1``; for multi-label also ``micro_f1``, ``map``, ``subset_accuracy``); by default
-        the task's headline metric (accuracy; micro-F1 for multi-label)."""
+        ``macro_f1``; for multi-label also ``micro_f1``, ``map``, ``subset_accuracy``; for detection
+        ``map``, ``map_50``, ``map_75``); by default the task's headline metric (accuracy; micro-F1
+        for multi-label; mAP for detection)."""
         metric = metric or self.headline_metric
         curves = {
             s: {
@@ -448,14 +459,6 @@ def _round_metric(record: dict[str, Any], metric: str) -> float:
     if metric not in metrics:
         raise InputError(f"rounds report no metric {metric!r}; they report {', '.join(sorted(metrics))}")
     return float(metrics[metric])
-
-
-def _class_counts(targets: np.ndarray, positions: np.ndarray, n_classes: int) -> list[int]:
-    """How many of the images at ``positions`` carry each class (single- or multi-label targets)."""
-    picked = np.asarray(targets)[positions]
-    if picked.ndim == 1:
-        return np.bincount(picked, minlength=n_classes).tolist()
-    return picked.sum(axis=0, dtype=np.int64).tolist() if len(picked) else [0] * n_classes
 
 
 def _balanced(y: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

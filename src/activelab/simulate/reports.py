@@ -2,16 +2,21 @@
 
 Files written into ``results_dir``:
 
-- ``rounds.csv`` / ``rounds.json``: one row per (strategy, seed, round).
+- ``rounds.csv`` / ``rounds.json``: one row per (strategy, seed, round); for detection
+  with the labeled boxes (``n_boxes``) beside the labeled images.
 - ``summary.csv`` / ``summary.json`` / ``summary.md``: per strategy, normalised AUC
   (mean ± std over seeds), labels to reach each target, ratios to random.
-- ``learning_curves.png``: the metric vs labels, mean ± std over seeds, random dashed.
+- ``learning_curves.png``: the metric vs labeled images, mean ± std over seeds, random dashed.
+- ``learning_curves_boxes.png`` (detection): the metric vs labeled boxes, each round at
+  its mean box count over seeds (a strategy that picks crowded images moves right faster).
+- ``class_histogram.png``: classes of each strategy's picks (mean per seed; boxes per
+  class for detection).
+- ``tsne.png``: a 2-D t-SNE map of pool embeddings coloured by class, and per strategy
+  by picked / initially labeled / unlabeled (first seed); single-label datasets only,
+  where one class colours an image.
 
 Curves, targets and plots follow the task's headline metric (accuracy; micro-F1 for
-multi-label, where accuracy is subset accuracy).
-- ``class_histogram.png``: classes of each strategy's picks (mean per seed).
-- ``tsne.png``: a 2-D t-SNE map of pool embeddings coloured by class, and per strategy
-  by picked / initially labeled / unlabeled (first seed).
+multi-label, where accuracy is subset accuracy; mAP@[.5:.95] for detection).
 """
 
 from __future__ import annotations
@@ -55,38 +60,38 @@ class ExperimentResults(Protocol):
 
 
 def rounds_table(results: dict[str, dict[int, dict[str, Any]]], metric: str = "accuracy") -> pd.DataFrame:
-    """One row per round; ``metric`` (the task's headline metric) gets a column beside accuracy and macro-F1."""
-    rows = []
-    for strategy, by_seed in results.items():
-        for seed, run in sorted(by_seed.items()):
-            for r in run["rounds"]:
-                rows.append(
-                    {
-                        "strategy": strategy,
-                        "seed": seed,
-                        "round": r["round"],
-                        "n_labeled": r["n_labeled"],
-                        "accuracy": r["accuracy"],
-                        "macro_f1": r["macro_f1"],
-                        metric: r.get("metrics", r).get(metric),
-                        "n_picked": len(r["picked"]),
-                        "seconds": r["seconds"]["total"],
-                    }
-                )
-    return pd.DataFrame(
-        rows,
-        columns=[
-            "strategy",
-            "seed",
-            "round",
-            "n_labeled",
-            "accuracy",
-            "macro_f1",
-            *([metric] if metric not in ("accuracy", "macro_f1") else []),
-            "n_picked",
-            "seconds",
-        ],
-    )
+    """One row per round; ``metric`` (the task's headline metric) gets a column beside accuracy and macro-F1
+    where the task reports those, and ``n_boxes`` (labeled boxes) follows ``n_labeled`` where rounds record it."""
+    records = [
+        (strategy, seed, r)
+        for strategy, by_seed in results.items()
+        for seed, run in sorted(by_seed.items())
+        for r in run["rounds"]
+    ]
+    recorded = {key for _, _, r in records for key in r}
+    columns = [
+        "strategy",
+        "seed",
+        "round",
+        "n_labeled",
+        *(["n_boxes"] if "n_boxes" in recorded else []),
+        *(name for name in ("accuracy", "macro_f1") if name in recorded or not records),
+        *([metric] if metric not in ("accuracy", "macro_f1") else []),
+        "n_picked",
+        "seconds",
+    ]
+    rows = [
+        {
+            "strategy": strategy,
+            "seed": seed,
+            **{key: r.get(key) for key in ("round", "n_labeled", "n_boxes", "accuracy", "macro_f1")},
+            metric: r.get("metrics", r).get(metric),
+            "n_picked": len(r["picked"]),
+            "seconds": r["seconds"]["total"],
+        }
+        for strategy, seed, r in records
+    ]
+    return pd.DataFrame(rows, columns=columns)
 
 
 def summary_markdown(rows: list[dict[str, Any]], targets: list[float], metric: str = "accuracy") -> str:
@@ -143,8 +148,17 @@ def write_reports(exp: ExperimentResults, *, plots: bool = True, tsne: bool = Tr
             title=f"{exp.config.dataset}: {metric} vs labels",
             metric=metric,
         )
+        if "n_boxes" in table.columns:
+            paths["learning_curves_boxes"] = plot_learning_curves(
+                table,
+                out / "learning_curves_boxes.png",
+                title=f"{exp.config.dataset}: {metric} vs labeled boxes",
+                metric=metric,
+                x="n_boxes",
+            )
         paths["class_histogram"] = plot_class_histogram(results, exp.dataset.classes, out / "class_histogram.png")
-        if tsne:
+        y = np.asarray(exp.dataset.y_pool)
+        if tsne and y.ndim == 1 and y.dtype != object:  # one class per image colours the map
             paths["tsne"] = plot_tsne(exp, results, out / "tsne.png")
     return paths
 
@@ -170,18 +184,21 @@ def plot_learning_curves(
     *,
     title: str = "accuracy vs labels",
     metric: str = "accuracy",
+    x: str = "n_labeled",
 ) -> Path:
-    """Mean ± std over seeds of ``metric`` against labels, one line per strategy, random dashed."""
+    """Mean ± std over seeds of ``metric`` against ``x`` (``n_labeled``: labeled images; ``n_boxes``: labeled
+    boxes), one line per strategy, random dashed; each round sits at its mean ``x`` over seeds."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for strategy, df in table.groupby("strategy", sort=False):
-        g = df.groupby("n_labeled")[metric]
+        by_round = df.groupby("round")
+        g = by_round[metric]
         mean, std = g.mean(), g.std(ddof=0).fillna(0.0)
-        x = mean.index.to_numpy()
+        x_at = by_round[x].mean().to_numpy()
         style = "--" if strategy == "random" else "-"
         color = "black" if strategy == "random" else None
         line = ax.plot(
-            x,
+            x_at,
             mean.to_numpy(),
             style,
             color=color,
@@ -189,13 +206,13 @@ def plot_learning_curves(
             label=f"{strategy} (n={df['seed'].nunique()})",
         )[0]
         ax.fill_between(
-            x,
+            x_at,
             (mean - std).to_numpy(),
             (mean + std).to_numpy(),
             color=line.get_color(),
             alpha=0.15,
         )
-    ax.set_xlabel("labeled images")
+    ax.set_xlabel("labeled boxes" if x == "n_boxes" else "labeled images")
     ax.set_ylabel(f"eval {metric}")
     ax.set_title(title)
     ax.grid(alpha=0.3)
