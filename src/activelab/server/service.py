@@ -206,7 +206,12 @@ class LabelingService:
         item["flag"] = {
             "id": None,
             "reason": "label_error",
-            "details": {"given": row["given_label"], "suggested": row["suggested_label"], "score": float(row["score"])},
+            "details": {
+                "given": row["given_label"],
+                "suggested": row["suggested_label"],
+                "score": float(row["score"]),
+                "note": None if pd.isna(row.get("note")) else str(row["note"]),  # a box ranking's fixes
+            },
         }
         # the class the review is about, shown by the banner, the hint and the highlighted button alike
         p_suggested = row.get("p_suggested")
