@@ -22,7 +22,7 @@ from activelab.data.datasets import (
     list_datasets,
     load_fashion_mnist,
 )
-from activelab.data.scenes import MAX_ITEMS, render_scene, write_scenes
+from activelab.data.scenes import MAX_ITEMS, MIN_VISIBLE, render_scene, write_scenes
 from activelab.exceptions import InputError
 
 N_POOL, N_EVAL = 24, 6
@@ -153,6 +153,17 @@ def test_render_scene_is_seeded() -> None:
     assert first.image.shape == (64, 64, 3) and first.instances.shape == (64, 64)
     with pytest.raises(InputError, match="at least 32 px"):
         render_scene(items, labels, size=16, rng=np.random.default_rng(0))
+
+
+def test_no_item_is_hidden_below_the_visible_minimum() -> None:
+    squares, labels = np.full((3, 28, 28), 255, dtype=np.uint8), np.arange(3)  # every pixel of an item is its own
+    rng = np.random.default_rng(0)
+    scenes = [render_scene(squares, labels, size=32, rng=rng) for _ in range(40)]  # a crowded small canvas
+    visible = np.concatenate([scene.visible for scene in scenes])
+    assert visible.min() >= MIN_VISIBLE and visible.min() < 1.0  # covered, never beyond the minimum
+    for scene in scenes:
+        assert len(scene.boxes) == len(scene.labels) == len(scene.visible) >= 1
+        assert np.array_equal(np.bincount(scene.instances.ravel())[1:] > 0, np.ones(len(scene.boxes), bool))
 
 
 def test_fetch_and_cli_write_scenes_and_list_them(tmp_path: Path) -> None:

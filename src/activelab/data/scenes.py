@@ -58,12 +58,14 @@ _ATTEMPTS_PER_ITEM = 4
 @dataclass(frozen=True)
 class Scene:
     """One rendered canvas: ``image`` (S, S, 3) uint8; ``instances`` (S, S) uint16, 0 background and k for
-    the k-th box; ``labels`` (M,) class positions; ``boxes`` (M, 4) float ``x, y, w, h`` pixels."""
+    the k-th box; ``labels`` (M,) class positions; ``boxes`` (M, 4) float ``x, y, w, h`` pixels;
+    ``visible`` (M,) float, the fraction of each item's pixels not covered by later items."""
 
     image: np.ndarray
     instances: np.ndarray
     labels: np.ndarray
     boxes: np.ndarray
+    visible: np.ndarray
 
     def semantic(self) -> np.ndarray:
         """(S, S) uint8: 0 background, else the visible item's class position + 1."""
@@ -105,7 +107,8 @@ def render_scene(items: np.ndarray, labels: np.ndarray, *, size: int = IMAGE_SIZ
         chosen.append(index)
     noisy = image + rng.standard_normal(image.shape, dtype=np.float32) * np.float32(rng.uniform(2.0, 6.0))
     pixels = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
-    return Scene(pixels, instances, labels[chosen].astype(np.int64), _visible_boxes(instances, len(chosen)))
+    visible = np.bincount(instances.ravel(), minlength=len(chosen) + 1)[1:] / np.asarray(full_areas)
+    return Scene(pixels, instances, labels[chosen].astype(np.int64), _visible_boxes(instances, len(chosen)), visible)
 
 
 def _keeps_earlier_visible(instances: np.ndarray, mask: np.ndarray, x0: int, y0: int, full_areas: list[int]) -> bool:

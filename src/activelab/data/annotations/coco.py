@@ -110,7 +110,8 @@ def _annotation_box(ann: Any, items: dict[Any, ImageBoxes], names: dict[int, str
     if score is not None and (not isinstance(score, int | float) or isinstance(score, bool)):
         raise InputError(f"score must be a number, got {score!r}")
     image = items[ann["image_id"]]
-    box = make_box(names[ann["category_id"]], *map(float, bbox), image.width, image.height, score=score)
+    x, y, w, h = (float(v) for v in bbox)
+    box = make_box(names[ann["category_id"]], x, y, w, h, image.width, image.height, score=score)
     return ann["image_id"], box
 
 
@@ -132,7 +133,8 @@ def write_coco(
     positions = class_positions(list(classes))
     if segmentations is not None and len(segmentations) != len(items):
         raise InputError(f"segmentations has {len(segmentations)} entries for {len(items)} images; give one per image")
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for image_id, item in enumerate(items, start=1):
         images.append({"id": image_id, "file_name": item.file_name, "width": item.width, "height": item.height})
         rles = None if segmentations is None else segmentations[image_id - 1]

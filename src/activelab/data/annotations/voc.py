@@ -118,11 +118,11 @@ def _object(box: dict[str, Any]) -> ET.Element:
     x, y, w, h = (float(box[key]) for key in ("x", "y", "w", "h"))
     obj = ET.Element("object")
     ET.SubElement(obj, "name").text = str(box["class"])
-    for key, value in (("truncated", "0"), ("difficult", "0")):
-        ET.SubElement(obj, key).text = value
+    for flag in ("truncated", "difficult"):
+        ET.SubElement(obj, flag).text = "0"
     bndbox = ET.SubElement(obj, "bndbox")
-    for key, value in zip(_CORNERS, (x + 1, y + 1, x + w, y + h)):
-        ET.SubElement(bndbox, key).text = _number(value)
+    for key, corner in zip(_CORNERS, (x + 1, y + 1, x + w, y + h)):
+        ET.SubElement(bndbox, key).text = _number(corner)
     if "score" in box:
         ET.SubElement(obj, "score").text = repr(float(box["score"]))
     return obj
