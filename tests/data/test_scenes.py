@@ -194,6 +194,22 @@ def test_fetch_and_cli_write_scenes_and_list_them(tmp_path: Path) -> None:
         fetch_dataset("digits", tmp_path / "d", size=64)
 
 
+def test_cli_prints_how_to_start_a_detection_project(tmp_path: Path) -> None:
+    dest = tmp_path / "s"
+    result = CliRunner().invoke(
+        app, ["datasets", "fetch", "fashion-scenes", str(dest), "--limit", "2", "--eval-limit", "1"]
+    )
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[1] == f"  activelab init PROJECT --task detection --classes {','.join(FASHION_MNIST_CLASSES)}"
+    assert lines[2:5] == [
+        f"  activelab import PROJECT {dest / 'pool' / 'images'} --format folder",
+        f"  activelab import PROJECT {dest / 'eval.csv'} --split eval",
+        f"  activelab import PROJECT {dest / 'seed.csv'}",
+    ]
+    assert len(pd.read_csv(dest / "seed.csv")) == 2  # the whole 2-image pool: 20 are asked for
+
+
 def test_digits_stand_in_without_fashion_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(FASHION_MNIST_ENV, str(tmp_path / "none"))
     out = fetch_dataset("fashion-scenes", tmp_path / "s", limit=4, eval_limit=2)

@@ -210,7 +210,7 @@ class LabelingService:
                 "given": row["given_label"],
                 "suggested": row["suggested_label"],
                 "score": float(row["score"]),
-                "note": None if pd.isna(row.get("note")) else str(row["note"]),  # a box ranking's fixes
+                **({} if pd.isna(row.get("note")) else {"note": str(row["note"])}),  # a box ranking's fixes
             },
         }
         # the class the review is about, shown by the banner, the hint and the highlighted button alike
