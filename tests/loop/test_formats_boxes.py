@@ -19,6 +19,8 @@ from PIL import Image
 from activelab.exceptions import InputError
 from activelab.loop.export import export_labels
 from activelab.loop.formats.boxes import export_boxes, import_boxes
+from activelab.loop.formats.fiftyone import export_fiftyone
+from activelab.loop.formats.hf_datasets import export_hf_imagefolder
 from activelab.loop.formats.labelstudio import export_labelstudio, import_labelstudio
 from activelab.loop.ingest import import_images
 from activelab.store import Store, open_store, sqlite_url
@@ -141,7 +143,7 @@ def test_table_rows_with_bad_boxes_are_reported_and_the_good_ones_kept(
 
 @pytest.mark.parametrize("fmt", ["coco", "yolo", "voc"])
 def test_box_file_export_imports_back_the_same_boxes(fmt: str, source: Store, target: Store, tmp_path: Path) -> None:
-    out = export_boxes(source, tmp_path / fmt, fmt, include_eval=True)
+    out = export_boxes(source, tmp_path / fmt, fmt, task=DETECTION, include_eval=True)
     where = {
         "coco": {s: out / s / "annotations.json" for s in ("pool", "eval")},
         "yolo": {s: out / "data.yaml" for s in ("pool", "eval")},
@@ -159,7 +161,7 @@ def test_box_file_export_imports_back_the_same_boxes(fmt: str, source: Store, ta
 def test_coco_export_loads_in_pycocotools(source: Store, tmp_path: Path) -> None:
     from pycocotools.coco import COCO
 
-    out = export_boxes(source, tmp_path / "coco", "coco")
+    out = export_boxes(source, tmp_path / "coco", "coco", task=DETECTION)
     coco = COCO(str(out / "pool" / "annotations.json"))
     assert [c["name"] for c in coco.loadCats(coco.getCatIds())] == CLASSES
     assert len(coco.getImgIds()) == 3 and len(coco.getAnnIds()) == 3
@@ -305,25 +307,33 @@ def test_coco_classes_the_project_lacks_wait_for_add_classes(images: Path, tmp_p
 
 
 def test_voc_malformed_xml_is_reported_and_the_other_files_kept(source: Store, target: Store, tmp_path: Path) -> None:
-    out = export_boxes(source, tmp_path / "voc", "voc")
+    out = export_boxes(source, tmp_path / "voc", "voc", task=DETECTION)
     (out / "pool" / "annotations" / "broken.xml").write_text("<annotation><filename>x.png</filename>")
     report = import_boxes(target, out / "pool" / "annotations", "voc", task=DETECTION)
     assert (report.added, report.labeled, dict(report.rejected)) == (3, 3, {"malformed_file": 1})
 
 
 def test_yolo_label_file_without_an_image_is_reported(source: Store, target: Store, tmp_path: Path) -> None:
-    out = export_boxes(source, tmp_path / "yolo", "yolo")
+    out = export_boxes(source, tmp_path / "yolo", "yolo", task=DETECTION)
     (out / "pool" / "labels" / "lost.txt").write_text("0 0.5 0.5 0.1 0.1\n")
     report = import_boxes(target, out, "yolo", task=DETECTION)
     assert (report.added, report.labeled, dict(report.rejected)) == (3, 3, {"image_not_listed": 1})
 
 
-def test_box_formats_refuse_a_project_whose_annotations_are_classes(source: Store, tmp_path: Path) -> None:
-    out = export_boxes(source, tmp_path / "coco", "coco")
+def test_formats_refuse_the_other_kind_of_annotation(source: Store, tmp_path: Path) -> None:
+    classification = get_task("classification")
+    out = export_boxes(source, tmp_path / "coco", "coco", task=DETECTION)
     with pytest.raises(InputError, match="detection project"):
-        import_boxes(source, out / "pool" / "annotations.json", "coco", task=get_task("classification"))
+        import_boxes(source, out / "pool" / "annotations.json", "coco", task=classification)
+    with pytest.raises(InputError, match="detection project"):
+        export_boxes(source, tmp_path / "voc", "voc", task=classification)
     with pytest.raises(InputError, match="not boxes"):
         export_labels(source, tmp_path / "tree", fmt="imagefolder", task=DETECTION)
+    with pytest.raises(InputError, match="--format coco"):
+        export_fiftyone(source, tmp_path / "fiftyone", task=DETECTION)
+    with pytest.raises(InputError, match="--format coco"):
+        export_hf_imagefolder(source, tmp_path / "hf", task=DETECTION)
+    assert not (tmp_path / "voc").exists() and not (tmp_path / "fiftyone").exists()
 
 
 def _predict_round(store: Store, image_id: int, boxes: list[dict[str, Any]]) -> None:

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 
 import typer
 
 from activelab.cli.output import console, friendly_errors
-from activelab.exceptions import InputError
-
-if TYPE_CHECKING:
-    from activelab.tasks import Task
 
 BOX_FORMATS = ("coco", "yolo", "voc")
 IMPORT_FORMATS = ("labelstudio", "hf", "fiftyone", *BOX_FORMATS)
@@ -97,8 +93,7 @@ def export_other(project: Path, out: Path, fmt: str, *, include_eval: bool, as_j
         if fmt == "labelstudio":
             written = formats.export_labelstudio(proj.store, out, include_eval=include_eval, task=task)
         elif fmt in BOX_FORMATS:
-            _require_boxes(task, fmt)
-            written = formats.export_boxes(proj.store, out, fmt, include_eval=include_eval)
+            written = formats.export_boxes(proj.store, out, fmt, task=task, include_eval=include_eval)
         elif fmt == "hf-imagefolder":
             written = formats.export_hf_imagefolder(proj.store, out, include_eval=include_eval, task=task)
         else:
@@ -107,15 +102,6 @@ def export_other(project: Path, out: Path, fmt: str, *, include_eval: bool, as_j
         _print_json({"path": str(written), "format": fmt})
         return
     console.print(f"exported {fmt} to {written}", highlight=False, soft_wrap=True)
-
-
-def _require_boxes(task: Task, fmt: str) -> None:
-    """COCO, YOLO and VOC files hold boxes: refuse them for a project whose annotations are not boxes."""
-    if task.output != "boxes":
-        raise InputError(
-            f"{fmt} files hold boxes and this project's annotations are classes; "
-            "export csv, parquet, imagefolder, labelstudio, hf-imagefolder or fiftyone"
-        )
 
 
 def _print_json(data: Any) -> None:

@@ -40,6 +40,15 @@ def image_ids_for(store: Store, paths: Iterable[Path]) -> dict[Path, int]:
     return out
 
 
+def require_classes(task: Task | None, fmt: str) -> None:
+    """Refuse a format that holds classes for a project whose annotations are boxes, naming the formats that fit."""
+    if task is not None and task.output == "boxes":
+        raise InputError(
+            f"{fmt} holds image classes and this project's annotations are boxes; "
+            "use --format coco, yolo, voc, labelstudio or a csv/parquet table"
+        )
+
+
 def new_output_dir(out: Path) -> Path:
     """``out`` created empty; refuses a folder that already holds files, so nothing is overwritten."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):

@@ -94,13 +94,7 @@ def import_boxes(
     or in the ``images/`` or ``JPEGImages/`` folder next to it. ``add_classes`` adds the
     file's classes, in its order, before anything is checked.
     """
-    if fmt not in BOX_FORMATS:
-        raise InputError(f"box formats are {', '.join(BOX_FORMATS)}; got {fmt!r}")
-    if task.output != "boxes":
-        raise InputError(
-            f"{fmt} files hold boxes and this project's annotations are classes; "
-            "create a detection project (`activelab init PROJECT --task detection`) to import them"
-        )
+    _require_boxes(task, fmt)
     source = Path(source)
     found, folders = _read(source, fmt, split)
     if images_root is not None:
@@ -122,6 +116,18 @@ def import_boxes(
     )
     report.new_classes = new_classes
     return report
+
+
+def _require_boxes(task: Task, fmt: str) -> None:
+    """Refuse an unknown format, and box files for a project whose annotations are classes."""
+    if fmt not in BOX_FORMATS:
+        raise InputError(f"box formats are {', '.join(BOX_FORMATS)}; got {fmt!r}")
+    if task.output != "boxes":
+        raise InputError(
+            f"{fmt} files hold boxes and this project's annotations are classes; use a detection project "
+            "(`activelab init PROJECT --task detection`), or for classes csv, parquet, imagefolder, labelstudio, "
+            "hf-imagefolder or fiftyone"
+        )
 
 
 def _read(source: Path, fmt: str, split: str) -> tuple[AnnotationSet, list[Path]]:
@@ -153,7 +159,7 @@ def _problem(problem: AnnotationProblem) -> ImportProblem:
     return ImportProblem(problem.where, reason, problem.reason)
 
 
-def export_boxes(store: Store, out: str | Path, fmt: str, *, include_eval: bool = False) -> Path:
+def export_boxes(store: Store, out: str | Path, fmt: str, *, task: Task, include_eval: bool = False) -> Path:
     """Write the current boxes of every labeled image in ``fmt`` (COCO, YOLO or VOC) into the new folder ``out``.
 
     An image labeled "nothing here" (``[]``) is written with no box; unlabeled images are
@@ -161,8 +167,7 @@ def export_boxes(store: Store, out: str | Path, fmt: str, *, include_eval: bool 
     and YOLO indexes follow the project's class order. A box's ``origin`` is not written:
     none of these formats has a place for it.
     """
-    if fmt not in BOX_FORMATS:
-        raise InputError(f"box formats are {', '.join(BOX_FORMATS)}; got {fmt!r}")
+    _require_boxes(task, fmt)
     out = new_output_dir(Path(out))
     classes = [*store.class_names(), *store.retired_classes()]
     current = store.current_annotations()

@@ -19,7 +19,7 @@ import pandas as pd
 
 from activelab.data.sources import imagefolder_items
 from activelab.exceptions import InputError
-from activelab.loop.formats._common import copy_labeled_images, new_output_dir
+from activelab.loop.formats._common import copy_labeled_images, new_output_dir, require_classes
 from activelab.loop.ingest import ImportReport, import_images
 from activelab.store import Store
 from activelab.tasks import Payload, Task
@@ -42,6 +42,7 @@ def export_fiftyone(store: Store, out: str | Path, *, include_eval: bool = False
     A target is a class index, or a list of them for a set of classes (multi-label:
     FiftyOne reads a list as ``Classifications``).
     """
+    require_classes(task, "a FiftyOne classification export")
     out = new_output_dir(Path(out))
     roots = {"pool": out, "eval": out / EVAL_DIR}
     frame = copy_labeled_images(
@@ -82,6 +83,7 @@ def import_fiftyone(
 
     A list target (``Classifications``) is a set of classes, for a multi-label ``task``.
     """
+    require_classes(task, "a FiftyOne classification export")
     source = Path(source)
     if not source.is_dir():
         raise InputError(f"{source} is not a folder; give the folder FiftyOne exported to")

@@ -17,7 +17,7 @@ import pandas as pd
 from activelab.data.images import sniff_format
 from activelab.data.sources import imagefolder_items
 from activelab.exceptions import InputError
-from activelab.loop.formats._common import copy_labeled_images, new_output_dir
+from activelab.loop.formats._common import copy_labeled_images, new_output_dir, require_classes
 from activelab.loop.ingest import ImportReport, import_images
 from activelab.store import Store
 from activelab.tasks import Task
@@ -41,6 +41,7 @@ def export_hf_imagefolder(
     One class per image (``datasets`` reads ``label`` as a ``ClassLabel``): a ``task``
     whose classes are independent (multi-label) is refused before anything is written.
     """
+    require_classes(task, "a Hugging Face imagefolder")
     if task is not None and task.output == "sigmoid":
         raise InputError(
             "the Hugging Face imagefolder export holds one class per image, and this project's annotations are "
@@ -92,6 +93,7 @@ def import_hf(
     ``eval``. Images held inside a saved dataset are written to ``media_dir``
     first (the store keeps paths to files).
     """
+    require_classes(task, "a Hugging Face dataset of image classes")
     source = Path(source)
     if not source.is_dir():
         raise InputError(f"{source} is not a folder; give the folder written by save_to_disk or an imagefolder")
