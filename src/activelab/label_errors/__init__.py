@@ -8,10 +8,22 @@
 Out-of-fold probabilities (K-fold CV on the fast path) feed cleanlab's label-quality
 scores (Northcutt et al. 2021; its ``multilabel_classification`` module for multi-label
 projects); near-duplicates with different labels come from
-faiss neighbour search on the embeddings. See docs/label_errors.md.
+faiss neighbour search on the embeddings. Detection projects get out-of-fold detections
+and cleanlab's ``object_detection`` module: missing, wrong-class and badly placed boxes
+(:mod:`activelab.label_errors.detection`). See docs/label_errors.md.
 """
 
 from activelab.label_errors.compare import BeforeAfter, compare_before_after, original_labels
+from activelab.label_errors.detection import (
+    DEFAULT_BOX_FOLDS,
+    FINDING_COLUMNS,
+    ISSUE_TYPES,
+    BoxIssues,
+    BoxOutOfFold,
+    out_of_fold_detections,
+    project_box_out_of_fold,
+    rank_box_issues,
+)
 from activelab.label_errors.oof import (
     OutOfFold,
     fold_assignment,
@@ -37,6 +49,7 @@ from activelab.label_errors.rank import (
 )
 from activelab.label_errors.report import (
     LabelErrorReport,
+    box_error_report,
     label_error_report,
     plot_swaps,
     ranking_path,
@@ -44,13 +57,19 @@ from activelab.label_errors.report import (
 )
 
 __all__ = [
+    "DEFAULT_BOX_FOLDS",
     "DEFAULT_DUPLICATE_DISTANCE",
+    "FINDING_COLUMNS",
+    "ISSUE_TYPES",
     "RANKING_COLUMNS",
     "REVIEW_SOURCES",
     "BeforeAfter",
+    "BoxIssues",
+    "BoxOutOfFold",
     "LabelErrorReport",
     "OutOfFold",
     "QueueItem",
+    "box_error_report",
     "compare_before_after",
     "find_label_issues",
     "find_near_duplicates",
@@ -60,9 +79,12 @@ __all__ = [
     "mix_queues",
     "new_priority",
     "original_labels",
+    "out_of_fold_detections",
     "out_of_fold_probs",
     "plot_swaps",
+    "project_box_out_of_fold",
     "project_out_of_fold",
+    "rank_box_issues",
     "rank_label_issues",
     "rank_multilabel_issues",
     "ranking_path",

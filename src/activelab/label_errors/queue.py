@@ -83,7 +83,7 @@ def review_queue(
     ``review`` or ``correction`` label event after the ranking was made
     (``ranked_at``), images no longer labeled, and (with ``issues_only``, the default)
     images not flagged by cleanlab, or with ``max_score``, those scoring above it.
-    Any annotation counts (a class, a set of classes; an empty set too). With ``task``
+    Any annotation counts (a class, a set of classes, a list of boxes; an empty set or list too). With ``task``
     (the project's), an image whose annotation is no longer the ranking's ``given_label``
     (read by ``task.parse``) is left out too: the ranking judged a label it no longer has.
     ``reviewed_since`` (timezone-aware) replaces ``ranked_at`` as the cut-off, e.g.
