@@ -74,7 +74,11 @@ def test_segmentations_are_written_as_rle_with_their_pixel_area(tmp_path: Path) 
 
 def test_bad_rows_are_reported_with_their_reason_and_good_rows_kept(tmp_path: Path) -> None:
     data = {
-        "images": [{"id": 1, "file_name": "a.png", "width": 50, "height": 40}, {"id": 2, "file_name": "b.png"}],
+        "images": [
+            {"id": 1, "file_name": "a.png", "width": 50, "height": 40},
+            {"id": 2, "file_name": "b.png"},
+            {"id": 3, "file_name": "a.png", "width": 50, "height": 40},
+        ],
         "categories": [{"id": 3, "name": "bag"}],
         "annotations": [
             {"id": 1, "image_id": 1, "category_id": 3, "bbox": [1, 2, 3, 4]},
@@ -95,6 +99,7 @@ def test_bad_rows_are_reported_with_their_reason_and_good_rows_kept(tmp_path: Pa
     ]
     assert [p.where for p in got.problems] == [
         "ann.json images[1]",
+        "ann.json images[2]",
         "ann.json annotations[1]",
         "ann.json annotations[2]",
         "ann.json annotations[3]",
@@ -103,11 +108,12 @@ def test_bad_rows_are_reported_with_their_reason_and_good_rows_kept(tmp_path: Pa
     ]
     reasons = [p.reason for p in got.problems]
     assert "image size" in reasons[0]
-    assert reasons[1].startswith("box outside the image")
-    assert reasons[2] == "unknown category id 9"
-    assert reasons[3] == "image id 7 is not in the file's images list"
-    assert reasons[4].startswith("box has zero or negative size")
-    assert reasons[5].startswith("crowd region (iscrowd=1)")
+    assert reasons[1] == "file_name 'a.png' appears twice in the images list"
+    assert reasons[2].startswith("box outside the image")
+    assert reasons[3] == "unknown category id 9"
+    assert reasons[4] == "image id 7 is not in the file's images list"
+    assert reasons[5].startswith("box has zero or negative size")
+    assert reasons[6].startswith("crowd region (iscrowd=1)")
 
 
 def test_an_unreadable_file_raises_with_the_fix(tmp_path: Path) -> None:

@@ -119,5 +119,11 @@ def test_unusable_sources_raise_with_the_fix(tmp_path: Path) -> None:
     (tmp_path / "data.yaml").write_text("names: [a]\ntrain: images\n")
     with pytest.raises(InputError, match="'val'"):
         read_yolo(tmp_path, split="val")
+    (tmp_path / "images").mkdir()
+    (tmp_path / "data.yaml").write_text("names: {'1': b, '0': a}\ntrain: images\n")
+    assert read_yolo(tmp_path).classes == ["a", "b"]
+    (tmp_path / "data.yaml").write_text("names: {1: b, 2: c}\ntrain: images\n")
+    with pytest.raises(InputError, match="mapping of 0..C-1"):
+        read_yolo(tmp_path)
     with pytest.raises(InputError, match="unknown YOLO split"):
         write_yolo(tmp_path, [], CLASSES, split="pool")

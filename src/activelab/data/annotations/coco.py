@@ -48,6 +48,7 @@ def read_coco(path: str | Path) -> AnnotationSet:
     problems: list[AnnotationProblem] = []
     names = _categories(data["categories"], path.name, problems)
     items: dict[Any, ImageBoxes] = {}
+    file_names: set[str] = set()
     for i, image in enumerate(data["images"]):
         where = f"{path.name} images[{i}]"
         try:
@@ -55,11 +56,14 @@ def read_coco(path: str | Path) -> AnnotationSet:
                 raise InputError("image entry needs 'id' and 'file_name'")
             if image["id"] in items:
                 raise InputError(f"image id {image['id']!r} appears twice in the images list")
+            if image["file_name"] in file_names:
+                raise InputError(f"file_name {image['file_name']!r} appears twice in the images list")
             width, height = check_size(image.get("width"), image.get("height"))
         except InputError as exc:
             problems.append(AnnotationProblem(where, str(exc)))
             continue
         items[image["id"]] = ImageBoxes(image["file_name"], width, height, [])
+        file_names.add(image["file_name"])
     for i, ann in enumerate(data.get("annotations") or []):
         where = f"{path.name} annotations[{i}]"
         try:

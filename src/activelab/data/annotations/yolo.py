@@ -120,11 +120,13 @@ def _yaml_layout(path: Path, split: str) -> tuple[Path, Path, list[str]]:
 
 
 def _names(names: Any, path: Path) -> list[str]:
-    """``names`` as a list: YOLO writes a list or a mapping ``{0: name, 1: name, ...}``."""
+    """``names`` as a list: YOLO writes a list or a mapping ``{0: name, 1: name, ...}`` (keys maybe quoted)."""
     if isinstance(names, list):
         return [str(name) for name in names]
-    if isinstance(names, dict) and sorted(names) == list(range(len(names))):
-        return [str(names[i]) for i in range(len(names))]
+    if isinstance(names, dict):
+        by_index = {int(key): str(name) for key, name in names.items() if str(key).isdigit()}
+        if sorted(by_index) == list(range(len(names))):
+            return [by_index[i] for i in range(len(names))]
     raise InputError(f"{path}: 'names' must be a list or a mapping of 0..C-1 to class names")
 
 
