@@ -276,6 +276,7 @@ def test_coco_bad_rows_are_reported_and_the_good_ones_kept(target: Store, images
             _ann(2, 9, [1, 1, 5, 5]),  # no category 9
             _ann(2, 2, [2, 2, 5, 5]),
             _ann(7, 1, [1, 1, 5, 5]),  # image 7 is not in the file
+            {**_ann(2, 1, [0, 0, 9, 9]), "iscrowd": 1},  # a crowd of bags, not one
         ],
     )
     data["categories"].append({"id": 3})  # no name
@@ -285,6 +286,7 @@ def test_coco_bad_rows_are_reported_and_the_good_ones_kept(target: Store, images
     assert (report.seen, report.added, report.labeled) == (3, 2, 2)
     assert dict(report.rejected) == {
         "box_outside_image": 1,
+        "crowd_region": 1,
         "unknown_category": 1,
         "invalid_category": 1,
         "invalid_image": 1,

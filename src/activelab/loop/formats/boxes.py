@@ -7,7 +7,7 @@ the task against the image's real size) and writes a project's current boxes bes
 copies of its images.
 
 A reader skips each bad box or image and says why in a sentence; the report files
-it under a reason (``box_outside_image``, ``unknown_category``, ``invalid_category``,
+it under a reason (``box_outside_image``, ``crowd_region``, ``unknown_category``, ``invalid_category``,
 ``image_not_listed``, ``invalid_image``, ``malformed_file``, ``unreadable_image``,
 ``invalid_box``) with the sentence as its detail (docs/formats.md lists them). The image of a skipped box is imported with its other boxes. Boxes whose
 class the project lacks make their image's row ``unknown_class`` (nothing of it is
@@ -57,6 +57,7 @@ VOC_DIR = "annotations"
 #: (words in a reader's sentence, the report's reason), first match wins
 _REASONS = (
     ("outside the image", "box_outside_image"),
+    ("crowd region", "crowd_region"),
     ("unknown category", "unknown_category"),
     ("unknown class", "unknown_category"),
     ("category", "invalid_category"),
