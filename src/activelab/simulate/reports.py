@@ -187,11 +187,12 @@ def plot_learning_curves(
     x: str = "n_labeled",
 ) -> Path:
     """Mean ± std over seeds of ``metric`` against ``x`` (``n_labeled``: labeled images; ``n_boxes``: labeled
-    boxes), one line per strategy, random dashed; each round sits at its mean ``x`` over seeds."""
+    boxes), one line per strategy, random dashed; each round sits at its mean ``x`` over seeds (a table
+    without a ``round`` column groups equal ``x`` values instead)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for strategy, df in table.groupby("strategy", sort=False):
-        by_round = df.groupby("round")
+        by_round = df.groupby("round" if "round" in df.columns else x)
         g = by_round[metric]
         mean, std = g.mean(), g.std(ddof=0).fillna(0.0)
         x_at = by_round[x].mean().to_numpy()
