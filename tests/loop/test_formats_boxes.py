@@ -233,6 +233,8 @@ def test_labelstudio_percents_become_pixels_of_the_original_or_real_size(
     assert current[by_name["c.png"]].payload == [{"class": "shoe", "x": 4.0, "y": 2.0, "w": 20.0, "h": 10.0}]
     assert current[by_name["d.png"]].payload == []
     assert current[by_name["a.png"]].author == "labelstudio-user-7"
+    again = import_labelstudio(target, tmp_path / "ls.json", images_root=images, task=DETECTION)
+    assert (again.added, again.labeled, again.label_conflicts, again.duplicates) == (0, 0, 0, 3)
 
 
 def test_labelstudio_bad_rectangles_are_reported(target: Store, images: Path, tmp_path: Path) -> None:
