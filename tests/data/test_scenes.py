@@ -153,6 +153,8 @@ def test_render_scene_is_seeded() -> None:
     assert first.image.shape == (64, 64, 3) and first.instances.shape == (64, 64)
     with pytest.raises(InputError, match="at least 32 px"):
         render_scene(items, labels, size=16, rng=np.random.default_rng(0))
+    with pytest.raises(InputError, match="has a pixel above 24"):
+        render_scene(np.zeros((2, 28, 28), np.uint8), labels[:2], rng=np.random.default_rng(0))
 
 
 def test_no_item_is_hidden_below_the_visible_minimum() -> None:

@@ -53,6 +53,8 @@ ITEM_THRESHOLD = 24
 MIN_VISIBLE = 0.4
 _SPLIT_YOLO = {"pool": "train", "eval": "val"}
 _ATTEMPTS_PER_ITEM = 4
+#: tries to find a first item with pixels above the threshold before the items are declared blank
+_FIRST_ITEM_ATTEMPTS = 100
 
 
 @dataclass(frozen=True)
@@ -78,7 +80,7 @@ def render_scene(items: np.ndarray, labels: np.ndarray, *, size: int = IMAGE_SIZ
 
     Draws 1 to :data:`MAX_ITEMS` target items; a candidate that would hide too much of an earlier
     item is replaced by another, at most a few times per item, so a scene may end with fewer
-    (never none: the first item always fits).
+    (never none: the first item always fits; items too faint to have any pixel raise InputError).
     """
     if size < MIN_IMAGE_SIZE:
         raise InputError(f"scene size must be at least {MIN_IMAGE_SIZE} px, got {size}")
@@ -89,7 +91,7 @@ def render_scene(items: np.ndarray, labels: np.ndarray, *, size: int = IMAGE_SIZ
     target = int(rng.integers(1, MAX_ITEMS + 1))
     lo, hi = (max(8, round(f * size)) for f in ITEM_SIDE)
     attempts = 0
-    while len(chosen) < target and (attempts < target * _ATTEMPTS_PER_ITEM or not chosen):
+    while len(chosen) < target and attempts < (target * _ATTEMPTS_PER_ITEM if chosen else _FIRST_ITEM_ATTEMPTS):
         attempts += 1
         index = int(rng.integers(len(items)))
         width, height = (int(np.clip(round(rng.integers(lo, hi + 1) * a), 8, size)) for a in rng.uniform(0.85, 1.15, 2))
@@ -105,6 +107,11 @@ def render_scene(items: np.ndarray, labels: np.ndarray, *, size: int = IMAGE_SIZ
         instances[window][mask] = len(chosen) + 1
         full_areas.append(int(mask.sum()))
         chosen.append(index)
+    if not chosen:
+        raise InputError(
+            f"no item drawn in {_FIRST_ITEM_ATTEMPTS} tries has a pixel above {ITEM_THRESHOLD}: "
+            "give items with a bright object on a black background, as Fashion-MNIST's are"
+        )
     noisy = image + rng.standard_normal(image.shape, dtype=np.float32) * np.float32(rng.uniform(2.0, 6.0))
     pixels = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
     visible = np.bincount(instances.ravel(), minlength=len(chosen) + 1)[1:] / np.asarray(full_areas)
