@@ -206,3 +206,44 @@ def browser() -> Iterator[Any]:
         b = p.chromium.launch(executable_path=str(CHROMIUM), headless=True, args=ARGS)
         yield b
         b.close()
+
+
+#: the classes of the detection test project
+OBJECTS = ["bag", "shirt", "shoe"]
+#: the size of its images: shown at 8x (512 x 384 px) on the labeling page
+SCENE_SIZE = (64, 48)
+
+
+@pytest.fixture
+def detection_dir(tmp_path: Path) -> Path:
+    """A detection project (task ``detection``, classes :data:`OBJECTS`) of 6 unlabeled 64x48 PNGs of noise."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from activelab.data.images import inspect_image
+    from activelab.loop.project import init_project
+    from activelab.store import ImageRecord
+
+    root = tmp_path / "boxes"
+    folder = tmp_path / "scenes"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    records = []
+    for i in range(6):
+        path = folder / f"scene{i}.png"
+        pixels = rng.integers(0, 256, (SCENE_SIZE[1], SCENE_SIZE[0], 3), dtype=np.uint8)
+        PILImage.fromarray(pixels).save(path)
+        info = inspect_image(path)
+        records.append(
+            ImageRecord(
+                sha256=info.sha256,
+                path=str(path),
+                width=info.width,
+                height=info.height,
+                n_bytes=info.n_bytes,
+                format=info.format,
+            )
+        )
+    with init_project(root, OBJECTS, task="detection") as proj:
+        proj.store.add_images(records, author="import")
+    return root

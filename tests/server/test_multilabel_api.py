@@ -89,10 +89,23 @@ def test_the_hint_is_the_predicted_set(client_factory, multilabel_dir: Path) -> 
     items = client.post("/api/next", json={"user": "ann", "n": 3}).json()["items"]
     assert [i["image_id"] for i in items] == queue
     first, second, third = (i["suggestion"] for i in items)
-    assert first == {"label": None, "labels": ["bag", "shirt"], "confidence": 0.75, "source": "prediction", "round": 1}
+    assert first == {
+        "label": None,
+        "labels": ["bag", "shirt"],
+        "boxes": None,
+        "confidence": 0.75,
+        "source": "prediction",
+        "round": 1,
+    }
     assert (second["labels"], second["confidence"]) == ([], 0.9)
     assert third is None
-    assert items[0]["prediction"] == {"label": None, "labels": ["bag", "shirt"], "confidence": 0.75, "round": 1}
+    assert items[0]["prediction"] == {
+        "label": None,
+        "labels": ["bag", "shirt"],
+        "boxes": None,
+        "confidence": 0.75,
+        "round": 1,
+    }
     page = client.get("/api/queue").json()["items"]
     assert [p["prediction"] and p["prediction"]["labels"] for p in page] == [["bag", "shirt"], [], None]
 

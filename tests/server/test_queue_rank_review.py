@@ -80,12 +80,19 @@ def test_the_suggested_class_is_the_rankings_for_a_label_error_else_the_predicti
 
     (item,) = _next(client, "rev", 5, mode="review")["items"]
     assert item["image_id"] == reviewed and item["origin"] == "label_error"
-    assert item["prediction"] == {"label": "coat", "labels": None, "confidence": 0.75, "round": 1}  # the latest round's
+    assert item["prediction"] == {
+        "label": "coat",
+        "labels": None,
+        "boxes": None,
+        "confidence": 0.75,
+        "round": 1,
+    }  # the latest round's
     # what the banner names (flag details) and what the hint and the highlight use (suggestion) agree
     assert item["flag"]["details"]["suggested"] == "bag"
     assert item["suggestion"] == {
         "label": "bag",
         "labels": None,
+        "boxes": None,
         "confidence": 0.875,
         "source": "label_errors",
         "round": None,
@@ -96,6 +103,7 @@ def test_the_suggested_class_is_the_rankings_for_a_label_error_else_the_predicti
     assert new["suggestion"] == {
         "label": "trouser",
         "labels": None,
+        "boxes": None,
         "confidence": 0.5,
         "source": "prediction",
         "round": 1,

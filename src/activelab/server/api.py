@@ -51,6 +51,8 @@ def project_info(service: Service) -> dict[str, Any]:
         "name": p.name,
         "task": p.task,
         "answer": service.answer,
+        "output": service.task.output,
+        "proposal_threshold": p.labeling.proposal_threshold,
         "classes": service.store.class_names(),
         "strategy": p.active_learner.strategy,
         "model": p.model.name,
@@ -98,9 +100,11 @@ def submit_label(body: s.LabelRequest, service: Service) -> dict[str, Any]:
     """Record a label (or 'not sure' with ``unsure=true`` and no label); returns once it is stored.
 
     A single-label project takes ``label`` (a class name), a multi-label one ``labels`` (the classes
-    present; ``[]`` says none of them): ``answer`` in GET /api/project says which. An image leased to
+    present; ``[]`` says none of them), a detection one ``boxes`` (in image pixels, each with its
+    ``origin``; ``[]`` says nothing here): ``answer`` in GET /api/project says which. An image leased to
     another labeler may still be labeled (leases are advisory); 404 for a class the project lacks,
-    409 for a retired one, 422 for the other project kind's field.
+    409 for a retired one, 422 for the other project kind's field or a box that does not fit the image
+    (the message names the box).
     """
     note = body.note
     if body.unsure:

@@ -26,7 +26,7 @@ from activelab.loop.session import ActiveSession
 from activelab.loop.trainer import BackgroundTrainer, SessionFactory
 from activelab.server import api, pages
 from activelab.server.apidocs import add_docs
-from activelab.server.schemas import label_request_branches
+from activelab.server.schemas import ANSWER_FIELDS, label_request_branches
 from activelab.server.security import SECURITY_HEADERS, SecurityMiddleware, redact_paths
 from activelab.server.service import LabelingService
 from activelab.server.settings import ServerSettings
@@ -94,16 +94,19 @@ def create_app(settings: ServerSettings, *, session_factory: SessionFactory = Ac
 
 
 def _publish_label_body(app: FastAPI, answer: str) -> None:
-    """The OpenAPI schema of POST /api/labels says what this project's labels are: a class name (``label``)
-    or a set of class names (``labels``); the other field may only be null, as the API treats it."""
+    """The OpenAPI schema of POST /api/labels says what this project's labels are: a class name (``label``),
+    a set of class names (``labels``) or a list of boxes (``boxes``); the other fields may only be null, as
+    the API treats them."""
     default = app.openapi
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema is None:
             body = default()["components"]["schemas"]["LabelRequest"]
             body["allOf"][1]["anyOf"] = label_request_branches(answer)
-            unused = "labels" if answer == "class" else "label"
-            body["properties"][unused] = {"type": "null", "description": "Not used by this project's task."}
+            given, _ = ANSWER_FIELDS[answer]
+            for unused, _ in ANSWER_FIELDS.values():
+                if unused != given:
+                    body["properties"][unused] = {"type": "null", "description": "Not used by this project's task."}
         return app.openapi_schema  # type: ignore[return-value]
 
     app.openapi = openapi  # type: ignore[method-assign]

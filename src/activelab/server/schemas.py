@@ -33,6 +33,8 @@ ImageId = Annotated[int, Field(ge=1, le=MAX_ID, description="An image id (from /
 MAX_NAME = 64
 #: most class names in one multi-label answer
 MAX_CLASSES = 1000
+#: most boxes in one detection answer (a person draws tens; the detector proposes at most 100)
+MAX_BOXES = 500
 #: code points no name may hold: Unicode categories Cc (controls), Cf (format: bidi overrides, zero-width
 #: spaces, soft hyphen, tags), Zl and Zp (line and paragraph separators), as of Unicode 14 plus the Egyptian
 #: format controls of Unicode 15. Written in the syntax Python ``re`` and Rust ``regex`` (pydantic,
@@ -133,13 +135,47 @@ ClassSet = Annotated[
     list[ClassName],
     Field(max_length=MAX_CLASSES, description="Class names present in the image (multi-label projects); [] = none."),
 ]
-_LABEL = "The class (single-label projects; null in multi-label ones)."
-_LABELS = "The set of classes, sorted (multi-label projects; null in single-label ones)."
+_LABEL = "The class (single-label projects; null in the others)."
+_LABELS = "The set of classes, sorted (multi-label projects; null in the others)."
+_BOXES = "The boxes (detection projects; null in the others): image pixels, top-left origin; [] = nothing here."
+#: a box coordinate or size in image pixels: a finite number (JSON has no NaN, some parsers still read it)
+Pixels = Annotated[float, Field(allow_inf_nan=False)]
+#: who made an answer's box: drawn by the person, a model proposal accepted as it was, or one they changed
+BoxOrigin = Literal["drawn", "proposal", "edited"]
+_ORIGIN = "drawn: drawn by the person; proposal: the model's box accepted unchanged; edited: a proposal changed."
+
+
+class BoxIn(_Body):
+    """One box of a detection answer, in image pixels (top-left origin)."""
+
+    class_name: ClassName = Field(alias="class")
+    x: Pixels = Field(description="Left edge, image pixels.")
+    y: Pixels = Field(description="Top edge, image pixels.")
+    w: Pixels = Field(gt=0, description="Width, image pixels.")
+    h: Pixels = Field(gt=0, description="Height, image pixels.")
+    origin: BoxOrigin | None = Field(None, description=_ORIGIN)
+
+    def payload(self) -> dict[str, Any]:
+        """The box as the task's payload entry (keys class, x, y, w, h, then origin when given)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+
+class Box(BaseModel):
+    """One box as the API shows it: a stored answer's (with ``origin``) or a prediction's (with ``score``)."""
+
+    class_name: str = Field(alias="class")
+    x: float
+    y: float
+    w: float
+    h: float
+    score: float | None = Field(None, description="The model's confidence (predicted boxes only).")
+    origin: BoxOrigin | None = Field(None, description=_ORIGIN)
 
 
 class Prediction(BaseModel):
     label: str | None = Field(description=_LABEL)
     labels: list[str] | None = Field(None, description=_LABELS)
+    boxes: list[Box] | None = Field(None, description=_BOXES + " Each with its score.")
     confidence: float
     round: int
 
@@ -148,6 +184,7 @@ class LabelEventOut(BaseModel):
     event_id: int
     label: str | None = Field(description=_LABEL + " Both null: the label was withdrawn.")
     labels: list[str] | None = Field(None, description=_LABELS)
+    boxes: list[Box] | None = Field(None, description=_BOXES)
     author: str
     source: str
     round: int
@@ -161,6 +198,7 @@ class Suggestion(BaseModel):
 
     label: str | None = Field(description=_LABEL)
     labels: list[str] | None = Field(None, description=_LABELS)
+    boxes: list[Box] | None = Field(None, description=_BOXES + " Each with its score.")
     confidence: float | None = Field(description="The model's probability of the class (null when unknown).")
     source: Literal["prediction", "label_errors"] = Field(
         description="label_errors: the suggested class of the latest `activelab errors` ranking (out-of-fold), "
@@ -190,6 +228,12 @@ class Item(BaseModel):
     flag: dict[str, Any] | None = None
     label: str | None = Field(None, description="The current class (image detail and similar images).")
     labels: list[str] | None = Field(None, description="The current set of classes (multi-label projects).")
+    boxes: list[Box] | None = Field(None, description="The current boxes (detection projects).")
+    proposals: list[Box] | None = Field(
+        None,
+        description="Detection projects: the latest prediction's boxes scoring at least the project's "
+        "labeling.proposal_threshold, best first, for the page to offer as proposals (null without a prediction).",
+    )
     held_by: str | None = Field(
         None,
         description="Another labeler holding a live lease on this image (null when "
@@ -208,24 +252,32 @@ class NextResponse(BaseModel):
     lease_seconds: float
 
 
+#: the body field that carries each kind of answer (``ProjectInfo.answer``) and its JSON type
+ANSWER_FIELDS: dict[str, tuple[str, str]] = {
+    "class": ("label", "string"),
+    "classes": ("labels", "array"),
+    "boxes": ("boxes", "array"),
+}
+
+
 def label_request_branches(answer: str) -> list[dict[str, Any]]:
-    """The ``anyOf`` of a label body: a class name (``answer="class"``) or a set of class names
-    (``"classes"``), or ``unsure: true`` and neither. The app publishes the branch of its project's task."""
-    given = "label" if answer == "class" else "labels"
-    other = "labels" if given == "label" else "label"
-    kind = {"type": "string"} if given == "label" else {"type": "array"}
+    """The ``anyOf`` of a label body: a class name (``answer="class"``), a set of class names (``"classes"``)
+    or a list of boxes (``"boxes"``), or ``unsure: true`` and none. The app publishes its project's branch."""
+    given, kind = ANSWER_FIELDS[answer]
+    null = {"type": "null"}
+    others = {name: null for name, _ in ANSWER_FIELDS.values() if name != given}
     return [
-        {"required": [given], "properties": {given: kind, other: {"type": "null"}, "unsure": {"const": False}}},
+        {"required": [given], "properties": {given: {"type": kind}, **others, "unsure": {"const": False}}},
         {
             "required": ["unsure"],
-            "properties": {"unsure": {"const": True}, "label": {"type": "null"}, "labels": {"type": "null"}},
+            "properties": {"unsure": {"const": True}, **{name: null for name, _ in ANSWER_FIELDS.values()}},
         },
     ]
 
 
 class LabelRequest(_Authored):
-    """A label (``label``: a class name; multi-label projects: ``labels``, a list of class names) or "not sure"
-    (``unsure: true``, no label); exactly one of them."""
+    """A label (``label``: a class name; multi-label projects: ``labels``, a list of class names; detection
+    projects: ``boxes``) or "not sure" (``unsure: true``, no label); exactly one of them."""
 
     model_config = ConfigDict(
         json_schema_extra={"allOf": [{"anyOf": AUTHOR_BRANCHES}, {"anyOf": label_request_branches("class")}]}
@@ -235,23 +287,35 @@ class LabelRequest(_Authored):
     labels: ClassSet | None = Field(
         None, description="Multi-label projects: the classes present, [] for none of them; null with unsure=true."
     )
+    boxes: list[BoxIn] | None = Field(
+        None,
+        max_length=MAX_BOXES,
+        description="Detection projects: the boxes in the image (inside it: up to 1 px over is clipped), "
+        "[] for nothing here; null with unsure=true.",
+    )
     unsure: StrictBool = False
     note: str | None = Field(None, max_length=2000)
     review: StrictBool = Field(False, description="Answer from review mode: resolves the image's review flags.")
 
     @model_validator(mode="after")
     def _label_or_unsure(self) -> LabelRequest:
-        given = [name for name in ("label", "labels") if getattr(self, name) is not None]
+        given = [name for name, _ in ANSWER_FIELDS.values() if getattr(self, name) is not None]
         if self.unsure and given:
             raise ValueError(f"give either {given[0]} or unsure=true, not both")
         if len(given) > 1:
-            raise ValueError("give label (a class name) or labels (a list of class names), not both")
+            raise ValueError(f"give {given[0]} or {given[1]} (GET /api/project says which: answer), not both")
         if not self.unsure and not given:
-            raise ValueError("give a label (a class name; labels, a list, in multi-label projects) or unsure=true")
+            raise ValueError(
+                "give a label (a class name; labels, a list, in multi-label projects; boxes in detection ones) "
+                "or unsure=true"
+            )
         return self
 
-    def payload(self) -> str | list[str] | None:
-        """The answer as a task payload: the class name, the list of names, or None for 'not sure'."""
+    def payload(self) -> str | list[str] | list[dict[str, Any]] | None:
+        """The answer as a task payload: the class name, the list of names, the list of boxes, or None
+        for 'not sure'."""
+        if self.boxes is not None:
+            return [box.payload() for box in self.boxes]
         return self.label if self.label is not None else self.labels
 
 
@@ -260,6 +324,7 @@ class LabelResponse(BaseModel):
     image_id: int
     label: str | None = Field(description=_LABEL)
     labels: list[str] | None = Field(None, description=_LABELS)
+    boxes: list[Box] | None = Field(None, description=_BOXES)
     flagged: bool = Field(description="True when this label disagrees with another person's: flagged for review.")
     held_out: bool = Field(description="True when the image was held out as evaluation data.")
 
@@ -277,6 +342,7 @@ class UndoResponse(BaseModel):
     undo_event_id: int
     restored_label: str | None = Field(description="The class the image carries again (null: unlabeled now).")
     restored_labels: list[str] | None = Field(None, description="Multi-label: the set it carries again.")
+    restored_boxes: list[Box] | None = Field(None, description="Detection: the boxes it carries again.")
     item: Item
 
 
@@ -330,8 +396,14 @@ class ReviewPage(Page):
 class ProjectInfo(BaseModel):
     name: str
     task: str = Field(description="The project's task (activelab.tasks): what an annotation is.")
-    answer: Literal["class", "classes"] = Field(
-        description="What a label is: one class (POST /api/labels takes `label`) or a set of classes (`labels`)."
+    answer: Literal["class", "classes", "boxes"] = Field(
+        description="What a label is: one class (POST /api/labels takes `label`), a set of classes (`labels`) "
+        "or a list of boxes (`boxes`)."
+    )
+    output: str = Field(description="What the project's model outputs (softmax, sigmoid, boxes): the page's widget.")
+    proposal_threshold: float = Field(
+        description="Detection: the score from which predicted boxes are offered as proposals "
+        "(labeling.proposal_threshold)."
     )
     classes: list[str]
     strategy: str

@@ -48,7 +48,10 @@ MAX_CURVE_POINTS = 200
 CURVE_METRICS = {
     "class": (("accuracy", "accuracy"),),
     "classes": (("micro_f1", "micro-F1"), ("map", "mAP")),
+    "boxes": (("map", "mAP"), ("map_50", "mAP@.5")),
 }
+#: the API field of each kind of answer: a class name, a set of class names, a list of boxes
+_ANSWER_KEYS = {"class": "label", "classes": "labels", "boxes": "boxes"}
 #: bytes of an image's start that identify its format (for images imported before formats were stored)
 _HEADER_BYTES = 16
 
@@ -85,9 +88,25 @@ class LabelingService:
 
     @property
     def answer(self) -> str:
-        """What a label is in this project: ``"class"`` (one class name) or ``"classes"`` (a set of names:
-        a task whose model outputs independent per-class sigmoids)."""
-        return "classes" if self.task.output == "sigmoid" else "class"
+        """What a label is in this project, by what its task's model outputs: ``"class"`` (one class name),
+        ``"classes"`` (a set of names: independent per-class sigmoids) or ``"boxes"`` (a detector's boxes)."""
+        return {"sigmoid": "classes", "boxes": "boxes"}.get(self.task.output, "class")
+
+    def as_answer(self, payload: Payload | None) -> dict[str, Any]:
+        """A payload as the API's ``label``, ``labels`` and ``boxes`` fields: the one this project's answers
+        use holds it, the others are None (an empty list is "none of these" or "nothing here" by the project)."""
+        out: dict[str, Any] = dict.fromkeys(_ANSWER_KEYS.values())
+        if payload is not None:
+            out[_ANSWER_KEYS[self.answer]] = list(payload) if isinstance(payload, list) else payload
+        return out
+
+    def proposals(self, predicted: Payload) -> list[dict[str, Any]] | None:
+        """The predicted boxes a detection page offers: those scoring at least ``labeling.proposal_threshold``,
+        best first (None for other projects)."""
+        if self.answer != "boxes":
+            return None
+        threshold = self.project.settings.labeling.proposal_threshold
+        return sorted((b for b in predicted if b.get("score", 1.0) >= threshold), key=lambda b: -b.get("score", 1.0))
 
     def session(self) -> ActiveSession:
         return self.trainer.session_factory(self.project)
@@ -115,6 +134,7 @@ class LabelingService:
         """
         pred = self.store.latest_predictions([image.id]).get(image.id)
         holder = (self.store.live_leases() if leases is None else leases).get(image.id)
+        answer = None if pred is None else {**self.as_answer(pred[0]), "confidence": pred[1], "round": pred[2]}
         out: dict[str, Any] = {
             "image_id": image.id,
             "url": f"/api/images/{image.id}/file",
@@ -123,10 +143,9 @@ class LabelingService:
             "split": image.split,
             "rank": rank,
             "origin": origin,
-            "prediction": None if pred is None else {**as_answer(pred[0]), "confidence": pred[1], "round": pred[2]},
-            "suggestion": None
-            if pred is None
-            else {**as_answer(pred[0]), "confidence": pred[1], "source": "prediction", "round": pred[2]},
+            "prediction": answer,
+            "suggestion": None if answer is None else {**answer, "source": "prediction"},
+            "proposals": None if pred is None else self.proposals(pred[0]),
             "history": None,
             "held_by": None if holder == author else holder,
         }
@@ -134,11 +153,10 @@ class LabelingService:
             out["history"] = [self._event(e) for e in self.store.label_history(image.id)]
         return out
 
-    @staticmethod
-    def _event(e: Any) -> dict[str, Any]:
+    def _event(self, e: Any) -> dict[str, Any]:
         return {
             "event_id": e.id,
-            **as_answer(e.payload),
+            **self.as_answer(e.payload),
             "author": e.author,
             "source": e.source,
             "round": e.round_number,
@@ -216,7 +234,7 @@ class LabelingService:
         # the class the review is about, shown by the banner, the hint and the highlighted button alike
         p_suggested = row.get("p_suggested")
         item["suggestion"] = {
-            **as_answer(self.task.parse(str(row["suggested_label"]))),  # the ranking's table-cell text
+            **self.as_answer(self.task.parse(str(row["suggested_label"]))),  # the ranking's table-cell text
             "source": "label_errors",
             "round": None,
             "confidence": None if p_suggested is None or pd.isna(p_suggested) else float(p_suggested),
@@ -262,12 +280,12 @@ class LabelingService:
 
         Class names are checked first (404 for a name the project lacks, 409 for a retired class,
         as for single-label), then the payload's form by the task (422: a list in a single-label
-        project, a name in a multi-label one).
+        project, a name in a multi-label one, a box outside the image, naming the box).
         """
         image = self.store.get_image(image_id)
         if payload is not None:
-            self._check_classes([payload] if isinstance(payload, str) else payload)
-            payload = self.task.validate(payload, self.store.class_names())
+            self._check_classes(payload_classes(payload))
+            payload = self.task.validate(payload, self.store.class_names(), size=(image.width, image.height))
         if not review and self.settings.mix_review and self._is_label_error_review(image_id):
             review = True  # an answer to a label-error item the mix handed out in label mode
         hold_out = payload is not None and not review and is_held_out(self.holdout(), image)
@@ -278,7 +296,7 @@ class LabelingService:
         return {
             "event_id": outcome.event_id,
             "image_id": image_id,
-            **as_answer(payload),
+            **self.as_answer(payload),
             "flagged": outcome.flagged,
             "held_out": outcome.held_out,
         }
@@ -299,11 +317,13 @@ class LabelingService:
             raise NotFoundError(f"{author} has no label to undo")
         self.store.lease_image(outcome.image_id, author, ttl_seconds=self.settings.lease_seconds)
         image = self.store.get_image(outcome.image_id)
+        restored = self.as_answer(outcome.restored_annotation)
         return {
             "undone_event_id": outcome.undone_event_id,
             "undo_event_id": outcome.undo_event_id,
             "restored_label": outcome.restored_label,
-            "restored_labels": outcome.restored_annotation,
+            "restored_labels": restored["labels"],
+            "restored_boxes": restored["boxes"],
             "item": self.item(image, origin="undo", author=author),
         }
 
@@ -346,7 +366,7 @@ class LabelingService:
                     "url": f"/api/images/{iid}/file",
                     "prediction": None
                     if iid not in preds
-                    else {**as_answer(preds[iid][0]), "confidence": preds[iid][1], "round": preds[iid][2]},
+                    else {**self.as_answer(preds[iid][0]), "confidence": preds[iid][1], "round": preds[iid][2]},
                 }
                 for i, iid in enumerate(page)
             ],
@@ -386,8 +406,13 @@ class LabelingService:
         image = self.store.get_image(image_id)
         item = self.item(image, history=True, author=author)
         if item["history"]:
-            item.update(label=item["history"][-1]["label"], labels=item["history"][-1]["labels"])
+            item.update(self._current(item["history"][-1]))
         return item
+
+    @staticmethod
+    def _current(event: dict[str, Any]) -> dict[str, Any]:
+        """The answer fields of an image's latest event (from its history), what the image carries now."""
+        return {key: event[key] for key in _ANSWER_KEYS.values()}
 
     def image_file(self, image_id: int) -> tuple[bytes, str]:
         """The bytes of a stored image and their media type, read once and checked against the import.
@@ -436,7 +461,7 @@ class LabelingService:
         for iid, score in pairs:
             item = self.item(self.store.get_image(iid), origin="similar", history=True, author=author, leases=leases)
             if item["history"]:
-                item.update(label=item["history"][-1]["label"], labels=item["history"][-1]["labels"])
+                item.update(self._current(item["history"][-1]))
             item["history"] = None
             item["similarity"] = score
             items.append(item)
@@ -515,12 +540,11 @@ class LabelingService:
         )
 
 
-def as_answer(payload: Payload | None) -> dict[str, Any]:
-    """A payload as the API's ``label`` (a class name) and ``labels`` (a list of class names) fields."""
-    return {
-        "label": payload if isinstance(payload, str) else None,
-        "labels": list(payload) if isinstance(payload, list) else None,
-    }
+def payload_classes(payload: Payload) -> list[str]:
+    """The class names a payload uses: a class name, a list of names, or a list of boxes (their ``class``)."""
+    if isinstance(payload, str):
+        return [payload]
+    return [entry["class"] if isinstance(entry, dict) else entry for entry in payload]
 
 
 def _mix_by_value(
