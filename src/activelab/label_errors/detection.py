@@ -41,6 +41,7 @@ import pandas as pd
 from activelab._io import atomic_path
 from activelab.exceptions import InputError
 from activelab.label_errors.oof import OOF_CACHE_DIR, ModelFactory, _cache_key, fold_assignment
+from activelab.label_errors.rank import RANKING_COLUMNS, _ranked
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession
 from activelab.models import ModelAdapter
@@ -141,7 +142,6 @@ def rank_box_issues(
         scores, flagged = np.zeros(0), np.zeros(0, dtype=bool)
     else:
         scores, flagged, per_image = _cleanlab_findings(labels, predictions, classes)
-    stamp = datetime.now(timezone.utc).isoformat()
     rows, finding_rows = [], []
     for i in range(n):
         found = per_image[i]
@@ -161,29 +161,14 @@ def rank_box_issues(
                 "note": "; ".join(f["fix"] for f in found),
             }
         )
-    ranking = pd.DataFrame(rows, columns=[*_RANKING_BODY, *BOX_RANKING_EXTRA])
-    order = np.lexsort((np.arange(n), ranking["score"].to_numpy()))
-    ranking = ranking.iloc[order].reset_index(drop=True)
-    ranking.insert(0, "rank", np.arange(1, n + 1))
-    ranking.insert(len(_RANKING_BODY) + 1, "ranked_at", stamp)
+    body = [c for c in RANKING_COLUMNS if c not in ("rank", "ranked_at")]
+    ranking = _ranked(pd.DataFrame(rows, columns=[*body, *BOX_RANKING_EXTRA]), [*RANKING_COLUMNS, *BOX_RANKING_EXTRA])
     findings = pd.DataFrame(finding_rows, columns=[c for c in FINDING_COLUMNS if c not in ("rank", "ranked_at")])
     findings = findings.sort_values(["score", "image_score"], kind="stable").reset_index(drop=True)
     findings.insert(0, "rank", np.arange(1, len(findings) + 1))
     findings["box_index"] = findings["box_index"].astype("Int64")
-    findings["ranked_at"] = stamp
+    findings["ranked_at"] = ranking["ranked_at"].iloc[0] if n else datetime.now(timezone.utc).isoformat()
     return BoxIssues(ranking, findings)
-
-
-_RANKING_BODY = [
-    "image_id",
-    "filepath",
-    "given_label",
-    "suggested_label",
-    "score",
-    "is_issue",
-    "p_given",
-    "p_suggested",
-]
 
 
 def _cleanlab_findings(

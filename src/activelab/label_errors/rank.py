@@ -227,14 +227,14 @@ def _flagged(find_issues: Any, labels: Any, p: np.ndarray, filter_by: str) -> np
         return np.asarray(find_issues(labels, p, filter_by=filter_by, n_jobs=1), dtype=bool)
 
 
-def _ranked(frame: pd.DataFrame) -> pd.DataFrame:
-    """``frame`` sorted by score (stable: ties keep input order), ranked from 1 and time-stamped."""
+def _ranked(frame: pd.DataFrame, columns: Sequence[str] = RANKING_COLUMNS) -> pd.DataFrame:
+    """``frame`` sorted by score (stable: ties keep input order), ranked from 1 and time-stamped, as ``columns``."""
     n = len(frame)
     order = np.lexsort((np.arange(n), frame["score"].to_numpy()))
     frame = frame.iloc[order].reset_index(drop=True)
     frame.insert(0, "rank", np.arange(1, n + 1))
     frame["ranked_at"] = datetime.now(timezone.utc).isoformat()
-    return frame[RANKING_COLUMNS]
+    return frame[list(columns)]
 
 
 def label_texts(labels: np.ndarray, classes: Sequence[str]) -> list[str]:
