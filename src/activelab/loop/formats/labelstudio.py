@@ -96,11 +96,6 @@ class ForeignLabel:
     created_at: datetime | None
     boxes: tuple[ForeignBox, ...] | None = None
 
-    @property
-    def label(self) -> str | None:
-        """The class when exactly one was chosen (a single-label answer), else None."""
-        return self.choices[0] if len(self.choices) == 1 and self.boxes is None else None
-
     def payload(self, task: Task, size: tuple[int, int] | None = None) -> Payload:
         """The answer as ``task``'s annotation: the boxes in pixels of an image of ``size`` (width, height),
         or the choices read like the table cell the task writes for them."""
