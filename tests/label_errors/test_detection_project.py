@@ -164,3 +164,11 @@ def test_errors_command_trains_detectors_and_writes_the_report(
     assert list(pd.read_csv(out / "findings.csv").columns)[:4] == ["rank", "image_id", "filepath", "issue"]
     as_json = json.loads(CliRunner().invoke(app, ["errors", str(project.root), "--folds", "2", "--json"]).output)
     assert as_json["summary"]["oof_from_cache"] and as_json["summary"]["n_labeled"] == 12
+
+
+def test_class_ranking_entry_points_send_a_detection_project_to_the_box_report(project: Project) -> None:
+    from activelab.exceptions import InputError
+    from activelab.label_errors import find_label_issues
+
+    with pytest.raises(InputError, match=r"its labels are boxes, ranked by label_error_report\(project\)"):
+        find_label_issues(project, folds=3)
