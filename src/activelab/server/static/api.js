@@ -64,9 +64,10 @@ function trainerText(t) {
   let s = t.paused ? "trainer: paused" : t.state === "training" ? `trainer: training round ${t.round}…` : "trainer: idle";
   const m = t.last_metrics;
   if (m) {
-    // single-label rounds report accuracy; multi-label ones macro F1 over the classes
+    // single-label rounds report accuracy; multi-label ones macro F1 over the classes; detection COCO mAP
     const acc = m.accuracy != null ? `eval accuracy ${(100 * m.accuracy).toFixed(1)}% on ${m.n_eval}`
-      : m.macro_f1 != null ? `eval macro F1 ${(100 * m.macro_f1).toFixed(1)}% on ${m.n_eval}` : "no eval labels";
+      : m.macro_f1 != null ? `eval macro F1 ${(100 * m.macro_f1).toFixed(1)}% on ${m.n_eval}`
+      : m.map != null ? `eval mAP ${(100 * m.map).toFixed(1)}% on ${m.n_eval}` : "no eval labels";
     s += ` · last round ${m.round}: ${acc}, ${m.n_labeled} labels`;
   }
   s += ` · retrains every ${t.retrain_every} labels`;

@@ -9,19 +9,22 @@
                   items: [], cursor: 0, grid: false, fetching: null, labeled: 0, queueLength: null,
                   hint: localStorage.getItem("activelab.hint") !== "off", busy: false,
                   // multi-label projects: an answer is a set; the classes turned on for the image on screen
-                  multi: false, chosen: new Set(), chosenFor: null };
+                  multi: false, chosen: new Set(), chosenFor: null,
+                  // detection projects (the model outputs boxes): the box editor and the image it holds
+                  boxes: false, editor: null, boxesFor: null };
   const $ = (id) => document.getElementById(id);
 
   function current() { return state.items[state.cursor] || null; }
 
   // a set of classes as text: "bag, shirt", or "none of these" for the empty set
   function setText(names) { return names.length ? names.join(", ") : "none of these"; }
-  // an answer, a prediction or a suggestion as text: its class, or its set of classes
-  function answerText(x) { return x.labels ? setText(x.labels) : x.label; }
+  // an answer, a prediction or a suggestion as text: its class, its set of classes, or how many boxes
+  function answerText(x) { return x.boxes ? boxesText(x.boxes) : x.labels ? setText(x.labels) : x.label; }
 
   // retired classes leave the keys; the server lists only active ones, the filter keeps an old answer honest
   function setClasses(names) {
     state.classes = names.filter((n) => !state.retired.has(n));
+    if (state.editor) state.editor.setClasses(state.classes);
     renderClasses();
   }
 
@@ -29,7 +32,7 @@
     $("classes").replaceChildren(...state.classes.map((name, i) => {
       const b = node("button", { type: "button", class: "class", "data-label": name },
         i < KEYS.length ? node("kbd", {}, KEYS[i]) : null, i < KEYS.length ? " " : null, name);
-      b.addEventListener("click", () => (state.multi ? toggle(name) : label(name)));
+      b.addEventListener("click", () => (state.boxes ? state.editor.setClass(name) : state.multi ? toggle(name) : label(name)));
       return b;
     }));
   }
@@ -55,11 +58,51 @@
     $("class-add").hidden = !state.allowNewClasses;
     $("key-new-class").hidden = !state.allowNewClasses;
     state.multi = p.answer === "classes";
-    $("classes").classList.toggle("multi", state.multi);
+    state.boxes = p.output === "boxes";
+    if (state.boxes && !state.editor) state.editor = BoxEditor($("boxes"), $("image"), render);
+    $("single").classList.toggle("boxes", state.boxes);
+    $("boxes").toggleAttribute("hidden", !state.boxes);
+    $("classes").classList.toggle("multi", state.multi || state.boxes);
     $("set-actions").hidden = !state.multi;
-    $("keys-single").hidden = state.multi;
+    $("box-actions").hidden = !state.boxes;
+    $("keys-single").hidden = state.multi || state.boxes;
     $("keys-multi").hidden = !state.multi;
+    $("keys-boxes").hidden = !state.boxes;
     setClasses(p.classes);
+  }
+
+  // The boxes being drawn on an image live on its item, so moving to another image and back keeps them:
+  // at first its current boxes (review mode) and the model's proposals (item.proposals, not yet accepted).
+  function draftFor(item) {
+    if (!item.draft) {
+      const history = item.history || [];
+      const given = history.length ? history[history.length - 1].boxes || [] : [];
+      const proposals = (item.proposals || []).filter((b) => state.classes.includes(b.class));
+      item.draft = [
+        ...given.map((b) => ({ class: b.class, x: b.x, y: b.y, w: b.w, h: b.h, origin: b.origin || "drawn" })),
+        ...proposals.map((b) => ({ class: b.class, x: b.x, y: b.y, w: b.w, h: b.h, score: b.score, proposal: true })),
+      ];
+    }
+    return item.draft;
+  }
+
+  function renderBoxes(item) {
+    const ed = state.editor;
+    ed.setShowProposals(state.hint);
+    if (item && state.boxesFor !== item) {  // another image, or the same one served again (undo)
+      state.boxesFor = item;
+      ed.load(item, draftFor(item));
+    }
+    const b = ed.current();
+    const open = item ? draftFor(item).filter((x) => x.proposal).length : 0;
+    $("box-status").textContent = `${boxesText(ed.payload())} · ${open} proposal${open === 1 ? "" : "s"} open` +
+      (b ? ` · selected: ${b.class}${b.proposal ? " (proposal)" : ""}` : ` · new boxes: ${ed.drawClass || "—"}`);
+    const current = b ? b.class : ed.drawClass;
+    document.querySelectorAll("#classes .class").forEach((el) => {
+      const on = el.dataset.label === current;
+      el.classList.toggle("on", on);
+      el.setAttribute("aria-pressed", String(on));
+    });
   }
 
   // One source for the model's class: the server's item.suggestion (the label-error ranking's class for a
@@ -112,13 +155,14 @@
       $("image-meta").textContent = `image ${item.image_id} · ${rankText(item)}`;
     }
     syncChosen(item);
-    const picks = state.multi ? suggestedSet(item) : [suggestedClass(item)];
+    const picks = state.boxes ? [] : state.multi ? suggestedSet(item) : [suggestedClass(item)];
     document.querySelectorAll("#classes .class").forEach((b) => {
       b.classList.toggle("suggested", picks.includes(b.dataset.label));
       const on = state.multi && state.chosen.has(b.dataset.label);
       b.classList.toggle("on", on);
       if (state.multi) b.setAttribute("aria-pressed", String(on));
     });
+    if (state.boxes) renderBoxes(item);
     $("chosen").textContent = state.chosen.size ? `on: ${[...state.chosen].sort().join(", ")}` : "no class on";
     // leases are advisory: labeling an image someone else holds is allowed, but say so
     $("held-by").hidden = !(item && item.held_by);
@@ -132,12 +176,16 @@
     });
   }
 
-  // one image button of the grid or the similar-images panel
+  // one image button of the grid or the similar-images panel; in a detection project its boxes lie over it:
+  // the answer it carries (similar images), else the model's proposals while the hint is on (dashed)
   function cell(it, caption, selected) {
     const src = localUrl(it.url);
+    const thumb = node("span", { class: "thumb" }, node("img", { src, alt: `image ${it.image_id}` }));
+    if (state.boxes && (it.boxes || (state.hint && it.proposals))) {
+      thumb.appendChild(boxThumbnail(it.width, it.height, it.boxes || it.proposals, state.classes, !it.boxes));
+    }
     return node("button", { type: "button", class: "cell" + (selected ? " selected" : ""), "data-image-id": it.image_id },
-      node("img", { src, alt: `image ${it.image_id}` }),
-      caption ? node("span", { class: "cell-hint" }, caption) : null);
+      thumb, caption ? node("span", { class: "cell-hint" }, caption) : null);
   }
 
   function renderGrid() {
@@ -158,17 +206,17 @@
     const details = (item.flag && item.flag.details) || {};
     const labels = details.labels;
     if (item.flag && item.flag.reason === "label_error") {
-      banner.textContent = `Possible label error: labeled ${details.given}, the model suggests ${item.suggestion.label} ` +
+      banner.textContent = `Possible label error: labeled ${details.given}, the model suggests ${answerText(item.suggestion)} ` +
         `(label quality ${Number(details.score).toFixed(3)}). Keep it, correct it, or mark not sure.`;
     } else {
       banner.textContent = labels
-        ? "Labelers disagree: " + Object.entries(labels).map(([who, l]) => `${who} said ${Array.isArray(l) ? setText(l) : l}`).join("; ") +
-          (state.multi ? ". Turn on the right classes and press Enter." : ". Pick the right class.")
+        ? "Labelers disagree: " + Object.entries(labels).map(([who, l]) => `${who} said ${state.boxes ? boxesText(l) : Array.isArray(l) ? setText(l) : l}`).join("; ") +
+          (state.boxes ? ". Correct the boxes and press Enter." : state.multi ? ". Turn on the right classes and press Enter." : ". Pick the right class.")
         : "Flagged for review. Pick the right class.";
     }
     list.hidden = false;
     list.replaceChildren(...(item.history || []).map((e) => node("li", {},
-      `${e.created_at.slice(0, 19).replace("T", " ")} · `, node("b", {}, e.labels ? setText(e.labels) : e.label ?? "—"),
+      `${e.created_at.slice(0, 19).replace("T", " ")} · `, node("b", {}, e.label != null || e.labels || e.boxes ? answerText(e) : "—"),
       ` by ${e.author} (${e.source})`, e.note ? ` · ${e.note}` : null)));
   }
 
@@ -232,6 +280,31 @@
   }
 
   function label(name) { return send({ label: name }); }
+
+  // detection: Enter sends the boxes (unaccepted proposals are left out); an empty answer ("nothing here")
+  // only through x or its button, and only once no box is drawn, so a stray key never throws boxes away
+  async function submitBoxes() {
+    const item = await ready();
+    if (!item) return;
+    if (!state.editor.count()) {
+      toast("no box yet: drag on the image to draw one, accept a proposal (Tab, a), or press x for nothing here", "warn");
+      return;
+    }
+    return send({ boxes: state.editor.payload() });
+  }
+  async function nothingHere() {
+    const item = await ready();
+    if (!item) return;
+    const n = state.editor.count();
+    if (n) {
+      toast(`${boxesText(state.editor.payload())} drawn: delete ${n === 1 ? "it" : "them"} (Tab, Del) to record nothing here`, "warn");
+      return;
+    }
+    return send({ boxes: [] });
+  }
+  function acceptProposal() {
+    if (!state.editor.accept()) toast("select a proposal first (Tab, or click its dashed box)", "warn");
+  }
   function unsure() { return send({ unsure: true }); }
 
   // multi-label: Enter sends the classes that are on; an empty set ("none of these") only through x or its
@@ -364,12 +437,27 @@
   }
 
   function toggleHint() { state.hint = !state.hint; localStorage.setItem("activelab.hint", state.hint ? "on" : "off"); render(); }
+
+  // detection: the keys that act on boxes; arrows move the selected box, else they move between images
+  function boxKeyAction(e) {
+    const ed = state.editor;
+    const step = e.shiftKey ? 10 : 1;
+    const arrows = { ArrowLeft: [-step, 0], ArrowRight: [step, 0], ArrowUp: [0, -step], ArrowDown: [0, step] };
+    if (arrows[e.key] && ed.current()) return () => ed.nudge(...arrows[e.key]);
+    const idx = KEYS.indexOf(e.key);
+    if (idx >= 0 && idx < state.classes.length) return () => ed.setClass(state.classes[idx]);
+    const actions = { Enter: submitBoxes, x: nothingHere, a: acceptProposal, Escape: () => ed.deselect(),
+      Tab: () => ed.cycle(e.shiftKey ? -1 : 1), Delete: () => ed.remove(), Backspace: () => ed.remove() };
+    return actions[e.key] || null;
+  }
   function toggleGrid() { state.grid = !state.grid; render(); fill(); }
 
   // what a key does on this page; null leaves the key to the browser
   function keyAction(e) {
     if (e.ctrlKey || e.metaKey) return e.key === "z" ? undo : null;
     if (e.altKey) return null;
+    const boxAction = state.boxes && !state.grid ? boxKeyAction(e) : null;
+    if (boxAction) return boxAction;
     const idx = KEYS.indexOf(e.key);
     if (idx >= 0 && idx < state.classes.length) return () => (state.multi ? toggle : label)(state.classes[idx]);
     if (state.multi && e.key === "x") return noneOfThese;
@@ -402,6 +490,10 @@
   });
   $("skip").addEventListener("click", skip);
   $("submit-set").addEventListener("click", submitSet);
+  $("submit-boxes").addEventListener("click", submitBoxes);
+  $("nothing-here").addEventListener("click", nothingHere);
+  $("accept-proposal").addEventListener("click", acceptProposal);
+  $("delete-box").addEventListener("click", () => state.editor.remove());
   $("none-of-these").addEventListener("click", noneOfThese);
   $("unsure").addEventListener("click", unsure);
   $("undo").addEventListener("click", undo);
