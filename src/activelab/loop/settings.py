@@ -126,12 +126,6 @@ class LabelingSettings(Section):
         le=1,
         description="Detection: the labeling page offers the model's boxes scoring at least this as proposals.",
     )
-    proposal_threshold: float = Field(
-        0.5,
-        ge=0,
-        le=1,
-        description="Detection: the labeling page offers the model's boxes scoring at least this as proposals.",
-    )
 
 
 class Settings(Section):
