@@ -68,8 +68,9 @@ def test_draw_class_nudge_accept_and_submit_boxes(browser, detection_dir: Path) 
             page.mouse.move(layer["x"] + x1 * SCALE, layer["y"] + y1 * SCALE, steps=4)
             page.mouse.up()
 
-        drag(2, 3, 12, 10)  # a new box takes the current class (the first one): then 2 makes it a shirt
+        drag(2, 3, 11, 9)  # a new box takes the current class (the first one): then 2 makes it a shirt
         page.keyboard.press("2")
+        drag(11, 9, 12, 10)  # its bottom-right corner handle, dragged: the top-left corner stays
         drag(30, 40, 20, 20)  # drawn from its bottom-right corner; 3 makes it a shoe
         page.keyboard.press("3")
         page.keyboard.press("ArrowLeft")  # nudged 1 image pixel left

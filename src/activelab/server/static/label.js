@@ -205,14 +205,17 @@
     banner.hidden = false;
     const details = (item.flag && item.flag.details) || {};
     const labels = details.labels;
-    if (item.flag && item.flag.reason === "label_error") {
+    if (item.flag && item.flag.reason === "label_error" && state.boxes) {
+      banner.textContent = `Possible label error (label quality ${Number(details.score).toFixed(3)}): ` +
+        `${details.note || "the model disagrees with these boxes"}. Correct the boxes and press Enter.`;
+    } else if (item.flag && item.flag.reason === "label_error") {
       banner.textContent = `Possible label error: labeled ${details.given}, the model suggests ${answerText(item.suggestion)} ` +
         `(label quality ${Number(details.score).toFixed(3)}). Keep it, correct it, or mark not sure.`;
     } else {
       banner.textContent = labels
         ? "Labelers disagree: " + Object.entries(labels).map(([who, l]) => `${who} said ${state.boxes ? boxesText(l) : Array.isArray(l) ? setText(l) : l}`).join("; ") +
           (state.boxes ? ". Correct the boxes and press Enter." : state.multi ? ". Turn on the right classes and press Enter." : ". Pick the right class.")
-        : "Flagged for review. Pick the right class.";
+        : state.boxes ? "Flagged for review. Correct the boxes and press Enter." : "Flagged for review. Pick the right class.";
     }
     list.hidden = false;
     list.replaceChildren(...(item.history || []).map((e) => node("li", {},
