@@ -122,3 +122,35 @@ def test_draw_class_nudge_accept_and_submit_boxes(browser, detection_dir: Path) 
         assert [r.get_attribute("class") for r in overlays[0].query_selector_all("rect")] == ["box c2 proposal"]
         context.close()
     assert not problems, problems
+
+
+def test_review_starts_from_the_current_boxes(browser, detection_dir: Path) -> None:
+    ann = [{"class": "bag", "x": 4.0, "y": 4.0, "w": 20.0, "h": 10.0, "origin": "drawn"}]
+    bob = [*ann, {"class": "shirt", "x": 30.0, "y": 20.0, "w": 10.0, "h": 10.0, "origin": "proposal"}]
+    with open_project(detection_dir) as proj:
+        proj.store.submit_annotation(1, ann, author="ann")
+        assert proj.store.submit_annotation(1, bob, author="bob").flagged  # they disagree: flagged for review
+    problems: list[str] = []
+    with LiveServer(ServerSettings(project=detection_dir, trainer=False, similar_index=False)) as server:
+        context = browser.new_context(viewport={"width": 1100, "height": 1000})
+        context.route("**/*", with_csp)
+        page = context.new_page()
+        page.on("pageerror", lambda e: problems.append(str(e)))
+        page.on("console", lambda m: problems.extend(csp_violations([m.text])))
+        page.goto(server.url + "/review?user=rev")
+        page.wait_for_selector("#label-app[data-ready='1']")
+        _showing(page, 1)
+        assert page.text_content("#review-banner") == (
+            "Labelers disagree: ann said 1 box; bob said 2 boxes. Correct the boxes and press Enter."
+        )
+        assert _boxes(page) == [("bag", "drawn"), ("shirt", "proposal")]  # the current answer, origins kept
+        page.keyboard.press("Shift+Tab")  # the last box: bob's accepted proposal, deleted
+        page.keyboard.press("Delete")
+        page.keyboard.press("Enter")
+        wait_until(page, "document.getElementById('toast').textContent === '1 box'")
+        context.close()
+    assert not problems, problems
+    with open_project(detection_dir) as proj:
+        last = proj.store.label_history(1)[-1]
+        assert (last.payload, last.author, last.source) == (ann, "rev", "review")
+        assert proj.store.n_review_flags() == 0
