@@ -14,6 +14,7 @@ import pytest
 
 import activelab.loop.round as round_module
 from activelab.exceptions import InputError
+from activelab.loop.inputs import strategy_inputs
 from activelab.loop.round import Images, Pool, play_round
 from activelab.strategies import required_inputs
 from activelab.tasks import get_task
@@ -228,3 +229,12 @@ def test_a_view_strategy_needs_a_detector_that_predicts_views() -> None:
     blind = detector(supports=frozenset({"probs", "embeddings"}))
     with pytest.raises(InputError, match=r"cannot provide \['views'\].*det_entropy"):
         play_round(get_task("detection"), blind, _pool(), "cald", 2, classes=CLASSES, seed=0, fit=False)
+
+
+def test_strategy_inputs_reads_labeled_box_targets() -> None:
+    """Outside a round, a None target is an unlabeled image: only image 0's bag feeds the class difficulty."""
+    task = get_task("detection")
+    arrays = strategy_inputs(detector(), "ppal", PATHS, labels=_pool().targets, task=task)
+    assert set(arrays) == set(required_inputs("ppal"))
+    np.testing.assert_allclose(arrays["class_difficulty"], [0.1, 0.5], atol=1e-6)
+    assert arrays["box_owner"].tolist() == OWNER

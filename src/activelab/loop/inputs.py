@@ -205,12 +205,16 @@ def strategy_inputs(
     """The arrays ``strategy`` (with ``params``) reads from a fitted ``model`` over ``paths``, in their order.
 
     ``labels``: the task's targets with ``-1`` rows (or a ``-1`` first column) for
-    unlabeled items; ``task`` defaults to single-label classification.
+    unlabeled items, or for per-image dicts (detection) None; ``task`` defaults to
+    single-label classification.
     """
     task = task or get_task("classification")
     n = len(paths)
     targets = np.full(n, -1, dtype=np.int64) if labels is None else np.asarray(labels)
-    labeled = (targets >= 0) if targets.ndim == 1 else (targets[:, 0] >= 0)
+    if targets.dtype == object:
+        labeled = np.array([t is not None for t in targets], dtype=bool)
+    else:
+        labeled = (targets >= 0) if targets.ndim == 1 else (targets[:, 0] >= 0)
     arrays, _ = pool_arrays(
         task,
         model,
