@@ -144,6 +144,24 @@ def test_review_starts_from_the_current_boxes(browser, detection_dir: Path) -> N
             "Labelers disagree: ann said 1 box; bob said 2 boxes. Correct the boxes and press Enter."
         )
         assert _boxes(page) == [("bag", "drawn"), ("shirt", "proposal")]  # the current answer, origins kept
+
+        # the similar-images panel: a look-alike's current boxes over its thumbnail, solid
+        look_alike = {"image_id": 2, "url": "/api/images/2/file", "width": 64, "height": 48, "split": "pool"}
+        look_alike |= {"origin": "similar", "similarity": 0.9, "boxes": [bob[1]], "held_by": None}
+        answer = {
+            "image_id": 1,
+            "k": 12,
+            "items": [look_alike],
+            "index": {"status": "ready", "kind": "flat", "size": 6},
+        }
+        page.route("**/api/images/1/similar*", lambda route: route.fulfill(json=answer))
+        page.keyboard.press("m")
+        page.wait_for_selector("#similar-grid .cell")
+        assert page.text_content("#similar-grid .cell .cell-hint") == "90% · 1 box"
+        rects = page.query_selector_all("#similar-grid .cell .thumb-boxes rect")
+        assert [r.get_attribute("class") for r in rects] == ["box c1"]
+        assert [rects[0].get_attribute(k) for k in ("x", "y", "width", "height")] == ["30", "20", "10", "10"]
+        page.click("#similar-close")
         page.keyboard.press("Shift+Tab")  # the last box: bob's accepted proposal, deleted
         page.keyboard.press("Delete")
         page.keyboard.press("Enter")

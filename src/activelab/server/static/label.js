@@ -414,7 +414,7 @@
       state.similar = res.items;
       $("similar-title").textContent = `${res.items.length} images like ${imageId} (click one to label it)`;
       $("similar-grid").replaceChildren(...res.items.map((it) => {
-        const given = it.labels || it.label ? " · " + answerText(it) : "";
+        const given = it.boxes || it.labels || it.label ? " · " + answerText(it) : "";
         const c = cell(it, `${(100 * it.similarity).toFixed(0)}%${given}`, false);
         c.addEventListener("click", () => labelSimilar([it]));
         return c;
@@ -507,7 +507,7 @@
   $("class-confirm-no").addEventListener("click", cancelAddClass);
   $("show-similar").addEventListener("click", showSimilar);
   $("similar-close").addEventListener("click", closeSimilar);
-  $("similar-queue").addEventListener("click", () => labelSimilar((state.similar || []).filter((it) => !it.label && !it.labels)));
+  $("similar-queue").addEventListener("click", () => labelSimilar((state.similar || []).filter((it) => !it.label && !it.labels && !it.boxes)));
   // a new round re-ranked the queue: keep the image on screen, fetch the rest in the new order
   document.addEventListener("newround", () => {
     if (mode !== "label") return;
