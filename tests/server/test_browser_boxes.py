@@ -56,7 +56,7 @@ def test_draw_class_nudge_accept_and_submit_boxes(browser, detection_dir: Path) 
             page.is_visible("#box-actions") and page.is_visible("#keys-boxes") and not page.is_visible("#keys-single")
         )
         assert _boxes(page) == [("shoe", "unaccepted")]  # the faint box is not offered
-        assert page.text_content("#hint") == "model: 2 boxes (60%, round 1)"
+        assert page.text_content("#hint") == "model: 2 boxes, 1 offered (60%, round 1)"
         wait_until(page, "document.getElementById('image').complete")
         layer = page.locator("#boxes").bounding_box()
         assert layer is not None and (layer["width"], layer["height"]) == (SCENE_SIZE[0] * SCALE, SCENE_SIZE[1] * SCALE)

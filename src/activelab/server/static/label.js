@@ -113,7 +113,9 @@
     if (!s) return "model: no prediction yet";
     const pct = s.confidence == null ? null : `${Math.round(100 * s.confidence)}%`;
     const from = s.source === "label_errors" ? "out-of-fold, label-error ranking" : `round ${s.round}`;
-    return `model: ${answerText(s)} (${[pct, from].filter(Boolean).join(", ")})`;
+    // detection: the predicted boxes, and how many of them score enough to be offered as proposals
+    const offered = state.boxes && s.boxes && s.boxes.length ? `, ${(item.proposals || []).length} offered` : "";
+    return `model: ${answerText(s)}${offered} (${[pct, from].filter(Boolean).join(", ")})`;
   }
 
   // multi-label: the predicted classes shown with the hint (each highlighted), only active ones
