@@ -17,6 +17,7 @@ from PIL import Image
 from activelab.exceptions import InputError, NotFittedError
 from activelab.models import BUILTIN_DETECTORS, DEFAULT_DETECTION_MODEL, create_model, load_model
 from activelab.models.detection import DetectorAdapter
+from activelab.models.detection.augment import hflip, rescale
 
 CLASSES = ["square", "ring"]
 SIZE = 64
@@ -63,7 +64,7 @@ def scenes(tmp_path_factory) -> tuple[list[str], np.ndarray]:
 def trained(scenes) -> DetectorAdapter:
     torch.set_num_threads(1)
     paths, targets = scenes
-    model = create_model(DEFAULT_DETECTION_MODEL, classes=CLASSES, output="boxes", image_size=SIZE, min_steps=150)
+    model = create_model(DEFAULT_DETECTION_MODEL, classes=CLASSES, output="boxes", image_size=SIZE, min_steps=80)
     model.fit(paths, targets, seed=0)
     return model
 
@@ -202,3 +203,24 @@ def test_output_and_input_mismatches_name_the_fix(scenes) -> None:
         model.fit(paths[:1], bad)
     with pytest.raises(InputError, match=r"label outside 0..1"):
         model.fit(paths[:1], _objects([{"boxes": targets[0]["boxes"][:1], "labels": np.array([2])}]))
+
+
+def _white_box(image: torch.Tensor) -> list[float]:
+    ys, xs = np.nonzero(image[0].numpy() > 0.5)
+    return [xs.min(), ys.min(), xs.max() + 1, ys.max() + 1]
+
+
+@pytest.mark.parametrize("scale,seed", [(0.5, 0), (0.5, 1), (1.0, 0), (1.6, 0), (1.6, 2)])
+def test_augmentation_moves_boxes_with_the_pixels(scale: float, seed: int) -> None:
+    image = torch.zeros(3, 40, 60)
+    image[:, 10:30, 20:36] = 1.0
+    box, label = torch.tensor([[20.0, 10.0, 36.0, 30.0]]), torch.tensor([1])
+    flipped, fbox = hflip(image, box)
+    assert fbox.tolist() == [[24.0, 10.0, 40.0, 30.0]] and _white_box(flipped) == [24, 10, 40, 30]
+    out, boxes, labels = rescale(image, box, label, scale, np.random.default_rng(seed))
+    assert out.shape == image.shape
+    if len(boxes):
+        np.testing.assert_allclose(boxes[0].numpy(), _white_box(out), atol=1.0)
+        assert labels.tolist() == [1]
+    else:  # dropped: under half of the zoomed box is left in the window
+        assert (out[0] > 0.5).sum() < 0.5 * (20 * scale) * (16 * scale)

@@ -461,7 +461,7 @@ def _create_detector(
 
 for _arch in DETECTORS.values():
     register_model(_arch.name, description=_arch.description, create=_create_detector,
-                   requires=("torchvision",), offline=not _arch.has_pretrained,
+                   requires=("torchvision",), offline=_arch.offline,
                    modes=("finetune",), pretrained=_arch.has_pretrained, outputs=("boxes",))  # fmt: skip
 
 #: the built-in detectors (``output="boxes"``), the default (:data:`DEFAULT_DETECTION_MODEL`) first

