@@ -161,3 +161,30 @@ def test_one_distinct_annotation_trains_nothing(tmp_path: Path) -> None:
         session, _ = _session(proj)
         with pytest.raises(InputError, match=r"all 1 labeled pool images are labeled '\[\{\"class\":\"bag\""):
             session.train()
+
+
+class Saved:
+    """A stand-in for a model read back from ``models/latest``: what the warm start compares."""
+
+    def __init__(self, mode: str, config: dict[str, Any]) -> None:
+        self.mode, self.config = mode, config
+
+
+def test_a_fine_tuned_model_warm_starts_from_the_last_rounds_when_it_is_the_same_network(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import activelab.loop.session as session_module
+
+    session = ActiveSession(project)
+    fresh: Any = Saved("finetune", {"name": "fcos_small", "classes": CLASSES})
+    assert session._warm_start(fresh) is fresh  # no saved model yet
+    (session.models_dir / "latest").mkdir(parents=True)
+    same: Any = Saved("finetune", {"name": "fcos_small", "classes": CLASSES})
+    monkeypatch.setattr(session_module, "load_model", lambda path, device=None: same)
+    assert session._warm_start(fresh) is same
+    other: Any = Saved("finetune", {"name": "fcos_small", "classes": [*CLASSES, "hat"]})  # a class added since
+    monkeypatch.setattr(session_module, "load_model", lambda path, device=None: other)
+    assert session._warm_start(fresh) is fresh
+    frozen: Any = Saved("frozen", {"name": "fcos_small", "classes": CLASSES})
+    monkeypatch.setattr(session_module, "load_model", lambda path, device=None: frozen)
+    assert session._warm_start(Saved("frozen", frozen.config)) is not frozen  # frozen heads refit from fresh

@@ -79,7 +79,8 @@ class ActiveSession:
 
     ``model_factory(classes)`` builds a fresh adapter each round; by default it
     follows the project's ``model`` settings (:func:`~activelab.loop.round.build_model`),
-    with the embedding cache in the project's ``cache/`` folder.
+    with the embedding cache in the project's ``cache/`` folder, and a fine-tuned model
+    picks up where the previous round's left off (see :meth:`_warm_start`).
     """
 
     def __init__(
@@ -111,7 +112,7 @@ class ActiveSession:
 
     def _settings_model(self, classes: list[str]) -> ModelAdapter:
         settings = self.project.settings
-        return build_model(
+        fresh = build_model(
             settings.model,
             classes,
             task=self.task,
@@ -119,6 +120,23 @@ class ActiveSession:
             image_size=resolve_input_size(self.project).pixels,
             train=settings.train,
         )
+        return self._warm_start(fresh)
+
+    def _warm_start(self, fresh: ModelAdapter) -> ModelAdapter:
+        """The previous round's saved model instead of ``fresh`` when it is the same fine-tuned network (same
+        name, backbone, classes and options): a model whose ``fit`` continues from its weights (a detector)
+        then trains on from the last round's instead of from scratch; one whose ``fit`` starts afresh (a
+        fine-tuned classifier) trains as it would have. Frozen mode always builds fresh (its head refits in
+        seconds, and a loaded copy would lose the project's embedding cache)."""
+        latest = self.models_dir / "latest"
+        if getattr(fresh, "mode", None) != "finetune" or not latest.exists():
+            return fresh
+        try:
+            previous = load_model(latest, device=self.project.settings.model.device)
+        except (InputError, OSError) as exc:
+            log.warning("not warm-starting from %s (%s): training a fresh model", latest, exc)
+            return fresh
+        return previous if previous.config == fresh.config else fresh
 
     # ----------------------------------------------------------- data views
     def _payloads(self, split: str) -> dict[int, Payload]:
