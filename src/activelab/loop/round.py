@@ -8,8 +8,9 @@ samples. What the strategy needs is checked against the task and the model befor
 anything is trained (:func:`~activelab.loop.inputs.check_capabilities`).
 
 A round's ``k`` counts images, or with ``budget_unit="boxes"`` boxes: each image then
-costs what the task estimates from the model's predictions (:meth:`~activelab.tasks.base.Task.costs`,
-for detection the boxes the detector sees), so crowded images do not win by being crowded.
+costs what the task estimates from the model's predictions
+(:meth:`~activelab.tasks.base.Task.costs`, for detection the boxes the detector sees),
+so crowded images do not win by being crowded.
 
 :func:`build_model` is the one place a model is built from settings.
 """
@@ -114,9 +115,10 @@ class Pool:
     """What a round selects from, in the positions 0..N-1 strategies see.
 
     ``targets``: the task's training targets (``(N,)`` class positions, ``(N, C)``
-    0/1, or an object array ``(N,)`` of per-image box dicts), read only where ``trained``; ``trained``: ``(N,)`` bool, the rows the model
-    fits on; ``exclude``: ``(N,)`` bool, rows never to select (default: ``trained``;
-    a withdrawn label excludes an image that has no target).
+    0/1, or an object array ``(N,)`` of per-image box dicts), read only where
+    ``trained``; ``trained``: ``(N,)`` bool, the rows the model fits on; ``exclude``:
+    ``(N,)`` bool, rows never to select (default: ``trained``; a withdrawn label excludes
+    an image that has no target).
     """
 
     images: Images
@@ -142,11 +144,12 @@ class RoundOutcome:
     """What :func:`play_round` did.
 
     ``positions``: pool positions picked, best first; ``model``: the fitted adapter
-    (None for a cold start); ``outputs``: the pool's model outputs (``(N, C)``, or an object
-    array ``(N,)`` for detection) when the strategy or a box budget read them; ``eval_outputs`` / ``metrics``: the eval set's outputs and the task's
-    metrics (empty without one); ``thresholds``: the task's per-class decision
-    thresholds chosen on the eval set for the hints (None: the task decides by arg-max, or no eval
-    set); the metrics use the task's default rule, never thresholds tuned on the images they score.
+    (None for a cold start); ``outputs``: the pool's model outputs (``(N, C)``, or an
+    object array ``(N,)`` for detection) when the strategy or a box budget read them;
+    ``eval_outputs`` / ``metrics``: the eval set's outputs and the task's metrics (empty
+    without one); ``thresholds``: the task's per-class decision thresholds chosen on the
+    eval set for the hints (None: the task decides by arg-max, or no eval set); the
+    metrics use the task's default rule, never thresholds tuned on the images they score.
     """
 
     positions: np.ndarray
