@@ -6,15 +6,20 @@ of a real detector give), so every array a strategy reads is known exactly.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 import pytest
+from PIL import Image
 
 import activelab.loop.round as round_module
 from activelab.exceptions import InputError
 from activelab.loop.inputs import strategy_inputs
+from activelab.loop.learner import ActiveLearner
 from activelab.loop.round import Images, Pool, play_round
 from activelab.strategies import required_inputs
 from activelab.tasks import get_task
@@ -53,6 +58,11 @@ OUTPUTS = _objects(
 EMPTY = _prediction([], [], [])
 
 
+def _row(path: str) -> int:
+    """The fixed prediction of an image file: by its name, wherever it lies."""
+    return PATHS.index(Path(path).name)
+
+
 class FakeDetector:
     """A detector adapter stand-in: fixed predictions, records what the round asks of it."""
 
@@ -70,20 +80,20 @@ class FakeDetector:
         assert targets.dtype == object and all(set(t) == {"boxes", "labels"} for t in targets)
 
     def predict_proba(self, paths: Sequence[str], **_: Any) -> np.ndarray:
-        return OUTPUTS[[PATHS.index(p) for p in paths]]
+        return OUTPUTS[[_row(p) for p in paths]]
 
     def predict_views(
         self, paths: Sequence[str], views: Sequence[str], *, seed: int = 0, **_: Any
     ) -> dict[str, list[np.ndarray]]:
         """hflip: the same boxes except none on image 2; noise (3 levels): the same, none on image 3 at level 3."""
         self.view_calls.append((list(views), seed))
-        rows = [PATHS.index(p) for p in paths]
+        rows = [_row(p) for p in paths]
         flipped = _objects([EMPTY if r == 2 else OUTPUTS[r] for r in rows])
         noisy = [OUTPUTS[rows], OUTPUTS[rows], _objects([EMPTY if r == 3 else OUTPUTS[r] for r in rows])]
         return {name: {"hflip": [flipped], "noise": noisy}[name] for name in views}
 
     def embed(self, paths: Sequence[str], **_: Any) -> np.ndarray:
-        return np.array([[float(PATHS.index(p)), 1.0] for p in paths], dtype=np.float32)
+        return np.array([[float(_row(p)), 1.0] for p in paths], dtype=np.float32)
 
 
 def detector(**kw: Any) -> Any:
@@ -238,3 +248,17 @@ def test_strategy_inputs_reads_labeled_box_targets() -> None:
     assert set(arrays) == set(required_inputs("ppal"))
     np.testing.assert_allclose(arrays["class_difficulty"], [0.1, 0.5], atol=1e-6)
     assert arrays["box_owner"].tolist() == OWNER
+
+
+def test_active_learner_samples_boxes_with_its_labeled_images_excluded(tmp_path: Path) -> None:
+    for name in PATHS:
+        Image.fromarray(np.zeros((16, 16, 3), dtype=np.uint8)).save(tmp_path / name)
+    learner = ActiveLearner(task="detection")
+    assert learner.model_name == get_task("detection").default_model
+    box = json.dumps([{"class": "bag", "x": 0, "y": 0, "w": 10, "h": 10}])
+    learner.load_dataset(pd.DataFrame({"filepath": [str(tmp_path / "a.png")], "label": [box]}))
+    assert learner.classes == ["bag"]
+    learner.model = detector()
+    pool = pd.DataFrame({"filepath": [str(tmp_path / name) for name in PATHS[1:]]})
+    picked = learner.sample(pool, 2, strategy="det_entropy")
+    assert [Path(p).name for p in picked["filepath"]] == ["b.png", "c.png"]
