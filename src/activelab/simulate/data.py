@@ -196,7 +196,7 @@ def from_folder(
 
     task = task or get_task("classification")
     root = Path(folder)
-    tables, sources, payloads = {}, {}, {}
+    tables, sources, payloads, image_cols = {}, {}, {}, {}
     for split in ("pool", "eval"):
         table = root / f"{split}.csv"
         if split == "pool" and (root / "answers.csv").is_file():
@@ -208,9 +208,8 @@ def from_folder(
             )
         df = pd.read_csv(table)
         col = label_col or next((c for c in LABEL_COLUMNS if c in df.columns), LABEL_COLUMNS[0])
-        if path_col not in df.columns and "image" in df.columns:
-            path_col = "image"
-        for needed in (path_col, col):
+        image_col = "image" if path_col not in df.columns and "image" in df.columns else path_col
+        for needed in (image_col, col):
             if needed not in df.columns:
                 raise InputError(f"{table} has no column {needed!r} (columns: {', '.join(map(str, df.columns))})")
         missing = df[col].isna()
@@ -218,6 +217,7 @@ def from_folder(
             row = int(np.flatnonzero(missing.to_numpy())[0]) + 2
             raise InputError(f"{table} row {row} has no label: every image of a simulation needs one")
         tables[split] = df
+        image_cols[split] = image_col
         sources[split] = table
         payloads[split] = [task.parse(str(v)) for v in df[col]]
     mentioned = {name for split in payloads.values() for p in split for name in _class_names(p)}
@@ -229,7 +229,7 @@ def from_folder(
         df = tables[split]
         y = task.targets(payloads[split], classes)
         keep = _stratified(y, limit, subset_seed + off)
-        paths = [str(root / str(df[path_col].iloc[i])) for i in keep]
+        paths = [str(root / str(df[image_cols[split]].iloc[i])) for i in keep]
         for p in paths:
             if not os.path.isfile(p):
                 raise NotFoundError(f"{p} (listed in {sources[split]}) does not exist")
