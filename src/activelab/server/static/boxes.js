@@ -85,7 +85,6 @@ function BoxEditor(svg, img, onChange) {
     drag = null;
     fit();
     render();
-    return ed.boxes;
   };
 
   ed.setClasses = function (classes) {
@@ -181,7 +180,6 @@ function BoxEditor(svg, img, onChange) {
     }
     svg.replaceChildren(...nodes);
   }
-  ed.render = render;
 
   function spanOf(a, b) { return { x: Math.min(a.x, b.x), y: Math.min(a.y, b.y), w: Math.abs(a.x - b.x), h: Math.abs(a.y - b.y) }; }
 

@@ -95,7 +95,7 @@
     }
     const b = ed.current();
     const open = item ? draftFor(item).filter((x) => x.proposal).length : 0;
-    $("box-status").textContent = `${boxesText(ed.payload())} · ${open} proposal${open === 1 ? "" : "s"} open` +
+    $("box-status").textContent = `${ed.count() ? boxesText(ed.payload()) : "no box yet"} · ${open} proposal${open === 1 ? "" : "s"} open` +
       (b ? ` · selected: ${b.class}${b.proposal ? " (proposal)" : ""}` : ` · new boxes: ${ed.drawClass || "—"}`);
     const current = b ? b.class : ed.drawClass;
     document.querySelectorAll("#classes .class").forEach((el) => {
