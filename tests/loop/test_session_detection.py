@@ -21,6 +21,7 @@ from activelab.exceptions import InputError
 from activelab.loop.ingest import import_images
 from activelab.loop.project import Project, init_project
 from activelab.loop.session import ActiveSession
+from activelab.loop.trainer import BackgroundTrainer
 from activelab.models import FitReport
 from activelab.tasks import get_task
 
@@ -122,6 +123,7 @@ def _stems(project: Project, image_ids: list[int]) -> list[str]:
 def test_a_detection_project_defaults_to_the_task_detector(project: Project) -> None:
     assert project.settings.model.name == get_task("detection").default_model
     assert project.settings.model.mode == "finetune"
+    assert project.settings.active_learner.strategy == "det_entropy"  # margin reads class probabilities
 
 
 def test_a_round_trains_on_box_targets_and_records_box_hints(project: Project) -> None:
@@ -188,3 +190,10 @@ def test_a_fine_tuned_model_warm_starts_from_the_last_rounds_when_it_is_the_same
     frozen: Any = Saved("frozen", {"name": "fcos_small", "classes": CLASSES})
     monkeypatch.setattr(session_module, "load_model", lambda path, device=None: frozen)
     assert session._warm_start(Saved("frozen", frozen.config)) is not frozen  # frozen heads refit from fresh
+
+
+def test_the_background_trainer_reports_a_detection_rounds_map(project: Project) -> None:
+    trainer = BackgroundTrainer(project, retrain_every=1, session_factory=lambda p: _session(p)[0])
+    state = trainer.run_once()
+    assert state["last_error"] is None and state["last_metrics"]["map"] == pytest.approx(0.35)
+    assert state["last_metrics"]["accuracy"] is None and state["last_metrics"]["strategy"] == "det_entropy"

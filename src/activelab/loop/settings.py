@@ -20,6 +20,7 @@ from activelab.exceptions import InputError, NotFoundError
 
 SETTINGS_FILE = "activelab.yaml"
 DEFAULT_TASK = "classification"
+DEFAULT_STRATEGY = "margin"
 
 #: the model modes' names in 0.1.0: ``path: fast | full``
 OLD_MODE_NAMES = {"fast": "frozen", "full": "finetune"}
@@ -95,7 +96,11 @@ class TrainSettings(Section):
 class ActiveLearnerSettings(Section):
     renamed: ClassVar[dict[str, str]] = {"batch_size": "k"}
 
-    strategy: str = "margin"
+    strategy: str = Field(
+        DEFAULT_STRATEGY,
+        description="The round's query strategy; unset, margin where the task feeds it, else the task's "
+        "simplest uncertainty strategy (det_entropy for detection, multilabel_uncertainty for multilabel).",
+    )
     cold_start_strategy: str = Field(
         "typiclust",
         description="Orders a fresh project's queue before any label "
@@ -146,11 +151,14 @@ class Settings(Section):
         return check_task(value)
 
     @model_validator(mode="after")
-    def _task_default_model(self) -> Settings:
+    def _task_defaults(self) -> Settings:
         """A model left unnamed is the task's default (a detector for detection), in that model's own
-        mode and with its own weights where those are left unset too."""
+        mode and with its own weights where those are left unset too; a strategy left unset is one
+        the task can feed (:func:`task_default_strategy`)."""
         if "name" not in self.model.model_fields_set:
             self.model = task_default_model(self.task, self.model)
+        if "strategy" not in self.active_learner.model_fields_set:
+            self.active_learner.strategy = task_default_strategy(self.task)
         return self
 
 
@@ -173,6 +181,23 @@ def task_default_model(task: str, model: ModelSettings) -> ModelSettings:
         device=model.device,
     )
     return resolved.model_copy(update={"image_size": model.image_size})
+
+
+def task_default_strategy(task: str) -> str:
+    """:data:`DEFAULT_STRATEGY` where ``task`` provides what it reads; otherwise the strategy with the fewest
+    inputs among those that read ``task``'s predictions (ties by name): the simplest uncertainty measure the
+    task can feed (``det_entropy`` for detection, ``multilabel_uncertainty`` for multi-label)."""
+    from activelab.strategies import list_strategies, required_inputs
+    from activelab.tasks import get_task
+
+    provides = get_task(task).provides
+    if required_inputs(DEFAULT_STRATEGY) <= provides:
+        return DEFAULT_STRATEGY
+    from activelab.loop.inputs import MODEL_FREE_INPUTS  # loads the models (torch): only for such a task
+
+    fed = [name for name in list_strategies() if required_inputs(name) <= provides]
+    uncertain = [name for name in fed if not required_inputs(name) <= MODEL_FREE_INPUTS]
+    return min(uncertain, key=lambda name: (len(required_inputs(name)), name))
 
 
 def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:

@@ -165,6 +165,8 @@ class BackgroundTrainer:
             "seconds": result.seconds,
             "selected": len(result.selected),
         }
+        if "map" in ev:  # a detection round has no accuracy: the app's trainer line shows its mAP
+            metrics["map"] = ev["map"]
         return self._update(
             state="idle",
             round=None,
