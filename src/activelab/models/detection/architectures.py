@@ -44,6 +44,11 @@ class DetectorArch:
     offline: bool = False
 
 
+#: FCOS's centre-sampling radius in anchor sizes: the anchors are half the stride here, so 3 keeps
+#: torchvision's 1.5 strides (a point is a positive when within 1.5 strides of a box's centre)
+CENTER_SAMPLING = 3.0
+
+
 def _conv(c_in: int, c_out: int, stride: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(c_in, c_out, 3, stride, 1, bias=False), nn.BatchNorm2d(c_out), nn.ReLU(inplace=True))
 
@@ -89,6 +94,7 @@ def small_fcos(n_classes: int, pretrained: bool, *, widths: tuple[int, ...] = (1
     anchors = AnchorGenerator(sizes=((4,), (8,), (16,), (32,)), aspect_ratios=((1.0,),) * 4)
     head = FCOSHead(channels, 1, n_classes, num_convs=head_convs)
     return FCOS(backbone, n_classes, anchor_generator=anchors, head=head, min_size=128, max_size=128,
+                center_sampling_radius=CENTER_SAMPLING,
                 score_thresh=0.05, detections_per_img=100)  # fmt: skip
 
 
@@ -150,6 +156,7 @@ def lite0_fcos(n_classes: int, pretrained: bool, *, channels: int = 64, head_con
     anchors = AnchorGenerator(sizes=((4,), (8,), (16,), (32,)), aspect_ratios=((1.0,),) * 4)
     head = FCOSHead(channels, 1, n_classes, num_convs=head_convs)
     return FCOS(backbone, n_classes, anchor_generator=anchors, head=head, min_size=128, max_size=128,
+                center_sampling_radius=CENTER_SAMPLING,
                 image_mean=[127 / 255] * 3, image_std=[128 / 255] * 3, score_thresh=0.05,
                 detections_per_img=100)  # fmt: skip
 
