@@ -66,10 +66,13 @@ def test_a_scenes_folder_reads_boxes_with_the_listed_classes(scenes: Path, sim_c
     )
 
 
-def test_the_default_model_follows_the_task(scenes: Path, tmp_path: Path) -> None:
+def test_the_default_model_and_strategies_follow_the_task(scenes: Path, tmp_path: Path) -> None:
     assert config(scenes, tmp_path, tmp_path).model == DEFAULT_DETECTION_MODEL
     assert config(scenes, tmp_path, tmp_path, model="fcos_small").model == "fcos_small"
     assert SimulationConfig.from_dict({"dataset": "digits"}).model == "efficientnet_lite0"
+    # unset strategies: the defaults the task can feed (not entropy or margin) and its own default strategy
+    assert SimulationConfig.from_dict({"task": "detection"}).strategies == ["random", "det_entropy"]
+    assert SimulationConfig.from_dict({}).strategies == ["random", "entropy", "margin"]
 
 
 def test_detection_simulation_records_map_images_and_boxes(scenes: Path, tmp_path: Path, sim_cache: Path) -> None:

@@ -57,7 +57,9 @@ def simulate(
         str | None,
         typer.Option(
             "--strategy",
-            help=f"Comma-separated strategy names, e.g. random,margin,badge (default: {SIM_DEFAULTS['strategies']}).",
+            help="Comma-separated strategy names, e.g. random,margin,badge (default: "
+            f"{SIM_DEFAULTS['strategies']}, those the task can feed, plus its default strategy: random,det_entropy for "
+            "detection).",
         ),
     ] = None,
     initial: Annotated[

@@ -38,6 +38,7 @@ from activelab.loop.settings import (
     check_task,
     describe_validation_error,
     read_yaml_mapping,
+    task_default_strategy,
 )
 
 #: how the initial set can be chosen besides a cold-start strategy name
@@ -67,6 +68,19 @@ def _unique(value: list[Any]) -> list[Any]:
     return value
 
 
+def _default_strategies(task: str, defaults: list[str]) -> list[str]:
+    """The default strategies ``task`` can feed, and its default uncertainty strategy where one of them is missing
+    (detection: random and det_entropy)."""
+    from activelab.strategies import required_inputs
+    from activelab.tasks import get_task
+
+    provides = get_task(task).provides
+    fed = [name for name in defaults if required_inputs(name) <= provides]
+    if fed == defaults:
+        return defaults
+    return [*fed, task_default_strategy(task)]
+
+
 class SimulationConfig(Section):
     """Everything a simulation needs; see docs/simulation.md for each key.
 
@@ -74,7 +88,8 @@ class SimulationConfig(Section):
     the project settings (:mod:`activelab.loop.settings`). Exactly one of ``rounds`` /
     ``budget`` may be left None (both set: stop at the first reached). ``budget`` counts
     every label, the initial set included. ``model`` left unset is the task's default
-    model. ``budget_unit: boxes`` makes ``k`` a budget of boxes per round (each image
+    model, ``strategies`` left unset those of the defaults the task can feed (plus its default
+    strategy where one is missing). ``budget_unit: boxes`` makes ``k`` a budget of boxes per round (each image
     costing the boxes the model predicts in it); the run then lasts ``rounds`` rounds,
     which must be set, and ``budget`` (in images) is not used.
     """
@@ -137,6 +152,8 @@ class SimulationConfig(Section):
             from activelab.tasks import get_task
 
             self.model = get_task(self.task).default_model
+        if "strategies" not in self.model_fields_set:
+            self.strategies = _default_strategies(self.task, self.strategies)
         if self.budget_unit == "boxes":
             if self.rounds is None:
                 raise ValueError(
