@@ -22,7 +22,7 @@ from activelab.loop.ingest import import_images
 from activelab.loop.project import Project, init_project
 from activelab.loop.session import ActiveSession
 from activelab.loop.trainer import BackgroundTrainer
-from activelab.models import FitReport
+from activelab.models import FitReport, create_model
 from activelab.tasks import get_task
 
 CLASSES = ["bag", "shoe"]
@@ -124,6 +124,13 @@ def test_a_detection_project_defaults_to_the_task_detector(project: Project) -> 
     assert project.settings.model.name == get_task("detection").default_model
     assert project.settings.model.mode == "finetune"
     assert project.settings.active_learner.strategy == "det_entropy"  # margin reads class probabilities
+    # the detector's own recipe (8 images a batch), not the classifiers' 64: the task chose the model
+    detector_options = create_model("fcos_small", classes=CLASSES, output="boxes").config["options"]
+    train = project.settings.train
+    assert (train.epochs, train.lr, train.batch_size) == tuple(
+        detector_options[k] for k in ("epochs", "lr", "batch_size")
+    )
+    assert train.batch_size == 8
 
 
 def test_a_round_trains_on_box_targets_and_records_box_hints(project: Project) -> None:

@@ -157,6 +157,8 @@ class Settings(Section):
         the task can feed (:func:`task_default_strategy`)."""
         if "name" not in self.model.model_fields_set:
             self.model = task_default_model(self.task, self.model)
+            if self.model.name != DEFAULT_MODEL:
+                self.train = model_train_defaults(self.task, self.model, self.train)
         if "strategy" not in self.active_learner.model_fields_set:
             self.active_learner.strategy = task_default_strategy(self.task)
         return self
@@ -181,6 +183,23 @@ def task_default_model(task: str, model: ModelSettings) -> ModelSettings:
         device=model.device,
     )
     return resolved.model_copy(update={"image_size": model.image_size})
+
+
+def model_train_defaults(task: str, model: ModelSettings, train: TrainSettings) -> TrainSettings:
+    """``train`` with the epochs, learning rate and batch size it leaves unset taken from ``model``'s own
+    defaults (a detector's batch of 8 images, not a classifier's 64): the task chose the model, so its
+    recipe comes with it. The model is built without weights or a network to read them."""
+    unset = {"epochs", "lr", "batch_size"} - train.model_fields_set
+    if not unset:
+        return train
+    from activelab.models import create_model
+    from activelab.tasks import get_task
+
+    probe = create_model(
+        model.name, classes=["object"], mode=model.mode, pretrained=False, **get_task(task).model_options()
+    )
+    options = probe.config.get("options", {})
+    return train.model_copy(update={key: options[key] for key in sorted(unset) if key in options})
 
 
 def task_default_strategy(task: str) -> str:
