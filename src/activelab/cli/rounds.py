@@ -71,6 +71,10 @@ _HEADLINE = (
 )
 
 
+#: the COCO detection metrics ``evaluate`` prints, in order
+_COCO = (("map", "mAP@[.5:.95]"), ("map_50", "mAP@.5"), ("map_75", "mAP@.75"))
+
+
 def _scores(ev: dict[str, Any]) -> str:
     shown = [(label, ev[key]) for key, label in _HEADLINE if isinstance(ev.get(key), float)]
     if "micro_f1" in ev:  # sets of classes: 'accuracy' is subset accuracy (every class right), name it so
@@ -339,8 +343,10 @@ def evaluate(
     if as_json:
         print_json(metrics)
         return
-    if "accuracy" not in metrics:  # detection: mAP and AP per class
-        console.print(f"{_scores(metrics)} on {metrics['n']} images", highlight=False)
+    if "accuracy" not in metrics:  # detection: COCO mAP and AP per class
+        shown = [f"{label} {metrics[key]:.4f}" for key, label in _COCO if isinstance(metrics.get(key), float)]
+        boxes = f" ({metrics['n_boxes']} boxes)" if "n_boxes" in metrics else ""
+        console.print(f"{', '.join(shown)} on {metrics['n']} images{boxes}", highlight=False)
         console.print(
             result_table(
                 "AP@[.5:.95] per class ('-': no ground-truth box)",
