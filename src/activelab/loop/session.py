@@ -223,13 +223,16 @@ class ActiveSession:
     ) -> dict[str, Any]:
         """Image id -> the predicted target (a class position, or a 0/1 row): what round agreement compares.
 
-        A task whose targets are per-image dicts (detection's boxes) keeps the predicted payload instead.
+        Empty for a task whose targets are per-image dicts (detection's boxes): Cohen's kappa
+        compares decisions per image, and keeping every predicted box of every eval image in
+        each round's record would only weigh it down.
         """
         classes = self.store.class_names()
-        payloads = [payload for payload, _ in self.task.decode(outputs, classes, thresholds=thresholds)]
-        predicted = self.task.targets(payloads, classes)
-        values = payloads if predicted.dtype == object else predicted.tolist()
-        return {str(i): p for i, p in zip(evals.image_ids, values)}
+        decoded = self.task.decode(outputs, classes, thresholds=thresholds)
+        predicted = self.task.targets([payload for payload, _ in decoded], classes)
+        if predicted.dtype == object:
+            return {}
+        return {str(i): p for i, p in zip(evals.image_ids, predicted.tolist())}
 
     def _untrainable(self, payloads: list[Payload]) -> str | None:
         """Why no model can be trained on the labeled pool ``payloads`` (fewer than two distinct ones), or None."""
@@ -363,11 +366,8 @@ class ActiveSession:
         prev = (previous_rounds[-1].metrics or {}).get("eval", {}).get("eval_predictions") or {}
         common = [iid for iid in current if iid in prev]
         if common:
-            try:
-                a = np.array([prev[i] for i in common], dtype=np.int64)
-                b = np.array([current[i] for i in common], dtype=np.int64)
-            except (TypeError, ValueError):  # predicted payloads (boxes) rather than class targets: no kappa
-                return metrics
+            a = np.array([prev[i] for i in common])
+            b = np.array([current[i] for i in common])
             if a.shape == b.shape:  # a class added between the rounds changes a multi-label row's length
                 metrics["agreement"] = prediction_agreement(a.ravel(), b.ravel())
         return metrics
