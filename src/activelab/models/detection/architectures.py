@@ -101,9 +101,9 @@ def small_fcos(n_classes: int, pretrained: bool, *, widths: tuple[int, ...] = (1
 class Lite0Pyramid(nn.Module):
     """EfficientNet-Lite0 (packaged ImageNet weights) with an FPN over its stride-8, 16 and 32 blocks.
 
-    The stem and the stride-2/4 blocks are frozen (weights and BatchNorm statistics): they
-    hold generic edges and textures, and not back-propagating through the two
-    highest-resolution stages halves the cost of a training step on a CPU.
+    The stem and the first three blocks (strides 2-4) are frozen (weights and BatchNorm
+    statistics): they hold generic edges and textures, and a step need not back-propagate
+    through the highest-resolution stages.
     """
 
     #: the blocks whose outputs feed the FPN (strides 8, 16, 32) and their channels
@@ -145,8 +145,10 @@ class Lite0Pyramid(nn.Module):
 def lite0_fcos(n_classes: int, pretrained: bool, *, channels: int = 64, head_convs: int = 2) -> nn.Module:
     """FCOS on :class:`Lite0Pyramid`: the ImageNet features of the packaged EfficientNet-Lite0, offline.
 
-    Anchor sizes and input size as :func:`small_fcos`; ``pretrained`` (the default) loads
-    the packaged weights, which need no network.
+    Anchor sizes and input size as :func:`small_fcos`, but torchvision's centre-sampling
+    radius (1.5 anchor sizes): measured on fashion-scenes, 3 left it with no box above 0.05
+    after 150 steps where 1.5 reached mAP@.5 0.15. ``pretrained`` (the default) loads the
+    packaged weights, which need no network.
     """
     from torchvision.models.detection import FCOS
     from torchvision.models.detection.anchor_utils import AnchorGenerator
@@ -156,7 +158,7 @@ def lite0_fcos(n_classes: int, pretrained: bool, *, channels: int = 64, head_con
     anchors = AnchorGenerator(sizes=((4,), (8,), (16,), (32,)), aspect_ratios=((1.0,),) * 4)
     head = FCOSHead(channels, 1, n_classes, num_convs=head_convs)
     return FCOS(backbone, n_classes, anchor_generator=anchors, head=head, min_size=128, max_size=128,
-                center_sampling_radius=CENTER_SAMPLING,
+                center_sampling_radius=1.5,
                 image_mean=[127 / 255] * 3, image_std=[128 / 255] * 3, score_thresh=0.05,
                 detections_per_img=100)  # fmt: skip
 
