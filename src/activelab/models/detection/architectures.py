@@ -13,6 +13,7 @@ from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 import torch
 from torch import nn
@@ -118,7 +119,7 @@ class Lite0Pyramid(nn.Module):
 
         super().__init__()
         spec = BackboneSpec(source="efficientnet_lite0", name="efficientnet_lite0", pretrained=pretrained)
-        net = lite0_body(spec, True, {}).module
+        net: Any = lite0_body(spec, True, {}).module
         self.stem = nn.Sequential(net._conv_stem, net._bn0, net._swish)
         self.blocks = net._blocks[: self.TAPS[-1] + 1]
         self.fpn = FeaturePyramidNetwork(list(self.CHANNELS), channels, extra_blocks=LastLevelMaxPool())
@@ -134,7 +135,7 @@ class Lite0Pyramid(nn.Module):
 
     def forward(self, x: torch.Tensor) -> OrderedDict[str, torch.Tensor]:
         x = self.stem(x)
-        taps = OrderedDict()
+        taps: OrderedDict[str, torch.Tensor] = OrderedDict()
         for i, block in enumerate(self.blocks):
             x = block(x)
             if i in self.TAPS:
@@ -233,7 +234,7 @@ DETECTORS: dict[str, DetectorArch] = OrderedDict(
 
 def set_input_size(model: nn.Module, size: int) -> None:
     """Make the model's transform resize every image to ``size`` (shorter and longer side; SSD: exactly)."""
-    transform = model.transform  # type: ignore[attr-defined]
+    transform: Any = model.transform
     transform.min_size = (int(size),)
     transform.max_size = int(size)
     if getattr(transform, "fixed_size", None) is not None:

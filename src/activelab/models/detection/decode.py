@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Any
 
 import torch
-from torch import nn
 
 
 @dataclass
@@ -32,7 +32,9 @@ def _rows_to_one(p: torch.Tensor) -> torch.Tensor:
     return p / p.sum(dim=-1, keepdim=True).clamp_min(1e-12)
 
 
-def dense_candidates(model: nn.Module, family: str, images: object, features: OrderedDict) -> list[Candidates]:
+def dense_candidates(
+    model: Any, family: str, images: Any, features: OrderedDict[str, torch.Tensor]
+) -> list[Candidates]:
     """Every candidate of every image in ``images`` (a torchvision ``ImageList``), from ``features``.
 
     - ``fcos``: score ``sqrt(sigmoid(class) * sigmoid(centerness))`` as torchvision's FCOS;
@@ -43,12 +45,12 @@ def dense_candidates(model: nn.Module, family: str, images: object, features: Or
     """
     from torchvision.ops import boxes as box_ops
 
-    sizes = images.image_sizes  # type: ignore[attr-defined]
+    sizes = images.image_sizes
     levels = list(features.values())
     out: list[Candidates] = []
     if family == "fasterrcnn":
-        proposals, _ = model.rpn(images, features)  # type: ignore[operator]
-        heads = model.roi_heads  # type: ignore[attr-defined]
+        proposals, _ = model.rpn(images, features)
+        heads = model.roi_heads
         pooled = heads.box_head(heads.box_roi_pool(features, proposals, sizes))
         logits, regression = heads.box_predictor(pooled)
         boxes = heads.box_coder.decode(regression, proposals)
@@ -58,9 +60,9 @@ def dense_candidates(model: nn.Module, family: str, images: object, features: Or
             b = box_ops.clip_boxes_to_image(b[:, 1:], size)
             out.append(Candidates(b, p[:, 1:], _rows_to_one(p[:, 1:])))
         return out
-    head = model.head(levels)  # type: ignore[operator]
-    anchors = model.anchor_generator(images, levels)  # type: ignore[operator]
-    coder = model.box_coder  # type: ignore[attr-defined]
+    head = model.head(levels)
+    anchors = model.anchor_generator(images, levels)
+    coder = model.box_coder
     for i, size in enumerate(sizes):
         logits = head["cls_logits"][i].float()
         if family == "fcos":
