@@ -275,7 +275,7 @@ class DetectorAdapter(AdapterBase):
         model = self.model
         rows = []
         with torch.no_grad():
-            for xs, _ in self._batches(ps, progress, "embedding", flip=False, noise=None):
+            for xs in self._batches(ps, progress, "embedding", flip=False, noise=None):
                 images, _ = model.transform(xs)  # type: ignore[operator]
                 feats = self._features(images.tensors)
                 rows.append(torch.cat([f.mean(dim=(2, 3)) for f in feats.values()], dim=1).cpu())
@@ -290,7 +290,7 @@ class DetectorAdapter(AdapterBase):
     def _batches(
         self, paths: list[str], progress: bool, desc: str, *, flip: bool, noise: tuple[float, int] | None
     ) -> Any:
-        """Yields (images on the device, their indices), altered as asked."""
+        """Yields batches of images (lists of (3, H, W) tensors on the device), altered as asked."""
         bs = int(self.options["predict_batch_size"])
         with progress_task(progress, desc, total=len(paths), unit="img") as task:
             for start in range(0, len(paths), bs):
@@ -306,7 +306,7 @@ class DetectorAdapter(AdapterBase):
                             0, 1
                         )
                     xs.append(x.to(self.device))
-                yield xs, range(start, start + len(xs))
+                yield xs
                 task.advance(len(xs))
 
     def _predict(
@@ -318,7 +318,7 @@ class DetectorAdapter(AdapterBase):
         o = self.options
         items: list[dict[str, np.ndarray]] = []
         with torch.no_grad():
-            for xs, _ in self._batches(paths, progress, f"predicting with {self.name}", flip=flip, noise=noise):
+            for xs in self._batches(paths, progress, f"predicting with {self.name}", flip=flip, noise=noise):
                 originals = [(int(x.shape[-2]), int(x.shape[-1])) for x in xs]
                 images, _ = model.transform(xs)  # type: ignore[operator]
                 feats = self._features(images.tensors)
