@@ -44,7 +44,7 @@ def test_unknown_settings_keys_are_named(tmp_path: Path) -> None:
         load_settings(path)
     assert str(e.value) == (
         f"unknown key 'nmae' in {path} (section 'model'); did you mean 'name'? "
-        "Known keys: name, mode, head, pretrained, image_size, device; "
+        "Known keys: name, mode, head, pretrained, image_size, device, options; "
         f"{path}: active_learner.k: Input should be greater than or equal to 1"
     )
     path.write_text("active_learner:\n  stratgy: bald\n")
@@ -106,3 +106,16 @@ def test_task_defaults_to_classification_and_is_checked(tmp_path: Path) -> None:
     with pytest.raises(InputError, match=r"init_project: task: unknown task 'segmentation"):
         init_project(tmp_path / "new", [], task="segmentation")
     assert not (tmp_path / "new").exists()
+
+
+def test_model_options_reach_the_model_and_unknown_ones_are_named() -> None:
+    from activelab.loop.round import build_model
+    from activelab.loop.settings import ModelSettings
+    from activelab.tasks import get_task
+
+    settings = ModelSettings(name="fcos_small", mode="finetune", pretrained=False, options={"min_steps": 7})
+    model = build_model(settings, ["bag", "shirt"], task=get_task("detection"), cache_dir=None, image_size=64)
+    assert model.config["options"]["min_steps"] == 7
+    wrong = settings.model_copy(update={"options": {"min_stepz": 7}})
+    with pytest.raises(InputError, match=r"unknown option\(s\) for .*: min_stepz; known: .*min_steps"):
+        build_model(wrong, ["bag"], task=get_task("detection"), cache_dir=None, image_size=64)

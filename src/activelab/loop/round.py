@@ -50,8 +50,8 @@ def build_model(
 
     ``frozen`` mode trains ``settings.head`` on cached backbone embeddings (under
     ``cache_dir``); ``finetune`` trains the whole network with ``train``'s epochs,
-    learning rate and batch size (the model's defaults without ``train``). ``options``
-    add or override model options.
+    learning rate and batch size (the model's defaults without ``train``). ``settings.options``
+    (``model.options`` in activelab.yaml) and then ``options`` add or override model options.
     """
     mode_options: dict[str, Any] = {"head": settings.head}
     if settings.mode == "finetune":
@@ -64,7 +64,7 @@ def build_model(
         device=settings.device,
         image_size=image_size,
         cache_dir=cache_dir,
-        **{**mode_options, **task.model_options(), **options},
+        **{**mode_options, **task.model_options(), **settings.options, **options},
     )
 
 

@@ -84,6 +84,11 @@ class ModelSettings(Section):
     pretrained: bool = True
     image_size: int | None = Field(None, ge=1)
     device: str | None = None
+    options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="The model's own options (docs/models.md), e.g. {min_steps: 100} for a detector; "
+        "an option the model does not have is an error that lists those it has.",
+    )
 
 
 class TrainSettings(Section):
