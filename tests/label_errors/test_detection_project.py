@@ -135,16 +135,14 @@ def test_report_files_and_review_queue_of_a_detection_project(project: Project) 
     assert third.summary["oof_from_cache"] and third.findings["issue"].tolist() == again.findings["issue"].tolist()
 
 
-def test_errors_command_trains_detectors_and_writes_the_report(
-    project: Project, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A real run: 2 folds of the default detector, a few steps each (the step floor lowered for speed)."""
+def test_errors_command_trains_detectors_and_writes_the_report(project: Project) -> None:
+    """A real run: 2 folds of the default detector, a few steps each (the project sets a low step floor)."""
     import typer
 
     from activelab.cli.errors import register
-    from activelab.models.detection import DETECTION_DEFAULTS
 
-    monkeypatch.setitem(DETECTION_DEFAULTS, "min_steps", 6)
+    project.settings.model.options = {"min_steps": 6}
+    save_settings(project.settings, project.root / "activelab.yaml")
     app = typer.Typer()
     register(app)
 
