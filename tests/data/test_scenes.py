@@ -33,8 +33,12 @@ def scenes(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_scenes(tmp_path_factory.mktemp("scenes"), n_pool=N_POOL, n_eval=N_EVAL, seed=3)
 
 
+#: the table holding each split's boxes: the pool's own table lists its images unlabeled
+BOX_TABLES = {"pool": "answers.csv", "eval": "eval.csv"}
+
+
 def _payloads(root: Path, split: str) -> list[list[dict]]:
-    return [json.loads(cell) for cell in pd.read_csv(root / f"{split}.csv")["boxes"]]
+    return [json.loads(cell) for cell in pd.read_csv(root / BOX_TABLES[split])["boxes"]]
 
 
 def _mask_box(mask: np.ndarray) -> list[float]:
@@ -47,7 +51,7 @@ def test_layout_tables_and_classes(scenes: Path) -> None:
     readme = (scenes / "README.md").read_text()
     assert "MIT licence" in readme and "Zalando" in readme
     for split, n in (("pool", N_POOL), ("eval", N_EVAL)):
-        table = pd.read_csv(scenes / f"{split}.csv")
+        table = pd.read_csv(scenes / BOX_TABLES[split])
         assert list(table.columns) == ["image", "boxes"]
         assert table["image"].tolist() == [f"{split}/images/{i:06d}.png" for i in range(n)]
         for rel in table["image"]:
@@ -126,7 +130,9 @@ def _images_per_class(table: pd.DataFrame) -> list[int]:
 
 
 def test_seed_is_the_shortest_pool_start_of_twenty_images_with_each_class_twice(scenes: Path) -> None:
-    seed, pool = pd.read_csv(scenes / "seed.csv"), pd.read_csv(scenes / "pool.csv")
+    seed, pool = pd.read_csv(scenes / "seed.csv"), pd.read_csv(scenes / "answers.csv")
+    assert list(pd.read_csv(scenes / "pool.csv").columns) == ["image"]
+    assert pd.read_csv(scenes / "pool.csv")["image"].equals(pool["image"])
     assert len(seed) >= 20 and seed.equals(pool.head(len(seed)))
     assert min(_images_per_class(seed)) >= 2
     assert len(seed) == 20 or min(_images_per_class(seed.head(len(seed) - 1))) < 2
@@ -140,7 +146,7 @@ def test_same_seed_same_bytes_and_eval_independent_of_the_pool_size(scenes: Path
         *(f"{d}/{i:06d}.png" for d in ("pool/images", "eval/masks/instance") for i in range(5)),
     ]:
         assert (again / rel).read_bytes() == (scenes / rel).read_bytes(), rel
-    assert pd.read_csv(again / "pool.csv").equals(pd.read_csv(scenes / "pool.csv").head(5))
+    assert pd.read_csv(again / "answers.csv").equals(pd.read_csv(scenes / "answers.csv").head(5))
 
 
 def test_render_scene_is_seeded() -> None:
@@ -187,8 +193,9 @@ def test_fetch_and_cli_write_scenes_and_list_them(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
-    assert set(out) == {"path", "pool", "seed", "eval", "coco", "yolo"}
+    assert set(out) == {"path", "pool", "seed", "answers", "eval", "coco", "yolo"}
     assert len(pd.read_csv(out["pool"])) == 3 and len(pd.read_csv(out["eval"])) == 2
+    assert len(pd.read_csv(out["answers"])) == 3
     assert Image.open(tmp_path / "s" / "pool" / "images" / "000000.png").size == (64, 64)
     info = {i.name: i for i in list_datasets()}["fashion-scenes"]
     assert (info.task, info.n_pool, info.n_eval, info.available) == ("detection", 2000, 500, True)
@@ -205,7 +212,7 @@ def test_cli_prints_how_to_start_a_detection_project(tmp_path: Path) -> None:
     lines = result.output.splitlines()
     assert lines[1] == f"  activelab init PROJECT --task detection --classes {','.join(FASHION_MNIST_CLASSES)}"
     assert lines[2:5] == [
-        f"  activelab import PROJECT {dest / 'pool' / 'images'} --format folder",
+        f"  activelab import PROJECT {dest / 'pool.csv'}",
         f"  activelab import PROJECT {dest / 'eval.csv'} --split eval",
         f"  activelab import PROJECT {dest / 'seed.csv'}",
     ]

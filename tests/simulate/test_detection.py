@@ -51,7 +51,7 @@ def config(scenes: Path, out: Path, cache: Path, **kw: object) -> SimulationConf
 
 
 def _payload_sizes(scenes: Path) -> list[int]:
-    return [len(json.loads(cell)) for cell in pd.read_csv(scenes / "pool.csv")["boxes"]]
+    return [len(json.loads(cell)) for cell in pd.read_csv(scenes / "answers.csv")["boxes"]]
 
 
 def test_a_scenes_folder_reads_boxes_with_the_listed_classes(scenes: Path, sim_cache: Path) -> None:
@@ -60,7 +60,7 @@ def test_a_scenes_folder_reads_boxes_with_the_listed_classes(scenes: Path, sim_c
     assert (ds.n_pool, ds.n_eval) == (24, 12)
     assert ds.y_pool.dtype == object
     assert [len(t["labels"]) for t in ds.y_pool] == _payload_sizes(scenes)
-    first = json.loads(pd.read_csv(scenes / "pool.csv")["boxes"][0])[0]
+    first = json.loads(pd.read_csv(scenes / "answers.csv")["boxes"][0])[0]
     np.testing.assert_allclose(
         ds.y_pool[0]["boxes"][0], [first["x"], first["y"], first["x"] + first["w"], first["y"] + first["h"]], atol=0.01
     )

@@ -377,7 +377,7 @@ def datasets_fetch(
         Path,
         typer.Argument(
             help="Folder to write PNGs, pool.csv, seed.csv, answers.csv and eval.csv into "
-            "(fashion-scenes: images, masks, COCO and YOLO files, pool.csv, seed.csv and eval.csv with boxes).",
+            "(fashion-scenes: images, masks, COCO and YOLO files, and those tables with boxes).",
             show_default=False,
         ),
     ],
@@ -437,7 +437,7 @@ def datasets_fetch(
 def _print_scenes_fetched(out: Path, as_json: bool) -> None:
     """What fetching fashion-scenes wrote, and how a detection project starts from it."""
     files = {
-        **{table: str(out / f"{table}.csv") for table in ("pool", "seed", "eval")},
+        **{table: str(out / f"{table}.csv") for table in ("pool", "seed", "answers", "eval")},
         "coco": str(out / "pool" / "annotations.json"),
         "yolo": str(out / "data.yaml"),
     }
@@ -449,10 +449,10 @@ def _print_scenes_fetched(out: Path, as_json: bool) -> None:
         f"wrote fashion-scenes to {out}; start a detection project on the unlabeled pool images, the held-out "
         "eval split and the seed boxes with:\n"
         f"  activelab init PROJECT --task detection --classes {','.join(classes)}\n"
-        f"  activelab import PROJECT {out / 'pool' / 'images'} --format folder\n"
+        f"  activelab import PROJECT {files['pool']}\n"
         f"  activelab import PROJECT {files['eval']} --split eval\n"
         f"  activelab import PROJECT {files['seed']}\n"
-        f"{files['pool']} holds every pool image's boxes: the oracle of `activelab simulate --task detection "
+        f"{files['answers']} holds every pool image's boxes: the oracle of `activelab simulate --task detection "
         f"--dataset {out}`; the same boxes are in COCO ({files['coco']}) and YOLO ({files['yolo']}) form",
         highlight=False,
         soft_wrap=True,

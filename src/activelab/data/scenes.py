@@ -11,7 +11,8 @@ items, so no eval item is seen in training; without Fashion-MNIST scikit-learn's
 
 :func:`write_scenes` writes the layout of docs/detection_data.md: PNG images, COCO JSON (with
 RLE segmentations), YOLO labels + ``data.yaml``, 16-bit instance and 8-bit semantic masks, and
-``pool.csv`` / ``eval.csv`` / ``seed.csv`` with the detection payload in a ``boxes`` column.
+``pool.csv`` (the unlabeled pool: ``image`` only, as every fetched set's) and ``answers.csv`` /
+``eval.csv`` / ``seed.csv`` with the detection payload in a ``boxes`` column.
 A seed always writes the same bytes.
 """
 
@@ -206,7 +207,8 @@ def write_scenes(
         rng = np.random.default_rng([seed, number])
         tables[split] = _write_split(dest, split, n, sources[split], classes, size, rng, progress)
     atomic_write_text(dest / "classes.txt", "".join(f"{name}\n" for name in classes))
-    tables["pool"].to_csv(dest / "pool.csv", index=False)
+    tables["pool"][["image"]].to_csv(dest / "pool.csv", index=False)  # unlabeled, as every fetched set's pool
+    tables["pool"].to_csv(dest / "answers.csv", index=False)
     tables["eval"].to_csv(dest / "eval.csv", index=False)
     _seed_table(tables["pool"], classes, seed_per_class).to_csv(dest / "seed.csv", index=False)
     atomic_write_text(dest / "README.md", _readme(source_name, n_pool, n_eval, size, seed))
@@ -293,8 +295,10 @@ of the 10 classes in classes.txt over a textured background, later items partly 
 ## Layout
 
 - `pool/images/*.png`, `eval/images/*.png`: the images.
-- `pool.csv`, `eval.csv`: columns `image` (path relative to this folder) and `boxes` (JSON list of
-  `{{"class", "x", "y", "w", "h"}}` in pixels, top-left origin); `seed.csv`: a few pool rows to start from.
+- `pool.csv`: column `image` (path relative to this folder), the unlabeled pool to import;
+  `answers.csv`, `eval.csv`: columns `image` and `boxes` (JSON list of `{{"class", "x", "y", "w", "h"}}`
+  in pixels, top-left origin), every pool image's boxes (the simulation's oracle) and the held-out
+  set's; `seed.csv`: a few pool rows with their boxes to start from.
 - `pool/annotations.json`, `eval/annotations.json`: COCO instances (bbox `[x, y, w, h]`, RLE segmentation,
   `file_name` relative to `images/`).
 - `pool/labels/*.txt`, `eval/labels/*.txt` and `data.yaml`: YOLO (`class cx cy w h`, fractions of the image).

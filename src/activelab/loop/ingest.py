@@ -37,7 +37,7 @@ from activelab.store import ImageRecord, Store
 from activelab.tasks import Payload, Task, get_task
 
 REPORT_COLUMNS = ["row", "path", "label", "status", "reason", "detail"]
-#: the file-path column of a table that has no ``filepath`` column (fashion-scenes' pool.csv)
+#: the file-path column of a table that has no ``filepath`` column (fashion-scenes' tables)
 IMAGE_COLUMN = "image"
 #: the annotation column a table for a task with box annotations has in place of ``label``
 BOX_COLUMN = "boxes"
