@@ -80,3 +80,16 @@ def test_larger_images_are_capped_at_the_native_size(tmp_path: Path) -> None:
         size = resolve_input_size(proj)
         assert size.pixels == 224 and "chosen from 120x90 images" in size.reason
         assert load_settings(proj.root / SETTINGS_FILE).model.image_size == 224
+
+
+def test_a_detection_project_keeps_its_images_own_size(tmp_path: Path) -> None:
+    folder = tmp_path / "imgs"
+    folder.mkdir()
+    for i in range(3):
+        Image.new("RGB", (128, 128), (i * 40, 0, 0)).save(folder / f"{i}.png")
+    with init_project(tmp_path / "p", ["bag"], task="detection") as proj:
+        import_images(proj.store, folder, fmt="folder")
+        size = resolve_input_size(proj)
+        # boxes and anchors are in the image's pixels: 1x, where a classifier would read these at 224 px
+        assert size.pixels == 128 and "1x the median longer side" in size.reason
+    assert choose_input_size(128, None) == 224

@@ -6,7 +6,8 @@ Why a rule and not a constant: a frozen ImageNet backbone embeds 28-px images at
 (docs/models.md, "Input size"):
 
 1. ``s`` = the median longer side of the pool's images;
-2. upscale small images 2x: ``2 * s``, but at least :data:`MIN_INPUT_SIZE` (64 px);
+2. upscale small images 2x (the task's ``input_upscale``; 1 for detection, whose boxes are in
+   the image's own pixels): ``2 * s``, but at least :data:`MIN_INPUT_SIZE` (64 px);
 3. never above the model's native size (the size its pretrained weights were trained
    at; :data:`MAX_INPUT_SIZE` for a network trained from scratch);
 4. rounded up to a multiple of :data:`SIZE_STEP` (32), unless that passes the cap.
@@ -32,6 +33,7 @@ from activelab.loop.settings import (
     load_settings,
     save_settings,
 )
+from activelab.tasks import get_task
 
 MIN_INPUT_SIZE = 64
 MAX_INPUT_SIZE = 224
@@ -51,7 +53,7 @@ class InputSize:
         return f"input size {self.pixels} px ({self.reason})"
 
 
-def choose_input_size(image_side: float, native: int | None) -> int:
+def choose_input_size(image_side: float, native: int | None, *, upscale: int = UPSCALE) -> int:
     """The input size in pixels for images whose median longer side is ``image_side`` px.
 
     ``native``: the model's native input size (None for a network trained from
@@ -60,7 +62,7 @@ def choose_input_size(image_side: float, native: int | None) -> int:
     if image_side <= 0:
         raise ValueError(f"image_side must be positive, got {image_side}")
     cap = native if native is not None else MAX_INPUT_SIZE
-    wanted = max(UPSCALE * image_side, MIN_INPUT_SIZE)
+    wanted = max(upscale * image_side, MIN_INPUT_SIZE)
     rounded = SIZE_STEP * math.ceil(wanted / SIZE_STEP)
     return int(min(rounded, cap))
 
@@ -118,14 +120,15 @@ def resolve_input_size(project: Project) -> InputSize:
         default = native if native is not None else MIN_INPUT_SIZE
         return InputSize(default, "the model's default: no pool images to choose from yet")
     width, height = median
-    pixels = choose_input_size(max(width, height), native)
+    upscale = get_task(project.settings.task).input_upscale
+    pixels = choose_input_size(max(width, height), native, upscale=upscale)
     cap = (
         f"{native} px, {model.name}'s native size"
         if native is not None
         else f"{MAX_INPUT_SIZE} px for a model trained from scratch"
     )
     reason = (
-        f"chosen from {width}x{height} images: {UPSCALE}x the median longer side, at least "
+        f"chosen from {width}x{height} images: {upscale}x the median longer side, at least "
         f"{MIN_INPUT_SIZE} px, at most {cap}, rounded up to a multiple of {SIZE_STEP}; "
         f"recorded in {SETTINGS_FILE}"
     )

@@ -52,6 +52,9 @@ class Task(ABC):
     #: the model a project of this task trains when none is named: the default classifier unless a task
     #: needs another kind (detection names its detector); both live in :mod:`activelab._defaults`
     default_model: ClassVar[str] = DEFAULT_MODEL
+    #: how many times small pool images are enlarged when a project's input size is chosen: a classifier
+    #: reads 28-px items better at 2x; a detector's boxes and anchors are in the image's own pixels (1)
+    input_upscale: ClassVar[int] = 2
     #: strategy inputs (registry vocabulary) this task can compute from a model's outputs
     provides: ClassVar[frozenset[str]]
     #: the eval metric that learning curves, stopping rules and the round line lead with

@@ -179,6 +179,7 @@ class Detection(Task):
     name: ClassVar[str] = "detection"
     output: ClassVar[str] = "boxes"
     default_model: ClassVar[str] = DEFAULT_DETECTION_MODEL
+    input_upscale: ClassVar[int] = 1
     provides: ClassVar[frozenset[str]] = frozenset(
         {
             "box_probs",
