@@ -36,8 +36,10 @@ def test_errors_are_one_line_with_exit_2(tmp_path: Path) -> None:
     (tmp_path / "t.csv").write_text("path,label\nx.png,a\n")
     result = invoke("import", tmp_path / "p", tmp_path / "t.csv")
     assert result.exit_code == 2 and "no column 'filepath'" in result.output and "--path-col" in result.output
-    result = invoke("export", tmp_path / "p", tmp_path / "o", "--format", "coco")
+    result = invoke("export", tmp_path / "p", tmp_path / "o", "--format", "pascal")
     assert result.exit_code == 2 and "--format must be one of" in result.output
+    result = invoke("export", tmp_path / "p", tmp_path / "o", "--format", "coco")
+    assert result.exit_code == 2 and "coco files hold boxes" in result.output and "--task detection" in result.output
 
 
 def test_import_reports_rejections(tmp_path: Path, broken_files: dict[str, Path]) -> None:
