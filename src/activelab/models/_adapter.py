@@ -238,6 +238,8 @@ def fit_report(
     device: str,
     cache_hits: int = 0,
     cache_misses: int = 0,
+    n_unlabeled: int = 0,
+    semi_supervised: str = "none",
 ) -> FitReport:
     """A FitReport whose losses and accuracy are those of ``history[best_epoch - 1]``."""
     best = history[best_epoch - 1] if history else {"train_loss": float("nan")}
@@ -254,6 +256,8 @@ def fit_report(
         cache_hits=cache_hits,
         cache_misses=cache_misses,
         history=tuple(history),
+        n_unlabeled=n_unlabeled,
+        semi_supervised=semi_supervised,
     )
 
 

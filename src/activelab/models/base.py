@@ -59,6 +59,9 @@ class FitReport:
     validation split, ``val_loss`` and ``val_accuracy``). For a sigmoid (multi-label)
     model, losses are binary cross-entropy per (image, class) entry and accuracies the
     fraction of entries right at a 0.5 threshold.
+    ``n_unlabeled`` counts the unlabeled images the fit actually trained on (pseudo-labeled,
+    or in a consistency loss; 0 for a supervised fit) and ``semi_supervised`` names the
+    method (``"none"`` when supervised): a model that used unlabeled images says so.
     """
 
     n_train: int
@@ -73,6 +76,8 @@ class FitReport:
     cache_hits: int = 0
     cache_misses: int = 0
     history: tuple[dict[str, float], ...] = field(default_factory=tuple)
+    n_unlabeled: int = 0
+    semi_supervised: str = "none"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-serialisable copy, for recording a round."""
@@ -102,7 +107,12 @@ class ModelAdapter(Protocol):
         keys: Sequence[str] | None = None,
         seed: int = 0,
         progress: bool = False,
-    ) -> FitReport: ...
+    ) -> FitReport:
+        """Train on labeled ``paths``. Adapters with a ``semi_supervised`` option also take
+        ``unlabeled=`` (unlabeled image paths, never eval images) and ``unlabeled_keys=``;
+        they ignore (and never read) them when ``semi_supervised="none"``; the loop passes them
+        only when that option is not "none"."""
+        ...
 
     def predict_proba(
         self, paths: Sequence[PathLike], *, keys: Sequence[str] | None = None, progress: bool = False
