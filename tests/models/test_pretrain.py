@@ -1,5 +1,6 @@
-"""Self-supervised pretraining: a clear error without lightly; with it, SimSiam / SimCLR on
-real images whose weights file ``create_model(..., backbone_weights=...)`` loads."""
+"""Self-supervised pretraining: a clear error without lightly; with it, SimSiam / SimCLR / DINO on
+real images whose weights file ``create_model(..., backbone_weights=...)`` loads, resumable from
+the checkpoint written after every epoch."""
 
 from __future__ import annotations
 
@@ -133,3 +134,86 @@ def test_pretraining_rejects_bad_arguments(fashion, tmp_path) -> None:
     with pytest.raises(InputError, match="unknown model"):
         pretrain_backbone("no_such_net", fashion.train_paths[:4], tmp_path / "w.pt")
     assert not (tmp_path / "w.pt").exists()
+
+
+# --- resumable pretraining and DINO (small_cnn at 32 px on 24 images: a fraction of a second an epoch) ---
+
+TINY = {"image_size": 32, "batch_size": 12, "seed": 0}
+
+
+def _weights(path) -> dict:
+    return torch.load(path, weights_only=True)
+
+
+@needs_lightly
+def test_an_interrupted_run_resumes_to_the_same_weights_as_an_uninterrupted_one(fashion, tmp_path, one_thread) -> None:
+    from activelab.models.integrations.lightly import checkpoint_path, checkpoint_summary, pretrain_backbone
+
+    pool = fashion.train_paths[:24]
+    straight = pretrain_backbone("small_cnn", pool, tmp_path / "a.pt", method="simclr", epochs=2, **TINY)
+    seen = []
+
+    def ctrl_c_after_epoch_1(done) -> None:
+        seen.append((done.epoch, done.epochs))
+        if done.epoch == 1:
+            raise KeyboardInterrupt
+
+    out = tmp_path / "b.pt"
+    with pytest.raises(KeyboardInterrupt):
+        pretrain_backbone("small_cnn", pool, out, method="simclr", epochs=2, on_epoch=ctrl_c_after_epoch_1, **TINY)
+    assert not out.exists() and checkpoint_path(out) == tmp_path / "b.ckpt"
+    assert checkpoint_summary(out)["epoch"] == 1  # the finished epoch is kept
+    pretrain_backbone("small_cnn", pool, out, method="simclr", epochs=2, resume=True, on_epoch=seen.append, **TINY)
+    assert [s if isinstance(s, tuple) else (s.epoch, s.epochs) for s in seen] == [(1, 2), (2, 2)]  # only epoch 2 ran
+    a, b = _weights(straight), _weights(out)
+    assert _changed(a, b) == 0  # weights, optimizer, schedule, BN statistics and every RNG were restored
+    summary = checkpoint_summary(out)
+    assert summary["epoch"] == 2 and len(summary["losses"]) == 2
+
+
+@needs_lightly
+def test_resume_extends_a_finished_run_and_refuses_other_settings(fashion, tmp_path, one_thread) -> None:
+    from activelab.models.integrations.lightly import checkpoint_summary, pretrain_backbone
+
+    pool, out = fashion.train_paths[:24], tmp_path / "w.pt"
+    pretrain_backbone("small_cnn", pool, out, method="simsiam", epochs=1, **TINY)
+    one = _weights(out)
+    pretrain_backbone("small_cnn", pool, out, method="simsiam", epochs=2, resume=True, **TINY)
+    assert checkpoint_summary(out)["epoch"] == 2 and _changed(one, _weights(out)) >= 10  # went on, moved on
+    two = _weights(out)
+    pretrain_backbone("small_cnn", pool, out, method="simsiam", epochs=2, resume=True, **TINY)  # done: no epoch
+    assert checkpoint_summary(out)["epoch"] == 2 and _changed(two, _weights(out)) == 0
+
+    with pytest.raises(InputError, match=r"batch_size: 12 then, 10 now.*--restart"):
+        pretrain_backbone("small_cnn", pool, out, method="simsiam", epochs=3, resume=True,
+                          **{**TINY, "batch_size": 10})  # fmt: skip
+    with pytest.raises(InputError, match=r"images: 24 then, 23 now"):
+        pretrain_backbone("small_cnn", pool[:23], out, method="simsiam", epochs=3, resume=True, **TINY)
+    with pytest.raises(InputError, match="2 epochs already, more than the 1 asked"):
+        pretrain_backbone("small_cnn", pool, out, method="simsiam", epochs=1, resume=True, **TINY)
+    assert checkpoint_summary(out)["epoch"] == 2 and _changed(two, _weights(out)) == 0  # refusals touch nothing
+
+
+@needs_lightly
+def test_dino_pretrains_small_cnn_and_writes_the_teacher(fashion, tmp_path, one_thread) -> None:
+    from activelab.models.backbones import BackboneSpec, build_body
+    from activelab.models.base import seeded
+    from activelab.models.integrations.lightly import checkpoint_path, checkpoint_summary, pretrain_backbone
+
+    out = pretrain_backbone("small_cnn", fashion.train_paths[:24], tmp_path / "dino.pt", method="dino", epochs=1,
+                            **TINY)  # fmt: skip
+    with seeded(0):
+        start = build_body(BackboneSpec("small_cnn", "small_cnn", pretrained=False, image_size=32)).module.state_dict()
+    weights = _weights(out)
+    assert _changed(start, weights) >= 10  # the teacher moved towards the student (momentum 0.996)
+    modules = torch.load(checkpoint_path(out), weights_only=True)["modules"]
+    teacher = {
+        k.removeprefix("3.0."): v for k, v in modules.items() if k.startswith("3.0.")
+    }  # [body, head, -, teacher]
+    assert _changed(teacher, weights) == 0
+    student = {k.removeprefix("0."): v for k, v in modules.items() if k.startswith("0.")}
+    assert _changed(student, weights) >= 10  # the student is not what is written
+    summary = checkpoint_summary(out)
+    assert summary["config"]["lr"] == 1e-3 and np.isfinite(summary["losses"]).all()
+    tuned = create_model("small_cnn", classes=fashion.classes, backbone_weights=out)
+    assert tuned.embed(fashion.test_paths[:4]).shape == (4, 128)
