@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from activelab.cli import embed, errors, formats, rounds, serve, simulate
+from activelab.cli import embed, errors, formats, pretrain, rounds, serve, simulate
 from activelab.cli.commands import finish, new_app
 from activelab.cli.exporting import export_format
 from activelab.cli.output import (
@@ -36,6 +36,7 @@ serve.register(app)
 simulate.register(app)
 errors.register(app)
 embed.register(app)
+pretrain.register(app)
 formats.register(app)
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
