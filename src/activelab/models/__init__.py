@@ -27,6 +27,7 @@ from activelab.models.detection import DETECTION_DEFAULTS, DetectorAdapter
 from activelab.models.fast import FAST_DEFAULTS, FastAdapter
 from activelab.models.full import FULL_DEFAULTS, FullAdapter
 from activelab.models.images import ImageDataset, Preprocess, load_rgb
+from activelab.models.pixels import PIXELS_SIZE
 from activelab.models.registry import (
     BUILTIN_DETECTORS,
     BUILTIN_MODELS,
@@ -54,6 +55,7 @@ __all__ = [
     "FULL_DEFAULTS",
     "MODES",
     "OUTPUTS",
+    "PIXELS_SIZE",
     "BackboneSpec",
     "CacheStats",
     "DetectorAdapter",
