@@ -1,13 +1,15 @@
-"""``activelab embed PROJECT``: embed every image into the project's embedding cache (resumable)."""
+"""``activelab embed PROJECT``: embed every image into the project's embedding cache (resumable);
+with ``--compare``, compare candidate representations on the labeled pool images instead."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from activelab.cli.output import console, friendly_errors, print_json
+from activelab.cli.output import console, friendly_errors, print_json, result_table
+from activelab.exceptions import InputError
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
 
@@ -42,16 +44,34 @@ def embed(
         str | None, typer.Option(help="cuda, mps or cpu (default: the project's, else automatic).")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else).")] = False,
+    compare: Annotated[
+        bool,
+        typer.Option(
+            "--compare",
+            help="Instead of embedding everything, compare candidate representations (backbones, input sizes, "
+            "raw pixels) on the labeled pool images and say which fits best (docs/representation.md).",
+        ),
+    ] = False,
+    candidate: Annotated[
+        list[str] | None,
+        typer.Option("--candidate", help="--compare: one more candidate, NAME or NAME@SIZE (repeatable)."),
+    ] = None,
 ) -> None:
     """Embed every pool and eval image with the project's backbone into PROJECT/cache/embeddings.
 
     Interrupt it at any time (Ctrl-C): finished shards are kept and the next run computes only what is missing.
+    With --compare, score candidate representations on the labeled pool images (the eval split is never read).
     """
     from activelab.loop.embed import embed_project, embedding_model
     from activelab.loop.input_size import resolve_input_size
     from activelab.loop.project import open_project
 
+    if candidate and not compare:
+        raise InputError("--candidate is an option of --compare; add --compare")
     with open_project(project) as proj:
+        if compare:
+            _compare(proj, candidate or [], device=device, as_json=as_json)
+            return
         input_size = resolve_input_size(proj)
         model = embedding_model(proj, device=device)
         if not as_json:
@@ -94,3 +114,27 @@ def embed(
         )
         for path, reason in report.failed[:10]:
             console.print(f"  unreadable: {path}: {reason}", highlight=False)
+
+
+def _compare(proj: Any, candidates: list[str], *, device: str | None, as_json: bool) -> None:
+    """Run ``compare_project`` and print its table (or JSON)."""
+    from activelab.loop.representation import CRITERIA_TEXT, Candidate, compare_project
+
+    extra = [Candidate.parse(text) for text in candidates]
+    choice = compare_project(proj, extra=extra, device=device, progress=not as_json)
+    if as_json:
+        print_json({**choice.to_dict(), "reason": choice.reason})
+        return
+    rows = [
+        [c.candidate.label + (" *" if c.candidate == choice.chosen else ""), str(c.dim), f"{c.score:.3f}",
+         f"{c.seconds:.1f}"]
+        for c in choice.comparisons
+    ]  # fmt: skip
+    columns = [
+        ("candidate", "left"),
+        ("dim", "right"),
+        (CRITERIA_TEXT[choice.criterion], "right"),
+        ("seconds", "right"),
+    ]
+    console.print(result_table(f"representations on {choice.n_labels} labeled pool images (* chosen)", columns, rows))
+    console.print(f"chosen: {choice.chosen.label} ({choice.reason})", highlight=False)
