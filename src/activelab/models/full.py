@@ -7,6 +7,10 @@ with cross-entropy (``output="softmax"``) or binary cross-entropy per class
 (``output="sigmoid"``, multi-label); each
 ``fit`` starts again from the pretrained (or seeded random) weights, the usual practice
 in active learning (no warm-start bias from earlier rounds).
+
+With ``semi_supervised="fixmatch"``, ``fit`` also trains on unlabeled images with
+FixMatch (Sohn et al., NeurIPS 2020): a confident prediction on a weakly augmented view
+becomes the target of the same image's strongly augmented view.
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ from activelab.exceptions import InputError, UnsupportedError
 from activelab.models._adapter import AdapterBase, fit_report, forward_images, split_validation
 from activelab.models.backbones import BackboneSpec, Body, build_body
 from activelab.models.base import FitReport, PathLike, check_n_samples, check_paths, pick_device, seeded
-from activelab.models.images import ImageDataset, Preprocess, make_loader
+from activelab.models.images import ImageDataset, Preprocess, TwoViews, make_loader
 from activelab.progress import progress_task
 
 #: options of the finetune mode and their defaults (plus ``output``: "softmax" | "sigmoid")
@@ -38,6 +42,9 @@ FULL_DEFAULTS: dict[str, Any] = {
     "lr": 1e-3,
     "batch_size": 32,
     "weight_decay": 1e-4,
+    # AdamW's weight decay = this / n_train when set (overrides weight_decay): the penalty shrinks as labels
+    # grow, as in Gal et al.'s (ICML 2017) code, which sets the L2 weight to a constant over the train-set size
+    "weight_decay_per_label": None,
     "val_fraction": 0.1,  # held out for early stopping when >= min_val_size images result
     "min_val_size": 8,
     "patience": 3,  # epochs without val-loss improvement before stopping
@@ -50,7 +57,47 @@ FULL_DEFAULTS: dict[str, Any] = {
     "checkpoint_dir": None,  # write best.pt there whenever val loss improves
     "width": 32,  # small_cnn only
     "body_dropout": 0.25,  # small_cnn only
+    # semi-supervised training on fit's ``unlabeled`` images: "none" | "fixmatch" (softmax only)
+    "semi_supervised": "none",
+    "semi_threshold": 0.95,  # FixMatch: a weak view's max probability needed for its pseudo-label
+    "unlabeled_ratio": 3,  # FixMatch's mu: unlabeled images per labeled one in a step (paper: 7; 3 costs
+    # 7 forward images per labeled one on a CPU instead of 15)
+    "unlabeled_weight": 1.0,  # FixMatch's lambda_u: weight of the unlabeled loss
+    "semi_max_unlabeled": 10000,  # a seeded subset of at most this many unlabeled images (None: all)
 }
+
+#: the values of the finetune mode's ``semi_supervised`` option
+SEMI_METHODS: tuple[str, ...] = ("none", "fixmatch")
+
+
+def weight_decay_for(options: dict[str, Any], n_train: int) -> float:
+    """AdamW's weight decay: ``weight_decay_per_label / n_train`` when that option is set, else ``weight_decay``."""
+    per_label = options.get("weight_decay_per_label")
+    if per_label is None:
+        return float(options["weight_decay"])
+    if float(per_label) < 0:
+        raise InputError(f"weight_decay_per_label must be >= 0 (or None), got {per_label}")
+    return float(per_label) / max(1, int(n_train))
+
+
+class UnlabeledStream:
+    """Endless batches ``(weak, strong)`` of (B, 3, H, W) views from a loader over unlabeled images,
+    restarted (reshuffled by the loader's generator) whenever it is spent; ``seen`` holds the
+    positions of every image drawn so far."""
+
+    def __init__(self, loader: Any) -> None:
+        self.loader = loader
+        self._it = iter(loader)
+        self.seen: set[int] = set()
+
+    def next(self) -> tuple[torch.Tensor, torch.Tensor]:
+        try:
+            (weak, strong), idx = next(self._it)
+        except StopIteration:
+            self._it = iter(self.loader)
+            (weak, strong), idx = next(self._it)
+        self.seen.update(int(i) for i in idx)
+        return weak, strong
 
 
 class ClassifierNet(nn.Module):
@@ -97,6 +144,7 @@ class FullAdapter(AdapterBase):
         super().__init__(spec, classes=classes, num_classes=num_classes, device=device, options=options)
         if self.options["checkpoint_dir"] is not None:
             self.options["checkpoint_dir"] = os.fspath(self.options["checkpoint_dir"])
+        self._semi_method()
         self._template: Body | None = None  # pretrained body, as loaded
         self._preprocess: Preprocess | None = None
         self._dim: int | None = None
@@ -133,6 +181,52 @@ class FullAdapter(AdapterBase):
 
     # --- training ----------------------------------------------------------------
 
+    def _semi_method(self) -> str:
+        """The checked ``semi_supervised`` option (FixMatch needs softmax: one pseudo-label per image)."""
+        method = str(self.options["semi_supervised"])
+        if method not in SEMI_METHODS:
+            raise InputError(
+                f"semi_supervised must be one of {', '.join(map(repr, SEMI_METHODS))} in the finetune mode, "
+                f"got {method!r}"
+            )
+        if method == "fixmatch" and self.output != "softmax":
+            raise InputError(
+                "semi_supervised='fixmatch' needs output='softmax' (one pseudo-label per image); "
+                "use semi_supervised='none' for a sigmoid (multi-label) model"
+            )
+        return method
+
+    def _unlabeled_loader(
+        self, unlabeled: Sequence[PathLike], keys: Sequence[str] | None, hflip: bool, seed: int
+    ) -> Any:
+        """A shuffled loader of ``((weak, strong), position)`` over at most ``semi_max_unlabeled`` of
+        ``unlabeled`` (a seeded subset), ``unlabeled_ratio * batch_size`` images a batch; None if there are none."""
+        o = self.options
+        ps = check_paths(unlabeled, keys)
+        cap, mu = o["semi_max_unlabeled"], int(o["unlabeled_ratio"])
+        if mu < 1:
+            raise InputError(f"unlabeled_ratio must be an integer >= 1, got {o['unlabeled_ratio']}")
+        if not 0 < float(o["semi_threshold"]) <= 1:
+            raise InputError(f"semi_threshold must be in (0, 1], got {o['semi_threshold']}")
+        if float(o["unlabeled_weight"]) < 0:
+            raise InputError(f"unlabeled_weight must be >= 0, got {o['unlabeled_weight']}")
+        if cap is not None:
+            if int(cap) < 1:
+                raise InputError(f"semi_max_unlabeled must be >= 1 (or None for all), got {cap}")
+            if len(ps) > int(cap):
+                keep = np.sort(np.random.default_rng(seed).choice(len(ps), int(cap), replace=False))
+                ps = [ps[i] for i in keep]
+        if not ps:
+            return None
+        assert self._preprocess is not None
+        views = TwoViews(
+            self._preprocess.train_transform(augment=bool(o["augment"]), hflip=hflip),
+            self._preprocess.strong_transform(hflip=hflip),
+        )
+        ds = ImageDataset(ps, np.arange(len(ps)), views)
+        return make_loader(ds, batch_size=mu * int(o["batch_size"]), shuffle=True, seed=seed + 1,
+                           num_workers=int(o["num_workers"]), device=self.device)  # fmt: skip
+
     def fit(
         self,
         paths: Sequence[PathLike],
@@ -141,13 +235,25 @@ class FullAdapter(AdapterBase):
         keys: Sequence[str] | None = None,
         seed: int = 0,
         progress: bool = False,
+        unlabeled: Sequence[PathLike] | None = None,
+        unlabeled_keys: Sequence[str] | None = None,
     ) -> FitReport:
         """Fine-tune a fresh network on ``paths`` / ``labels`` (``keys`` unused).
 
         ``labels``: positions into ``classes`` (softmax), or an (N, C) 0/1 array (sigmoid).
+        ``unlabeled``: image paths without labels (never eval images), used only with
+        ``semi_supervised="fixmatch"`` (otherwise not even read). Each step then adds
+        ``unlabeled_ratio * batch_size`` unlabeled images (the stream cycles), each as a weak
+        and a strong view; the weak view's prediction (no gradient), where its max probability
+        is at least ``semi_threshold``, is the pseudo-label of the strong view, and the loss is
+        ``CE(labeled) + unlabeled_weight * mean(mask * CE(strong, pseudo-label))`` (Sohn et al.,
+        NeurIPS 2020). The labeled loader still sets the epochs; ``history`` then holds each
+        epoch's ``unlabeled_loss`` and ``mask_rate`` (the fraction of unlabeled views above the
+        threshold) and ``train_loss`` is the labeled loss alone.
         """
         t0 = time.perf_counter()
         ps, y = self._fit_inputs(paths, labels, keys)
+        method = self._semi_method()
         self.build()
         assert self._preprocess is not None and self._dim is not None
         o = self.options
@@ -170,7 +276,12 @@ class FullAdapter(AdapterBase):
             if len(va):
                 val_ds = ImageDataset([ps[i] for i in va], y[va], self._preprocess.eval_transform())
                 val_loader = make_loader(val_ds, batch_size=bs, num_workers=int(o["num_workers"]), device=dev)
-            opt = torch.optim.AdamW(net.parameters(), lr=float(o["lr"]), weight_decay=float(o["weight_decay"]))
+            stream = None
+            if method == "fixmatch" and unlabeled is not None:
+                u_loader = self._unlabeled_loader(unlabeled, unlabeled_keys, bool(o["hflip"]), seed)
+                stream = UnlabeledStream(u_loader) if u_loader is not None else None
+            threshold, lambda_u = float(o["semi_threshold"]), float(o["unlabeled_weight"])
+            opt = torch.optim.AdamW(net.parameters(), lr=float(o["lr"]), weight_decay=weight_decay_for(o, len(tr)))
             epochs, min_steps = int(o["epochs"]), int(o["min_steps"])
             if epochs < 1:
                 raise InputError(f"epochs must be >= 1, got {epochs}")
@@ -194,19 +305,39 @@ class FullAdapter(AdapterBase):
                 for epoch in range(1, epochs + 1):
                     net.train()
                     total, count = 0.0, 0
+                    u_total, u_masked, u_count = 0.0, 0.0, 0
                     for xb, yb in loader:
                         xb, yb = xb.to(dev, non_blocking=True), yb.to(dev, non_blocking=True)
                         opt.zero_grad(set_to_none=True)
                         with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                            loss = loss_fn(net(xb), yb)
+                            if stream is None:
+                                sup = loss_fn(net(xb), yb)
+                                loss = sup
+                            else:
+                                weak, strong = (v.to(dev, non_blocking=True) for v in stream.next())
+                                # one forward pass over all three, so BatchNorm sees them together (as in the paper)
+                                logits = net(torch.cat([xb, weak, strong]))
+                                n_l, n_u = len(xb), len(weak)
+                                sup = loss_fn(logits[:n_l], yb)
+                                conf, pseudo = torch.softmax(logits[n_l : n_l + n_u].detach().float(), 1).max(1)
+                                mask = (conf >= threshold).float()
+                                per_image = nn.functional.cross_entropy(logits[n_l + n_u :].float(), pseudo,
+                                                                        reduction="none")  # fmt: skip
+                                unsup = (per_image * mask).mean()
+                                loss = sup + lambda_u * unsup
+                                u_total += float(unsup.detach()) * n_u
+                                u_masked += float(mask.sum())
+                                u_count += n_u
                         scaler.scale(loss).backward()
                         scaler.step(opt)
                         scaler.update()
                         sched.step()
-                        total += float(loss.detach()) * len(yb)
+                        total += float(sup.detach()) * len(yb)
                         count += len(yb)
                         bar.advance(1)
                     rec: dict[str, float] = {"epoch": float(epoch), "train_loss": total / max(count, 1)}
+                    if stream is not None:
+                        rec.update(unlabeled_loss=u_total / max(u_count, 1), mask_rate=u_masked / max(u_count, 1))
                     if val_loader is not None:
                         vl, vacc = self._evaluate(net, val_loader, loss_fn, use_amp)
                         rec.update(val_loss=vl, val_accuracy=vacc)
@@ -234,7 +365,9 @@ class FullAdapter(AdapterBase):
         net.eval()
         self._net = net
         return fit_report(n_train=len(tr), n_val=len(va), history=history, best_epoch=best_epoch,
-                          seconds=time.perf_counter() - t0, device=dev)  # fmt: skip
+                          seconds=time.perf_counter() - t0, device=dev,
+                          n_unlabeled=len(stream.seen) if stream is not None else 0,
+                          semi_supervised="fixmatch" if stream is not None else "none")  # fmt: skip
 
     def _evaluate(self, net: nn.Module, loader: Any, loss_fn: nn.Module, use_amp: bool) -> tuple[float, float]:
         """Validation loss and accuracy (sigmoid: the fraction of (image, class) entries right at 0.5)."""

@@ -24,7 +24,8 @@ class Preprocess:
     Evaluation: resize the whole image to ``size x size`` (no crop, so small objects
     near the border are kept), scale to [0, 1], normalise with ``mean`` / ``std``.
     Training (full path, ``augment=True``): random resized crop (scale 0.7-1) and, if
-    ``hflip``, a random horizontal flip, then the same normalisation.
+    ``hflip``, a random horizontal flip, then the same normalisation. FixMatch's strong
+    view (:meth:`strong_transform`) adds RandAugment and Cutout to that.
     """
 
     size: int
@@ -92,6 +93,41 @@ class Preprocess:
             steps.append(T.RandomHorizontalFlip())
         steps += [T.ToTensor(), T.Normalize(self.mean, self.std)]
         return T.Compose(steps)
+
+    def strong_transform(
+        self, *, hflip: bool = True, num_ops: int = 2, magnitude: int = 10
+    ) -> Callable[[Image.Image], torch.Tensor]:
+        """FixMatch's strong augmentation (Sohn et al., NeurIPS 2020): the weak view's crop
+        (and flip), then RandAugment (``num_ops`` random operations at ``magnitude`` of 31
+        levels), normalisation, and Cutout (one erased square of 2-25 % of the image, set
+        to the mean). Returns a (3, size, size) float tensor; randomness from torch's RNG."""
+        from torchvision import transforms as T
+
+        weak = self.train_transform(augment=True, hflip=hflip)
+        assert isinstance(weak, T.Compose)
+        geometric = weak.transforms[:-2]  # crop (+ flip), before ToTensor / Normalize
+        return T.Compose(
+            [
+                *geometric,
+                T.RandAugment(num_ops=num_ops, magnitude=magnitude, interpolation=self._interp()),
+                T.ToTensor(),
+                T.Normalize(self.mean, self.std),
+                T.RandomErasing(p=1.0, scale=(0.02, 0.25), ratio=(1.0, 1.0), value=0),
+            ]
+        )
+
+
+class TwoViews:
+    """A transform giving ``(weak(image), strong(image))``: FixMatch's pair of views of one unlabeled image."""
+
+    def __init__(
+        self, weak: Callable[[Image.Image], torch.Tensor], strong: Callable[[Image.Image], torch.Tensor]
+    ) -> None:
+        self.weak = weak
+        self.strong = strong
+
+    def __call__(self, image: Image.Image) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.weak(image), self.strong(image)
 
 
 class ImageDataset(Dataset):  # type: ignore[type-arg]
