@@ -15,8 +15,9 @@ See ``docs/strategies.md`` for the guide and :mod:`.registry` for the input voca
 
 from __future__ import annotations
 
-from . import bayesian, detection, diversity, hybrid, multilabel, uncertainty
-from .bayesian import bald_scores, mean_std_scores, variation_ratio_scores
+from . import bayesian, budget, detection, diversity, hybrid, multilabel, uncertainty
+from .bayesian import bald_scores, joint_entropy, mean_std_scores, variation_ratio_scores
+from .budget import auto_phase
 from .detection import (
     aggregate_boxes,
     cald_scores,
@@ -44,9 +45,11 @@ __all__ = [
     "VOCABULARY",
     "StrategySpec",
     "aggregate_boxes",
+    "auto_phase",
     "bald_scores",
     "bayesian",
     "binary_uncertainty",
+    "budget",
     "cald_scores",
     "cvirs_scores",
     "detection",
@@ -57,6 +60,7 @@ __all__ = [
     "get_strategy",
     "gradient_factors",
     "hybrid",
+    "joint_entropy",
     "label_vector_distance",
     "least_confidence_scores",
     "list_strategies",
