@@ -131,7 +131,8 @@ class TwoViews:
 
 
 class ImageDataset(Dataset):  # type: ignore[type-arg]
-    """A torch Dataset over image paths; items are ``tensor`` or ``(tensor, label)``.
+    """A torch Dataset over image paths; items are ``transform(image)`` or ``(transform(image), label)``
+    (a tensor, or a pair of views with :class:`TwoViews`).
 
     ``labels``: (N,) class positions, or an (N, C) 0/1 matrix (multi-label), whose rows
     are the items' float32 target vectors.
@@ -141,7 +142,7 @@ class ImageDataset(Dataset):  # type: ignore[type-arg]
         self,
         paths: Sequence[str],
         labels: Sequence[int] | np.ndarray | None = None,
-        transform: Callable[[Image.Image], torch.Tensor] | None = None,
+        transform: Callable[[Image.Image], Any] | None = None,
     ) -> None:
         self.paths = list(paths)
         self.labels: torch.Tensor | None = None
