@@ -3,7 +3,7 @@ penultimate-layer features. The fast path freezes one; the full path fine-tunes 
 under a new linear classifier.
 
 The builders here are ``efficientnet_lite0`` (packaged ImageNet weights, offline),
-``small_cnn`` (built-in, from scratch), ``timm`` (any ``timm.list_models()`` name) and
+``small_cnn`` and ``gal_cnn`` (built-in, from scratch), ``timm`` (any ``timm.list_models()`` name) and
 ``torchvision`` (any ``torchvision.models.list_models()`` name); Hugging Face models are
 built in :mod:`activelab.models.integrations.huggingface`. Which builder a
 ``BackboneSpec.source`` uses is looked up in the model table
@@ -45,7 +45,9 @@ class BackboneSpec:
 
     @property
     def display_name(self) -> str:
-        return self.name if self.source in ("efficientnet_lite0", "small_cnn") else f"{self.source}/{self.name}"
+        return (
+            self.name if self.source in ("efficientnet_lite0", "small_cnn", "gal_cnn") else f"{self.source}/{self.name}"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,6 +106,55 @@ class SmallCNN(nn.Module):
         return self.proj(self.features_(x))
 
 
+class GalCNN(nn.Module):
+    """The MC-dropout CNN of Gal, Islam & Ghahramani (ICML 2017, "Deep Bayesian Active
+    Learning with Image Data"; their Keras model), without its last dense layer.
+
+    ``(B, 3, s, s)`` in [0, 1] -> grey (the channel mean: a grayscale image read as RGB has
+    three equal channels) -> conv 32 4x4 -> ReLU -> conv 32 4x4 -> ReLU -> max-pool 2x2 ->
+    dropout 0.25 -> flatten -> dense 128 -> ReLU -> ``(B, 128)``, the penultimate layer
+    (the classifier adds the paper's dropout 0.5 and the last dense layer). At 28 px:
+    25x25x32 -> 22x22x32 -> 11x11x32 = 3,872 features; 512,704 parameters.
+
+    The convolutions carry no dropout, so MC-dropout passes over the same input share
+    them: in eval mode without autograd the last input's conv output is reused while the
+    input tensor is the same, unchanged object (T samples cost one conv pass, not T).
+    """
+
+    def __init__(self, size: int = 28, filters: int = 32, kernel: int = 4, dim: int = 128,
+                 dropout: float = 0.25) -> None:  # fmt: skip
+        super().__init__()
+        side = (size - 2 * (kernel - 1)) // 2
+        if side < 1:
+            raise InputError(f"gal_cnn needs images of at least {2 * kernel} px, got image_size={size}")
+        self.conv = nn.Sequential(
+            nn.Conv2d(1, filters, kernel),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(filters, filters, kernel),
+            nn.ReLU(inplace=True),
+            nn.MaxPool2d(2),
+        )
+        self.proj = nn.Sequential(
+            nn.Dropout(dropout), nn.Flatten(), nn.Linear(filters * side * side, dim), nn.ReLU(inplace=True)
+        )
+        self.dim = dim
+        self._memo: tuple[torch.Tensor, int, torch.Tensor] | None = None
+
+    def _conv(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training or torch.is_grad_enabled():
+            self._memo = None
+            return self.conv(x.mean(1, keepdim=True))
+        memo = self._memo
+        if memo is not None and memo[0] is x and memo[1] == x._version:
+            return memo[2]
+        h = self.conv(x.mean(1, keepdim=True))
+        self._memo = (x, x._version, h)
+        return h
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(self._conv(x))
+
+
 def _call(module: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return module(x)
 
@@ -143,6 +194,17 @@ def small_cnn_body(spec: BackboneSpec, load_weights: bool, options: dict[str, An
         raise InputError("small_cnn has no pretrained weights: create it with pretrained=False (the default for it)")
     module = SmallCNN(width=int(options.get("width", 32)), dropout=float(options.get("body_dropout", 0.25)))
     pre = Preprocess(size=spec.image_size or 32, mean=(0.5, 0.5, 0.5), std=(0.5, 0.5, 0.5))
+    return Body(module, module.dim, pre, _call, "random")
+
+
+def gal_cnn_body(spec: BackboneSpec, load_weights: bool, options: dict[str, Any]) -> Body:
+    """Gal et al.'s CNN (:class:`GalCNN`) at ``spec.image_size`` (default 28 px, as MNIST),
+    pixels scaled to [0, 1] as in the paper's code; ``body_dropout`` is its dropout 0.25."""
+    if spec.pretrained:
+        raise InputError("gal_cnn has no pretrained weights: create it with pretrained=False (the default for it)")
+    size = spec.image_size or 28
+    module = GalCNN(size=size, dropout=float(options.get("body_dropout", 0.25)))
+    pre = Preprocess(size=size, mean=(0.0, 0.0, 0.0), std=(1.0, 1.0, 1.0))
     return Body(module, module.dim, pre, _call, "random")
 
 

