@@ -13,7 +13,8 @@ Files written into ``results_dir``:
   class for detection).
 - ``tsne.png``: a 2-D t-SNE map of pool embeddings coloured by class, and per strategy
   by picked / initially labeled / unlabeled (first seed); single-label datasets only,
-  where one class colours an image.
+  where one class colours an image. At most ``tsne_points`` images are embedded
+  (:func:`tsne_embeddings`).
 
 Curves, targets and plots follow the task's headline metric (accuracy; micro-F1 for
 multi-label, where accuracy is subset accuracy; mAP@[.5:.95] for detection).
@@ -32,6 +33,7 @@ from activelab._io import atomic_path, atomic_write_text
 from activelab.simulate.metrics import target_name
 
 if TYPE_CHECKING:
+    from activelab.models.base import ModelAdapter
     from activelab.simulate.config import SimulationConfig
     from activelab.simulate.data import SimDataset
 
@@ -57,6 +59,9 @@ class ExperimentResults(Protocol):
     def summary(self, metric: str | None = None) -> list[dict[str, Any]]: ...
 
     def pool_embeddings(self) -> np.ndarray: ...
+
+    @property
+    def model(self) -> ModelAdapter: ...
 
 
 def rounds_table(results: dict[str, dict[int, dict[str, Any]]], metric: str = "accuracy") -> pd.DataFrame:
@@ -258,6 +263,22 @@ def plot_class_histogram(results: dict[str, dict[int, dict[str, Any]]], classes:
     return out
 
 
+def tsne_embeddings(exp: ExperimentResults, positions: np.ndarray) -> np.ndarray:
+    """(len(positions), d) float32 embeddings of the pool ``positions`` a t-SNE map plots.
+
+    Frozen mode: rows of the cached pool embeddings, which the strategies use anyway.
+    Finetune mode: only these images go through the network (the whole pool would be
+    embedded otherwise: 60,000 Fashion-MNIST images for a map of ``tsne_points``).
+    """
+    model = exp.model
+    if getattr(model, "mode", None) == "frozen":
+        return exp.pool_embeddings()[positions].astype(np.float32)
+    ds = exp.dataset
+    idx = [int(i) for i in positions]
+    emb = model.embed([ds.pool_paths[i] for i in idx], keys=[ds.pool_keys[i] for i in idx])
+    return np.asarray(emb, dtype=np.float32)
+
+
 def plot_tsne(exp: ExperimentResults, results: dict[str, dict[int, dict[str, Any]]], path: Path) -> Path:
     """t-SNE of (a sample of) pool embeddings: by class, then per strategy picked / initial / unlabeled."""
     from sklearn.manifold import TSNE
@@ -277,7 +298,7 @@ def plot_tsne(exp: ExperimentResults, results: dict[str, dict[int, dict[str, Any
     rest = np.setdiff1d(np.arange(n), must)
     fill = rng.choice(rest, size=min(rest.size, max(0, c.tsne_points - must.size)), replace=False)
     sample = np.union1d(must, fill)
-    emb = exp.pool_embeddings()[sample].astype(np.float32)
+    emb = tsne_embeddings(exp, sample)
     if emb.shape[1] > 50:
         from sklearn.decomposition import PCA
 
