@@ -49,3 +49,29 @@ def test_the_round_line_names_each_tasks_metrics() -> None:
     assert _metrics_line(multi) == (
         "trained on 36 labels: micro-F1 0.5000, subset accuracy 0.1000, macro-F1 0.4500, mAP 0.6000 on 60 eval images"
     )
+
+
+def test_the_round_line_says_when_the_model_used_unlabeled_images_and_which_representation() -> None:
+    from activelab.cli.rounds import _metrics_line
+
+    semi = {
+        "n_labeled": 50,
+        "eval": {"n": 100, "accuracy": 0.81, "macro_f1": 0.8},
+        "semi_supervised": "label_spreading",
+        "n_unlabeled": 1234,
+        "representation": {"label": "pixels@28", "n_labels": 20, "chosen_now": False},
+    }
+    assert _metrics_line(semi) == (
+        "trained on 50 labels: eval accuracy 0.8100, macro-F1 0.8000 on 100 eval images; "
+        "semi-supervised (label_spreading): 1,234 unlabeled images; representation pixels@28 (chosen at 20 labels)"
+    )
+    fresh = {
+        "n_labeled": 40,
+        "semi_supervised": "none",
+        "n_unlabeled": 0,
+        "representation": {**semi["representation"], "chosen_now": True},
+    }  # type: ignore[dict-item]
+    assert _metrics_line(fresh) == (
+        "trained on 40 labels; representation pixels@28 (chosen this round) (no labeled eval split: import one "
+        "with --split eval)"
+    )

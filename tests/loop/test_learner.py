@@ -115,3 +115,35 @@ def test_multilabel_learner_on_list_and_pipe_labels(
     al.save(tmp_path / "learner")
     again = ActiveLearner.load(tmp_path / "learner")
     assert again.task_name == "multilabel" and list(again.train_df.label) == list(al.train_df.label)
+
+
+def test_a_semi_supervised_learner_trains_on_the_unlabeled_files_it_is_given(
+    sample: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from activelab.loop import learner as learner_module
+
+    from .test_round import RecordingModel
+
+    train_df, _, unlabeled = frames(sample)
+    built: list[tuple[dict[str, object], RecordingModel]] = []
+
+    def build(settings, classes, **options):  # type: ignore[no-untyped-def]
+        built.append((options, RecordingModel(list(classes), semi_supervised=options.get("semi_supervised", "none"))))
+        return built[-1][1]
+
+    monkeypatch.setattr(learner_module, "build_model", build)
+    al = ActiveLearner("efficientnet_lite0", semi_supervised="auto")
+    al.load_dataset(train_df)
+    extra = unlabeled[:7]
+    report = al.train(unlabeled=[*extra, train_df["filepath"].iloc[0]])  # a labeled file is not unlabeled
+    options, model = built[-1]
+    assert options["semi_supervised"] == "label_spreading" and report.n_unlabeled == 7
+    assert model.fits[-1]["unlabeled"] == extra and model.fits[-1]["paths"] == train_df["filepath"].tolist()
+    supervised = ActiveLearner("efficientnet_lite0")
+    supervised.load_dataset(train_df)
+    supervised.train(unlabeled=extra)  # none: the files are not even passed
+    assert "semi_supervised" not in built[-1][0] and "unlabeled" not in built[-1][1].fits[-1]
+    refused = ActiveLearner("efficientnet_lite0", semi_supervised="fixmatch")
+    refused.load_dataset(train_df)
+    with pytest.raises(InputError, match="'fixmatch' does not run in frozen mode"):
+        refused.train()

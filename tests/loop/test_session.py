@@ -30,6 +30,7 @@ from activelab.models import ModelAdapter
 from activelab.strategies import select
 
 from .conftest import multilabel_project, share_embeddings
+from .test_round import RecordingModel, fake_representation
 
 CLASSES = ["t-shirt", "trouser", "pullover", "dress", "coat", "sandal", "shirt", "sneaker", "bag", "ankle-boot"]
 
@@ -373,3 +374,44 @@ def test_train_scores_multilabel_eval_at_the_default_rule_like_rounds(multilabel
     at_half = multilabel_metrics(evals.y, outputs, multilabel.store.class_names(), np.full(outputs.shape[1], 0.5))
     assert metrics["eval"]["micro_f1"] == at_half["micro_f1"]
     assert metrics["eval"]["subset_accuracy"] == at_half["subset_accuracy"]
+
+
+def test_a_semi_supervised_round_trains_on_the_unlabeled_pool_and_records_how_many(project: Project) -> None:
+    models: list[RecordingModel] = []
+
+    def factory(classes: list[str]) -> RecordingModel:
+        models.append(RecordingModel(classes))
+        return models[-1]
+
+    session = ActiveSession(project, model_factory=factory)  # type: ignore[arg-type]
+    result = session.run_round("margin", 5)
+    assert result.metrics["semi_supervised"] == "label_spreading" and result.metrics["n_unlabeled"] == 170
+    fitted = models[-1].fits[0]
+    labeled = project.store.labeled_image_ids()
+    pool = {img.id: img.path for img in project.store.images("pool")}
+    assert fitted["unlabeled"] == [path for iid, path in pool.items() if iid not in labeled]
+    assert not set(fitted["unlabeled"]) & {img.path for img in project.store.images("eval")}
+    (rnd,) = project.store.rounds()
+    assert (rnd.metrics or {})["n_unlabeled"] == 170
+    _, metrics = session.train()  # `activelab train` fits the same way
+    assert metrics["n_unlabeled"] == 170 and models[-1].fits[0]["unlabeled"] == fitted["unlabeled"]
+
+
+def test_the_representation_is_chosen_at_the_rounds_the_rule_names_and_recorded(
+    project: Project, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared = fake_representation(monkeypatch, ("efficientnet_lite0", 64))
+    project.settings.model.representation = "auto"
+    first = ActiveSession(project).run_round("margin", 10)
+    assert compared == [30]
+    assert first.metrics["representation"]["label"] == "efficientnet_lite0@64"
+    assert first.metrics["representation"]["chosen_now"] and first.metrics["seconds"]["representation"] >= 0
+    project.store.add_labels([(iid, "bag") for iid in first.selected], author="oracle", source="oracle")
+    second = ActiveSession(project).run_round("margin", 10)  # a new session reads the choice from the store
+    assert compared == [30]  # 40 labels: not yet twice the 30 of the last choice
+    assert second.metrics["representation"] == {
+        "label": "efficientnet_lite0@64",
+        "candidate": {"name": "efficientnet_lite0", "image_size": 64, "backbone_weights": None},
+        "n_labels": 30,
+        "chosen_now": False,
+    }

@@ -37,9 +37,14 @@ class _RecordingSession:
         n = len(self.store.current_labels("pool"))
         number = self.store.start_round(strategy="margin", model="m", config={}, n_labeled=n)
         self.store.finish_round(number, metrics={}, selection=[(8, 0.1)])
-        return _Result(
-            number, metrics={"n_labeled": n, "eval": {"accuracy": 0.75, "macro_f1": 0.5, "n": 4}}, selected=[8]
-        )
+        metrics = {
+            "n_labeled": n,
+            "eval": {"accuracy": 0.75, "macro_f1": 0.5, "n": 4},
+            "semi_supervised": "label_spreading",
+            "n_unlabeled": 6,
+            "representation": {"label": "pixels@28", "n_labels": n, "chosen_now": True},
+        }
+        return _Result(number, metrics=metrics, selected=[8])
 
     def recover(self) -> list[int]:
         return []
@@ -83,6 +88,9 @@ def test_first_round_after_two_labels_then_every_n(project: SimpleNamespace) -> 
         "agreement": None,
         "seconds": 0.5,
         "selected": 1,
+        "semi_supervised": "label_spreading",  # what the app's trainer line says the model learned from
+        "n_unlabeled": 6,
+        "representation": "pixels@28",
     }
     assert trainer.labels_since_last_round() == (2, 2)
     project.store.add_labels([(3, "cat"), (4, "dog")], author="ann")

@@ -119,3 +119,15 @@ def test_bad_values_name_the_key(kwargs: dict[str, object], message: str) -> Non
     with pytest.raises(ConfigError) as e:
         SimulationConfig(**kwargs)
     assert str(e.value).startswith(message)
+
+
+def test_semi_supervised_and_representation_are_hashed_when_set_and_checked_against_the_mode() -> None:
+    default = SimulationConfig()
+    assert "semi_supervised" not in default.result_fields() and default.config_hash() == "c7a290fef860"
+    semi = SimulationConfig(semi_supervised="label_spreading")
+    assert semi.result_fields()["semi_supervised"] == "label_spreading"
+    assert len({default.config_hash(), semi.config_hash(), SimulationConfig(semi_supervised="auto").config_hash()}) == 3
+    assert SimulationConfig(representation="auto").config_hash() != default.config_hash()
+    with pytest.raises(ConfigError, match="config: semi_supervised 'fixmatch' does not run in frozen mode: use one of"):
+        SimulationConfig(semi_supervised="fixmatch")  # efficientnet_lite0's own mode is frozen
+    assert SimulationConfig(model="small_cnn", semi_supervised="fixmatch").model_mode == "finetune"

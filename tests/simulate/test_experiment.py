@@ -10,8 +10,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
+from activelab.models import FitReport
 from activelab.simulate import Experiment, SimDataset, SimulationConfig, from_arrays
 
+from ..loop.test_round import fake_representation
 from .conftest import tiny_config
 
 
@@ -178,3 +180,75 @@ def test_pool_subset_scores_the_labeled_set_plus_a_random_draw(tmp_path: Path, s
             drawn = set(exp._candidates(mask, 0, rec["round"]).tolist()) - set(np.flatnonzero(mask).tolist())
             assert len(rec["picked"]) == 10 and set(rec["picked"]) <= drawn
             mask[rec["picked"]] = True
+
+
+class SemiPixelLogReg(PixelLogReg):
+    """PixelLogReg with a ``semi_supervised`` option: records the unlabeled images each fit was given."""
+
+    def __init__(self, classes: list[str]) -> None:
+        super().__init__(classes)
+        self.config = {"name": self.name, "options": {"semi_supervised": "self_training"}}
+        self.unlabeled: list[list[str]] = []
+
+    def fit(self, paths: Sequence[str], labels: Sequence[int], **kwargs: Any) -> FitReport:  # type: ignore[override]
+        self.unlabeled.append(list(kwargs.pop("unlabeled")))
+        super().fit(paths, labels)
+        return FitReport(len(paths), 0, 1, 1, 0.0, None, None, 0.0, "cpu", n_unlabeled=len(self.unlabeled[-1]),
+                         semi_supervised="self_training")  # fmt: skip
+
+
+def toy_set(folder: Path) -> SimDataset:
+    rng = np.random.default_rng(0)
+    pts = rng.integers(0, 256, size=(60, 1, 2)).astype(np.uint8)
+    y = (pts[:, 0, 0].astype(int) + pts[:, 0, 1] > 255).astype(np.int64)
+    return from_arrays("toy", pts[:40], y[:40], pts[40:], y[40:], ["low", "high"], folder)
+
+
+def test_a_semi_supervised_simulation_fits_on_the_unlabeled_pool_every_round_never_on_eval(tmp_path: Path) -> None:
+    ds = toy_set(tmp_path / "img")
+    cfg = SimulationConfig(
+        dataset="toy", strategies=["margin"], initial_size=4, k=3, budget=10, seeds=[0],
+        output=str(tmp_path / "out"), semi_supervised="self_training",
+    )  # fmt: skip
+    models: list[SemiPixelLogReg] = []
+
+    def factory(classes: list[str]) -> SemiPixelLogReg:
+        models.append(SemiPixelLogReg(classes))
+        return models[-1]
+
+    exp = Experiment(cfg, dataset=ds, model_factory=factory, progress=False)
+    (run,) = exp.run()["margin"].values()
+    assert [r["n_unlabeled"] for r in run["rounds"]] == [36, 33, 30]  # the last round (no selection) too
+    assert {r["semi_supervised"] for r in run["rounds"]} == {"self_training"}
+    given = {p for batch in models[-1].unlabeled for p in batch}
+    assert given <= set(ds.pool_paths) and not given & set(ds.eval_paths)
+
+
+def test_representation_auto_builds_each_round_from_the_candidate_in_use(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compared = fake_representation(monkeypatch, ("pixels", 2))
+    ds = toy_set(tmp_path / "img")
+    cfg = SimulationConfig(
+        dataset="toy", strategies=["random"], initial_size=4, k=2, budget=10, seeds=[0],
+        output=str(tmp_path / "out"), representation="auto",
+    )  # fmt: skip
+    exp = Experiment(cfg, dataset=ds, progress=False)
+    built: list[tuple[str, int | None]] = []
+
+    def build(settings: Any, image_size: int | None) -> PixelLogReg:
+        built.append((settings.name, image_size))
+        model = PixelLogReg(ds.classes)
+        model.mode = "frozen"  # type: ignore[attr-defined]  # one model for every run, as the frozen mode's
+        return model
+
+    monkeypatch.setattr(exp, "_settings_model", build)
+    (run,) = exp.run()["random"].values()
+    assert compared == [4, 8]  # 2 per class first, then when the labels have doubled
+    assert [r["representation"] for r in run["rounds"]] == ["pixels@2"] * 4
+    assert [r["representation_choice"]["chosen_now"] for r in run["rounds"]] == [True, False, True, False]
+    assert built == [(cfg.model, None), ("pixels", 2)]  # the configured model (initial set), then one per candidate
+    assert (
+        "representation" in cfg.result_fields()
+        and cfg.config_hash() != cfg.model_copy(update={"representation": "fixed"}).config_hash()
+    )

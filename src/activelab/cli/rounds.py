@@ -57,9 +57,28 @@ def _metrics_line(metrics: dict[str, Any]) -> str:
             f"from {source} embeddings" if source else "without reading the images"
         )
     ev = metrics.get("eval")
+    notes = "".join(f"; {note}" for note in training_notes(metrics))
     if not ev:
-        return f"trained on {metrics['n_labeled']} labels (no labeled eval split: import one with --split eval)"
-    return f"trained on {metrics['n_labeled']} labels: {_scores(ev)} on {ev['n']} eval images"
+        return f"trained on {metrics['n_labeled']} labels{notes} (no labeled eval split: import one with --split eval)"
+    return f"trained on {metrics['n_labeled']} labels: {_scores(ev)} on {ev['n']} eval images{notes}"
+
+
+def training_notes(metrics: dict[str, Any]) -> list[str]:
+    """What a round's model learned from besides its labels: the unlabeled images of a semi-supervised fit,
+    and the feature extractor chosen under ``model.representation: auto``."""
+    notes = []
+    method = metrics.get("semi_supervised", "none")
+    if method != "none":
+        notes.append(f"semi-supervised ({method}): {metrics.get('n_unlabeled', 0):,} unlabeled images")
+    representation = metrics.get("representation")
+    if representation:
+        when = (
+            "chosen this round"
+            if representation.get("chosen_now")
+            else f"chosen at {representation['n_labels']} labels"
+        )
+        notes.append(f"representation {representation['label']} ({when})")
+    return notes
 
 
 #: the headline metrics of a round, in the order shown; each task reports the ones that mean something for it

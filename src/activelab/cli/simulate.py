@@ -25,6 +25,8 @@ SIM_DEFAULTS = {
     "model": DEFAULT_MODEL,
     "targets": "0.8,0.9",
     "output": "simulations",
+    "semi_supervised": "none",
+    "representation": "fixed",
 }
 
 
@@ -110,6 +112,20 @@ def simulate(
         str | None, typer.Option(help="Frozen-mode head: logreg or mlp (mlp gives MC dropout for bald).")
     ] = None,
     image_size: Annotated[int | None, typer.Option(help="Model input size in pixels.")] = None,
+    semi_supervised: Annotated[
+        str | None,
+        typer.Option(
+            help="Also train on the unlabeled pool: self_training or label_spreading (frozen mode), fixmatch "
+            f"(finetune mode), auto (the mode's method) or none (default: {SIM_DEFAULTS['semi_supervised']})."
+        ),
+    ] = None,
+    representation: Annotated[
+        str | None,
+        typer.Option(
+            help="auto: choose the feature extractor among candidates on the labeled images (frozen mode, "
+            f"single-label); fixed: the model as given (default: {SIM_DEFAULTS['representation']})."
+        ),
+    ] = None,
     pool_limit: Annotated[
         int | None, typer.Option(help="Use a stratified random subset of this many pool images.")
     ] = None,
@@ -159,6 +175,8 @@ def simulate(
         "mode": either("--mode", mode, "--path", mode_name(path)),
         "head": head,
         "image_size": image_size,
+        "semi_supervised": semi_supervised,
+        "representation": representation,
         "pool_limit": pool_limit,
         "eval_limit": eval_limit,
         "pool_subset": pool_subset,
@@ -194,6 +212,14 @@ def simulate(
     if exp.skipped:
         console.print(f"skipped (already done): {', '.join(exp.skipped)}", highlight=False)
     console.print(summary_table(rows, list(cfg.targets), exp.headline_metric))
+    if cfg.semi_supervised != "none":
+        console.print(
+            f"semi-supervised ({cfg.semi_supervised}): every fit also trained on the round's unlabeled pool images "
+            "(never the eval split); each round records n_unlabeled",
+            highlight=False,
+        )
+    if cfg.representation == "auto":
+        console.print("representation: auto; each round records the candidate it used", highlight=False)
     console.print(
         f"wrote {', '.join(p.name for p in paths.values())} in {exp.results_dir}", highlight=False, soft_wrap=True
     )

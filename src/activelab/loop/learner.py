@@ -17,8 +17,8 @@ import numpy as np
 import pandas as pd
 
 from activelab.exceptions import ActivelabError, InputError, NotFoundError
-from activelab.loop.round import Images, Pool, build_model, model_settings, play_round
-from activelab.loop.settings import OLD_MODE_NAMES
+from activelab.loop.round import Images, Pool, build_model, fit_on_pool, model_settings, play_round
+from activelab.loop.settings import OLD_MODE_NAMES, resolve_semi_supervised
 from activelab.models import FitReport, ModelAdapter, load_model
 from activelab.tasks import Payload, Task, get_task
 
@@ -53,6 +53,7 @@ class ActiveLearner:
         device: str | None = None,
         cache_dir: str | Path | None = None,
         seed: int = 0,
+        semi_supervised: str = "none",
         **model_options: Any,
     ) -> None:
         if "path" in model_options:  # the older name of mode: path="fast" | "full"
@@ -65,6 +66,7 @@ class ActiveLearner:
         self.device = device
         self.cache_dir = cache_dir
         self.seed = seed
+        self.semi_supervised = semi_supervised
         self.model_options = model_options
         self.train_df: pd.DataFrame | None = None
         self.classes: list[str] = []
@@ -102,8 +104,19 @@ class ActiveLearner:
         return self.task.targets([self.task.validate(p, self.classes) for p in payloads], self.classes)
 
     # ----------------------------------------------------------------- model
-    def train(self, epochs: int | None = None, lr: float | None = None, batch_size: int | None = None) -> FitReport:
-        """Train a fresh model on the current training set."""
+    def train(
+        self,
+        epochs: int | None = None,
+        lr: float | None = None,
+        batch_size: int | None = None,
+        *,
+        unlabeled: Sequence[str | Path] | pd.Series | None = None,
+    ) -> FitReport:
+        """Train a fresh model on the current training set.
+
+        ``unlabeled``: image files without labels (e.g. ``pred_df["filepath"]``; never your evaluation
+        images) that a ``semi_supervised`` learner also trains on; ignored when it is ``none``.
+        """
         if self.train_df is None or self.train_df.empty:
             raise InputError("no training data: call load_dataset(df, filepath_col=..., label_col=...) first")
         options = dict(self.model_options)
@@ -118,12 +131,23 @@ class ActiveLearner:
             device=self.device,
         )
         image_size = options.pop("image_size", None)
+        semi = resolve_semi_supervised(self.semi_supervised, settings.mode, self.task_name)
+        if semi != "none":
+            options["semi_supervised"] = semi
         self.model = build_model(
             settings, self.classes, task=self.task, cache_dir=self.cache_dir, image_size=image_size, **options
         )
-        self.last_report = self.model.fit(
-            self.train_df["filepath"].tolist(), self._targets(self.train_df["label"]), seed=self.seed, progress=True
-        )
+        paths = self.train_df["filepath"].tolist()
+        targets = self._targets(self.train_df["label"])
+        extra: list[str] = []
+        if unlabeled is not None and semi != "none":  # a semi-supervised method: single-label class targets
+            known = set(paths)
+            extra = [str(p) for p in unlabeled if str(p) not in known]
+            _check_files(extra, "unlabeled")
+            targets = np.concatenate([targets, np.full(len(extra), -1, dtype=targets.dtype)])
+        trained = np.arange(len(paths) + len(extra)) < len(paths)
+        pool = Pool(Images(paths + extra), targets, trained)
+        self.last_report = fit_on_pool(self.model, pool, seed=self.seed, progress=True)
         return self.last_report
 
     def _fitted(self) -> ModelAdapter:
@@ -281,6 +305,7 @@ class ActiveLearner:
             "mode": self.mode,
             "classes": self.classes,
             "seed": self.seed,
+            "semi_supervised": self.semi_supervised,
             "model_options": self.model_options,
         }
         (folder / "learner.json").write_text(json.dumps(meta, indent=2))
@@ -299,6 +324,7 @@ class ActiveLearner:
             mode=meta.get("mode") or OLD_MODE_NAMES.get(meta.get("path", "")),  # "path": saved before 0.x
             device=device,
             seed=meta["seed"],
+            semi_supervised=meta.get("semi_supervised", "none"),
             **meta["model_options"],
         )
         learner.classes = list(meta["classes"])

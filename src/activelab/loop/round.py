@@ -13,25 +13,34 @@ costs what the task estimates from the model's predictions
 so crowded images do not win by being crowded.
 
 :func:`build_model` is the one place a model is built from settings.
+
+Semi-supervised training (``train.semi_supervised``): a model whose ``semi_supervised`` option is not
+``none`` also gets the pool's unlabeled images (:func:`fit_on_pool`: neither trained on nor excluded;
+eval images are never in a pool). A representation chosen among candidate feature extractors
+(``model.representation: auto``, :func:`rechoose_representation`) replaces the configured backbone.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from activelab.exceptions import InputError
 from activelab.loop.inputs import Embedder, check_capabilities, pool_arrays
-from activelab.loop.settings import ModelSettings, TrainSettings
+from activelab.loop.settings import DEFAULT_TASK, ModelSettings, TrainSettings, resolve_semi_supervised
 from activelab.models import FitReport, ModelAdapter, create_model
 from activelab.models.registry import find_model
 from activelab.strategies import select, select_budget
 from activelab.tasks import Task
+
+if TYPE_CHECKING:
+    from activelab.loop.representation import Candidate
 
 
 def build_model(
@@ -42,6 +51,7 @@ def build_model(
     cache_dir: str | Path | None,
     image_size: int | None,
     train: TrainSettings | None = None,
+    root: str | Path | None = None,
     **options: Any,
 ) -> ModelAdapter:
     """A fresh adapter for ``classes`` as ``settings`` describe it, with ``task``'s output.
@@ -50,12 +60,20 @@ def build_model(
 
     ``frozen`` mode trains ``settings.head`` on cached backbone embeddings (under
     ``cache_dir``); ``finetune`` trains the whole network with ``train``'s epochs,
-    learning rate and batch size (the model's defaults without ``train``). ``settings.options``
-    (``model.options`` in activelab.yaml) and then ``options`` add or override model options.
+    learning rate and batch size (the model's defaults without ``train``). ``train.semi_supervised``
+    becomes the model option ``semi_supervised`` (resolved by
+    :func:`~activelab.loop.settings.resolve_semi_supervised`; not passed when it is ``none``, so models
+    without the option still build). ``settings.backbone_weights`` is read relative to ``root`` (the
+    project folder). ``settings.options`` (``model.options`` in activelab.yaml) and then ``options`` add
+    or override model options.
     """
     mode_options: dict[str, Any] = {"head": settings.head}
     if settings.mode == "finetune":
         mode_options = {} if train is None else {"epochs": train.epochs, "lr": train.lr, "batch_size": train.batch_size}
+    if train is not None:
+        semi = resolve_semi_supervised(train.semi_supervised, settings.mode, task.name)
+        if semi != "none":
+            mode_options["semi_supervised"] = semi
     return create_model(
         settings.name,
         classes=None if classes is None else list(classes),
@@ -64,8 +82,45 @@ def build_model(
         device=settings.device,
         image_size=image_size,
         cache_dir=cache_dir,
+        backbone_weights=backbone_weights_file(settings.backbone_weights, root),
         **{**mode_options, **task.model_options(), **settings.options, **options},
     )
+
+
+def backbone_weights_file(value: str | None, root: str | Path | None) -> Path | None:
+    """``model.backbone_weights`` as a file path (relative to ``root``, the project folder); None when unset.
+
+    A missing file is an InputError naming it and how to make one.
+    """
+    if value is None:
+        return None
+    path = Path(value) if root is None else Path(root) / value
+    if not path.is_file():
+        raise InputError(
+            f"model.backbone_weights: no file at {path}; run `activelab pretrain PROJECT` to write one, "
+            "or remove the key to use the model's own weights"
+        )
+    return path
+
+
+def semi_supervised_method(model: ModelAdapter) -> str:
+    """The model's ``semi_supervised`` option (``none`` for a model without one)."""
+    return str(model.config.get("options", {}).get("semi_supervised", "none"))
+
+
+def fit_on_pool(model: ModelAdapter, pool: Pool, *, seed: int, progress: bool = False) -> FitReport:
+    """Fit ``model`` on the pool's trained rows; a semi-supervised model also gets the unlabeled rows.
+
+    Unlabeled: neither trained on nor excluded (a withdrawn label is no unlabeled image to learn from).
+    Eval images are never in a pool, so they never reach ``fit``.
+    """
+    rows = np.flatnonzero(pool.trained)
+    train = pool.images.take(rows)
+    extra: dict[str, Any] = {}
+    if semi_supervised_method(model) != "none":
+        free = pool.images.take(np.flatnonzero(~pool.trained & ~pool.labeled))
+        extra = {"unlabeled": list(free.paths), "unlabeled_keys": None if free.keys is None else list(free.keys)}
+    return model.fit(train.paths, pool.targets[rows], keys=train.keys, seed=seed, progress=progress, **extra)
 
 
 def model_settings(
@@ -88,6 +143,111 @@ def model_settings(
             "device": device,
         }
     )
+
+
+def chooses_representation(settings: ModelSettings, task: Task) -> bool:
+    """Whether ``model.representation: auto`` applies: frozen mode and single-label classification (a
+    comparison by leave-one-out accuracy needs one class per image and a cheap head); elsewhere ``auto``
+    behaves as ``fixed``."""
+    return settings.representation == "auto" and settings.mode == "frozen" and task.name == DEFAULT_TASK
+
+
+@dataclass(frozen=True)
+class RepresentationState:
+    """The feature extractor rounds use under ``model.representation: auto``, and when it was chosen.
+
+    ``candidate``: a :class:`~activelab.loop.representation.Candidate`; ``n_labels``: labeled images
+    when it was chosen; ``choice``: the comparison (``RepresentationChoice.to_dict()``) when the current
+    round chose it, None when the round kept an earlier choice.
+    """
+
+    candidate: Candidate
+    n_labels: int
+    choice: dict[str, Any] | None = None
+
+    @property
+    def label(self) -> str:
+        return self.candidate.label
+
+    def to_record(self) -> dict[str, Any]:
+        """What a round records (``metrics["representation"]``); :meth:`from_record` reads it back."""
+        record: dict[str, Any] = {
+            "label": self.label,
+            "candidate": dataclasses.asdict(self.candidate),
+            "n_labels": self.n_labels,
+            "chosen_now": self.choice is not None,
+        }
+        if self.choice is not None:
+            record["comparison"] = self.choice
+        return record
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> RepresentationState:
+        from activelab.loop.representation import Candidate
+
+        return cls(Candidate(**record["candidate"]), int(record["n_labels"]))
+
+
+def rechoose_representation(
+    previous: RepresentationState | None,
+    images: Images,
+    targets: np.ndarray,
+    n_classes: int,
+    *,
+    name: str,
+    image_size: int | None,
+    native_size: int | None = None,
+    ssl_weights: str | None = None,
+    cache_dir: str | Path | None = None,
+    device: str | None = None,
+    seed: int = 0,
+    progress: bool = False,
+) -> RepresentationState | None:
+    """The representation a round on the labeled ``images`` (``targets``: ``(N,)`` class positions) uses.
+
+    Where :func:`~activelab.loop.representation.should_rechoose` says so (the first time there are
+    enough labels, then whenever they have doubled), the candidates of
+    :func:`~activelab.loop.representation.default_candidates` (``name`` at ``image_size``, the other
+    sensible size, raw pixels at ``native_size``, the ``ssl_weights`` backbone) are compared on these
+    labels and the best is returned with its comparison; otherwise ``previous`` is kept (None: the
+    configured model, no choice made yet).
+    """
+    from activelab.loop.representation import compare_representations, default_candidates, should_rechoose
+
+    if not should_rechoose(len(images), None if previous is None else previous.n_labels, n_classes):
+        return None if previous is None else dataclasses.replace(previous, choice=None)
+    candidates = default_candidates(name, image_size, native_size=native_size, ssl_weights=ssl_weights)
+    choice = compare_representations(
+        candidates,
+        images.paths,
+        targets,
+        keys=images.keys,
+        cache_dir=cache_dir,
+        device=device,
+        seed=seed,
+        progress=progress,
+    )
+    return RepresentationState(choice.chosen, len(images), choice.to_dict())
+
+
+def candidate_settings(settings: ModelSettings, candidate: Candidate) -> ModelSettings:
+    """``settings`` for the model ``candidate`` names, with its backbone weights (its input size,
+    ``candidate.image_size``, is the caller's to pass); pretrained only where that model has weights."""
+    pretrained = settings.pretrained and find_model(candidate.name)[0].pretrained
+    return settings.model_copy(
+        update={"name": candidate.name, "backbone_weights": candidate.backbone_weights, "pretrained": pretrained}
+    )
+
+
+def native_image_size(paths: Sequence[str], *, sample: int = 50) -> int | None:
+    """The median longer side in pixels of (up to ``sample`` of) ``paths``, read from the file headers."""
+    from PIL import Image
+
+    sides = []
+    for path in list(paths)[:sample]:
+        with Image.open(path) as img:
+            sides.append(max(img.size))
+    return int(np.median(sides)) if sides else None
 
 
 #: how a round's ``k`` is counted: images, or the boxes the task estimates each image holds
@@ -208,9 +368,7 @@ def play_round(
     outcome = RoundOutcome(np.zeros(0, dtype=np.int64), model)
     t0 = time.perf_counter()
     if model is not None and fit:
-        rows = np.flatnonzero(pool.trained)
-        train = pool.images.take(rows)
-        outcome.fit = model.fit(train.paths, pool.targets[rows], keys=train.keys, seed=seed, progress=progress)
+        outcome.fit = fit_on_pool(model, pool, seed=seed, progress=progress)
         if evaluation is not None and len(evaluation.images):
             ev = evaluation.images
             outcome.eval_outputs = model.predict_proba(ev.paths, keys=ev.keys, progress=progress)

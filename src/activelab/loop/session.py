@@ -14,14 +14,21 @@ Cold start: before a model can be trained (no labels, or one distinct annotation
 needs only embeddings (``random``, ``typiclust``, ``probcover``... read from the
 registry's ``requires``) selects from the project's frozen backbone embeddings,
 and no model is trained or saved.
+
+Semi-supervised training (``train.semi_supervised``) and the representation choice
+(``model.representation: auto``) are recorded with each round: ``metrics["n_unlabeled"]`` and
+``metrics["semi_supervised"]`` (the unlabeled pool images the fit used, and how), and
+``metrics["representation"]`` (the candidate in use, and the comparison when the round chose it).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,12 +39,24 @@ import numpy as np
 from activelab.exceptions import InputError, StoreError
 from activelab.loop.embed import embedding_model
 from activelab.loop.evaluate import prediction_agreement
-from activelab.loop.input_size import InputSize, resolve_input_size
+from activelab.loop.input_size import InputSize, median_image_size, pool_image_sizes, resolve_input_size
 from activelab.loop.inputs import check_capabilities, check_task, cold_start_strategies, needs_model
 from activelab.loop.project import Project
-from activelab.loop.round import EvalSet, Images, Pool, build_model, play_round
+from activelab.loop.round import (
+    EvalSet,
+    Images,
+    Pool,
+    RepresentationState,
+    backbone_weights_file,
+    build_model,
+    candidate_settings,
+    chooses_representation,
+    fit_on_pool,
+    play_round,
+    rechoose_representation,
+)
 from activelab.loop.stopping import CurvePoint, StoppingRules, stop_reason
-from activelab.models import ModelAdapter, load_model
+from activelab.models import FitReport, ModelAdapter, load_model
 from activelab.store import ImageRef, Store
 from activelab.strategies import required_inputs
 from activelab.tasks import Payload, Task, get_task
@@ -93,6 +112,7 @@ class ActiveSession:
         self.project = project
         self.model_factory = model_factory or self._settings_model
         self.progress = progress
+        self._representation: RepresentationState | None = None  # set by a round that chose one
 
     @property
     def store(self) -> Store:
@@ -112,15 +132,77 @@ class ActiveSession:
 
     def _settings_model(self, classes: list[str]) -> ModelAdapter:
         settings = self.project.settings
+        model, image_size = settings.model, resolve_input_size(self.project).pixels
+        state = self.representation()
+        if state is not None:
+            model = candidate_settings(model, state.candidate)
+            image_size = state.candidate.image_size or image_size
         fresh = build_model(
-            settings.model,
+            model,
             classes,
             task=self.task,
             cache_dir=self.project.cache_dir / "embeddings",
-            image_size=resolve_input_size(self.project).pixels,
+            image_size=image_size,
             train=settings.train,
+            root=self.project.root,
         )
         return self._warm_start(fresh)
+
+    # ------------------------------------------------------- representation
+    def representation(self) -> RepresentationState | None:
+        """The feature extractor rounds use under ``model.representation: auto``: this session's latest choice,
+        else the one the latest finished round recorded; None with ``fixed`` (or before any choice)."""
+        if not chooses_representation(self.project.settings.model, self.task):
+            return None
+        if self._representation is not None:
+            return self._representation
+        for rnd in reversed(self.store.rounds()):
+            record = (rnd.metrics or {}).get("representation") if rnd.status == "done" else None
+            if record:
+                return RepresentationState.from_record(record)
+        return None
+
+    def _rechoose(self, pool: Pool, classes: list[str], seed: int) -> RepresentationState | None:
+        """Compare the candidate extractors on the labeled pool images where the rule says so (see
+        :func:`~activelab.loop.round.rechoose_representation`); the state the round uses, or None."""
+        settings = self.project.settings
+        if self.model_factory != self._settings_model or not chooses_representation(settings.model, self.task):
+            return None
+        rows = np.flatnonzero(pool.trained)
+        state = rechoose_representation(
+            self.representation(),
+            pool.images.take(rows),
+            pool.targets[rows],
+            len(classes),
+            name=settings.model.name,
+            image_size=resolve_input_size(self.project).pixels,
+            native_size=self._native_size(),
+            ssl_weights=self._ssl_weights(),
+            cache_dir=self.project.cache_dir / "embeddings",
+            device=settings.model.device,
+            seed=seed,
+            progress=self.progress,
+        )
+        if state is not None and state.choice is not None:
+            self._representation = state
+        return state
+
+    def _native_size(self) -> int | None:
+        median = median_image_size(pool_image_sizes(self.project))
+        return None if median is None else max(median)
+
+    def _ssl_weights(self) -> str | None:
+        """The backbone weights a candidate may use: ``model.backbone_weights``, else the project's finished
+        self-supervised pretraining (``activelab pretrain``), else None."""
+        configured = backbone_weights_file(self.project.settings.model.backbone_weights, self.project.root)
+        if configured is not None:
+            return str(configured)
+        try:
+            from activelab.loop.pretrain import ssl_backbone
+        except ImportError:
+            return None
+        found = ssl_backbone(self.project)
+        return None if found is None else str(found)
 
     def _warm_start(self, fresh: ModelAdapter) -> ModelAdapter:
         """The previous round's saved model instead of ``fresh`` when it is the same fine-tuned network (same
@@ -202,8 +284,13 @@ class ActiveSession:
             raise InputError(f"cannot train: {problem}; label images of at least two classes (or import labels) first")
         seed = self.project.settings.train.seed if seed is None else seed
         model = self.model_factory(classes)
-        report = model.fit(train.paths, train.y, keys=train.keys, seed=seed, progress=self.progress)
-        metrics: dict[str, Any] = {"n_labeled": len(train.image_ids), "fit": report.to_dict()}
+        _, pool, _ = self.pool()
+        report = fit_on_pool(model, pool, seed=seed, progress=self.progress)
+        metrics: dict[str, Any] = {"n_labeled": len(train.image_ids), **_semi_supervised(report)}
+        state = self.representation()
+        if state is not None:
+            metrics["representation"] = dataclasses.replace(state, choice=None).to_record()
+        metrics["fit"] = report.to_dict()
         metrics.update(self.evaluate(model))
         return model, metrics
 
@@ -305,10 +392,19 @@ class ActiveSession:
         )
         evals = self.labeled_set("eval") if model is not None else None
         classes = self.store.class_names()
+        representation = None
+        choosing = 0.0
         try:
             embedder = None
             if model is None and "embeddings" in required_inputs(strategy, **params):
                 embedder = embedding_model(self.project)
+            if model is not None:
+                started = time.perf_counter()
+                representation = self._rechoose(pool, classes, seed)
+                choosing = time.perf_counter() - started
+                if representation is not None and representation.choice is not None:
+                    model = self.model_factory(classes)  # built from the candidate just chosen
+                    check_capabilities(self.task, strategy, params, model)
             outcome = play_round(
                 self.task,
                 model,
@@ -339,6 +435,9 @@ class ActiveSession:
             self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)))
             return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"], input_size)
         assert outcome.fit is not None
+        metrics.update(_semi_supervised(outcome.fit))
+        if representation is not None:
+            metrics["representation"] = representation.to_record()
         metrics["fit"] = outcome.fit.to_dict()
         if evals and evals.image_ids and outcome.eval_outputs is not None:
             predictions = self._eval_predictions(evals, outcome.eval_outputs, outcome.thresholds)
@@ -348,6 +447,8 @@ class ActiveSession:
         hints = [(iid, payload, confidence) for iid, (payload, confidence) in zip(selected, decoded)]
         metrics = self._with_agreement(number, metrics)
         metrics["seconds"] = dict(outcome.seconds)
+        if representation is not None and representation.choice is not None:
+            metrics["seconds"]["representation"] = choosing
         self.models_dir.mkdir(parents=True, exist_ok=True)
         outcome.model.save(self.models_dir / "latest")
         self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)), predictions=hints)
@@ -430,6 +531,11 @@ class ActiveSession:
         if not path.exists():
             raise InputError("no trained model yet: run `activelab train` or a round first")
         return load_model(path)
+
+
+def _semi_supervised(report: FitReport) -> dict[str, Any]:
+    """What a round records of its fit's semi-supervised training: the method and the unlabeled images used."""
+    return {"semi_supervised": report.semi_supervised, "n_unlabeled": report.n_unlabeled}
 
 
 def _no_targets(targets: np.ndarray, n: int) -> np.ndarray:

@@ -33,6 +33,10 @@ def _mode_from_old_name(value: Any) -> Any:
 #: ``frozen``: train a light head on cached embeddings of a frozen backbone; ``finetune``: train the whole network
 Mode = Annotated[Literal["frozen", "finetune"], BeforeValidator(_mode_from_old_name)]
 Head = Literal["logreg", "mlp"]
+#: how a round trains on the pool's unlabeled images (docs/models.md): ``auto`` is :data:`AUTO_SEMI_SUPERVISED`
+SemiSupervised = Literal["none", "auto", "self_training", "label_spreading", "fixmatch"]
+#: ``auto``: pick among candidate feature extractors as labels grow; ``fixed``: ``model.name`` as it is
+Representation = Literal["auto", "fixed"]
 BudgetUnit = Literal["images", "boxes"]
 PositiveInt = Annotated[int, Field(ge=1)]
 
@@ -89,6 +93,17 @@ class ModelSettings(Section):
         description="The model's own options (docs/models.md), e.g. {min_steps: 100} for a detector; "
         "an option the model does not have is an error that lists those it has.",
     )
+    representation: Representation = Field(
+        "fixed",
+        description="auto: at the first rounds and whenever labels have doubled, compare candidate feature "
+        "extractors on the labeled pool images and use the best (frozen mode, single-label classification; "
+        "elsewhere it behaves as fixed); fixed: use model.name as it is.",
+    )
+    backbone_weights: str | None = Field(
+        None,
+        description="A state-dict file loaded over the backbone (e.g. written by `activelab pretrain`), "
+        "relative to the project folder.",
+    )
 
 
 class TrainSettings(Section):
@@ -96,6 +111,51 @@ class TrainSettings(Section):
     lr: float = Field(1e-3, gt=0)
     batch_size: int = Field(64, ge=1)
     seed: int = 0
+    semi_supervised: SemiSupervised = Field(
+        "none",
+        description="Train on the pool's unlabeled images too: self_training or label_spreading (frozen mode), "
+        "fixmatch (finetune mode), auto (the mode's method; none for a task other than single-label "
+        "classification) or none. Eval images are never used.",
+    )
+
+
+#: the semi-supervised methods each model mode can run
+SEMI_SUPERVISED_METHODS: dict[str, tuple[str, ...]] = {
+    "frozen": ("self_training", "label_spreading"),
+    "finetune": ("fixmatch",),
+}
+#: what ``semi_supervised: auto`` runs in each mode (single-label classification)
+AUTO_SEMI_SUPERVISED: dict[str, str] = {"frozen": "label_spreading", "finetune": "fixmatch"}
+
+
+def semi_supervised_problem(value: str, mode: str, task: str = DEFAULT_TASK) -> str | None:
+    """Why ``value`` cannot run in ``mode`` for ``task`` (naming the values that can), or None."""
+    if value in ("none", "auto"):
+        return None
+    if task != DEFAULT_TASK:
+        return (
+            f"semi_supervised {value!r} trains on pseudo-labels of one class per image, which a {task!r} project "
+            "does not have: use none (or auto, which is none here)"
+        )
+    valid = SEMI_SUPERVISED_METHODS.get(mode, ())
+    if value not in valid:
+        return (
+            f"semi_supervised {value!r} does not run in {mode} mode: use one of "
+            f"{', '.join(('none', 'auto', *valid))} (or change model.mode)"
+        )
+    return None
+
+
+def resolve_semi_supervised(value: str, mode: str, task: str = DEFAULT_TASK) -> str:
+    """The method a model option ``semi_supervised`` gets: ``auto`` becomes the mode's method
+    (:data:`AUTO_SEMI_SUPERVISED`) for single-label classification and ``none`` for other tasks; an explicit
+    method the mode or task cannot run raises InputError naming the valid ones."""
+    problem = semi_supervised_problem(value, mode, task)
+    if problem:
+        raise InputError(problem)
+    if value == "auto":
+        return AUTO_SEMI_SUPERVISED.get(mode, "none") if task == DEFAULT_TASK else "none"
+    return value
 
 
 class ActiveLearnerSettings(Section):
@@ -166,6 +226,9 @@ class Settings(Section):
                 self.train = model_train_defaults(self.task, self.model, self.train)
         if "strategy" not in self.active_learner.model_fields_set:
             self.active_learner.strategy = task_default_strategy(self.task)
+        problem = semi_supervised_problem(self.train.semi_supervised, self.model.mode, self.task)
+        if problem:
+            raise ValueError(f"train.{problem}")
         return self
 
 

@@ -164,6 +164,9 @@ class BackgroundTrainer:
             "agreement": result.metrics.get("agreement"),
             "seconds": result.seconds,
             "selected": len(result.selected),
+            "semi_supervised": result.metrics.get("semi_supervised", "none"),
+            "n_unlabeled": result.metrics.get("n_unlabeled", 0),
+            "representation": (result.metrics.get("representation") or {}).get("label"),
         }
         if "map" in ev:  # a detection round has no accuracy: the app's trainer line shows its mAP
             metrics["map"] = ev["map"]

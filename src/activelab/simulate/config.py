@@ -34,10 +34,13 @@ from activelab.loop.settings import (
     Head,
     Mode,
     PositiveInt,
+    Representation,
     Section,
+    SemiSupervised,
     check_task,
     describe_validation_error,
     read_yaml_mapping,
+    semi_supervised_problem,
     task_default_strategy,
 )
 
@@ -119,6 +122,8 @@ class SimulationConfig(Section):
     head: Head | None = None
     image_size: PositiveInt | None = None
     model_options: dict[str, Any] = Field(default_factory=dict)
+    semi_supervised: SemiSupervised = "none"
+    representation: Representation = "fixed"
     mc_samples: PositiveInt = 10
     pool_subset: PositiveInt | None = None
     device: str | None = None
@@ -154,6 +159,10 @@ class SimulationConfig(Section):
             self.model = get_task(self.task).default_model
         if "strategies" not in self.model_fields_set:
             self.strategies = _default_strategies(self.task, self.strategies)
+        if self.semi_supervised not in ("none", "auto"):  # the model table is read only for an explicit method
+            problem = semi_supervised_problem(self.semi_supervised, self.model_mode, self.task)
+            if problem:
+                raise ValueError(problem)
         if self.budget_unit == "boxes":
             if self.rounds is None:
                 raise ValueError(
@@ -196,6 +205,15 @@ class SimulationConfig(Section):
                 )
 
     # ------------------------------------------------------------------ derived
+    @property
+    def model_mode(self) -> str:
+        """``mode``, or the model's own default mode when unset."""
+        if self.mode is not None:
+            return self.mode
+        from activelab.models.registry import find_model
+
+        return find_model(self.model)[0].modes[0]
+
     @property
     def n_rounds(self) -> int:
         """Acquisition rounds to run (after the initial set)."""
@@ -246,6 +264,9 @@ class SimulationConfig(Section):
             out["pool_subset"] = self.pool_subset
         if self.budget_unit != "images":  # only when not the default: older results folders keep their key
             out["budget_unit"] = self.budget_unit
+        for key, default in (("semi_supervised", "none"), ("representation", "fixed")):
+            if getattr(self, key) != default:  # only when set: older results folders keep their key
+                out[key] = getattr(self, key)
         if self.initial in self.strategy_params:
             out["initial_params"] = self.strategy_params[self.initial]
         if os.path.isdir(self.dataset):

@@ -11,6 +11,12 @@ detection) decides how labels are read, what the model outputs and which metrics
 curves plot (its headline: accuracy, micro-F1, mAP). Each round records the labeled
 images and, for detection, the labeled boxes, so curves can be drawn against either.
 
+With ``semi_supervised`` set, each fit also trains on the unlabeled images of the round's
+candidates (never on the eval split), and each round records ``n_unlabeled`` and the method; with
+``representation: auto`` (frozen mode, single-label) the round's feature extractor is chosen among
+candidates on the labeled images whenever :func:`~activelab.loop.representation.should_rechoose`
+says so, and each round records the candidate's ``representation`` label.
+
 Results live in ``results_dir`` (keyed by the config hash). A run's file
 ``runs/<strategy>__seed<seed>.json`` is written atomically when it finishes, and a
 ``.partial.json`` after every round, so an interrupted experiment resumes at the last
@@ -33,7 +39,20 @@ import numpy as np
 from activelab._io import atomic_write_text
 from activelab.exceptions import InputError
 from activelab.loop.inputs import check_capabilities
-from activelab.loop.round import EvalSet, Images, Pool, build_model, model_settings, play_round
+from activelab.loop.round import (
+    EvalSet,
+    Images,
+    Pool,
+    RepresentationState,
+    build_model,
+    candidate_settings,
+    chooses_representation,
+    model_settings,
+    native_image_size,
+    play_round,
+    rechoose_representation,
+)
+from activelab.loop.settings import ModelSettings, resolve_semi_supervised
 from activelab.models import ModelAdapter
 from activelab.models.base import torch_threads
 from activelab.progress import Progress, progress_task
@@ -138,6 +157,8 @@ class Experiment:
         self.skipped: list[str] = []
         self._model: ModelAdapter | None = None
         self._static_embeddings: np.ndarray | None = None
+        self._candidate_models: dict[str, ModelAdapter] = {}  # representation: auto, by candidate label
+        self._representation: RepresentationState | None = None  # the current run's choice
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -166,13 +187,26 @@ class Experiment:
         classes = self.dataset.classes
         if self.model_factory is not None:
             return self.model_factory(classes)
+        return self._settings_model(self._model_settings(), c.image_size)
+
+    def _model_settings(self) -> ModelSettings:
+        c = self.config
+        return model_settings(c.model, mode=c.mode, head=c.head, device=c.device)
+
+    def _settings_model(self, settings: ModelSettings, image_size: int | None) -> ModelAdapter:
+        """The model ``settings`` describe, with the config's model options and semi-supervised method."""
+        c = self.config
+        options = dict(c.model_options)
+        semi = resolve_semi_supervised(c.semi_supervised, settings.mode, c.task)
+        if semi != "none":
+            options["semi_supervised"] = semi
         return build_model(
-            model_settings(c.model, mode=c.mode, head=c.head, device=c.device),
-            classes,
+            settings,
+            self.dataset.classes,
             task=self.task,
             cache_dir=self.cache_dir / "embeddings",
-            image_size=c.image_size,
-            **c.model_options,
+            image_size=image_size,
+            **options,
         )
 
     @property
@@ -298,10 +332,13 @@ class Experiment:
         rounds: list[dict[str, Any]] = []
         labeled = np.zeros(ds.n_pool, dtype=bool)
         labeled[initial] = True
+        self._representation = None
         if partial.exists():
             rounds = json.loads(partial.read_text())["rounds"]
             for done in rounds:
                 labeled[np.asarray(done.get("picked", []), dtype=np.int64)] = True
+                if "representation_choice" in done:
+                    self._representation = RepresentationState.from_record(done["representation_choice"])
             bar.advance(len(rounds))
         trackers = self._trackers_for_run()
         for t in trackers:
@@ -352,10 +389,13 @@ class Experiment:
         c = self.config
         ds = self.dataset
         k = c.batch_for_round(r + 1) if r < c.n_rounds else 0
-        view = self._candidates(labeled, seed, r) if k > 0 and not labeled.all() else np.flatnonzero(labeled)
+        # a semi-supervised fit reads the unlabeled candidates even in the last round, which selects nothing
+        wide = k > 0 or c.semi_supervised != "none"
+        view = self._candidates(labeled, seed, r) if wide and not labeled.all() else np.flatnonzero(labeled)
+        model = self._round_model(labeled, seed)
         outcome = play_round(
             self.task,
-            self.model,
+            model,
             Pool(self._pool_images(view), ds.y_pool[view], labeled[view]),
             strategy,
             k,
@@ -378,6 +418,11 @@ class Experiment:
         boxes = box_counts(ds.y_pool)
         if boxes is not None:  # detection: the ground-truth boxes of the labeled images, the labeling work done
             record["n_boxes"] = int(boxes[labeled].sum())
+        if outcome.fit is not None:
+            record.update(semi_supervised=outcome.fit.semi_supervised, n_unlabeled=outcome.fit.n_unlabeled)
+        if self._representation is not None:
+            record["representation"] = self._representation.label
+            record["representation_choice"] = self._representation.to_record()
         # accuracy and macro-F1 stay top-level keys where the task reports them (results written before `metrics`)
         record.update({name: m[name] for name in ("accuracy", "macro_f1") if name in m})
         return {
@@ -388,6 +433,39 @@ class Experiment:
             "picked_classes": class_counts(ds.y_pool, picked, len(ds.classes)),
             "seconds": {**seconds, "total": sum(seconds.values())},
         }
+
+    def _round_model(self, labeled: np.ndarray, seed: int) -> ModelAdapter:
+        """The model of this round: the configured one, or with ``representation: auto`` the candidate chosen on
+        the labeled images (compared afresh where the rule says so; one adapter per candidate, kept)."""
+        c = self.config
+        settings = self._model_settings()
+        if self.model_factory is not None or not chooses_representation(
+            settings.model_copy(update={"representation": c.representation}), self.task
+        ):
+            return self.model
+        ds = self.dataset
+        rows = np.flatnonzero(labeled)
+        self._representation = rechoose_representation(
+            self._representation,
+            Images(ds.pool_paths, ds.pool_keys).take(rows),
+            ds.y_pool[rows],
+            len(ds.classes),
+            name=c.model,
+            image_size=c.image_size,
+            native_size=native_image_size(ds.pool_paths),
+            cache_dir=self.cache_dir / "embeddings",
+            device=c.device,
+            seed=seed,
+            progress=False,
+        )
+        if self._representation is None:
+            return self.model
+        candidate = self._representation.candidate
+        if candidate.label not in self._candidate_models:
+            self._candidate_models[candidate.label] = self._settings_model(
+                candidate_settings(settings, candidate), candidate.image_size or c.image_size
+            )
+        return self._candidate_models[candidate.label]
 
     def _pool_images(self, view: np.ndarray) -> Images:
         ds = self.dataset
