@@ -505,6 +505,7 @@ class LabelingService:
                 "number": rounds[-1].number,
                 "n_labeled": rounds[-1].n_labeled,
                 "finished_at": rounds[-1].finished_at.isoformat() if rounds[-1].finished_at else None,
+                **_training_info(rounds[-1].metrics or {}),
             },
             "stop_reason": session.stop_reason(StoppingRules(plateau_rounds=3)) if curve else None,
             "trainer": self.trainer.status(),
@@ -538,6 +539,16 @@ class LabelingService:
         return export_labels(
             self.store, folder / f"labels-{stamp}.{fmt}", fmt=fmt, include_eval=include_eval, task=self.task
         )
+
+
+def _training_info(metrics: dict[str, Any]) -> dict[str, Any]:
+    """What a round's model learned from besides its labels: ``semi_supervised`` (the method, ``none``),
+    ``n_unlabeled`` (unlabeled pool images it used) and ``representation`` (the chosen extractor's label, or None)."""
+    return {
+        "semi_supervised": metrics.get("semi_supervised", "none"),
+        "n_unlabeled": metrics.get("n_unlabeled", 0),
+        "representation": (metrics.get("representation") or {}).get("label"),
+    }
 
 
 def payload_classes(payload: Payload) -> list[str]:

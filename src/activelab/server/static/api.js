@@ -60,6 +60,17 @@ function currentUser() {
   return () => input.value.trim();
 }
 
+// What a round's model learned from besides its labels (null: labels only): the unlabeled images of a
+// semi-supervised fit and the feature extractor chosen by model.representation: auto.
+function trainingText(m) {
+  const parts = [];
+  if (m.semi_supervised && m.semi_supervised !== "none") {
+    parts.push(`semi-supervised (${m.semi_supervised}): ${Number(m.n_unlabeled || 0).toLocaleString("en-US")} unlabeled images`);
+  }
+  if (m.representation) parts.push(`representation ${m.representation}`);
+  return parts.length ? parts.join(" · ") : null;
+}
+
 function trainerText(t) {
   let s = t.paused ? "trainer: paused" : t.state === "training" ? `trainer: training round ${t.round}…` : "trainer: idle";
   const m = t.last_metrics;
@@ -69,6 +80,8 @@ function trainerText(t) {
       : m.macro_f1 != null ? `eval macro F1 ${(100 * m.macro_f1).toFixed(1)}% on ${m.n_eval}`
       : m.map != null ? `eval mAP ${(100 * m.map).toFixed(1)}% on ${m.n_eval}` : "no eval labels";
     s += ` · last round ${m.round}: ${acc}, ${m.n_labeled} labels`;
+    const training = trainingText(m);
+    if (training) s += ` · ${training}`;
   }
   s += ` · retrains every ${t.retrain_every} labels`;
   if (t.last_error) s += ` · last error: ${t.last_error}`;

@@ -80,6 +80,14 @@
       node("div", { class: "card-value" }, value), node("div", { class: "muted" }, sub));
   }
 
+  // the latest round's model: trained on labels only, or on unlabeled pool images too (and with which extractor)
+  function trainingCard(r) {
+    if (!r) return card("Training", "—", "no round yet");
+    const semi = r.semi_supervised && r.semi_supervised !== "none";
+    return card("Training", semi ? "semi-supervised" : "supervised",
+      trainingText(r) || `round ${r.number}: labeled images only`);
+  }
+
   async function refresh() {
     let s;
     try { s = await api.get("/api/stats"); } catch (e) { toast(e.message, "error"); return; }
@@ -90,6 +98,7 @@
       card("Eval labels", s.labeled.eval, s.holdout.enabled ? `held out: ${Math.round(100 * s.holdout.fraction)}% of human labels` : "eval split"),
       ...s.curve_metrics.map((m) => card(`Eval ${m.name}`, percent(last && last[m.key]), last ? `at ${last.n_labeled} labels` : "no round yet")),
       card("Strategy", s.strategy, `model ${s.model}`),
+      trainingCard(s.latest_round),
       card("Trainer", t.paused ? "paused" : t.state === "training" ? `training round ${t.round}` : "idle",
            t.last_error ? `last error: ${t.last_error}` : `${s.rounds} rounds · queue ${s.queue_length}`),
       card("Review", s.review.total, `${s.review.flagged} flagged (disagreement) · ${s.review.label_errors} likely label errors`),
