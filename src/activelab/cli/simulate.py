@@ -213,8 +213,11 @@ def simulate(
         console.print(f"skipped (already done): {', '.join(exp.skipped)}", highlight=False)
     console.print(summary_table(rows, list(cfg.targets), exp.headline_metric))
     if cfg.semi_supervised != "none":
+        from activelab.loop.settings import resolve_semi_supervised
+
+        method = resolve_semi_supervised(cfg.semi_supervised, cfg.model_mode, cfg.task)
         console.print(
-            f"semi-supervised ({cfg.semi_supervised}): every fit also trained on the round's unlabeled pool images "
+            f"semi-supervised ({method}): every fit also trained on the round's unlabeled pool images "
             "(never the eval split); each round records n_unlabeled",
             highlight=False,
         )
