@@ -102,6 +102,20 @@ def checkpoint_summary(out: PathLike) -> dict[str, Any]:
     return {k: ckpt[k] for k in ("epoch", "losses", "seconds", "config")}
 
 
+def _takes_size(body: Body, size: int) -> bool:
+    """Whether ``body`` runs on ``size``-px inputs (a forward pass of zeros in eval mode: no RNG drawn)."""
+    was = body.module.training
+    body.module.eval()
+    try:
+        with torch.no_grad():
+            body(torch.zeros(1, 3, size, size))
+        return True
+    except RuntimeError:
+        return False
+    finally:
+        body.module.train(was)
+
+
 # --- the methods --------------------------------------------------------------------
 
 
@@ -135,9 +149,12 @@ class _Method:
             self.pred = torch.nn.Identity()
             self.criterion = NTXentLoss()
         else:  # dino: a student (body + head) and its momentum teacher; the teacher sees the global views only
+            local = max(8, pre.size * 3 // 7)
+            if not _takes_size(body, local):  # e.g. efficientnet_lite0: its "same" padding is fixed to the input size
+                local = pre.size  # local crops still cover 5-40 % of the image, at the global resolution
             self.transform = DINOTransform(
-                global_crop_size=pre.size, local_crop_size=max(8, pre.size * 3 // 7),
-                n_local_views=DINO_LOCAL_VIEWS, normalize=norm)  # fmt: skip
+                global_crop_size=pre.size, local_crop_size=local, n_local_views=DINO_LOCAL_VIEWS, normalize=norm
+            )
             with warnings.catch_warnings():  # lightly's head uses torch's deprecated weight_norm: not ours to fix
                 warnings.filterwarnings("ignore", message=".*weight_norm.*", category=FutureWarning)
                 self.proj = DINOProjectionHead(body.dim, 512, 64, 2048, freeze_last_layer=1)
