@@ -424,10 +424,12 @@ register_model(
     modes=("finetune",),
     pretrained=False,
 )
-#: Gal et al. (2017)'s recipe, ``gal_cnn``'s default options: their Keras code trains with Adam
-#: (lr 1e-3) on every labeled image (no validation split, no early stopping, no augmentation),
-#: dropout 0.5 before the last layer and an L2 penalty of 3.5 / n_train; ``min_steps`` gives
-#: the tiny first labeled sets (20 images) enough optimiser steps.
+#: Gal et al. (2017)'s recipe, ``gal_cnn``'s default options: their Keras code trains 50 epochs
+#: with Adam (lr 1e-3) on every labeled image (no validation split, no early stopping, no
+#: augmentation), dropout 0.5 before the last layer and an L2 penalty of 3.5 / n_train on the
+#: dense layer. Two differences: batches of 32 with at least 100 steps (theirs: batches of 128,
+#: so 50 steps while n_train <= 128), and the penalty is AdamW's decoupled weight decay
+#: (``weight_decay_per_label``: 3.5 / n_train on every weight) rather than a loss term.
 GAL_CNN_OPTIONS: dict[str, Any] = {
     "epochs": 50,
     "min_steps": 100,
