@@ -21,6 +21,7 @@ from activelab.models.base import FitReport, PathLike, check_n_samples, check_pa
 from activelab.models.cache import CacheStats, EmbeddingCache
 from activelab.models.heads import HEADS, Head, train_head
 from activelab.models.images import Preprocess
+from activelab.models.semi import PseudoLabels, check_method, self_train, spread_labels, subsample
 
 #: options of the frozen mode and their defaults (plus ``output``: "softmax" | "sigmoid")
 FAST_DEFAULTS: dict[str, Any] = {
@@ -38,6 +39,13 @@ FAST_DEFAULTS: dict[str, Any] = {
     "num_workers": 0,
     "amp": True,  # float16 backbone forward on CUDA
     "save_backbone": None,  # None: only when it cannot be rebuilt offline
+    # semi-supervised training on the unlabeled images passed to fit (softmax only; docs/models.md)
+    "semi_supervised": "none",  # "none" | "self_training" | "label_spreading"
+    "semi_threshold": 0.9,  # top probability an unlabeled image needs to become a pseudo-label
+    "semi_neighbors": 10,  # label_spreading: k of the k-NN graph
+    "semi_max_unlabeled": 5000,  # at most this many unlabeled images (a seeded subset): bounds time and reads
+    "semi_iterations": 5,  # self_training: rounds of pseudo-label -> refit
+    "semi_weight": 1.0,  # loss weight of a pseudo-labeled image (a labeled one weighs 1)
 }
 
 
@@ -70,6 +78,7 @@ class FastAdapter(AdapterBase):
         super().__init__(spec, classes=classes, num_classes=num_classes, device=device, options=options)
         if self.options["head"] not in HEADS:
             raise InputError(f"unknown head {self.options['head']!r}; expected one of {', '.join(HEADS)}")
+        self._check_semi_options()
         self.cache = cache if cache is not None else EmbeddingCache(cache_dir)
         self.forward_count = 0
         self.last_cache_stats = CacheStats()
@@ -79,6 +88,25 @@ class FastAdapter(AdapterBase):
         self._model_id: str | None = None
         self._dim: int | None = None
         self._head: Head | None = None
+
+    def _check_semi_options(self) -> None:
+        o = self.options
+        method = check_method(o["semi_supervised"])
+        if method != "none" and self.output == "sigmoid":
+            raise InputError(
+                f"semi_supervised={method!r} needs output='softmax': multi-label semi-supervision is not "
+                "implemented; use semi_supervised='none' with output='sigmoid'"
+            )
+        if not 0.0 < float(o["semi_threshold"]) <= 1.0:
+            raise InputError(f"semi_threshold must be in (0, 1], got {o['semi_threshold']!r}")
+        for name in ("semi_neighbors", "semi_iterations"):
+            if int(o[name]) < 1:
+                raise InputError(f"{name} must be an integer >= 1, got {o[name]!r}")
+        cap = o["semi_max_unlabeled"]
+        if cap is not None and int(cap) < 1:
+            raise InputError(f"semi_max_unlabeled must be an integer >= 1 or None (no cap), got {cap!r}")
+        if float(o["semi_weight"]) < 0:
+            raise InputError(f"semi_weight must be >= 0, got {o['semi_weight']!r}")
 
     # --- backbone ------------------------------------------------------------
 
@@ -172,30 +200,86 @@ class FastAdapter(AdapterBase):
         keys: Sequence[str] | None = None,
         seed: int = 0,
         progress: bool = False,
+        unlabeled: Sequence[PathLike] | None = None,
+        unlabeled_keys: Sequence[str] | None = None,
     ) -> FitReport:
         """Embed ``paths`` (cached) and train a new head on them.
 
         ``labels``: positions into ``classes`` (softmax), or an (N, C) 0/1 array (sigmoid).
+        ``unlabeled`` (image paths, never eval images) and ``unlabeled_keys`` feed the
+        ``semi_supervised`` method: at most ``semi_max_unlabeled`` of them (a subset drawn
+        with ``seed``) are embedded and pseudo-labeled; with ``semi_supervised="none"`` they
+        are not read. ``FitReport.n_unlabeled`` counts the pseudo-labeled images trained on.
         """
         t0 = time.perf_counter()
         ps, y = self._fit_inputs(paths, labels, keys)
         x = self._embeddings(ps, keys, progress)
-        stats = self.last_cache_stats
+        hits, misses = self.last_cache_stats.hits, self.last_cache_stats.misses
+        o = self.options
+        method = str(o["semi_supervised"])
+        pseudo: PseudoLabels | None = None
+        if method != "none" and unlabeled is not None and len(unlabeled) > 0:
+            ups = check_paths(unlabeled, unlabeled_keys)
+            cap = o["semi_max_unlabeled"]
+            pick = subsample(len(ups), None if cap is None else int(cap), seed)
+            uks = None if unlabeled_keys is None else [unlabeled_keys[i] for i in pick]
+            xu = self._embeddings([ups[i] for i in pick], uks, progress)
+            hits, misses = hits + self.last_cache_stats.hits, misses + self.last_cache_stats.misses
+            head, summary, pseudo = self._semi_fit(method, x, y, xu, seed, progress)
+        else:
+            head, summary = self._train(x, y, None, seed, progress)
+        self._head = head
+        history = [{"epoch": float(summary["epochs"]), "train_loss": summary["train_loss"],
+                    "train_accuracy": summary["train_accuracy"]}]  # fmt: skip
+        report = fit_report(n_train=len(ps), n_val=0, history=history, best_epoch=1, seconds=time.perf_counter() - t0,
+                            device=self.device, cache_hits=hits, cache_misses=misses,
+                            n_unlabeled=len(pseudo) if pseudo is not None else 0,
+                            semi_supervised=method if pseudo is not None else "none")  # fmt: skip
+        # one history row summarises the whole fit: the head trained summary["epochs"] epochs, the last kept
+        return dataclasses.replace(report, epochs=summary["epochs"], best_epoch=summary["epochs"])
+
+    def _train(
+        self, x: np.ndarray, y: np.ndarray, weight: np.ndarray | None, seed: int, progress: bool
+    ) -> tuple[Head, dict[str, Any]]:
+        """A new head trained on (N, d) ``x`` and ``y`` (rows weighted by ``weight``), seeded."""
         o = self.options
         with seeded(seed):
             head = Head(o["head"], x.shape[1], self.n_classes, hidden=int(o["hidden"]), dropout=float(o["dropout"]))
             summary = train_head(
                 head, x, y, l2=float(o["l2"]), epochs=int(o["epochs"]), lr=float(o["lr"]),
                 batch_size=int(o["head_batch_size"]), weight_decay=float(o["weight_decay"]),
-                max_iter=int(o["max_iter"]), seed=seed, progress=progress,
+                max_iter=int(o["max_iter"]), seed=seed, progress=progress, sample_weight=weight,
             )  # fmt: skip
-        self._head = head
-        history = [{"epoch": float(summary["epochs"]), "train_loss": summary["train_loss"],
-                    "train_accuracy": summary["train_accuracy"]}]  # fmt: skip
-        report = fit_report(n_train=len(ps), n_val=0, history=history, best_epoch=1, seconds=time.perf_counter() - t0,
-                            device=self.device, cache_hits=stats.hits, cache_misses=stats.misses)  # fmt: skip
-        # one history row summarises the whole fit: the head trained summary["epochs"] epochs, the last kept
-        return dataclasses.replace(report, epochs=summary["epochs"], best_epoch=summary["epochs"])
+        return head, summary
+
+    def _semi_fit(
+        self, method: str, x: np.ndarray, y: np.ndarray, xu: np.ndarray, seed: int, progress: bool
+    ) -> tuple[Head, dict[str, Any], PseudoLabels]:
+        """Pseudo-label ``xu`` (U, d) with ``method`` and train the head on labeled + pseudo-labeled rows."""
+        o = self.options
+        threshold, weight = float(o["semi_threshold"]), float(o["semi_weight"])
+        if method == "label_spreading":
+            pseudo = spread_labels(x, y, xu, threshold=threshold, neighbors=int(o["semi_neighbors"]))
+        else:
+            trained: list[tuple[Head, dict[str, Any]]] = []
+
+            def fit(xs: np.ndarray, ys: np.ndarray, ws: np.ndarray) -> Any:
+                trained.append(self._train(xs, ys, ws, seed, False))
+                head = trained[-1][0]
+
+                def predict(rows: np.ndarray) -> np.ndarray:
+                    with torch.no_grad():
+                        return self._activate(head(torch.from_numpy(rows))).numpy()
+
+                return predict
+
+            _, pseudo = self_train(fit, x, y, xu, threshold=threshold, iterations=int(o["semi_iterations"]),
+                                   weight=weight)  # fmt: skip
+            return (*trained[-1], pseudo)
+        xs = np.concatenate([x, xu[pseudo.index]])
+        ys = np.concatenate([y, pseudo.labels])
+        ws = np.concatenate([np.ones(len(y), np.float32), np.full(len(pseudo), weight, np.float32)])
+        return (*self._train(xs, ys, ws, seed, progress), pseudo)
 
     def _fitted_head(self) -> Head:
         self._require_fitted(self._head is not None)
