@@ -94,14 +94,14 @@ def test_same_seed_same_model_and_save_load_round_trip(digits10, cache_dir, tmp_
     labeled, y, unlabeled = digits10.split(20, 1)
     probs = []
     for _ in range(2):
-        m = pixels(cache_dir, semi_supervised="self_training", semi_max_unlabeled=200, semi_iterations=2)
+        m = pixels(cache_dir, semi_supervised="label_spreading", semi_max_unlabeled=200)
         report = m.fit(labeled, y, seed=3, unlabeled=unlabeled)
         probs.append(m.predict_proba(digits10.test))
     np.testing.assert_array_equal(probs[0], probs[1])
     assert report.n_unlabeled > 0
     m.save(tmp_path / "semi.pt")
     loaded = load_model(tmp_path / "semi.pt")
-    assert loaded.options["semi_supervised"] == "self_training"
+    assert loaded.options["semi_supervised"] == "label_spreading"
     np.testing.assert_allclose(loaded.predict_proba(digits10.test), probs[0], atol=1e-6)
     np.testing.assert_array_equal(subsample(580, 200, 3), subsample(580, 200, 3))
     assert not np.array_equal(subsample(580, 200, 3), subsample(580, 200, 4))

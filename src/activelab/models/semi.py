@@ -98,6 +98,9 @@ def spread_labels(
     probability ``>= threshold``. ``alpha``: the fraction of a point's label that comes
     from its neighbours at each step (0.2 is scikit-learn's default: labeled points stay
     mostly clamped to their labels). ``neighbors`` is capped at the number of points - 1.
+    ``norm="l2"`` (cosine neighbours) is the default because it measured better: on frozen
+    Lite0 Fashion-MNIST features with 50 labels, 71 % of the pseudo-labels at threshold 0.9
+    were right, against 59 % with standardised embeddings (docs/models.md).
     """
     from sklearn.semi_supervised import LabelSpreading
 
