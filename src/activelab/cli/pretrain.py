@@ -31,7 +31,8 @@ def pretrain(
     ] = 10,
     batch_size: Annotated[int, typer.Option("--batch-size", min=2, help="Images per batch.")] = 64,
     lr: Annotated[
-        float | None, typer.Option("--lr", min=0, help="Learning rate (default: 0.05 SGD; dino: 0.001 AdamW).")
+        float | None,
+        typer.Option("--lr", help="Learning rate (default: 0.05 SGD; dino: 0.001 AdamW)."),
     ] = None,
     device: Annotated[
         str | None, typer.Option(help="cuda, mps or cpu (default: the project's, else automatic).")
@@ -53,6 +54,8 @@ def pretrain(
 
     if method not in METHODS:
         raise InputError(f"unknown method {method!r}; use one of {', '.join(METHODS)}")
+    if lr is not None and not lr > 0:
+        raise InputError(f"--lr must be positive, got {lr}")
     from activelab.loop.input_size import resolve_input_size
     from activelab.loop.pretrain import pool_paths, pretrain_project, ssl_file, ssl_records, use_ssl_backbone
     from activelab.loop.project import open_project
@@ -107,7 +110,7 @@ def pretrain(
             highlight=False,
         )
         if used:
-            console.print(f"model.backbone_weights: {used} in activelab.yaml: the next embedding pass and round use it")
+            console.print(f"model.backbone_weights: {used} in activelab.yaml: the next round uses it", highlight=False)
         else:
             rel = weights.resolve().relative_to(proj.root.resolve()).as_posix()
             console.print(
