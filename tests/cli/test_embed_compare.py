@@ -41,7 +41,7 @@ def test_compare_prints_the_candidates_and_the_choice(tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert "representations on 10 labeled pool images (* chosen)" in result.output
     assert "pixels@64 *" in result.output and "pixels@16" in result.output and "pixels@8" in result.output
-    assert "chosen: pixels@64 (highest leave-one-out 1-NN accuracy on 10 labeled images: 1.000" in result.output
+    assert "chosen: pixels@64 (highest leave-one-out 3-NN accuracy on 10 labeled images: 1.000" in result.output
     data = json.loads(invoke("embed", project, "--compare", "--candidate", "pixels@8", "--json").output)
     assert [c["label"] for c in data["comparisons"]] == ["pixels@64", "pixels@16", "pixels@8"]
     assert data["label"] == "pixels@64" and data["n_labels"] == 10 and data["criterion"] == "knn_loo"

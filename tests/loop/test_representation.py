@@ -45,15 +45,16 @@ def checkerboards(folder: Path, n_per_class: int, *, seed: int = 0) -> tuple[lis
 
 def test_knn_loo_accuracy_by_hand() -> None:
     x = np.array([[0.0, 1.0], [0.1, 1.0], [1.0, 0.0], [1.0, 0.1]])
-    assert knn_loo_accuracy(x, [0, 0, 1, 1]) == 1.0
-    assert knn_loo_accuracy(x, [0, 1, 0, 1]) == 0.0
+    assert knn_loo_accuracy(x, [0, 0, 1, 1], k=1) == 1.0
+    assert knn_loo_accuracy(x, [0, 1, 0, 1], k=1) == 0.0
     # 5 points on a line (after standardising, cosine only sees the side of the mean):
     # with k=3 the vote of the two middle-class neighbours wins
     x = np.array([[-2.0, 0.0], [-1.0, 0.0], [1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])
     assert knn_loo_accuracy(x, [0, 0, 1, 1, 1], k=1) == 1.0
-    assert knn_loo_accuracy(x, [0, 0, 1, 1, 1], k=3) == pytest.approx(0.6)  # the 0s see two 1s among 3
-    with pytest.raises(InputError, match="k must be between 1 and 4"):
-        knn_loo_accuracy(x, [0, 0, 1, 1, 1], k=5)
+    assert knn_loo_accuracy(x, [0, 0, 1, 1, 1]) == pytest.approx(0.6)  # k=3: the 0s see two 1s among 3
+    assert knn_loo_accuracy(x, [0, 0, 1, 1, 1], k=9) == knn_loo_accuracy(x, [0, 0, 1, 1, 1], k=4) == 0.6
+    with pytest.raises(InputError, match="k must be at least 1"):
+        knn_loo_accuracy(x, [0, 0, 1, 1, 1], k=0)
     with pytest.raises(InputError, match=r"\(n, d\) with labels \(n,\)"):
         knn_loo_accuracy(x, [0, 1])
 
@@ -61,9 +62,9 @@ def test_knn_loo_accuracy_by_hand() -> None:
 def test_knn_ties_are_broken_by_the_seed_and_blocks_do_not_change_it() -> None:
     x = np.ones((6, 3))  # every image at the same similarity: the neighbour is the seed's pick
     y = np.array([0, 1, 0, 1, 0, 1])
-    scores = {knn_loo_accuracy(x, y, seed=s) for s in range(20)}
+    scores = {knn_loo_accuracy(x, y, k=1, seed=s) for s in range(20)}
     assert len(scores) > 1  # the tie-break depends on the seed...
-    assert all(knn_loo_accuracy(x, y, seed=s) == knn_loo_accuracy(x, y, seed=s, block=2) for s in range(5))
+    assert all(knn_loo_accuracy(x, y, k=1, seed=s) == knn_loo_accuracy(x, y, k=1, seed=s, block=2) for s in range(5))
     rng = np.random.default_rng(1)
     x, y = rng.normal(size=(50, 4)), rng.integers(0, 3, 50)
     assert knn_loo_accuracy(x, y, k=3, seed=4) == knn_loo_accuracy(x, y, k=3, seed=4, block=7)
@@ -88,7 +89,7 @@ def test_the_choice_picks_the_candidate_that_keeps_the_class(tmp_path: Path) -> 
     assert scores[keep] == 1.0 and scores[destroy] < 0.75
     again = compare_representations([destroy, keep], paths, y, cache_dir=tmp_path / "cache", seed=0)
     assert [c.score for c in again.comparisons] == [c.score for c in choice.comparisons]
-    assert "highest leave-one-out 1-NN accuracy on 24 labeled images: 1.000, next pixels@8" in choice.reason
+    assert "highest leave-one-out 3-NN accuracy on 24 labeled images: 1.000, next pixels@8" in choice.reason
     cv = compare_representations([destroy, keep], paths, y, criterion="logreg_cv")
     assert cv.chosen == keep and cv.criterion == "logreg_cv"
 

@@ -6,12 +6,14 @@ and to a logistic regression on raw pixels; docs/benchmarks.md, "Input size"). W
 one fits a set cannot be known in advance, so a few candidates are embedded and scored
 on the labeled images with a criterion that needs few labels, and the best is kept.
 
-The criterion (:data:`DEFAULT_CRITERION`) is the leave-one-out 1-nearest-neighbour
+The criterion (:data:`DEFAULT_CRITERION`) is the leave-one-out 3-nearest-neighbour
 accuracy of the labeled images under cosine similarity of standardised features
-(:func:`knn_loo_accuracy`). It needs no training, only the labeled images' embeddings,
-and docs/representation.md measures how often it picks the candidate whose
-logistic-regression head scores best on held-out images (against 5-fold
-cross-validated logistic regression, :func:`cv_logreg_accuracy`).
+(:func:`knn_loo_accuracy`). It needs no training, only the labeled images' embeddings.
+docs/representation.md measures how often it picks the candidate whose
+logistic-regression head tests best on held-out images: on Fashion-MNIST and digits with
+50-200 labels it did so as often as 5-fold cross-validated logistic regression
+(:func:`cv_logreg_accuracy`) and lost as little, in milliseconds instead of a second,
+and more often than k = 1 or 5.
 
 :func:`default_candidates` lists what is compared, :func:`compare_representations`
 embeds (through the embedding cache) and scores them, :func:`should_rechoose` says when a
@@ -146,7 +148,7 @@ def _check_xy(x: np.ndarray, y: Sequence[int] | np.ndarray) -> tuple[np.ndarray,
 
 
 def knn_loo_accuracy(
-    x: np.ndarray, y: Sequence[int] | np.ndarray, *, k: int = 1, seed: int = 0, block: int = 1024
+    x: np.ndarray, y: Sequence[int] | np.ndarray, *, k: int = 3, seed: int = 0, block: int = 1024
 ) -> float:
     """Leave-one-out k-nearest-neighbour accuracy of labeled embeddings.
 
@@ -154,12 +156,14 @@ def knn_loo_accuracy(
     rows and compared by cosine similarity; each image is classified by the majority of
     its ``k`` nearest other images (a tied vote goes to the class of the nearest tied
     neighbour; neighbours at the same similarity are ordered by a permutation seeded with
-    ``seed``). Returns the fraction classified right. Memory is ``block * n`` floats.
+    ``seed``). ``k`` larger than the other images is cut to them. Returns the fraction
+    classified right. Memory is ``block * n`` floats.
     """
     x, labels = _check_xy(x, y)
     n = len(x)
-    if not 1 <= k < n:
-        raise InputError(f"k must be between 1 and {n - 1} (the other labeled images), got {k}")
+    if k < 1:
+        raise InputError(f"k must be at least 1, got {k}")
+    k = min(k, n - 1)
     _, codes = np.unique(labels, return_inverse=True)
     z = _standardise(x)
     perm = np.random.default_rng(seed).permutation(n)
@@ -207,7 +211,7 @@ def cv_logreg_accuracy(x: np.ndarray, y: Sequence[int] | np.ndarray, *, folds: i
 #: the criteria by name; docs/representation.md measures them
 CRITERIA: dict[str, Criterion] = {"knn_loo": knn_loo_accuracy, "logreg_cv": cv_logreg_accuracy}
 CRITERIA_TEXT: dict[str, str] = {
-    "knn_loo": "leave-one-out 1-NN accuracy",
+    "knn_loo": "leave-one-out 3-NN accuracy",
     "logreg_cv": "5-fold cross-validated logistic-regression accuracy",
 }
 DEFAULT_CRITERION = "knn_loo"
