@@ -61,10 +61,10 @@ def test_pretrain_writes_the_backbone_from_pool_images_only_and_resumes(tmp_path
     from activelab.loop.pretrain import ssl_backbone
     from activelab.models.integrations.lightly import checkpoint_summary
 
-    project = make_project(tmp_path / "p", sample, n_pool=24, n_eval=10)
+    project = make_project(tmp_path / "p", sample, n_pool=16, n_eval=10)
     with open_project(project) as proj:
         assert ssl_backbone(proj) is None
-    result = invoke("pretrain", project, "--method", "simsiam", "--epochs", "1", "--batch-size", "12", "--json")
+    result = invoke("pretrain", project, "--method", "simsiam", "--epochs", "1", "--batch-size", "8", "--json")
     assert result.exit_code == 0, result.output
     record = json.loads(result.output)
     weights = project / "models" / "ssl" / "small_cnn-simsiam.pt"
@@ -73,22 +73,22 @@ def test_pretrain_writes_the_backbone_from_pool_images_only_and_resumes(tmp_path
         and weights.is_file()
         and (project / "models/ssl/small_cnn-simsiam.ckpt").is_file()
     )
-    assert (record["method"], record["epochs"], record["images"], record["image_size"]) == ("simsiam", 1, 24, 32)
-    assert json.loads(weights.with_suffix(".json").read_text())["images"] == 24  # the 10 eval images: never read
+    assert (record["method"], record["epochs"], record["images"], record["image_size"]) == ("simsiam", 1, 16, 32)
+    assert json.loads(weights.with_suffix(".json").read_text())["images"] == 16  # the 10 eval images: never read
     with open_project(project) as proj:
         assert ssl_backbone(proj) == weights and ssl_backbone(proj, "efficientnet_lite0") is None
 
-    again = invoke("pretrain", project, "--method", "simsiam", "--epochs", "2", "--batch-size", "12")
+    again = invoke("pretrain", project, "--method", "simsiam", "--epochs", "2", "--batch-size", "8")
     assert again.exit_code == 0, again.output
     assert "going on from its checkpoint" in again.output and "epoch 1/2" not in again.output
     assert "epoch 2/2: loss" in again.output and f"wrote {weights}" in again.output
     assert "model.backbone_weights: models/ssl/small_cnn-simsiam.pt" in again.output
     assert checkpoint_summary(weights)["epoch"] == 2
 
-    refused = invoke("pretrain", project, "--method", "simsiam", "--epochs", "3", "--batch-size", "6")
-    assert refused.exit_code == 2 and "batch_size: 12 then, 6 now" in refused.output and "--restart" in refused.output
+    refused = invoke("pretrain", project, "--method", "simsiam", "--epochs", "3", "--batch-size", "4")
+    assert refused.exit_code == 2 and "batch_size: 8 then, 4 now" in refused.output and "--restart" in refused.output
 
-    used = invoke("pretrain", project, "--method", "simsiam", "--epochs", "2", "--batch-size", "12", "--use")
+    used = invoke("pretrain", project, "--method", "simsiam", "--epochs", "2", "--batch-size", "8", "--use")
     if "backbone_weights" in ModelSettings.model_fields:
         assert used.exit_code == 0, used.output
         with open_project(project) as proj:

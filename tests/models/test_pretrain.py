@@ -136,9 +136,9 @@ def test_pretraining_rejects_bad_arguments(fashion, tmp_path) -> None:
     assert not (tmp_path / "w.pt").exists()
 
 
-# --- resumable pretraining and DINO (small_cnn at 32 px on 24 images: a fraction of a second an epoch) ---
+# --- resumable pretraining and DINO (small_cnn at 32 px on 16 images: a fraction of a second an epoch) ---
 
-TINY = {"image_size": 32, "batch_size": 12, "seed": 0}
+TINY = {"image_size": 32, "batch_size": 8, "seed": 0}
 
 
 def _weights(path) -> dict:
@@ -149,7 +149,7 @@ def _weights(path) -> dict:
 def test_an_interrupted_run_resumes_to_the_same_weights_as_an_uninterrupted_one(fashion, tmp_path, one_thread) -> None:
     from activelab.models.integrations.lightly import checkpoint_path, checkpoint_summary, pretrain_backbone
 
-    pool = fashion.train_paths[:24]
+    pool = fashion.train_paths[:16]
     straight = pretrain_backbone("small_cnn", pool, tmp_path / "a.pt", method="simclr", epochs=2, **TINY)
     seen = []
 
@@ -175,7 +175,7 @@ def test_an_interrupted_run_resumes_to_the_same_weights_as_an_uninterrupted_one(
 def test_resume_extends_a_finished_run_and_refuses_other_settings(fashion, tmp_path, one_thread) -> None:
     from activelab.models.integrations.lightly import checkpoint_summary, pretrain_backbone
 
-    pool, out = fashion.train_paths[:24], tmp_path / "w.pt"
+    pool, out = fashion.train_paths[:16], tmp_path / "w.pt"
     pretrain_backbone("small_cnn", pool, out, method="simsiam", epochs=1, **TINY)
     one = _weights(out)
     pretrain_backbone("small_cnn", pool, out, method="simsiam", epochs=2, resume=True, **TINY)
@@ -184,11 +184,11 @@ def test_resume_extends_a_finished_run_and_refuses_other_settings(fashion, tmp_p
     pretrain_backbone("small_cnn", pool, out, method="simsiam", epochs=2, resume=True, **TINY)  # done: no epoch
     assert checkpoint_summary(out)["epoch"] == 2 and _changed(two, _weights(out)) == 0
 
-    with pytest.raises(InputError, match=r"batch_size: 12 then, 10 now.*--restart"):
+    with pytest.raises(InputError, match=r"batch_size: 8 then, 6 now.*--restart"):
         pretrain_backbone("small_cnn", pool, out, method="simsiam", epochs=3, resume=True,
-                          **{**TINY, "batch_size": 10})  # fmt: skip
-    with pytest.raises(InputError, match=r"images: 24 then, 23 now"):
-        pretrain_backbone("small_cnn", pool[:23], out, method="simsiam", epochs=3, resume=True, **TINY)
+                          **{**TINY, "batch_size": 6})  # fmt: skip
+    with pytest.raises(InputError, match=r"images: 16 then, 15 now"):
+        pretrain_backbone("small_cnn", pool[:15], out, method="simsiam", epochs=3, resume=True, **TINY)
     with pytest.raises(InputError, match="2 epochs already, more than the 1 asked"):
         pretrain_backbone("small_cnn", pool, out, method="simsiam", epochs=1, resume=True, **TINY)
     assert checkpoint_summary(out)["epoch"] == 2 and _changed(two, _weights(out)) == 0  # refusals touch nothing
@@ -200,7 +200,7 @@ def test_dino_pretrains_small_cnn_and_writes_the_teacher(fashion, tmp_path, one_
     from activelab.models.base import seeded
     from activelab.models.integrations.lightly import checkpoint_path, checkpoint_summary, pretrain_backbone
 
-    out = pretrain_backbone("small_cnn", fashion.train_paths[:24], tmp_path / "dino.pt", method="dino", epochs=1,
+    out = pretrain_backbone("small_cnn", fashion.train_paths[:16], tmp_path / "dino.pt", method="dino", epochs=1,
                             **TINY)  # fmt: skip
     with seeded(0):
         start = build_body(BackboneSpec("small_cnn", "small_cnn", pretrained=False, image_size=32)).module.state_dict()
