@@ -131,6 +131,8 @@ def test_pretraining_rejects_bad_arguments(fashion, tmp_path) -> None:
         pretrain_backbone("small_cnn", fashion.train_paths[:1], tmp_path / "w.pt")
     with pytest.raises(InputError, match="epochs"):
         pretrain_backbone("small_cnn", fashion.train_paths[:4], tmp_path / "w.pt", epochs=0)
+    with pytest.raises(InputError, match="no weights to learn"):
+        pretrain_backbone("pixels", fashion.train_paths[:4], tmp_path / "w.pt")
     with pytest.raises(InputError, match="unknown model"):
         pretrain_backbone("no_such_net", fashion.train_paths[:4], tmp_path / "w.pt")
     assert not (tmp_path / "w.pt").exists()

@@ -322,6 +322,8 @@ def pretrain_backbone(
     ckpt = torch.load(ckpt_file, map_location="cpu", weights_only=True) if ckpt_file.exists() else None
     with seeded(seed, dev), _global_rngs_seeded(seed):
         body = build_body(spec)
+        if not any(p.requires_grad for p in body.module.parameters()):
+            raise InputError(f"{name!r} has no weights to learn (e.g. raw pixels): pretrain a network instead")
         config = {
             "model": name,
             "method": method,
