@@ -10,8 +10,10 @@ from activelab.strategies import auto_phase, gradient_factors, select
 
 
 def test_auto_phase_switches_at_per_class_times_classes() -> None:
-    assert auto_phase(99, 10) == "typicality"
-    assert auto_phase(100, 10) == "uncertainty"
+    assert auto_phase(49, 10) == "typicality"  # default: 5 labels per class
+    assert auto_phase(50, 10) == "uncertainty"
+    assert auto_phase(99, 10, per_class=10) == "typicality"
+    assert auto_phase(100, 10, per_class=10) == "uncertainty"
     assert auto_phase(14, 3, per_class=5) == "typicality"
     assert auto_phase(15, 3, per_class=5) == "uncertainty"
     assert auto_phase(0, 2, per_class=0.5) == "typicality"

@@ -34,7 +34,7 @@ IntArray = NDArray[np.int64]
 #: Late-phase strategies ``auto`` can run (all read only probs, embeddings and labels).
 LATE_STRATEGIES = ("margin", "badge", "cluster_margin", "entropy", "least_confidence", "ratio")
 #: The default switch: labels per class at which ``auto`` leaves typicality (see docs/benchmarks.md).
-PER_CLASS = 10.0
+PER_CLASS = 5.0
 
 
 def auto_phase(n_labeled: int, n_classes: int, *, per_class: float = PER_CLASS) -> str:
