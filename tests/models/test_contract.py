@@ -19,6 +19,8 @@ CASES: list[tuple[str, dict]] = [
     ("efficientnet_lite0", {"path": "fast", "head": "mlp", "epochs": 5}),
     ("efficientnet_lite0", {"path": "full", "epochs": 1}),
     ("small_cnn", {"path": "full", "epochs": 1}),
+    ("gal_cnn", {"path": "full", "epochs": 1, "min_steps": 0}),
+    ("pixels", {"path": "fast"}),
     ("timm/resnet18", {"pretrained": False, "path": "full", "epochs": 1}),
     ("timm/resnet18", {"pretrained": False, "path": "fast"}),
     ("torchvision/resnet18", {"pretrained": False, "path": "full", "epochs": 1}),
@@ -27,7 +29,7 @@ CASES: list[tuple[str, dict]] = [
 
 
 def test_every_builtin_is_covered() -> None:
-    assert set(BUILTIN_MODELS) <= {name for name, _ in CASES}
+    assert set(BUILTIN_MODELS) | {"pixels"} <= {name for name, _ in CASES}
 
 
 @pytest.mark.parametrize("name,kwargs", CASES, ids=[f"{n}-{k['path']}-{k.get('head', '')}" for n, k in CASES])

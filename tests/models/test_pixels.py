@@ -1,4 +1,4 @@
-"""The ``pixels`` model: exact embeddings of hand-made PNGs, its table row, the shared contract."""
+"""The ``pixels`` model: exact embeddings of hand-made PNGs, its table row (the shared contract runs on it in test_contract.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from PIL import Image
 
 from activelab.exceptions import InputError
 from activelab.models import FastAdapter, create_model, find_model, load_model
-from tests.models import test_contract as contract
 
 
 def _png(path: Path, array: np.ndarray, mode: str) -> str:
@@ -52,10 +51,6 @@ def test_the_row_is_frozen_only_offline_and_weightless() -> None:
         create_model("pixels", mode="finetune")
     with pytest.raises(InputError, match="no pretrained weights"):
         create_model("pixels", pretrained=True)
-
-
-def test_the_shared_adapter_contract_holds(fashion, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
-    contract.test_adapter_contract("pixels", {"path": "fast"}, fashion, tmp_path)
 
 
 def test_raw_pixel_logreg_baseline_learns_and_round_trips(fashion, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
