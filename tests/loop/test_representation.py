@@ -94,6 +94,22 @@ def test_the_choice_picks_the_candidate_that_keeps_the_class(tmp_path: Path) -> 
     assert cv.chosen == keep and cv.criterion == "logreg_cv"
 
 
+def test_the_configured_model_is_kept_unless_clearly_beaten() -> None:
+    from activelab.loop.representation import _keep_first_unless_clearly_beaten
+
+    first, other = Candidate("efficientnet_lite0", 64), Candidate("pixels", 28)
+    # on 200 images, 0.70 against 0.74: two standard errors of the difference are
+    # 2 sqrt((0.7 * 0.3 + 0.74 * 0.26) / 200) = 0.0897, so 0.04 is noise and the first stays
+    close = [Comparison(first, 0.70, 0.0, 1), Comparison(other, 0.74, 0.0, 1)]
+    assert _keep_first_unless_clearly_beaten(close, 200).candidate == first
+    choice = RepresentationChoice(first, tuple(close), 200, "knn_loo")
+    assert "configured model is kept" in choice.reason and "within two standard errors" in choice.reason
+    # 0.70 against 0.80 clears it (0.0860); on 100 images the same gap does not (0.1217)
+    clear = [Comparison(first, 0.70, 0.0, 1), Comparison(other, 0.80, 0.0, 1)]
+    assert _keep_first_unless_clearly_beaten(clear, 200).candidate == other
+    assert _keep_first_unless_clearly_beaten(clear, 100).candidate == first
+
+
 def test_compare_refuses_what_it_cannot_score(tmp_path: Path) -> None:
     paths, y = checkerboards(tmp_path / "img", 2)
     with pytest.raises(InputError, match="at least 2 classes"):
