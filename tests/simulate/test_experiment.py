@@ -222,6 +222,11 @@ def test_a_semi_supervised_simulation_fits_on_the_unlabeled_pool_every_round_nev
     assert {r["semi_supervised"] for r in run["rounds"]} == {"self_training"}
     given = {p for batch in models[-1].unlabeled for p in batch}
     assert given <= set(ds.pool_paths) and not given & set(ds.eval_paths)
+    paths = exp.report(plots=False, tsne=False)
+    assert pd.read_csv(paths["rounds_csv"])["n_unlabeled"].tolist() == [36, 33, 30]
+    assert "Semi-supervised (self_training): the models also trained on up to 36 unlabeled pool images" in (
+        paths["summary_md"].read_text()
+    )
 
 
 def test_representation_auto_builds_each_round_from_the_candidate_in_use(

@@ -82,6 +82,7 @@ def rounds_table(results: dict[str, dict[int, dict[str, Any]]], metric: str = "a
         *(["n_boxes"] if "n_boxes" in recorded else []),
         *(name for name in ("accuracy", "macro_f1") if name in recorded or not records),
         *([metric] if metric not in ("accuracy", "macro_f1") else []),
+        *(name for name in ("n_unlabeled", "representation") if name in recorded),
         "n_picked",
         "seconds",
     ]
@@ -91,6 +92,8 @@ def rounds_table(results: dict[str, dict[int, dict[str, Any]]], metric: str = "a
             "seed": seed,
             **{key: r.get(key) for key in ("round", "n_labeled", "n_boxes", "accuracy", "macro_f1")},
             metric: r.get("metrics", r).get(metric),
+            "n_unlabeled": r.get("n_unlabeled"),
+            "representation": r.get("representation"),
             "n_picked": len(r["picked"]),
             "seconds": r["seconds"]["total"],
         }
@@ -145,7 +148,13 @@ def write_reports(exp: ExperimentResults, *, plots: bool = True, tsne: bool = Tr
     paths["summary_json"] = out / "summary.json"
     atomic_write_text(paths["summary_json"], json.dumps(rows, indent=2))
     paths["summary_md"] = out / "summary.md"
-    atomic_write_text(paths["summary_md"], summary_markdown(rows, targets, metric))
+    summary = summary_markdown(rows, targets, metric)
+    if "n_unlabeled" in table.columns and table["n_unlabeled"].fillna(0).gt(0).any():
+        summary += (
+            f"\nSemi-supervised ({exp.config.semi_supervised}): the models also trained on up to "
+            f"{int(table['n_unlabeled'].max()):,} unlabeled pool images a round (never eval images).\n"
+        )
+    atomic_write_text(paths["summary_md"], summary)
     if plots and results:
         paths["learning_curves"] = plot_learning_curves(
             table,
