@@ -148,3 +148,18 @@ def test_embed_command_reports_and_resumes(tmp_path: Path, sample: Path) -> None
     assert "20 images: 20 already cached, 0 embedded" in second.output
     bad = runner.invoke(app, ["embed", str(root), "--backend", "spark"])
     assert bad.exit_code == 2 and "backend must be one of" in bad.output
+
+
+def test_the_cached_backbone_is_the_one_rounds_load_with_its_self_supervised_weights(project: Project) -> None:
+    import torch
+
+    plain = embedding_model(project)
+    body, _ = plain.backbone()
+    torch.save({k: v * 0.5 for k, v in body.module.state_dict().items()}, project.root / "ssl.pt")
+    project.settings.model.backbone_weights = "ssl.pt"  # as `activelab pretrain --use` writes it
+    tuned = embedding_model(project)
+    assert tuned.spec.weights_file == str(project.root / "ssl.pt")
+    assert tuned.model_id != plain.model_id  # another cache key: ImageNet embeddings are never reused
+    project.settings.model.backbone_weights = "missing.pt"
+    with pytest.raises(InputError, match="activelab pretrain"):
+        embedding_model(project)

@@ -32,7 +32,8 @@ def embedding_model(project: Project, *, device: str | None = None) -> FastAdapt
     The project's model when it has a pretrained backbone (its fast path shares
     this cache with the rounds); otherwise (``small_cnn``, ``pretrained: false``)
     the packaged ImageNet EfficientNet-Lite0 at the project's image size: a network
-    trained from scratch has no fixed embedding to cache. The image size is chosen
+    trained from scratch has no fixed embedding to cache. ``model.backbone_weights`` (from
+    ``activelab pretrain``) is loaded over the project's backbone, as the rounds load it. The image size is chosen
     and recorded on first use when the settings leave it unset (:mod:`.input_size`).
     """
     m = project.settings.model
@@ -42,12 +43,15 @@ def embedding_model(project: Project, *, device: str | None = None) -> FastAdapt
         pretrained=True,
         device=device if device is not None else m.device,
     )
+    if m.pretrained:  # the project's own backbone, with the self-supervised weights its rounds load
+        frozen = frozen.model_copy(update={"backbone_weights": m.backbone_weights})
     adapter = build_model(
         frozen,
         None,
         task=get_task(project.settings.task),
         cache_dir=project.cache_dir / "embeddings",
         image_size=resolve_input_size(project).pixels,
+        root=project.root,
     )
     assert isinstance(adapter, FastAdapter)
     return adapter
