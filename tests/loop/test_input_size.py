@@ -66,7 +66,7 @@ def test_a_project_records_the_size_it_chose(tmp_path: Path, sample: Path) -> No
         assert size.pixels == 64 and proj.settings.model.image_size == 64
         assert size.describe().startswith("input size 64 px (chosen from 28x28 images: 2x the median longer side")
         on_disk = load_settings(proj.root / SETTINGS_FILE)
-        assert on_disk.model.image_size == 64 and on_disk.active_learner.strategy == "margin"
+        assert on_disk.model.image_size == 64 and on_disk.active_learner.strategy == "auto"
         assert resolve_input_size(proj).describe() == "input size 64 px (model.image_size in activelab.yaml)"
 
 

@@ -44,7 +44,7 @@ def test_unknown_settings_keys_are_named(tmp_path: Path) -> None:
         load_settings(path)
     assert str(e.value) == (
         f"unknown key 'nmae' in {path} (section 'model'); did you mean 'name'? "
-        "Known keys: name, mode, head, pretrained, image_size, device, options; "
+        "Known keys: name, mode, head, pretrained, image_size, device, options, representation, backbone_weights; "
         f"{path}: active_learner.k: Input should be greater than or equal to 1"
     )
     path.write_text("active_learner:\n  stratgy: bald\n")

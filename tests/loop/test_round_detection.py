@@ -67,6 +67,7 @@ class FakeDetector:
     """A detector adapter stand-in: fixed predictions, records what the round asks of it."""
 
     name = "fake_detector"
+    config: dict[str, Any] = {"name": "fake_detector", "options": {}}
     output = "boxes"
 
     def __init__(self, supports: frozenset[str] = frozenset({"probs", "embeddings", "views"})) -> None:

@@ -60,6 +60,7 @@ class FakeDetector:
     """Fixed predictions per file stem; records the targets it was fitted on."""
 
     name = "fake_detector"
+    config: dict[str, Any] = {"name": "fake_detector", "options": {}}
     output = "boxes"
     supports = frozenset({"probs", "embeddings", "views"})
 

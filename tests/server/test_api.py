@@ -133,7 +133,7 @@ def test_stats_export_classes_and_pages(client_factory) -> None:
     stats = client.get("/api/stats").json()
     assert stats["labeled"] == {"pool": 23, "eval": 200}
     assert stats["per_class"]["coat"]["pool"] == 4 and stats["per_class"]["bag"]["pool"] == 3
-    assert stats["strategy"] == "margin" and stats["labels_over_time"][-1]["n"] == 3
+    assert stats["strategy"] == "auto" and stats["labels_over_time"][-1]["n"] == 3
     assert stats["trainer"]["state"] == "idle" and stats["holdout"]["enabled"] is False
 
     csv = client.get("/api/export", params={"format": "csv"})

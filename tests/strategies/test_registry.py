@@ -66,7 +66,7 @@ def test_every_expected_strategy_is_registered_with_its_inputs() -> None:
 
 
 def test_list_strategies_pattern() -> None:
-    assert list_strategies("*bald*") == ["bald", "power_bald"]
+    assert list_strategies("*bald*") == ["bald", "batchbald", "power_bald"]
 
 
 def test_unknown_name_lists_known_ones() -> None:

@@ -370,6 +370,10 @@ class ActiveSession:
         needs_model(strategy, params)  # unknown names fail before any work
         self.recover()
         images, pool, payloads = self.pool()
+        if strategy == "auto" and self._untrainable(payloads):
+            # auto's first phase is typicality, which is what a cold start runs: before any model, the project's
+            # cold-start strategy (typiclust by default) stands in for it
+            strategy, params = al.cold_start_strategy, {}
         model = self._plan(strategy, params, pool, payloads)
         budget_unit = al.budget_unit if model is not None else "images"
         input_size = resolve_input_size(self.project)

@@ -20,7 +20,7 @@ from activelab.exceptions import InputError, NotFoundError
 
 SETTINGS_FILE = "activelab.yaml"
 DEFAULT_TASK = "classification"
-DEFAULT_STRATEGY = "margin"
+DEFAULT_STRATEGY = "auto"
 
 #: the model modes' names in 0.1.0: ``path: fast | full``
 OLD_MODE_NAMES = {"fast": "frozen", "full": "finetune"}
@@ -163,7 +163,8 @@ class ActiveLearnerSettings(Section):
 
     strategy: str = Field(
         DEFAULT_STRATEGY,
-        description="The round's query strategy; unset, margin where the task feeds it, else the task's "
+        description="The round's query strategy; unset, auto (typicality while labels are few, then class-balanced "
+        "margin; before any model, the cold-start strategy) where the task feeds it, else the task's "
         "simplest uncertainty strategy (det_entropy for detection, multilabel_uncertainty for multilabel).",
     )
     cold_start_strategy: str = Field(
