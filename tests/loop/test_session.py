@@ -213,6 +213,14 @@ def test_cold_start_round_selects_from_cached_embeddings_without_a_model(fresh: 
     assert len({truth[Path(paths[iid]).name] for iid in result.selected}) == 8  # 10 typical images, 8 of the 10 classes
 
 
+def test_the_default_auto_strategy_runs_the_cold_start_strategy_until_a_model_can_train(fresh: Project) -> None:
+    session = ActiveSession(fresh)
+    assert fresh.settings.active_learner.strategy == "auto"
+    cold = session.run_round(k=5)  # auto reads probs; with no labels its typicality phase is the cold start
+    assert cold.metrics["cold_start"] is True and fresh.store.rounds()[-1].strategy == "typiclust"
+    assert fresh.store.rounds()[-1].config["strategy"] == "typiclust" and len(set(cold.selected)) == 5
+
+
 def test_strategy_needing_a_model_is_refused_naming_the_cold_start_ones(fresh: Project) -> None:
     session = ActiveSession(fresh)
     with pytest.raises(InputError) as err:
