@@ -11,7 +11,7 @@ changes one part of the baseline, so the table says which part earns what:
 - ``strategy``: ``auto`` instead of random;
 - ``representation``: the chosen representation instead of the fixed one;
 - ``label_spreading`` / ``self_training``: the semi-supervised head instead of the supervised one;
-- ``pipeline``: all three together;
+- ``pipeline``: all three together; ``strategy+semi`` / ``strategy+representation``: all but one;
 - ``fixed:<candidate>`` (e.g. ``fixed:pixels@28``): random labels on one fixed candidate.
 
 Every arm runs the loop's own round (:func:`activelab.loop.round.play_round`: fit on the labeled pool
@@ -92,6 +92,8 @@ def arms(strategy: str, semi: str) -> dict[str, Arm]:
         "label_spreading": Arm("random", "fixed", "label_spreading"),
         "self_training": Arm("random", "fixed", "self_training"),
         "pipeline": Arm(strategy, "auto", semi),
+        "strategy+semi": Arm(strategy, "fixed", semi),  # the pipeline without the representation choice
+        "strategy+representation": Arm(strategy, "auto", "none"),  # ... without the semi-supervised head
     }
 
 
@@ -315,6 +317,18 @@ def dataset_section(dataset: str, order: list[str]) -> tuple[str, dict[str, Any]
             rep = "auto: " + ", ".join(reps)
         row = [a, r0["strategy"], rep, r0["semi_supervised"], str(len(runs[a])), f"{auc:.4f}"]
         lines.append("| " + " | ".join(row + [accs[lv] for lv in show] + ratios) + " |")
+    lines += [""]
+    if "strategy" in curves:
+        ratio = normalised_auc(*curves["strategy"][:2]) / normalised_auc(bn, bacc)
+        lines.append(f"- The strategy alone: `{runs['strategy'][0]['strategy']}` AUC / random AUC = {ratio:.3f}.")
+    pixels = [a for a in names if a.startswith("fixed:pixels")]
+    if "pipeline" in curves and pixels:
+        pn, pmean, _ = curves["pipeline"]
+        xn, xmean, _ = curves[pixels[0]]
+        both = [(int(v), pmean[i], xmean[np.flatnonzero(xn == v)[0]]) for i, v in enumerate(pn) if v in xn]
+        lost = [f"{v} ({p:.4f} < {x:.4f})" for v, p, x in both if p < x]
+        verdict = "at every level" if not lost else "except at " + ", ".join(lost)
+        lines.append(f"- The pipeline is at or above logistic regression on raw pixels ({pixels[0][6:]}) {verdict}.")
     choices = [
         (rec["n_labeled"], rec["choice"])
         for a in ("representation", "pipeline")
@@ -359,7 +373,7 @@ def plot(dataset: str, curves: dict[str, tuple[np.ndarray, np.ndarray, np.ndarra
     ax.minorticks_off()
     ax.set_xlabel("labels (log scale)")
     ax.set_ylabel("eval accuracy")
-    ax.set_title(f"{dataset}: baseline vs pipeline (mean ± sd over seeds)")
+    ax.set_title(f"{dataset}: baseline vs pipeline (mean ± sd over seeds)", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     name = f"pipeline_{dataset}_curves.png"
