@@ -137,7 +137,7 @@ def test_a_semi_supervised_learner_trains_on_the_unlabeled_files_it_is_given(
     extra = unlabeled[:7]
     report = al.train(unlabeled=[*extra, train_df["filepath"].iloc[0]])  # a labeled file is not unlabeled
     options, model = built[-1]
-    assert options["semi_supervised"] == "label_spreading" and report.n_unlabeled == 7
+    assert options["semi_supervised"] == "self_training" and report.n_unlabeled == 7
     assert model.fits[-1]["unlabeled"] == extra and model.fits[-1]["paths"] == train_df["filepath"].tolist()
     supervised = ActiveLearner("efficientnet_lite0")
     supervised.load_dataset(train_df)

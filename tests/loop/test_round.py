@@ -143,7 +143,7 @@ class RecordingModel:
 
 
 def test_resolve_semi_supervised_maps_auto_per_mode_and_refuses_what_a_mode_cannot_run() -> None:
-    assert resolve_semi_supervised("auto", "frozen") == "label_spreading"
+    assert resolve_semi_supervised("auto", "frozen") == "self_training"
     assert resolve_semi_supervised("auto", "finetune") == "fixmatch"
     assert resolve_semi_supervised("auto", "frozen", "detection") == "none"
     assert resolve_semi_supervised("self_training", "frozen") == "self_training"
@@ -161,7 +161,7 @@ def test_resolve_semi_supervised_maps_auto_per_mode_and_refuses_what_a_mode_cann
 def test_settings_validate_the_new_keys() -> None:
     settings = parse_settings({"train": {"semi_supervised": "auto"}, "model": {"representation": "auto"}})
     assert (settings.train.semi_supervised, settings.model.representation) == ("auto", "auto")
-    assert (Settings().train.semi_supervised, Settings().model.representation) == ("none", "fixed")
+    assert (Settings().train.semi_supervised, Settings().model.representation) == ("none", "auto")
     assert Settings().model.backbone_weights is None
     with pytest.raises(InputError, match=r"settings: train\.semi_supervised 'fixmatch' does not run in frozen mode"):
         parse_settings({"train": {"semi_supervised": "fixmatch"}})

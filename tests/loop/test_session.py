@@ -84,6 +84,7 @@ def test_round_learns_records_and_queues(project: Project) -> None:
 
 def test_second_round_hits_the_embedding_cache(tmp_path: Path, sample: Path) -> None:
     project = make_project(tmp_path / "own", sample)  # its own cache: every image embedded here
+    project.settings.model.representation = "fixed"  # no comparison embeds the labeled images first
     session = ActiveSession(project)
     first = session.run_round("entropy", 10)
     assert first.metrics["fit"]["cache_misses"] == 30

@@ -94,10 +94,11 @@ class ModelSettings(Section):
         "an option the model does not have is an error that lists those it has.",
     )
     representation: Representation = Field(
-        "fixed",
+        "auto",
         description="auto: at the first rounds and whenever labels have doubled, compare candidate feature "
-        "extractors on the labeled pool images and use the best (frozen mode, single-label classification; "
-        "elsewhere it behaves as fixed); fixed: use model.name as it is.",
+        "extractors on the labeled pool images and use the best, keeping model.name unless another clearly "
+        "beats it (frozen mode, single-label classification; elsewhere it behaves as fixed); fixed: use "
+        "model.name as it is.",
     )
     backbone_weights: str | None = Field(
         None,
@@ -125,7 +126,7 @@ SEMI_SUPERVISED_METHODS: dict[str, tuple[str, ...]] = {
     "finetune": ("fixmatch",),
 }
 #: what ``semi_supervised: auto`` runs in each mode (single-label classification)
-AUTO_SEMI_SUPERVISED: dict[str, str] = {"frozen": "label_spreading", "finetune": "fixmatch"}
+AUTO_SEMI_SUPERVISED: dict[str, str] = {"frozen": "self_training", "finetune": "fixmatch"}
 
 
 def semi_supervised_problem(value: str, mode: str, task: str = DEFAULT_TASK) -> str | None:
