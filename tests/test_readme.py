@@ -153,7 +153,7 @@ def test_readme_runs_as_written(tmp_path: Path) -> None:
     # the Quickstart: an unlabeled pool, 5 seed labels per class, a queue of 50 in the app
     assert "300 files seen, 300 added, 0 labels recorded" in shell_out
     assert "50 files seen, 0 added, 50 labels recorded" in shell_out
-    assert "round 1 (margin): trained on 50 labels" in shell_out
+    assert "round 1 (auto): trained on 50 labels" in shell_out
     assert [page["total"] for page in pages] == [50]
     labels = pd.read_csv(tmp_path / "labels.csv")
     assert len(labels) == 50 and labels["label"].value_counts().tolist() == [5] * 10

@@ -87,7 +87,7 @@ def test_label_with_keys_undo_and_dashboard(browser, project_dir: Path, tmp_path
         page.wait_for_selector("#dashboard[data-ready='1']")
         page.wait_for_selector("#chart-curve svg circle")
         cards = page.text_content("#cards")
-        assert "Labeled (pool)" in cards and "margin" in cards
+        assert "Labeled (pool)" in cards and "auto" in cards
         assert len(page.query_selector_all("#chart-curve svg circle")) >= 2
         page.screenshot(path=str(shots / "dashboard.png"), full_page=True)
         with page.expect_download() as download:

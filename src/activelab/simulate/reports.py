@@ -82,7 +82,7 @@ def rounds_table(results: dict[str, dict[int, dict[str, Any]]], metric: str = "a
         *(["n_boxes"] if "n_boxes" in recorded else []),
         *(name for name in ("accuracy", "macro_f1") if name in recorded or not records),
         *([metric] if metric not in ("accuracy", "macro_f1") else []),
-        *(name for name in ("n_unlabeled", "representation") if name in recorded),
+        *(name for name in ("n_unlabeled", "representation") if any(r.get(name) for _, _, r in records)),
         "n_picked",
         "seconds",
     ]
