@@ -172,3 +172,18 @@ def test_add_images_records_sets_with_the_images_in_one_write(tagged: tuple[Stor
     with pytest.raises(InputError, match="hat"):
         store.add_images([ImageRecord(f"{8:064x}", "/img/8.png", 4, 4, 10, label=["hat"])], author="ann")
     assert store.find_image(f"{8:064x}") is None
+
+
+def test_payload_classes_names_the_classes_of_every_kind_of_payload() -> None:
+    from activelab.store.classes import payload_classes
+
+    assert payload_classes("bag") == ["bag"]
+    assert payload_classes(["bag", "coat"]) == ["bag", "coat"]
+    boxes = [
+        {"class": "bag", "x": 1, "y": 2, "w": 3, "h": 4},
+        {"x": 0},
+        {"class": "bag", "x": 5, "y": 5, "w": 2, "h": 2},
+    ]
+    assert payload_classes(boxes) == ["bag", "bag"]  # one name per box; a box without a class names none
+    assert payload_classes([]) == [] and payload_classes(None) == [] and payload_classes(float("nan")) == []
+    assert payload_classes(3) == ["3"]  # an integer label column

@@ -311,6 +311,7 @@ def predict(
 
     from activelab.loop.project import open_project
     from activelab.loop.session import ActiveSession
+    from activelab.store.classes import payload_classes
 
     with open_project(project) as proj:
         session = ActiveSession(proj, progress=True)
@@ -339,7 +340,7 @@ def predict(
     out.parent.mkdir(parents=True, exist_ok=True)
     frame.to_csv(out, index=False)
     if as_json:
-        counts = {c: sum(_payload_classes(payload).count(c) for payload, _ in decoded) for c in classes}
+        counts = {c: sum(payload_classes(payload).count(c) for payload, _ in decoded) for c in classes}
         print_json({"path": str(out), "n": len(frame), "per_class": counts})
         return
     console.print(f"{len(frame)} predictions written to {out}", highlight=False, soft_wrap=True)
@@ -388,12 +389,6 @@ def evaluate(
             ],
         )
     )
-
-
-def _payload_classes(payload: Any) -> list[str]:
-    """The class names a predicted payload names: a class, a set of classes, or one per box."""
-    items = payload if isinstance(payload, list) else [payload]
-    return [str(item["class"]) if isinstance(item, dict) else str(item) for item in items]
 
 
 def register(app: typer.Typer) -> None:

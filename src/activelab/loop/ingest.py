@@ -34,6 +34,7 @@ from activelab.data.sources import (
 from activelab.exceptions import ImageRejected, InputError
 from activelab.progress import Progress, progress_task
 from activelab.store import ImageRecord, Store
+from activelab.store.classes import payload_classes
 from activelab.tasks import Payload, Task, get_task
 
 REPORT_COLUMNS = ["row", "path", "label", "status", "reason", "detail"]
@@ -235,7 +236,7 @@ def import_items(
     author = author or getpass.getuser()
     report = ImportReport(seen=len(items))
     if add_classes:
-        names = [name for i in items if i.payload is not None for name in _payload_classes(i.payload)]
+        names = [name for i in items if i.payload is not None for name in payload_classes(i.payload)]
         report.new_classes = store.add_classes(dict.fromkeys(names))
     check = _Checker(task, store.class_names(), max_pixels, max_file_mb)
     with (
@@ -263,17 +264,6 @@ def _parse(task: Task, item: SourceItem, sep: str) -> ImportItem:
         return ImportItem(item, task.parse(item.label, sep=sep))
     except (InputError, ValueError) as exc:
         return ImportItem(item, None, ImageRejected("invalid_label", f"row {item.row}: {exc}"))
-
-
-def _payload_classes(payload: Payload) -> list[str]:
-    """The class names a payload mentions: a class name, a list of them, or the classes of a list of boxes."""
-    if isinstance(payload, str):
-        return [payload]
-    if not isinstance(payload, list):
-        return []
-    return [
-        str(p["class"]) if isinstance(p, dict) else str(p) for p in payload if not isinstance(p, dict) or "class" in p
-    ]
 
 
 def _class_named_columns(source: str | Path | pd.DataFrame, classes: Sequence[str]) -> list[str]:
@@ -326,7 +316,7 @@ class _Checker:
         return payload if isinstance(payload, ImageRejected) else _Good(info, payload)
 
     def unknown_classes(self, payload: Payload) -> ImageRejected | None:
-        unknown = [name for name in dict.fromkeys(_payload_classes(payload)) if name not in self.classes]
+        unknown = [name for name in dict.fromkeys(payload_classes(payload)) if name not in self.classes]
         if not unknown:
             return None
         return ImageRejected(

@@ -20,6 +20,7 @@ from activelab.exceptions import ActivelabError, InputError, NotFoundError
 from activelab.loop.round import Images, Pool, build_model, fit_on_pool, model_settings, play_round
 from activelab.loop.settings import OLD_MODE_NAMES, resolve_semi_supervised
 from activelab.models import FitReport, ModelAdapter, load_model
+from activelab.store.classes import payload_classes
 from activelab.tasks import Payload, Task, get_task
 
 PRED_COLUMNS = ["filepath", "pred_label", "pred_conf", "probs"]
@@ -382,11 +383,7 @@ def _blank(cell: Any) -> bool:
 
 def _classes_of(payloads: pd.Series) -> list[str]:
     """The sorted class names that payloads (a class name, a list of them, or a list of box dicts) mention."""
-    names: set[str] = set()
-    for p in payloads:
-        items = p if isinstance(p, list) else [p]
-        names.update(str(item["class"]) if isinstance(item, dict) else str(item) for item in items)
-    return sorted(names)
+    return sorted({name for p in payloads for name in payload_classes(p)})
 
 
 def _check_files(paths: Sequence[str], name: str = "filepaths") -> None:

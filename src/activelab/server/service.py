@@ -40,6 +40,7 @@ from activelab.loop.stopping import StoppingRules
 from activelab.loop.trainer import BackgroundTrainer
 from activelab.server.settings import ServerSettings
 from activelab.store import Image
+from activelab.store.classes import payload_classes
 from activelab.tasks import Payload, Task, get_task
 
 MAX_CURVE_POINTS = 200
@@ -549,13 +550,6 @@ def _training_info(metrics: dict[str, Any]) -> dict[str, Any]:
         "n_unlabeled": metrics.get("n_unlabeled", 0),
         "representation": (metrics.get("representation") or {}).get("label"),
     }
-
-
-def payload_classes(payload: Payload) -> list[str]:
-    """The class names a payload uses: a class name, a list of names, or a list of boxes (their ``class``)."""
-    if isinstance(payload, str):
-        return [payload]
-    return [entry["class"] if isinstance(entry, dict) else entry for entry in payload]
 
 
 def _mix_by_value(

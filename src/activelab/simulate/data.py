@@ -21,6 +21,7 @@ from PIL import Image
 
 from activelab._io import atomic_path
 from activelab.exceptions import InputError, NotFoundError
+from activelab.store.classes import payload_classes
 from activelab.tasks import Task, get_task
 
 #: dataset names understood besides a folder path
@@ -220,7 +221,7 @@ def from_folder(
         image_cols[split] = image_col
         sources[split] = table
         payloads[split] = [task.parse(str(v)) for v in df[col]]
-    mentioned = {name for split in payloads.values() for p in split for name in _class_names(p)}
+    mentioned = {name for split in payloads.values() for p in split for name in payload_classes(p)}
     classes = (
         _listed_classes(root / "classes.txt", mentioned) if (root / "classes.txt").is_file() else sorted(mentioned)
     )
@@ -236,12 +237,6 @@ def from_folder(
         parts.append((paths, [file_key(p) for p in paths], y[keep]))
     (pp, pk, yp), (ep, ek, ye) = parts
     return SimDataset(str(root), classes, pp, pk, yp, ep, ek, ye)
-
-
-def _class_names(payload: Any) -> list[str]:
-    """The class names a payload (a class name, a list of them, or a list of box dicts) mentions."""
-    items = payload if isinstance(payload, list) else [payload]
-    return [str(item["class"]) if isinstance(item, dict) else str(item) for item in items]
 
 
 def _listed_classes(path: Path, mentioned: set[str]) -> list[str]:

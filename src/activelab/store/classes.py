@@ -185,6 +185,24 @@ def annotation_classes(annotation: Sequence[Any]) -> list[str]:
     return [entry["class"] if isinstance(entry, dict) else entry for entry in annotation]
 
 
+def payload_classes(payload: object) -> list[str]:
+    """The class names a payload mentions, before or after the task validated it: a class name, a list of
+    names (multi-label), or the ``class`` of each box in a list of boxes (detection: one name per box, a box
+    without one skipped); none for None or a missing value (NaN); another scalar (an integer label) as its text.
+    """
+    if payload is None or (isinstance(payload, float) and payload != payload):
+        return []
+    if isinstance(payload, str):
+        return [payload]
+    if isinstance(payload, list | tuple):
+        return [
+            str(entry["class"]) if isinstance(entry, dict) else str(entry)
+            for entry in payload
+            if not isinstance(entry, dict) or "class" in entry
+        ]
+    return [str(payload)]
+
+
 def _names(payload: object) -> list[str]:
     if payload is None:
         return []
