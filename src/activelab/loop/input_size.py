@@ -104,6 +104,12 @@ def pool_image_sizes(project: Project) -> Iterable[tuple[int, int]]:
             yield img.width, img.height
 
 
+def pool_native_side(project: Project) -> int | None:
+    """The longer side in pixels of the pool's median image size (None without pool images)."""
+    median = median_image_size(pool_image_sizes(project))
+    return None if median is None else max(median)
+
+
 def resolve_input_size(project: Project) -> InputSize:
     """The project's input size: the one in its settings, else chosen now and recorded.
 

@@ -149,3 +149,12 @@ def use_ssl_backbone(project: Project, weights: Path) -> str:
     save_settings(on_disk, path)
     project.settings.model = project.settings.model.model_copy(update={"backbone_weights": value})
     return value
+
+
+def candidate_weights(project: Project) -> str | None:
+    """The backbone weights a candidate may carry: ``model.backbone_weights``, else the project's newest
+    finished ``activelab pretrain`` backbone (:func:`ssl_backbone`), else None."""
+    from activelab.loop.round import backbone_weights_file
+
+    found = backbone_weights_file(project.settings.model.backbone_weights, project.root) or ssl_backbone(project)
+    return None if found is None else str(found)

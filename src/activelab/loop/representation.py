@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from activelab.exceptions import InputError
-from activelab.loop.input_size import MIN_INPUT_SIZE, median_image_size, pool_image_sizes
+from activelab.loop.input_size import MIN_INPUT_SIZE, pool_native_side
 from activelab.loop.project import Project
 from activelab.models import create_model
 from activelab.models.pixels import PIXELS_SIZE
@@ -380,12 +380,11 @@ def compare_project(
     """:func:`compare_representations` over the project's :func:`default_candidates` (plus ``extra``)
     on its labeled pool images, with its embedding cache (``PROJECT/cache/embeddings``).
 
-    ``ssl_weights`` None: the newest finished ``activelab pretrain`` backbone of the project's
-    model, if any (:func:`activelab.loop.pretrain.ssl_backbone`). Refuses (InputError) a
+    ``ssl_weights`` None: :func:`activelab.loop.pretrain.candidate_weights`, as the rounds use. Refuses (InputError) a
     project with fewer than 2 labels in some class.
     """
     from activelab.loop.input_size import resolve_input_size
-    from activelab.loop.pretrain import ssl_backbone
+    from activelab.loop.pretrain import candidate_weights
 
     paths, keys, labels, classes = labeled_pool(project)
     counts = np.bincount(labels, minlength=len(classes)) if len(labels) else np.zeros(len(classes), np.int64)
@@ -396,12 +395,9 @@ def compare_project(
             f"{', '.join(few) or 'the project'} has fewer: label more (`activelab serve` or `activelab import`) first"
         )
     if ssl_weights is None:
-        found = ssl_backbone(project)
-        ssl_weights = str(found) if found is not None else None
-    median = median_image_size(pool_image_sizes(project))
-    native = max(median) if median is not None else None
+        ssl_weights = candidate_weights(project)
     m = project.settings.model
-    candidates = default_candidates(m.name, resolve_input_size(project).pixels, native_size=native,
+    candidates = default_candidates(m.name, resolve_input_size(project).pixels, native_size=pool_native_side(project),
                                     ssl_weights=ssl_weights)  # fmt: skip
     candidates += [c for c in extra if c not in candidates]
     return compare_representations(

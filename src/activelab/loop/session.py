@@ -39,7 +39,7 @@ import numpy as np
 from activelab.exceptions import InputError, StoreError
 from activelab.loop.embed import embedding_model
 from activelab.loop.evaluate import prediction_agreement
-from activelab.loop.input_size import InputSize, median_image_size, pool_image_sizes, resolve_input_size
+from activelab.loop.input_size import InputSize, pool_native_side, resolve_input_size
 from activelab.loop.inputs import check_capabilities, check_task, cold_start_strategies, needs_model
 from activelab.loop.project import Project
 from activelab.loop.round import (
@@ -47,7 +47,6 @@ from activelab.loop.round import (
     Images,
     Pool,
     RepresentationState,
-    backbone_weights_file,
     build_model,
     candidate_settings,
     chooses_representation,
@@ -168,6 +167,8 @@ class ActiveSession:
         settings = self.project.settings
         if self.model_factory != self._settings_model or not chooses_representation(settings.model, self.task):
             return None
+        from activelab.loop.pretrain import candidate_weights
+
         rows = np.flatnonzero(pool.trained)
         state = rechoose_representation(
             self.representation(),
@@ -176,8 +177,8 @@ class ActiveSession:
             len(classes),
             name=settings.model.name,
             image_size=resolve_input_size(self.project).pixels,
-            native_size=self._native_size(),
-            ssl_weights=self._ssl_weights(),
+            native_size=pool_native_side(self.project),
+            ssl_weights=candidate_weights(self.project),
             cache_dir=self.project.cache_dir / "embeddings",
             device=settings.model.device,
             seed=seed,
@@ -186,23 +187,6 @@ class ActiveSession:
         if state is not None and state.choice is not None:
             self._representation = state
         return state
-
-    def _native_size(self) -> int | None:
-        median = median_image_size(pool_image_sizes(self.project))
-        return None if median is None else max(median)
-
-    def _ssl_weights(self) -> str | None:
-        """The backbone weights a candidate may use: ``model.backbone_weights``, else the project's finished
-        self-supervised pretraining (``activelab pretrain``), else None."""
-        configured = backbone_weights_file(self.project.settings.model.backbone_weights, self.project.root)
-        if configured is not None:
-            return str(configured)
-        try:
-            from activelab.loop.pretrain import ssl_backbone
-        except ImportError:
-            return None
-        found = ssl_backbone(self.project)
-        return None if found is None else str(found)
 
     def _warm_start(self, fresh: ModelAdapter) -> ModelAdapter:
         """The previous round's saved model instead of ``fresh`` when it is the same fine-tuned network (same
