@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/system_deps.sh dataset-fashion-mnist postgresql chromium
-bash scripts/setup_env.sh ui,postgres,dev,tensorboard,peers,ray,fastai,hf,ssl,formats
+bash scripts/setup_env.sh ui,postgres,dev,tensorboard,peers,ray,fastai,hf,ssl,formats,segmentation
 # static checks first (config in pyproject.toml): seconds, and they name the file and line
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .

@@ -101,10 +101,10 @@ def test_task_defaults_to_classification_and_is_checked(tmp_path: Path) -> None:
     with init_project(tmp_path, ["cat"]) as proj:
         assert proj.settings.task == "classification"
     assert "task: classification" in (tmp_path / SETTINGS_FILE).read_text()
-    with pytest.raises(InputError, match=r"settings: task: unknown task 'segmentation.*; known: classification"):
-        parse_settings({"task": "segmentation"})
-    with pytest.raises(InputError, match=r"init_project: task: unknown task 'segmentation"):
-        init_project(tmp_path / "new", [], task="segmentation")
+    with pytest.raises(InputError, match=r"settings: task: unknown task 'keypoints.*; known: classification"):
+        parse_settings({"task": "keypoints"})
+    with pytest.raises(InputError, match=r"init_project: task: unknown task 'keypoints"):
+        init_project(tmp_path / "new", [], task="keypoints")
     assert not (tmp_path / "new").exists()
 
 

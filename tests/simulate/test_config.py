@@ -98,8 +98,8 @@ def test_results_hash_unchanged_by_the_renames() -> None:
 
 def test_task_is_checked_and_only_hashed_when_not_the_default() -> None:
     assert SimulationConfig(task="classification").config_hash() == "c7a290fef860"
-    with pytest.raises(ConfigError, match=r"config: task: unknown task 'segmentation.*; known: classification"):
-        SimulationConfig(task="segmentation")
+    with pytest.raises(ConfigError, match=r"config: task: unknown task 'keypoints.*; known: classification"):
+        SimulationConfig(task="keypoints")
 
 
 @pytest.mark.parametrize(

@@ -37,7 +37,6 @@ def import_other(
     from activelab.loop import formats
     from activelab.loop.ingest import default_report_path
     from activelab.loop.project import open_project
-    from activelab.tasks import get_task
 
     with open_project(project) as proj:
         common: dict[str, Any] = {
@@ -45,7 +44,7 @@ def import_other(
             "add_classes": add_classes,
             "report_path": report or default_report_path(proj.root),
             "progress": True,
-            "task": get_task(proj.settings.task),
+            "task": proj.task(),
         }
         if fmt == "labelstudio":
             results = [formats.import_labelstudio(proj.store, source, images_root=images_root, **common)]
@@ -86,10 +85,9 @@ def export_other(project: Path, out: Path, fmt: str, *, include_eval: bool, as_j
     """``activelab export --format labelstudio|hf-imagefolder|fiftyone|coco|yolo|voc``."""
     from activelab.loop import formats
     from activelab.loop.project import open_project
-    from activelab.tasks import get_task
 
     with open_project(project) as proj:
-        task = get_task(proj.settings.task)
+        task = proj.task()
         if fmt == "labelstudio":
             written = formats.export_labelstudio(proj.store, out, include_eval=include_eval, task=task)
         elif fmt in BOX_FORMATS:

@@ -171,7 +171,6 @@ def import_cmd(
         )
     from activelab.loop.ingest import default_report_path, import_images
     from activelab.loop.project import open_project
-    from activelab.tasks import get_task
 
     class_cols = None if class_columns is None else class_columns.strip()
     with open_project(project) as proj:
@@ -184,7 +183,7 @@ def import_cmd(
             label_col=label_col,
             class_cols=class_cols if class_cols in (None, "*") else _split_names(class_cols),
             label_sep=label_sep,
-            task=get_task(proj.settings.task),
+            task=proj.task(),
             add_classes=add_classes,
             author=author,
             report_path=report or default_report_path(proj.root),
@@ -266,13 +265,12 @@ def export(
     """Write the current labels, with their source and author."""
     from activelab.loop.export import export_labels
     from activelab.loop.project import open_project
-    from activelab.tasks import get_task
 
     fmt = export_format(out, format)
     if fmt in formats.EXPORT_FORMATS:
         return formats.export_other(project, out, fmt, include_eval=include_eval, as_json=as_json)
     with open_project(project) as proj:
-        task = get_task(proj.settings.task)
+        task = proj.task()
         written = export_labels(proj.store, out, fmt=fmt, include_eval=include_eval, task=task, sep=label_sep)
     if as_json:
         print_json({"path": str(written), "format": fmt})

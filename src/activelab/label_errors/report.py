@@ -48,7 +48,6 @@ from activelab.label_errors.rank import (
     rank_label_issues,
 )
 from activelab.loop.project import Project
-from activelab.tasks import get_task
 
 REPORT_DIR = Path("reports") / "errors"
 RANKING_FILE = "ranking.csv"
@@ -143,7 +142,7 @@ def label_error_report(
 
     ``folds`` defaults to 5, or 3 for a box project (each fold trains a detector).
     """
-    if get_task(project.settings.task).output == "boxes":
+    if project.task().output == "boxes":
         return box_error_report(
             project,
             out_dir=out_dir,

@@ -19,7 +19,6 @@ from activelab.loop.project import Project
 from activelab.loop.round import build_model, model_settings
 from activelab.models import FastAdapter
 from activelab.models.stream import ShardCallback, StreamReport, stream_embed
-from activelab.tasks import get_task
 
 BACKENDS = ("local", "ray")
 #: the backbone used for embeddings when the project's own model has no pretrained backbone
@@ -48,7 +47,7 @@ def embedding_model(project: Project, *, device: str | None = None) -> FastAdapt
     adapter = build_model(
         frozen,
         None,
-        task=get_task(project.settings.task),
+        task=project.task(),
         cache_dir=project.cache_dir / "embeddings",
         image_size=resolve_input_size(project).pixels,
         root=project.root,

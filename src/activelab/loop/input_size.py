@@ -33,7 +33,6 @@ from activelab.loop.settings import (
     load_settings,
     save_settings,
 )
-from activelab.tasks import get_task
 
 MIN_INPUT_SIZE = 64
 MAX_INPUT_SIZE = 224
@@ -126,7 +125,7 @@ def resolve_input_size(project: Project) -> InputSize:
         default = native if native is not None else MIN_INPUT_SIZE
         return InputSize(default, "the model's default: no pool images to choose from yet")
     width, height = median
-    upscale = get_task(project.settings.task).input_upscale
+    upscale = project.task().input_upscale
     pixels = choose_input_size(max(width, height), native, upscale=upscale)
     cap = (
         f"{native} px, {model.name}'s native size"

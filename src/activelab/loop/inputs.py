@@ -173,7 +173,11 @@ def pool_arrays(
             # check_capabilities made sure the model supports "views"
             predictor = cast(ViewPredictor, model)
             predicted_views = predictor.predict_views(paths, views, seed=seed, keys=keys, progress=progress)
-        arrays.update(task.strategy_arrays(derived, base, targets=targets, labeled=labeled, views=predicted_views))
+        arrays.update(
+            task.strategy_arrays(
+                derived, base, targets=targets, labeled=labeled, views=predicted_views, images=list(paths)
+            )
+        )
     if "embeddings" in needed:
         gradients = "grad_factors" in needed or "grad_embeddings" in get_strategy(strategy).requires_for(**params)
         if model is not None:

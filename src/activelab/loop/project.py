@@ -12,6 +12,8 @@ from activelab.loop.settings import DEFAULT_TASK, SETTINGS_FILE, Settings, load_
 
 if TYPE_CHECKING:  # the store (SQLAlchemy, Alembic) is imported when a project is opened, not with this module
     from activelab.store import Store
+    from activelab.tasks import Task
+    from activelab.tasks.masks import MaskFolder
 
 DEFAULT_DB_FILE = "activelab.db"
 
@@ -32,6 +34,18 @@ class Project:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def mask_store(self) -> MaskFolder:
+        """The project's content-addressed mask files (``masks/``): segmentation label events reference them."""
+        from activelab.tasks.masks import MaskFolder
+
+        return MaskFolder(self.root / "masks")
+
+    def task(self) -> Task:
+        """The project's task (``task:`` in activelab.yaml), keeping its mask files in :meth:`mask_store`."""
+        from activelab.tasks import get_task
+
+        return get_task(self.settings.task, masks=self.mask_store())
 
     @property
     def reports_dir(self) -> Path:

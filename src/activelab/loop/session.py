@@ -58,7 +58,7 @@ from activelab.loop.stopping import CurvePoint, StoppingRules, stop_reason
 from activelab.models import FitReport, ModelAdapter, load_model
 from activelab.store import ImageRef, Store
 from activelab.strategies import required_inputs
-from activelab.tasks import Payload, Task, get_task
+from activelab.tasks import Payload, Task
 
 ModelFactory = Callable[[list[str]], ModelAdapter]
 log = logging.getLogger(__name__)
@@ -119,7 +119,7 @@ class ActiveSession:
 
     @property
     def task(self) -> Task:
-        return get_task(self.project.settings.task)
+        return self.project.task()
 
     @property
     def models_dir(self) -> Path:

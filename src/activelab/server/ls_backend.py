@@ -48,7 +48,7 @@ from activelab.loop.formats.labelstudio import (
 from activelab.loop.project import Project
 from activelab.loop.session import ActiveSession
 from activelab.loop.trainer import BackgroundTrainer
-from activelab.tasks import Payload, Task, get_task
+from activelab.tasks import Payload, Task
 
 STATE_KEY = "labelstudio"
 MODEL_CLASS = "activelab"
@@ -74,7 +74,7 @@ class LabelStudioBackend:
     @property
     def task(self) -> Task:
         """The project's task: what a Label Studio choice (or set of choices, or rectangles) is as an annotation."""
-        return get_task(self.project.settings.task)
+        return self.project.task()
 
     @property
     def boxes(self) -> bool:

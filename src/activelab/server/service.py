@@ -41,7 +41,7 @@ from activelab.loop.trainer import BackgroundTrainer
 from activelab.server.settings import ServerSettings
 from activelab.store import Image
 from activelab.store.classes import payload_classes
-from activelab.tasks import Payload, Task, get_task
+from activelab.tasks import Payload, Task
 
 MAX_CURVE_POINTS = 200
 #: the eval metrics the dashboard plots and shows, by what a label is (:attr:`LabelingService.answer`):
@@ -68,7 +68,7 @@ class LabelingService:
     task: Task = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
-        self.task = get_task(self.project.settings.task)
+        self.task = self.project.task()
         if self.similar_images is None:
             self.similar_images = SimilarImages(self.project)
 

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from activelab._defaults import DEFAULT_MODEL
@@ -38,12 +39,20 @@ from activelab._defaults import DEFAULT_MODEL
 if TYPE_CHECKING:
     import numpy as np
 
+    from activelab.tasks.masks import MaskStore
+
 #: A JSON value: a class name, a list of class names, a list of box dicts; masks later.
 Payload = Any
 
 
 class Task(ABC):
-    """One kind of annotation. Subclasses set the class attributes and implement the methods."""
+    """One kind of annotation. Subclasses set the class attributes and implement the methods.
+
+    ``masks`` is where a task whose payloads reference large content-addressed files
+    (segmentation masks) keeps them: a project passes its ``masks/`` folder
+    (:meth:`~activelab.loop.project.Project.task`); None keeps them in memory (simulations, the
+    Python API). Tasks with plain JSON payloads never touch it.
+    """
 
     #: registry name, also the ``task:`` value in ``activelab.yaml`` and ``--task`` on the CLI
     name: ClassVar[str]
@@ -60,6 +69,13 @@ class Task(ABC):
     #: the eval metric that learning curves, stopping rules and the round line lead with
     headline: ClassVar[str] = "accuracy"
 
+    def __init__(self, *, masks: MaskStore | None = None) -> None:
+        if masks is None:
+            from activelab.tasks.masks import MemoryMasks
+
+            masks = MemoryMasks()
+        self.masks = masks
+
     @abstractmethod
     def validate(self, payload: Payload, classes: Sequence[str], *, size: tuple[int, int] | None = None) -> Payload:
         """``payload`` in canonical form; raises InputError naming the problem and the fix.
@@ -69,8 +85,12 @@ class Task(ABC):
         """
 
     @abstractmethod
-    def parse(self, text: str, *, sep: str = "|") -> Payload:
-        """A payload from a table cell (``sep`` separates several classes where the task allows them)."""
+    def parse(self, text: str, *, sep: str = "|", base: Path | None = None) -> Payload:
+        """A payload from a table cell (``sep`` separates several classes where the task allows them).
+
+        ``base`` is the table's folder: a task whose cells name files (segmentation masks) reads
+        relative paths from there; the others ignore it.
+        """
 
     @abstractmethod
     def format(self, payload: Payload, *, sep: str = "|") -> str:
@@ -99,6 +119,7 @@ class Task(ABC):
         targets: np.ndarray | None = None,
         labeled: np.ndarray | None = None,
         views: Mapping[str, list[np.ndarray]] | None = None,
+        images: Sequence[str] | None = None,
     ) -> dict[str, np.ndarray]:
         """The arrays in ``needed`` that derive from model ``outputs`` (``(N, C)`` or an object array ``(N,)``).
 
@@ -106,6 +127,8 @@ class Task(ABC):
         items are ignored) and ``labeled`` the ``(N,)`` bool mask of labeled items.
         ``views`` holds the model's predictions on the views :meth:`views_for` asked for
         (view name -> one outputs array per variant); tasks without views ignore it.
+        ``images`` are the pool's image paths, in the same order, for arrays read from the
+        images themselves (segmentation's superpixel regions); the other tasks ignore them.
         Embeddings and MC samples come from the model itself, not from here.
         """
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -28,7 +29,7 @@ class Classification(Task):
             raise InputError(f"unknown class {payload!r}; known: {', '.join(classes)}")
         return payload
 
-    def parse(self, text: str, *, sep: str = "|") -> str:
+    def parse(self, text: str, *, sep: str = "|", base: Path | None = None) -> str:
         return text.strip()
 
     def format(self, payload: Payload, *, sep: str = "|") -> str:
@@ -52,6 +53,7 @@ class Classification(Task):
         targets: np.ndarray | None = None,
         labeled: np.ndarray | None = None,
         views: Mapping[str, list[np.ndarray]] | None = None,
+        images: Sequence[str] | None = None,
     ) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         if "probs" in needed:

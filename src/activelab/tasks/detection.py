@@ -17,6 +17,7 @@ import json
 import math
 import numbers
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -211,7 +212,7 @@ class Detection(Task):
             )
         return [_validate_box(box, i, classes, size) for i, box in enumerate(payload)]
 
-    def parse(self, text: str, *, sep: str = "|") -> list[Any]:
+    def parse(self, text: str, *, sep: str = "|", base: Path | None = None) -> list[Any]:
         """The box list in a cell's JSON text (``sep`` is not used: boxes are JSON)."""
         if not text.strip():
             raise InputError("an empty box cell is ambiguous; write [] for an image with nothing in it")
@@ -280,6 +281,7 @@ class Detection(Task):
         targets: np.ndarray | None = None,
         labeled: np.ndarray | None = None,
         views: Mapping[str, list[np.ndarray]] | None = None,
+        images: Sequence[str] | None = None,
     ) -> dict[str, np.ndarray]:
         """The box arrays in ``needed``, flat over the ``M`` predicted boxes of the pool.
 

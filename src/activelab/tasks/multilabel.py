@@ -8,6 +8,7 @@ cell holds the names joined by ``sep`` (``"bag|shirt"``, the empty cell for ``[]
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -96,7 +97,7 @@ class MultiLabel(Task):
             raise InputError(f"unknown class {bad[0]!r} in {list(payload)!r}; known: {', '.join(classes)}")
         return sorted(set(payload))
 
-    def parse(self, text: str, *, sep: str = "|") -> list[str]:
+    def parse(self, text: str, *, sep: str = "|", base: Path | None = None) -> list[str]:
         return sorted({part.strip() for part in text.split(sep) if part.strip()})
 
     def format(self, payload: Payload, *, sep: str = "|") -> str:
@@ -140,6 +141,7 @@ class MultiLabel(Task):
         targets: np.ndarray | None = None,
         labeled: np.ndarray | None = None,
         views: Mapping[str, list[np.ndarray]] | None = None,
+        images: Sequence[str] | None = None,
     ) -> dict[str, np.ndarray]:
         out: dict[str, np.ndarray] = {}
         if "marginals" in needed:

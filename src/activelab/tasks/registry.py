@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import difflib
 import importlib
+from typing import TYPE_CHECKING
 
 from activelab.exceptions import InputError
 from activelab.tasks.base import Task
+
+if TYPE_CHECKING:
+    from activelab.tasks.masks import MaskStore
 
 #: built-in task name -> the module whose import registers it
 _BUILTINS = {
     "classification": "activelab.tasks.classification",
     "multilabel": "activelab.tasks.multilabel",
     "detection": "activelab.tasks.detection",
+    "segmentation": "activelab.tasks.segmentation",
 }
 _TASKS: dict[str, type[Task]] = {}
 
@@ -46,9 +51,13 @@ def check_task_name(name: str) -> str:
     raise InputError(f"unknown task {name!r}{hint}; known: {', '.join(known)}")
 
 
-def get_task(name: str) -> Task:
-    """A fresh instance of the task called ``name``; raises InputError with the close names."""
+def get_task(name: str, *, masks: MaskStore | None = None) -> Task:
+    """A fresh instance of the task called ``name``; raises InputError with the close names.
+
+    ``masks``: where the task keeps content-addressed mask files (a project's ``masks/`` folder;
+    None: in memory). Only tasks with file payloads (segmentation) use it.
+    """
     check_task_name(name)
     if name not in _TASKS:
         importlib.import_module(_BUILTINS[name])  # its @register_task adds it
-    return _TASKS[name]()
+    return _TASKS[name](masks=masks)
