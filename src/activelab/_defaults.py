@@ -12,3 +12,6 @@ DEFAULT_MODEL = "efficientnet_lite0"
 
 #: the detector a ``task: detection`` project uses when none is named (see docs/models.md, "Detectors")
 DEFAULT_DETECTION_MODEL = "fcos_small"
+
+#: the segmenter a ``task: segmentation`` project uses when none is named (see docs/models.md, "Segmenters")
+DEFAULT_SEGMENTATION_MODEL = "unet_small"
