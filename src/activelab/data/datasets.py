@@ -19,9 +19,10 @@ classes, or one when both items share it. Its tables hold a ``labels`` column in
 ``label``, the class names sorted and joined by ``|`` (``bag|shirt``); ``seed.csv`` holds the
 first ``seed_per_class`` pool images containing each class.
 
-``fashion-scenes`` is the object-detection set, generated from Fashion-MNIST items by
-:mod:`activelab.data.scenes` with boxes, masks and COCO / YOLO files; its tables hold the
-columns ``image`` and ``boxes`` (docs/detection_data.md).
+``fashion-scenes`` is the object-detection and segmentation set, generated from Fashion-MNIST
+items by :mod:`activelab.data.scenes` with boxes, masks and COCO / YOLO files; its tables hold the
+columns ``image`` and ``boxes``, and its segmentation tables (``*_masks.csv``, with
+``classes_masks.txt``) the columns ``image`` and ``mask`` (docs/detection_data.md).
 """
 
 from __future__ import annotations
@@ -198,7 +199,7 @@ def list_datasets() -> list[DatasetInfo]:
             SCENES_SIZES["pool"],
             SCENES_SIZES["eval"],
             f"generated from {'Fashion-MNIST' if has_fashion else 'scikit-learn digits'}: 1-6 items per 128 px scene, "
-            "boxes, masks, COCO and YOLO files",
+            "boxes, COCO and YOLO files, semantic mask tables (*_masks.csv) for segmentation",
             True,
             "generated here (from dataset-fashion-mnist when installed, else scikit-learn digits)",
             task="detection",

@@ -12,7 +12,10 @@ items, so no eval item is seen in training; without Fashion-MNIST scikit-learn's
 :func:`write_scenes` writes the layout of docs/detection_data.md: PNG images, COCO JSON (with
 RLE segmentations), YOLO labels + ``data.yaml``, 16-bit instance and 8-bit semantic masks, and
 ``pool.csv`` (the unlabeled pool: ``image`` only, as every fetched set's) and ``answers.csv`` /
-``eval.csv`` / ``seed.csv`` with the detection payload in a ``boxes`` column.
+``eval.csv`` / ``seed.csv`` with the detection payload in a ``boxes`` column; for segmentation,
+:data:`SEGMENTATION_TABLES`: ``classes_masks.txt`` ("background" then the item classes, so a
+semantic mask's pixel value is its class position there) and ``answers_masks.csv`` /
+``eval_masks.csv`` / ``seed_masks.csv`` with columns ``image`` and ``mask`` (the semantic PNG).
 A seed always writes the same bytes.
 """
 
@@ -53,6 +56,15 @@ ITEM_THRESHOLD = 24
 #: the least fraction of an item's pixels that must stay visible when later items cover it
 MIN_VISIBLE = 0.4
 _SPLIT_YOLO = {"pool": "train", "eval": "val"}
+#: the background class of the segmentation tables: position 0, the semantic masks' value 0
+BACKGROUND = "background"
+#: the segmentation tables at the dataset root (the ``segmentation`` task's classes and mask tables)
+SEGMENTATION_TABLES = {
+    "classes": "classes_masks.txt",
+    "answers": "answers_masks.csv",
+    "eval": "eval_masks.csv",
+    "seed": "seed_masks.csv",
+}
 _ATTEMPTS_PER_ITEM = 4
 #: tries to find a first item with pixels above the threshold before the items are declared blank
 _FIRST_ITEM_ATTEMPTS = 100
@@ -193,7 +205,8 @@ def write_scenes(
 
     Each split has its own generator derived from ``seed``, so the eval scenes do not change
     with ``n_pool``. ``seed.csv`` holds the first ``seed_per_class`` x C pool images, more when
-    needed until every class is in ``seed_per_class`` of them.
+    needed until every class is in ``seed_per_class`` of them; ``seed_masks.csv`` holds the
+    same images with their masks (the rule counts item classes: background is in nearly every image).
     """
     for name, n in (("n_pool", n_pool), ("n_eval", n_eval)):
         if n < 1:
@@ -210,7 +223,9 @@ def write_scenes(
     tables["pool"][["image"]].to_csv(dest / "pool.csv", index=False)  # unlabeled, as every fetched set's pool
     tables["pool"].to_csv(dest / "answers.csv", index=False)
     tables["eval"].to_csv(dest / "eval.csv", index=False)
-    _seed_table(tables["pool"], classes, seed_per_class).to_csv(dest / "seed.csv", index=False)
+    seed_rows = _seed_table(tables["pool"], classes, seed_per_class)
+    seed_rows.to_csv(dest / "seed.csv", index=False)
+    _write_mask_tables(dest, classes, {split: table["image"] for split, table in tables.items()}, len(seed_rows))
     atomic_write_text(dest / "README.md", _readme(source_name, n_pool, n_eval, size, seed))
     return dest
 
@@ -270,6 +285,22 @@ def _seed_table(pool: pd.DataFrame, classes: Sequence[str], per_class: int) -> p
     return pool.head(n)
 
 
+def _write_mask_tables(dest: Path, classes: Sequence[str], images: dict[str, pd.Series], n_seed: int) -> None:
+    """Write :data:`SEGMENTATION_TABLES`: the classes with background first, and ``image``, ``mask`` tables.
+
+    A semantic mask's value is the item's class position + 1, which is its position in
+    ``classes_masks.txt``; the seed is the first ``n_seed`` pool rows, the images of ``seed.csv``.
+    """
+    atomic_write_text(dest / SEGMENTATION_TABLES["classes"], "".join(f"{name}\n" for name in [BACKGROUND, *classes]))
+    tables = {
+        split: pd.DataFrame({"image": column, "mask": column.str.replace("/images/", "/masks/semantic/", regex=False)})
+        for split, column in images.items()
+    }
+    tables["pool"].to_csv(dest / SEGMENTATION_TABLES["answers"], index=False)
+    tables["eval"].to_csv(dest / SEGMENTATION_TABLES["eval"], index=False)
+    tables["pool"].head(n_seed).to_csv(dest / SEGMENTATION_TABLES["seed"], index=False)
+
+
 def _readme(source_name: str, n_pool: int, n_eval: int, size: int, seed: int) -> str:
     """The dataset's README: what it is, how it was made, its layout, and the source's licence."""
     if source_name == "fashion-mnist":
@@ -285,7 +316,7 @@ def _readme(source_name: str, n_pool: int, n_eval: int, size: int, seed: int) ->
         )
     return f"""# {SCENES}
 
-An object-detection dataset written by `activelab datasets fetch {SCENES}` (seed {seed}):
+An object-detection and semantic-segmentation dataset written by `activelab datasets fetch {SCENES}` (seed {seed}):
 {n_pool} pool and {n_eval} eval RGB images of {size}x{size} px, each holding 1 to {MAX_ITEMS} tinted items
 of the 10 classes in classes.txt over a textured background, later items partly covering earlier ones
 (each keeps at least {MIN_VISIBLE:.0%} of its pixels visible). Boxes are tight around the visible pixels.
@@ -304,4 +335,8 @@ of the 10 classes in classes.txt over a textured background, later items partly 
 - `pool/labels/*.txt`, `eval/labels/*.txt` and `data.yaml`: YOLO (`class cx cy w h`, fractions of the image).
 - `*/masks/instance/*.png`: 16-bit, 0 background, k for the k-th box; `*/masks/semantic/*.png`: 8-bit,
   0 background, class position + 1.
+- Segmentation: `classes_masks.txt` ("background" then the classes of classes.txt, so a semantic mask's
+  value is its class position here); `answers_masks.csv`, `eval_masks.csv`, `seed_masks.csv`: columns
+  `image` and `mask` (the semantic PNG, relative to this folder), the pool's oracle, the held-out set and
+  the seed's images (those of `seed.csv`).
 """
