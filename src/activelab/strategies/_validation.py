@@ -207,21 +207,24 @@ def check_labels(labels: Any, n: int, n_classes: int | None = None, name: str = 
     return arr
 
 
-def check_labeled(labeled: Any, n: int) -> NDArray[np.bool_]:
-    """Validate the labeled mask: bool of shape (n,), or None meaning nothing labeled."""
+def check_labeled(labeled: Any, n: int, name: str = "labeled", items: str = "pool items") -> NDArray[np.bool_]:
+    """Validate the labeled mask: bool of shape (n,), or None meaning nothing labeled.
+
+    ``name`` and ``items`` word the messages (``"region_labeled"``, ``"regions"`` for region strategies).
+    """
     if labeled is None:
         return np.zeros(n, dtype=bool)
     arr = np.asarray(labeled)
     if arr.dtype != np.bool_:
         raise InputError(
-            f"labeled must be a boolean mask of shape ({n},), got dtype {arr.dtype}; "
+            f"{name} must be a boolean mask of shape ({n},), got dtype {arr.dtype}; "
             "convert positions with mask = np.zeros(n, bool); mask[positions] = True."
         )
     if arr.shape != (n,):
-        raise InputError(f"labeled must have shape ({n},) to match the pool of {n} items, got {arr.shape}.")
+        raise InputError(f"{name} must have shape ({n},) to match the {n} {items}, got {arr.shape}.")
     if arr.all():
         raise InputError(
-            f"every one of the {n} pool items is labeled: nothing is left to select; add unlabeled items to the pool."
+            f"every one of the {n} {items} is labeled: nothing is left to select; add unlabeled {items} to the pool."
         )
     return arr
 
@@ -406,3 +409,200 @@ def _check_prob_rows_any(arr: NDArray[np.floating[Any]], name: str) -> None:
             f"{name} rows must sum to 1 (within {PROB_SUM_ATOL}); row {int(bad[0])} sums to {sums[bad[0]]:.6g}. "
             "Normalise each box's class scores over the object classes."
         )
+
+
+# ----------------------------------------------------------------------------- segmentation inputs
+#: Per-image segmentation inputs: one entry per pool image (first dimension N), images may differ in size.
+PIXEL_INPUTS: frozenset[str] = frozenset({"pixel_probs", "region_map", "pixel_labeled_fraction"})
+#: Region arrays: one entry per region of the whole pool (first dimension R), ordered image by image.
+REGION_INPUTS: frozenset[str] = frozenset({"region_owner", "region_pixels", "region_labeled"})
+
+
+def is_per_image_mc(mc_probs: Any) -> bool:
+    """True when ``mc_probs`` is segmentation's per-image form ``(N,)`` of ``(T, C, h, w)``
+    (an object array, a list of 4-D arrays, or a stacked 5-D array) rather than ``(T, N, C)``."""
+    if isinstance(mc_probs, np.ndarray):
+        return mc_probs.dtype == object or mc_probs.ndim == 5
+    if isinstance(mc_probs, (list, tuple)):
+        return len(mc_probs) > 0 and np.ndim(mc_probs[0]) == 4
+    return False
+
+
+def pool_length(key: str, value: Any) -> int | None:
+    """How many pool items (or regions, for :data:`REGION_INPUTS`) ``value`` describes; ``None`` if it cannot tell.
+
+    Per-image inputs count their first axis without stacking (images may differ in
+    size); classification's ``mc_probs`` ``(T, N, C)`` counts axis 1.
+    """
+    if value is None:
+        return None
+    if key in PIXEL_INPUTS or (key == "mc_probs" and is_per_image_mc(value)):
+        if isinstance(value, (list, tuple)):
+            return len(value)
+        return int(np.shape(value)[0]) if np.ndim(value) >= 1 else None
+    axis = 1 if key == "mc_probs" else 0
+    return int(np.shape(value)[axis]) if np.ndim(value) > axis else None
+
+
+def per_image(value: Any, name: str, doc: str) -> list[NDArray[Any]]:
+    """The per-image arrays of an object ``(N,)`` array, a list, or a numeric array stacked on axis 0."""
+    if value is None:
+        raise InputError(f"{name} is required: pass an object array (N,) of {doc} arrays, one per pool image.")
+    if isinstance(value, np.ndarray):
+        if value.ndim == 0 or (value.dtype == object and value.ndim != 1):
+            raise InputError(f"{name} must be an object array (N,) of {doc} arrays, got shape {value.shape}.")
+        items = list(value)
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise InputError(f"{name} must be an object array (N,) of {doc} arrays, got {type(value).__name__}.")
+    if not items:
+        raise InputError(f"{name} is empty: the pool has no images; add images to the pool before selecting.")
+    out: list[NDArray[Any]] = []
+    for i, item in enumerate(items):
+        arr = np.asarray(item)
+        if arr.dtype == object or not (np.issubdtype(arr.dtype, np.floating) or np.issubdtype(arr.dtype, np.integer)):
+            raise InputError(f"{name}[{i}] must be a numeric {doc} array, got dtype {arr.dtype}.")
+        out.append(arr)
+    return out
+
+
+def _prob_atol(dtype: np.dtype[Any], n_classes: int) -> float:
+    """Sum-to-1 tolerance: :data:`PROB_SUM_ATOL`, widened for float16 softmax outputs (rounding per class)."""
+    eps = float(np.finfo(dtype).eps) if np.issubdtype(dtype, np.floating) else 0.0
+    return max(PROB_SUM_ATOL, 2.0 * n_classes * eps)
+
+
+def _check_class_axis(items: list[NDArray[Any]], name: str, ndim: int, doc: str, axis: int) -> list[NDArray[Any]]:
+    """Each item has ``ndim`` axes, the same number (>= 2) of classes on ``axis``, finite
+    non-negative entries summing to 1 over the classes; integer inputs become float64."""
+    classes: int | None = None
+    out: list[NDArray[Any]] = []
+    for i, raw in enumerate(items):
+        arr = raw if np.issubdtype(raw.dtype, np.floating) else raw.astype(np.float64)
+        if arr.ndim != ndim:
+            raise InputError(f"{name}[{i}] must have {ndim} dimensions {doc}, got shape {arr.shape}.")
+        c = int(arr.shape[axis])
+        if c < 2:
+            raise InputError(f"{name}[{i}] must have at least 2 classes on axis {axis} {doc}, got shape {arr.shape}.")
+        if classes is not None and c != classes:
+            raise InputError(
+                f"{name}[{i}] has {c} classes but {name}[0] has {classes}; every image needs one map per class."
+            )
+        classes = c
+        if arr.size == 0:
+            raise InputError(f"{name}[{i}] has no pixels (shape {arr.shape}); pass the image's probability maps.")
+        if not _all_finite(arr):
+            raise InputError(f"{name}[{i}] contains NaN or inf; check the model outputs (e.g. a diverged model).")
+        atol = _prob_atol(arr.dtype, c)
+        if arr.min() < -atol:
+            raise InputError(f"{name}[{i}] has negative entries; pass softmax probabilities, not logits.")
+        sums = arr.sum(axis=axis, dtype=np.float64)
+        worst = int(np.argmax(np.abs(sums - 1.0)))
+        if abs(float(sums.flat[worst]) - 1.0) > atol:
+            raise InputError(
+                f"{name}[{i}] must sum to 1 over its classes (axis {axis}, within {atol:.3g}); a pixel sums to "
+                f"{float(sums.flat[worst]):.6g}. Apply a softmax over the class axis first."
+            )
+        out.append(arr)
+    return out
+
+
+def check_pixel_probs(pixel_probs: Any, name: str = "pixel_probs") -> list[NDArray[np.floating[Any]]]:
+    """Validate per-image class probabilities: ``(N,)`` of ``(C, H, W)``, summing to 1 over C at each pixel.
+
+    Sizes may differ between images, C may not. float16 inputs get a tolerance of
+    ``2 C eps`` (their rounding) instead of :data:`PROB_SUM_ATOL` when that is larger.
+    """
+    items = per_image(pixel_probs, name, "(C, H, W)")
+    return _check_class_axis(items, name, 3, "(C, H, W)", 0)
+
+
+def check_mc_pixel_probs(mc_probs: Any, name: str = "mc_probs") -> list[NDArray[np.floating[Any]]]:
+    """Validate per-image MC samples: ``(N,)`` of ``(T, C, h, w)``, summing to 1 over C."""
+    items = per_image(mc_probs, name, "(T, C, h, w)")
+    out = _check_class_axis(items, name, 4, "(T, C, h, w)", 1)
+    for i, arr in enumerate(out):
+        if arr.shape[0] < 1:
+            raise InputError(f"{name}[{i}] needs at least one stochastic prediction on axis 0, got {arr.shape}.")
+    return out
+
+
+def _int_vector(value: Any, name: str, doc: str) -> NDArray[np.int64]:
+    arr = np.asarray(value)
+    if arr.ndim != 1:
+        raise InputError(f"{name} must be 1-D {doc}, got shape {arr.shape}.")
+    if not np.issubdtype(arr.dtype, np.integer):
+        integral = np.issubdtype(arr.dtype, np.floating) and _all_finite(arr) and np.all(arr == np.round(arr))
+        if not integral:
+            raise InputError(f"{name} must hold integers {doc}, got dtype {arr.dtype} with non-integer values.")
+    return arr.astype(np.int64, copy=False)
+
+
+def check_region_owner(region_owner: Any, n: int | None) -> NDArray[np.int64]:
+    """Validate ``region_owner: (R,)`` image positions, R >= 1, non-decreasing (regions image by image), < n."""
+    owner = _int_vector(region_owner, "region_owner", "(R,) (the pool position of each region's image)")
+    if owner.size == 0:
+        raise InputError("region_owner is empty: the pool has no regions; compute regions for the pool images first.")
+    if owner.min() < 0 or (n is not None and owner.max() >= n):
+        bad = int(owner.min()) if owner.min() < 0 else int(owner.max())
+        raise InputError(
+            f"region_owner has image position {bad}, outside the pool of {n} images; "
+            "each region's owner must index the pool, 0..N-1."
+        )
+    if np.any(np.diff(owner) < 0):
+        at = int(np.flatnonzero(np.diff(owner) < 0)[0]) + 1
+        raise InputError(
+            f"region_owner must be ordered image by image (non-decreasing), but region {at} belongs to image "
+            f"{int(owner[at])} after a region of image {int(owner[at - 1])}; order regions by image, then by id."
+        )
+    return owner
+
+
+def check_region_pixels(region_pixels: Any, r: int) -> NDArray[np.int64]:
+    """Validate ``region_pixels: (R,)`` pixel counts, each >= 1."""
+    arr = _int_vector(region_pixels, "region_pixels", "(R,) (pixels per region)")
+    if arr.shape[0] != r:
+        raise InputError(f"region_pixels has {arr.shape[0]} entries but there are {r} regions; pass one per region.")
+    if arr.size and arr.min() < 1:
+        i = int(np.argmin(arr))
+        raise InputError(f"region_pixels must be >= 1; region {i} has {int(arr[i])} pixels.")
+    return arr
+
+
+def check_region_maps(
+    region_map: Any, owner: NDArray[np.int64], shapes: list[tuple[int, ...]]
+) -> list[NDArray[np.int64]]:
+    """Validate ``region_map: (N,)`` of ``(H, W)`` region ids: image i's ids are exactly 0..R_i-1 (each used),
+    R_i = the number of regions ``owner`` gives image i, and its size matches ``shapes[i]`` (the probability maps')."""
+    maps = per_image(region_map, "region_map", "(H, W) int")
+    if len(maps) != len(shapes):
+        raise InputError(
+            f"region_map has {len(maps)} images but pixel_probs has {len(shapes)}; pass one region map per pool image."
+        )
+    per_img = np.bincount(owner, minlength=len(maps))
+    out: list[NDArray[np.int64]] = []
+    for i, m in enumerate(maps):
+        if not np.issubdtype(m.dtype, np.integer):
+            raise InputError(f"region_map[{i}] must hold integer region ids, got dtype {m.dtype}.")
+        if m.shape != shapes[i]:
+            raise InputError(
+                f"region_map[{i}] has shape {m.shape} but the image's probability maps are {shapes[i]}; "
+                "compute regions at the prediction's size."
+            )
+        ids = m.astype(np.int64, copy=False)
+        r_i = int(per_img[i])
+        lo, hi = int(ids.min()), int(ids.max())
+        if lo < 0 or hi >= r_i:
+            raise InputError(
+                f"region_map[{i}] has region ids {lo}..{hi} but region_owner gives image {i} {r_i} regions "
+                f"(ids 0..{r_i - 1}); region_map and region_owner must come from the same region computation."
+            )
+        empty = np.flatnonzero(np.bincount(ids.reshape(-1), minlength=r_i) == 0)
+        if empty.size:
+            raise InputError(
+                f"region_map[{i}] has no pixel with region id {int(empty[0])} of 0..{r_i - 1}; "
+                "number the regions of each image 0..R_i-1 without gaps."
+            )
+        out.append(ids)
+    return out

@@ -20,6 +20,8 @@ Single-label strategies read ``probs``; multi-label ones read ``marginals`` and
     sigmoid per class; rows need not sum to 1).
 ``mc_probs``
     ``(T, N, C)`` T stochastic predictions (MC-dropout passes or ensemble members).
+    Segmentation passes it per image instead: an object array ``(N,)`` of
+    ``(T, C, h, w)`` (h, w may be a reduced resolution, e.g. a quarter of the image's).
 ``embeddings``
     ``(N, d)`` float features (penultimate layer / backbone embedding).
 ``grad_factors``
@@ -61,6 +63,32 @@ detection strategies require.
 ``class_difficulty``
     ``(C,)`` float in [0, 1]: PPAL's per-class difficulty, ``1 -`` the mean quality
     (IoU x score) of the model's matched predictions on the labeled images.
+
+Segmentation inputs. Images may differ in size, so per-image maps are object arrays
+``(N,)`` of arrays; regions (superpixels or patches) are flat over the R regions of the
+whole pool, ordered image by image and then by region id, with ``region_owner`` naming
+each region's image.
+
+``pixel_probs``
+    object ``(N,)`` of ``(C, H, W)`` float: each image's per-pixel class probabilities
+    (sum to 1 over C at every pixel; float16 allowed).
+``region_map``
+    object ``(N,)`` of ``(H, W)`` int: each pixel's region id ``0..R_i-1`` within its
+    image (same H, W as the image's ``pixel_probs``).
+``region_owner``
+    ``(R,)`` int: the pool position (0..N-1) of each region's image, non-decreasing.
+``region_pixels``
+    ``(R,)`` int: pixels per region (the cost of labeling it, for a budget in pixels).
+``region_labeled``
+    ``(R,)`` bool: the region is already labeled (at least half its pixels are).
+``pixel_labeled_fraction``
+    ``(N,)`` float in [0, 1]: the fraction of each image's pixels already labeled.
+
+Units. A strategy registered with ``unit="images"`` (the default) returns pool
+positions 0..N-1 and never a ``labeled`` one; one registered with ``unit="regions"``
+returns positions into the region list 0..R-1 and never a ``region_labeled`` one (its
+"N" is R; an image with some labeled pixels stays selectable). ``select`` and
+:func:`~.selection.select_budget` read the unit, so a caller treats both alike.
 """
 
 from __future__ import annotations
@@ -77,18 +105,34 @@ from numpy.typing import NDArray
 
 from activelab.exceptions import InputError, StrategyContractError
 
-from ._validation import BOX_INPUTS, CLASS_INPUTS, check_box_inputs, check_k, check_labeled, check_rng
+from ._validation import (
+    BOX_INPUTS,
+    CLASS_INPUTS,
+    PIXEL_INPUTS,
+    REGION_INPUTS,
+    check_box_inputs,
+    check_choice,
+    check_k,
+    check_labeled,
+    check_rng,
+    pool_length,
+)
 
 StrategyFn = Callable[..., NDArray[np.int64]]
 
 #: Names a strategy may list in ``requires``.
 DETECTION_INPUTS: frozenset[str] = BOX_INPUTS | CLASS_INPUTS
+#: Segmentation's per-image maps and flat region arrays.
+SEGMENTATION_INPUTS: frozenset[str] = PIXEL_INPUTS | REGION_INPUTS
 VOCABULARY: frozenset[str] = (
     frozenset(
         {"probs", "marginals", "mc_probs", "embeddings", "grad_factors", "grad_embeddings", "labels", "label_matrix"}
     )
     | DETECTION_INPUTS
+    | SEGMENTATION_INPUTS
 )
+#: What a strategy's positions index: pool images (0..N-1) or the pool's regions (0..R-1).
+UNITS: tuple[str, ...] = ("images", "regions")
 #: The arrays the caller computes for each vocabulary entry.
 CONCRETE_INPUTS: Mapping[str, frozenset[str]] = {
     "probs": frozenset({"probs"}),
@@ -99,12 +143,13 @@ CONCRETE_INPUTS: Mapping[str, frozenset[str]] = {
     "grad_embeddings": frozenset({"grad_factors", "embeddings"}),
     "labels": frozenset({"labels"}),
     "label_matrix": frozenset({"label_matrix"}),
-    **{name: frozenset({name}) for name in sorted(DETECTION_INPUTS)},
+    **{name: frozenset({name}) for name in sorted(DETECTION_INPUTS | SEGMENTATION_INPUTS)},
 }
 #: Array keywords ``select`` accepts and forwards only to strategies that take them.
 ARRAY_INPUTS: frozenset[str] = (
     frozenset({"probs", "marginals", "mc_probs", "embeddings", "grad_factors", "labels", "label_matrix"})
     | DETECTION_INPUTS
+    | SEGMENTATION_INPUTS
 )
 
 _NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -122,6 +167,9 @@ class StrategySpec:
         doc: the first line of the function's docstring.
         inner: for wrappers, the name of the parameter that names the inner strategy
             (its inputs are added by :meth:`requires_for`); ``None`` otherwise.
+        unit: what the returned positions index: ``"images"`` (pool positions 0..N-1)
+            or ``"regions"`` (positions into the flat region list 0..R-1, see the
+            module docstring); the loop reads it to turn picks into what a person labels.
     """
 
     name: str
@@ -130,6 +178,7 @@ class StrategySpec:
     paper: str = ""
     doc: str = ""
     inner: str | None = None
+    unit: str = "images"
     _own: frozenset[str] = field(default=frozenset(), repr=False, compare=False)
 
     @property
@@ -143,7 +192,7 @@ class StrategySpec:
             return self.requires
         inner_name = params.get(self.inner, _default_param(self.fn, self.inner))
         inner_params = params.get("params") or {}
-        inner = get_strategy(str(inner_name))
+        inner = _inner_spec(self.name, str(inner_name))
         return self._own | inner.requires_for(**inner_params)
 
 
@@ -165,7 +214,12 @@ def _default_param(fn: StrategyFn, name: str) -> Any:
 
 
 def register(
-    name: str, *, requires: set[str] | frozenset[str], paper: str = "", inner: str | None = None
+    name: str,
+    *,
+    requires: set[str] | frozenset[str],
+    paper: str = "",
+    inner: str | None = None,
+    unit: str = "images",
 ) -> Callable[[StrategyFn], StrategyFn]:
     """Decorator registering a strategy function under ``name``.
 
@@ -174,18 +228,28 @@ def register(
         requires: inputs the function needs, from :data:`VOCABULARY`.
         paper: the reference it implements (shown by ``activelab strategies``).
         inner: for wrappers, the parameter naming the inner strategy.
+        unit: ``"images"`` (default: positions into the pool) or ``"regions"``
+            (positions into the region list; ``requires`` must include ``region_labeled``,
+            which gives R and the regions never to return).
 
     The function must accept its inputs and ``k`` as keywords plus keyword-only
     ``rng`` and ``labeled``, and return unique int64 positions, best first.
     """
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise InputError(f"strategy name must be lower_snake_case (e.g. 'my_margin'), got {name!r}.")
+    check_choice(unit, f"strategy {name!r}: unit", UNITS)
     req = frozenset(requires)
     unknown = req - VOCABULARY
     if unknown:
         raise InputError(
             f"strategy {name!r} requires unknown input(s) {sorted(unknown)}; choose from {sorted(VOCABULARY)}."
         )
+    if unit == "regions" and "region_labeled" not in req:
+        raise InputError(
+            f"region strategy {name!r} must require 'region_labeled': it gives R and the regions never to return."
+        )
+    if unit == "regions" and inner is not None:
+        raise InputError(f"wrapper {name!r} cannot be a region strategy; wrappers pick images.")
 
     def deco(fn: StrategyFn) -> StrategyFn:
         if name in _REGISTRY:
@@ -202,11 +266,24 @@ def register(
         full = req
         if inner is not None:
             inner_default = _default_param(fn, inner)
-            full = req | get_strategy(str(inner_default)).requires
-        _REGISTRY[name] = StrategySpec(name=name, fn=fn, requires=full, paper=paper, doc=doc, inner=inner, _own=req)
+            full = req | _inner_spec(name, str(inner_default)).requires
+        _REGISTRY[name] = StrategySpec(
+            name=name, fn=fn, requires=full, paper=paper, doc=doc, inner=inner, unit=unit, _own=req
+        )
         return fn
 
     return deco
+
+
+def _inner_spec(wrapper: str, inner: str) -> StrategySpec:
+    """The strategy a wrapper runs inside; wrappers pick images, so a region strategy is refused."""
+    spec = get_strategy(inner)
+    if spec.unit != "images":
+        raise InputError(
+            f"{wrapper!r} wraps image strategies, but {inner!r} picks {spec.unit}; "
+            "call the region strategy directly (or wrap an image strategy such as 'seg_entropy')."
+        )
+    return spec
 
 
 def unregister(name: str) -> None:
@@ -240,8 +317,10 @@ def _pool_size(inputs: Mapping[str, Any], labeled: Any, params: Mapping[str, Any
     for key in ("probs", "marginals", "embeddings", "grad_factors", "labels", "label_matrix"):
         if key in inputs and np.ndim(inputs[key]) >= 1:
             return int(np.shape(inputs[key])[0])
-    if "mc_probs" in inputs and np.ndim(inputs["mc_probs"]) >= 2:
-        return int(np.shape(inputs["mc_probs"])[1])
+    for key in ("mc_probs", *sorted(PIXEL_INPUTS)):
+        m = pool_length(key, inputs.get(key))
+        if m is not None:
+            return m
     n = params.get("n_samples")
     return int(n) if isinstance(n, (int, np.integer)) else None
 
@@ -250,11 +329,9 @@ def _check_pool_sizes(arrays: Mapping[str, Any], labeled: Any) -> int | None:
     """The pool size all given arrays agree on (``None`` when none is given); raise on disagreement."""
     sizes: dict[str, int] = {}
     for key, v in arrays.items():
-        if v is None:
-            continue
-        axis = 1 if key == "mc_probs" else 0
-        if np.ndim(v) > axis:
-            sizes[key] = int(np.shape(v)[axis])
+        m = pool_length(key, v)
+        if m is not None:
+            sizes[key] = m
     if labeled is not None and np.ndim(labeled) == 1:
         sizes["labeled"] = int(np.shape(labeled)[0])
     if not sizes:
@@ -263,7 +340,7 @@ def _check_pool_sizes(arrays: Mapping[str, Any], labeled: Any) -> int | None:
         desc = ", ".join(f"{key}: {m}" for key, m in sizes.items())
         raise InputError(
             f"inputs disagree on the number of pool items ({desc}); every array must cover "
-            "the same N items in the same order (mc_probs along axis 1)."
+            "the same N items in the same order (mc_probs (T, N, C) along axis 1)."
         )
     n = next(iter(sizes.values()))
     if n == 0:
@@ -280,15 +357,19 @@ def select(
         name: a registered strategy name (see :func:`list_strategies`).
         k: how many items to select (``>= 1``).
         rng: the only source of randomness.
-        labeled: ``(N,)`` bool mask of already-labeled items (never returned).
+        labeled: ``(N,)`` bool mask of already-labeled items (never returned by an
+            image strategy; a region strategy excludes ``region_labeled`` regions instead
+            and reads ``labeled`` only as the pool size).
         **inputs_and_params: arrays from the vocabulary (``probs``, ``marginals``,
             ``mc_probs``, ``embeddings``, ``grad_factors``, ``labels``, ``label_matrix``,
-            the detection ``box_*`` arrays and ``class_difficulty``)
+            the detection ``box_*`` arrays and ``class_difficulty``, the segmentation
+            ``pixel_probs``, ``region_*`` arrays and ``pixel_labeled_fraction``)
             and the strategy's parameters. Arrays the
             strategy does not use are ignored, so a caller may pass everything it has.
 
     Returns:
-        ``(min(k, #unlabeled),)`` unique int64 positions in ``0..N-1``, best first.
+        ``(min(k, #unlabeled),)`` unique int64 positions, best first: in ``0..N-1`` for a
+        strategy with ``unit="images"``, in ``0..R-1`` (the region list) for ``unit="regions"``.
 
     Raises:
         InputError: unknown strategy, missing or malformed input, unknown parameter.
@@ -320,16 +401,35 @@ def select(
             f"it accepts: {', '.join(accepted) or 'no parameters'}."
         )
     call.update(params)
-    pool_arrays = {key: v for key, v in arrays.items() if key not in DETECTION_INPUTS}
+    pool_arrays = {key: v for key, v in arrays.items() if key not in DETECTION_INPUTS | REGION_INPUTS}
     n = _check_pool_sizes(pool_arrays, labeled)
     if n is None:
         n = _pool_size(pool_arrays, labeled, params)
     _check_detection_inputs(name, needed, arrays, labeled, n)
     if "n_samples" in sig and call.get("n_samples") is None and labeled is None and n is not None:
         call["n_samples"] = n
+    if spec.unit == "regions":
+        r, region_mask = region_pool(arrays.get("region_labeled"), labeled)
+        out = spec.fn(k=k, rng=rng, labeled=labeled, **call)
+        _check_output(name, out, r, region_mask, k)
+        return np.asarray(out, dtype=np.int64)
     out = spec.fn(k=k, rng=rng, labeled=labeled, **call)
     _check_output(name, out, n, labeled, k)
     return np.asarray(out, dtype=np.int64)
+
+
+def region_pool(region_labeled: Any, labeled: Any = None) -> tuple[int, NDArray[np.bool_]]:
+    """A region strategy's R and exclusion mask (``region_labeled``, required); ``labeled``, the
+    ``(N,)`` image mask, is only checked to be boolean (a partly labeled image keeps its other regions)."""
+    if region_labeled is None:
+        raise InputError(
+            "a region strategy needs region_labeled=: the (R,) bool mask of labeled regions, which also gives R. "
+            "Pass np.zeros(R, bool) when nothing is labeled."
+        )
+    if labeled is not None and np.asarray(labeled).dtype != np.bool_:
+        raise InputError(f"labeled must be a boolean mask of the pool images, got dtype {np.asarray(labeled).dtype}.")
+    r = int(np.shape(region_labeled)[0]) if np.ndim(region_labeled) >= 1 else -1
+    return r, check_labeled(region_labeled, r, name="region_labeled", items="regions")
 
 
 def _check_detection_inputs(

@@ -1,5 +1,5 @@
 """Selecting from scores: the one shared ``top_k`` with a seeded random tie-break, and
-:func:`select_budget`, which spends a budget in cost units (boxes) instead of images.
+:func:`select_budget`, which spends a budget in cost units (boxes, pixels) instead of items.
 
 Scoring functions map inputs to a ``(N,)`` score, higher = more informative;
 ``top_k`` turns any score vector into positions. Keeping the two apart is what lets
@@ -17,7 +17,7 @@ from numpy.typing import NDArray
 from activelab.exceptions import InputError
 
 from ._validation import check_k, check_labeled, check_rng, check_scores
-from .registry import select
+from .registry import get_strategy, region_pool, select
 
 IntArray = NDArray[np.int64]
 FloatArray = NDArray[np.floating[Any]]
@@ -97,41 +97,48 @@ def gumbel_top_k(log_weights: FloatArray, k: int, rng: np.random.Generator, labe
 def select_budget(
     name: str, budget: Any, costs: Any, *, rng: np.random.Generator, labeled: Any, **arrays_and_params: Any
 ) -> IntArray:
-    """Select by a budget in cost units (e.g. boxes to draw) rather than a number of images.
+    """Select by a budget in cost units (e.g. boxes to draw, pixels to paint) rather than a number of items.
 
-    Asks strategy ``name`` for a ranking of ``min(floor(budget), #unlabeled)`` images (each
-    costs at least 1, so no more can fit) and keeps, in rank order, every image whose cost
-    still fits in what is left of the budget: an image too costly for the remainder is
+    Asks strategy ``name`` for a ranking of ``min(floor(budget), #unlabeled)`` items (each
+    costs at least 1, so no more can fit) and keeps, in rank order, every item whose cost
+    still fits in what is left of the budget: an item too costly for the remainder is
     skipped and a later, cheaper one taken. A crowded image thus spends the budget it
     costs instead of counting as one image.
+
+    The items are the strategy's unit (:attr:`~.registry.StrategySpec.unit`): pool images,
+    or for a region strategy the pool's regions, whose mask is ``region_labeled`` (in
+    ``arrays_and_params``) and whose costs are typically ``region_pixels``.
 
     Args:
         name: a registered strategy (see :func:`~.registry.select`).
         budget: cost units to spend this round (``>= 1``).
         costs: ``(N,)`` finite cost of labeling each pool image, each ``>= 1`` (the
-            detection task gives predicted boxes with score >= 0.5, at least 1).
+            detection task gives predicted boxes with score >= 0.5, at least 1; the
+            segmentation task gives pixels); ``(R,)`` per region for a region strategy.
         rng: passed to the strategy.
-        labeled: ``(N,)`` bool mask of labeled images (required: it gives N).
+        labeled: ``(N,)`` bool mask of labeled images (required for an image strategy:
+            it gives N; optional for a region strategy, where ``region_labeled`` gives R).
         **arrays_and_params: the strategy's arrays and parameters, as for ``select``.
 
     Returns:
-        int64 positions, best first, whose costs sum to at most ``budget``.
+        int64 positions (images or regions), best first, whose costs sum to at most ``budget``.
 
     Raises:
-        InputError: a bad budget or costs, or a budget smaller than every ranked image's cost.
+        InputError: a bad budget or costs, or a budget smaller than every ranked item's cost.
     """
     if isinstance(budget, bool) or not isinstance(budget, numbers.Real) or not np.isfinite(float(budget)):
         raise InputError(f"budget must be a finite number of cost units (e.g. boxes), got {budget!r}.")
     if float(budget) < 1.0:
         raise InputError(f"budget must be >= 1 (every image costs at least 1), got {budget}; raise the budget.")
-    if labeled is None:
-        raise InputError("select_budget needs labeled=: the (N,) bool mask of labeled pool images (it gives N).")
-    n = int(np.shape(labeled)[0]) if np.ndim(labeled) == 1 else -1
-    mask = check_labeled(labeled, n)
-    cost = check_scores(costs, n, name="costs").astype(np.float64)
-    if cost.min() < 1.0:
-        i = int(np.argmin(cost))
-        raise InputError(f"costs must be >= 1 for every image; image {i} costs {cost[i]:.6g}. Use max(1, cost).")
+    item = "region" if get_strategy(name).unit == "regions" else "image"
+    if item == "region":
+        n, mask = region_pool(arrays_and_params.get("region_labeled"), labeled)
+    else:
+        if labeled is None:
+            raise InputError("select_budget needs labeled=: the (N,) bool mask of labeled pool images (it gives N).")
+        n = int(np.shape(labeled)[0]) if np.ndim(labeled) == 1 else -1
+        mask = check_labeled(labeled, n)
+    cost = _check_costs(costs, n, item)
     k = min(int(np.floor(float(budget))), int((~mask).sum()))
     ranking = select(name, k, rng=rng, labeled=labeled, **arrays_and_params)
     kept: list[int] = []
@@ -143,7 +150,19 @@ def select_budget(
     if not kept:
         cheapest = float(cost[ranking].min())
         raise InputError(
-            f"a budget of {budget} cost units fits none of the {ranking.size} images {name!r} ranked "
-            f"(the cheapest costs {cheapest:g}); raise the budget or count it in images."
+            f"a budget of {budget} cost units fits none of the {ranking.size} {item}s {name!r} ranked "
+            f"(the cheapest costs {cheapest:g}); raise the budget or count it in {item}s."
         )
     return np.asarray(kept, dtype=np.int64)
+
+
+def _check_costs(costs: Any, n: int, item: str) -> NDArray[np.float64]:
+    """``(n,)`` finite costs, each ``>= 1``; the messages name the ``item`` (image or region)."""
+    arr = np.asarray(costs)
+    if arr.ndim == 1 and arr.shape[0] != n:
+        raise InputError(f"costs has {arr.shape[0]} entries but the pool has {n} {item}s; pass one cost per {item}.")
+    cost = check_scores(arr, n, name="costs").astype(np.float64)
+    if cost.min() < 1.0:
+        i = int(np.argmin(cost))
+        raise InputError(f"costs must be >= 1 for every {item}; {item} {i} costs {cost[i]:.6g}. Use max(1, cost).")
+    return cost
