@@ -72,9 +72,9 @@ def _schema_diff(store: Store) -> list[object]:
 
 def test_the_head_revision_is_the_schema_version() -> None:
     script = migrations.revisions()
-    assert script.get_current_head() == migrations.revision_id(SCHEMA_VERSION) == "0004"
+    assert script.get_current_head() == migrations.revision_id(SCHEMA_VERSION) == "0005"
     chain = [rev.revision for rev in script.walk_revisions()]
-    assert chain == ["0004", "0003", "0002", "0001"]
+    assert chain == ["0005", "0004", "0003", "0002", "0001"]
 
 
 def test_a_new_store_built_by_the_revisions_matches_the_schema(store: Store) -> None:
@@ -84,7 +84,7 @@ def test_a_new_store_built_by_the_revisions_matches_the_schema(store: Store) -> 
 
 def test_a_v3_store_upgrades_with_nothing_lost(old_store: Callable[[str, int], str]) -> None:
     with open_store(old_store("v3_store.sqlite", 3), create=False) as store:
-        assert _schema_version(store) == 4
+        assert _schema_version(store) == 5
         assert _schema_diff(store) == []
         images = store.images()
         assert [i.id for i in images] == list(range(1, 11))
@@ -127,6 +127,7 @@ def test_a_v3_store_upgrades_with_nothing_lost(old_store: Callable[[str, int], s
         assert rounds[0].metrics == {"accuracy": 0.5, "n_eval": 2} and rounds[0].config == {"k": 2, "seed": 0}
         assert rounds[1].metrics == {"error": "killed"}
         assert store.round_selection(1) == [(5, 0.9), (6, 0.7), (7, None)]
+        assert store.round_asked(1) == {} and store.asked_mask_key(5) is None  # old rows asked whole images
         assert store.latest_predictions([5, 6, 7]) == {5: ("bag", 0.61, 1), 6: ("shirt", 0.55, 1), 7: ("shoe", 0.4, 1)}
 
         assert store.live_leases() == {8: "carol"}
@@ -146,7 +147,7 @@ def test_a_v3_store_upgrades_with_nothing_lost(old_store: Callable[[str, int], s
 
 def test_a_v1_store_upgrades_with_nothing_lost(old_store: Callable[[str, int], str]) -> None:
     with open_store(old_store("v1_store.sqlite", 1), create=False) as store:
-        assert _schema_version(store) == 4
+        assert _schema_version(store) == 5
         assert _schema_diff(store) == []
         assert [(i.id, i.path, i.format) for i in store.images()] == [
             (n + 1, f"/srv/shop/images/{n:03d}.png", None) for n in range(3)

@@ -123,9 +123,10 @@ def test_sqlite_uses_wal(tmp_path: Path) -> None:
 
 def _downgrade_to_v2(store_url: str) -> None:
     """Make a current store look like one written by schema version 2 (no images.format, no class events,
-    no annotation columns)."""
+    no annotation columns, no asked masks)."""
     engine = create_engine(store_url)
     with engine.begin() as conn:
+        conn.execute(text("ALTER TABLE round_selections DROP COLUMN asked_mask"))
         conn.execute(text("ALTER TABLE label_events DROP COLUMN annotation"))
         conn.execute(text("ALTER TABLE predictions DROP COLUMN annotation"))
         conn.execute(text("DROP TABLE class_events"))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import func, insert, select
 
@@ -19,7 +20,7 @@ from activelab.store import events
 from activelab.store import schema as t
 from activelab.store._base import StoreBase, aware, check_source, check_split, chunks, utcnow
 from activelab.store.classes import class_ids, resolve_payloads
-from activelab.store.events import Payload, latest_events, sets_a_label
+from activelab.store.events import Payload, annotation_value, latest_events, sets_a_label
 from activelab.store.rounds import current_round
 
 
@@ -28,7 +29,8 @@ class LabelEvent:
     """One row of an image's label history.
 
     ``label`` is the class of a single-label event, ``annotation`` the sorted class names
-    of a multi-label one; both None = the label was withdrawn.
+    of a multi-label one (boxes, detection; a mask reference, segmentation); both None = the
+    label was withdrawn.
     """
 
     id: int
@@ -39,7 +41,7 @@ class LabelEvent:
     round_number: int  # the rounds finished when the event was made (column label_events.round_index)
     note: str | None
     created_at: datetime
-    annotation: list[str] | None = None
+    annotation: list[Any] | dict[str, Any] | None = None
 
     @property
     def payload(self) -> Payload | None:
@@ -83,7 +85,7 @@ class UndoOutcome:
     undo_event_id: int
     image_id: int
     restored_label: str | None
-    restored_annotation: list[str] | None = None
+    restored_annotation: list[Any] | dict[str, Any] | None = None
 
 
 class AnnotationsMixin(StoreBase):
@@ -220,7 +222,7 @@ class AnnotationsMixin(StoreBase):
             return {
                 row.image_id: CurrentAnnotation(
                     row.image_id,
-                    row.name if row.name is not None else list(row.annotation),
+                    row.name if row.name is not None else annotation_value(row.annotation),
                     row.author,
                     row.source,
                     row.round_index,
@@ -249,7 +251,7 @@ class AnnotationsMixin(StoreBase):
                     r.round_index,
                     r.note,
                     aware(r.created_at),
-                    None if r.annotation is None else list(r.annotation),
+                    None if r.annotation is None else annotation_value(r.annotation),
                 )
                 for r in conn.execute(query)
             ]
@@ -324,7 +326,9 @@ class AnnotationsMixin(StoreBase):
             ).first()
             now = utcnow()
             restored_class = None if before is None else before.class_id
-            restored_annotation = None if before is None or before.annotation is None else list(before.annotation)
+            restored_annotation = (
+                None if before is None or before.annotation is None else annotation_value(before.annotation)
+            )
             undo_id = conn.execute(
                 insert(ev).returning(ev.c.id),
                 events.event_row(
@@ -344,8 +348,8 @@ class AnnotationsMixin(StoreBase):
         return UndoOutcome(target.id, undo_id, target.image_id, restored_label, restored_annotation)
 
 
-def payload_of(class_name: str | None, annotation: Iterable[str] | None) -> Payload | None:
+def payload_of(class_name: str | None, annotation: Iterable[Any] | dict[str, Any] | None) -> Payload | None:
     """The payload an event holds, from its class name and annotation columns."""
     if class_name is not None:
         return class_name
-    return None if annotation is None else list(annotation)
+    return None if annotation is None else annotation_value(annotation)

@@ -1,7 +1,8 @@
 """Label events, the append-only rows every label, annotation, correction and undo is written as.
 
-An event sets a class (``class_id``, single-label), sets an annotation (``annotation``, a
-sorted list of class names, multi-label; schema v4), or withdraws the label (both NULL).
+An event sets a class (``class_id``, single-label), sets an annotation (``annotation``: a
+sorted list of class names, multi-label, schema v4; a list of boxes, detection; a mask
+reference ``{"mask": sha256, ...}``, segmentation), or withdraws the label (both NULL).
 The current label of an image is its latest event; these helpers derive it in SQL.
 """
 
@@ -16,8 +17,9 @@ from sqlalchemy import ColumnElement, Connection, Subquery, func, select
 from activelab.store import schema as t
 from activelab.store._base import chunks
 
-#: What a label event holds: a class name (single-label) or a sorted list of class names (multi-label).
-Payload = str | list[str]
+#: What a label event holds: a class name (single-label), a sorted list of class names (multi-label), a list
+#: of boxes (detection) or a mask reference (segmentation: ``{"mask": sha256, "width", "height", "labeled"}``).
+Payload = str | list[Any] | dict[str, Any]
 
 
 def event_row(
@@ -28,7 +30,7 @@ def event_row(
     round_number: int,
     now: datetime,
     note: str | None = None,
-    annotation: list[str] | None = None,
+    annotation: list[Any] | dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The ``label_events`` row of one event."""
     return {
@@ -55,15 +57,20 @@ def latest_events() -> Subquery:
     return select(ev.c.image_id, func.max(ev.c.id).label("event_id")).group_by(ev.c.image_id).subquery()
 
 
-def current_values(conn: Connection, image_ids: Sequence[int]) -> dict[int, int | list[str]]:
+def annotation_value(annotation: Any) -> list[Any] | dict[str, Any]:
+    """A stored ``annotation`` as a fresh payload: a list (class names, boxes) or a dict (a mask reference)."""
+    return dict(annotation) if isinstance(annotation, dict) else list(annotation)
+
+
+def current_values(conn: Connection, image_ids: Sequence[int]) -> dict[int, int | list[Any] | dict[str, Any]]:
     """Image id -> class id or annotation of its latest event, for the given images that carry a label now."""
     ev, latest = t.label_events, latest_events()
-    out: dict[int, int | list[str]] = {}
+    out: dict[int, int | list[Any] | dict[str, Any]] = {}
     for chunk in chunks(list(image_ids)):
         rows = conn.execute(
             select(ev.c.image_id, ev.c.class_id, ev.c.annotation)
             .join(latest, latest.c.event_id == ev.c.id)
             .where(ev.c.image_id.in_(chunk), sets_a_label())
         )
-        out.update({iid: cid if cid is not None else list(ann) for iid, cid, ann in rows})
+        out.update({iid: cid if cid is not None else annotation_value(ann) for iid, cid, ann in rows})
     return out

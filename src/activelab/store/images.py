@@ -228,9 +228,9 @@ def _image(row: Any) -> Image:
 
 
 def _label_event(
-    image_id: int, value: int | list[str], author: str, source: str, round_number: int, now: datetime
+    image_id: int, value: int | list[Any] | dict[str, Any], author: str, source: str, round_number: int, now: datetime
 ) -> dict[str, Any]:
-    """The event row of an imported label: a class id, or a multi-label annotation."""
+    """The event row of an imported label: a class id, or an annotation (class names, boxes, a mask reference)."""
     if isinstance(value, int):
         return events.event_row(image_id, value, author, source, round_number, now)
     return events.event_row(image_id, None, author, source, round_number, now, annotation=value)

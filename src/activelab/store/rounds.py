@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,7 +13,7 @@ from activelab.exceptions import NotFoundError, StoreError
 from activelab.store import schema as t
 from activelab.store._base import StoreBase, as_utc, aware, chunks, utcnow
 from activelab.store.classes import class_ids, stored_annotation
-from activelab.store.events import Payload
+from activelab.store.events import Payload, annotation_value
 
 
 @dataclass(frozen=True)
@@ -64,11 +64,14 @@ class RoundsMixin(StoreBase):
         metrics: dict[str, Any],
         selection: Sequence[tuple[int, float | None]],
         predictions: Sequence[tuple[int, Payload, float]] = (),
+        asked: Mapping[int, str] | None = None,
     ) -> None:
         """Mark a round done with its metrics, ranked selection ``(image_id, score)`` and the
         model's ``(image_id, predicted payload, confidence)`` predictions (the labeler's hints), atomically.
 
         A predicted payload is a class name, or the predicted set of class names (multi-label).
+        ``asked``: image id -> the mask key (sha256, in the project's mask store) of the pixels a region
+        round asks for in that image (segmentation); an image not in it is asked as a whole.
         """
         with self._write() as conn:
             row = conn.execute(select(t.rounds.c.id, t.rounds.c.status).where(t.rounds.c.number == number)).first()
@@ -85,7 +88,13 @@ class RoundsMixin(StoreBase):
                 conn.execute(
                     insert(t.round_selections),
                     [
-                        {"round_id": row.id, "image_id": iid, "rank": rank, "score": score}
+                        {
+                            "round_id": row.id,
+                            "image_id": iid,
+                            "rank": rank,
+                            "score": score,
+                            "asked_mask": (asked or {}).get(iid),
+                        }
                         for rank, (iid, score) in enumerate(selection)
                     ],
                 )
@@ -130,6 +139,31 @@ class RoundsMixin(StoreBase):
         with self._read() as conn:
             return [(r.image_id, r.score) for r in conn.execute(query)]
 
+    def round_asked(self, number: int) -> dict[int, str]:
+        """Image id -> the asked-pixels mask key of round ``number``'s selection (only the images asked in part)."""
+        sel = t.round_selections
+        query = (
+            select(sel.c.image_id, sel.c.asked_mask)
+            .join(t.rounds, t.rounds.c.id == sel.c.round_id)
+            .where(t.rounds.c.number == number, sel.c.asked_mask.is_not(None))
+        )
+        with self._read() as conn:
+            return {r.image_id: r.asked_mask for r in conn.execute(query)}
+
+    def asked_mask_key(self, image_id: int) -> str | None:
+        """The key (in the project's mask store) of the pixels the latest finished round that selected
+        ``image_id`` asks to label, 1 = asked; None when that round asked for the whole image, or none selected it."""
+        sel = t.round_selections
+        query = (
+            select(sel.c.asked_mask)
+            .join(t.rounds, t.rounds.c.id == sel.c.round_id)
+            .where(sel.c.image_id == image_id, t.rounds.c.status == "done")
+            .order_by(t.rounds.c.number.desc())
+            .limit(1)
+        )
+        with self._read() as conn:
+            return conn.scalar(query)
+
     def save_predictions(self, round_number: int, rows: Sequence[tuple[int, Payload, float]]) -> None:
         """Store a round's ``(image_id, predicted payload, confidence)`` rows, replacing that round's."""
         with self._write() as conn:
@@ -159,7 +193,7 @@ class RoundsMixin(StoreBase):
                 out.update(
                     {
                         r.image_id: (
-                            r.name if r.name is not None else list(r.annotation),
+                            r.name if r.name is not None else annotation_value(r.annotation),
                             float(r.confidence),
                             int(r.round_number),
                         )

@@ -84,6 +84,9 @@ round_selections = Table(
     Column("image_id", Integer, ForeignKey("images.id"), primary_key=True),
     Column("rank", Integer, nullable=False),
     Column("score", Float, nullable=True),
+    # version 5: the sha256 of the mask (in the project's mask store) of the pixels a region round asks for;
+    # NULL: the whole image is asked
+    Column("asked_mask", String(64), nullable=True),
 )
 
 label_events = Table(

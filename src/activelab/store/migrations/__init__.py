@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from alembic.script import Script, ScriptDirectory
 
 #: The schema version this code writes: the head revision (a test keeps the two equal).
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 
 @cache
