@@ -297,13 +297,14 @@ def test_a_version_1_store_is_upgraded(tmp_path: Path) -> None:
     with store._write() as conn:  # make it look like a store written by schema version 1
         conn.execute(text("ALTER TABLE images DROP COLUMN format"))
         conn.execute(text("ALTER TABLE label_events DROP COLUMN annotation"))
+        conn.execute(text("ALTER TABLE round_selections DROP COLUMN asked_mask"))
         for table in reversed(t.V2_TABLES + t.V3_TABLES):
             conn.execute(text(f"DROP TABLE {table.name}"))
         conn.execute(text("UPDATE meta SET value = '1' WHERE key = 'schema_version'"))
     store.close()
     store = open_store(url)
     with store._read() as conn:
-        assert ensure_schema(conn, url, create=False) == SCHEMA_VERSION == 4
+        assert ensure_schema(conn, url, create=False) == SCHEMA_VERSION == 5
     store.set_service_state("trainer", {"state": "idle"})
     assert store.service_state("trainer") == {"state": "idle"}
     store.close()
