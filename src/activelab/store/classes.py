@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -64,6 +64,11 @@ class ClassesMixin(StoreBase):
             if cid in retired_class_ids(conn):
                 return
             n_labeled = _n_current_labels(conn, cid, name)
+            if n_labeled < 0:
+                raise StoreError(
+                    f"cannot retire {name!r}: the project's masks store class positions, which retiring a class "
+                    "would shift; keep the class (an unused class costs nothing)"
+                )
             if n_labeled:
                 raise StoreError(
                     f"class {name!r} is the current label of {n_labeled} image(s); relabel them before retiring it"
@@ -80,13 +85,18 @@ class ClassesMixin(StoreBase):
 
 def _n_current_labels(conn: Connection, cid: int, name: str) -> int:
     """How many images carry the class now: as their class, or in their annotation (counted in Python:
-    JSON containment has no portable SQL)."""
+    JSON containment has no portable SQL); -1 when a current annotation is a mask (segmentation), whose
+    pixels hold class positions that retiring any class would shift."""
     ev, latest = t.label_events, latest_events()
     joined = select(func.count()).select_from(ev).join(latest, latest.c.event_id == ev.c.id)
     as_class = int(conn.scalar(joined.where(ev.c.class_id == cid)) or 0)
-    annotations = conn.scalars(
-        select(ev.c.annotation).join(latest, latest.c.event_id == ev.c.id).where(ev.c.annotation.is_not(None))
+    annotations = list(
+        conn.scalars(
+            select(ev.c.annotation).join(latest, latest.c.event_id == ev.c.id).where(ev.c.annotation.is_not(None))
+        )
     )
+    if any(isinstance(annotation, dict) for annotation in annotations):
+        return -1
     return as_class + sum(name in annotation_classes(annotation) for annotation in annotations)
 
 
@@ -151,17 +161,20 @@ def check_class_name(name: str) -> str:
     return clean
 
 
-def resolve_payloads(conn: Connection, payloads: Sequence[Payload | None]) -> list[tuple[int | None, list[Any] | None]]:
+def resolve_payloads(
+    conn: Connection, payloads: Sequence[Payload | None]
+) -> list[tuple[int | None, list[Any] | dict[str, Any] | None]]:
     """Each payload as the ``(class_id, annotation)`` pair of its event; raises for unknown or retired classes.
 
     A class name becomes its id, a list of names the sorted list (duplicates dropped), a list of boxes
-    (detection) the list as it is (:func:`stored_annotation`), None ``(None, None)``.
+    (detection) the list as it is and a mask reference (segmentation) the dict as it is
+    (:func:`stored_annotation`), None ``(None, None)``.
     """
     names: list[str] = []
     for payload in payloads:
         names.extend(_names(payload))
     active = labelable_class_ids(conn, names)
-    out: list[tuple[int | None, list[str] | None]] = []
+    out: list[tuple[int | None, list[Any] | dict[str, Any] | None]] = []
     for payload in payloads:
         if payload is None:
             out.append((None, None))
@@ -172,16 +185,22 @@ def resolve_payloads(conn: Connection, payloads: Sequence[Payload | None]) -> li
     return out
 
 
-def stored_annotation(payload: Sequence[Any]) -> list[Any]:
-    """The ``annotation`` column of a list payload: class names sorted without duplicates (multi-label),
-    boxes (dicts with a ``class``, detection) in their order, as the task validated them."""
+def stored_annotation(payload: Sequence[Any] | Mapping[str, Any]) -> list[Any] | dict[str, Any]:
+    """The ``annotation`` column of a list or dict payload: class names sorted without duplicates
+    (multi-label), boxes (dicts with a ``class``, detection) in their order, a mask reference
+    (``{"mask": sha256, ...}``, segmentation) as a dict, each as the task validated it."""
+    if isinstance(payload, Mapping):
+        return dict(payload)
     if payload and all(isinstance(entry, dict) for entry in payload):
         return list(payload)
     return sorted(set(payload))
 
 
-def annotation_classes(annotation: Sequence[Any]) -> list[str]:
-    """The class names a stored annotation uses: its names, or its boxes' classes (one per box)."""
+def annotation_classes(annotation: Sequence[Any] | Mapping[str, Any]) -> list[str]:
+    """The class names a stored annotation uses: its names, or its boxes' classes (one per box); none for
+    a mask reference (segmentation: its classes are pixel values in the mask file, not names)."""
+    if isinstance(annotation, Mapping):
+        return []
     return [entry["class"] if isinstance(entry, dict) else entry for entry in annotation]
 
 
@@ -189,11 +208,18 @@ def payload_classes(payload: object) -> list[str]:
     """The class names a payload mentions, before or after the task validated it: a class name, a list of
     names (multi-label), or the ``class`` of each box in a list of boxes (detection: one name per box, a box
     without one skipped); none for None or a missing value (NaN); another scalar (an integer label) as its text.
+    A segmentation payload (a dict) names the ``class`` of each of its ``polygons`` or ``instances`` (one per
+    shape); a mask (``mask``, ``mask_file``, ``png``, an array) names none: its classes are pixel values.
     """
     if payload is None or (isinstance(payload, float) and payload != payload):
         return []
     if isinstance(payload, str):
         return [payload]
+    if isinstance(payload, Mapping):
+        shapes = [*payload.get("polygons", ()), *payload.get("instances", ())]
+        return [str(shape["class"]) for shape in shapes if isinstance(shape, Mapping) and "class" in shape]
+    if hasattr(payload, "ndim"):  # a numpy mask
+        return []
     if isinstance(payload, list | tuple):
         return [
             str(entry["class"]) if isinstance(entry, dict) else str(entry)
@@ -208,11 +234,14 @@ def _names(payload: object) -> list[str]:
         return []
     if isinstance(payload, str):
         return [payload]
+    if isinstance(payload, Mapping) and isinstance(payload.get("mask"), str):  # a mask reference (segmentation)
+        return []
     if isinstance(payload, list | tuple) and all(
         isinstance(entry, str) or (isinstance(entry, dict) and isinstance(entry.get("class"), str)) for entry in payload
     ):
         return annotation_classes(payload)
     raise InputError(
-        f"an annotation must be a list of boxes, a class name or a list of class names, got {payload!r}; "
+        f"an annotation must be a list of boxes, a mask reference, a class name or a list of class names, "
+        f"got {payload!r}; "
         "validate it with the project's task first"
     )

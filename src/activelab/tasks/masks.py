@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -208,3 +209,123 @@ class MaskFolder:
             return isinstance(key, str) and self.path(key).is_file()
         except InputError:
             return False
+
+
+#: how far (pixels) a polygon point may lie outside the image and be clipped rather than refused
+POLYGON_TOLERANCE = 1.0
+#: what pixels no polygon covers become: class position 0 (the background class) or not labeled
+FILLS = {"background": 0, "ignore": IGNORE}
+
+
+def _class_position(name: object, classes: Sequence[str], where: str) -> int:
+    if not isinstance(name, str) or name not in classes:
+        raise InputError(f"{where}: unknown class {name!r}; known: {', '.join(classes)}")
+    return list(classes).index(name)
+
+
+def _polygon_points(polygon: Mapping[str, Any], where: str, size: tuple[int, int]) -> list[float]:
+    """The flat ``[x0, y0, x1, y1, ...]`` of a polygon, clipped to the image; InputError past the tolerance."""
+    try:
+        points = np.asarray(polygon["points"], dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise InputError(f"{where}: points must be a list of [x, y] numbers ({exc})") from exc
+    if points.ndim != 2 or points.shape[1] != 2 or len(points) < 3:
+        raise InputError(f"{where}: a polygon needs at least 3 [x, y] points, got shape {points.shape}")
+    if not np.isfinite(points).all():
+        raise InputError(f"{where}: points must be finite numbers")
+    width, height = size
+    low, high = points.min(axis=0), points.max(axis=0)
+    if (low < -POLYGON_TOLERANCE).any() or high[0] > width + POLYGON_TOLERANCE or high[1] > height + POLYGON_TOLERANCE:
+        raise InputError(
+            f"{where} lies outside the image: its points span x {low[0]:g}..{high[0]:g}, y {low[1]:g}..{high[1]:g}, "
+            f"the image 0..{width} x 0..{height}; points are in image pixels with the origin at the top-left "
+            "corner: convert normalised coordinates first"
+        )
+    return np.clip(points, 0.0, [width, height]).ravel().tolist()
+
+
+def _decode(rle: Any) -> np.ndarray:
+    """``(H, W) bool`` of one COCO RLE (pycocotools' numpy-2 copy-keyword warning silenced: it is harmless)."""
+    import warnings
+
+    from pycocotools import mask as coco_mask
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning, module="pycocotools")
+        return np.asarray(coco_mask.decode(rle)).astype(bool)
+
+
+def rasterise_polygons(
+    polygons: Sequence[Any], classes: Sequence[str], size: tuple[int, int], *, fill: str = "background"
+) -> np.ndarray:
+    """``(H, W) uint8``: each ``{"class": name, "points": [[x, y], ...]}`` painted in order (later on top).
+
+    Points are in pixels, pixel ``(i, j)`` covering ``[i, i + 1) x [j, j + 1)`` (COCO's
+    convention, rasterised by pycocotools: a square from (0, 0) to (2, 2) covers 4 pixels).
+    ``fill`` says what uncovered pixels are: ``"background"`` (class 0) or ``"ignore"``.
+    """
+    from pycocotools import mask as coco_mask
+
+    if fill not in FILLS:
+        raise InputError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+    width, height = size
+    out = np.full((height, width), FILLS[fill], dtype=np.uint8)
+    for i, polygon in enumerate(polygons):
+        where = f"polygon {i}"
+        if not isinstance(polygon, Mapping) or "points" not in polygon or "class" not in polygon:
+            raise InputError(f'{where} must be {{"class": name, "points": [[x, y], ...]}}, got {polygon!r}')
+        value = _class_position(polygon["class"], classes, where)
+        rle = coco_mask.frPyObjects([_polygon_points(polygon, where, size)], height, width)
+        out[_decode(coco_mask.merge(rle))] = value
+    return out
+
+
+def instance_mask(mask: Any, size: tuple[int, int], where: str) -> np.ndarray:
+    """``(H, W) bool`` of one instance: a boolean (or 0/1) array or a COCO RLE ``{"size": [h, w], "counts": ...}``."""
+    from pycocotools import mask as coco_mask
+
+    width, height = size
+    if isinstance(mask, Mapping):
+        if set(mask) != {"size", "counts"}:
+            raise InputError(f'{where}: an RLE is {{"size": [height, width], "counts": ...}}, got keys {sorted(mask)}')
+        if list(mask["size"]) != [height, width]:
+            raise InputError(
+                f"{where}: the RLE is for {mask['size']} (height, width), the image is [{height}, {width}]"
+            )
+        counts = mask["counts"]
+        try:
+            if isinstance(counts, list):  # uncompressed RLE
+                rle = coco_mask.frPyObjects(dict(mask), height, width)
+            else:
+                rle = {"size": [height, width], "counts": counts.encode() if isinstance(counts, str) else counts}
+            out = _decode(rle)
+        except (TypeError, ValueError, KeyError) as exc:
+            raise InputError(f"{where}: not a COCO RLE ({exc}); encode it with pycocotools.mask.encode") from exc
+    else:
+        array = np.asarray(mask)
+        if array.dtype != np.bool_ and not (np.issubdtype(array.dtype, np.integer) and np.isin(array, (0, 1)).all()):
+            raise InputError(f"{where}: an instance mask is a boolean (H, W) array or a COCO RLE, got {array.dtype}")
+        out = array.astype(bool)
+    if out.shape != (height, width):
+        raise InputError(
+            f"{where}: the mask is {out.shape[1] if out.ndim == 2 else '?'}x{out.shape[0]} px but the image is "
+            f"{width}x{height} px; a mask must have the image's size"
+        )
+    return out
+
+
+def rasterise_instances(
+    instances: Sequence[Any], classes: Sequence[str], size: tuple[int, int], *, fill: str = "background"
+) -> np.ndarray:
+    """``(H, W) uint8``: each ``{"class": name, "mask": bool array | RLE}`` painted in order (later on top)."""
+    if fill not in FILLS:
+        raise InputError(f"fill must be one of {', '.join(FILLS)}, got {fill!r}")
+    width, height = size
+    out = np.full((height, width), FILLS[fill], dtype=np.uint8)
+    for i, instance in enumerate(instances):
+        where = f"instance {i}"
+        if not isinstance(instance, Mapping) or "mask" not in instance or "class" not in instance:
+            raise InputError(f'{where} must be {{"class": name, "mask": (H, W) bool array or COCO RLE}}')
+        value = _class_position(instance["class"], classes, where)
+        out[instance_mask(instance["mask"], size, where)] = value
+    return out
