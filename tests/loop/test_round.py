@@ -98,7 +98,7 @@ def test_a_cold_start_refuses_a_strategy_that_needs_a_model_before_any_work() ->
         play_round(get_task("classification"), None, pool, "margin", 1, classes=["x", "y"], seed=0, embedder=embedder)
     assert str(err.value) == (
         "strategy 'margin' reads ['probs'], which needs a trained model; strategies that need none: "
-        + ", ".join(cold_start_strategies())
+        + ", ".join(cold_start_strategies(get_task("classification")))
     )
     assert embedder.calls == 0
 

@@ -1,8 +1,9 @@
 """What a strategy reads, and where each array comes from: the task, the model, or neither.
 
 Arrays derived from model outputs (``probs``, ``marginals``, ``grad_factors``, the
-detection task's ``box_*`` arrays) and from the labels (``labels``, ``label_matrix``)
-come from the task (:meth:`~activelab.tasks.base.Task.strategy_arrays`); ``embeddings``
+detection task's ``box_*`` arrays, segmentation's ``pixel_probs``), from the labels (``labels``,
+``label_matrix``) and from the images and labels (segmentation's ``region_*`` arrays and
+``pixel_labeled_fraction``) come from the task (:meth:`~activelab.tasks.base.Task.strategy_arrays`); ``embeddings``
 and ``mc_probs`` come from the model itself. Some task arrays compare the model's
 predictions with its predictions on other views of each image (a flipped copy, noisy
 copies): the task names those views (:meth:`~activelab.tasks.base.Task.views_for`) and
@@ -22,12 +23,16 @@ from activelab.models import ModelAdapter
 from activelab.strategies import get_strategy, list_strategies, required_inputs
 from activelab.tasks import Task, get_task
 
-#: arrays a round computes without a trained model: backbone embeddings and the labels it has
-MODEL_FREE_INPUTS: frozenset[str] = frozenset({"embeddings", "labels", "label_matrix"})
-#: arrays the model computes itself, and the capability (``model.supports``) each needs
-MODEL_INPUTS: Mapping[str, str] = {"embeddings": "embeddings", "mc_probs": "mc_probs"}
 #: arrays the task derives from the labels alone
 LABEL_INPUTS: frozenset[str] = frozenset({"labels", "label_matrix"})
+#: arrays the task reads from the pool's images and labels (segmentation's regions), without a model
+REGION_INPUTS: frozenset[str] = frozenset(
+    {"region_map", "region_owner", "region_pixels", "region_labeled", "pixel_labeled_fraction"}
+)
+#: arrays a round computes without a trained model: backbone embeddings, the labels it has, the images' regions
+MODEL_FREE_INPUTS: frozenset[str] = frozenset({"embeddings"}) | LABEL_INPUTS | REGION_INPUTS
+#: arrays the model computes itself, and the capability (``model.supports``) each needs
+MODEL_INPUTS: Mapping[str, str] = {"embeddings": "embeddings", "mc_probs": "mc_probs"}
 
 
 class Embedder(Protocol):
@@ -62,15 +67,20 @@ def needs_model(strategy: str, params: Mapping[str, Any] | None = None) -> bool:
     return not required_inputs(strategy, **dict(params or {})) <= MODEL_FREE_INPUTS
 
 
-def cold_start_strategies() -> list[str]:
-    """Registered strategies that work before any label exists (with their default parameters), sorted."""
-    return [name for name in list_strategies() if not needs_model(name)]
+def cold_start_strategies(task: Task | None = None) -> list[str]:
+    """Registered strategies that work before any label exists (with their default parameters), sorted;
+    with ``task``, only those whose inputs it provides (``region_random`` only for segmentation)."""
+    return [
+        name
+        for name in list_strategies()
+        if not needs_model(name) and (task is None or required_inputs(name) <= task.provides)
+    ]
 
 
 def _model_needs(task: Task, needed: frozenset[str]) -> set[str]:
     """The model capabilities (``supports`` names) that computing ``needed`` takes."""
     out = {MODEL_INPUTS[name] for name in needed if name in MODEL_INPUTS}
-    if needed - MODEL_INPUTS.keys() - LABEL_INPUTS:
+    if needed - MODEL_INPUTS.keys() - LABEL_INPUTS - REGION_INPUTS:
         out.add("probs")
     if task.views_for(needed):
         out.add("views")
@@ -146,6 +156,7 @@ def pool_arrays(
     mc_samples: int = 10,
     seed: int = 0,
     progress: bool = False,
+    extra: frozenset[str] = frozenset(),
 ) -> tuple[dict[str, np.ndarray], np.ndarray | None]:
     """The arrays ``strategy`` reads over ``paths``, and the model's outputs when it needed them
     (``(N, C)``, or an object array ``(N,)`` of per-image dicts for detection).
@@ -155,14 +166,16 @@ def pool_arrays(
     predicted with ``seed`` (noise draws) and handed to the task with the outputs.
     For gradient-embedding strategies (BADGE) ``embeddings`` are the input of the
     model's last layer, so that with ``grad_factors`` (or ``probs``) they factor its
-    gradients exactly; for the others they are the model's ``embed`` features.
+    gradients exactly; for the others they are the model's ``embed`` features. ``extra``: task
+    arrays the caller reads besides the strategy's (a region round's ``region_map`` and
+    ``region_pixels``); they must need no model.
     """
-    needed = check_capabilities(task, strategy, params, model)
+    needed = check_capabilities(task, strategy, params, model) | _check_extra(task, extra)
     arrays: dict[str, np.ndarray] = {}
     outputs: np.ndarray | None = None
     derived = frozenset(needed - MODEL_INPUTS.keys())
     if derived:
-        if derived <= LABEL_INPUTS:
+        if derived <= LABEL_INPUTS | REGION_INPUTS:
             base = np.zeros((len(paths), n_classes), dtype=np.float32)
         else:
             assert model is not None  # check_capabilities refused model-free rounds needing outputs
@@ -191,6 +204,19 @@ def pool_arrays(
         assert model is not None
         arrays["mc_probs"] = model.mc_predict(paths, keys=keys, n_samples=mc_samples, seed=seed, progress=progress)
     return arrays, outputs
+
+
+def _check_extra(task: Task, extra: frozenset[str]) -> frozenset[str]:
+    """``extra`` when ``task`` provides each array without a model; InputError naming what it lacks."""
+    missing = sorted(set(extra) - set(task.provides))
+    if missing:
+        raise InputError(
+            f"the {task.name!r} task does not provide {missing}, which a region strategy's round reads: "
+            "use an image strategy with this task"
+        )
+    if extra - MODEL_FREE_INPUTS:
+        raise InputError(f"extra round inputs must need no model, got {sorted(extra - MODEL_FREE_INPUTS)}")
+    return frozenset(extra)
 
 
 def strategy_inputs(

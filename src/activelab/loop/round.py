@@ -10,7 +10,14 @@ anything is trained (:func:`~activelab.loop.inputs.check_capabilities`).
 A round's ``k`` counts images, or with ``budget_unit="boxes"`` boxes: each image then
 costs what the task estimates from the model's predictions
 (:meth:`~activelab.tasks.base.Task.costs`, for detection the boxes the detector sees),
-so crowded images do not win by being crowded.
+so crowded images do not win by being crowded. With ``budget_unit="pixels"`` (segmentation)
+each image costs its pixels, each region its own.
+
+A region strategy (``get_strategy(name).unit == "regions"``: superpixels or patches scored by
+their pixels, Mackowiak et al., BMVC 2018; Cai et al., CVPR 2021) picks regions from the flat
+list the task's ``region_*`` arrays describe; the round turns them into the images owning them
+(:attr:`RoundOutcome.positions`, in the order of their best region) and the pixels asked for in
+each (:attr:`RoundOutcome.asked`). Its ``k`` in images counts regions.
 
 :func:`build_model` is the one place a model is built from settings.
 
@@ -36,7 +43,7 @@ from activelab.loop.inputs import Embedder, check_capabilities, pool_arrays
 from activelab.loop.settings import DEFAULT_TASK, ModelSettings, TrainSettings, resolve_semi_supervised
 from activelab.models import FitReport, ModelAdapter, create_model
 from activelab.models.registry import find_model
-from activelab.strategies import select, select_budget
+from activelab.strategies import get_strategy, select, select_budget
 from activelab.tasks import Task
 
 if TYPE_CHECKING:
@@ -250,8 +257,51 @@ def native_image_size(paths: Sequence[str], *, sample: int = 50) -> int | None:
     return int(np.median(sides)) if sides else None
 
 
-#: how a round's ``k`` is counted: images, or the boxes the task estimates each image holds
-BUDGET_UNITS: tuple[str, ...] = ("images", "boxes")
+#: how a round's ``k`` is counted: images (regions, for a region strategy), the boxes the task estimates each
+#: image holds, or pixels (an image's width x height; a region's pixel count)
+BUDGET_UNITS: tuple[str, ...] = ("images", "boxes", "pixels")
+#: the region arrays a region strategy's round needs besides its own: where each region lies and its size
+REGION_ROUND_INPUTS: frozenset[str] = frozenset({"region_map", "region_owner", "region_pixels", "region_labeled"})
+
+
+def strategy_unit(strategy: str) -> str:
+    """What ``strategy`` picks: ``"images"`` or ``"regions"`` (its registered ``unit``)."""
+    return str(getattr(get_strategy(strategy), "unit", "images"))
+
+
+def image_pixels(paths: Sequence[str]) -> np.ndarray:
+    """``(N,)`` float64 width x height of each image, read from the file headers (no model needed)."""
+    from PIL import Image
+
+    sizes = []
+    for path in paths:
+        with Image.open(path) as img:
+            sizes.append(img.size[0] * img.size[1])
+    return np.asarray(sizes, dtype=np.float64)
+
+
+def asked_regions(
+    picks: np.ndarray, region_owner: np.ndarray, region_map: np.ndarray
+) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """The images owning the picked regions and the pixels asked for in each.
+
+    ``picks``: positions into the flat region list, best first; ``region_owner``: ``(R,)`` the
+    image of each region, regions ordered image by image, then by id; ``region_map``: object
+    ``(N,)`` of ``(H, W)`` int region ids. Returns the owners' pool positions (unique, in the
+    order of their best region) and ``{position: (H, W) bool}``, the union of its picked regions.
+    """
+    owner = np.asarray(region_owner, dtype=np.int64)
+    starts = np.searchsorted(owner, np.arange(len(region_map)))
+    positions: list[int] = []
+    ids: dict[int, list[int]] = {}
+    for r in np.asarray(picks, dtype=np.int64).tolist():
+        image = int(owner[r])
+        if image not in ids:
+            positions.append(image)
+            ids[image] = []
+        ids[image].append(r - int(starts[image]))
+    asked = {image: np.isin(np.asarray(region_map[image]), local) for image, local in ids.items()}
+    return np.asarray(positions, dtype=np.int64), asked
 
 
 @dataclass(frozen=True)
@@ -279,6 +329,11 @@ class Pool:
     ``trained``; ``trained``: ``(N,)`` bool, the rows the model fits on; ``exclude``:
     ``(N,)`` bool, rows never to select (default: ``trained``; a withdrawn label excludes
     an image that has no target).
+
+    Segmentation: an image with some labeled pixels is ``trained`` (the model fits on its
+    labeled pixels); an image strategy never picks it again, but a region strategy may until
+    it is in ``exclude`` (the caller's rule: no IGNORE pixel left) and never picks a region
+    the task says is labeled (``region_labeled``).
     """
 
     images: Images
@@ -310,6 +365,8 @@ class RoundOutcome:
     without one); ``thresholds``: the task's per-class decision thresholds chosen on the
     eval set for the hints (None: the task decides by arg-max, or no eval set); the
     metrics use the task's default rule, never thresholds tuned on the images they score.
+    ``asked``: for a region strategy, ``{position: (H, W) bool}`` the pixels asked for in each
+    picked image (the union of its picked regions); None for an image strategy (the whole image).
     """
 
     positions: np.ndarray
@@ -320,6 +377,7 @@ class RoundOutcome:
     metrics: dict[str, Any] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
     thresholds: np.ndarray | None = None
+    asked: dict[int, np.ndarray] | None = None
 
     def picked_outputs(self, pool: Pool) -> np.ndarray:
         """The outputs of the picked images, in pick order (predicted now when the round read none)."""
@@ -358,12 +416,16 @@ def play_round(
     as it is (already fitted). ``budget_unit="boxes"``: ``k`` is a budget of boxes, each
     image costing :meth:`~activelab.tasks.base.Task.costs` of the model's outputs
     (:func:`~activelab.strategies.select_budget`); a cold start has no predictions to count, so it
-    needs ``"images"``. Everything the strategy needs is checked before training; an
-    InputError names what is missing and what would work.
+    needs ``"images"``. ``budget_unit="pixels"``: ``k`` is a budget of pixels, each image costing
+    its width x height and each region (a region strategy) its ``region_pixels``; a cold start
+    can count them. A region strategy's ``k`` in images counts regions, and the outcome's
+    ``asked`` says which pixels of each picked image are asked for. Everything the strategy
+    needs is checked before training; an InputError names what is missing and what would work.
     """
     params = dict(params or {})
     check_capabilities(task, strategy, params, model)
-    _check_budget_unit(budget_unit, model)
+    unit = strategy_unit(strategy)
+    _check_budget_unit(budget_unit, model, unit)
     rng = np.random.default_rng(seed) if rng is None else rng
     outcome = RoundOutcome(np.zeros(0, dtype=np.int64), model)
     t0 = time.perf_counter()
@@ -378,7 +440,9 @@ def play_round(
             outcome.thresholds = task.choose_thresholds(evaluation.targets, outcome.eval_outputs)
     t1 = time.perf_counter()
     outcome.seconds = {"train": t1 - t0}
-    if k <= 0 or pool.labeled.all():
+    # an image strategy never asks for an image with labels again; a region strategy may, region by region
+    blocked = pool.labeled if unit == "regions" else pool.labeled | pool.trained
+    if k <= 0 or blocked.all():
         return outcome
     arrays, outcome.outputs = pool_arrays(
         task,
@@ -394,27 +458,44 @@ def play_round(
         mc_samples=mc_samples,
         seed=seed,
         progress=progress,
+        extra=REGION_ROUND_INPUTS if unit == "regions" else frozenset(),
     )
+    if unit == "regions":
+        # regions of an excluded image count as labeled: the strategy never returns a region_labeled one
+        owner = np.asarray(arrays["region_owner"], dtype=np.int64)
+        arrays["region_labeled"] = np.asarray(arrays["region_labeled"], dtype=bool) | blocked[owner]
     costs = None
     if budget_unit == "boxes":
         assert model is not None  # _check_budget_unit refused a cold start
         if outcome.outputs is None:
             outcome.outputs = model.predict_proba(pool.images.paths, keys=pool.images.keys, progress=progress)
         costs = task.costs(outcome.outputs)
+    elif budget_unit == "pixels":
+        costs = arrays["region_pixels"] if unit == "regions" else image_pixels(pool.images.paths)
     t2 = time.perf_counter()
-    chosen = {"rng": rng, "labeled": pool.labeled, **arrays, **params}
+    chosen = {"rng": rng, "labeled": blocked, **arrays, **params}
     if costs is None:
-        outcome.positions = select(strategy, k, **chosen)
+        picks = select(strategy, k, **chosen)
     else:
-        outcome.positions = select_budget(strategy, k, costs, **chosen)
+        picks = select_budget(strategy, k, np.asarray(costs, dtype=np.float64), **chosen)
+    if unit == "regions":
+        outcome.positions, outcome.asked = asked_regions(picks, arrays["region_owner"], arrays["region_map"])
+    else:
+        outcome.positions = picks
     outcome.seconds.update(score_pool=t2 - t1, select=time.perf_counter() - t2)
     return outcome
 
 
-def _check_budget_unit(budget_unit: str, model: ModelAdapter | None) -> None:
-    """Refuse an unknown unit, and a box budget without a model whose predictions say what an image costs."""
+def _check_budget_unit(budget_unit: str, model: ModelAdapter | None, unit: str = "images") -> None:
+    """Refuse an unknown unit, a box budget without a model whose predictions say what an image costs, and a
+    box budget for a region strategy (a region holds no countable boxes)."""
     if budget_unit not in BUDGET_UNITS:
         raise InputError(f"budget_unit {budget_unit!r} is not one of {', '.join(BUDGET_UNITS)}")
+    if budget_unit == "boxes" and unit == "regions":
+        raise InputError(
+            "a budget in boxes counts the boxes predicted in whole images, and a region strategy asks for regions: "
+            "count its k in pixels (budget_unit: pixels) or in regions (budget_unit: images)"
+        )
     if budget_unit == "boxes" and model is None:
         raise InputError(
             "a budget in boxes counts the boxes a trained model predicts in each image, and a cold start has no "
