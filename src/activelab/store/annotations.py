@@ -256,10 +256,14 @@ class AnnotationsMixin(StoreBase):
                 for r in conn.execute(query)
             ]
 
-    def labeled_image_ids(self) -> set[int]:
-        """Ids of images with any label event (including ones whose label was withdrawn)."""
+    def labeled_image_ids(self, *, since: datetime | None = None) -> set[int]:
+        """Ids of images with any label event (including ones whose label was withdrawn); with ``since``, only
+        those with an event made at or after that time."""
+        query = select(t.label_events.c.image_id).distinct()
+        if since is not None:
+            query = query.where(t.label_events.c.created_at >= since)
         with self._read() as conn:
-            return set(conn.scalars(select(t.label_events.c.image_id).distinct()))
+            return set(conn.scalars(query))
 
     def n_label_events(self, sources: Sequence[str] | None = None) -> int:
         """How many label events there are (of the given sources only, when given)."""
