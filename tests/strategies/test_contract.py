@@ -3,6 +3,8 @@
 Inputs are built from each spec's ``requires``, so a newly registered strategy is
 checked without editing this file: unique in-range positions, reproducible for a
 seed, labeled items excluded, ``k >= N`` handled, bad shapes and NaN rejected.
+A region strategy (``unit="regions"``) is checked the same way over its regions: the
+suite's pool of N items becomes R = N regions and its ``labeled`` mask ``region_labeled``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from hypothesis import strategies as st
 
 from activelab.exceptions import InputError
 from activelab.strategies import get_strategy, gradient_factors, list_strategies, select
-from activelab.strategies.registry import DETECTION_INPUTS
+from activelab.strategies.registry import DETECTION_INPUTS, SEGMENTATION_INPUTS
 
 ALL = list_strategies()
 N_CLASSES = 3
@@ -26,6 +28,40 @@ N_NOISE_LEVELS = 3
 def reads_boxes(name: str) -> bool:
     """Detection strategies read box arrays and need ``labeled`` (it gives N)."""
     return bool(get_strategy(name).inputs & DETECTION_INPUTS)
+
+
+def reads_pixels(name: str) -> bool:
+    """Segmentation strategies read per-image maps (``mc_probs`` too, per image)."""
+    return get_strategy(name).fn.__module__ == "activelab.strategies.segmentation"
+
+
+def is_region(name: str) -> bool:
+    return get_strategy(name).unit == "regions"
+
+
+def objects(items: list[np.ndarray]) -> np.ndarray:
+    out = np.empty(len(items), dtype=object)
+    out[:] = items
+    return out
+
+
+def pixel_maps(g: np.random.Generator, n: int) -> np.ndarray:
+    """``(n,)`` of ``(C, 3, 4)`` float16 probabilities (a model's half-precision output)."""
+    return objects(
+        [g.dirichlet(np.ones(N_CLASSES), size=(3, 4)).transpose(2, 0, 1).astype(np.float16) for _ in range(n)]
+    )
+
+
+def region_inputs(g: np.random.Generator, r: int) -> dict[str, Any]:
+    """R = r regions: images of 3 x 4 pixels with up to 4 regions each (the last image may have fewer)."""
+    sizes = [min(4, r - 4 * i) for i in range(-(-r // 4))]
+    maps = [np.arange(12).reshape(3, 4) % r_i for r_i in sizes]
+    return {
+        "pixel_probs": pixel_maps(g, len(sizes)),
+        "region_map": objects([m.astype(np.int32) for m in maps]),
+        "region_owner": np.repeat(np.arange(len(sizes)), sizes),
+        "region_pixels": np.concatenate([np.bincount(m.reshape(-1)) for m in maps]),
+    }
 
 
 def box_inputs(g: np.random.Generator, n: int) -> dict[str, Any]:
@@ -53,7 +89,11 @@ def make_inputs(name: str, n: int, seed: int = 0, labeled: np.ndarray | None = N
     probs = g.dirichlet(np.ones(N_CLASSES), size=n)
     if "probs" in need:
         out["probs"] = probs
-    if "mc_probs" in need:
+    if "mc_probs" in need and reads_pixels(name):
+        out["mc_probs"] = objects(
+            [g.dirichlet(np.ones(N_CLASSES), size=(2, 3, 4)).transpose(0, 3, 1, 2) for _ in range(n)]
+        )
+    elif "mc_probs" in need:
         out["mc_probs"] = g.dirichlet(np.ones(N_CLASSES), size=(5, n))
     if "embeddings" in need:
         out["embeddings"] = g.standard_normal((n, 4))
@@ -74,6 +114,11 @@ def make_inputs(name: str, n: int, seed: int = 0, labeled: np.ndarray | None = N
         out["label_matrix"] = matrix
     if need & DETECTION_INPUTS:
         out.update({key: v for key, v in box_inputs(g, n).items() if key in need})
+    if is_region(name):
+        out.update({key: v for key, v in region_inputs(g, n).items() if key in need})
+        out["region_labeled"] = labeled if labeled is not None else np.zeros(n, dtype=bool)
+    elif "pixel_probs" in need:
+        out["pixel_probs"] = pixel_maps(g, n)
     if not need:
         out["n_samples"] = n
     return out
@@ -88,6 +133,8 @@ def run(
         inputs.pop("n_samples", None)
     if labeled is None and reads_boxes(name):
         labeled = np.zeros(n, dtype=bool)
+    if is_region(name):
+        labeled = None  # the suite's mask is region_labeled (make_inputs); images stay selectable
     return select(name, k, rng=np.random.default_rng(seed), labeled=labeled, **inputs)
 
 
@@ -164,6 +211,10 @@ def _corruptions(name: str) -> list[tuple[str, Any]]:
         if key in DETECTION_INPUTS:
             bad += _box_corruptions(key, v)
             continue
+        if key in SEGMENTATION_INPUTS or (key == "mc_probs" and reads_pixels(name)):
+            need = get_strategy(name).inputs
+            bad += _segmentation_corruptions(key, base[key], several=len(need) > 1, n_images="pixel_probs" in need)
+            continue
         nan = v.astype(float).copy()
         nan.flat[3] = np.nan
         inf = v.astype(float).copy()
@@ -190,6 +241,36 @@ def _box_corruptions(key: str, v: np.ndarray) -> list[tuple[str, Any]]:
     return bad
 
 
+def _segmentation_corruptions(key: str, v: Any, *, several: bool, n_images: bool) -> list[tuple[str, Any]]:
+    """Per-image maps: NaN, inf, an image with a wrong rank, an empty pool, one image short;
+    region arrays: out-of-range, unordered or non-integer owners, ids with gaps, wrong dtypes."""
+    if key in ("pixel_probs", "mc_probs"):
+        nan = [np.array(x, dtype=float) for x in v]
+        nan[0].flat[3] = np.nan
+        inf = [np.array(x, dtype=float) for x in v]
+        inf[-1].flat[1] = np.inf
+        flat = objects([np.asarray(x).reshape(-1) for x in v])
+        bad = [(key, objects(nan)), (key, objects(inf)), (key, flat), (key, v[:0]), (key, np.asarray(v[0]))]
+        return bad + ([(key, v[:-1])] if several else [])
+    if key == "region_map":
+        gap = [m.copy() for m in v]
+        gap[0][gap[0] == 1] = 0
+        high = [m + 1 for m in v]
+        return [
+            (key, objects(gap)),
+            (key, objects(high)),
+            (key, objects([m[:, :-1] for m in v])),
+            (key, v[:-1]),
+            (key, objects([m.astype(float) for m in v])),
+        ]
+    if key == "region_owner":  # owners past the last image are caught where pixel_probs gives N
+        bad = [(key, v[::-1].copy()), (key, v - 1), (key, v + 0.5), (key, v[:-1]), (key, v[:, None])]
+        return bad + ([(key, v + 100)] if n_images else [])
+    if key == "region_labeled":
+        return [(key, v.astype(int)), (key, v[:-1]), (key, v[:, None])]
+    raise AssertionError(f"no corruptions for {key}")
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_bad_shapes_nan_and_empty_pools_rejected(name: str) -> None:
     for key, value in _corruptions(name):
@@ -200,7 +281,7 @@ def test_bad_shapes_nan_and_empty_pools_rejected(name: str) -> None:
 @pytest.mark.parametrize("name", ALL)
 def test_unnormalised_probabilities_rejected(name: str) -> None:
     need = get_strategy(name).inputs
-    for key in ("probs", "mc_probs", "box_probs", "box_flip_probs"):
+    for key in ("probs", "mc_probs", "box_probs", "box_flip_probs", "pixel_probs"):
         if key in need:
             v = make_inputs(name, 40)[key] * 2.0
             with pytest.raises(InputError, match="sum to 1"):

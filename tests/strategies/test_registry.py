@@ -51,7 +51,16 @@ EXPECTED = {
     "ppal": {"box_probs", "box_scores", "box_owner", "box_features", "class_difficulty"},
     "cald": {"box_probs", "box_scores", "box_owner", "box_flip_iou", "box_flip_probs"},
     "localization_stability": {"box_scores", "box_owner", "box_noise_iou"},
+    "seg_entropy": {"pixel_probs"},
+    "seg_margin": {"pixel_probs"},
+    "seg_least_confidence": {"pixel_probs"},
+    "seg_bald": {"mc_probs"},
+    "region_entropy": {"pixel_probs", "region_map", "region_owner", "region_labeled"},
+    "region_margin": {"pixel_probs", "region_map", "region_owner", "region_labeled"},
+    "region_least_confidence": {"pixel_probs", "region_map", "region_owner", "region_labeled"},
+    "region_random": {"region_owner", "region_labeled"},
 }
+REGION_STRATEGIES = {"region_entropy", "region_margin", "region_least_confidence", "region_random"}
 
 
 def test_every_expected_strategy_is_registered_with_its_inputs() -> None:
@@ -62,11 +71,12 @@ def test_every_expected_strategy_is_registered_with_its_inputs() -> None:
         assert spec.requires <= VOCABULARY
         assert spec.paper, f"{name} names no paper"
         assert spec.doc, f"{name} has no docstring"
+        assert spec.unit == ("regions" if name in REGION_STRATEGIES else "images"), name
     assert get_strategy("badge").inputs == {"grad_factors", "embeddings"}
 
 
 def test_list_strategies_pattern() -> None:
-    assert list_strategies("*bald*") == ["bald", "batchbald", "power_bald"]
+    assert list_strategies("*bald*") == ["bald", "batchbald", "power_bald", "seg_bald"]
 
 
 def test_unknown_name_lists_known_ones() -> None:

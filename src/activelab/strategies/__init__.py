@@ -15,7 +15,7 @@ See ``docs/strategies.md`` for the guide and :mod:`.registry` for the input voca
 
 from __future__ import annotations
 
-from . import bayesian, budget, detection, diversity, hybrid, multilabel, uncertainty
+from . import bayesian, budget, detection, diversity, hybrid, multilabel, segmentation, uncertainty
 from .bayesian import bald_scores, joint_entropy, mean_std_scores, variation_ratio_scores
 from .budget import auto_phase
 from .detection import (
@@ -38,6 +38,16 @@ from .registry import (
     select,
     unregister,
 )
+from .segmentation import (
+    aggregate_pixels,
+    class_weights,
+    image_scores,
+    pixel_bald,
+    pixel_entropy,
+    pixel_least_confidence,
+    pixel_margin,
+    region_scores,
+)
 from .selection import select_budget, top_k
 from .uncertainty import egl_scores, entropy_scores, least_confidence_scores, margin_scores, ratio_scores
 
@@ -45,12 +55,14 @@ __all__ = [
     "VOCABULARY",
     "StrategySpec",
     "aggregate_boxes",
+    "aggregate_pixels",
     "auto_phase",
     "bald_scores",
     "bayesian",
     "binary_uncertainty",
     "budget",
     "cald_scores",
+    "class_weights",
     "cvirs_scores",
     "detection",
     "difficulty_weights",
@@ -60,6 +72,7 @@ __all__ = [
     "get_strategy",
     "gradient_factors",
     "hybrid",
+    "image_scores",
     "joint_entropy",
     "label_vector_distance",
     "least_confidence_scores",
@@ -70,10 +83,16 @@ __all__ = [
     "multilabel",
     "multilabel_uncertainty_scores",
     "outlier_scores",
+    "pixel_bald",
+    "pixel_entropy",
+    "pixel_least_confidence",
+    "pixel_margin",
     "ppal_uncertainty",
     "ratio_scores",
+    "region_scores",
     "register",
     "required_inputs",
+    "segmentation",
     "select",
     "select_budget",
     "top_k",

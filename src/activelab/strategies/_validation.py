@@ -546,9 +546,9 @@ def check_region_owner(region_owner: Any, n: int | None) -> NDArray[np.int64]:
         raise InputError("region_owner is empty: the pool has no regions; compute regions for the pool images first.")
     if owner.min() < 0 or (n is not None and owner.max() >= n):
         bad = int(owner.min()) if owner.min() < 0 else int(owner.max())
+        pool = f"the pool of {n} images" if n is not None else "the pool"
         raise InputError(
-            f"region_owner has image position {bad}, outside the pool of {n} images; "
-            "each region's owner must index the pool, 0..N-1."
+            f"region_owner has image position {bad}, outside {pool}; each region's owner must index the pool, 0..N-1."
         )
     if np.any(np.diff(owner) < 0):
         at = int(np.flatnonzero(np.diff(owner) < 0)[0]) + 1
