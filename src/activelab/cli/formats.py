@@ -1,8 +1,11 @@
-"""Other tools' formats in the CLI: ``import/export --format labelstudio|hf|fiftyone|coco|yolo|voc``, ``ls-backend``.
+"""Other tools' formats in the CLI: ``import/export --format labelstudio|hf|fiftyone|coco|yolo|voc|voc-masks|
+masks-table``, ``ls-backend``.
 
 ``main.py``'s ``import`` and ``export`` hand these format names to
 :func:`import_other` / :func:`export_other`; the format modules are imported
-only when used, so ``activelab --help`` stays fast.
+only when used, so ``activelab --help`` stays fast. A segmentation project reads and
+writes :data:`MASK_FORMATS` (``coco`` and ``labelstudio`` then mean their masks); any
+other name is refused for it with the list of those that work.
 """
 
 from __future__ import annotations
@@ -16,8 +19,11 @@ import typer
 from activelab.cli.output import console, friendly_errors
 
 BOX_FORMATS = ("coco", "yolo", "voc")
-IMPORT_FORMATS = ("labelstudio", "hf", "fiftyone", *BOX_FORMATS)
-EXPORT_FORMATS = ("labelstudio", "hf-imagefolder", "fiftyone", *BOX_FORMATS)
+#: a segmentation project's formats (activelab.loop.formats.masks.MASK_FORMATS, kept here so --help imports nothing)
+MASK_FORMATS = ("voc-masks", "coco", "labelstudio", "masks-table")
+_ONLY_MASKS = ("voc-masks", "masks-table")
+IMPORT_FORMATS = ("labelstudio", "hf", "fiftyone", *BOX_FORMATS, *_ONLY_MASKS)
+EXPORT_FORMATS = ("labelstudio", "hf-imagefolder", "fiftyone", *BOX_FORMATS, *_ONLY_MASKS)
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
 
 
@@ -33,20 +39,24 @@ def import_other(
     images_root: Path | None = None,
     as_json: bool = False,
 ) -> None:
-    """``activelab import --format labelstudio|hf|fiftyone|coco|yolo|voc``: import, then one summary per part read."""
+    """``activelab import --format labelstudio|hf|fiftyone|coco|yolo|voc|voc-masks|masks-table``: import, then one
+    summary per part read."""
     from activelab.loop import formats
     from activelab.loop.ingest import default_report_path
     from activelab.loop.project import open_project
 
     with open_project(project) as proj:
+        task = proj.task()
         common: dict[str, Any] = {
             "split": split,
             "add_classes": add_classes,
             "report_path": report or default_report_path(proj.root),
             "progress": True,
-            "task": proj.task(),
+            "task": task,
         }
-        if fmt == "labelstudio":
+        if (task.output == "masks" and fmt != "labelstudio") or fmt in _ONLY_MASKS:
+            results = [formats.import_masks(proj.store, source, fmt, images_root=images_root, author=author, **common)]
+        elif fmt == "labelstudio":
             results = [formats.import_labelstudio(proj.store, source, images_root=images_root, **common)]
         elif fmt in BOX_FORMATS:
             results = [formats.import_boxes(proj.store, source, fmt, images_root=images_root, author=author, **common)]
@@ -82,13 +92,15 @@ def import_other(
 
 
 def export_other(project: Path, out: Path, fmt: str, *, include_eval: bool, as_json: bool = False) -> None:
-    """``activelab export --format labelstudio|hf-imagefolder|fiftyone|coco|yolo|voc``."""
+    """``activelab export --format labelstudio|hf-imagefolder|fiftyone|coco|yolo|voc|voc-masks|masks-table``."""
     from activelab.loop import formats
     from activelab.loop.project import open_project
 
     with open_project(project) as proj:
         task = proj.task()
-        if fmt == "labelstudio":
+        if (task.output == "masks" and fmt != "labelstudio") or fmt in _ONLY_MASKS:
+            written = formats.export_masks(proj.store, out, fmt, task=task, include_eval=include_eval)
+        elif fmt == "labelstudio":
             written = formats.export_labelstudio(proj.store, out, include_eval=include_eval, task=task)
         elif fmt in BOX_FORMATS:
             written = formats.export_boxes(proj.store, out, fmt, task=task, include_eval=include_eval)

@@ -42,6 +42,15 @@ REPORT_COLUMNS = ["row", "path", "label", "status", "reason", "detail"]
 IMAGE_COLUMN = "image"
 #: the annotation column a table for a task with box annotations has in place of ``label``
 BOX_COLUMN = "boxes"
+#: the annotation column of a table for a task whose annotation is a mask (a PNG path per row)
+MASK_COLUMN = "mask"
+#: task output -> the table column its annotations are read from when the table has it (else ``label``)
+ANNOTATION_COLUMNS = {"boxes": BOX_COLUMN, "masks": MASK_COLUMN}
+
+
+def annotation_column(task: Task) -> str | None:
+    """The column a table holds ``task``'s annotations in instead of ``label``: ``boxes``, ``mask``, or None."""
+    return ANNOTATION_COLUMNS.get(task.output)
 
 
 @dataclass
@@ -93,8 +102,9 @@ def iter_source(
     """The items of any supported source: folder, ImageFolder tree, CSV/parquet file or DataFrame.
 
     A table without the default ``filepath`` column may name its files in ``image`` (as
-    fashion-scenes' tables do). ``box_col`` (a task whose annotation is a list of boxes)
-    is read instead of the default ``label`` column when the table has it.
+    fashion-scenes' tables do). ``box_col`` (the task's :func:`annotation_column`: ``boxes``
+    for detection, ``mask`` for segmentation) is read instead of the default ``label``
+    column when the table has it.
     """
     if isinstance(source, pd.DataFrame):
         table, base_dir, name = source, None, "the DataFrame"
@@ -148,7 +158,8 @@ def import_images(
     when it has one, and checks each box against the image's real size.
 
     ``add_classes`` adds label values that are not yet classes; otherwise such
-    rows are rejected as ``unknown_class``. Files over ``max_file_mb`` are
+    rows are rejected as ``unknown_class``. A cell naming a file (a segmentation
+    project's ``mask`` column) is read relative to the table's folder. Files over ``max_file_mb`` are
     rejected as ``too_large`` without being read. The per-file report is written
     to ``report_path`` when given, one batch at a time as the import goes.
     """
@@ -156,14 +167,10 @@ def import_images(
     if class_cols == "*":
         class_cols = _class_named_columns(source, store.class_names())
     sources = iter_source(
-        source,
-        fmt=fmt,
-        path_col=path_col,
-        label_col=label_col,
-        class_cols=class_cols,
-        box_col=BOX_COLUMN if task.output == "boxes" else None,
+        source, fmt=fmt, path_col=path_col, label_col=label_col, class_cols=class_cols, box_col=annotation_column(task)
     )
-    items = [_parse(task, item, label_sep) for item in sources]
+    base = table_folder(source, fmt)
+    items = [_parse(task, item, label_sep, base) for item in sources]
     merge_folders = (
         not isinstance(source, pd.DataFrame)
         and resolve_format(source, fmt) == "imagefolder"
@@ -254,14 +261,22 @@ def import_items(
     return report
 
 
-def _parse(task: Task, item: SourceItem, sep: str) -> ImportItem:
-    """``item`` with its label read by ``task``; a cell the task cannot read is the item's problem."""
+def table_folder(source: str | Path | pd.DataFrame, fmt: str = "auto") -> Path | None:
+    """The folder of a table file, where relative paths in its cells start; None for a DataFrame or a folder."""
+    if isinstance(source, pd.DataFrame) or resolve_format(source, fmt) != "table":
+        return None
+    return Path(source).resolve().parent
+
+
+def _parse(task: Task, item: SourceItem, sep: str, base: Path | None = None) -> ImportItem:
+    """``item`` with its label read by ``task`` (file names relative to ``base``); a cell the task cannot
+    read is the item's problem."""
     if item.label is None:
         return ImportItem(item, None)
     if isinstance(item.label, tuple):
         return ImportItem(item, list(item.label))
     try:
-        return ImportItem(item, task.parse(item.label, sep=sep))
+        return ImportItem(item, task.parse(item.label, sep=sep, base=base))
     except (InputError, ValueError) as exc:
         return ImportItem(item, None, ImageRejected("invalid_label", f"row {item.row}: {exc}"))
 
@@ -463,7 +478,7 @@ def _label_text(task: Task, payload: Payload, raw: str | tuple[str, ...] | None,
     """The label as the report shows it: the task's cell text, or the raw text when the task cannot format it."""
     try:
         return task.format(payload, sep=sep)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, KeyError, InputError):
         return raw if isinstance(raw, str) else sep.join(raw or ())
 
 

@@ -15,6 +15,8 @@ from activelab.store import Store
 from activelab.tasks import Task
 
 _CHUNK_BYTES = 1 << 20
+#: the class a segmentation import puts first in a project without classes (mask value 0)
+BACKGROUND = "background"
 
 
 def file_sha256(path: Path) -> str | None:
@@ -40,13 +42,37 @@ def image_ids_for(store: Store, paths: Iterable[Path]) -> dict[Path, int]:
     return out
 
 
+#: the formats (``activelab import/export --format``) that hold each kind of annotation other than classes
+FORMATS_FOR_OUTPUT = {
+    "boxes": "coco, yolo, voc, labelstudio or a csv/parquet table",
+    "masks": "voc-masks, coco, labelstudio or masks-table",
+}
+
+
 def require_classes(task: Task | None, fmt: str) -> None:
-    """Refuse a format that holds classes for a project whose annotations are boxes, naming the formats that fit."""
-    if task is not None and task.output == "boxes":
+    """Refuse a format that holds classes for a project whose annotations are boxes or masks, naming the
+    formats that fit."""
+    if task is not None and task.output in FORMATS_FOR_OUTPUT:
         raise InputError(
-            f"{fmt} holds image classes and this project's annotations are boxes; "
-            "use --format coco, yolo, voc, labelstudio or a csv/parquet table"
+            f"{fmt} holds image classes and this project's annotations are {task.output}; "
+            f"use --format {FORMATS_FOR_OUTPUT[task.output]}"
         )
+
+
+def with_background(store: Store, names: Iterable[str]) -> list[str]:
+    """Class names to add for a segmentation import: ``names``, after ``"background"`` when the project has
+    no class yet and ``names`` lack it, so that position 0 (pixels no region covers) is the background."""
+    names = list(names)
+    if store.class_names() or store.retired_classes() or BACKGROUND in names:
+        return names
+    return [BACKGROUND, *names]
+
+
+def stored_mask_key(payload: object) -> str | None:
+    """The mask key of a segmentation payload (``{"mask": key, ...}``); None for any other payload."""
+    if isinstance(payload, dict) and isinstance(payload.get("mask"), str):
+        return str(payload["mask"])
+    return None
 
 
 def new_output_dir(out: Path) -> Path:

@@ -16,6 +16,15 @@ whose ``x``, ``y``, ``width`` and ``height`` are percents of the image that Labe
 Studio saw (``original_width`` x ``original_height``; the image's real size where a
 result does not say): a box at 12 px in a 200 px wide image is ``x: 6.0``. An
 annotation with no rectangle is "nothing here". Rotated rectangles are refused.
+
+A segmentation project's answer is a list of ``brushlabels`` results (Label Studio's brush
+RLE, :mod:`activelab.data.annotations.ls_brush`, painted on an ``original_width`` x
+``original_height`` image, which must be the image's real size) and ``polygonlabels``
+results (``points`` in percent of the image), each naming one class. They are painted in
+order, later over earlier, into one mask (:func:`activelab.data.annotations.masks.paint`:
+uncovered pixels are the background, class 0, unless a region paints the background
+class, and then they stay unlabeled). An export writes one brush per class present, the
+background included, so unlabeled pixels are in no region.
 """
 
 from __future__ import annotations
@@ -25,7 +34,7 @@ import json
 import os.path
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -34,8 +43,10 @@ from xml.sax.saxutils import quoteattr
 
 import pandas as pd
 
+from activelab.data.annotations.ls_brush import decode_brush, encode_brush
+from activelab.data.annotations.masks import FILL_KEY, class_regions, paint, polygon_mask
 from activelab.exceptions import InputError
-from activelab.loop.formats._common import image_ids_for
+from activelab.loop.formats._common import image_ids_for, stored_mask_key, with_background
 from activelab.loop.ingest import ImportReport, import_images
 from activelab.store import Store
 from activelab.tasks import Payload, Task, get_task
@@ -44,6 +55,10 @@ from activelab.tasks import Payload, Task, get_task
 FROM_NAME = "choice"
 #: the control name of a detection project's ``RectangleLabels`` (Label Studio's template calls it so)
 BOX_FROM_NAME = "label"
+#: the control names of a segmentation project's ``BrushLabels`` and ``PolygonLabels``
+BRUSH_FROM_NAME, POLYGON_FROM_NAME = "brush", "polygon"
+#: Label Studio result types of a segmentation answer
+REGION_TYPES = ("brushlabels", "polygonlabels")
 TO_NAME = "image"
 LOCAL_FILES_URL = "/data/local-files/?d="
 UNKNOWN_AUTHOR = "labelstudio"
@@ -84,21 +99,63 @@ class ForeignBox:
 
 
 @dataclass(frozen=True)
+class ForeignRegion:
+    """One ``brushlabels`` or ``polygonlabels`` region: its class and what Label Studio stored for it.
+
+    ``kind`` is ``"brush"`` (``data``: the brush RLE, a list of bytes) or ``"polygon"``
+    (``data``: ``[[x, y], ...]`` in percent of the image).
+    """
+
+    label: str
+    kind: str
+    data: tuple[Any, ...]
+    original_size: tuple[int, int] | None = None
+
+    def pixels(self, size: tuple[int, int]) -> Any:
+        """The ``(H, W)`` bool pixels of the region on an image of ``size`` (width, height).
+
+        A brush must have been painted on an image of that size (else InputError: a mask of the
+        wrong size); polygon percents convert to pixels of ``size``.
+        """
+        width, height = size
+        if self.kind == "polygon":
+            flat = [value * extent / 100 for x, y in self.data for value, extent in ((x, width), (y, height))]
+            return polygon_mask(flat, width, height)
+        painted = self.original_size or size
+        if painted != size:
+            raise InputError(
+                f"the {self.label!r} brush was painted on a {painted[0]}x{painted[1]} image but the image is "
+                f"{width}x{height} px; a mask must have the image's size"
+            )
+        return decode_brush(self.data, width, height)
+
+
+@dataclass(frozen=True)
 class ForeignLabel:
     """A label made in another tool: the classes chosen (or boxes drawn), who made it and when (None: unknown).
 
     ``boxes`` is None for a classification answer; for a detection one it holds the
-    rectangles and ``choices`` the classes they name.
+    rectangles and ``choices`` the classes they name; for a segmentation one ``regions``
+    holds the brushes and polygons in painting order.
     """
 
     choices: tuple[str, ...]
     author: str
     created_at: datetime | None
     boxes: tuple[ForeignBox, ...] | None = None
+    regions: tuple[ForeignRegion, ...] | None = None
+    #: what pixels no region covers are ("background", "ignore"; the task's ``data.activelab_fill``), None: the rule
+    fill: str | None = None
 
-    def payload(self, task: Task, size: tuple[int, int] | None = None) -> Payload:
+    def payload(self, task: Task, size: tuple[int, int] | None = None, classes: Sequence[str] | None = None) -> Payload:
         """The answer as ``task``'s annotation: the boxes in pixels of an image of ``size`` (width, height),
-        or the choices read like the table cell the task writes for them."""
+        the regions painted into an ``(H, W)`` mask of positions in ``classes``, or the choices read
+        like the table cell the task writes for them."""
+        if self.regions is not None:
+            if size is None or classes is None:
+                raise InputError("painting brushes and polygons needs the image's size and the project's classes")
+            positions = {name: i for i, name in enumerate(classes)}
+            return paint([(positions[r.label], r.pixels(size)) for r in self.regions], size, self.fill)
         if self.boxes is not None:
             return [box.pixels(size) for box in self.boxes]
         return task.parse(CHOICE_SEP.join(self.choices), sep=CHOICE_SEP)
@@ -118,13 +175,19 @@ class ForeignTask:
 
 
 def read_tasks(
-    export: str | Path, *, images_root: str | Path | None = None, image_key: str = "image", boxes: bool = False
+    export: str | Path,
+    *,
+    images_root: str | Path | None = None,
+    image_key: str = "image",
+    boxes: bool = False,
+    masks: bool = False,
 ) -> list[ForeignTask]:
     """The tasks of a Label Studio JSON export (a list of tasks), with each image found on disk.
 
     ``images_root`` is where the files are: Label Studio's local-files document
     root, or a folder holding the uploaded files (default: the export's folder).
-    ``boxes`` reads each annotation's rectangles (detection) instead of its choices.
+    ``boxes`` reads each annotation's rectangles (detection), ``masks`` its brushes and
+    polygons (segmentation), instead of its choices.
     """
     export = Path(export)
     try:
@@ -138,10 +201,12 @@ def read_tasks(
     if not isinstance(tasks, list) or not all(isinstance(t, dict) for t in tasks):
         raise InputError(f"{export} does not hold a list of tasks; export the project as JSON (not CSV)")
     root = Path(images_root) if images_root is not None else export.parent
-    return [_read_task(task, n, export, root, image_key, boxes) for n, task in enumerate(tasks, start=1)]
+    return [_read_task(task, n, export, root, image_key, boxes, masks) for n, task in enumerate(tasks, start=1)]
 
 
-def _read_task(task: dict[str, Any], n: int, export: Path, root: Path, image_key: str, boxes: bool) -> ForeignTask:
+def _read_task(
+    task: dict[str, Any], n: int, export: Path, root: Path, image_key: str, boxes: bool, masks: bool
+) -> ForeignTask:
     data = task.get("data")
     if not isinstance(data, dict):
         raise InputError(f"task {n} of {export} has no 'data' object; export as JSON, not JSON_MIN or CSV")
@@ -155,13 +220,13 @@ def _read_task(task: dict[str, Any], n: int, export: Path, root: Path, image_key
     for annotation in task.get("annotations") or []:
         try:
             label = annotation_label(
-                annotation, default_author=str(data.get(AUTHOR_KEY) or UNKNOWN_AUTHOR), boxes=boxes
+                annotation, default_author=str(data.get(AUTHOR_KEY) or UNKNOWN_AUTHOR), boxes=boxes, masks=masks
             )
         except InputError as exc:
             problems.append(("bad_annotation", f"task {n}: {exc}"))
             continue
         if label is not None:
-            labels.append(label)
+            labels.append(replace(label, fill=data[FILL_KEY]) if masks and data.get(FILL_KEY) else label)
     labels.sort(key=lambda lab: lab.created_at or datetime.max.replace(tzinfo=timezone.utc))
     return ForeignTask(resolve_image(reference, root), reference, labels, problems)
 
@@ -200,14 +265,15 @@ def resolve_image(reference: str, root: Path) -> Path:
 
 
 def annotation_label(
-    annotation: dict[str, Any], *, default_author: str = UNKNOWN_AUTHOR, boxes: bool = False
+    annotation: dict[str, Any], *, default_author: str = UNKNOWN_AUTHOR, boxes: bool = False, masks: bool = False
 ) -> ForeignLabel | None:
-    """The classes one annotation chose (or, with ``boxes``, the rectangles it drew), its author and time.
+    """The classes one annotation chose (with ``boxes``, the rectangles it drew; with ``masks``, the
+    brushes and polygons it painted), its author and time.
 
-    None for a skipped annotation, or a classification one without a choice.
-    ``default_author`` is recorded when the annotation names no annotator. An
-    annotation with an empty choice list (multi-label "none of these") is kept, and so
-    is a detection annotation without a rectangle ("nothing here").
+    None for a skipped annotation, a classification one without a choice, or a segmentation
+    one without a region. ``default_author`` is recorded when the annotation names no
+    annotator. An annotation with an empty choice list (multi-label "none of these") is
+    kept, and so is a detection annotation without a rectangle ("nothing here").
     """
     if annotation.get("was_cancelled"):
         return None
@@ -215,6 +281,11 @@ def annotation_label(
     author = default_author if who is None else annotator(who)
     created_at = _parse_time(annotation.get("updated_at") or annotation.get("created_at"))
     results = [r for r in annotation.get("result") or [] if isinstance(r, dict)]
+    if masks:
+        regions = tuple(_region(r, annotation.get("id")) for r in results if r.get("type") in REGION_TYPES)
+        if not regions:
+            return None
+        return ForeignLabel(tuple(dict.fromkeys(r.label for r in regions)), author, created_at, regions=regions)
     if boxes:
         rectangles = tuple(_rectangle(r, annotation.get("id")) for r in results if r.get("type") == "rectanglelabels")
         return ForeignLabel(tuple(dict.fromkeys(b.label for b in rectangles)), author, created_at, rectangles)
@@ -243,6 +314,34 @@ def _rectangle(result: dict[str, Any], annotation_id: Any) -> ForeignBox:
     except (KeyError, TypeError, ValueError) as exc:
         raise InputError(f"{where}: x, y, width and height must be numbers (percent of the image)") from exc
     return ForeignBox(labels[0], x, y, width, height, _original_size(result))
+
+
+def _region(result: dict[str, Any], annotation_id: Any) -> ForeignRegion:
+    """A ``brushlabels`` or ``polygonlabels`` result; InputError naming the annotation when it is not one."""
+    value = result.get("value") or {}
+    kind = "brush" if result["type"] == "brushlabels" else "polygon"
+    labels = value.get(result["type"])
+    where = f"annotation {annotation_id}, region {result.get('id', '?')}"
+    if not isinstance(labels, list) or len(labels) != 1 or not isinstance(labels[0], str):
+        raise InputError(f"{where}: {result['type']} {labels!r} should name exactly one class")
+    if kind == "brush":
+        rle = value.get("rle", result.get("rle"))
+        if value.get("format", "rle") != "rle" or not isinstance(rle, list):
+            raise InputError(f"{where}: a brush needs its RLE (format 'rle', a list of bytes); export as JSON")
+        return ForeignRegion(labels[0], kind, tuple(rle), _original_size(result))
+    points = value.get("points")
+    if (
+        not isinstance(points, list)
+        or len(points) < 3
+        or not all(
+            isinstance(p, list | tuple)
+            and len(p) == 2
+            and all(isinstance(v, int | float) and not isinstance(v, bool) for v in p)
+            for p in points
+        )
+    ):
+        raise InputError(f"{where}: a polygon needs at least 3 points [x, y] in percent of the image")
+    return ForeignRegion(labels[0], kind, tuple((float(x), float(y)) for x, y in points), _original_size(result))
 
 
 def _original_size(result: dict[str, Any]) -> tuple[int, int] | None:
@@ -298,19 +397,22 @@ def import_labelstudio(
     each annotation becomes a label event with its annotator and time, its
     choices (or, where ``task``'s annotation is boxes, its rectangles in pixels of
     the image's size) read by ``task`` (default: single-label classification) and
-    validated by it. A label newer than the stored one is appended; an older,
+    validated by it; a segmentation ``task``'s brushes and polygons become one mask each.
+    A label newer than the stored one is appended; an older,
     different one is counted as a conflict and the stored label kept. Re-running
     adds nothing new.
     """
     task = task or get_task("classification")
-    ls_tasks = read_tasks(export, images_root=images_root, image_key=image_key, boxes=task.output == "boxes")
+    masks = task.output == "masks"
+    ls_tasks = read_tasks(
+        export, images_root=images_root, image_key=image_key, boxes=task.output == "boxes", masks=masks
+    )
     frame = pd.DataFrame({"filepath": [str(t.path) for t in ls_tasks]})
     report = import_images(store, frame, split=split, label_col=None, report_path=report_path, progress=progress)
     problems = [p for t in ls_tasks for p in t.problems]
     if add_classes:
-        report.new_classes = store.add_classes(
-            dict.fromkeys(c for t in ls_tasks for lab in t.labels for c in lab.choices)
-        )
+        found = list(dict.fromkeys(c for t in ls_tasks for lab in t.labels for c in lab.choices))
+        report.new_classes = store.add_classes(with_background(store, found) if masks else found)
     classes = store.class_names()
     ids = image_ids_for(store, (t.path for t in ls_tasks))
     sizes = image_sizes(store, ids.values())
@@ -331,11 +433,14 @@ def import_labelstudio(
                 )
                 continue
             try:
-                wanted[iid].append((lab, task.validate(lab.payload(task, sizes[iid]), classes, size=sizes[iid])))
+                payload = lab.payload(task, sizes[iid], classes)
+                wanted[iid].append((lab, task.validate(payload, classes, size=sizes[iid])))
             except InputError as exc:
                 answer = (
                     "drew boxes"
                     if lab.boxes is not None
+                    else "painted regions"
+                    if lab.regions is not None
                     else f"chose {', '.join(map(repr, lab.choices)) or 'no class'}"
                 )
                 problems.append(
@@ -417,12 +522,27 @@ def _append_report(report_path: str | Path | None, problems: Sequence[tuple[str,
 # ------------------------------------------------------------------ exporting
 
 
-def label_config(classes: Iterable[str], *, multiple: bool = False, boxes: bool = False) -> str:
+def label_config(classes: Iterable[str], *, multiple: bool = False, boxes: bool = False, masks: bool = False) -> str:
     """The Label Studio labeling config (XML) that the exported tasks' results refer to.
 
     ``multiple`` lets a person choose several classes (``choice="multiple"``: multi-label);
-    ``boxes`` asks for rectangles, each with one class (``RectangleLabels``: detection).
+    ``boxes`` asks for rectangles, each with one class (``RectangleLabels``: detection);
+    ``masks`` for brushes and polygons (``BrushLabels``, ``PolygonLabels``: segmentation),
+    each class in its VOC palette colour.
     """
+    if masks:
+        from activelab.tasks.masks import voc_palette
+
+        palette = voc_palette()
+        labels = "\n".join(
+            f'    <Label value={quoteattr(name)} background="#{bytes(palette[i].tolist()).hex()}"/>'
+            for i, name in enumerate(classes)
+        )
+        controls = "".join(
+            f'  <{tag} name="{name}" toName="{TO_NAME}">\n{labels}\n  </{tag}>\n'
+            for tag, name in (("BrushLabels", BRUSH_FROM_NAME), ("PolygonLabels", POLYGON_FROM_NAME))
+        )
+        return f'<View>\n  <Image name="{TO_NAME}" value="$image" zoom="true"/>\n{controls}</View>\n'
     if boxes:
         labels = "\n".join(f"    <Label value={quoteattr(name)}/>" for name in classes)
         return (
@@ -516,8 +636,37 @@ def rectangle_result(
     return result
 
 
-def answer_results(payload: Payload, size: tuple[int, int], *, boxes: bool) -> list[dict[str, Any]]:
-    """An annotation's (or prediction's) results: one rectangle per box with ``boxes``, else one choices result."""
+def brush_results(mask: Any, classes: Sequence[str]) -> list[dict[str, Any]]:
+    """One ``brushlabels`` result per class present in an ``(H, W)`` mask (background included, unlabeled
+    pixels in none), in class order."""
+    height, width = mask.shape
+    return [
+        {
+            "from_name": BRUSH_FROM_NAME,
+            "to_name": TO_NAME,
+            "type": "brushlabels",
+            "original_width": width,
+            "original_height": height,
+            "image_rotation": 0,
+            "value": {"format": "rle", "rle": encode_brush(region), "brushlabels": [classes[position]]},
+        }
+        for position, region in class_regions(mask)
+    ]
+
+
+def answer_results(
+    payload: Payload,
+    size: tuple[int, int],
+    *,
+    boxes: bool,
+    task: Task | None = None,
+    classes: Sequence[str] = (),
+) -> list[dict[str, Any]]:
+    """An annotation's (or prediction's) results: one rectangle per box with ``boxes``, one brush per class
+    for a mask payload of a segmentation ``task`` (its mask read from ``task.masks``), else one choices result."""
+    key = stored_mask_key(payload)
+    if task is not None and task.output == "masks" and key is not None:
+        return brush_results(task.masks.get(key), classes)
     return [rectangle_result(box, size) for box in payload] if boxes else [choice_result(payload)]
 
 
@@ -529,10 +678,15 @@ def prediction(
     *,
     size: tuple[int, int] | None = None,
     boxes: bool = False,
+    task: Task | None = None,
+    classes: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """A Label Studio prediction, ``score`` = queue priority: the class (or classes) with its confidence, or
-    with ``boxes`` one rectangle per predicted box (in an image of ``size``) with the box's score."""
-    if boxes:
+    """A Label Studio prediction, ``score`` = queue priority: the class (or classes) with its confidence,
+    with ``boxes`` one rectangle per predicted box (in an image of ``size``) with the box's score, or for a
+    segmentation ``task`` one brush per class of the predicted mask (names from ``classes``)."""
+    if task is not None and task.output == "masks":
+        result = answer_results(label, size or (0, 0), boxes=False, task=task, classes=classes)
+    elif boxes:
         if size is None:
             raise InputError("a box prediction needs the image's (width, height) to become Label Studio percents")
         result = [rectangle_result(box, size) for box in label]
@@ -557,7 +711,9 @@ def export_labelstudio(
     one rectangle per box where its annotation is boxes: detection);
     the author goes in ``data.activelab_author``, not ``completed_by``, which Label
     Studio refuses for people who are not members of its organisation (the
-    annotation then belongs to whoever imports it). Images the latest round predicted carry
+    annotation then belongs to whoever imports it). A segmentation project's masks are
+    brushes, one per class present, and a partly labeled mask marks its task
+    ``data.activelab_fill: "ignore"``. Images the latest round predicted carry
     that prediction. ``document_root`` (default: the images' common folder) is
     what Label Studio's local-files serving must point at; the config is written
     to ``<out stem>_label_config.xml``.
@@ -568,6 +724,8 @@ def export_labelstudio(
     task = task or get_task("classification")
     multiple = task.output == "sigmoid"  # independent classes: several choices
     boxes = task.output == "boxes"
+    masks = task.output == "masks"
+    classes = [*store.class_names(), *store.retired_classes()]
     current = store.current_annotations()
     round_number, priority = queue_scores(store)
     predicted = store.latest_predictions([img.id for img in images]) if round_number is not None else {}
@@ -579,9 +737,13 @@ def export_labelstudio(
         cur = current.get(img.id)
         if cur is not None:
             entry["data"][AUTHOR_KEY] = cur.author
+            if masks and isinstance(cur.payload, dict) and cur.payload.get("labeled", 0) < img.width * img.height:
+                entry["data"][FILL_KEY] = "ignore"
             entry["annotations"] = [
                 {
-                    "result": answer_results(cur.payload, (img.width, img.height), boxes=boxes),
+                    "result": answer_results(
+                        cur.payload, (img.width, img.height), boxes=boxes, task=task, classes=classes
+                    ),
                     "created_at": cur.created_at.isoformat(),
                     "updated_at": cur.created_at.isoformat(),
                     "ground_truth": False,
@@ -589,7 +751,7 @@ def export_labelstudio(
                 }
             ]
         pred = predicted.get(img.id)
-        if pred is not None and pred[2] == round_number:
+        if pred is not None and pred[2] == round_number and (not masks or stored_mask_key(pred[0]) in task.masks):
             label, confidence, number = pred
             entry["predictions"] = [
                 prediction(
@@ -599,12 +761,14 @@ def export_labelstudio(
                     f"activelab-round-{number}",
                     size=(img.width, img.height),
                     boxes=boxes,
+                    task=task,
+                    classes=classes,
                 )
             ]
         entries.append(entry)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(entries, indent=1), encoding="utf-8")
-    config = label_config(store.class_names(), multiple=multiple, boxes=boxes)
+    config = label_config(store.class_names(), multiple=multiple, boxes=boxes, masks=masks)
     out.with_name(f"{out.stem}_label_config.xml").write_text(config, encoding="utf-8")
     return out
 
