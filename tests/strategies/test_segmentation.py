@@ -207,3 +207,6 @@ def test_units_are_checked_at_registration_and_wrappers_refuse_region_strategies
         register("no_region_mask", requires={"region_owner"}, unit="regions")
     with pytest.raises(InputError, match="picks regions"):
         select("random_fraction", 2, rng=rng(), strategy="region_entropy", **region_pool())
+    pool = objects(PROBS, PROBS[::-1], np.full((2, 2, 2), 0.5))  # a wrapper runs an image strategy on pixel maps
+    out = select("random_fraction", 2, rng=rng(), strategy="seg_entropy", fraction=0.5, pixel_probs=pool)
+    assert len(set(out.tolist())) == 2 and set(out.tolist()) <= {0, 1, 2}
