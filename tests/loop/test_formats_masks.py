@@ -331,10 +331,15 @@ def test_mask_formats_are_refused_where_they_do_not_fit(tmp_path: Path, source: 
         import_masks(store, tmp_path, "voc-masks", task=get_task("detection"))
     with pytest.raises(InputError, match="classes.txt does not exist"):
         import_masks(store, tmp_path / "nothing.csv", "masks-table", task=task, add_classes=True)
+    (tmp_path / "classes.txt").write_text("_background_\nbag\nshoe\n")
+    with pytest.raises(InputError, match="must be the first names of the file"):
+        import_masks(store, tmp_path / "nothing.csv", "masks-table", task=task, add_classes=True)
+    assert store.class_names() == CLASSES
 
 
 def test_the_cli_imports_and_exports_masks_and_names_the_formats_that_work(tmp_path: Path, folder: Path) -> None:
     from activelab.cli.main import app
+    from activelab.loop.project import open_project
 
     runner = CliRunner()
 
@@ -352,9 +357,25 @@ def test_the_cli_imports_and_exports_masks_and_names_the_formats_that_work(tmp_p
     assert invoke("init", tmp_path / "q", "--task", "segmentation").exit_code == 0
     result = invoke("import", tmp_path / "q", tmp_path / "voc", "--format", "voc-masks", "--add-classes", "--json")
     assert result.exit_code == 0, result.output
-    assert (json.loads(result.output)[0]["labels_recorded"], json.loads(result.output)[0]["new_classes"]) == (
-        3,
-        CLASSES,
-    )
+    assert json.loads(result.output)[0]["labels_recorded"] == 3
+    with open_project(tmp_path / "q") as proj:
+        assert proj.store.class_names() == CLASSES  # init may add "background" itself; classes.txt adds the rest
     result = invoke("export", project, tmp_path / "y", "--format", "yolo")
     assert result.exit_code != 0 and "voc-masks, coco, labelstudio, masks-table" in result.output
+
+
+def test_fashion_scenes_mask_tables_import_with_their_class_list(tmp_path: Path, fresh: Store) -> None:
+    from activelab.data.scenes import SEGMENTATION_TABLES, write_scenes
+    from activelab.tasks.masks import read_mask
+
+    root = tmp_path / "scenes"
+    write_scenes(root, n_pool=8, n_eval=4, size=64)
+    task = get_task("segmentation")
+    report = import_masks(fresh, root / SEGMENTATION_TABLES["answers"], "masks-table", task=task, add_classes=True)
+    assert (report.added, report.labeled, report.n_rejected) == (8, 8, 0)
+    names = (root / SEGMENTATION_TABLES["classes"]).read_text().split("\n")
+    assert fresh.class_names() == [n for n in names if n] and fresh.class_names()[0] == "background"
+    table = pd.read_csv(root / SEGMENTATION_TABLES["answers"])
+    by_sha = {sha: mask for (sha, _), mask in _by_content(fresh, task).items()}
+    first = next(img for img in fresh.images() if Path(img.path).name == Path(table.image[0]).name)
+    assert np.array_equal(by_sha[first.sha256], read_mask(root / table["mask"][0]))

@@ -11,14 +11,15 @@ image rejects that image's row with the reason and the rest of the import goes o
   positions, 255 = not labeled), or ``images/`` and ``masks/``; masks pair with images by file
   stem, an image without a mask is imported unlabeled. ``ImageSets/Segmentation/train.txt``
   (``val.txt`` for ``--split eval``) limits the import to the stems it lists when present;
-  ``classes.txt`` (one name a line, position order) gives ``--add-classes`` the names.
+  ``classes_masks.txt`` or ``classes.txt`` (one name a line, position order) gives
+  ``--add-classes`` the names.
 - ``coco``: an instances JSON whose annotations carry ``segmentation`` polygons or RLE; category
   names map to the project's classes by name; the regions of an image are painted in file order
   (:func:`activelab.data.annotations.masks.paint`: later over earlier, uncovered pixels background
   unless the background class itself is annotated, then unlabeled).
 - ``masks-table``: a CSV/parquet table with an ``image`` (or ``filepath``) column and a ``mask``
   column of PNG paths relative to the table's folder (the normal table import of a segmentation
-  project); ``classes.txt`` beside it gives ``--add-classes`` the names.
+  project); ``classes_masks.txt`` or ``classes.txt`` beside it gives ``--add-classes`` the names.
 
 Exports write a new folder holding copies of the labeled images, named ``<image id>_<name>``:
 ``voc-masks`` the VOC layout with ``ImageSets/Segmentation/train.txt`` (pool) and ``val.txt``
@@ -61,8 +62,11 @@ from activelab.tasks.masks import encode_png
 
 #: the formats of a segmentation project, as ``activelab import/export --format`` names them
 MASK_FORMATS = ("voc-masks", "coco", "labelstudio", "masks-table")
-#: the file naming the classes in position order, one a line, beside an exported or imported set
+#: the file naming the classes in position order, one a line, beside an exported set
 CLASSES_FILE = "classes.txt"
+#: where ``--add-classes`` looks for the names beside a folder or table, first found wins (fashion-scenes
+#: writes ``classes_masks.txt`` beside its ``classes.txt`` of box classes, which has no background)
+CLASSES_FILES = ("classes_masks.txt", CLASSES_FILE)
 COCO_FILE = "annotations.json"
 IMAGES_DIR, MASKS_DIR = "images", "masks"
 #: the VOC list file of each project split
@@ -134,10 +138,11 @@ def import_masks(
 
 
 def _add_listed_classes(store: Store, folder: Path, add_classes: bool) -> list[str]:
-    """With ``add_classes``, the names of ``folder/classes.txt`` added in order; InputError when it is missing."""
+    """With ``add_classes``, the names of ``folder/classes_masks.txt`` (else ``classes.txt``) added in order;
+    InputError when neither exists."""
     if not add_classes:
         return []
-    path = folder / CLASSES_FILE
+    path = next((folder / name for name in CLASSES_FILES if (folder / name).is_file()), folder / CLASSES_FILE)
     if not path.is_file():
         raise InputError(
             f"--add-classes needs the class names, but {path} does not exist: masks hold class positions, "
@@ -145,6 +150,12 @@ def _add_listed_classes(store: Store, folder: Path, add_classes: bool) -> list[s
             "or add them with `activelab classes add`"
         )
     names = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    have = store.class_names()
+    if have != names[: len(have)]:
+        raise InputError(
+            f"{path} lists {names} but the project's classes are {have}: masks hold class positions, so the "
+            "project's classes must be the first names of the file, in its order; import into a new project"
+        )
     return store.add_classes(names)
 
 
