@@ -19,6 +19,7 @@ from activelab.tasks.masks import (
     MemoryMasks,
     encode_png,
     mask_key,
+    overlay,
     rasterise_instances,
     rasterise_polygons,
     read_mask,
@@ -65,6 +66,28 @@ def test_read_mask_rgb_through_the_palette_and_grey_as_values(tmp_path: Path) ->
     np.testing.assert_array_equal(read_mask(tmp_path / "rgb.png"), mask)
     Image.fromarray(mask, mode="L").save(tmp_path / "grey.png")
     np.testing.assert_array_equal(read_mask(tmp_path / "grey.png", n_classes=3, size=(8, 6)), mask)
+
+
+def test_read_mask_grey_with_alpha_and_16_bit(tmp_path: Path) -> None:
+    mask = example()
+    Image.fromarray(np.stack([mask, np.full_like(mask, 255)], axis=2), mode="LA").save(tmp_path / "la.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "la.png"), mask)
+    Image.fromarray(mask.astype(np.uint16)).save(tmp_path / "i16.png")
+    np.testing.assert_array_equal(read_mask(tmp_path / "i16.png"), mask)
+
+
+def test_overlay_puts_the_new_labels_over_the_old() -> None:
+    old = example()
+    new = np.full_like(old, IGNORE)
+    new[0, :2] = 2  # labels two pixels that were not labeled
+    new[1, 2] = 0  # relabels a bag pixel
+    merged = overlay(old, new)
+    expected = old.copy()
+    expected[0, :2], expected[1, 2] = 2, 0
+    np.testing.assert_array_equal(merged, expected)
+    np.testing.assert_array_equal(overlay(None, new), new)
+    with pytest.raises(InputError, match="not one image"):
+        overlay(old, new[:3])
 
 
 def test_read_mask_rejects_an_unknown_colour_with_the_colour_and_count(tmp_path: Path) -> None:

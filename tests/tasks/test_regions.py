@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
@@ -9,7 +10,7 @@ import pytest
 from PIL import Image
 
 from activelab.exceptions import InputError
-from activelab.tasks.regions import region_map, region_means
+from activelab.tasks.regions import _RegionCache, region_map, region_means
 
 
 def halves(height: int = 32, width: int = 32, edge: int = 16) -> np.ndarray:
@@ -52,11 +53,29 @@ def test_slic_regions_keep_to_a_sharp_edge_in_colour_and_grey() -> None:
 
 
 def test_a_path_gives_the_arrays_map_cached_and_read_only(tmp_path: Path) -> None:
-    Image.fromarray(halves(edge=13)).save(tmp_path / "a.png")
-    regions = region_map(tmp_path / "a.png", "slic", 8)
+    path = tmp_path / "a.png"
+    Image.fromarray(halves(edge=13)).save(path)
+    regions = region_map(path, "slic", 8)
     np.testing.assert_array_equal(regions, region_map(halves(edge=13), "slic", 8))
-    assert region_map(str(tmp_path / "a.png"), "slic", 8) is regions
+    assert region_map(str(path), "slic", 8) is regions
     assert not regions.flags.writeable
+    Image.fromarray(halves(16, 32)).save(path)  # a changed file is read again
+    os.utime(path, ns=(1, 1))  # a new mtime even within the file system's clock tick
+    assert region_map(path, "slic", 8).shape == (16, 32)
+
+
+def test_the_cache_drops_the_least_recently_used_past_its_byte_budget(tmp_path: Path) -> None:
+    cache = _RegionCache(max_bytes=2 * 8 * 8 * 4)  # two 8 x 8 int32 maps
+    paths = []
+    for name in "abc":
+        paths.append(str(tmp_path / f"{name}.png"))
+        Image.fromarray(np.zeros((8, 8), np.uint8)).save(paths[-1])
+    first = cache.get(paths[0], "patch", 4)
+    cache.get(paths[1], "patch", 4)
+    assert cache.get(paths[0], "patch", 4) is first  # a hit makes it the most recent
+    cache.get(paths[2], "patch", 4)  # drops b, the least recent
+    assert cache.get(paths[0], "patch", 4) is first
+    assert len(cache._maps) == 2 and cache._bytes == 2 * 8 * 8 * 4
 
 
 def test_bad_methods_sizes_and_files(tmp_path: Path) -> None:

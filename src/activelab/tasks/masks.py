@@ -124,7 +124,9 @@ def read_mask(
         with Image.open(io.BytesIO(source) if isinstance(source, bytes) else source) as image:
             image.load()
             mode = image.mode
-            array = np.asarray(image.convert("RGB") if mode in ("RGBA", "LA", "CMYK", "YCbCr") else image)
+            if mode == "LA":  # grey class positions with an alpha channel
+                image = image.convert("L")
+            array = np.asarray(image.convert("RGB") if mode in ("RGBA", "CMYK", "YCbCr") else image)
     except FileNotFoundError as exc:
         raise InputError(f"{where}: no such file; check the path (relative paths start at the table's folder)") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
@@ -135,6 +137,21 @@ def read_mask(
         return check_mask(array, n_classes=n_classes, size=size)
     except InputError as exc:
         raise InputError(f"{where}: {exc}") from exc
+
+
+def overlay(base: np.ndarray | None, top: np.ndarray) -> np.ndarray:
+    """``top``'s labeled pixels over ``base`` (``(H, W) uint8`` each; None: nothing labeled before).
+
+    How a region answer joins an image's earlier labels: the pixels asked for take the new
+    classes, the others keep theirs; IGNORE in ``top`` changes nothing.
+    """
+    new = check_mask(top)
+    if base is None:
+        return new
+    old = check_mask(base)
+    if old.shape != new.shape:
+        raise InputError(f"the new mask is {new.shape} but the earlier one {old.shape} (height, width): not one image")
+    return np.where(new != IGNORE, new, old).astype(np.uint8)
 
 
 class MaskStore(Protocol):
