@@ -56,6 +56,8 @@ def test_registered_with_masks_output_and_the_unet_default() -> None:
     assert (task.region_method, task.region_size) == ("slic", 16)
     assert {"pixel_probs", "mc_probs", "embeddings", "region_map", "region_owner", "region_pixels"} <= task.provides
     assert {"region_labeled", "pixel_labeled_fraction"} <= task.provides
+    with pytest.raises(InputError, match="unknown region method 'grid'"):
+        Segmentation(region_method="grid")
 
 
 def test_an_array_becomes_the_canonical_payload_and_a_stored_file(tmp_path: Path) -> None:

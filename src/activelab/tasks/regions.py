@@ -24,7 +24,8 @@ REGION_METHODS = ("slic", "patch")
 SLIC_COMPACTNESS = 10.0
 
 
-def _check(method: str, size: int) -> None:
+def check_region_settings(method: str, size: int) -> None:
+    """InputError unless ``method`` is one of :data:`REGION_METHODS` and ``size`` a whole number >= 1."""
     if method not in REGION_METHODS:
         raise InputError(f"unknown region method {method!r}; use one of {', '.join(REGION_METHODS)}")
     if isinstance(size, bool) or not isinstance(size, int | np.integer) or size < 1:
@@ -122,7 +123,7 @@ def region_map(source: str | Path | np.ndarray, method: str = "slic", size: int 
     grid of ``size`` x ``size`` squares. Maps of paths are cached in-process (:data:`REGION_CACHE`;
     read-only arrays).
     """
-    _check(method, size)
+    check_region_settings(method, size)
     if isinstance(source, np.ndarray):
         return _regions(source, method, int(size))
     return REGION_CACHE.get(str(source), method, int(size))

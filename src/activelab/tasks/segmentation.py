@@ -42,7 +42,7 @@ from activelab.tasks.masks import (
     rasterise_polygons,
     read_mask,
 )
-from activelab.tasks.regions import region_map
+from activelab.tasks.regions import check_region_settings, region_map
 from activelab.tasks.registry import register_task
 from activelab.tasks.segmentation_metrics import segmentation_metrics
 
@@ -112,6 +112,7 @@ class Segmentation(Task):
 
     def __init__(self, *, masks: MaskStore | None = None, region_method: str = "slic", region_size: int = 16) -> None:
         super().__init__(masks=masks)
+        check_region_settings(region_method, region_size)
         self.region_method = region_method
         self.region_size = region_size
 
