@@ -247,3 +247,49 @@ def detection_dir(tmp_path: Path) -> Path:
     with init_project(root, OBJECTS, task="detection") as proj:
         proj.store.add_images(records, author="import")
     return root
+
+
+#: the classes of the segmentation test project: background first, as a segmentation project's list is
+REGIONS_CLASSES = ["background", "bag", "shirt"]
+#: the size of its images (width, height): shown at 8x (512 x 384 px) on the labeling page; about 12 SLIC
+#: superpixels of ~16x16 px each (the task's default), three to a quadrant
+MASK_SIZE = (64, 48)
+
+
+@pytest.fixture
+def segmentation_dir(tmp_path: Path) -> Path:
+    """A segmentation project (classes :data:`REGIONS_CLASSES`) of 4 unlabeled 64x48 PNGs: four flat-coloured
+    quadrants each (so SLIC regions follow them), slightly noisy."""
+    import numpy as np
+    from PIL import Image as PILImage
+
+    from activelab.data.images import inspect_image
+    from activelab.loop.project import init_project
+    from activelab.store import ImageRecord
+
+    root = tmp_path / "masks"
+    folder = tmp_path / "pictures"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    width, height = MASK_SIZE
+    colours = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200], [220, 220, 60]], dtype=np.int16)
+    records = []
+    for i in range(4):
+        quadrant = (np.arange(height)[:, None] >= height // 2) * 2 + (np.arange(width)[None, :] >= width // 2)
+        pixels = colours[(quadrant + i) % 4] + rng.integers(-8, 9, (height, width, 3))
+        path = folder / f"picture{i}.png"
+        PILImage.fromarray(pixels.clip(0, 255).astype(np.uint8)).save(path)
+        info = inspect_image(path)
+        records.append(
+            ImageRecord(
+                sha256=info.sha256,
+                path=str(path),
+                width=info.width,
+                height=info.height,
+                n_bytes=info.n_bytes,
+                format=info.format,
+            )
+        )
+    with init_project(root, REGIONS_CLASSES, task="segmentation") as proj:
+        proj.store.add_images(records, author="import")
+    return root

@@ -93,6 +93,7 @@ def test_the_hint_is_the_predicted_set(client_factory, multilabel_dir: Path) -> 
         "label": None,
         "labels": ["bag", "shirt"],
         "boxes": None,
+        "mask": None,
         "confidence": 0.75,
         "source": "prediction",
         "round": 1,
@@ -103,6 +104,7 @@ def test_the_hint_is_the_predicted_set(client_factory, multilabel_dir: Path) -> 
         "label": None,
         "labels": ["bag", "shirt"],
         "boxes": None,
+        "mask": None,
         "confidence": 0.75,
         "round": 1,
     }

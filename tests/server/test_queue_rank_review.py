@@ -84,6 +84,7 @@ def test_the_suggested_class_is_the_rankings_for_a_label_error_else_the_predicti
         "label": "coat",
         "labels": None,
         "boxes": None,
+        "mask": None,
         "confidence": 0.75,
         "round": 1,
     }  # the latest round's
@@ -93,6 +94,7 @@ def test_the_suggested_class_is_the_rankings_for_a_label_error_else_the_predicti
         "label": "bag",
         "labels": None,
         "boxes": None,
+        "mask": None,
         "confidence": 0.875,
         "source": "label_errors",
         "round": None,
@@ -104,6 +106,7 @@ def test_the_suggested_class_is_the_rankings_for_a_label_error_else_the_predicti
         "label": "trouser",
         "labels": None,
         "boxes": None,
+        "mask": None,
         "confidence": 0.5,
         "source": "prediction",
         "round": 1,

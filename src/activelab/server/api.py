@@ -61,6 +61,7 @@ def project_info(service: Service) -> dict[str, Any]:
         "holdout": service.holdout(),
         "allow_new_classes": p.labeling.allow_new_classes,
         "retired_classes": service.store.retired_classes(),
+        "regions": service.region_settings(),
     }
 
 
@@ -101,10 +102,12 @@ def submit_label(body: s.LabelRequest, service: Service) -> dict[str, Any]:
 
     A single-label project takes ``label`` (a class name), a multi-label one ``labels`` (the classes
     present; ``[]`` says none of them), a detection one ``boxes`` (in image pixels, each with its
-    ``origin``; ``[]`` says nothing here): ``answer`` in GET /api/project says which. An image leased to
-    another labeler may still be labeled (leases are advisory); 404 for a class the project lacks,
-    409 for a retired one, 422 for the other project kind's field or a box that does not fit the image
-    (the message names the box).
+    ``origin``; ``[]`` says nothing here), a segmentation one ``mask`` (``{"png": base64}``: a PNG of the
+    image's size, pixel value = class position, 255 = not labeled; stored content-addressed, the event
+    holds its key): ``answer`` in GET /api/project says which. An image leased to another labeler may
+    still be labeled (leases are advisory); 404 for a class the project lacks, 409 for a retired one, 422
+    for the other project kind's field, a box that does not fit the image (the message names the box), or
+    a mask of another size, with an unknown colour or value, truncated, or labeling no pixel.
     """
     note = body.note
     if body.unsure:
@@ -154,6 +157,49 @@ def image_file(image_id: ImageIdPath, service: Service) -> Response:
     data, media = service.image_file(image_id)
     return Response(
         data, media_type=media, headers={"Cache-Control": "private, max-age=3600", "X-Content-Type-Options": "nosniff"}
+    )
+
+
+@router.get(
+    "/images/{image_id}/regions",
+    response_model=s.Regions,
+    tags=["images"],
+    responses={404: {"model": s.ErrorMessage, "description": "No such image, or not a segmentation project."}},
+)
+def image_regions(
+    image_id: ImageIdPath,
+    service: Service,
+    method: Annotated[
+        Literal["slic", "patch"] | None, Query(description="slic superpixels or square patches (default: the task's).")
+    ] = None,
+    size: Annotated[
+        int | None, Query(ge=2, le=256, description="Pixels: about size^2 per superpixel, or the patches' side.")
+    ] = None,
+) -> dict[str, Any]:
+    """The image cut into regions (segmentation projects): what a click fills on the labeling page, and what
+    region rounds ask for. Run-length encoded region ids, row by row."""
+    return service.regions(image_id, method, size)
+
+
+@router.get(
+    "/masks/{key}",
+    tags=["images"],
+    response_class=Response,
+    responses={
+        200: {"content": {"image/png": {}}, "description": "The mask's canonical PNG (VOC palette, 255 = void)."},
+        404: {"model": s.ErrorMessage, "description": "No mask has this key."},
+    },
+)
+def mask_file(
+    key: Annotated[str, Path(pattern=s.MASK_KEY_PATTERN, description="A mask key: 64 lower-case hex digits.")],
+    service: Service,
+) -> Response:
+    """A stored mask by its key (a label's, a prediction's, or the pixels a round asks for): a palette PNG whose
+    pixel values are class positions (255: not labeled). Content-addressed, so it never changes."""
+    return Response(
+        service.mask_png(key),
+        media_type="image/png",
+        headers={"Cache-Control": "private, max-age=31536000, immutable", "X-Content-Type-Options": "nosniff"},
     )
 
 

@@ -35,6 +35,11 @@ MAX_NAME = 64
 MAX_CLASSES = 1000
 #: most boxes in one detection answer (a person draws tens; the detector proposes at most 100)
 MAX_BOXES = 500
+#: longest base64 text of a mask PNG in one segmentation answer (the server's body limit, --max-body-mb, is
+#: usually the tighter one; a palette PNG of a 1024 x 1024 mask painted by hand is tens of kilobytes)
+MAX_MASK_PNG_CHARS = 16_000_000
+#: a mask's content address: the sha256 of its canonical PNG, lower-case hex
+MASK_KEY_PATTERN = r"^[0-9a-f]{64}$"
 #: code points no name may hold: Unicode categories Cc (controls), Cf (format: bidi overrides, zero-width
 #: spaces, soft hyphen, tags), Zl and Zp (line and paragraph separators), as of Unicode 14 plus the Egyptian
 #: format controls of Unicode 15. Written in the syntax Python ``re`` and Rust ``regex`` (pydantic,
@@ -172,10 +177,39 @@ class Box(BaseModel):
     origin: BoxOrigin | None = Field(None, description=_ORIGIN)
 
 
+_MASK = "The mask (segmentation projects; null in the others)."
+
+
+class MaskIn(_Body):
+    """A segmentation answer: a PNG of the image's size whose pixels are class positions (palette, grayscale,
+    or RGB in the VOC colour map; 255 = not labeled), base64-encoded."""
+
+    png: str = Field(
+        min_length=1,
+        max_length=MAX_MASK_PNG_CHARS,
+        description="Base64 of a PNG the image's size: pixel value = class position (0..254), 255 = not labeled; "
+        "an RGB(A) PNG is read through the VOC colour map.",
+    )
+
+    def payload(self) -> dict[str, Any]:
+        return {"png": self.png}
+
+
+class Mask(BaseModel):
+    """A stored mask as the API shows it: the canonical payload and where to fetch its PNG."""
+
+    mask: str = Field(description="The mask's key: sha256 of its canonical PNG.")
+    width: int
+    height: int
+    labeled: int = Field(description="Pixels labeled (not 255).")
+    url: str = Field(description="GET it: the canonical palette PNG (VOC colours, 255 = not labeled).")
+
+
 class Prediction(BaseModel):
     label: str | None = Field(description=_LABEL)
     labels: list[str] | None = Field(None, description=_LABELS)
     boxes: list[Box] | None = Field(None, description=_BOXES + " Each with its score.")
+    mask: Mask | None = Field(None, description=_MASK + " The model's arg-max mask.")
     confidence: float
     round: int
 
@@ -185,6 +219,7 @@ class LabelEventOut(BaseModel):
     label: str | None = Field(description=_LABEL + " Both null: the label was withdrawn.")
     labels: list[str] | None = Field(None, description=_LABELS)
     boxes: list[Box] | None = Field(None, description=_BOXES)
+    mask: Mask | None = Field(None, description=_MASK)
     author: str
     source: str
     round: int
@@ -199,6 +234,7 @@ class Suggestion(BaseModel):
     label: str | None = Field(description=_LABEL)
     labels: list[str] | None = Field(None, description=_LABELS)
     boxes: list[Box] | None = Field(None, description=_BOXES + " Each with its score.")
+    mask: Mask | None = Field(None, description=_MASK + " The model's arg-max mask.")
     confidence: float | None = Field(description="The model's probability of the class (null when unknown).")
     source: Literal["prediction", "label_errors"] = Field(
         description="label_errors: the suggested class of the latest `activelab errors` ranking (out-of-fold), "
@@ -229,6 +265,7 @@ class Item(BaseModel):
     label: str | None = Field(None, description="The current class (image detail and similar images).")
     labels: list[str] | None = Field(None, description="The current set of classes (multi-label projects).")
     boxes: list[Box] | None = Field(None, description="The current boxes (detection projects).")
+    mask: Mask | None = Field(None, description="The current mask (segmentation projects).")
     proposals: list[Box] | None = Field(
         None,
         description="Detection projects: the latest prediction's boxes scoring at least the project's "
@@ -238,6 +275,11 @@ class Item(BaseModel):
         None,
         description="Another labeler holding a live lease on this image (null when "
         "nobody else does). Leases are advisory: you may still label it.",
+    )
+    asked: str | None = Field(
+        None,
+        description="Segmentation projects whose latest round asked for regions: the URL of a PNG of the image's "
+        "size, 255 where pixels were asked for, 0 elsewhere (null: the whole image is asked).",
     )
 
 
@@ -257,6 +299,7 @@ ANSWER_FIELDS: dict[str, tuple[str, str]] = {
     "class": ("label", "string"),
     "classes": ("labels", "array"),
     "boxes": ("boxes", "array"),
+    "mask": ("mask", "object"),
 }
 
 
@@ -277,7 +320,8 @@ def label_request_branches(answer: str) -> list[dict[str, Any]]:
 
 class LabelRequest(_Authored):
     """A label (``label``: a class name; multi-label projects: ``labels``, a list of class names; detection
-    projects: ``boxes``) or "not sure" (``unsure: true``, no label); exactly one of them."""
+    projects: ``boxes``; segmentation projects: ``mask``) or "not sure" (``unsure: true``, no label); exactly
+    one of them."""
 
     model_config = ConfigDict(
         json_schema_extra={"allOf": [{"anyOf": AUTHOR_BRANCHES}, {"anyOf": label_request_branches("class")}]}
@@ -293,6 +337,9 @@ class LabelRequest(_Authored):
         description="Detection projects: the boxes in the image (inside it: up to 1 px over is clipped), "
         "[] for nothing here; null with unsure=true.",
     )
+    mask: MaskIn | None = Field(
+        None, description="Segmentation projects: the mask (`{png}`), 255 where not labeled; null with unsure=true."
+    )
     unsure: StrictBool = False
     note: str | None = Field(None, max_length=2000)
     review: StrictBool = Field(False, description="Answer from review mode: resolves the image's review flags.")
@@ -306,16 +353,18 @@ class LabelRequest(_Authored):
             raise ValueError(f"give {given[0]} or {given[1]} (GET /api/project says which: answer), not both")
         if not self.unsure and not given:
             raise ValueError(
-                "give a label (a class name; labels, a list, in multi-label projects; boxes in detection ones) "
-                "or unsure=true"
+                "give a label (a class name; labels, a list, in multi-label projects; boxes in detection ones; "
+                "mask in segmentation ones) or unsure=true"
             )
         return self
 
-    def payload(self) -> str | list[str] | list[dict[str, Any]] | None:
-        """The answer as a task payload: the class name, the list of names, the list of boxes, or None
-        for 'not sure'."""
+    def payload(self) -> str | list[str] | list[dict[str, Any]] | dict[str, Any] | None:
+        """The answer as a task payload: the class name, the list of names, the list of boxes, the mask, or
+        None for 'not sure'."""
         if self.boxes is not None:
             return [box.payload() for box in self.boxes]
+        if self.mask is not None:
+            return self.mask.payload()
         return self.label if self.label is not None else self.labels
 
 
@@ -325,6 +374,7 @@ class LabelResponse(BaseModel):
     label: str | None = Field(description=_LABEL)
     labels: list[str] | None = Field(None, description=_LABELS)
     boxes: list[Box] | None = Field(None, description=_BOXES)
+    mask: Mask | None = Field(None, description=_MASK)
     flagged: bool = Field(description="True when this label disagrees with another person's: flagged for review.")
     held_out: bool = Field(description="True when the image was held out as evaluation data.")
 
@@ -343,6 +393,7 @@ class UndoResponse(BaseModel):
     restored_label: str | None = Field(description="The class the image carries again (null: unlabeled now).")
     restored_labels: list[str] | None = Field(None, description="Multi-label: the set it carries again.")
     restored_boxes: list[Box] | None = Field(None, description="Detection: the boxes it carries again.")
+    restored_mask: Mask | None = Field(None, description="Segmentation: the mask it carries again.")
     item: Item
 
 
@@ -393,14 +444,36 @@ class ReviewPage(Page):
     waiting: ReviewWaiting
 
 
+class RegionSettings(BaseModel):
+    method: Literal["slic", "patch"] = Field(description="slic: SLIC superpixels; patch: a grid of squares.")
+    size: int = Field(description="slic: about size^2 pixels per region; patch: the squares' side.")
+
+
+class Regions(BaseModel):
+    """An image cut into regions (superpixels or patches), run-length encoded row by row."""
+
+    image_id: int
+    width: int
+    height: int
+    method: Literal["slic", "patch"]
+    size: int
+    n_regions: int = Field(description="Region ids are 0..n_regions-1.")
+    runs: list[int] = Field(
+        description="Pairs (region id, run length) over the pixels in row-major order; the lengths sum to "
+        "width * height."
+    )
+
+
 class ProjectInfo(BaseModel):
     name: str
     task: str = Field(description="The project's task (activelab.tasks): what an annotation is.")
-    answer: Literal["class", "classes", "boxes"] = Field(
-        description="What a label is: one class (POST /api/labels takes `label`), a set of classes (`labels`) "
-        "or a list of boxes (`boxes`)."
+    answer: Literal["class", "classes", "boxes", "mask"] = Field(
+        description="What a label is: one class (POST /api/labels takes `label`), a set of classes (`labels`), "
+        "a list of boxes (`boxes`) or a mask (`mask`)."
     )
-    output: str = Field(description="What the project's model outputs (softmax, sigmoid, boxes): the page's widget.")
+    output: str = Field(
+        description="What the project's model outputs (softmax, sigmoid, boxes, masks): the page's widget."
+    )
     proposal_threshold: float = Field(
         description="Detection: the score from which predicted boxes are offered as proposals "
         "(labeling.proposal_threshold)."
@@ -415,6 +488,9 @@ class ProjectInfo(BaseModel):
         description="Whether POST /api/classes may add classes (project setting labeling.allow_new_classes)."
     )
     retired_classes: list[str] = Field(description="Classes retired from labeling (kept in the store).")
+    regions: RegionSettings | None = Field(
+        None, description="Segmentation: how the task cuts images into regions (GET /api/images/{id}/regions)."
+    )
 
 
 class ErrorMessage(BaseModel):

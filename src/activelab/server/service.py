@@ -38,10 +38,13 @@ from activelab.loop.session import ActiveSession
 from activelab.loop.similar import SimilarImages
 from activelab.loop.stopping import StoppingRules
 from activelab.loop.trainer import BackgroundTrainer
+from activelab.server.masks import png_bytes, region_runs
 from activelab.server.settings import ServerSettings
 from activelab.store import Image
 from activelab.store.classes import payload_classes
 from activelab.tasks import Payload, Task
+from activelab.tasks.masks import encode_png
+from activelab.tasks.regions import region_map
 
 MAX_CURVE_POINTS = 200
 #: the eval metrics the dashboard plots and shows, by what a label is (:attr:`LabelingService.answer`):
@@ -50,9 +53,12 @@ CURVE_METRICS = {
     "class": (("accuracy", "accuracy"),),
     "classes": (("micro_f1", "micro-F1"), ("map", "mAP")),
     "boxes": (("map", "mAP"), ("map_50", "mAP@.5")),
+    "mask": (("miou", "mIoU"), ("pixel_accuracy", "pixel accuracy")),
 }
-#: the API field of each kind of answer: a class name, a set of class names, a list of boxes
-_ANSWER_KEYS = {"class": "label", "classes": "labels", "boxes": "boxes"}
+#: the API field of each kind of answer: a class name, a set of class names, a list of boxes, a mask
+_ANSWER_KEYS = {"class": "label", "classes": "labels", "boxes": "boxes", "mask": "mask"}
+#: what a label is, by what the task's model outputs (anything else: one class)
+_ANSWER_OF_OUTPUT = {"sigmoid": "classes", "boxes": "boxes", "masks": "mask"}
 #: bytes of an image's start that identify its format (for images imported before formats were stored)
 _HEADER_BYTES = 16
 
@@ -90,14 +96,18 @@ class LabelingService:
     @property
     def answer(self) -> str:
         """What a label is in this project, by what its task's model outputs: ``"class"`` (one class name),
-        ``"classes"`` (a set of names: independent per-class sigmoids) or ``"boxes"`` (a detector's boxes)."""
-        return {"sigmoid": "classes", "boxes": "boxes"}.get(self.task.output, "class")
+        ``"classes"`` (a set of names: independent per-class sigmoids), ``"boxes"`` (a detector's boxes) or
+        ``"mask"`` (a segmenter's class per pixel)."""
+        return _ANSWER_OF_OUTPUT.get(self.task.output, "class")
 
     def as_answer(self, payload: Payload | None) -> dict[str, Any]:
-        """A payload as the API's ``label``, ``labels`` and ``boxes`` fields: the one this project's answers
-        use holds it, the others are None (an empty list is "none of these" or "nothing here" by the project)."""
+        """A payload as the API's ``label``, ``labels``, ``boxes`` and ``mask`` fields: the one this project's
+        answers use holds it, the others are None (an empty list is "none of these" or "nothing here" by the
+        project; a mask comes with the URL of its PNG)."""
         out: dict[str, Any] = dict.fromkeys(_ANSWER_KEYS.values())
-        if payload is not None:
+        if isinstance(payload, dict) and "mask" in payload:
+            out["mask"] = {**payload, "url": f"/api/masks/{payload['mask']}"}
+        elif payload is not None:
             out[_ANSWER_KEYS[self.answer]] = list(payload) if isinstance(payload, list) else payload
         return out
 
@@ -149,10 +159,19 @@ class LabelingService:
             "proposals": None if pred is None else self.proposals(pred[0]),
             "history": None,
             "held_by": None if holder == author else holder,
+            "asked": self.asked_url(image.id),
         }
         if history:
             out["history"] = [self._event(e) for e in self.store.label_history(image.id)]
         return out
+
+    def asked_url(self, image_id: int) -> str | None:
+        """Segmentation: the URL of the mask of the pixels the latest round asks for in the image (1 = asked),
+        None when it asks for the whole image (image-level rounds, and every other task)."""
+        if self.answer != "mask":
+            return None
+        key = self.store.asked_mask_key(image_id)
+        return None if key is None else f"/api/masks/{key}"
 
     def _event(self, e: Any) -> dict[str, Any]:
         return {
@@ -284,6 +303,8 @@ class LabelingService:
         project, a name in a multi-label one, a box outside the image, naming the box).
         """
         image = self.store.get_image(image_id)
+        if isinstance(payload, dict) and "png" in payload:  # the header only: a PNG of another size is not inflated
+            png_bytes(payload["png"], size=(image.width, image.height))
         if payload is not None:
             self._check_classes(payload_classes(payload))
             payload = self.task.validate(payload, self.store.class_names(), size=(image.width, image.height))
@@ -325,6 +346,7 @@ class LabelingService:
             "restored_label": outcome.restored_label,
             "restored_labels": restored["labels"],
             "restored_boxes": restored["boxes"],
+            "restored_mask": restored["mask"],
             "item": self.item(image, origin="undo", author=author),
         }
 
@@ -441,6 +463,47 @@ class LabelingService:
                 f"only {', '.join(sorted(RASTER_MEDIA_TYPES))} images are"
             )
         return data, media
+
+    # ----------------------------------------------------------------- masks
+    def mask_png(self, key: str) -> bytes:
+        """The canonical PNG of a stored mask (a label's, a prediction's or a round's asked pixels), by key.
+
+        ``key`` is only ever looked up in the task's mask store (64 hex digits, checked by the route and the
+        store); 404 when no mask has it.
+        """
+        if key not in self.task.masks:
+            raise NotFoundError(f"no mask {key}; mask keys come from labels, predictions and asked regions")
+        return encode_png(self.task.masks.get(key))
+
+    def region_settings(self) -> dict[str, Any] | None:
+        """How the task cuts images into regions (segmentation: its ``region_method`` and ``region_size``)."""
+        if self.answer != "mask":
+            return None
+        return {"method": self.task.region_method, "size": self.task.region_size}  # type: ignore[attr-defined]
+
+    def regions(self, image_id: int, method: str | None, size: int | None) -> dict[str, Any]:
+        """The image cut into regions (:func:`activelab.tasks.regions.region_map`), as row-major runs.
+
+        The file is checked against its import first (:meth:`image_file`); ``method`` and ``size``
+        default to the task's.
+        """
+        defaults = self.region_settings()
+        if defaults is None:
+            raise NotFoundError("regions are for segmentation projects; this project's labels are not masks")
+        self.image_file(image_id)
+        image = self.store.get_image(image_id)
+        method = method or defaults["method"]
+        size = size or defaults["size"]
+        regions = region_map(image.path, method, size)
+        return {
+            "image_id": image_id,
+            "width": int(regions.shape[1]),
+            "height": int(regions.shape[0]),
+            "method": method,
+            "size": size,
+            "n_regions": int(regions.max()) + 1 if regions.size else 0,
+            "runs": region_runs(regions),
+        }
 
     # --------------------------------------------------------------- similar
     def similar(self, image_id: int, k: int, author: str | None = None) -> dict[str, Any]:

@@ -11,28 +11,42 @@
                   // multi-label projects: an answer is a set; the classes turned on for the image on screen
                   multi: false, chosen: new Set(), chosenFor: null,
                   // detection projects (the model outputs boxes): the box editor and the image it holds
-                  boxes: false, editor: null, boxesFor: null };
+                  boxes: false, editor: null, boxesFor: null,
+                  // segmentation projects (the model outputs masks): the mask editor and the image it holds
+                  masks: false, maskEditor: null, maskFor: null };
   const $ = (id) => document.getElementById(id);
 
   function current() { return state.items[state.cursor] || null; }
 
   // a set of classes as text: "bag, shirt", or "none of these" for the empty set
   function setText(names) { return names.length ? names.join(", ") : "none of these"; }
-  // an answer, a prediction or a suggestion as text: its class, its set of classes, or how many boxes
-  function answerText(x) { return x.boxes ? boxesText(x.boxes) : x.labels ? setText(x.labels) : x.label; }
+  // an answer, a prediction or a suggestion as text: its class, its set of classes, how many boxes, or its mask
+  function answerText(x) {
+    return x.mask ? maskText(x.mask) : x.boxes ? boxesText(x.boxes) : x.labels ? setText(x.labels) : x.label;
+  }
+  // a payload as a labeler gave it (review banners): a class, a set, boxes or a mask
+  function payloadText(l) {
+    return state.boxes ? boxesText(l) : Array.isArray(l) ? setText(l) : l && l.mask ? maskText(l) : l;
+  }
 
   // retired classes leave the keys; the server lists only active ones, the filter keeps an old answer honest
   function setClasses(names) {
     state.classes = names.filter((n) => !state.retired.has(n));
     if (state.editor) state.editor.setClasses(state.classes);
+    if (state.maskEditor) state.maskEditor.setClasses(state.classes);
     renderClasses();
   }
 
+  // the key of the class at position i: 1..9 then 0; in a segmentation project the position itself (0 = background)
+  function classKey(i) { return state.masks ? (i <= 9 ? String(i) : null) : i < KEYS.length ? KEYS[i] : null; }
+
   function renderClasses() {
     $("classes").replaceChildren(...state.classes.map((name, i) => {
+      const key = classKey(i);
       const b = node("button", { type: "button", class: "class", "data-label": name },
-        i < KEYS.length ? node("kbd", {}, KEYS[i]) : null, i < KEYS.length ? " " : null, name);
-      b.addEventListener("click", () => (state.boxes ? state.editor.setClass(name) : state.multi ? toggle(name) : label(name)));
+        key ? node("kbd", {}, key) : null, key ? " " : null, name);
+      b.addEventListener("click", () => (state.masks ? state.maskEditor.setClass(i) : state.boxes ? state.editor.setClass(name)
+        : state.multi ? toggle(name) : label(name)));
       return b;
     }));
   }
@@ -59,15 +73,21 @@
     $("key-new-class").hidden = !state.allowNewClasses;
     state.multi = p.answer === "classes";
     state.boxes = p.output === "boxes";
+    state.masks = p.answer === "mask";
     if (state.boxes && !state.editor) state.editor = BoxEditor($("boxes"), $("image"), render);
+    if (state.masks && !state.maskEditor) state.maskEditor = MaskEditor($("mask-layer"), $("image"), render);
     $("single").classList.toggle("boxes", state.boxes);
+    $("single").classList.toggle("masks", state.masks);
     $("boxes").toggleAttribute("hidden", !state.boxes);
-    $("classes").classList.toggle("multi", state.multi || state.boxes);
+    $("mask-layer").toggleAttribute("hidden", !state.masks);
+    $("classes").classList.toggle("multi", state.multi || state.boxes || state.masks);
     $("set-actions").hidden = !state.multi;
     $("box-actions").hidden = !state.boxes;
-    $("keys-single").hidden = state.multi || state.boxes;
+    $("mask-actions").hidden = !state.masks;
+    $("keys-single").hidden = state.multi || state.boxes || state.masks;
     $("keys-multi").hidden = !state.multi;
     $("keys-boxes").hidden = !state.boxes;
+    $("keys-masks").hidden = !state.masks;
     setClasses(p.classes);
   }
 
@@ -105,6 +125,31 @@
     });
   }
 
+  // The mask being painted on an image lives on its item (masks.js), so moving to another image and back keeps
+  // it: at first empty, or, reviewing, the image's current mask; the model's mask shows under it while the hint is on.
+  function renderMasks(item) {
+    const ed = state.maskEditor;
+    ed.setShowModel(state.hint);
+    if (item && state.maskFor !== item) {  // another image, or the same one served again (undo)
+      state.maskFor = item;
+      const history = item.history || [];
+      const last = history.length ? history[history.length - 1].mask : null;
+      ed.load(item, { current: last ? localUrl(last.url) : null, regionsUrl: `/api/images/${item.image_id}/regions` });
+    }
+    const asked = ed.askedCount();
+    const tool = ed.tool === "brush" ? `brush ${ed.brush()} px` : ed.tool === "polygon" ? "polygon" : "fill superpixel";
+    const paint = ed.eraser ? "eraser" : state.classes[ed.classIndex] || "—";
+    $("mask-status").textContent = `${tool} · ${paint} · ${ed.labeledCount().toLocaleString("en-US")} px labeled` +
+      (asked == null ? "" : ` · ${asked.toLocaleString("en-US")} px asked (the rest stays unlabeled)`);
+    document.querySelectorAll("#classes .class").forEach((el, i) => {
+      const on = !ed.eraser && i === ed.classIndex;
+      el.classList.toggle("on", on);
+      el.setAttribute("aria-pressed", String(on));
+    });
+    ["brush", "polygon", "fill"].forEach((t) => $(`tool-${t}`).classList.toggle("on", ed.tool === t));
+    $("tool-eraser").classList.toggle("on", ed.eraser);
+  }
+
   // One source for the model's class: the server's item.suggestion (the label-error ranking's class for a
   // likely label error, else the latest prediction); the hint, the banner and the highlight all read it.
   function hintText(item) {
@@ -115,7 +160,8 @@
     const from = s.source === "label_errors" ? "out-of-fold, label-error ranking" : `round ${s.round}`;
     // detection: the predicted boxes, and how many of them score enough to be offered as proposals
     const offered = state.boxes && s.boxes && s.boxes.length ? `, ${(item.proposals || []).length} offered` : "";
-    return `model: ${answerText(s)}${offered} (${[pct, from].filter(Boolean).join(", ")})`;
+    const what = s.mask ? "mask (a: accept it under the pointer, A: everywhere)" : answerText(s);
+    return `model: ${what}${offered} (${[pct, from].filter(Boolean).join(", ")})`;
   }
 
   // multi-label: the predicted classes shown with the hint (each highlighted), only active ones
@@ -157,7 +203,7 @@
       $("image-meta").textContent = `image ${item.image_id} · ${rankText(item)}`;
     }
     syncChosen(item);
-    const picks = state.boxes ? [] : state.multi ? suggestedSet(item) : [suggestedClass(item)];
+    const picks = state.boxes || state.masks ? [] : state.multi ? suggestedSet(item) : [suggestedClass(item)];
     document.querySelectorAll("#classes .class").forEach((b) => {
       b.classList.toggle("suggested", picks.includes(b.dataset.label));
       const on = state.multi && state.chosen.has(b.dataset.label);
@@ -165,6 +211,7 @@
       if (state.multi) b.setAttribute("aria-pressed", String(on));
     });
     if (state.boxes) renderBoxes(item);
+    if (state.masks) renderMasks(item);
     $("chosen").textContent = state.chosen.size ? `on: ${[...state.chosen].sort().join(", ")}` : "no class on";
     // leases are advisory: labeling an image someone else holds is allowed, but say so
     $("held-by").hidden = !(item && item.held_by);
@@ -207,21 +254,22 @@
     banner.hidden = false;
     const details = (item.flag && item.flag.details) || {};
     const labels = details.labels;
-    if (item.flag && item.flag.reason === "label_error" && state.boxes) {
+    const drawn = state.boxes ? "boxes" : state.masks ? "mask" : null;  // answers corrected in place
+    if (item.flag && item.flag.reason === "label_error" && drawn) {
       banner.textContent = `Possible label error (label quality ${Number(details.score).toFixed(3)}): ` +
-        `${details.note || "the model disagrees with these boxes"}. Correct the boxes and press Enter.`;
+        `${details.note || `the model disagrees with this ${drawn === "boxes" ? "set of boxes" : "mask"}`}. Correct the ${drawn} and press Enter.`;
     } else if (item.flag && item.flag.reason === "label_error") {
       banner.textContent = `Possible label error: labeled ${details.given}, the model suggests ${answerText(item.suggestion)} ` +
         `(label quality ${Number(details.score).toFixed(3)}). Keep it, correct it, or mark not sure.`;
     } else {
       banner.textContent = labels
-        ? "Labelers disagree: " + Object.entries(labels).map(([who, l]) => `${who} said ${state.boxes ? boxesText(l) : Array.isArray(l) ? setText(l) : l}`).join("; ") +
-          (state.boxes ? ". Correct the boxes and press Enter." : state.multi ? ". Turn on the right classes and press Enter." : ". Pick the right class.")
-        : state.boxes ? "Flagged for review. Correct the boxes and press Enter." : "Flagged for review. Pick the right class.";
+        ? "Labelers disagree: " + Object.entries(labels).map(([who, l]) => `${who} said ${payloadText(l)}`).join("; ") +
+          (drawn ? `. Correct the ${drawn} and press Enter.` : state.multi ? ". Turn on the right classes and press Enter." : ". Pick the right class.")
+        : drawn ? `Flagged for review. Correct the ${drawn} and press Enter.` : "Flagged for review. Pick the right class.";
     }
     list.hidden = false;
     list.replaceChildren(...(item.history || []).map((e) => node("li", {},
-      `${e.created_at.slice(0, 19).replace("T", " ")} · `, node("b", {}, e.label != null || e.labels || e.boxes ? answerText(e) : "—"),
+      `${e.created_at.slice(0, 19).replace("T", " ")} · `, node("b", {}, e.label != null || e.labels || e.boxes || e.mask ? answerText(e) : "—"),
       ` by ${e.author} (${e.source})`, e.note ? ` · ${e.note}` : null)));
   }
 
@@ -307,6 +355,32 @@
     }
     return send({ boxes: [] });
   }
+  // segmentation: Enter closes an open polygon, else sends the mask (pixels nobody painted stay unlabeled, 255);
+  // a mask that labels nothing is refused here, as the server would
+  async function submitMask() {
+    const item = await ready();
+    const ed = state.maskEditor;
+    if (!item || ed.item !== item) return;
+    if (ed.polygonOpen()) { ed.closePolygon(); return; }
+    if (ed.loading) { toast("this image's masks are still loading", "warn"); return; }
+    if (!ed.labeledCount()) {
+      toast("nothing painted yet: paint with the brush, fill a superpixel (f), or accept the model's mask (A)", "warn");
+      return;
+    }
+    return send({ mask: { png: await ed.png() } });
+  }
+  function acceptModel(where) {
+    const ed = state.maskEditor;
+    if (ed.acceptModel(where)) return;
+    toast(!ed.hasModel() ? "no model mask for this image yet"
+      : "point at the image: a accepts the model's mask in the superpixel under the pointer", "warn");
+  }
+  // u and Ctrl+Z: in a segmentation project the last edit of the mask on screen first, then the last label sent
+  function undoAny() {
+    if (state.masks && !state.grid && state.maskEditor.undo()) return;
+    return undo();
+  }
+
   function acceptProposal() {
     if (!state.editor.accept()) toast("select a proposal first (Tab, or click its dashed box)", "warn");
   }
@@ -416,7 +490,7 @@
       state.similar = res.items;
       $("similar-title").textContent = `${res.items.length} images like ${imageId} (click one to label it)`;
       $("similar-grid").replaceChildren(...res.items.map((it) => {
-        const given = it.boxes || it.labels || it.label ? " · " + answerText(it) : "";
+        const given = it.mask || it.boxes || it.labels || it.label ? " · " + answerText(it) : "";
         const c = cell(it, `${(100 * it.similarity).toFixed(0)}%${given}`, false);
         c.addEventListener("click", () => labelSimilar([it]));
         return c;
@@ -455,18 +529,30 @@
       Tab: () => ed.cycle(e.shiftKey ? -1 : 1), Delete: () => ed.remove(), Backspace: () => ed.remove() };
     return actions[e.key] || null;
   }
+  // segmentation: the keys of the mask editor (number keys pick the class by its position: 0 is the background)
+  function maskKeyAction(e) {
+    const ed = state.maskEditor;
+    if (/^[0-9]$/.test(e.key)) return Number(e.key) < state.classes.length ? () => ed.setClass(Number(e.key)) : null;
+    const actions = { Enter: submitMask, Escape: () => ed.cancelPolygon(), b: () => ed.setTool("brush"),
+      p: () => ed.setTool("polygon"), f: () => ed.setTool("fill"), e: () => ed.toggleEraser(),
+      "+": () => ed.resize(1), "=": () => ed.resize(1), "]": () => ed.resize(1), "-": () => ed.resize(-1), "[": () => ed.resize(-1),
+      a: () => acceptModel("region"), A: () => acceptModel("image") };
+    return actions[e.key] || null;
+  }
   function toggleGrid() { state.grid = !state.grid; render(); fill(); }
 
   // what a key does on this page; null leaves the key to the browser
   function keyAction(e) {
-    if (e.ctrlKey || e.metaKey) return e.key === "z" ? undo : null;
+    if (e.ctrlKey || e.metaKey) return e.key === "z" ? undoAny : null;
     if (e.altKey) return null;
     const boxAction = state.boxes && !state.grid ? boxKeyAction(e) : null;
     if (boxAction) return boxAction;
+    const maskAction = state.masks && !state.grid ? maskKeyAction(e) : null;
+    if (maskAction) return maskAction;
     const idx = KEYS.indexOf(e.key);
     if (idx >= 0 && idx < state.classes.length) return () => (state.multi ? toggle : label)(state.classes[idx]);
     if (state.multi && e.key === "x") return noneOfThese;
-    const actions = { s: skip, n: unsure, u: undo, h: toggleHint, g: toggleGrid, m: showSimilar,
+    const actions = { s: skip, n: unsure, u: undoAny, h: toggleHint, g: toggleGrid, m: showSimilar,
       Enter: state.multi ? submitSet : acceptSuggestion,
       "/": () => $("note").focus(), c: () => { if (state.allowNewClasses) $("new-class").focus(); },
       ArrowRight: () => { state.cursor = Math.min(state.items.length - 1, state.cursor + 1); render(); fill(); },
@@ -501,7 +587,13 @@
   $("delete-box").addEventListener("click", () => state.editor.remove());
   $("none-of-these").addEventListener("click", noneOfThese);
   $("unsure").addEventListener("click", unsure);
-  $("undo").addEventListener("click", undo);
+  $("undo").addEventListener("click", undoAny);
+  $("submit-mask").addEventListener("click", submitMask);
+  ["brush", "polygon", "fill"].forEach((t) => $(`tool-${t}`).addEventListener("click", () => state.maskEditor.setTool(t)));
+  $("tool-eraser").addEventListener("click", () => state.maskEditor.toggleEraser());
+  $("brush-smaller").addEventListener("click", () => state.maskEditor.resize(-1));
+  $("brush-larger").addEventListener("click", () => state.maskEditor.resize(1));
+  $("accept-image").addEventListener("click", () => acceptModel("image"));
   $("toggle-hint").addEventListener("click", toggleHint);
   $("toggle-grid").addEventListener("click", toggleGrid);
   $("add-class").addEventListener("click", askAddClass);
@@ -509,7 +601,7 @@
   $("class-confirm-no").addEventListener("click", cancelAddClass);
   $("show-similar").addEventListener("click", showSimilar);
   $("similar-close").addEventListener("click", closeSimilar);
-  $("similar-queue").addEventListener("click", () => labelSimilar((state.similar || []).filter((it) => !it.label && !it.labels && !it.boxes)));
+  $("similar-queue").addEventListener("click", () => labelSimilar((state.similar || []).filter((it) => !it.label && !it.labels && !it.boxes && !it.mask)));
   // a new round re-ranked the queue: keep the image on screen, fetch the rest in the new order
   document.addEventListener("newround", () => {
     if (mode !== "label") return;
