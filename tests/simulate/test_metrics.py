@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from activelab.exceptions import InputError
@@ -49,3 +50,17 @@ def test_summary_ratios_to_random() -> None:
     assert rows["random"]["auc_std"] == pytest.approx(0.05)  # per-seed AUCs 0.625 and 0.725
     assert rows["margin"]["auc_ratio"] == pytest.approx(((0.65 + 0.85) / 2) / rand_auc)
     assert rows["random"]["auc_ratio"] == pytest.approx(1.0)
+
+
+def test_a_summary_in_pixels_averages_the_seeds_counts_and_compares_with_random_s_final() -> None:
+    """Counted in labeled pixels, seeds' grids differ: the seed-mean curve sits at the mean counts."""
+    curves = {
+        "random": {0: ([100, 200, 300], [0.2, 0.3, 0.4]), 1: ([100, 200, 300], [0.2, 0.3, 0.4])},
+        "region_entropy": {0: ([100, 140, 180], [0.2, 0.4, 0.5]), 1: ([100, 160, 220], [0.2, 0.4, 0.5])},
+    }
+    rows = {r["strategy"]: r for r in summarise(curves, [0.35])}
+    region = rows["region_entropy"]
+    assert region["max_labels"] == 200 and region["labels_to_35%"] == 150  # mean of 140 and 160
+    assert region["auc"] == pytest.approx(np.mean([(0.3 * 40 + 0.45 * 40) / 80, (0.3 * 60 + 0.45 * 60) / 120]))
+    assert rows["random"]["labels_to_random_final"] == 300 and rows["random"]["ratio_to_random_final"] == 1.0
+    assert region["labels_to_random_final"] == 150 and region["ratio_to_random_final"] == pytest.approx(0.5)

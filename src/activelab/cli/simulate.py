@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from activelab._defaults import DEFAULT_DETECTION_MODEL, DEFAULT_MODEL
+from activelab._defaults import DEFAULT_DETECTION_MODEL, DEFAULT_MODEL, DEFAULT_SEGMENTATION_MODEL
 from activelab.cli.commands import either, mode_name
 from activelab.cli.output import console, friendly_errors, print_json, result_table
 
@@ -20,6 +20,8 @@ SIM_DEFAULTS = {
     "initial_size": 20,
     "k": 10,
     "budget_unit": "images",
+    "region_method": "slic",
+    "region_size": 16,
     "budget": 200,
     "seeds": "0,1,2",
     "model": DEFAULT_MODEL,
@@ -44,15 +46,15 @@ def simulate(
         str | None,
         typer.Option(
             help="digits, fashion-mnist, fashion-mnist-sample, or a folder with pool.csv "
-            "(or answers.csv) and eval.csv (detection: a fashion-scenes folder) "
+            "(or answers.csv) and eval.csv (detection, segmentation: a fashion-scenes folder) "
             f"(default: {SIM_DEFAULTS['dataset']})."
         ),
     ] = None,
     task: Annotated[
         str | None,
         typer.Option(
-            help="What a label is: classification, multilabel or detection (the dataset's label column is read "
-            f"by it) (default: {SIM_DEFAULTS['task']})."
+            help="What a label is: classification, multilabel, detection or segmentation (the dataset's label "
+            f"column, or a fashion-scenes folder's mask tables, is read by it) (default: {SIM_DEFAULTS['task']})."
         ),
     ] = None,
     strategy: Annotated[
@@ -61,7 +63,7 @@ def simulate(
             "--strategy",
             help="Comma-separated strategy names, e.g. random,margin,badge (default: "
             f"{SIM_DEFAULTS['strategies']}, those the task can feed, plus its default strategy: random,det_entropy for "
-            "detection).",
+            "detection). Region strategies (region_random, region_entropy, ...) ask for regions of images.",
         ),
     ] = None,
     initial: Annotated[
@@ -76,13 +78,33 @@ def simulate(
     ] = None,
     k: Annotated[
         int | None,
-        typer.Option("-k", "--k", help=f"Labels (images, or boxes) acquired per round (default: {SIM_DEFAULTS['k']})."),
+        typer.Option(
+            "-k",
+            "--k",
+            help="Labels acquired per round: images (regions for a region strategy), boxes or pixels (see "
+            f"--budget-unit) (default: {SIM_DEFAULTS['k']}).",
+        ),
     ] = None,
     budget_unit: Annotated[
         str | None,
         typer.Option(
-            help="What -k counts: images, or boxes (detection: each image costs the boxes the model predicts in "
-            f"it; needs --rounds) (default: {SIM_DEFAULTS['budget_unit']})."
+            help="What -k counts: images (regions for a region strategy), boxes (detection: each image costs the "
+            "boxes the model predicts in it) or pixels (segmentation: each image costs its pixels, each region "
+            f"its own); boxes and pixels need --rounds (default: {SIM_DEFAULTS['budget_unit']})."
+        ),
+    ] = None,
+    region_method: Annotated[
+        str | None,
+        typer.Option(
+            help="Segmentation: how images are cut into regions, slic (superpixels) or patch (squares) "
+            f"(default: {SIM_DEFAULTS['region_method']})."
+        ),
+    ] = None,
+    region_size: Annotated[
+        int | None,
+        typer.Option(
+            help="Segmentation: region side in pixels (SLIC: about size x size pixels per superpixel) "
+            f"(default: {SIM_DEFAULTS['region_size']})."
         ),
     ] = None,
     rounds: Annotated[
@@ -98,7 +120,7 @@ def simulate(
         str | None,
         typer.Option(
             help=f"Model name (default: the task's: {SIM_DEFAULTS['model']}, {DEFAULT_DETECTION_MODEL} for "
-            "detection; small_cnn for finetune mode)."
+            f"detection, {DEFAULT_SEGMENTATION_MODEL} for segmentation; small_cnn for finetune mode)."
         ),
     ] = None,
     mode: Annotated[
@@ -168,6 +190,8 @@ def simulate(
         "initial_size": initial_size,
         "k": either("-k", k, "--batch-size", batch_size),
         "budget_unit": budget_unit,
+        "region_method": region_method,
+        "region_size": region_size,
         "rounds": rounds,
         "budget": budget,
         "seeds": seeds,
@@ -211,7 +235,7 @@ def simulate(
         return
     if exp.skipped:
         console.print(f"skipped (already done): {', '.join(exp.skipped)}", highlight=False)
-    console.print(summary_table(rows, list(cfg.targets), exp.headline_metric))
+    console.print(summary_table(rows, list(cfg.targets), exp.headline_metric, exp.curve_x))
     if cfg.semi_supervised != "none":
         from activelab.loop.settings import resolve_semi_supervised
 
@@ -228,9 +252,15 @@ def simulate(
     )
 
 
-def summary_table(rows: list[dict[str, Any]], targets: list[float], metric: str = "accuracy") -> Any:
-    """The per-strategy summary (as ``summary.md``) as a rich table; '-' where a target was never reached."""
-    from activelab.simulate.reports import target_name
+def summary_table(
+    rows: list[dict[str, Any]], targets: list[float], metric: str = "accuracy", x: str = "n_labeled"
+) -> Any:
+    """The per-strategy summary (as ``summary.md``) as a rich table; '-' where a target was never reached;
+    ``x`` names what labels are counted in (``n_pixels``: pixels, segmentation)."""
+    from activelab.simulate.reports import LABEL_WORDS, target_name
+
+    word = LABEL_WORDS.get(x, x)
+    final = bool(rows) and "labels_to_random_final" in rows[0]
 
     def fmt(value: Any, spec: str = "") -> str:
         return "-" if value is None else format(value, spec)
@@ -243,7 +273,9 @@ def summary_table(rows: list[dict[str, Any]], targets: list[float], metric: str 
         (f"final {metric}", "right"),
     ]
     for t in targets:
-        columns += [(f"labels to {target_name(t)}", "right"), (f"÷ random ({target_name(t)})", "right")]
+        columns += [(f"{word} to {target_name(t)}", "right"), (f"÷ random ({target_name(t)})", "right")]
+    if final:
+        columns += [(f"{word} to random's final", "right"), ("÷ random (final)", "right")]
     cells = []
     for r in rows:
         line = [
@@ -256,5 +288,7 @@ def summary_table(rows: list[dict[str, Any]], targets: list[float], metric: str 
         for t in targets:
             name = target_name(t)
             line += [fmt(r[f"labels_to_{name}"]), fmt(r[f"ratio_to_{name}"], ".2f")]
+        if final:
+            line += [fmt(r["labels_to_random_final"]), fmt(r["ratio_to_random_final"], ".2f")]
         cells.append(line)
-    return result_table("strategies compared (labels to reach: on the seed-mean curve)", columns, cells)
+    return result_table(f"strategies compared ({word} to reach: on the seed-mean curve)", columns, cells)

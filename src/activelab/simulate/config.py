@@ -93,8 +93,11 @@ class SimulationConfig(Section):
     every label, the initial set included. ``model`` left unset is the task's default
     model, ``strategies`` left unset those of the defaults the task can feed (plus its default
     strategy where one is missing). ``budget_unit: boxes`` makes ``k`` a budget of boxes per round (each image
-    costing the boxes the model predicts in it); the run then lasts ``rounds`` rounds,
-    which must be set, and ``budget`` (in images) is not used.
+    costing the boxes the model predicts in it), ``budget_unit: pixels`` a budget of pixels (each image
+    costing its pixels, each region of a region strategy its own); the run then lasts ``rounds`` rounds,
+    which must be set, and ``budget`` (in images) is not used. A region strategy's ``k`` in images counts
+    regions. ``region_method`` / ``region_size`` cut segmentation images into regions (SLIC superpixels of
+    about ``region_size**2`` pixels, or ``region_size`` square patches).
     """
 
     model_config = ConfigDict(protected_namespaces=())  # allows the model_options key
@@ -112,6 +115,8 @@ class SimulationConfig(Section):
     initial_size: PositiveInt = 20
     k: PositiveInt = 10
     budget_unit: BudgetUnit = "images"
+    region_method: Literal["slic", "patch"] = "slic"
+    region_size: PositiveInt = 16
     rounds: PositiveInt | None = None
     budget: PositiveInt | None = 200
     seeds: Annotated[list[Annotated[int, Field(ge=0)]], _split_commas(int), AfterValidator(_unique)] = Field(
@@ -163,11 +168,11 @@ class SimulationConfig(Section):
             problem = semi_supervised_problem(self.semi_supervised, self.model_mode, self.task)
             if problem:
                 raise ValueError(problem)
-        if self.budget_unit == "boxes":
+        if self.budget_unit in ("boxes", "pixels"):
             if self.rounds is None:
                 raise ValueError(
-                    "rounds: with budget_unit boxes, k counts boxes per round and budget (images) is not used; "
-                    "set rounds"
+                    f"rounds: with budget_unit {self.budget_unit}, k counts {self.budget_unit} per round and budget "
+                    "(images) is not used; set rounds"
                 )
             return self._known_params()
         if self.rounds is None and self.budget is None:
@@ -217,7 +222,7 @@ class SimulationConfig(Section):
     @property
     def n_rounds(self) -> int:
         """Acquisition rounds to run (after the initial set)."""
-        if self.budget_unit == "boxes":
+        if self.budget_unit in ("boxes", "pixels"):
             assert self.rounds is not None  # _consistent requires it
             return self.rounds
         by_budget = math.ceil((self.budget - self.initial_size) / self.k) if self.budget is not None else None
@@ -227,8 +232,8 @@ class SimulationConfig(Section):
         return self.rounds if by_budget is None else min(self.rounds, by_budget)
 
     def batch_for_round(self, r: int) -> int:
-        """Labels (images, or boxes) acquired in acquisition round ``r`` (1-based); the last may be cut to the
-        budget in images."""
+        """Labels (images or regions, boxes, pixels) acquired in acquisition round ``r`` (1-based); the last may
+        be cut to the budget in images."""
         k = self.k
         if self.budget is not None and self.budget_unit == "images":
             k = min(k, self.budget - self.initial_size - (r - 1) * self.k)
@@ -264,6 +269,9 @@ class SimulationConfig(Section):
             out["pool_subset"] = self.pool_subset
         if self.budget_unit != "images":  # only when not the default: older results folders keep their key
             out["budget_unit"] = self.budget_unit
+        for key, default in (("region_method", "slic"), ("region_size", 16)):
+            if getattr(self, key) != default:  # only when set: older results folders keep their key
+                out[key] = getattr(self, key)
         for key, default in (("semi_supervised", "none"), ("representation", "fixed")):
             if getattr(self, key) != default:  # only when set: older results folders keep their key
                 out[key] = getattr(self, key)

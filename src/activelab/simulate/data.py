@@ -37,7 +37,8 @@ class SimDataset:
     ``pool_paths`` / ``eval_paths``: image files; ``pool_keys`` / ``eval_keys``: their
     cache keys (sha256 hex); ``y_pool`` / ``y_eval``: the task's targets, ``(N,)`` int64
     positions into ``classes`` (single-label), ``(N, C)`` 0/1 (multi-label) or an object
-    array ``(N,)`` of ``{"boxes", "labels"}`` dicts (detection). ``name`` says where it
+    array ``(N,)`` of ``{"boxes", "labels"}`` dicts (detection) or of ``(H, W) uint8`` masks
+    (segmentation). ``name`` says where it
     came from (recorded with results).
     """
 
@@ -103,16 +104,23 @@ def strata(y: np.ndarray) -> np.ndarray:
 
 def box_counts(y: np.ndarray) -> np.ndarray | None:
     """``(N,)`` ground-truth boxes of each image for detection targets (dicts with ``labels``); None for class
-    targets, which label an image, not objects in it."""
+    targets, which label an image, not objects in it, and for masks."""
     y = np.asarray(y)
-    if y.dtype != object:
+    if y.dtype != object or not all(isinstance(t, dict) for t in y):
         return None
     return np.array([len(t["labels"]) for t in y], dtype=np.int64)
 
 
 def class_counts(y: np.ndarray, positions: np.ndarray, n_classes: int) -> list[int]:
-    """How many of the images at ``positions`` carry each class; for detection targets, how many boxes."""
+    """How many of the images at ``positions`` carry each class; for detection targets, how many boxes; for
+    masks, how many labeled pixels."""
     picked = np.asarray(y)[np.asarray(positions, dtype=np.int64)]
+    if picked.dtype == object and not all(isinstance(t, dict) for t in picked):
+        counts = np.zeros(n_classes, dtype=np.int64)
+        for mask in picked:
+            values = np.asarray(mask).ravel()
+            counts += np.bincount(values[values < n_classes], minlength=n_classes)[:n_classes]
+        return counts.tolist()
     if picked.dtype == object:
         labels = [np.asarray(t["labels"], dtype=np.int64) for t in picked]
         flat = np.concatenate(labels) if labels else np.zeros(0, dtype=np.int64)
@@ -239,6 +247,60 @@ def from_folder(
     return SimDataset(str(root), classes, pp, pk, yp, ep, ek, ye)
 
 
+def from_mask_folder(
+    folder: str | os.PathLike[str],
+    task: Task,
+    *,
+    pool_limit: int | None = None,
+    eval_limit: int | None = None,
+    subset_seed: int = 0,
+) -> SimDataset:
+    """A :class:`SimDataset` of segmentation masks from a fashion-scenes folder's mask tables.
+
+    The tables are :data:`activelab.data.scenes.SEGMENTATION_TABLES`: ``answers_masks.csv``
+    (the pool's oracle) and ``eval_masks.csv`` with columns ``image`` and ``mask`` (a mask PNG,
+    paths relative to ``folder``), and ``classes_masks.txt`` (``background`` first), whose
+    order gives the pixel values. Each mask is validated by ``task`` (kept in its mask store);
+    the targets are ``(N,)`` object arrays of ``(H, W) uint8`` masks. ``pool_limit`` /
+    ``eval_limit`` keep a random subset (fixed by ``subset_seed``).
+    """
+    from activelab.data.scenes import SEGMENTATION_TABLES
+    from activelab.models import file_key
+
+    root = Path(folder)
+    classes_file = root / SEGMENTATION_TABLES["classes"]
+    if not classes_file.is_file():
+        raise NotFoundError(
+            f"{classes_file} not found: a segmentation dataset folder needs {SEGMENTATION_TABLES['classes']}, "
+            f"{SEGMENTATION_TABLES['answers']} and {SEGMENTATION_TABLES['eval']}; write one with "
+            "`activelab datasets fetch fashion-scenes DIR`"
+        )
+    classes = _listed_classes(classes_file, set())
+    parts = []
+    for split, limit, off in (("answers", pool_limit, 0), ("eval", eval_limit, 1)):
+        table = root / SEGMENTATION_TABLES[split]
+        if not table.is_file():
+            raise NotFoundError(f"{table} not found (columns image, mask); write it with `activelab datasets fetch`")
+        df = pd.read_csv(table, dtype=str, keep_default_na=False)
+        for needed in ("image", "mask"):
+            if needed not in df.columns:
+                raise InputError(f"{table} has no column {needed!r} (columns: {', '.join(map(str, df.columns))})")
+        keep = _stratified(np.zeros(len(df), dtype=np.int64), limit, subset_seed + off)
+        paths, payloads = [], []
+        for i in keep.tolist():
+            path = root / df["image"].iloc[i]
+            if not path.is_file():
+                raise NotFoundError(f"{path} (listed in {table}, row {i + 2}) does not exist")
+            try:
+                payloads.append(task.validate(task.parse(df["mask"].iloc[i], base=root), classes))
+            except InputError as e:
+                raise InputError(f"{table} row {i + 2}: {e}") from None
+            paths.append(str(path))
+        parts.append((paths, [file_key(p) for p in paths], task.targets(payloads, classes)))
+    (pp, pk, yp), (ep, ek, ye) = parts
+    return SimDataset(str(root), classes, pp, pk, yp, ep, ek, ye)
+
+
 def _listed_classes(path: Path, mentioned: set[str]) -> list[str]:
     """The class names of ``path`` (one per line, blank lines skipped); every ``mentioned`` one must be there."""
     listed = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -260,7 +322,8 @@ def load_dataset(
     """``digits``, ``fashion-mnist`` (60k pool / 10k eval), ``fashion-mnist-sample`` (or ``sample``: the
     bundled Fashion-MNIST sample) or a folder holding ``pool.csv`` (or ``answers.csv``) and ``eval.csv``.
 
-    ``task`` reads a folder's label cells (:func:`from_folder`); the built-in sets are single-label."""
+    ``task`` reads a folder's label cells (:func:`from_folder`); a task whose labels are masks reads a
+    fashion-scenes folder's mask tables (:func:`from_mask_folder`); the built-in sets are single-label."""
     from activelab.data.datasets import (
         DIGITS_CLASSES,
         FASHION_MNIST_CLASSES,
@@ -295,6 +358,8 @@ def load_dataset(
                 )
             ],
         )
+    if os.path.isdir(name) and task is not None and task.output == "masks":
+        return from_mask_folder(name, task, **kw)
     if os.path.isdir(name):
         return from_folder(name, task=task, **kw)
     raise InputError(

@@ -8,8 +8,11 @@ metrics -> compute what the strategy ``requires`` -> ``strategies.select`` -> th
 labels the picks. In frozen mode the backbone embeddings come from the embedding cache,
 so a "fit" trains only the head. The config's ``task`` (single-label, multi-label,
 detection) decides how labels are read, what the model outputs and which metrics the
-curves plot (its headline: accuracy, micro-F1, mAP). Each round records the labeled
-images and, for detection, the labeled boxes, so curves can be drawn against either.
+curves plot (its headline: accuracy, micro-F1, mAP, mIoU). Each round records the labeled
+images and, for detection, the labeled boxes, for segmentation the labeled pixels, so curves can
+be drawn against either. For segmentation the oracle (:class:`~activelab.simulate.oracle.Oracle`)
+answers an image strategy with the whole mask and a region strategy with the asked pixels only,
+keeping partial masks across rounds; summaries then follow labeled pixels.
 
 With ``semi_supervised`` set, each fit also trains on the unlabeled images of the round's
 candidates (never on the eval split), and each round records ``n_unlabeled`` and the method; with
@@ -19,8 +22,8 @@ says so, and each round records the candidate's ``representation`` label.
 
 Results live in ``results_dir`` (keyed by the config hash). A run's file
 ``runs/<strategy>__seed<seed>.json`` is written atomically when it finishes, and a
-``.partial.json`` after every round, so an interrupted experiment resumes at the last
-finished round and a finished run is skipped.
+``.partial.json`` after every round (for masks also ``.partial.npz``, the pixels revealed so far),
+so an interrupted experiment resumes at the last finished round and a finished run is skipped.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from activelab._io import atomic_write_text
+from activelab._io import atomic_path, atomic_write_text
 from activelab.exceptions import InputError
 from activelab.loop.inputs import check_capabilities
 from activelab.loop.round import (
@@ -51,6 +54,7 @@ from activelab.loop.round import (
     native_image_size,
     play_round,
     rechoose_representation,
+    strategy_unit,
 )
 from activelab.loop.settings import ModelSettings, resolve_semi_supervised
 from activelab.models import ModelAdapter
@@ -59,6 +63,7 @@ from activelab.progress import Progress, progress_task
 from activelab.simulate.config import INITIAL_RANDOM, SimulationConfig
 from activelab.simulate.data import SimDataset, box_counts, class_counts, load_dataset, strata
 from activelab.simulate.metrics import summarise
+from activelab.simulate.oracle import Oracle
 from activelab.simulate.trackers import Tracker, make_tracker
 from activelab.strategies import select
 from activelab.tasks import Task, get_task
@@ -159,6 +164,7 @@ class Experiment:
         self._static_embeddings: np.ndarray | None = None
         self._candidate_models: dict[str, ModelAdapter] = {}  # representation: auto, by candidate label
         self._representation: RepresentationState | None = None  # the current run's choice
+        self._task: Task | None = None
 
     # ------------------------------------------------------------------ pieces
     @property
@@ -167,7 +173,14 @@ class Experiment:
 
     @property
     def task(self) -> Task:
-        return get_task(self.config.task)
+        """The config's task (one instance: a segmentation task keeps the dataset's masks in its store), with the
+        config's region settings where the task cuts images into regions."""
+        if self._task is None:
+            self._task = get_task(self.config.task)
+            for key in ("region_method", "region_size"):
+                if hasattr(self._task, key):
+                    setattr(self._task, key, getattr(self.config, key))
+        return self._task
 
     @property
     def dataset(self) -> SimDataset:
@@ -329,16 +342,20 @@ class Experiment:
         check_capabilities(self.task, strategy, params, self.model)  # fail before any round
         initial = self.initial_set(seed)
         partial = self.run_path(strategy, seed).with_suffix(".partial.json")
+        revealed = partial.with_suffix(".npz")  # masks: the pixels answered so far
         rounds: list[dict[str, Any]] = []
-        labeled = np.zeros(ds.n_pool, dtype=bool)
-        labeled[initial] = True
+        oracle = Oracle(ds.y_pool)
+        oracle.answer(initial, n_classes=len(ds.classes))
         self._representation = None
         if partial.exists():
             rounds = json.loads(partial.read_text())["rounds"]
             for done in rounds:
-                labeled[np.asarray(done.get("picked", []), dtype=np.int64)] = True
+                oracle.answer(np.asarray(done.get("picked", []), dtype=np.int64), n_classes=len(ds.classes))
                 if "representation_choice" in done:
                     self._representation = RepresentationState.from_record(done["representation_choice"])
+            if oracle.masks and revealed.exists():
+                with np.load(revealed) as state:
+                    oracle.restore(dict(state))
             bar.advance(len(rounds))
         trackers = self._trackers_for_run()
         for t in trackers:
@@ -350,9 +367,8 @@ class Experiment:
             start = len(rounds)
             for r in range(start, c.n_rounds + 1):
                 bar.describe(f"{strategy} seed={seed} round={r}/{c.n_rounds}")
-                rec = self._round(strategy, seed, r, labeled, params)
+                rec = self._round(strategy, seed, r, oracle, params)
                 rounds.append(rec)
-                labeled[np.asarray(rec["picked"], dtype=np.int64)] = True
                 for t in trackers:
                     t.log(rec["metrics"], rec["n_labeled"])
                 bar.describe(
@@ -360,6 +376,9 @@ class Experiment:
                     f"{rec['metrics'][self.headline_metric]:.3f} at {rec['n_labeled']} labels"
                 )
                 bar.advance(1)
+                if oracle.masks:
+                    with atomic_path(revealed) as tmp:
+                        np.savez(tmp, **oracle.state())
                 atomic_write_text(partial, json.dumps({"rounds": rounds}))
         finally:
             for t in trackers:
@@ -375,6 +394,7 @@ class Experiment:
         }
         atomic_write_text(self.run_path(strategy, seed), json.dumps(_jsonable(result)))
         partial.unlink(missing_ok=True)
+        revealed.unlink(missing_ok=True)
         return result
 
     def _round(
@@ -382,21 +402,30 @@ class Experiment:
         strategy: str,
         seed: int,
         r: int,
-        labeled: np.ndarray,
+        oracle: Oracle,
         params: dict[str, Any],
     ) -> dict[str, Any]:
-        """One round through the loop's :func:`~activelab.loop.round.play_round` over this round's candidates."""
+        """One round through the loop's :func:`~activelab.loop.round.play_round` over this round's candidates; the
+        oracle then answers the picks (for a region strategy, the asked pixels only)."""
         c = self.config
         ds = self.dataset
+        labeled, exclude = oracle.labeled.copy(), oracle.exclude
+        n_pixels = oracle.n_pixels
         k = c.batch_for_round(r + 1) if r < c.n_rounds else 0
         # a semi-supervised fit reads the unlabeled candidates even in the last round, which selects nothing
         wide = k > 0 or c.semi_supervised != "none"
-        view = self._candidates(labeled, seed, r) if wide and not labeled.all() else np.flatnonzero(labeled)
+        done = labeled if exclude is None else exclude
+        view = self._candidates(labeled, seed, r) if wide and not done.all() else np.flatnonzero(labeled)
         model = self._round_model(labeled, seed)
         outcome = play_round(
             self.task,
             model,
-            Pool(self._pool_images(view), ds.y_pool[view], labeled[view]),
+            Pool(
+                self._pool_images(view),
+                oracle.targets[view],
+                labeled[view],
+                None if exclude is None else exclude[view],
+            ),
             strategy,
             k,
             classes=ds.classes,
@@ -408,6 +437,8 @@ class Experiment:
             budget_unit=c.budget_unit,
         )
         picked = view[outcome.positions]
+        asked = None if outcome.asked is None else {int(view[p]): mask for p, mask in outcome.asked.items()}
+        answered = oracle.answer(picked, asked, n_classes=len(ds.classes))
         m = outcome.metrics
         seconds = {
             "fit": outcome.seconds["train"],
@@ -418,6 +449,11 @@ class Experiment:
         boxes = box_counts(ds.y_pool)
         if boxes is not None:  # detection: the ground-truth boxes of the labeled images, the labeling work done
             record["n_boxes"] = int(boxes[labeled].sum())
+        if oracle.masks:  # segmentation: the pixels answered so far, the labeling work done
+            record["n_pixels"] = n_pixels
+        unit = "regions" if strategy_unit(strategy) == "regions" and c.budget_unit == "images" else c.budget_unit
+        if unit != "images":
+            record["budget_unit"] = unit
         if outcome.fit is not None:
             record.update(semi_supervised=outcome.fit.semi_supervised, n_unlabeled=outcome.fit.n_unlabeled)
         if self._representation is not None:
@@ -425,12 +461,15 @@ class Experiment:
             record["representation_choice"] = self._representation.to_record()
         # accuracy and macro-F1 stay top-level keys where the task reports them (results written before `metrics`)
         record.update({name: m[name] for name in ("accuracy", "macro_f1") if name in m})
+        if "per_class_iou" in m:
+            record["per_class_iou"] = m["per_class_iou"]
         return {
             **record,
             "metrics": {name: v for name, v in m.items() if isinstance(v, float)},
             "recall": {name: v["recall"] for name, v in m.get("per_class", {}).items() if "recall" in v},
             "picked": picked.tolist(),
-            "picked_classes": class_counts(ds.y_pool, picked, len(ds.classes)),
+            # masks: the pixels of each class the oracle revealed for the picks
+            "picked_classes": answered if oracle.masks else class_counts(ds.y_pool, picked, len(ds.classes)),
             "seconds": {**seconds, "total": sum(seconds.values())},
         }
 
@@ -497,22 +536,31 @@ class Experiment:
                     out.setdefault(s, {})[seed] = json.loads(p.read_text())
         return out
 
-    def summary(self, metric: str | None = None) -> list[dict[str, Any]]:
+    def summary(self, metric: str | None = None, x: str | None = None) -> list[dict[str, Any]]:
         """Per-strategy AUC, labels to reach each target and ratios to random (see metrics.summarise).
 
         ``metric``: the eval metric the curves follow, any float the task reports (``accuracy``,
         ``macro_f1``; for multi-label also ``micro_f1``, ``map``, ``subset_accuracy``; for detection
-        ``map``, ``map_50``, ``map_75``); by default the task's headline metric (accuracy; micro-F1
-        for multi-label; mAP for detection)."""
+        ``map``, ``map_50``, ``map_75``; for segmentation ``miou``, ``pixel_accuracy``); by default the
+        task's headline metric (accuracy; micro-F1 for multi-label; mAP for detection; mIoU for
+        segmentation). ``x``: what the labels are counted in, a round record's ``n_labeled`` (images)
+        or ``n_pixels`` (segmentation); by default :attr:`curve_x`."""
         metric = metric or self.headline_metric
+        x = x or self.curve_x
         curves = {
             s: {
-                seed: ([r["n_labeled"] for r in run["rounds"]], [_round_metric(r, metric) for r in run["rounds"]])
+                seed: ([r[x] for r in run["rounds"]], [_round_metric(r, metric) for r in run["rounds"]])
                 for seed, run in by_seed.items()
             }
             for s, by_seed in self.results().items()
         }
         return summarise(curves, self.config.targets)
+
+    @property
+    def curve_x(self) -> str:
+        """What summaries count labels in: labeled pixels (``n_pixels``) for a task whose labels are masks, where a
+        region strategy labels parts of images; labeled images (``n_labeled``) otherwise."""
+        return "n_pixels" if self.task.output == "masks" else "n_labeled"
 
     @property
     def headline_metric(self) -> str:

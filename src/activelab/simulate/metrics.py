@@ -42,7 +42,7 @@ def labels_to_reach(n_labeled: ArrayLike, accuracy: ArrayLike, target: float) ->
     """The fewest labels at which the curve's accuracy is ``>= target``; None if never."""
     n, a = _curve(n_labeled, accuracy)
     hit = np.flatnonzero(a >= target - 1e-12)
-    return int(n[hit[0]]) if hit.size else None
+    return round(float(n[hit[0]])) if hit.size else None
 
 
 def summarise(
@@ -56,8 +56,12 @@ def summarise(
     Each row: ``strategy``, ``seeds``, ``auc`` (mean over seeds of :func:`normalised_auc`),
     ``auc_std``, ``final_accuracy`` (mean), ``auc_ratio`` (auc / baseline's auc),
     and per target ``t``: ``labels_to_{t}`` on the seed-mean curve (None: not reached)
-    and ``ratio_to_{t}`` = that / the baseline's (< 1: fewer labels than the baseline).
-    Seeds of one strategy must share the ``n_labeled`` grid (they do by construction).
+    and ``ratio_to_{t}`` = that / the baseline's (< 1: fewer labels than the baseline); with a
+    baseline, ``labels_to_random_final`` (where the seed-mean curve first reaches the baseline's
+    final mean score) and ``ratio_to_random_final`` (that / the baseline's own).
+    Counted in images, the seeds of one strategy share the ``n_labeled`` grid (by construction);
+    counted in labeled pixels (segmentation) they need not: each seed's AUC is taken on its own
+    grid and the seed-mean curve sits, round by round, at the mean of the seeds' counts.
     """
     rows: list[dict[str, Any]] = []
     for name, by_seed in curves.items():
@@ -65,23 +69,33 @@ def summarise(
             continue
         grids = [np.asarray(c[0], dtype=np.float64) for c in by_seed.values()]
         length = min(g.size for g in grids)
-        grid = grids[0][:length]
+        grid = np.mean([g[:length] for g in grids], axis=0)
         accs = np.stack([np.asarray(c[1], dtype=np.float64)[:length] for c in by_seed.values()])
-        aucs = [normalised_auc(grid, a) for a in accs]
+        aucs = [normalised_auc(g[:length], a) for g, a in zip(grids, accs, strict=True)]
         mean = accs.mean(axis=0)
         row: dict[str, Any] = {
             "strategy": name,
             "seeds": len(by_seed),
-            "max_labels": int(grid[-1]),
+            "max_labels": round(float(grid[-1])),
             "auc": float(np.mean(aucs)),
             "auc_std": float(np.std(aucs)),
             "final_accuracy": float(mean[-1]),
         }
         for t in targets:
             row[f"labels_to_{target_name(t)}"] = labels_to_reach(grid, mean, t)
+        row["_curve"] = (grid, mean)
         rows.append(row)
     base = next((r for r in rows if r["strategy"] == baseline), None)
+    if base is not None:  # the issue's goal: the baseline's final score with fewer labels
+        for row in rows:
+            n, a = row.pop("_curve")
+            row["labels_to_random_final"] = labels_to_reach(n, a, base["final_accuracy"])
+        reached = base["labels_to_random_final"]
+        for row in rows:
+            mine = row["labels_to_random_final"]
+            row["ratio_to_random_final"] = mine / reached if mine is not None and reached else None
     for row in rows:
+        row.pop("_curve", None)
         row["auc_ratio"] = row["auc"] / base["auc"] if base and base["auc"] > 0 else None
         for t in targets:
             key = f"labels_to_{target_name(t)}"

@@ -3,12 +3,15 @@
 Files written into ``results_dir``:
 
 - ``rounds.csv`` / ``rounds.json``: one row per (strategy, seed, round); for detection
-  with the labeled boxes (``n_boxes``) beside the labeled images.
+  with the labeled boxes (``n_boxes``), for segmentation the labeled pixels (``n_pixels``)
+  beside the labeled images.
 - ``summary.csv`` / ``summary.json`` / ``summary.md``: per strategy, normalised AUC
   (mean ± std over seeds), labels to reach each target, ratios to random.
 - ``learning_curves.png``: the metric vs labeled images, mean ± std over seeds, random dashed.
 - ``learning_curves_boxes.png`` (detection): the metric vs labeled boxes, each round at
   its mean box count over seeds (a strategy that picks crowded images moves right faster).
+- ``learning_curves_pixels.png`` (segmentation): the metric vs labeled pixels, each round at
+  its mean pixel count over seeds; the summary counts labels in pixels there.
 - ``class_histogram.png``: classes of each strategy's picks (mean per seed; boxes per
   class for detection).
 - ``tsne.png``: a 2-D t-SNE map of pool embeddings coloured by class, and per strategy
@@ -17,7 +20,8 @@ Files written into ``results_dir``:
   (:func:`tsne_embeddings`).
 
 Curves, targets and plots follow the task's headline metric (accuracy; micro-F1 for
-multi-label, where accuracy is subset accuracy; mAP@[.5:.95] for detection).
+multi-label, where accuracy is subset accuracy; mAP@[.5:.95] for detection; mIoU for
+segmentation).
 """
 
 from __future__ import annotations
@@ -56,7 +60,10 @@ class ExperimentResults(Protocol):
     @property
     def headline_metric(self) -> str: ...
 
-    def summary(self, metric: str | None = None) -> list[dict[str, Any]]: ...
+    @property
+    def curve_x(self) -> str: ...
+
+    def summary(self, metric: str | None = None, x: str | None = None) -> list[dict[str, Any]]: ...
 
     def pool_embeddings(self) -> np.ndarray: ...
 
@@ -66,7 +73,8 @@ class ExperimentResults(Protocol):
 
 def rounds_table(results: dict[str, dict[int, dict[str, Any]]], metric: str = "accuracy") -> pd.DataFrame:
     """One row per round; ``metric`` (the task's headline metric) gets a column beside accuracy and macro-F1
-    where the task reports those, and ``n_boxes`` (labeled boxes) follows ``n_labeled`` where rounds record it."""
+    where the task reports those, and ``n_boxes`` (labeled boxes) or ``n_pixels`` (labeled pixels) follows
+    ``n_labeled`` where rounds record it."""
     records = [
         (strategy, seed, r)
         for strategy, by_seed in results.items()
@@ -79,7 +87,7 @@ def rounds_table(results: dict[str, dict[int, dict[str, Any]]], metric: str = "a
         "seed",
         "round",
         "n_labeled",
-        *(["n_boxes"] if "n_boxes" in recorded else []),
+        *(name for name in ("n_boxes", "n_pixels") if name in recorded),
         *(name for name in ("accuracy", "macro_f1") if name in recorded or not records),
         *([metric] if metric not in ("accuracy", "macro_f1") else []),
         *(name for name in ("n_unlabeled", "representation") if any(r.get(name) for _, _, r in records)),
@@ -90,7 +98,7 @@ def rounds_table(results: dict[str, dict[int, dict[str, Any]]], metric: str = "a
         {
             "strategy": strategy,
             "seed": seed,
-            **{key: r.get(key) for key in ("round", "n_labeled", "n_boxes", "accuracy", "macro_f1")},
+            **{key: r.get(key) for key in ("round", "n_labeled", "n_boxes", "n_pixels", "accuracy", "macro_f1")},
             metric: r.get("metrics", r).get(metric),
             "n_unlabeled": r.get("n_unlabeled"),
             "representation": r.get("representation"),
@@ -102,11 +110,22 @@ def rounds_table(results: dict[str, dict[int, dict[str, Any]]], metric: str = "a
     return pd.DataFrame(rows, columns=columns)
 
 
-def summary_markdown(rows: list[dict[str, Any]], targets: list[float], metric: str = "accuracy") -> str:
-    """The summary as a Markdown table (labels to reach: on the seed-mean curve; '-' never reached)."""
+#: what the labels of a summary are counted in, by the round record's key
+LABEL_WORDS = {"n_labeled": "labels", "n_boxes": "boxes", "n_pixels": "pixels"}
+
+
+def summary_markdown(
+    rows: list[dict[str, Any]], targets: list[float], metric: str = "accuracy", x: str = "n_labeled"
+) -> str:
+    """The summary as a Markdown table (labels to reach: on the seed-mean curve; '-' never reached); ``x``
+    names what labels are counted in (``n_labeled``: images; ``n_pixels``: pixels)."""
+    word = LABEL_WORDS.get(x, x)
+    final = bool(rows) and "labels_to_random_final" in rows[0]
     head = ["strategy", "seeds", "AUC (norm.)", "AUC / random", f"final {metric}"]
     for t in targets:
-        head += [f"labels to {target_name(t)}", f"÷ random ({target_name(t)})"]
+        head += [f"{word} to {target_name(t)}", f"÷ random ({target_name(t)})"]
+    if final:
+        head += [f"{word} to random's final", "÷ random (final)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def fmt(v: Any, spec: str = "") -> str:
@@ -123,6 +142,8 @@ def summary_markdown(rows: list[dict[str, Any]], targets: list[float], metric: s
         for t in targets:
             n = target_name(t)
             cells += [fmt(r[f"labels_to_{n}"]), fmt(r[f"ratio_to_{n}"], ".2f")]
+        if final:
+            cells += [fmt(r["labels_to_random_final"]), fmt(r["ratio_to_random_final"], ".2f")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -143,12 +164,13 @@ def write_reports(exp: ExperimentResults, *, plots: bool = True, tsne: bool = Tr
     )
     rows = exp.summary(metric)
     targets = list(exp.config.targets)
+    x = exp.curve_x
     paths["summary_csv"] = out / "summary.csv"
     atomic_write_text(paths["summary_csv"], pd.DataFrame(rows).to_csv(index=False))
     paths["summary_json"] = out / "summary.json"
     atomic_write_text(paths["summary_json"], json.dumps(rows, indent=2))
     paths["summary_md"] = out / "summary.md"
-    summary = summary_markdown(rows, targets, metric)
+    summary = summary_markdown(rows, targets, metric, x)
     if "n_unlabeled" in table.columns and table["n_unlabeled"].fillna(0).gt(0).any():
         summary += (
             f"\nSemi-supervised ({exp.config.semi_supervised}): the models also trained on up to "
@@ -162,15 +184,19 @@ def write_reports(exp: ExperimentResults, *, plots: bool = True, tsne: bool = Tr
             title=f"{exp.config.dataset}: {metric} vs labels",
             metric=metric,
         )
-        if "n_boxes" in table.columns:
-            paths["learning_curves_boxes"] = plot_learning_curves(
-                table,
-                out / "learning_curves_boxes.png",
-                title=f"{exp.config.dataset}: {metric} vs labeled boxes",
-                metric=metric,
-                x="n_boxes",
-            )
-        paths["class_histogram"] = plot_class_histogram(results, exp.dataset.classes, out / "class_histogram.png")
+        for column in ("n_boxes", "n_pixels"):
+            if column in table.columns:
+                unit = column.removeprefix("n_")
+                paths[f"learning_curves_{unit}"] = plot_learning_curves(
+                    table,
+                    out / f"learning_curves_{unit}.png",
+                    title=f"{exp.config.dataset}: {metric} vs labeled {unit}",
+                    metric=metric,
+                    x=column,
+                )
+        paths["class_histogram"] = plot_class_histogram(
+            results, exp.dataset.classes, out / "class_histogram.png", unit="pixels" if x == "n_pixels" else "images"
+        )
         y = np.asarray(exp.dataset.y_pool)
         if tsne and y.ndim == 1 and y.dtype != object:  # one class per image colours the map
             paths["tsne"] = plot_tsne(exp, results, out / "tsne.png")
@@ -201,7 +227,7 @@ def plot_learning_curves(
     x: str = "n_labeled",
 ) -> Path:
     """Mean ± std over seeds of ``metric`` against ``x`` (``n_labeled``: labeled images; ``n_boxes``: labeled
-    boxes), one line per strategy, random dashed; each round sits at its mean ``x`` over seeds (a table
+    boxes; ``n_pixels``: labeled pixels), one line per strategy, random dashed; each round sits at its mean ``x`` over seeds (a table
     without a ``round`` column groups equal ``x`` values instead)."""
     plt = _pyplot()
     fig, ax = plt.subplots(figsize=(7.5, 5))
@@ -227,7 +253,7 @@ def plot_learning_curves(
             color=line.get_color(),
             alpha=0.15,
         )
-    ax.set_xlabel("labeled boxes" if x == "n_boxes" else "labeled images")
+    ax.set_xlabel({"n_boxes": "labeled boxes", "n_pixels": "labeled pixels"}.get(x, "labeled images"))
     ax.set_ylabel(f"eval {metric}")
     ax.set_title(title)
     ax.grid(alpha=0.3)
@@ -237,8 +263,11 @@ def plot_learning_curves(
     return out
 
 
-def plot_class_histogram(results: dict[str, dict[int, dict[str, Any]]], classes: list[str], path: Path) -> Path:
-    """Per strategy, how many of its picks fell in each class (mean per seed)."""
+def plot_class_histogram(
+    results: dict[str, dict[int, dict[str, Any]]], classes: list[str], path: Path, *, unit: str = "images"
+) -> Path:
+    """Per strategy, how many of its picks fell in each class (mean per seed); ``unit`` says what was counted
+    (images; boxes for detection; ``"pixels"``: the labeled pixels of each class, segmentation)."""
     plt = _pyplot()
     names = list(results)
     counts = np.array(
@@ -264,7 +293,7 @@ def plot_class_histogram(results: dict[str, dict[int, dict[str, Any]]], classes:
         )
     ax.set_xticks(x)
     ax.set_xticklabels(classes, rotation=30, ha="right")
-    ax.set_ylabel("picked images (mean per seed)")
+    ax.set_ylabel(f"picked {unit} (mean per seed)")
     ax.set_title("classes of the acquired images")
     ax.legend(fontsize=8, ncol=2)
     out = _save(fig, path)
