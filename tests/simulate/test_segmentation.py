@@ -139,3 +139,36 @@ def test_simulate_segmentation_records_miou_and_labeled_pixels(scenes: Path, tmp
     assert {"n_labeled", "n_pixels", "miou"} <= set(table.columns)
     assert Path(files["learning_curves_pixels"]).stat().st_size > 0
     assert "pixels to random's final" in Path(files["summary_md"]).read_text()
+
+
+class _Stop(Exception):
+    pass
+
+
+class _StopAtRound1:
+    """A tracker that interrupts the run while logging its second round (after the first was saved)."""
+
+    def start_run(self, name: str, config: dict[str, object]) -> None: ...
+
+    def log(self, metrics: dict[str, float], step: int) -> None:
+        if step > 2:
+            raise _Stop
+
+    def end_run(self) -> None: ...
+
+
+@pytest.mark.skipif("unet_small" not in list_models(), reason="the segmentation models are not registered yet")
+def test_an_interrupted_region_run_resumes_with_the_pixels_it_had_revealed(
+    scenes: Path, tmp_path: Path, sim_cache: Path
+) -> None:
+    cfg = config(scenes, tmp_path, sim_cache, strategies=["region_random"], k=1000)
+    with pytest.raises(_Stop):
+        Experiment(cfg, trackers=[_StopAtRound1()], progress=False).run()
+    partial = tmp_path / cfg.results_dir().name / "runs" / "region_random__seed0.partial.json"
+    assert partial.exists() and partial.with_suffix(".npz").exists()
+    run = Experiment(cfg, progress=False).run()["region_random"][0]
+    assert not partial.exists() and not partial.with_suffix(".npz").exists()
+    first, second = run["rounds"]
+    # 3 patches of 256 px fit in 1000: round 1 starts from the 2 initial images plus exactly those pixels
+    assert (first["n_pixels"], second["n_pixels"]) == (2 * 4096, 2 * 4096 + 3 * 256)
+    assert second["n_labeled"] == 2 + len(first["picked"])
