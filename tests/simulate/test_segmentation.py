@@ -77,6 +77,17 @@ def test_a_scenes_folder_reads_the_mask_tables(scenes: Path, sim_cache: Path) ->
     assert ds.pool_paths[3] == str(scenes / table["image"][3])
 
 
+def test_the_fashion_scenes_name_generates_the_set_once_at_the_limits(tmp_path: Path) -> None:
+    ds = load_dataset("fashion-scenes", tmp_path / "images", pool_limit=5, eval_limit=3, task=get_task("segmentation"))
+    folder = tmp_path / "fashion-scenes-5-3"
+    assert (ds.n_pool, ds.n_eval) == (5, 3) and ds.name == str(folder) and ds.y_pool[0].shape == (128, 128)
+    written = (folder / SEGMENTATION_TABLES["answers"]).stat().st_mtime_ns
+    again = load_dataset("fashion-scenes", tmp_path / "images", pool_limit=5, eval_limit=3, task=get_task("detection"))
+    assert again.n_pool == 5 and again.y_pool[0].keys() == {"boxes", "labels"}  # the same folder's box tables
+    assert (folder / SEGMENTATION_TABLES["answers"]).stat().st_mtime_ns == written
+    assert [p.name for p in tmp_path.iterdir()] == ["fashion-scenes-5-3"]  # no temporary folder left
+
+
 def config(scenes: Path, out: Path, cache: Path, **kw: object) -> SimulationConfig:
     base: dict[str, object] = {
         "task": "segmentation",

@@ -45,8 +45,9 @@ def simulate(
     dataset: Annotated[
         str | None,
         typer.Option(
-            help="digits, fashion-mnist, fashion-mnist-sample, or a folder with pool.csv "
-            "(or answers.csv) and eval.csv (detection, segmentation: a fashion-scenes folder) "
+            help="digits, fashion-mnist, fashion-mnist-sample, fashion-scenes (detection, segmentation: generated "
+            "once at --pool-limit/--eval-limit scenes), or a folder with pool.csv (or answers.csv) and eval.csv "
+            "(detection, segmentation: a fashion-scenes folder) "
             f"(default: {SIM_DEFAULTS['dataset']})."
         ),
     ] = None,

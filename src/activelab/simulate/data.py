@@ -25,7 +25,7 @@ from activelab.store.classes import payload_classes
 from activelab.tasks import Task, get_task
 
 #: dataset names understood besides a folder path
-BUILTIN_DATASETS = ("digits", "fashion-mnist", "fashion-mnist-sample", "sample")
+BUILTIN_DATASETS = ("digits", "fashion-mnist", "fashion-mnist-sample", "sample", "fashion-scenes")
 #: a folder table's label column, first found (single-label, multi-label, detection)
 LABEL_COLUMNS = ("label", "labels", "boxes")
 
@@ -301,6 +301,22 @@ def from_mask_folder(
     return SimDataset(str(root), classes, pp, pk, yp, ep, ek, ye)
 
 
+def scenes_folder(cache: str | os.PathLike[str], n_pool: int | None, n_eval: int | None) -> Path:
+    """``cache/fashion-scenes-<n_pool>-<n_eval>``: fashion-scenes (128 px, seed 0) with its box and mask tables,
+    generated on first use (``None``: the set's default sizes) and reused after."""
+    from activelab.data.datasets import SCENES_SIZES
+    from activelab.data.scenes import SEGMENTATION_TABLES, write_scenes
+
+    n_pool = SCENES_SIZES["pool"] if n_pool is None else n_pool
+    n_eval = SCENES_SIZES["eval"] if n_eval is None else n_eval
+    folder = Path(cache) / f"fashion-scenes-{n_pool}-{n_eval}"
+    if not (folder / SEGMENTATION_TABLES["eval"]).is_file():
+        tmp = folder.with_name(f".{folder.name}.{os.getpid()}.tmp")
+        write_scenes(tmp, n_pool=n_pool, n_eval=n_eval)
+        os.replace(tmp, folder)  # whole or not at all: an interrupted generation is not mistaken for a set
+    return folder
+
+
 def _listed_classes(path: Path, mentioned: set[str]) -> list[str]:
     """The class names of ``path`` (one per line, blank lines skipped); every ``mentioned`` one must be there."""
     listed = [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
@@ -320,7 +336,8 @@ def load_dataset(
     task: Task | None = None,
 ) -> SimDataset:
     """``digits``, ``fashion-mnist`` (60k pool / 10k eval), ``fashion-mnist-sample`` (or ``sample``: the
-    bundled Fashion-MNIST sample) or a folder holding ``pool.csv`` (or ``answers.csv``) and ``eval.csv``.
+    bundled Fashion-MNIST sample), ``fashion-scenes`` (generated once beside ``image_dir``:
+    :func:`scenes_folder`) or a folder holding ``pool.csv`` (or ``answers.csv``) and ``eval.csv``.
 
     ``task`` reads a folder's label cells (:func:`from_folder`); a task whose labels are masks reads a
     fashion-scenes folder's mask tables (:func:`from_mask_folder`); the built-in sets are single-label."""
@@ -358,6 +375,9 @@ def load_dataset(
                 )
             ],
         )
+    if name == "fashion-scenes":
+        name = str(scenes_folder(Path(image_dir).parent, pool_limit, eval_limit))
+        kw.update(pool_limit=None, eval_limit=None)  # generated at those sizes
     if os.path.isdir(name) and task is not None and task.output == "masks":
         return from_mask_folder(name, task, **kw)
     if os.path.isdir(name):
