@@ -1,7 +1,8 @@
 """The labeling page of a segmentation project in real Chromium, under the CSP: a stroke of the brush, a superpixel
 filled with a click, the model's mask accepted in the superpixel under the pointer, an edit undone, Enter submits;
-then, on an image a region round asked for in part, a polygon closed by a double-click paints only the asked
-pixels. The stored events' masks hold those classes at those pixels, 255 elsewhere."""
+then, on an image labeled in part before that a region round asks for again, a polygon closed by a double-click
+paints only the asked pixels and the answer keeps the earlier labels. The stored events' masks hold those classes
+at those pixels, 255 where nobody painted."""
 
 from __future__ import annotations
 
@@ -32,9 +33,9 @@ def _shot(page, name: str) -> None:
 
 
 def _stored_mask(root: Path, image_id: int) -> np.ndarray:
+    """The mask of the image's latest label event, checked against the event's payload."""
     with open_project(root) as proj:
-        (event,) = proj.store.label_history(image_id)
-        payload = event.payload
+        payload = proj.store.label_history(image_id)[-1].payload
         assert (payload["width"], payload["height"]) == MASK_SIZE
         mask = proj.task().masks.get(payload["mask"])
     assert payload["labeled"] == int((mask != IGNORE).sum())
@@ -51,8 +52,13 @@ def test_brush_fill_accept_undo_polygon_and_submit(browser, segmentation_dir: Pa
     model[: HEIGHT // 2, WIDTH // 2 :] = 1  # the model sees a bag in the top-right quadrant
     asked = np.zeros((HEIGHT, WIDTH), dtype=np.uint8)
     asked[HEIGHT // 2 :, :] = 1  # image 2: the round asks for its bottom half only
+    earlier = np.full((HEIGHT, WIDTH), IGNORE, dtype=np.uint8)
+    earlier[: HEIGHT // 2, :] = 1  # image 2's top half was labeled before (a bag)
     with open_project(segmentation_dir) as proj:
-        masks = proj.task().masks
+        task = proj.task()
+        masks = task.masks
+        labeled = task.validate(earlier, proj.store.class_names(), size=MASK_SIZE)
+        proj.store.submit_annotation(2, labeled, author="ann")
         hint = {"mask": masks.put(model), "width": WIDTH, "height": HEIGHT, "labeled": WIDTH * HEIGHT}
         number = proj.store.start_round(strategy="region_entropy", model="unet_small", config={}, n_labeled=0)
         proj.store.finish_round(
@@ -71,6 +77,10 @@ def test_brush_fill_accept_undo_polygon_and_submit(browser, segmentation_dir: Pa
         page = context.new_page()
         page.on("pageerror", lambda e: problems.append(str(e)))
         page.on("console", lambda m: problems.extend(csp_violations([m.text])))
+        trainer = {"state": "idle", "round": None, "paused": False, "requested": False, "running": False}
+        trainer |= {"retrain_every": 20, "last_round": 1, "last_error": None, "updated_at": "2026-12-08T00:00:00"}
+        trainer["last_metrics"] = {"round": 1, "miou": 0.4234, "n_eval": 4, "n_labeled": 2, "asked_pixels": 1536}
+        page.route("**/api/trainer", lambda route: route.fulfill(json=trainer))
         page.goto(server.url + "/?user=ann")
         page.wait_for_selector("#label-app[data-ready='1']")
         _showing(page, 1)
@@ -79,6 +89,9 @@ def test_brush_fill_accept_undo_polygon_and_submit(browser, segmentation_dir: Pa
         )
         assert [k.text_content() for k in page.query_selector_all("#classes kbd")] == ["0", "1", "2"]
         assert page.text_content("#hint").startswith("model: mask (a: accept it under the pointer")
+        assert page.text_content("#trainer-text") == (
+            "trainer: idle · last round 1: eval mIoU 42.3% on 4, 2 labels · asks for 1,536 px · retrains every 20 labels"
+        )
         layer = page.locator("#mask-layer").bounding_box()
         assert layer is not None and (layer["width"], layer["height"]) == (WIDTH * SCALE, HEIGHT * SCALE)
 
@@ -126,21 +139,22 @@ def test_brush_fill_accept_undo_polygon_and_submit(browser, segmentation_dir: Pa
         painted = bag | shirt | accepted
         assert (mask[~painted] == IGNORE).all()
 
-        # image 2: only its bottom half was asked for; a polygon over the whole image paints that half only
+        # image 2: only its bottom half was asked for, its top half labeled before; a polygon over the whole image
+        # paints the bottom half only, the answer keeps the top half
         assert status().endswith(f"{WIDTH * HEIGHT // 2:,} px asked (the rest stays unlabeled)")
         page.keyboard.press("p")
         page.keyboard.press("0")
         for x, y in [(0.2, 0.2), (WIDTH - 0.2, 0.2), (WIDTH - 0.2, HEIGHT - 0.2)]:
             page.mouse.click(*at(x, y))
         page.mouse.dblclick(*at(0.2, HEIGHT - 0.2))  # the last point, and the double-click closes the polygon
-        assert status().startswith(f"polygon · background · {WIDTH * HEIGHT // 2:,} px labeled")
+        assert status().startswith(f"polygon · background · {WIDTH * HEIGHT:,} px labeled")
         _shot(page, "asked")
         page.keyboard.press("A")  # no model mask for this image: said, nothing changes
         wait_until(page, "document.getElementById('toast').textContent === 'no model mask for this image yet'")
         page.keyboard.press("Enter")
-        wait_until(page, "document.getElementById('toast').textContent.startsWith('mask, 1,536 px labeled')")
+        wait_until(page, "document.getElementById('toast').textContent.startsWith('mask, 3,072 px labeled')")
         context.close()
     assert not problems, problems
-    expected = np.full((HEIGHT, WIDTH), IGNORE, dtype=np.uint8)
+    expected = earlier.copy()
     expected[HEIGHT // 2 :, :] = 0
     np.testing.assert_array_equal(_stored_mask(segmentation_dir, 2), expected)

@@ -206,7 +206,10 @@ def test_items_offer_the_models_mask_and_the_asked_pixels(client: TestClient, se
     predicted = np.zeros((HEIGHT, WIDTH), dtype=np.uint8)
     predicted[:, 16:] = 2
     asked = np.zeros((HEIGHT, WIDTH), dtype=np.uint8)
-    asked[12:, :] = 1
+    asked[HEIGHT // 2 :, :] = 1
+    earlier = np.full((HEIGHT, WIDTH), IGNORE, dtype=np.uint8)
+    earlier[: HEIGHT // 2, :] = 1  # image 2's top half was labeled before the region round asks for the rest
+    assert _submit(client, 2, encode_png(earlier)).status_code == 200
     with open_project(segmentation_dir) as proj:
         masks = proj.task().masks
         hint = {"mask": masks.put(predicted), "width": WIDTH, "height": HEIGHT, "labeled": WIDTH * HEIGHT}
@@ -224,12 +227,19 @@ def test_items_offer_the_models_mask_and_the_asked_pixels(client: TestClient, se
     assert (first["suggestion"]["confidence"], first["suggestion"]["round"]) == (0.7, 1)
     np.testing.assert_array_equal(read_mask(client.get(first["prediction"]["mask"]["url"]).content), predicted)
     assert first["asked"] == f"/api/masks/{mask_key(asked)}"
+    assert first["mask"]["mask"] == mask_key(earlier)  # the page starts from it: the answer keeps it
     np.testing.assert_array_equal(read_mask(client.get(first["asked"]).content), asked)
     assert second["prediction"] is None and second["asked"] is None  # image 3: the whole image is asked
+    assert second["mask"] is None
     with open_project(segmentation_dir) as proj:  # an image-level round selects image 2 again: asked whole
         number = proj.store.start_round(strategy="seg_entropy", model="unet_small", config={}, n_labeled=0)
         proj.store.finish_round(number, metrics={}, selection=[(2, 0.4)])
     assert client.get("/api/images/2").json()["asked"] is None
+    stats = client.get("/api/stats").json()  # the dashboard plots mIoU and pixel accuracy
+    assert [(m["key"], m["name"]) for m in stats["curve_metrics"]] == [
+        ("miou", "mIoU"),
+        ("pixel_accuracy", "pixel accuracy"),
+    ]
 
 
 def test_the_published_schema_takes_a_mask(client: TestClient) -> None:

@@ -265,7 +265,10 @@ class Item(BaseModel):
     label: str | None = Field(None, description="The current class (image detail and similar images).")
     labels: list[str] | None = Field(None, description="The current set of classes (multi-label projects).")
     boxes: list[Box] | None = Field(None, description="The current boxes (detection projects).")
-    mask: Mask | None = Field(None, description="The current mask (segmentation projects).")
+    mask: Mask | None = Field(
+        None,
+        description="The current mask (segmentation projects): a new answer replaces it, so the page starts from it.",
+    )
     proposals: list[Box] | None = Field(
         None,
         description="Detection projects: the latest prediction's boxes scoring at least the project's "

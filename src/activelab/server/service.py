@@ -160,6 +160,7 @@ class LabelingService:
             "history": None,
             "held_by": None if holder == author else holder,
             "asked": self.asked_url(image.id),
+            "mask": self.current_mask(image.id),
         }
         if history:
             out["history"] = [self._event(e) for e in self.store.label_history(image.id)]
@@ -172,6 +173,17 @@ class LabelingService:
             return None
         key = self.store.asked_mask_key(image_id)
         return None if key is None else f"/api/masks/{key}"
+
+    def current_mask(self, image_id: int) -> dict[str, Any] | None:
+        """Segmentation: the image's current mask (its latest event's), None without one or in other projects.
+
+        The page starts from it: an answer is the whole mask, so when a region round asks again for an
+        image labeled in part, the new answer keeps what was labeled before.
+        """
+        if self.answer != "mask":
+            return None
+        history = self.store.label_history(image_id)
+        return self.as_answer(history[-1].payload)["mask"] if history else None
 
     def _event(self, e: Any) -> dict[str, Any]:
         return {

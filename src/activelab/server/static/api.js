@@ -75,11 +75,14 @@ function trainerText(t) {
   let s = t.paused ? "trainer: paused" : t.state === "training" ? `trainer: training round ${t.round}…` : "trainer: idle";
   const m = t.last_metrics;
   if (m) {
-    // single-label rounds report accuracy; multi-label ones macro F1 over the classes; detection COCO mAP
+    // single-label rounds report accuracy; multi-label ones macro F1 over the classes; detection COCO mAP;
+    // segmentation mIoU (and, for a region round, the pixels it asks for)
     const acc = m.accuracy != null ? `eval accuracy ${(100 * m.accuracy).toFixed(1)}% on ${m.n_eval}`
       : m.macro_f1 != null ? `eval macro F1 ${(100 * m.macro_f1).toFixed(1)}% on ${m.n_eval}`
-      : m.map != null ? `eval mAP ${(100 * m.map).toFixed(1)}% on ${m.n_eval}` : "no eval labels";
+      : m.map != null ? `eval mAP ${(100 * m.map).toFixed(1)}% on ${m.n_eval}`
+      : m.miou != null ? `eval mIoU ${(100 * m.miou).toFixed(1)}% on ${m.n_eval}` : "no eval labels";
     s += ` · last round ${m.round}: ${acc}, ${m.n_labeled} labels`;
+    if (m.asked_pixels != null) s += ` · asks for ${Number(m.asked_pixels).toLocaleString("en-US")} px`;
     const training = trainingText(m);
     if (training) s += ` · ${training}`;
   }

@@ -126,15 +126,15 @@
   }
 
   // The mask being painted on an image lives on its item (masks.js), so moving to another image and back keeps
-  // it: at first empty, or, reviewing, the image's current mask; the model's mask shows under it while the hint is on.
+  // it: at first the image's current mask (item.mask: reviewing, or a region round asking again for an image
+  // labeled in part, whose answer must keep what was labeled), else empty; the model's mask shows under it
+  // while the hint is on.
   function renderMasks(item) {
     const ed = state.maskEditor;
     ed.setShowModel(state.hint);
     if (item && state.maskFor !== item) {  // another image, or the same one served again (undo)
       state.maskFor = item;
-      const history = item.history || [];
-      const last = history.length ? history[history.length - 1].mask : null;
-      ed.load(item, { current: last ? localUrl(last.url) : null, regionsUrl: `/api/images/${item.image_id}/regions` });
+      ed.load(item, { current: item.mask ? localUrl(item.mask.url) : null, regionsUrl: `/api/images/${item.image_id}/regions` });
     }
     const asked = ed.askedCount();
     const tool = ed.tool === "brush" ? `brush ${ed.brush()} px` : ed.tool === "polygon" ? "polygon" : "fill superpixel";
