@@ -45,3 +45,16 @@ def test_mask_references_are_stored_as_dicts_and_each_event_keeps_its_own(store:
     rnd = store.start_round(strategy="seg_entropy", model="m", config={}, n_labeled=1)
     store.finish_round(rnd, metrics={}, selection=[(ids[1], 0.4)], predictions=[(ids[1], MASK_2, 0.4)])
     assert store.latest_predictions([ids[1]]) == {ids[1]: (MASK_2, 0.4, rnd)}
+
+
+def test_an_image_asked_again_in_part_is_leased_despite_its_label(store: Store) -> None:
+    from activelab.loop.queue import LabelQueue
+
+    ids = _images(store, 3)
+    store.add_classes(["background", "shirt"])
+    store.add_annotations([(ids[0], MASK_1), (ids[1], MASK_1)], author="ann", source="human")
+    rnd = store.start_round(strategy="region_entropy", model="m", config={}, n_labeled=2)
+    store.finish_round(rnd, metrics={}, selection=[(ids[0], 0.9), (ids[1], 0.8)], asked={ids[0]: ASKED})
+    assert store.asked_mask_keys([ids[0], ids[1], ids[2]]) == {ids[0]: ASKED}
+    assert store.lease_next("bob", 1, ttl_seconds=60, preferred=[ids[0]]) == [ids[2]]  # labeled: not again
+    assert LabelQueue(store, 60).lease_new("cy", 2, [ids[0], ids[1]], []) == [ids[0]]  # ids[1] asked whole: done

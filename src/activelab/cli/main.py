@@ -8,7 +8,7 @@ imports what it computes with (pandas, torch, scikit-learn, the store...) when i
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -23,6 +23,11 @@ from activelab.cli.output import (
     set_quiet,
     status_tables,
 )
+
+if TYPE_CHECKING:  # the store loads SQLAlchemy: commands import it when they run
+    from collections.abc import Iterable, Sequence
+
+    from activelab.store import CurrentAnnotation, Round
 
 app = new_app(
     name="activelab", help="Active learning for computer vision: label the images that matter, know when to stop."
@@ -41,6 +46,8 @@ formats.register(app)
 
 ProjectArg = Annotated[Path, typer.Argument(help="Project folder (holds activelab.yaml).", show_default=False)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (nothing else).")]
+#: a segmentation project's class 0 (pixel value 0): added first by ``init`` when the class list lacks it
+BACKGROUND = "background"
 SEED_PER_CLASS_DEFAULT = 5  # activelab.data.datasets.SEED_PER_CLASS, not imported: it loads numpy and pandas
 MAX_FILE_MB_DEFAULT = 200.0  # activelab.data.images.DEFAULT_MAX_FILE_MB, not imported: it loads numpy and PIL
 
@@ -59,11 +66,47 @@ def _split_names(text: str) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()]
 
 
+def _class_file_names(path: Path | None) -> list[str]:
+    """The class names of a text file, one a line (blank lines skipped); none without a file."""
+    if path is None:
+        return []
+    from activelab.exceptions import NotFoundError
+
+    if not path.is_file():
+        raise NotFoundError(f"--classes-file {path} does not exist; give a text file with one class name a line")
+    return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def _with_background(names: list[str]) -> list[str]:
+    """A segmentation project's classes: pixel value 0 is the background, so ``background`` is class 0.
+
+    Added first when no class is named so; listed elsewhere than first, it is refused (the masks'
+    values are class positions, and a mask's unlabeled-by-a-polygon fill is class 0).
+    """
+    from activelab.exceptions import InputError
+
+    if BACKGROUND not in names:
+        return [BACKGROUND, *names]
+    if names[0] != BACKGROUND:
+        raise InputError(
+            f"class {BACKGROUND!r} is number {names.index(BACKGROUND) + 1} in the class list, but a segmentation "
+            f"mask's pixel value 0 is the background: list it first (--classes {BACKGROUND},...)"
+        )
+    return names
+
+
 @app.command()
 @friendly_errors
 def init(
     project: ProjectArg,
     classes: Annotated[str, typer.Option(help="Comma-separated class names, e.g. cat,dog.")] = "",
+    classes_file: Annotated[
+        Path | None,
+        typer.Option(
+            help="A text file of class names, one a line (e.g. fashion-scenes' classes_masks.txt); "
+            "read before --classes."
+        ),
+    ] = None,
     db: Annotated[
         str | None, typer.Option(help="SQLAlchemy URL of the store (default: SQLite file in the project).")
     ] = None,
@@ -71,7 +114,9 @@ def init(
     task: Annotated[
         str,
         typer.Option(
-            help="What an annotation is: classification (one class per image) or multilabel (a set of classes)."
+            help="What an annotation is: classification (one class per image), multilabel (a set of classes), "
+            "detection (boxes) or segmentation (a class per pixel; its class list starts with 'background', "
+            "added when not listed)."
         ),
     ] = "classification",
     as_json: JsonOpt = False,
@@ -80,8 +125,11 @@ def init(
     from activelab.loop.project import init_project
     from activelab.tasks import get_task
 
-    get_task(task)  # an unknown name fails before anything is written, naming the known tasks
-    with init_project(project, _split_names(classes), db=db, name=name, task=task) as proj:
+    kind = get_task(task)  # an unknown name fails before anything is written, naming the known tasks
+    names = _class_file_names(classes_file) + _split_names(classes)
+    if kind.output == "masks":
+        names = _with_background(names)
+    with init_project(project, names, db=db, name=name, task=task) as proj:
         result = {
             "project": str(project),
             "name": proj.settings.name,
@@ -221,6 +269,12 @@ def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
         summary = proj.store.summary()
         name, url = proj.settings.name, proj.store.url
         image_size = proj.settings.model.image_size
+        latest = latest_metrics(proj.store.rounds())
+        pixels = _labeled_pixels(proj.store.current_annotations("pool").values())
+    if latest is not None:
+        summary["latest_round"] = latest
+    if pixels is not None:
+        summary["labeled_pixels"] = pixels
     if as_json:
         print_json(summary)
         return
@@ -228,6 +282,15 @@ def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
         console.print(table)
     console.print(f"store: {url}", highlight=False, soft_wrap=True)
     console.print(f"rounds finished: {summary['rounds']}, label events: {summary['label_events']}")
+    if pixels is not None:
+        console.print(f"classes: {', '.join(summary['per_class'])}", highlight=False, soft_wrap=True)
+        console.print(
+            f"labeled pixels (pool): {pixels['labeled']:,} of {pixels['total']:,} in the labeled images "
+            f"({pixels['images_in_part']} labeled in part)",
+            highlight=False,
+        )
+    if latest is not None:
+        console.print(_latest_line(latest), highlight=False)
     console.print(
         f"input size {image_size} px (model.image_size)"
         if image_size
@@ -235,6 +298,58 @@ def status(project: ProjectArg, as_json: JsonOpt = False) -> None:
         "(docs/models.md, 'Input size')",
         highlight=False,
     )
+
+
+def latest_metrics(rounds: Sequence[Round]) -> dict[str, Any] | None:
+    """The latest finished round that trained a model: its number, labels, the task's headline metric on the
+    eval split (the one the round recorded: accuracy, micro-F1, mAP, mIoU; rounds recorded before it say
+    nothing, and are read as accuracy) and pixel accuracy where the task has it; None if none.
+
+    Read from the store alone: ``status`` imports no task (numpy) to name its metric."""
+    for rnd in reversed(rounds):
+        metrics = rnd.metrics or {}
+        if rnd.status != "done" or metrics.get("cold_start"):
+            continue
+        ev = metrics.get("eval") or {}
+        headline = metrics.get("headline", "accuracy")
+        return {
+            "round": rnd.number,
+            "n_labeled": rnd.n_labeled,
+            "metric": headline,
+            "value": ev.get(headline),
+            "n_eval": ev.get("n"),
+            **({"pixel_accuracy": ev["pixel_accuracy"]} if "pixel_accuracy" in ev else {}),
+        }
+    return None
+
+
+#: how ``status`` names a task's headline metric
+HEADLINE_NAMES = {"accuracy": "eval accuracy", "map": "mAP", "miou": "mIoU", "micro_f1": "micro-F1"}
+
+
+def _latest_line(latest: dict[str, Any]) -> str:
+    name = HEADLINE_NAMES.get(latest["metric"], latest["metric"])
+    head = f"latest round {latest['round']} (trained on {latest['n_labeled']} labeled images): "
+    if latest["value"] is None:
+        return head + f"no {name}: no labeled eval images (import some with --split eval)"
+    extra = f", pixel accuracy {latest['pixel_accuracy']:.4f}" if "pixel_accuracy" in latest else ""
+    return head + f"{name} {latest['value']:.4f}{extra} on {latest['n_eval']} eval images"
+
+
+def _labeled_pixels(annotations: Iterable[CurrentAnnotation]) -> dict[str, int] | None:
+    """Labeled pixels over the labeled pool images when the annotations are masks (payloads with ``labeled``,
+    ``width`` and ``height``); None otherwise."""
+    masks = [a.payload for a in annotations if isinstance(a.payload, dict) and "labeled" in a.payload]
+    if not masks:
+        return None
+    total = [int(p["width"]) * int(p["height"]) for p in masks]
+    labeled = [int(p["labeled"]) for p in masks]
+    return {
+        "labeled": sum(labeled),
+        "total": sum(total),
+        "images": len(masks),
+        "images_in_part": sum(n < t for n, t in zip(labeled, total)),
+    }
 
 
 @app.command()

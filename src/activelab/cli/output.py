@@ -152,7 +152,8 @@ def result_table(
 
 
 def status_tables(summary: dict[str, Any], title: str) -> list[Table]:
-    """Render ``Store.summary()`` as rich tables."""
+    """Render ``Store.summary()`` as rich tables (a project of masks has no per-image class counts: its
+    ``labeled_pixels`` line says what is labeled)."""
     splits = [
         [split, str(n), str(summary["labeled"][split]), str(n - summary["labeled"][split])]
         for split, n in summary["images"].items()
@@ -165,4 +166,4 @@ def status_tables(summary: dict[str, Any], title: str) -> list[Table]:
         [("class", "left"), ("pool", "right"), ("eval", "right")],
         [[name, str(c["pool"]), str(c["eval"])] for name, c in summary["per_class"].items()],
     )
-    return [overview, per_class]
+    return [overview] if "labeled_pixels" in summary else [overview, per_class]

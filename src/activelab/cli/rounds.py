@@ -87,6 +87,8 @@ _HEADLINE = (
     ("accuracy", "eval accuracy"),
     ("macro_f1", "macro-F1"),
     ("map", "mAP"),
+    ("miou", "mIoU"),
+    ("pixel_accuracy", "pixel accuracy"),
 )
 
 
@@ -182,14 +184,18 @@ def query(
     k: Annotated[
         int | None,
         typer.Option(
-            "-k", "--k", help="How many images (or boxes) to select (default: the project's active_learner.k)."
+            "-k",
+            "--k",
+            help="How many images to select (regions, for a region strategy; boxes or pixels with --budget-unit) "
+            "(default: the project's active_learner.k).",
         ),
     ] = None,
     budget_unit: Annotated[
         str | None,
         typer.Option(
-            help="What -k counts: images, or boxes (detection: each image costs the boxes the model predicts in "
-            "it) (default: the project's active_learner.budget_unit)."
+            help="What -k counts: images (regions, for a region strategy such as region_entropy), boxes "
+            "(detection: each image costs the boxes the model predicts in it) or pixels (segmentation: each image "
+            "costs its pixels, each region its own) (default: the project's active_learner.budget_unit)."
         ),
     ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed of the round.")] = None,
@@ -223,6 +229,8 @@ def query(
             for rank, (iid, score) in enumerate(zip(result.selected, result.scores))
         ]
         frame = pd.DataFrame(rows, columns=["rank", "image_id", "filepath", "confidence"])
+        if result.asked:  # a region round: which pixels of each image it asks for
+            frame = _with_asked(frame, result.asked, proj)
         dest = out or session.rounds_dir / f"round-{result.number:04d}-selection.csv"
         dest.parent.mkdir(parents=True, exist_ok=True)
         frame.to_csv(dest, index=False)
@@ -244,18 +252,32 @@ def query(
     if result.input_size is not None:
         console.print(result.input_size.describe(), highlight=False)
     console.print(f"round {result.number} ({result.strategy}): " + _metrics_line(result.metrics), highlight=False)
+    if "asked_pixels" in result.metrics:
+        console.print(
+            f"asks for {result.metrics['asked_pixels']:,} pixels (the regions picked) in {len(frame)} images; "
+            "the rest of each image may stay unlabeled",
+            highlight=False,
+        )
     shown = frame.head(top)
     folder = _common_folder(shown["filepath"].tolist())
+    asked = "asked_pixels" in frame.columns
     console.print(
         result_table(
             f"first {len(shown)} of the {len(frame)} images selected, best first",
-            [("rank", "right"), ("image_id", "right"), ("file", "left"), ("confidence", "right")],
+            [
+                ("rank", "right"),
+                ("image_id", "right"),
+                ("file", "left"),
+                ("confidence", "right"),
+                *([("asked pixels", "right")] if asked else []),
+            ],
             [
                 [
                     str(r.rank),
                     str(r.image_id),
                     _relative(r.filepath, folder),
                     "" if pd.isna(r.confidence) else f"{r.confidence:.3f}",
+                    *([f"{r.asked_pixels:,}"] if asked else []),
                 ]
                 for r in shown.itertuples(index=False)
             ],
@@ -265,6 +287,15 @@ def query(
     console.print(f"selection written to {dest}", highlight=False, soft_wrap=True)
     if reason:
         console.print(f"[bold green]you can stop labeling:[/] {reason}", highlight=False)
+
+
+def _with_asked(frame: Any, asked: dict[int, str], project: Project) -> Any:
+    """The selection table with the pixels a region round asks for in each image: ``asked_pixels`` (how many)
+    and ``asked_mask`` (the key of its mask in the project's mask store, 1 = asked)."""
+    masks = project.mask_store()
+    keys = [asked.get(iid) for iid in frame["image_id"]]
+    counts = [int(masks.get(key).sum()) if key else 0 for key in keys]
+    return frame.assign(asked_pixels=counts, asked_mask=keys)
 
 
 def _plain_metrics(metrics: dict[str, Any]) -> dict[str, Any]:
@@ -362,6 +393,19 @@ def evaluate(
     metrics.pop("eval_predictions", None)
     if as_json:
         print_json(metrics)
+        return
+    if "miou" in metrics:  # segmentation: mIoU, pixel accuracy and IoU per class
+        console.print(
+            f"mIoU {metrics['miou']:.4f}, pixel accuracy {metrics['pixel_accuracy']:.4f} on {metrics['n']} images",
+            highlight=False,
+        )
+        console.print(
+            result_table(
+                "IoU per class ('-': in neither the masks nor the predictions)",
+                [("class", "left"), ("IoU", "right")],
+                [[name, "-" if iou is None else f"{iou:.3f}"] for name, iou in metrics["per_class_iou"].items()],
+            )
+        )
         return
     if "accuracy" not in metrics:  # detection: COCO mAP and AP per class
         shown = [f"{label} {metrics[key]:.4f}" for key, label in _COCO if isinstance(metrics.get(key), float)]

@@ -10,6 +10,11 @@ would run as a formula are neutralised; parquet keeps the values raw.
 ImageFolder trees get one folder per class (an image with several classes is
 copied into each), with a ``classes.csv`` mapping each folder back to its exact
 class name.
+
+A segmentation project's table has a ``mask`` column: each current mask is written once,
+as its canonical PNG named by its content address, to ``<table name>_masks/`` beside the
+table, and the cell is that file's path relative to the table's folder, which is what
+``activelab import`` reads back (the other mask formats are in :mod:`activelab.loop.formats`).
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from pathlib import Path
 import pandas as pd
 
 from activelab.exceptions import InputError
-from activelab.loop.ingest import BOX_COLUMN
+from activelab.loop.ingest import annotation_column
 from activelab.store import Store
 from activelab.tasks import Task, get_task
+from activelab.tasks.masks import encode_png
 
 EXPORT_FORMATS = ("csv", "parquet", "imagefolder")
 EXPORT_COLUMNS = ["image_id", "filepath", "label", "split", "source", "author", "labeled_at", "round", "sha256"]
@@ -38,7 +44,8 @@ def labels_frame(store: Store, *, include_eval: bool = False, task: Task | None 
     ``label`` is the task's cell text (default task: single-label classification);
     a task whose targets are one 0/1 column per class adds those columns, named by class.
     For a task whose annotation is a list of boxes the column is ``boxes`` (the list's
-    JSON text), the column ``activelab import`` reads boxes from.
+    JSON text), the column ``activelab import`` reads boxes from; for masks it is ``mask``
+    (the canonical payload's JSON text: the mask's key in the project's mask store).
     """
     task = task or get_task("classification")
     images = {img.id: img for img in store.images()}
@@ -70,8 +77,9 @@ def labels_frame(store: Store, *, include_eval: bool = False, task: Task | None 
 
 
 def label_columns(task: Task) -> list[str]:
-    """The export table's columns for ``task``: the annotation column is ``boxes`` where the annotation is boxes."""
-    label = BOX_COLUMN if task.output == "boxes" else "label"
+    """The export table's columns for ``task``: the annotation column is ``boxes`` where the annotation is boxes,
+    ``mask`` where it is a mask."""
+    label = annotation_column(task) or "label"
     return [label if name == "label" else name for name in EXPORT_COLUMNS]
 
 
@@ -104,14 +112,39 @@ def export_labels(
                 "an ImageFolder tree holds one class per folder, not boxes; export this project with "
                 "--format coco, yolo, voc, labelstudio or csv"
             )
+        if task.output == "masks":
+            raise InputError(
+                "an ImageFolder tree holds one class per folder, not masks; export this project with "
+                "--format voc-masks, coco, masks-table, labelstudio or csv"
+            )
         return _export_imagefolder(store, out, include_eval=include_eval)
     frame = labels_frame(store, include_eval=include_eval, task=task, sep=sep)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if task.output == "masks":
+        frame = _write_masks(frame, task, out)
     if fmt == "csv":
         neutralise_formulas(frame).to_csv(out, index=False)
     else:
         frame.to_parquet(out, index=False)
     return out
+
+
+def _write_masks(frame: pd.DataFrame, task: Task, out: Path) -> pd.DataFrame:
+    """``frame`` with each ``mask`` cell (a canonical payload's JSON) replaced by the path, relative to the
+    table's folder, of the mask's PNG written to ``<table stem>_masks/<key>.png`` (once per distinct mask)."""
+    import json
+
+    column = annotation_column(task) or "label"
+    folder = out.parent / f"{out.stem}_masks"
+    folder.mkdir(parents=True, exist_ok=True)
+    cells = []
+    for cell in frame[column]:
+        key = json.loads(cell)["mask"]
+        path = folder / f"{key}.png"
+        if not path.exists():
+            path.write_bytes(encode_png(task.masks.get(key)))
+        cells.append(f"{folder.name}/{path.name}")
+    return frame.assign(**{column: cells})
 
 
 def _export_imagefolder(store: Store, out: Path, *, include_eval: bool) -> Path:

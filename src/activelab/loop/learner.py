@@ -4,6 +4,14 @@ A drop-in for the active-vision style of working: load a labeled DataFrame,
 train, evaluate, predict an unlabeled set, sample what to label, add the new
 labels, repeat. Strategies come from the same registry the CLI and the web app
 use; ``sample(strategy=...)`` accepts any registered name.
+
+Segmentation (``task="segmentation"``): the class list is given (``classes=[...]``, the
+background first: a mask's pixel values are class positions), a label cell is a mask (a PNG
+path, a payload such as ``{"polygons": ...}``, or an ``(H, W)`` integer array, 255 = not
+labeled) and is validated when the rows are loaded, so the training set holds canonical
+payloads whose masks live in the learner's mask store; a partly labeled mask trains on its
+labeled pixels. A region strategy's ``sample`` adds an ``asked`` column: the ``(H, W)`` bool
+mask of the pixels to label in each row.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ from activelab.loop.settings import OLD_MODE_NAMES, resolve_semi_supervised
 from activelab.models import FitReport, ModelAdapter, load_model
 from activelab.store.classes import payload_classes
 from activelab.tasks import Payload, Task, get_task
+from activelab.tasks.masks import MaskFolder, MaskStore
 
 PRED_COLUMNS = ["filepath", "pred_label", "pred_conf", "probs"]
 
@@ -41,7 +50,10 @@ class ActiveLearner:
     ``pretrained`` are the model's own defaults. ``task`` names the
     kind of label (``"classification"``: one class name per row; ``"multilabel"``: a
     list of class names, or a ``"a|b"`` string, per row; ``"detection"``: a list of box
-    dicts, or its JSON text, per row).
+    dicts, or its JSON text, per row; ``"segmentation"``: a mask per row, see the module docstring).
+    ``classes`` fixes the class list and its order (required for segmentation; otherwise the sorted
+    classes the labels name); ``masks`` is where a segmentation learner keeps its masks (default: in
+    memory; :meth:`save` writes them beside the model).
     """
 
     def __init__(
@@ -55,13 +67,16 @@ class ActiveLearner:
         cache_dir: str | Path | None = None,
         seed: int = 0,
         semi_supervised: str = "none",
+        classes: Sequence[str] | None = None,
+        masks: MaskStore | None = None,
         **model_options: Any,
     ) -> None:
         if "path" in model_options:  # the older name of mode: path="fast" | "full"
             old = model_options.pop("path")
             mode = mode or OLD_MODE_NAMES.get(old, old)
-        self.model_name = model or get_task(task).default_model
         self.task_name = task
+        self._task = get_task(task, masks=masks)  # one instance: a segmentation task's masks live in it
+        self.model_name = model or self._task.default_model
         self.mode = mode
         self.pretrained = pretrained
         self.device = device
@@ -70,7 +85,8 @@ class ActiveLearner:
         self.semi_supervised = semi_supervised
         self.model_options = model_options
         self.train_df: pd.DataFrame | None = None
-        self.classes: list[str] = []
+        self.fixed_classes = classes is not None
+        self.classes: list[str] = list(classes or [])
         self.model: ModelAdapter | None = None
         self.last_report: FitReport | None = None
         self.last_eval: dict[str, Any] | None = None
@@ -79,22 +95,33 @@ class ActiveLearner:
 
     @property
     def task(self) -> Task:
-        return get_task(self.task_name)
+        return self._task
+
+    def _clean(self, df: pd.DataFrame, filepath_col: str, label_col: str, name: str) -> pd.DataFrame:
+        if self.task.output == "masks" and not self.classes:
+            raise InputError(
+                "a segmentation learner needs its class list, background first: "
+                "ActiveLearner(task='segmentation', classes=['background', ...])"
+            )
+        classes = self.classes if self.task.output == "masks" else None
+        return _clean_labeled(df, filepath_col, label_col, name, self.task, classes=classes)
 
     # ------------------------------------------------------------------ data
     def load_dataset(self, df: pd.DataFrame, filepath_col: str = "filepath", label_col: str = "label") -> None:
-        """Set the labeled training set; the class list is the sorted classes its labels name."""
-        self.train_df = _clean_labeled(df, filepath_col, label_col, "the training DataFrame", self.task)
+        """Set the labeled training set; the class list is the sorted classes its labels name (or ``classes``)."""
+        self.train_df = self._clean(df, filepath_col, label_col, "the training DataFrame")
         self._filepath_col, self._label_col = filepath_col, label_col
-        self.classes = _classes_of(self.train_df["label"])
+        if not self.fixed_classes:
+            self.classes = _classes_of(self.train_df["label"])
 
     def add_to_train_set(self, labeled_df: pd.DataFrame, output_filename: str | Path | None = None) -> pd.DataFrame:
         """Append newly labeled rows (new classes are added); optionally write the set as parquet."""
-        new = _clean_labeled(labeled_df, self._filepath_col, self._label_col, "the labeled DataFrame", self.task)
+        new = self._clean(labeled_df, self._filepath_col, self._label_col, "the labeled DataFrame")
         base = self.train_df if self.train_df is not None else new.iloc[0:0]
         merged = pd.concat([base, new], ignore_index=True).drop_duplicates("filepath", keep="last")
         self.train_df = merged.reset_index(drop=True)
-        self.classes = sorted(set(self.classes) | set(_classes_of(new["label"])))
+        if not self.fixed_classes:
+            self.classes = sorted(set(self.classes) | set(_classes_of(new["label"])))
         if output_filename is not None:
             out = Path(output_filename)
             out = out if out.suffix else out.with_suffix(".parquet")
@@ -177,8 +204,8 @@ class ActiveLearner:
     def evaluate(self, eval_df: pd.DataFrame, filepath_col: str = "filepath", label_col: str = "label") -> float:
         """Accuracy on a labeled set (a task without one, detection, gives its headline, mAP); ``last_eval``
         holds the task's metrics (per class, confusion where it has them)."""
-        df = _clean_labeled(eval_df, filepath_col, label_col, "the evaluation DataFrame", self.task)
-        unknown = sorted(set(_classes_of(df["label"])) - set(self.classes))
+        df = self._clean(eval_df, filepath_col, label_col, "the evaluation DataFrame")
+        unknown = [] if self.fixed_classes else sorted(set(_classes_of(df["label"])) - set(self.classes))
         if unknown:
             raise InputError(f"evaluation labels {unknown} are not classes the model was trained on: {self.classes}")
         outputs = self._fitted().predict_proba(df["filepath"].tolist(), progress=True)
@@ -231,6 +258,8 @@ class ActiveLearner:
         out = pred_df.iloc[outcome.positions - len(train_paths)].copy()
         out["rank"] = np.arange(1, len(out) + 1)
         out["strategy"] = strategy
+        if outcome.asked is not None:  # a region strategy: the pixels to label in each picked image
+            out["asked"] = [outcome.asked[int(p)] for p in outcome.positions]
         return out
 
     def sample_uncertain(
@@ -299,6 +328,10 @@ class ActiveLearner:
         folder.mkdir(parents=True, exist_ok=True)
         self._fitted().save(folder / "model")
         if self.train_df is not None:
+            if self.task.output == "masks":  # the training set references its masks by key: keep them
+                kept = MaskFolder(folder / "masks")
+                for payload in self.train_df["label"]:
+                    kept.put(self.task.masks.get(payload["mask"]))
             self.train_df.to_parquet(folder / "train.parquet")
         meta = {
             "model": self.model_name,
@@ -307,6 +340,7 @@ class ActiveLearner:
             "classes": self.classes,
             "seed": self.seed,
             "semi_supervised": self.semi_supervised,
+            "fixed_classes": self.fixed_classes,
             "model_options": self.model_options,
         }
         (folder / "learner.json").write_text(json.dumps(meta, indent=2))
@@ -326,6 +360,8 @@ class ActiveLearner:
             device=device,
             seed=meta["seed"],
             semi_supervised=meta.get("semi_supervised", "none"),
+            classes=meta["classes"] if meta.get("fixed_classes") else None,
+            masks=MaskFolder(folder / "masks") if (folder / "masks").is_dir() else None,
             **meta["model_options"],
         )
         learner.classes = list(meta["classes"])
@@ -337,11 +373,15 @@ class ActiveLearner:
         return learner
 
 
-def _clean_labeled(df: pd.DataFrame, filepath_col: str, label_col: str, name: str, task: Task) -> pd.DataFrame:
+def _clean_labeled(
+    df: pd.DataFrame, filepath_col: str, label_col: str, name: str, task: Task, *, classes: Sequence[str] | None = None
+) -> pd.DataFrame:
     """``filepath`` (str) and ``label`` (the task's payload) columns; clear errors for missing columns, labels, files.
 
     A text cell is read with the task's :meth:`~activelab.tasks.base.Task.parse` (``"a|b"`` for
     several classes, a JSON list for boxes); a list cell is taken as a list of class names, or of box dicts.
+    A mask cell (``task.output == "masks"``: a path, a payload dict or an array) is validated against
+    ``classes`` into its canonical payload, its mask put in the task's mask store.
     """
     missing = [c for c in (filepath_col, label_col) if c not in df.columns]
     if missing:
@@ -354,12 +394,25 @@ def _clean_labeled(df: pd.DataFrame, filepath_col: str, label_col: str, name: st
     if blank:
         rows = [i + 1 for i in blank[:5]]
         raise InputError(f"{name} has {len(blank)} row(s) without a label (rows {rows}); drop or label them")
-    payloads = [_list_payload(c) if _listlike(c) else task.parse(str(c)) for c in cells]
+    if task.output == "masks":
+        payloads = [_mask_payload(task, c, classes or [], name, row) for row, c in enumerate(cells, start=1)]
+    else:
+        payloads = [_list_payload(c) if _listlike(c) else task.parse(str(c)) for c in cells]
     out = pd.DataFrame(
         {"filepath": df[filepath_col].astype(str).to_numpy(), "label": pd.Series(payloads, dtype=object)}
     )
     _check_files(out["filepath"].tolist(), name)
     return out
+
+
+def _mask_payload(task: Task, cell: Any, classes: Sequence[str], name: str, row: int) -> Payload:
+    """A mask cell (a PNG path or payload JSON as text, a payload dict, an ``(H, W)`` array) as its canonical
+    payload; an InputError names the row."""
+    payload = cell if isinstance(cell, dict | np.ndarray) else task.parse(str(cell))
+    try:
+        return task.validate(payload, classes)
+    except InputError as exc:
+        raise InputError(f"{name}, row {row}: {exc}") from exc
 
 
 def _list_payload(cell: Any) -> list[Any]:

@@ -124,10 +124,17 @@ class LabelQueue:
         """Lease up to ``n`` unlabeled images to ``author``: ``queue`` order first, then the pool.
 
         Left out: ``exclude`` (what the caller holds), images leased to someone else, images
-        ``author`` skipped.
+        ``author`` skipped. An image of ``queue`` that a region round asks again for (labeled in
+        part before it: ``Store.asked_mask_keys``) is leased although it has label events.
         """
+        reopened = self.store.asked_mask_keys(list(queue)).keys()
         return self.store.lease_next(
-            author, n, ttl_seconds=self.lease_seconds, preferred=list(queue), exclude=list(exclude)
+            author,
+            n,
+            ttl_seconds=self.lease_seconds,
+            preferred=list(queue),
+            exclude=list(exclude),
+            reopened=set(reopened),
         )
 
     def lease_mixed(

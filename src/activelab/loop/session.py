@@ -19,6 +19,13 @@ Semi-supervised training (``train.semi_supervised``) and the representation choi
 (``model.representation: auto``) are recorded with each round: ``metrics["n_unlabeled"]`` and
 ``metrics["semi_supervised"]`` (the unlabeled pool images the fit used, and how), and
 ``metrics["representation"]`` (the candidate in use, and the comparison when the round chose it).
+
+Region rounds (segmentation, a strategy registered with ``unit="regions"``): the round asks for
+the pixels of the regions it picked in each selected image. Each image's asked pixels are put
+in the project's mask store (``masks/``) as a ``(H, W) uint8`` mask, 1 = asked, and its key is
+recorded on the image's selection row (``Store.asked_mask_key(image_id)``, ``Store.round_asked``).
+An image with some labeled pixels trains on them and stays selectable, region by region, until
+no pixel of it is left unlabeled.
 """
 
 from __future__ import annotations
@@ -59,6 +66,7 @@ from activelab.models import FitReport, ModelAdapter, load_model
 from activelab.store import ImageRef, Store
 from activelab.strategies import required_inputs
 from activelab.tasks import Payload, Task
+from activelab.tasks.masks import IGNORE
 
 ModelFactory = Callable[[list[str]], ModelAdapter]
 log = logging.getLogger(__name__)
@@ -90,6 +98,7 @@ class RoundResult:
     metrics: dict[str, Any]
     seconds: dict[str, float] = field(default_factory=dict)
     input_size: InputSize | None = None  # the backbone's input size, and why (chosen by this round, or set)
+    asked: dict[int, str] = field(default_factory=dict)  # image id -> asked-pixels mask key (a region round)
 
 
 class ActiveSession:
@@ -226,7 +235,9 @@ class ActiveSession:
         """Pool images, the round's view of them, and the payloads it trains on (in pool order).
 
         An image is excluded from selection once it has any label event, even
-        one that withdrew its label ("unsure"): nobody is asked twice.
+        one that withdrew its label ("unsure"): nobody is asked twice. The exception is an
+        image labeled in part (a mask with unlabeled pixels): a region strategy may still
+        ask for its unlabeled regions (an image strategy never picks a trained image).
         """
         images = self.store.image_refs("pool")
         payloads = self._payloads("pool")
@@ -237,12 +248,9 @@ class ActiveSession:
         targets = self.task.targets(labeled, classes)
         full = _no_targets(targets, len(images))
         full[trained] = targets
-        pool = Pool(
-            Images([img.path for img in images], [img.sha256 for img in images]),
-            full,
-            trained,
-            np.array([img.id in touched for img in images], dtype=bool),
-        )
+        exclude = np.array([img.id in touched for img in images], dtype=bool)
+        exclude[trained] = [not _partly_labeled(target) for target in targets]
+        pool = Pool(Images([img.path for img in images], [img.sha256 for img in images]), full, trained, exclude)
         return images, pool, labeled
 
     # --------------------------------------------------------------- rounds
@@ -329,7 +337,7 @@ class ActiveSession:
             raise InputError(
                 f"strategy {strategy!r} reads {sorted(required_inputs(strategy, **params))}, which needs a trained "
                 f"model, but {problem}. Label a few images of at least two classes, or start with a strategy that "
-                f"needs no model: {', '.join(cold_start_strategies())} (the app's fresh queue uses {cold!r}, "
+                f"needs no model: {', '.join(cold_start_strategies(self.task))} (the app's fresh queue uses {cold!r}, "
                 "active_learner.cold_start_strategy)"
             )
         check_task(self.task, strategy, params)  # before building a model: the task alone can refuse
@@ -412,7 +420,10 @@ class ActiveSession:
             self.store.fail_round(number, f"{type(exc).__name__}: {exc}")
             raise
         selected = [images[int(p)].id for p in outcome.positions]
-        metrics: dict[str, Any] = {"n_labeled": int(pool.trained.sum())}
+        asked = self._store_asked(images, outcome.asked)
+        metrics: dict[str, Any] = {"n_labeled": int(pool.trained.sum()), "headline": self.task.headline}
+        if outcome.asked is not None:
+            metrics["asked_pixels"] = int(sum(int(mask.sum()) for mask in outcome.asked.values()))
         if outcome.model is None:
             scores: list[float | None] = [None] * len(selected)
             metrics.update(cold_start=True, embedding_model=None if embedder is None else embedder.name)
@@ -420,8 +431,8 @@ class ActiveSession:
                 "embed": outcome.seconds.get("score_pool", 0.0),
                 "select": outcome.seconds.get("select", 0.0),
             }
-            self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)))
-            return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"], input_size)
+            self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)), asked=asked)
+            return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"], input_size, asked)
         assert outcome.fit is not None
         metrics.update(_semi_supervised(outcome.fit))
         if representation is not None:
@@ -439,8 +450,18 @@ class ActiveSession:
             metrics["seconds"]["representation"] = choosing
         self.models_dir.mkdir(parents=True, exist_ok=True)
         outcome.model.save(self.models_dir / "latest")
-        self.store.finish_round(number, metrics=metrics, selection=list(zip(selected, scores)), predictions=hints)
-        return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"], input_size)
+        self.store.finish_round(
+            number, metrics=metrics, selection=list(zip(selected, scores)), predictions=hints, asked=asked
+        )
+        return RoundResult(number, strategy, selected, scores, metrics, metrics["seconds"], input_size, asked)
+
+    def _store_asked(self, images: list[ImageRef], asked: dict[int, np.ndarray] | None) -> dict[int, str]:
+        """Put each picked image's asked pixels (pool position -> ``(H, W)`` bool) in the project's mask store
+        as a uint8 mask, 1 = asked; image id -> its key (empty for an image strategy: whole images asked)."""
+        if not asked:
+            return {}
+        masks = self.project.mask_store()
+        return {images[position].id: masks.put(mask.astype(np.uint8)) for position, mask in asked.items()}
 
     def _with_agreement(self, number: int, metrics: dict[str, Any]) -> dict[str, Any]:
         """Add kappa between this round's and the previous finished round's eval predictions."""
@@ -481,6 +502,8 @@ class ActiveSession:
 
         A fresh project (no round yet, no pool label) first runs a cold-start round
         with ``active_learner.cold_start_strategy``, once: it is recorded like any round.
+        A region round may ask again for an image labeled in part before it: such an image
+        leaves the queue once it has a label event made after the round started.
         """
         rounds = self.store.rounds()
         if not rounds and self._fresh():
@@ -489,8 +512,13 @@ class ActiveSession:
         done = [r for r in rounds if r.status == "done"]
         if not done:
             return []
+        latest = done[-1]
         touched = self.store.labeled_image_ids()
-        return [iid for iid, _ in self.store.round_selection(done[-1].number) if iid not in touched]
+        asked = self.store.round_asked(latest.number)
+        if asked:
+            since = self.store.labeled_image_ids(since=latest.started_at)
+            touched = (touched - asked.keys()) | since
+        return [iid for iid, _ in self.store.round_selection(latest.number) if iid not in touched]
 
     def _fresh(self) -> bool:
         """Pool images and none of them labeled (cheap counts first: called on every queue read)."""
@@ -524,6 +552,11 @@ class ActiveSession:
 def _semi_supervised(report: FitReport) -> dict[str, Any]:
     """What a round records of its fit's semi-supervised training: the method and the unlabeled images used."""
     return {"semi_supervised": report.semi_supervised, "n_unlabeled": report.n_unlabeled}
+
+
+def _partly_labeled(target: Any) -> bool:
+    """Whether a training target is a mask with pixels nobody labeled yet (IGNORE)."""
+    return isinstance(target, np.ndarray) and target.ndim == 2 and bool((target == IGNORE).any())
 
 
 def _no_targets(targets: np.ndarray, n: int) -> np.ndarray:

@@ -37,7 +37,7 @@ Head = Literal["logreg", "mlp"]
 SemiSupervised = Literal["none", "auto", "self_training", "label_spreading", "fixmatch"]
 #: ``auto``: pick among candidate feature extractors as labels grow; ``fixed``: ``model.name`` as it is
 Representation = Literal["auto", "fixed"]
-BudgetUnit = Literal["images", "boxes"]
+BudgetUnit = Literal["images", "boxes", "pixels"]
 PositiveInt = Annotated[int, Field(ge=1)]
 
 
@@ -176,8 +176,9 @@ class ActiveLearnerSettings(Section):
     k: PositiveInt = Field(50, description="Labels per round: how many images (or boxes) a round selects.")
     budget_unit: BudgetUnit = Field(
         "images",
-        description="What k counts: images, or boxes (detection: each image costs the boxes the model "
-        "predicts in it, so crowded images do not win by being crowded; a cold start counts images).",
+        description="What k counts: images (regions, for a region strategy), boxes (detection: each image costs "
+        "the boxes the model predicts in it, so crowded images do not win by being crowded; a cold start counts "
+        "images) or pixels (segmentation: each image costs its pixels, each region its own).",
     )
     retrain_every: int = Field(20, ge=1)
     eval_fraction: float = Field(0.2, ge=0, lt=1)
@@ -266,7 +267,11 @@ def model_train_defaults(task: str, model: ModelSettings, train: TrainSettings) 
     from activelab.tasks import get_task
 
     probe = create_model(
-        model.name, classes=["object"], mode=model.mode, pretrained=False, **get_task(task).model_options()
+        model.name,
+        classes=["background", "object"],
+        mode=model.mode,
+        pretrained=False,
+        **get_task(task).model_options(),
     )
     options = probe.config.get("options", {})
     return train.model_copy(update={key: options[key] for key in sorted(unset) if key in options})
@@ -275,7 +280,9 @@ def model_train_defaults(task: str, model: ModelSettings, train: TrainSettings) 
 def task_default_strategy(task: str) -> str:
     """:data:`DEFAULT_STRATEGY` where ``task`` provides what it reads; otherwise the strategy with the fewest
     inputs among those that read ``task``'s predictions (ties by name): the simplest uncertainty measure the
-    task can feed (``det_entropy`` for detection, ``multilabel_uncertainty`` for multi-label)."""
+    task can feed (``det_entropy`` for detection, ``multilabel_uncertainty`` for multi-label, ``seg_entropy``
+    for segmentation). A strategy reading only what single-label classification also provides comes after the
+    task's own: segmentation's per-image ``mc_probs`` feed ``seg_bald``, not classification's ``bald``."""
     from activelab.strategies import list_strategies, required_inputs
     from activelab.tasks import get_task
 
@@ -286,7 +293,8 @@ def task_default_strategy(task: str) -> str:
 
     fed = [name for name in list_strategies() if required_inputs(name) <= provides]
     uncertain = [name for name in fed if not required_inputs(name) <= MODEL_FREE_INPUTS]
-    return min(uncertain, key=lambda name: (len(required_inputs(name)), name))
+    generic = get_task(DEFAULT_TASK).provides
+    return min(uncertain, key=lambda name: (required_inputs(name) <= generic, len(required_inputs(name)), name))
 
 
 def describe_validation_error(exc: ValidationError, model: type[BaseModel], source: str) -> str:

@@ -168,8 +168,11 @@ class BackgroundTrainer:
             "n_unlabeled": result.metrics.get("n_unlabeled", 0),
             "representation": (result.metrics.get("representation") or {}).get("label"),
         }
-        if "map" in ev:  # a detection round has no accuracy: the app's trainer line shows its mAP
-            metrics["map"] = ev["map"]
+        for key in ("map", "miou"):  # detection, segmentation: no accuracy; the app's trainer line shows these
+            if key in ev:
+                metrics[key] = ev[key]
+        if "asked_pixels" in result.metrics:  # a region round: the pixels it asks for, over its selected images
+            metrics["asked_pixels"] = result.metrics["asked_pixels"]
         return self._update(
             state="idle",
             round=None,

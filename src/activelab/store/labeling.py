@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -141,6 +141,7 @@ class LabelingMixin(StoreBase):
         preferred: Sequence[int] = (),
         exclude: Sequence[int] = (),
         split: str = "pool",
+        reopened: Collection[int] = (),
     ) -> list[int]:
         """Lease up to ``n`` images to ``holder`` for ``ttl_seconds``, in one transaction.
 
@@ -150,7 +151,9 @@ class LabelingMixin(StoreBase):
         any label event (except those an undo gave back), with a live lease of someone
         else, or skipped by ``holder``. ``exclude`` are images the caller already
         holds: neither returned nor released; the holder's other leases not chosen
-        again are released. Expired leases are dropped first.
+        again are released. Expired leases are dropped first. ``reopened``: images of
+        ``preferred`` that may be leased although they have label events (a region round
+        asks again for the unlabeled pixels of an image labeled in part).
         """
         if n <= 0:
             return []
@@ -172,15 +175,15 @@ class LabelingMixin(StoreBase):
             taken = set(chosen) | excluded
             others = {i for i, h in leased.items() if h != holder}
 
-            def free(ids: Sequence[int]) -> list[int]:
+            def free(ids: Sequence[int], allowed: Collection[int] = ()) -> list[int]:
                 ids = [i for i in ids if i not in taken and i not in others and i not in skipped]
                 touched: set[int] = set()
                 for chunk in chunks(ids):
                     touched.update(conn.scalars(select(ev.c.image_id).where(ev.c.image_id.in_(chunk)).distinct()))
-                return [i for i in ids if i not in touched]
+                return [i for i in ids if i not in touched or i in allowed]
 
             # 2. the active-learning queue, then 3. the holder's other open leases, then 4. the rest
-            for iid in free(list(dict.fromkeys(preferred))) + free(mine_open):
+            for iid in free(list(dict.fromkeys(preferred)), set(reopened)) + free(mine_open):
                 if len(chosen) >= n:
                     break
                 if iid not in taken:

@@ -153,16 +153,29 @@ class RoundsMixin(StoreBase):
     def asked_mask_key(self, image_id: int) -> str | None:
         """The key (in the project's mask store) of the pixels the latest finished round that selected
         ``image_id`` asks to label, 1 = asked; None when that round asked for the whole image, or none selected it."""
-        sel = t.round_selections
-        query = (
-            select(sel.c.asked_mask)
-            .join(t.rounds, t.rounds.c.id == sel.c.round_id)
-            .where(sel.c.image_id == image_id, t.rounds.c.status == "done")
-            .order_by(t.rounds.c.number.desc())
-            .limit(1)
-        )
+        return self.asked_mask_keys([image_id]).get(image_id)
+
+    def asked_mask_keys(self, image_ids: Sequence[int]) -> dict[int, str]:
+        """:meth:`asked_mask_key` of several images at once: image id -> key, for those asked in part."""
+        sel, rounds = t.round_selections, t.rounds
+        out: dict[int, str] = {}
         with self._read() as conn:
-            return conn.scalar(query)
+            for chunk in chunks(list(image_ids)):
+                latest = (
+                    select(sel.c.image_id, func.max(rounds.c.number).label("rn"))
+                    .join(rounds, rounds.c.id == sel.c.round_id)
+                    .where(sel.c.image_id.in_(chunk), rounds.c.status == "done")
+                    .group_by(sel.c.image_id)
+                    .subquery()
+                )
+                query = (
+                    select(sel.c.image_id, sel.c.asked_mask)
+                    .join(rounds, rounds.c.id == sel.c.round_id)
+                    .join(latest, (latest.c.image_id == sel.c.image_id) & (latest.c.rn == rounds.c.number))
+                    .where(sel.c.asked_mask.is_not(None))
+                )
+                out.update({r.image_id: r.asked_mask for r in conn.execute(query)})
+        return out
 
     def save_predictions(self, round_number: int, rows: Sequence[tuple[int, Payload, float]]) -> None:
         """Store a round's ``(image_id, predicted payload, confidence)`` rows, replacing that round's."""
