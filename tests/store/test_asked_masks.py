@@ -58,3 +58,12 @@ def test_an_image_asked_again_in_part_is_leased_despite_its_label(store: Store) 
     assert store.asked_mask_keys([ids[0], ids[1], ids[2]]) == {ids[0]: ASKED}
     assert store.lease_next("bob", 1, ttl_seconds=60, preferred=[ids[0]]) == [ids[2]]  # labeled: not again
     assert LabelQueue(store, 60).lease_new("cy", 2, [ids[0], ids[1]], []) == [ids[0]]  # ids[1] asked whole: done
+
+
+def test_a_later_mask_from_another_person_is_no_disagreement(store: Store) -> None:
+    ids = _images(store, 1)
+    store.add_classes(["background", "shirt"])
+    store.submit_annotation(ids[0], MASK_1, author="ann")
+    outcome = store.submit_annotation(ids[0], MASK_2, author="bob")
+    assert not outcome.flagged and store.review_flags() == []
+    assert store.current_annotations()[ids[0]].payload == MASK_2

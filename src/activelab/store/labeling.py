@@ -73,8 +73,9 @@ class LabelingMixin(StoreBase):
         "not sure", the label is withdrawn), releases the author's lease on the image,
         moves a ``pool`` image to the ``eval`` split when ``hold_out`` (the held-out
         evaluation rule of the app), flags a disagreement for review when the image's
-        current payload came from another person and differs, and resolves open review
-        flags when ``source="review"``.
+        current payload came from another person and differs (not for masks: a region
+        round's later mask labels more pixels of the image, and the store compares no
+        pixels), and resolves open review flags when ``source="review"``.
         """
         check_source(source)
         if not author:
@@ -111,6 +112,7 @@ class LabelingMixin(StoreBase):
                 and stored is not None
                 and before is not None
                 and before != stored
+                and not isinstance(stored, dict)  # a mask: a later one labels more pixels, it does not disagree
                 and prev.author != author
                 and prev.source in ("human", "review", "correction")
             ):
