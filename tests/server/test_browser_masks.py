@@ -88,7 +88,9 @@ def test_brush_fill_accept_undo_polygon_and_submit(browser, segmentation_dir: Pa
             page.is_visible("#mask-actions") and page.is_visible("#keys-masks") and not page.is_visible("#keys-single")
         )
         assert [k.text_content() for k in page.query_selector_all("#classes kbd")] == ["0", "1", "2"]
-        assert page.text_content("#hint").startswith("model: mask (a: accept it under the pointer")
+        assert (
+            page.text_content("#hint") == "model: mask (80%, round 1) · a: accept it under the pointer, A: everywhere"
+        )
         assert page.text_content("#trainer-text") == (
             "trainer: idle · last round 1: eval mIoU 42.3% on 4, 2 labels · asks for 1,536 px · retrains every 20 labels"
         )
@@ -141,7 +143,7 @@ def test_brush_fill_accept_undo_polygon_and_submit(browser, segmentation_dir: Pa
 
         # image 2: only its bottom half was asked for, its top half labeled before; a polygon over the whole image
         # paints the bottom half only, the answer keeps the top half
-        assert status().endswith(f"{WIDTH * HEIGHT // 2:,} px asked (the rest stays unlabeled)")
+        assert status().endswith(f"{WIDTH * HEIGHT // 2:,} px asked (only they take paint)")
         page.keyboard.press("p")
         page.keyboard.press("0")
         for x, y in [(0.2, 0.2), (WIDTH - 0.2, 0.2), (WIDTH - 0.2, HEIGHT - 0.2)]:

@@ -140,7 +140,7 @@
     const tool = ed.tool === "brush" ? `brush ${ed.brush()} px` : ed.tool === "polygon" ? "polygon" : "fill superpixel";
     const paint = ed.eraser ? "eraser" : state.classes[ed.classIndex] || "—";
     $("mask-status").textContent = `${tool} · ${paint} · ${ed.labeledCount().toLocaleString("en-US")} px labeled` +
-      (asked == null ? "" : ` · ${asked.toLocaleString("en-US")} px asked (the rest stays unlabeled)`);
+      (asked == null ? "" : ` · ${asked.toLocaleString("en-US")} px asked (only they take paint)`);
     document.querySelectorAll("#classes .class").forEach((el, i) => {
       const on = !ed.eraser && i === ed.classIndex;
       el.classList.toggle("on", on);
@@ -160,8 +160,8 @@
     const from = s.source === "label_errors" ? "out-of-fold, label-error ranking" : `round ${s.round}`;
     // detection: the predicted boxes, and how many of them score enough to be offered as proposals
     const offered = state.boxes && s.boxes && s.boxes.length ? `, ${(item.proposals || []).length} offered` : "";
-    const what = s.mask ? "mask (a: accept it under the pointer, A: everywhere)" : answerText(s);
-    return `model: ${what}${offered} (${[pct, from].filter(Boolean).join(", ")})`;
+    const keys = s.mask ? " · a: accept it under the pointer, A: everywhere" : "";
+    return `model: ${s.mask ? "mask" : answerText(s)}${offered} (${[pct, from].filter(Boolean).join(", ")})${keys}`;
   }
 
   // multi-label: the predicted classes shown with the hint (each highlighted), only active ones
