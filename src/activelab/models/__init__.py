@@ -9,7 +9,8 @@ See docs/models.md for names, the frozen and finetune modes, outputs, options an
 behaviour; ``list_models()`` and ``register_model`` for the model table; optional frameworks
 (fastai, Hugging Face, lightly, Ray) live in :mod:`activelab.models.integrations`. Detectors
 (``create_model(DEFAULT_DETECTION_MODEL, classes=..., output="boxes")``) live in
-:mod:`activelab.models.detection`.
+:mod:`activelab.models.detection`; segmenters (``create_model(DEFAULT_SEGMENTATION_MODEL, classes=...,
+output="masks")``) in :mod:`activelab.models.segmentation`.
 """
 
 from activelab.models._adapter import MODES
@@ -31,8 +32,10 @@ from activelab.models.pixels import PIXELS_SIZE
 from activelab.models.registry import (
     BUILTIN_DETECTORS,
     BUILTIN_MODELS,
+    BUILTIN_SEGMENTERS,
     DEFAULT_DETECTION_MODEL,
     DEFAULT_MODEL,
+    DEFAULT_SEGMENTATION_MODEL,
     ModelEntry,
     create_model,
     find_model,
@@ -43,19 +46,23 @@ from activelab.models.registry import (
     parse_name,
     register_model,
 )
+from activelab.models.segmentation import SEGMENTATION_DEFAULTS, SegmenterAdapter
 
 __all__ = [
     "BUILTIN_DETECTORS",
     "BUILTIN_MODELS",
+    "BUILTIN_SEGMENTERS",
     "CAPABILITIES",
     "DEFAULT_DETECTION_MODEL",
     "DEFAULT_MODEL",
+    "DEFAULT_SEGMENTATION_MODEL",
     "DETECTION_DEFAULTS",
     "FAST_DEFAULTS",
     "FULL_DEFAULTS",
     "MODES",
     "OUTPUTS",
     "PIXELS_SIZE",
+    "SEGMENTATION_DEFAULTS",
     "BackboneSpec",
     "CacheStats",
     "DetectorAdapter",
@@ -67,6 +74,7 @@ __all__ = [
     "ModelAdapter",
     "ModelEntry",
     "Preprocess",
+    "SegmenterAdapter",
     "SmallCNN",
     "create_model",
     "file_key",

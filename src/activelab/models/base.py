@@ -37,8 +37,9 @@ from activelab.exceptions import InputError
 #: Everything an adapter may be able to provide (see :attr:`ModelAdapter.supports`).
 CAPABILITIES: frozenset[str] = frozenset({"probs", "embeddings", "mc_probs", "grad_embeddings"})
 
-#: What a model outputs: one distribution over the classes, one probability per class, or scored boxes (detectors).
-OUTPUTS: tuple[str, ...] = ("softmax", "sigmoid", "boxes")
+#: What a model outputs: one distribution over the classes, one probability per class, scored boxes (detectors)
+#: or a distribution over the classes per pixel (segmenters).
+OUTPUTS: tuple[str, ...] = ("softmax", "sigmoid", "boxes", "masks")
 
 #: Version of the file format written by ``save``; ``load`` refuses newer ones.
 FORMAT_VERSION = 1

@@ -25,6 +25,11 @@ works offline. Built in:
   ``retinanet_resnet50_fpn``, ``fcos_resnet50_fpn``, ``ssdlite320_mobilenet_v3_large``
   (COCO weights downloaded once; ``pretrained=False`` trains from scratch). See
   :mod:`activelab.models.detection`.
+- segmenters (``output="masks"``): ``unet_small`` (the default segmenter, from scratch,
+  offline), torchvision's ``lraspp_mobilenet_v3``, ``deeplabv3_mobilenet_v3``,
+  ``deeplabv3_resnet50``, ``fcn_resnet50`` (COCO weights downloaded once; ``pretrained=False``
+  trains from scratch) and ``smp_unet`` (segmentation_models_pytorch, listed when installed).
+  See :mod:`activelab.models.segmentation`.
 
 Exact names win over prefixes, and bare timm names come last (``timm/efficientnet_lite0``
 gets timm's own model). :func:`register_model` adds a row.
@@ -40,7 +45,7 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from activelab._defaults import DEFAULT_DETECTION_MODEL, DEFAULT_MODEL
+from activelab._defaults import DEFAULT_DETECTION_MODEL, DEFAULT_MODEL, DEFAULT_SEGMENTATION_MODEL
 from activelab.exceptions import InputError
 from activelab.models._adapter import MODES, PATH_OF_MODE
 from activelab.models.backbones import (
@@ -57,6 +62,7 @@ from activelab.models.cache import EmbeddingCache
 from activelab.models.detection import DETECTORS, DetectorAdapter
 from activelab.models.fast import FastAdapter
 from activelab.models.full import FullAdapter
+from activelab.models.segmentation import SEGMENTERS, SegmenterAdapter
 
 #: the older ``path=`` names of the modes, still accepted by :func:`create_model`
 PATHS: tuple[str, ...] = ("fast", "full")
@@ -65,7 +71,8 @@ MODE_OF_PATH: dict[str, str] = {path: mode for mode, path in PATH_OF_MODE.items(
 #: builds an adapter itself (for frameworks with their own training loop, e.g. fastai)
 AdapterFactory = Callable[..., ModelAdapter]
 
-#: what a classifier outputs (see :data:`activelab.models.base.OUTPUTS`); detectors output ``"boxes"``
+#: what a classifier outputs (see :data:`activelab.models.base.OUTPUTS`); detectors output ``"boxes"``,
+#: segmenters ``"masks"``
 CLASSIFIER_OUTPUTS: tuple[str, ...] = ("softmax", "sigmoid")
 
 
@@ -318,11 +325,19 @@ def create_model(
 
 def _output_mismatch(name: str, output: str, entry: ModelEntry) -> str:
     if output == "boxes":
-        return f"{name!r} is a classifier and cannot output boxes; pick a detector: {', '.join(BUILTIN_DETECTORS)}"
-    if "boxes" in entry.outputs:
-        return (f"{name!r} is a detector: its output is 'boxes', not {output!r}; drop output= or pick a classifier "
-                f"such as {DEFAULT_MODEL!r}")  # fmt: skip
+        return f"{name!r} is a {_what(entry)} and cannot output boxes; pick a detector: {', '.join(BUILTIN_DETECTORS)}"
+    if output == "masks":
+        return (
+            f"{name!r} is a {_what(entry)} and cannot output masks; pick a segmenter: {', '.join(BUILTIN_SEGMENTERS)}"
+        )
+    if "boxes" in entry.outputs or "masks" in entry.outputs:
+        return (f"{name!r} is a {_what(entry)}: its output is {entry.outputs[0]!r}, not {output!r}; drop output= or "
+                f"pick a classifier such as {DEFAULT_MODEL!r}")  # fmt: skip
     return f"output must be one of {', '.join(map(repr, entry.outputs))} for {name!r}, got {output!r}"
+
+
+def _what(entry: ModelEntry) -> str:
+    return "detector" if "boxes" in entry.outputs else "segmenter" if "masks" in entry.outputs else "classifier"
 
 
 def load_model(
@@ -337,6 +352,8 @@ def load_model(
         return FullAdapter.load(path, device=device)  # type: ignore[return-value]
     if kind == DetectorAdapter.kind:
         return DetectorAdapter.load(path, device=device)  # type: ignore[return-value]
+    if kind == SegmenterAdapter.kind:
+        return SegmenterAdapter.load(path, device=device)  # type: ignore[return-value]
     if kind == "fastai":
         from activelab.models.integrations.fastai import FastaiAdapter
 
@@ -508,3 +525,28 @@ for _arch in DETECTORS.values():
 
 #: the built-in detectors (``output="boxes"``), the default (:data:`DEFAULT_DETECTION_MODEL`) first
 BUILTIN_DETECTORS: tuple[str, ...] = (DEFAULT_DETECTION_MODEL, *(n for n in DETECTORS if n != DEFAULT_DETECTION_MODEL))
+
+
+def _create_segmenter(
+    arch: str, *, mode: str, pretrained: bool, classes: Sequence[str] | None, num_classes: int | None,
+    image_size: int | None, device: str | None, backbone_weights: PathLike | None, build: bool, **options: Any,
+) -> ModelAdapter:  # fmt: skip
+    if backbone_weights is not None:
+        raise InputError(f"{arch!r} takes no backbone_weights; pass pretrained=True for its published weights")
+    adapter = SegmenterAdapter(arch, classes=classes, num_classes=num_classes, pretrained=pretrained,
+                               image_size=image_size, device=device, **options)  # fmt: skip
+    if build:
+        adapter.build()
+    return adapter  # type: ignore[return-value]
+
+
+for _seg in SEGMENTERS.values():
+    register_model(_seg.name, description=_seg.description, create=_create_segmenter, requires=_seg.requires,
+                   offline=_seg.offline, modes=("finetune",), pretrained=_seg.has_pretrained,
+                   outputs=("masks",))  # fmt: skip
+
+#: the built-in segmenters (``output="masks"``), the default (:data:`DEFAULT_SEGMENTATION_MODEL`) first
+BUILTIN_SEGMENTERS: tuple[str, ...] = (
+    DEFAULT_SEGMENTATION_MODEL,
+    *(n for n in SEGMENTERS if n != DEFAULT_SEGMENTATION_MODEL),
+)
