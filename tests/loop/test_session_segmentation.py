@@ -137,6 +137,24 @@ def test_a_region_round_records_the_asked_pixels_and_a_partial_label_keeps_the_i
     assert pool.exclude[row]  # no pixel left to ask for
 
 
+def test_answers_that_only_add_pixels_count_towards_the_next_retraining(project: Project, scenes: Path) -> None:
+    store, task = project.store, project.task()
+    (iid,) = [img.id for img in store.image_refs("pool") if img.id not in store.current_annotations("pool")][:1]
+    truth = _truth(project, scenes, iid)
+    left, right = truth.copy(), truth.copy()
+    left[:, 32:], right[:, :32] = IGNORE, IGNORE
+    store.submit_annotation(iid, task.validate(left, store.class_names()), author="ann")
+    n = len(store.current_annotations("pool"))
+    trainer = BackgroundTrainer(project, retrain_every=1)
+    for asked in (None, {iid: project.mask_store().put((right != IGNORE).astype(np.uint8))}):
+        number = store.start_round(strategy="region_entropy", model="unet_small", config={}, n_labeled=n)
+        store.finish_round(number, metrics={}, selection=[(iid, 0.5)], asked=asked)
+        assert not trainer.due() and ActiveSession(project).queue() == ([iid] if asked else [])
+    store.submit_annotation(iid, task.validate(truth, store.class_names()), author="ann")
+    assert trainer.labels_since_last_round() == (n, n) and trainer.due()  # no new image, but new pixels
+    assert ActiveSession(project).queue() == []
+
+
 def test_the_export_table_round_trips_the_masks(project: Project, scenes: Path, tmp_path: Path) -> None:
     out = export_labels(project.store, tmp_path / "out" / "labels.csv", task=project.task(), include_eval=True)
     table = pd.read_csv(out)

@@ -141,7 +141,16 @@ class BackgroundTrainer:
             return False  # the last attempt failed on exactly these labels: wait for more
         if last is None:
             return n >= 2
-        return n - last >= self.retrain_every
+        return max(n - last, self._answered_regions()) >= self.retrain_every
+
+    def _answered_regions(self) -> int:
+        """Images the latest region round asked regions of that got a label since it started: in region mode an
+        answer may only add pixels to an image labeled in part, which the count of labeled images misses."""
+        done = [r for r in self.project.store.rounds() if r.status == "done"]
+        asked = self.project.store.round_asked(done[-1].number) if done else {}
+        if not asked:
+            return 0
+        return len(asked.keys() & self.project.store.labeled_image_ids(since=done[-1].started_at))
 
     def run_once(self) -> dict[str, Any]:
         """Run one round now (in the caller's thread) and record the outcome."""
