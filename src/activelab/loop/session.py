@@ -302,15 +302,15 @@ class ActiveSession:
     ) -> dict[str, Any]:
         """Image id -> the predicted target (a class position, or a 0/1 row): what round agreement compares.
 
-        Empty for a task whose targets are per-image dicts (detection's boxes): Cohen's kappa
-        compares decisions per image, and keeping every predicted box of every eval image in
-        each round's record would only weigh it down.
+        Empty for a task whose targets are per-image objects (detection's boxes, segmentation's
+        masks): Cohen's kappa compares decisions per image, and keeping every predicted box or
+        mask of every eval image in each round's record would only weigh it down.
         """
+        if evals.y.dtype == object:  # per-image objects (boxes, masks): decoding would only store predicted masks
+            return {}
         classes = self.store.class_names()
         decoded = self.task.decode(outputs, classes, thresholds=thresholds)
         predicted = self.task.targets([payload for payload, _ in decoded], classes)
-        if predicted.dtype == object:
-            return {}
         return {str(i): p for i, p in zip(evals.image_ids, predicted.tolist())}
 
     def _untrainable(self, payloads: list[Payload]) -> str | None:
