@@ -50,7 +50,7 @@ SEGMENTATION_DEFAULTS: dict[str, Any] = {
 }
 
 #: the optimisers ``optimizer=`` names
-OPTIMIZERS: dict[str, type[torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
+OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW}
 
 #: the factor ``mc_predict`` average-pools its probabilities by
 MC_POOL = 4

@@ -66,7 +66,7 @@ class TorchvisionNet(SegNet):
 
     def __init__(self, model: nn.Module, deep: str) -> None:
         super().__init__()
-        self.model = model
+        self.model: Any = model
         self.deep = deep
 
     def train(self, mode: bool = True) -> TorchvisionNet:
@@ -94,7 +94,7 @@ class SmpNet(SegNet):
 
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
-        self.model = model
+        self.model: Any = model
 
     def features(self, x: torch.Tensor) -> tuple[Any, torch.Tensor]:
         maps = self.model.encoder(x)
