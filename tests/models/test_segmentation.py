@@ -177,7 +177,7 @@ def test_registry_rows_and_outputs() -> None:
         create_model("unet_small", classes=CLASSES, output="softmax")
     with pytest.raises(InputError, match="is a segmenter and cannot output boxes"):
         create_model("unet_small", classes=CLASSES, output="boxes")
-    with pytest.raises(InputError, match="unknown option.*encoder"):
+    with pytest.raises(InputError, match="unknown option.*encoder; known: .*depth.*width"):
         create_model("unet_small", classes=CLASSES, encoder="resnet18")
     with pytest.raises(InputError, match="has no pretrained weights"):
         create_model("unet_small", classes=CLASSES, pretrained=True)

@@ -126,6 +126,7 @@ class SegmenterAdapter(AdapterBase):
         if arch not in SEGMENTERS:
             raise InputError(f"unknown segmenter {arch!r}; known: {', '.join(SEGMENTERS)}")
         self.arch: SegmenterArch = SEGMENTERS[arch]
+        merge_options(options, {**self.defaults, **self.arch.options}, f"segmenter {arch!r}")  # names every option
         own = merge_options({k: options.pop(k) for k in list(options) if k in self.arch.options},
                             dict(self.arch.options), f"segmenter {arch!r}")  # fmt: skip
         spec = BackboneSpec(source=self.arch.source, name=arch, pretrained=bool(pretrained), image_size=image_size)
