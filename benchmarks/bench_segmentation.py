@@ -98,7 +98,7 @@ def make_config(args: argparse.Namespace, dataset: Path, *, regions: bool) -> Si
         rounds=args.rounds,
         budget=None if regions else args.initial + args.k * args.rounds,
         seeds=args.seeds,
-        model=DEFAULT_SEGMENTATION_MODEL,
+        model=args.model,
         image_size=args.size,
         model_options={"min_steps": args.min_steps, "epochs": args.epochs},
         targets=[1.0],
@@ -269,7 +269,7 @@ def full_label_miou(exp: Experiment, args: argparse.Namespace) -> dict[str, floa
     """mIoU of the segmenter trained once from scratch on every pool image (seed 0) for as many steps as an arm
     trains over all its rounds, cached under :data:`CACHE`."""
     steps = args.min_steps * (args.rounds + 1)  # the arms' steps in all
-    path = CACHE / f"full-{args.pool}-{args.eval}-{args.size}-{steps}-{args.epochs}.json"
+    path = CACHE / f"full-{args.model}-{args.pool}-{args.eval}-{args.size}-{steps}-{args.epochs}.json"
     if path.exists():
         return json.loads(path.read_text())
     from activelab.loop.round import EvalSet, Images, Pool, build_model, model_settings, play_round
@@ -342,8 +342,9 @@ def settings_text(args: argparse.Namespace, exp: Experiment) -> str:
     per_image = args.size * args.size
     return (
         f"fashion-scenes masks ({args.size}x{args.size}, {len(ds.classes)} classes with background): pool "
-        f"{ds.n_pool} images, eval {ds.n_eval}; segmenter `{DEFAULT_SEGMENTATION_MODEL}` trained from scratch "
-        f"(min_steps {args.min_steps} a round), warm-started from the previous round; initial {args.initial} "
+        f"{ds.n_pool} images, eval {ds.n_eval}; segmenter `{args.model}` "
+        f"({'trained from scratch' if args.model == 'unet_small' else 'its pretrained encoder fine-tuned'}, "
+        f"min_steps {args.min_steps} a round), warm-started from the previous round; initial {args.initial} "
         f"random whole images (the same per seed for every arm), then {args.rounds} rounds of {args.k} images "
         f"(image arms) or {args.k * per_image:,} pixels of SLIC regions (region arms, {args.k} images' worth); "
         f"seeds {args.seeds}; the whole unlabeled pool scored every round, every strategy with its defaults."
@@ -355,6 +356,9 @@ def main() -> int:
     p.add_argument("--image-strategies", type=lambda s: s.split(","), default=IMAGE_STRATEGIES)
     p.add_argument("--region-strategies", type=lambda s: s.split(","), default=REGION_STRATEGIES)
     p.add_argument("--seeds", type=lambda s: [int(v) for v in s.split(",")], default=[0, 1, 2])
+    p.add_argument(
+        "--model", default=DEFAULT_SEGMENTATION_MODEL, help="the segmenter (its own doc section when not the default)"
+    )
     p.add_argument("--pool", type=int, default=600, help="fashion-scenes pool images")
     p.add_argument("--eval", type=int, default=150, help="fashion-scenes eval images")
     p.add_argument("--size", type=int, default=128, help="scene side in pixels (also the segmenter's input)")
@@ -395,7 +399,7 @@ def main() -> int:
     full = full_label_miou(experiments[0], args) if args.full else None
     minutes, load_after = (time.time() - started) / 60, os.getloadavg()[0]
     frame = rounds_frame(results, per_image)
-    frame.to_csv(CACHE / "rounds.csv", index=False)
+    frame.to_csv(CACHE / f"rounds-{args.model}.csv", index=False)
     rows, target = summary_rows(frame)
     table = markdown_table(rows, per_image)
     text = reading(frame, rows, args.region_strategies, target)
@@ -413,7 +417,10 @@ def main() -> int:
     if args.no_doc:
         return 0
 
-    plot(frame, PLOT, per_image)
+    default = args.model == DEFAULT_SEGMENTATION_MODEL
+    title = "Segmentation" if default else f"Segmentation with {args.model}"
+    plot_path = PLOT if default else PLOT.with_name(f"{PLOT.stem}_{args.model}.png")
+    plot(frame, plot_path, per_image)
     command = "OMP_NUM_THREADS=1 .venv/bin/python " + " ".join(["benchmarks/bench_segmentation.py", *sys.argv[1:]])
     body = "\n".join(
         [
@@ -438,11 +445,11 @@ def main() -> int:
             "Published results, in their own (larger, pretrained) settings, to set beside ours:",
             "",
             published_table(),
-            f"![fashion-scenes mIoU vs labeled pixels and images](img/{PLOT.name})",
+            f"![fashion-scenes mIoU vs labeled pixels and images](img/{plot_path.name})",
         ]
     )
-    write_section("Segmentation", body)
-    print(f"wrote the 'Segmentation' section of docs/benchmarks.md and {PLOT.relative_to(ROOT)}")
+    write_section(title, body)
+    print(f"wrote the '{title}' section of docs/benchmarks.md and {plot_path.relative_to(ROOT)}")
     return 0
 
 
