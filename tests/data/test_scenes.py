@@ -193,7 +193,9 @@ def test_fetch_and_cli_write_scenes_and_list_them(tmp_path: Path) -> None:
     )
     assert result.exit_code == 0, result.output
     out = json.loads(result.output)
-    assert set(out) == {"path", "pool", "seed", "answers", "eval", "coco", "yolo"}
+    masks = {"masks_classes", "masks_answers", "masks_eval", "masks_seed"}
+    assert set(out) == {"path", "pool", "seed", "answers", "eval", "coco", "yolo", *masks}
+    assert pd.read_csv(out["masks_eval"]).columns.tolist() == ["image", "mask"]
     assert len(pd.read_csv(out["pool"])) == 3 and len(pd.read_csv(out["eval"])) == 2
     assert len(pd.read_csv(out["answers"])) == 3
     assert Image.open(tmp_path / "s" / "pool" / "images" / "000000.png").size == (64, 64)
@@ -217,6 +219,13 @@ def test_cli_prints_how_to_start_a_detection_project(tmp_path: Path) -> None:
         f"  activelab import PROJECT {dest / 'seed.csv'}",
     ]
     assert len(pd.read_csv(dest / "seed.csv")) == 2  # the whole 2-image pool: 20 are asked for
+    start = lines.index("A segmentation project (docs/segmentation.md) starts from the same pool and the mask tables:")
+    assert lines[start + 1 : start + 5] == [
+        f"  activelab init PROJECT --task segmentation --classes-file {dest / 'classes_masks.txt'}",
+        f"  activelab import PROJECT {dest / 'pool.csv'} --path-col image",
+        f"  activelab import PROJECT {dest / 'eval_masks.csv'} --path-col image --split eval",
+        f"  activelab import PROJECT {dest / 'seed_masks.csv'} --path-col image",
+    ]
 
 
 def test_digits_stand_in_without_fashion_mnist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

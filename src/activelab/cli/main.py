@@ -549,11 +549,14 @@ def datasets_fetch(
 
 
 def _print_scenes_fetched(out: Path, as_json: bool) -> None:
-    """What fetching fashion-scenes wrote, and how a detection project starts from it."""
+    """What fetching fashion-scenes wrote, and how a detection or a segmentation project starts from it."""
+    from activelab.data.scenes import SEGMENTATION_TABLES
+
     files = {
         **{table: str(out / f"{table}.csv") for table in ("pool", "seed", "answers", "eval")},
         "coco": str(out / "pool" / "annotations.json"),
         "yolo": str(out / "data.yaml"),
+        **{f"masks_{key}": str(out / name) for key, name in SEGMENTATION_TABLES.items()},
     }
     if as_json:
         print_json({"path": str(out), **files})
@@ -567,7 +570,14 @@ def _print_scenes_fetched(out: Path, as_json: bool) -> None:
         f"  activelab import PROJECT {files['eval']} --split eval\n"
         f"  activelab import PROJECT {files['seed']}\n"
         f"{files['answers']} holds every pool image's boxes: the oracle of `activelab simulate --task detection "
-        f"--dataset {out}`; the same boxes are in COCO ({files['coco']}) and YOLO ({files['yolo']}) form",
+        f"--dataset {out}`; the same boxes are in COCO ({files['coco']}) and YOLO ({files['yolo']}) form.\n"
+        "A segmentation project (docs/segmentation.md) starts from the same pool and the mask tables:\n"
+        f"  activelab init PROJECT --task segmentation --classes-file {files['masks_classes']}\n"
+        f"  activelab import PROJECT {files['pool']} --path-col image\n"
+        f"  activelab import PROJECT {files['masks_eval']} --path-col image --split eval\n"
+        f"  activelab import PROJECT {files['masks_seed']} --path-col image\n"
+        f"{files['masks_answers']} holds every pool image's mask: the oracle of `activelab simulate --task "
+        f"segmentation --dataset {out}`",
         highlight=False,
         soft_wrap=True,
     )
