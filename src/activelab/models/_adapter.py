@@ -76,6 +76,8 @@ class AdapterBase:
     spec: BackboneSpec
     classes: list[str]
     options: dict[str, Any]
+    #: set by adapters whose model is one module (detectors, segmenters): :meth:`_save_weights` checks it
+    fitted: bool
 
     def __init__(
         self,
@@ -196,6 +198,36 @@ class AdapterBase:
             "spec": self.spec.to_dict(),
             "options": dict(self.options),
         }
+
+    def _save_weights(self, path: PathLike, module: nn.Module, payload: dict[str, Any] | None = None) -> None:
+        """Write the model file: ``payload`` (default :meth:`_payload`) plus ``module``'s weights on the CPU.
+
+        For adapters whose whole model is one module built from the saved options (detectors,
+        segmenters); :meth:`_load_weights` reads it back.
+        """
+        self._require_fitted(self.fitted)
+        payload = self._payload() if payload is None else payload
+        payload["state_dict"] = {k: v.detach().cpu() for k, v in module.state_dict().items()}
+        self._write(path, payload)
+
+    @classmethod
+    def _load_weights(cls, path: PathLike, *, device: str | None, module: Callable[[Any], nn.Module]) -> Any:
+        """A fitted ``cls`` rebuilt from a :meth:`_save_weights` file; ``module(adapter)`` is where the weights go.
+
+        Built without downloading: the saved weights replace any pretrained ones. Weights that do
+        not fit the rebuilt network are an InputError naming the file.
+        """
+        obj = cls._read(path, cls.kind)
+        spec = BackboneSpec.from_dict(obj["spec"])
+        adapter = cls(spec.name, classes=obj["classes"], image_size=spec.image_size, device=device,  # type: ignore[call-arg]
+                      **obj["options"])  # fmt: skip
+        try:
+            module(adapter).load_state_dict(obj["state_dict"])
+        except RuntimeError as e:
+            raise InputError(f"{os.fspath(path)}: its weights do not fit {spec.name!r} ({e})") from e
+        adapter.spec = spec
+        adapter.fitted = True
+        return adapter
 
     def _write(self, path: PathLike, payload: dict[str, Any]) -> None:
         with atomic_path(path) as tmp:

@@ -11,7 +11,6 @@ box are valid: an empty target is a negative example, an empty prediction "nothi
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -355,23 +354,12 @@ class DetectorAdapter(AdapterBase):
 
     def save(self, path: PathLike) -> None:
         """Write the weights, classes and options (the project's model file format, kind ``detector``)."""
-        self._require_fitted(self.fitted)
         payload = self._payload()
         payload["options"]["noise_levels"] = list(self.options["noise_levels"])
-        payload["state_dict"] = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        self._write(path, payload)
+        self._save_weights(path, self.model, payload)
 
     @classmethod
     def load(cls, path: PathLike, *, device: str | None = None) -> DetectorAdapter:
         """An adapter saved with :meth:`save`, ready to predict (and to fit on, warm)."""
-        obj = cls._read(path, cls.kind)
-        spec = BackboneSpec.from_dict(obj["spec"])
-        adapter = cls(spec.name, classes=obj["classes"], image_size=spec.image_size, device=device,
-                      **obj["options"])  # fmt: skip
-        try:
-            adapter.model.load_state_dict(obj["state_dict"])
-        except RuntimeError as e:
-            raise InputError(f"{os.fspath(path)}: its weights do not fit {spec.name!r} ({e})") from e
-        adapter.spec = spec  # built without downloading: the saved weights replace any pretrained ones
-        adapter.fitted = True
+        adapter: DetectorAdapter = cls._load_weights(path, device=device, module=lambda a: a.model)
         return adapter

@@ -12,7 +12,6 @@ globally average-pooled deepest encoder features.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, ClassVar
@@ -379,24 +378,12 @@ class SegmenterAdapter(AdapterBase):
 
     def save(self, path: PathLike) -> None:
         """Write the weights, classes and options (the project's model file format, kind ``segmenter``)."""
-        self._require_fitted(self.fitted)
-        payload = self._payload()
-        payload["state_dict"] = {k: v.detach().cpu() for k, v in self.net.state_dict().items()}
-        self._write(path, payload)
+        self._save_weights(path, self.net)
 
     @classmethod
     def load(cls, path: PathLike, *, device: str | None = None) -> SegmenterAdapter:
         """An adapter saved with :meth:`save`, ready to predict (and to fit on, warm)."""
-        obj = cls._read(path, cls.kind)
-        spec = BackboneSpec.from_dict(obj["spec"])
-        adapter = cls(spec.name, classes=obj["classes"], image_size=spec.image_size, device=device,
-                      **obj["options"])  # fmt: skip
-        try:
-            adapter.net.load_state_dict(obj["state_dict"])
-        except RuntimeError as e:
-            raise InputError(f"{os.fspath(path)}: its weights do not fit {spec.name!r} ({e})") from e
-        adapter.spec = spec  # built without downloading: the saved weights replace any pretrained ones
-        adapter.fitted = True
+        adapter: SegmenterAdapter = cls._load_weights(path, device=device, module=lambda a: a.net)
         return adapter
 
 
