@@ -98,6 +98,14 @@ def test_read_mask_rejects_an_unknown_colour_with_the_colour_and_count(tmp_path:
         read_mask(tmp_path / "odd.png")
 
 
+def test_read_mask_refuses_a_decompression_bomb(monkeypatch: pytest.MonkeyPatch) -> None:
+    from PIL import Image
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # the 8x6 example is then past twice the limit
+    with pytest.raises(InputError, match=r"mask PNG is too large to decode .*a mask has its image's size"):
+        read_mask(encode_png(example()))
+
+
 def test_read_mask_rejects_wrong_size_values_and_truncated_files(tmp_path: Path) -> None:
     data = encode_png(example())
     with pytest.raises(InputError, match=r"the mask is 8x6 px but the image is 8x7 px"):

@@ -115,7 +115,8 @@ def read_mask(
 
     Palette, grayscale and 16-bit PNGs hold class positions as pixel values; an RGB(A) PNG is read
     through the VOC colour map. Every failure (a missing, truncated or non-image file, an unknown
-    colour, a wrong size, a value that is not a class) is an InputError naming the file.
+    colour, a wrong size, a value that is not a class, a file past Pillow's decompression-bomb limit)
+    is an InputError naming the file.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -127,6 +128,8 @@ def read_mask(
             if mode == "LA":  # grey class positions with an alpha channel
                 image = image.convert("L")
             array = np.asarray(image.convert("RGB") if mode in ("RGBA", "CMYK", "YCbCr") else image)
+    except Image.DecompressionBombError as exc:
+        raise InputError(f"{where} is too large to decode ({exc}); a mask has its image's size") from exc
     except FileNotFoundError as exc:
         raise InputError(f"{where}: no such file; check the path (relative paths start at the table's folder)") from exc
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
